@@ -1,0 +1,18 @@
+//! msr-firebase core: a Firebase Realtime Database migration runner with a distributed lock.
+//!
+//! Plain Rust modules, one per concept; the `node` feature adds the thin napi binding layer.
+
+pub mod backup;
+pub mod cli;
+pub mod config;
+pub mod emulator;
+pub mod error;
+pub mod history;
+pub mod lock;
+pub mod rtdb;
+pub mod runner;
+
+#[cfg(feature = "node")]
+mod binding;
+
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,24 @@
+//! The distributed migration lock at `{shift}/migrations/_lock` (INTERFACE; bodies to be
+//! implemented). Properties L1–L9 of shared/spec/product.md §5.
+
+pub mod exclusive;
+pub mod record;
+pub mod service;
+
+pub use exclusive::{ExclusiveGuard, WaitPolicy};
+pub use record::{LockRecord, LockStatus};
+pub use service::{LockOptions, LockService};
+
+/// `{shift}/migrations/_lock`, or `migrations/_lock` without a shift.
+pub fn lock_path(shift: Option<&str>) -> String {
+    match shift.map(|s| s.trim_matches('/')).filter(|s| !s.is_empty()) {
+        Some(s) => format!("{s}/migrations/_lock"),
+        None => "migrations/_lock".to_string(),
+    }
+}
+
+/// Default executor id: `hostname-pid-uuid`.
+pub fn default_executor_id() -> String {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown-host".into());
+    format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4())
+}
