@@ -1,1 +1,389 @@
-//! config (to be written).
+//! Configuration: defaults, layering (defaults < file < `MSR_*` env < flags), validation with
+//! messages that name the field and the accepted values, and `buildPath`.
+//!
+//! Every layer is a partial JSON object in the shape of `FirebaseConfig` (camelCase). Layers are
+//! deep-merged onto the defaults, then checked field by field against `SCHEMA` before they are
+//! turned into a typed `Config`, so a bad value never reaches the database.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::lock::LockOptions;
+use crate::{Error, Result};
+
+pub use schema::{env_layer, env_name, Kind, SCHEMA};
+
+/// Default file patterns: `V<12 digits>_<name>.js|cjs|mjs|ts`; group 1 is the version.
+pub const DEFAULT_FILE_PATTERNS: [&str; 1] = [r"^V(\d{12})_.*\.(js|cjs|mjs|ts)$"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Config {
+    pub folder: String,
+    pub table_name: String,
+    pub shift: Option<String>,
+    pub database_url: Option<String>,
+    pub application_credentials: Option<String>,
+    pub file_patterns: Vec<String>,
+    pub before_migrate_name: Option<String>,
+    pub recursive: bool,
+    pub dry_run: bool,
+    pub log_level: String,
+    pub rollback_strategy: String,
+    pub backup_mode: String,
+    pub backup: BackupConfig,
+    pub validate_before_run: bool,
+    pub validate_migrated_files: bool,
+    pub validate_migrated_files_location: bool,
+    pub checksum_algorithm: String,
+    pub duplicate_timestamp_mode: String,
+    pub display_limit: u64,
+    pub locking: LockingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BackupConfig {
+    pub folder: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub extension: String,
+    pub existing_backup_path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LockingConfig {
+    pub enabled: bool,
+    /// Lease length in ms.
+    pub timeout: u64,
+    /// Predecessor's retries (library `migrate()` default: 0 = fail fast).
+    pub retry_attempts: u64,
+    pub retry_delay: u64,
+    /// How long a waiting contender waits for the lock, in ms (CLI `migrate` waits by default;
+    /// unset = until the holder finishes or its lease expires and is taken over).
+    pub wait_timeout: Option<u64>,
+    /// Renewal period in ms (default timeout / 3).
+    pub renew_interval: Option<u64>,
+    /// Fixed executor id (default `hostname-pid-uuid`).
+    pub executor_id: Option<String>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            folder: "./backups".into(),
+            prefix: "backup".into(),
+            suffix: String::new(),
+            extension: "json".into(),
+            existing_backup_path: None,
+        }
+    }
+}
+
+impl Default for LockingConfig {
+    fn default() -> Self {
+        LockingConfig {
+            enabled: false,
+            timeout: 600_000,
+            retry_attempts: 0,
+            retry_delay: 1000,
+            wait_timeout: None,
+            renew_interval: None,
+            executor_id: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            folder: "./migrations".into(),
+            table_name: "schema_version".into(),
+            shift: None,
+            database_url: None,
+            application_credentials: None,
+            file_patterns: DEFAULT_FILE_PATTERNS.iter().map(|s| s.to_string()).collect(),
+            before_migrate_name: Some("beforeMigrate".into()),
+            recursive: true,
+            dry_run: false,
+            log_level: "info".into(),
+            rollback_strategy: "backup".into(),
+            backup_mode: "full".into(),
+            backup: BackupConfig::default(),
+            validate_before_run: true,
+            validate_migrated_files: false,
+            validate_migrated_files_location: true,
+            checksum_algorithm: "sha256".into(),
+            duplicate_timestamp_mode: "warn".into(),
+            display_limit: 0,
+            locking: LockingConfig::default(),
+        }
+    }
+}
+
+/// Read an env var, treating empty as unset.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Defaults plus the environment-derived ones: `databaseUrl` from `FIREBASE_DATABASE_URL`,
+    /// else `DATABASE_URL`; `applicationCredentials` from `GOOGLE_APPLICATION_CREDENTIALS`.
+    pub fn from_env_defaults() -> Config {
+        Config {
+            database_url: env_var("FIREBASE_DATABASE_URL").or_else(|| env_var("DATABASE_URL")),
+            application_credentials: env_var("GOOGLE_APPLICATION_CREDENTIALS"),
+            ..Config::default()
+        }
+    }
+
+    /// Defaults (with env-derived fields) as the JSON object `new FirebaseConfig()` shows.
+    pub fn defaults_value() -> Value {
+        serde_json::to_value(Config::from_env_defaults()).expect("config serialises")
+    }
+
+    /// Build a config from layers (lowest precedence first) merged onto the env defaults.
+    /// `sources` name each layer for error messages (e.g. the config file's path).
+    pub fn from_layers(layers: &[(&str, Value)]) -> Result<Config> {
+        let mut merged = Config::defaults_value();
+        for (source, layer) in layers {
+            match layer {
+                Value::Null => {}
+                Value::Object(_) => {
+                    let mut layer = layer.clone();
+                    schema::normalize_enums(&mut layer);
+                    schema::check_layer(&layer).map_err(|e| e.context(format!("Invalid configuration in {source}")))?;
+                    deep_merge(&mut merged, &layer);
+                }
+                other => {
+                    return Err(Error::config(format!(
+                        "Invalid configuration in {source}: expected an object of settings, got {}",
+                        schema::type_name(other)
+                    )))
+                }
+            }
+        }
+        Config::from_value(&merged)
+    }
+
+    /// A complete or partial config object (e.g. a `FirebaseConfig` from JS), validated.
+    pub fn from_value(value: &Value) -> Result<Config> {
+        let mut merged = Config::defaults_value();
+        let mut layer = value.clone();
+        schema::normalize_enums(&mut layer);
+        schema::check_layer(&layer).map_err(|e| e.context("Invalid configuration"))?;
+        deep_merge(&mut merged, &layer);
+        let cfg: Config = serde_json::from_value(merged)
+            .map_err(|e| Error::config(format!("Invalid configuration: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("config serialises")
+    }
+
+    /// Cross-field and semantic checks (types and enums are checked by the schema).
+    pub fn validate(&self) -> Result<()> {
+        for (i, p) in self.file_patterns.iter().enumerate() {
+            regex::Regex::new(p).map_err(|e| {
+                Error::config(format!("Invalid configuration: filePatterns[{i}] is not a valid regular expression ({e})"))
+            })?;
+        }
+        if self.file_patterns.is_empty() {
+            return Err(Error::config("Invalid configuration: filePatterns must contain at least one pattern"));
+        }
+        if self.table_name.is_empty() {
+            return Err(Error::config("Invalid configuration: tableName must not be empty"));
+        }
+        crate::rtdb::path::segments(&self.table_name)
+            .map_err(|e| Error::config(format!("Invalid configuration: tableName: {}", e.message)))?;
+        if let Some(shift) = &self.shift {
+            crate::rtdb::path::segments(shift)
+                .map_err(|e| Error::config(format!("Invalid configuration: shift: {}", e.message)))?;
+        }
+        if self.locking.timeout < 1000 {
+            return Err(Error::config(format!(
+                "Invalid configuration: locking.timeout must be at least 1000 ms (got {}); the default is 600000 (10 minutes)",
+                self.locking.timeout
+            )));
+        }
+        if let Some(r) = self.locking.renew_interval {
+            if r == 0 || r >= self.locking.timeout {
+                return Err(Error::config(format!(
+                    "Invalid configuration: locking.renewInterval must be between 1 and locking.timeout - 1 ms (got {r})"
+                )));
+            }
+        }
+        if self.backup_mode == "restore_only" && self.backup.existing_backup_path.is_none() && self.rollback_strategy != "none" {
+            return Err(Error::config(
+                "Invalid configuration: backupMode 'restore_only' requires backup.existingBackupPath (the backup file to restore on failure)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shift as a normalised path (`None` for the root).
+    pub fn shift_path(&self) -> Option<String> {
+        self.shift.as_deref().map(|s| s.trim_matches('/').to_string()).filter(|s| !s.is_empty())
+    }
+
+    /// `buildPath(p)`: `p` under the shift; with no shift, `p` itself (never `undefined/...`).
+    pub fn build_path(&self, p: &str) -> String {
+        build_path(self.shift.as_deref(), p)
+    }
+
+    /// The history node: `{shift}/{tableName}`.
+    pub fn history_path(&self) -> String {
+        crate::rtdb::path::join(self.shift_path().as_deref().unwrap_or(""), &self.table_name)
+    }
+
+    /// Resolve a possibly relative path against `cwd`.
+    pub fn resolve(cwd: &Path, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            cwd.join(path)
+        }
+    }
+
+    pub fn folder_path(&self, cwd: &Path) -> PathBuf {
+        Config::resolve(cwd, &self.folder)
+    }
+
+    pub fn backup_folder_path(&self, cwd: &Path) -> PathBuf {
+        Config::resolve(cwd, &self.backup.folder)
+    }
+
+    pub fn lock_options(&self) -> LockOptions {
+        LockOptions {
+            timeout_ms: self.locking.timeout,
+            retry_attempts: self.locking.retry_attempts.min(u32::MAX as u64) as u32,
+            retry_delay_ms: self.locking.retry_delay,
+            renew_interval: self.locking.renew_interval.map(std::time::Duration::from_millis),
+        }
+    }
+}
+
+/// `buildPath` on its own, for JS (`FirebaseConfig.buildPath`).
+pub fn build_path(shift: Option<&str>, p: &str) -> String {
+    match shift.filter(|s| !s.is_empty()) {
+        Some(shift) => format!("{}/{}", shift.trim_end_matches('/'), p.trim_start_matches('/')),
+        None => p.to_string(),
+    }
+}
+
+/// Merge `layer` into `base`: objects merge key by key, anything else replaces.
+pub fn deep_merge(base: &mut Value, layer: &Value) {
+    match (base, layer) {
+        (Value::Object(b), Value::Object(l)) => {
+            for (k, v) in l {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => deep_merge(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, l) => *b = l.clone(),
+    }
+}
+
+/// Build a partial layer from dotted keys: `[("locking.enabled", true)]` -> `{locking:{enabled:true}}`.
+pub fn layer_from_pairs(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
+    let mut root = Value::Object(Map::new());
+    for (key, value) in pairs {
+        let mut node = &mut root;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let obj = node.as_object_mut().expect("layer nodes are objects");
+            if i + 1 == parts.len() {
+                obj.insert(part.to_string(), value.clone());
+                break;
+            }
+            node = obj.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !node.is_object() {
+                *node = Value::Object(Map::new());
+            }
+        }
+    }
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_match_the_guide() {
+        let c = Config::default();
+        assert!(!c.locking.enabled);
+        assert_eq!(c.locking.timeout, 600_000);
+        assert_eq!(c.table_name, "schema_version");
+        assert_eq!(c.folder, "./migrations");
+        assert_eq!(c.shift, None);
+    }
+
+    #[test]
+    fn plain_object_locking_keeps_other_defaults() {
+        let c = Config::from_value(&json!({"locking": {"enabled": true, "timeout": 5000}})).unwrap();
+        assert!(c.locking.enabled);
+        assert_eq!(c.locking.timeout, 5000);
+        assert_eq!(c.locking.retry_attempts, 0);
+        assert_eq!(c.locking.retry_delay, 1000);
+    }
+
+    #[test]
+    fn build_path_never_says_undefined() {
+        assert_eq!(build_path(None, "users"), "users");
+        assert_eq!(build_path(Some("/test-123"), "users"), "/test-123/users");
+        assert_eq!(build_path(Some("prod/"), "/users"), "prod/users");
+        let c = Config { shift: Some("prod".into()), ..Config::default() };
+        assert_eq!(c.history_path(), "prod/schema_version");
+        assert_eq!(Config::default().history_path(), "schema_version");
+    }
+
+    #[test]
+    fn bad_values_name_the_field_and_accepted_values() {
+        let e = Config::from_value(&json!({"locking": {"timeout": -5}})).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::ConfigInvalid);
+        assert!(e.message.contains("locking.timeout"), "{}", e.message);
+        let e = Config::from_value(&json!({"rollbackStrategy": "sometimes"})).unwrap_err();
+        assert!(e.message.contains("rollbackStrategy") && e.message.contains("backup, down, both, none"), "{}", e.message);
+        let e = Config::from_value(&json!({"tableName": "schema.version"})).unwrap_err();
+        assert!(e.message.contains("tableName"), "{}", e.message);
+        let e = Config::from_value(&json!({"locking": {"enabled": "yes"}})).unwrap_err();
+        assert!(e.message.contains("locking.enabled") && e.message.contains("boolean"), "{}", e.message);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let file = json!({"folder": "./from-file", "tableName": "file_table", "locking": {"enabled": true}});
+        let env = json!({"tableName": "env_table"});
+        let flags = json!({"folder": "./from-flag"});
+        let c = Config::from_layers(&[("msr.config.js", file), ("environment", env), ("flags", flags)]).unwrap();
+        assert_eq!(c.folder, "./from-flag");
+        assert_eq!(c.table_name, "env_table");
+        assert!(c.locking.enabled);
+    }
+
+    #[test]
+    fn layer_errors_name_their_source() {
+        let e = Config::from_layers(&[("/app/msr.config.js", json!({"locking": {"timeout": "soon"}}))]).unwrap_err();
+        assert!(e.message.contains("/app/msr.config.js") && e.message.contains("locking.timeout"), "{}", e.message);
+    }
+
+    #[test]
+    fn pairs_build_nested_layers() {
+        let l = layer_from_pairs([("locking.enabled".to_string(), json!(true)), ("folder".to_string(), json!("x"))]);
+        assert_eq!(l, json!({"locking": {"enabled": true}, "folder": "x"}));
+    }
+}
