@@ -1,1 +1,1 @@
-//! backup (to be written).
+//! Backups of the {shift} subtree (to be written).

@@ -1,1 +1,1 @@
-//! history (to be written).
+//! Migration history at {shift}/{tableName} (to be written).
