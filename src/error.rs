@@ -72,6 +72,35 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Every code, for parsing codes that crossed the JS boundary.
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::ConfigInvalid,
+        ErrorCode::InvalidPath,
+        ErrorCode::ConnectionFailed,
+        ErrorCode::DatabaseNotFound,
+        ErrorCode::PermissionDenied,
+        ErrorCode::AuthFailed,
+        ErrorCode::BadRequest,
+        ErrorCode::WriteOutcomeUnknown,
+        ErrorCode::LockHeld,
+        ErrorCode::LockLost,
+        ErrorCode::LockError,
+        ErrorCode::ScriptFailed,
+        ErrorCode::ValidationFailed,
+        ErrorCode::RollbackFailed,
+        ErrorCode::BackupFailed,
+        ErrorCode::RestoreFailed,
+        ErrorCode::Interrupted,
+        ErrorCode::Io,
+        ErrorCode::Internal,
+    ];
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -89,7 +118,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
     pub fn config(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::ConfigInvalid, message)
@@ -102,7 +134,10 @@ impl Error {
     }
     /// Same code, message prefixed with context ("Failed to acquire lock: ...").
     pub fn context(self, prefix: impl fmt::Display) -> Self {
-        Error { code: self.code, message: format!("{prefix}: {}", self.message) }
+        Error {
+            code: self.code,
+            message: format!("{prefix}: {}", self.message),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod emulator;
 pub mod error;
 pub mod history;

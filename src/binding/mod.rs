@@ -1,1 +1,9 @@
-//! napi binding layer.
+//! The napi edge: thin `#[napi]` items over the plain-Rust modules. Errors cross as
+//! `"<CODE>\u{1f}<message>"` and `lib/native.js` turns them into `Error`s with `err.code`.
+
+mod config;
+mod database;
+mod emulator;
+mod error;
+mod host;
+mod lock;

@@ -107,7 +107,10 @@ impl Default for Config {
             shift: None,
             database_url: None,
             application_credentials: None,
-            file_patterns: DEFAULT_FILE_PATTERNS.iter().map(|s| s.to_string()).collect(),
+            file_patterns: DEFAULT_FILE_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             before_migrate_name: Some("beforeMigrate".into()),
             recursive: true,
             dry_run: false,
@@ -157,7 +160,8 @@ impl Config {
                 Value::Object(_) => {
                     let mut layer = layer.clone();
                     schema::normalize_enums(&mut layer);
-                    schema::check_layer(&layer).map_err(|e| e.context(format!("Invalid configuration in {source}")))?;
+                    schema::check_layer(&layer)
+                        .map_err(|e| e.context(format!("Invalid configuration in {source}")))?;
                     deep_merge(&mut merged, &layer);
                 }
                 other => {
@@ -196,16 +200,22 @@ impl Config {
             })?;
         }
         if self.file_patterns.is_empty() {
-            return Err(Error::config("Invalid configuration: filePatterns must contain at least one pattern"));
+            return Err(Error::config(
+                "Invalid configuration: filePatterns must contain at least one pattern",
+            ));
         }
         if self.table_name.is_empty() {
-            return Err(Error::config("Invalid configuration: tableName must not be empty"));
+            return Err(Error::config(
+                "Invalid configuration: tableName must not be empty",
+            ));
         }
-        crate::rtdb::path::segments(&self.table_name)
-            .map_err(|e| Error::config(format!("Invalid configuration: tableName: {}", e.message)))?;
+        crate::rtdb::path::segments(&self.table_name).map_err(|e| {
+            Error::config(format!("Invalid configuration: tableName: {}", e.message))
+        })?;
         if let Some(shift) = &self.shift {
-            crate::rtdb::path::segments(shift)
-                .map_err(|e| Error::config(format!("Invalid configuration: shift: {}", e.message)))?;
+            crate::rtdb::path::segments(shift).map_err(|e| {
+                Error::config(format!("Invalid configuration: shift: {}", e.message))
+            })?;
         }
         if self.locking.timeout < 1000 {
             return Err(Error::config(format!(
@@ -220,7 +230,10 @@ impl Config {
                 )));
             }
         }
-        if self.backup_mode == "restore_only" && self.backup.existing_backup_path.is_none() && self.rollback_strategy != "none" {
+        if self.backup_mode == "restore_only"
+            && self.backup.existing_backup_path.is_none()
+            && self.rollback_strategy != "none"
+        {
             return Err(Error::config(
                 "Invalid configuration: backupMode 'restore_only' requires backup.existingBackupPath (the backup file to restore on failure)",
             ));
@@ -230,7 +243,10 @@ impl Config {
 
     /// The shift as a normalised path (`None` for the root).
     pub fn shift_path(&self) -> Option<String> {
-        self.shift.as_deref().map(|s| s.trim_matches('/').to_string()).filter(|s| !s.is_empty())
+        self.shift
+            .as_deref()
+            .map(|s| s.trim_matches('/').to_string())
+            .filter(|s| !s.is_empty())
     }
 
     /// `buildPath(p)`: `p` under the shift; with no shift, `p` itself (never `undefined/...`).
@@ -266,7 +282,10 @@ impl Config {
             timeout_ms: self.locking.timeout,
             retry_attempts: self.locking.retry_attempts.min(u32::MAX as u64) as u32,
             retry_delay_ms: self.locking.retry_delay,
-            renew_interval: self.locking.renew_interval.map(std::time::Duration::from_millis),
+            renew_interval: self
+                .locking
+                .renew_interval
+                .map(std::time::Duration::from_millis),
         }
     }
 }
@@ -274,7 +293,11 @@ impl Config {
 /// `buildPath` on its own, for JS (`FirebaseConfig.buildPath`).
 pub fn build_path(shift: Option<&str>, p: &str) -> String {
     match shift.filter(|s| !s.is_empty()) {
-        Some(shift) => format!("{}/{}", shift.trim_end_matches('/'), p.trim_start_matches('/')),
+        Some(shift) => format!(
+            "{}/{}",
+            shift.trim_end_matches('/'),
+            p.trim_start_matches('/')
+        ),
         None => p.to_string(),
     }
 }
@@ -308,7 +331,9 @@ pub fn layer_from_pairs(pairs: impl IntoIterator<Item = (String, Value)>) -> Val
                 obj.insert(part.to_string(), value.clone());
                 break;
             }
-            node = obj.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            node = obj
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !node.is_object() {
                 *node = Value::Object(Map::new());
             }
@@ -334,7 +359,8 @@ mod tests {
 
     #[test]
     fn plain_object_locking_keeps_other_defaults() {
-        let c = Config::from_value(&json!({"locking": {"enabled": true, "timeout": 5000}})).unwrap();
+        let c =
+            Config::from_value(&json!({"locking": {"enabled": true, "timeout": 5000}})).unwrap();
         assert!(c.locking.enabled);
         assert_eq!(c.locking.timeout, 5000);
         assert_eq!(c.locking.retry_attempts, 0);
@@ -346,7 +372,10 @@ mod tests {
         assert_eq!(build_path(None, "users"), "users");
         assert_eq!(build_path(Some("/test-123"), "users"), "/test-123/users");
         assert_eq!(build_path(Some("prod/"), "/users"), "prod/users");
-        let c = Config { shift: Some("prod".into()), ..Config::default() };
+        let c = Config {
+            shift: Some("prod".into()),
+            ..Config::default()
+        };
         assert_eq!(c.history_path(), "prod/schema_version");
         assert_eq!(Config::default().history_path(), "schema_version");
     }
@@ -357,11 +386,20 @@ mod tests {
         assert_eq!(e.code, crate::ErrorCode::ConfigInvalid);
         assert!(e.message.contains("locking.timeout"), "{}", e.message);
         let e = Config::from_value(&json!({"rollbackStrategy": "sometimes"})).unwrap_err();
-        assert!(e.message.contains("rollbackStrategy") && e.message.contains("backup, down, both, none"), "{}", e.message);
+        assert!(
+            e.message.contains("rollbackStrategy")
+                && e.message.contains("backup, down, both, none"),
+            "{}",
+            e.message
+        );
         let e = Config::from_value(&json!({"tableName": "schema.version"})).unwrap_err();
         assert!(e.message.contains("tableName"), "{}", e.message);
         let e = Config::from_value(&json!({"locking": {"enabled": "yes"}})).unwrap_err();
-        assert!(e.message.contains("locking.enabled") && e.message.contains("boolean"), "{}", e.message);
+        assert!(
+            e.message.contains("locking.enabled") && e.message.contains("boolean"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -369,7 +407,12 @@ mod tests {
         let file = json!({"folder": "./from-file", "tableName": "file_table", "locking": {"enabled": true}});
         let env = json!({"tableName": "env_table"});
         let flags = json!({"folder": "./from-flag"});
-        let c = Config::from_layers(&[("msr.config.js", file), ("environment", env), ("flags", flags)]).unwrap();
+        let c = Config::from_layers(&[
+            ("msr.config.js", file),
+            ("environment", env),
+            ("flags", flags),
+        ])
+        .unwrap();
         assert_eq!(c.folder, "./from-flag");
         assert_eq!(c.table_name, "env_table");
         assert!(c.locking.enabled);
@@ -377,13 +420,24 @@ mod tests {
 
     #[test]
     fn layer_errors_name_their_source() {
-        let e = Config::from_layers(&[("/app/msr.config.js", json!({"locking": {"timeout": "soon"}}))]).unwrap_err();
-        assert!(e.message.contains("/app/msr.config.js") && e.message.contains("locking.timeout"), "{}", e.message);
+        let e = Config::from_layers(&[(
+            "/app/msr.config.js",
+            json!({"locking": {"timeout": "soon"}}),
+        )])
+        .unwrap_err();
+        assert!(
+            e.message.contains("/app/msr.config.js") && e.message.contains("locking.timeout"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn pairs_build_nested_layers() {
-        let l = layer_from_pairs([("locking.enabled".to_string(), json!(true)), ("folder".to_string(), json!("x"))]);
+        let l = layer_from_pairs([
+            ("locking.enabled".to_string(), json!(true)),
+            ("folder".to_string(), json!("x")),
+        ]);
         assert_eq!(l, json!({"locking": {"enabled": true}, "folder": "x"}));
     }
 }

@@ -34,8 +34,14 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("recursive", Kind::Bool),
     ("dryRun", Kind::Bool),
     ("logLevel", Kind::Enum(&["error", "warn", "info", "debug"])),
-    ("rollbackStrategy", Kind::Enum(&["backup", "down", "both", "none"])),
-    ("backupMode", Kind::Enum(&["full", "create_only", "restore_only", "manual"])),
+    (
+        "rollbackStrategy",
+        Kind::Enum(&["backup", "down", "both", "none"]),
+    ),
+    (
+        "backupMode",
+        Kind::Enum(&["full", "create_only", "restore_only", "manual"]),
+    ),
     ("backup", Kind::Object),
     ("backup.folder", Kind::Str),
     ("backup.prefix", Kind::Str),
@@ -46,7 +52,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("validateMigratedFiles", Kind::Bool),
     ("validateMigratedFilesLocation", Kind::Bool),
     ("checksumAlgorithm", Kind::Enum(&["sha256", "md5"])),
-    ("duplicateTimestampMode", Kind::Enum(&["warn", "error", "ignore"])),
+    (
+        "duplicateTimestampMode",
+        Kind::Enum(&["warn", "error", "ignore"]),
+    ),
     ("displayLimit", Kind::UInt("rows")),
     ("locking", Kind::Object),
     ("locking.enabled", Kind::Bool),
@@ -75,13 +84,20 @@ fn lookup<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
 
 fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
     let bad = |expected: String| {
-        Err(Error::config(format!("{field} must be {expected} (got {}: {v})", type_name(v))))
+        Err(Error::config(format!(
+            "{field} must be {expected} (got {}: {v})",
+            type_name(v)
+        )))
     };
-    let uint = |v: &Value| v.as_u64().is_some() || v.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0);
+    let uint = |v: &Value| {
+        v.as_u64().is_some() || v.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0)
+    };
     match kind {
         Kind::Bool if !v.is_boolean() => bad("true or false (a boolean)".into()),
         Kind::UInt(unit) if !uint(v) => bad(format!("a whole number of {unit}, 0 or more")),
-        Kind::OptUInt(unit) if !(v.is_null() || uint(v)) => bad(format!("a whole number of {unit}, 0 or more, or null")),
+        Kind::OptUInt(unit) if !(v.is_null() || uint(v)) => {
+            bad(format!("a whole number of {unit}, 0 or more, or null"))
+        }
         Kind::Str if !v.is_string() => bad("a string".into()),
         Kind::OptStr if !(v.is_string() || v.is_null()) => bad("a string or null".into()),
         Kind::StrList if !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) => {
@@ -90,7 +106,10 @@ fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::Object if !v.is_object() => bad("an object".into()),
         Kind::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s.to_ascii_lowercase().as_str()) => Ok(()),
-            _ => Err(Error::config(format!("{field} must be one of: {} (got {v})", allowed.join(", ")))),
+            _ => Err(Error::config(format!(
+                "{field} must be one of: {} (got {v})",
+                allowed.join(", ")
+            ))),
         },
         _ => Ok(()),
     }
@@ -110,7 +129,9 @@ pub fn check_layer(layer: &Value) -> Result<()> {
 pub fn normalize_enums(layer: &mut Value) {
     for (field, kind) in SCHEMA {
         if let Kind::Enum(_) = kind {
-            let slot = field.split('.').try_fold(&mut *layer, |node, key| node.get_mut(key));
+            let slot = field
+                .split('.')
+                .try_fold(&mut *layer, |node, key| node.get_mut(key));
             if let Some(Value::String(s)) = slot {
                 *s = s.to_ascii_lowercase();
             }
@@ -140,20 +161,36 @@ fn parse_env(field: &str, kind: Kind, raw: &str) -> Result<Value> {
         Kind::Bool => match raw_t.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Value::Bool(true),
             "false" | "0" | "no" | "off" => Value::Bool(false),
-            _ => return Err(Error::config(format!("{name} must be true or false (got '{raw}')"))),
+            _ => {
+                return Err(Error::config(format!(
+                    "{name} must be true or false (got '{raw}')"
+                )))
+            }
         },
         Kind::UInt(unit) | Kind::OptUInt(unit) => match raw_t.parse::<u64>() {
             Ok(n) => Value::from(n),
-            Err(_) => return Err(Error::config(format!("{name} must be a whole number of {unit}, 0 or more (got '{raw}')"))),
+            Err(_) => {
+                return Err(Error::config(format!(
+                    "{name} must be a whole number of {unit}, 0 or more (got '{raw}')"
+                )))
+            }
         },
         Kind::Str | Kind::OptStr | Kind::Enum(_) => Value::String(raw.to_string()),
         Kind::StrList => match serde_json::from_str::<Value>(raw_t) {
             Ok(v @ Value::Array(_)) => v,
-            _ => Value::Array(raw.split(',').map(|s| Value::String(s.trim().to_string())).collect()),
+            _ => Value::Array(
+                raw.split(',')
+                    .map(|s| Value::String(s.trim().to_string()))
+                    .collect(),
+            ),
         },
         Kind::Object => match serde_json::from_str::<Value>(raw_t) {
             Ok(v @ Value::Object(_)) => v,
-            _ => return Err(Error::config(format!("{name} must be a JSON object (got '{raw}')"))),
+            _ => {
+                return Err(Error::config(format!(
+                    "{name} must be a JSON object (got '{raw}')"
+                )))
+            }
         },
     };
     check_field(&name, kind, &v)?;
@@ -177,7 +214,10 @@ pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Result<Val
             }
             if let Some(Value::String(raw)) = vars.get(&env_name(field)) {
                 let v = parse_env(field, *kind, raw)?;
-                super::deep_merge(&mut layer, &super::layer_from_pairs([(field.to_string(), v)]));
+                super::deep_merge(
+                    &mut layer,
+                    &super::layer_from_pairs([(field.to_string(), v)]),
+                );
             }
         }
     }
@@ -191,12 +231,18 @@ mod tests {
     use serde_json::json;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn env_names() {
-        assert_eq!(env_name("locking.retryAttempts"), "MSR_LOCKING_RETRY_ATTEMPTS");
+        assert_eq!(
+            env_name("locking.retryAttempts"),
+            "MSR_LOCKING_RETRY_ATTEMPTS"
+        );
         assert_eq!(env_name("tableName"), "MSR_TABLE_NAME");
         assert_eq!(env_name("shift"), "MSR_SHIFT");
     }
@@ -220,8 +266,11 @@ mod tests {
 
     #[test]
     fn specific_env_var_beats_json_object() {
-        let l = env_layer(vars(&[("MSR_LOCKING", r#"{"enabled":true,"timeout":1000}"#), ("MSR_LOCKING_TIMEOUT", "9000")]))
-            .unwrap();
+        let l = env_layer(vars(&[
+            ("MSR_LOCKING", r#"{"enabled":true,"timeout":1000}"#),
+            ("MSR_LOCKING_TIMEOUT", "9000"),
+        ]))
+        .unwrap();
         assert_eq!(l, json!({"locking": {"enabled": true, "timeout": 9000}}));
     }
 

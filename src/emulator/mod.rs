@@ -19,7 +19,11 @@ pub struct EmulatorOptions {
 
 impl Default for EmulatorOptions {
     fn default() -> Self {
-        EmulatorOptions { host: "127.0.0.1".into(), port: 0, import: None }
+        EmulatorOptions {
+            host: "127.0.0.1".into(),
+            port: 0,
+            import: None,
+        }
     }
 }
 

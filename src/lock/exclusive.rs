@@ -23,7 +23,11 @@ pub struct ExclusiveGuard {
 }
 
 impl ExclusiveGuard {
-    pub async fn acquire(service: &LockService, executor_id: &str, wait: WaitPolicy) -> Result<ExclusiveGuard> {
+    pub async fn acquire(
+        service: &LockService,
+        executor_id: &str,
+        wait: WaitPolicy,
+    ) -> Result<ExclusiveGuard> {
         todo!("{} {executor_id} {wait:?}", service.path())
     }
     /// Err(LOCK_LOST) when the lock is no longer ours. Call between steps.

@@ -21,7 +21,12 @@ pub struct LockOptions {
 
 impl Default for LockOptions {
     fn default() -> Self {
-        LockOptions { timeout_ms: 600_000, retry_attempts: 0, retry_delay_ms: 1000, renew_interval: None }
+        LockOptions {
+            timeout_ms: 600_000,
+            retry_attempts: 0,
+            retry_delay_ms: 1000,
+            renew_interval: None,
+        }
     }
 }
 
@@ -35,7 +40,12 @@ pub struct LockService {
 
 impl LockService {
     pub fn new(client: Client, shift: Option<&str>, opts: LockOptions) -> LockService {
-        LockService { client, path: super::lock_path(shift), opts, _p: Arc::new(()) }
+        LockService {
+            client,
+            path: super::lock_path(shift),
+            opts,
+            _p: Arc::new(()),
+        }
     }
     pub fn path(&self) -> &str {
         &self.path

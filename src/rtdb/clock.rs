@@ -17,7 +17,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
 }
 
@@ -33,7 +36,10 @@ impl Clock for SkewedClock {
 
 /// Reads `MSR_CLOCK_SKEW_MS` (a test lever, documented as such): a skewed clock when set.
 pub fn clock_from_env() -> Arc<dyn Clock> {
-    match std::env::var("MSR_CLOCK_SKEW_MS").ok().and_then(|v| v.trim().parse::<i64>().ok()) {
+    match std::env::var("MSR_CLOCK_SKEW_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
         Some(skew) if skew != 0 => Arc::new(SkewedClock(skew)),
         _ => Arc::new(SystemClock),
     }
@@ -55,7 +61,10 @@ pub struct ServerClock {
 
 impl ServerClock {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        ServerClock { clock, offset_ms: AtomicI64::new(UNKNOWN) }
+        ServerClock {
+            clock,
+            offset_ms: AtomicI64::new(UNKNOWN),
+        }
     }
 
     /// The local wall clock this estimate is built on.
@@ -95,7 +104,10 @@ mod tests {
         let behind = ServerClock::new(Arc::new(SkewedClock(-3_600_000)));
         behind.observe(server);
         for est in [ahead.now_ms().unwrap(), behind.now_ms().unwrap()] {
-            assert!((est - server).abs() < 1_000, "estimate {est} vs server {server}");
+            assert!(
+                (est - server).abs() < 1_000,
+                "estimate {est} vs server {server}"
+            );
         }
     }
 

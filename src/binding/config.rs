@@ -1,0 +1,24 @@
+//! `FirebaseConfig` support: defaults, validation, `buildPath`.
+
+use napi_derive::napi;
+use serde_json::Value;
+
+use super::error::IntoNapi;
+use crate::config::Config;
+
+/// Defaults (with the env-derived `databaseUrl` and `applicationCredentials`).
+#[napi]
+pub fn default_config() -> Value {
+    Config::defaults_value()
+}
+
+/// Validate a (partial) config object; returns the complete normalised config.
+#[napi]
+pub fn validate_config(config: Value) -> napi::Result<Value> {
+    Config::from_value(&config).map(|c| c.to_value()).napi()
+}
+
+#[napi]
+pub fn build_path(shift: Option<String>, path: String) -> String {
+    crate::config::build_path(shift.as_deref(), &path)
+}

@@ -1,0 +1,143 @@
+//! `NativeDatabase`: the REST client for JS (the `db.database` facade in lib/database.js is
+//! built on it).
+
+use std::path::PathBuf;
+
+use napi_derive::napi;
+use serde_json::{json, Value};
+
+use super::error::IntoNapi;
+use crate::config::Config;
+use crate::rtdb::{CasOutcome, Client, OrderBy, Query};
+use crate::Error;
+
+#[napi]
+pub struct NativeDatabase {
+    pub(crate) client: Client,
+}
+
+/// Query parameters as JS passes them.
+#[napi(object)]
+pub struct QueryOptions {
+    /// `$key`, `$value`, `$priority` or a child path.
+    pub order_by: Option<String>,
+    pub start_at: Option<Value>,
+    pub end_at: Option<Value>,
+    pub equal_to: Option<Value>,
+    pub limit_to_first: Option<u32>,
+    pub limit_to_last: Option<u32>,
+}
+
+impl From<QueryOptions> for Query {
+    fn from(q: QueryOptions) -> Query {
+        Query {
+            order_by: q.order_by.map(|o| match o.as_str() {
+                "$key" => OrderBy::Key,
+                "$value" => OrderBy::Value,
+                "$priority" => OrderBy::Priority,
+                child => OrderBy::Child(child.to_string()),
+            }),
+            start_at: q.start_at,
+            end_at: q.end_at,
+            equal_to: q.equal_to,
+            limit_to_first: q.limit_to_first,
+            limit_to_last: q.limit_to_last,
+        }
+    }
+}
+
+fn cas_json(outcome: CasOutcome) -> Value {
+    match outcome {
+        CasOutcome::Written(v) => json!({"written": true, "value": v.value, "etag": v.etag}),
+        CasOutcome::Mismatch(v) => json!({"written": false, "value": v.value, "etag": v.etag}),
+    }
+}
+
+#[napi]
+impl NativeDatabase {
+    /// The database URL (never with credentials).
+    #[napi(getter)]
+    pub fn url(&self) -> String {
+        self.client.url().to_string()
+    }
+    #[napi]
+    pub async fn get(&self, path: String) -> napi::Result<Value> {
+        self.client.get(&path).await.napi()
+    }
+    /// `{ value, etag }`
+    #[napi]
+    pub async fn get_versioned(&self, path: String) -> napi::Result<Value> {
+        let v = self.client.get_versioned(&path).await.napi()?;
+        Ok(json!({"value": v.value, "etag": v.etag}))
+    }
+    #[napi]
+    pub async fn get_shallow(&self, path: String) -> napi::Result<Value> {
+        self.client.get_shallow(&path).await.napi()
+    }
+    /// Children as `[key, value]` pairs in RTDB order.
+    #[napi]
+    pub async fn query(&self, path: String, query: QueryOptions) -> napi::Result<Value> {
+        let rows = self.client.query(&path, &query.into()).await.napi()?;
+        Ok(Value::Array(
+            rows.into_iter().map(|(k, v)| json!([k, v])).collect(),
+        ))
+    }
+    #[napi]
+    pub async fn set(&self, path: String, value: Value) -> napi::Result<()> {
+        self.client.set(&path, &value).await.napi()
+    }
+    #[napi]
+    pub async fn update(&self, path: String, patch: Value) -> napi::Result<()> {
+        match patch {
+            Value::Object(map) => self.client.update(&path, &map).await.napi(),
+            other => Err(Error::new(
+                crate::ErrorCode::BadRequest,
+                format!("update() at '{path}' needs an object of children to write, got {other}"),
+            ))
+            .napi(),
+        }
+    }
+    #[napi]
+    pub async fn remove(&self, path: String) -> napi::Result<()> {
+        self.client.remove(&path).await.napi()
+    }
+    /// New child with a time-ordered push id; returns the id.
+    #[napi]
+    pub async fn push(&self, path: String, value: Value) -> napi::Result<String> {
+        self.client.push(&path, &value).await.napi()
+    }
+    /// Conditional PUT: `{ written, value, etag }` (on a mismatch, the current value and ETag).
+    #[napi]
+    pub async fn put_if_match(
+        &self,
+        path: String,
+        value: Value,
+        etag: String,
+    ) -> napi::Result<Value> {
+        Ok(cas_json(
+            self.client
+                .put_if_match(&path, &value, &etag)
+                .await
+                .napi()?,
+        ))
+    }
+    #[napi]
+    pub async fn delete_if_match(&self, path: String, etag: String) -> napi::Result<Value> {
+        Ok(cas_json(
+            self.client.delete_if_match(&path, &etag).await.napi()?,
+        ))
+    }
+    /// A real round trip; rejects with the reason when the database cannot be reached.
+    #[napi]
+    pub async fn check_connection(&self) -> napi::Result<()> {
+        self.client.check_connection().await.napi()
+    }
+}
+
+/// A client for `config` (resolved against `cwd`); makes no request.
+#[napi]
+pub async fn connect_database(config: Value, cwd: String) -> napi::Result<NativeDatabase> {
+    let cfg = Config::from_value(&config).napi()?;
+    let client = crate::connection::client_for(&cfg, &PathBuf::from(cwd)).napi()?;
+    Ok(NativeDatabase { client })
+}

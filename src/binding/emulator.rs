@@ -1,0 +1,81 @@
+//! `startEmulator({ host, port })` -> `{ url, host, port, stop() }`.
+
+use napi_derive::napi;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::error::IntoNapi;
+use crate::emulator::{Emulator, EmulatorOptions};
+
+#[napi(object)]
+pub struct StartEmulatorOptions {
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    /// Initial data: `{ "<namespace>": <tree> }`.
+    pub import: Option<Value>,
+}
+
+#[napi]
+pub struct NativeEmulator {
+    inner: Mutex<Option<Emulator>>,
+    url: String,
+    host: String,
+    port: u32,
+}
+
+#[napi]
+impl NativeEmulator {
+    #[napi(getter)]
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+    #[napi(getter)]
+    pub fn host(&self) -> String {
+        self.host.clone()
+    }
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+    /// Every namespace's data.
+    #[napi]
+    pub async fn export(&self) -> napi::Result<Value> {
+        Ok(self
+            .inner
+            .lock()
+            .await
+            .as_ref()
+            .map(|e| e.export())
+            .unwrap_or(Value::Null))
+    }
+    /// Stop the server (idempotent).
+    #[napi]
+    pub async fn stop(&self) -> napi::Result<()> {
+        if let Some(emu) = self.inner.lock().await.take() {
+            emu.stop().await.napi()?;
+        }
+        Ok(())
+    }
+}
+
+#[napi]
+pub async fn start_emulator(options: Option<StartEmulatorOptions>) -> napi::Result<NativeEmulator> {
+    let o = options.unwrap_or(StartEmulatorOptions {
+        host: None,
+        port: None,
+        import: None,
+    });
+    let opts = EmulatorOptions {
+        host: o.host.unwrap_or_else(|| "127.0.0.1".into()),
+        port: o.port.unwrap_or(0).min(u16::MAX as u32) as u16,
+        import: o.import,
+    };
+    let emu = Emulator::start(opts).await.napi()?;
+    let addr = emu.addr();
+    Ok(NativeEmulator {
+        url: emu.url(),
+        host: addr.ip().to_string(),
+        port: addr.port() as u32,
+        inner: Mutex::new(Some(emu)),
+    })
+}

@@ -1,0 +1,1 @@
+//! JS script host (to do)

@@ -1,0 +1,199 @@
+//! `lockingService` for JS: the lock operations plus `acquireExclusive` (the guard that
+//! `runExclusive` in lib/locking.js drives).
+
+use std::time::Duration;
+
+use napi_derive::napi;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::database::NativeDatabase;
+use super::error::IntoNapi;
+use crate::config::Config;
+use crate::lock::{ExclusiveGuard, LockService, LockStatus, WaitPolicy};
+use crate::Error;
+
+#[napi]
+pub struct NativeLock {
+    pub(crate) svc: LockService,
+}
+
+/// Times are ms since the epoch; lib/locking.js turns them into `Date`s.
+#[napi(object)]
+pub struct NativeLockStatus {
+    pub is_locked: bool,
+    pub locked_by: String,
+    pub locked_at: f64,
+    pub expires_at: f64,
+    pub process_id: Option<u32>,
+    pub hostname: String,
+    pub epoch: f64,
+}
+
+impl From<LockStatus> for NativeLockStatus {
+    fn from(s: LockStatus) -> Self {
+        NativeLockStatus {
+            is_locked: s.is_locked,
+            locked_by: s.locked_by,
+            locked_at: s.locked_at as f64,
+            expires_at: s.expires_at as f64,
+            process_id: s.process_id,
+            hostname: s.hostname,
+            epoch: s.epoch as f64,
+        }
+    }
+}
+
+/// How to wait for a held lock: `{ wait: false }` fails fast; `{ retryAttempts, retryDelay }`
+/// retries like the predecessor; `{ wait: true, waitTimeout }` waits with backoff.
+#[napi(object)]
+pub struct AcquireOptions {
+    pub wait: Option<bool>,
+    /// ms; default: the lock timeout × 2.
+    pub wait_timeout: Option<f64>,
+    pub retry_attempts: Option<u32>,
+    pub retry_delay: Option<f64>,
+}
+
+pub(crate) fn wait_policy(o: Option<AcquireOptions>, svc: &LockService) -> WaitPolicy {
+    let o = o.unwrap_or(AcquireOptions {
+        wait: None,
+        wait_timeout: None,
+        retry_attempts: None,
+        retry_delay: None,
+    });
+    if o.wait == Some(true) {
+        let ms = o
+            .wait_timeout
+            .map(|v| v.max(0.0) as u64)
+            .unwrap_or(svc.options().timeout_ms * 2);
+        return WaitPolicy::Wait {
+            max_wait: Duration::from_millis(ms),
+        };
+    }
+    let attempts = o.retry_attempts.unwrap_or(svc.options().retry_attempts);
+    if attempts > 0 && o.wait != Some(false) {
+        let delay = o
+            .retry_delay
+            .map(|v| v.max(0.0) as u64)
+            .unwrap_or(svc.options().retry_delay_ms);
+        return WaitPolicy::Retry {
+            attempts,
+            delay: Duration::from_millis(delay),
+        };
+    }
+    WaitPolicy::FailFast
+}
+
+#[napi]
+impl NativeLock {
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.svc.path().to_string()
+    }
+    #[napi]
+    pub async fn acquire_lock(&self, executor_id: String) -> napi::Result<bool> {
+        self.svc.acquire(&executor_id).await.napi()
+    }
+    #[napi]
+    pub async fn verify_lock_ownership(&self, executor_id: String) -> napi::Result<bool> {
+        self.svc.verify_ownership(&executor_id).await.napi()
+    }
+    #[napi]
+    pub async fn release_lock(&self, executor_id: String) -> napi::Result<()> {
+        self.svc.release(&executor_id).await.napi()
+    }
+    #[napi]
+    pub async fn get_lock_status(&self) -> napi::Result<Option<NativeLockStatus>> {
+        Ok(self.svc.status().await.napi()?.map(Into::into))
+    }
+    /// Removes any lock; resolves with what was released (or null).
+    #[napi]
+    pub async fn force_release_lock(&self) -> napi::Result<Option<NativeLockStatus>> {
+        Ok(self.svc.force_release().await.napi()?.map(Into::into))
+    }
+    #[napi]
+    pub async fn check_and_release_expired_lock(&self) -> napi::Result<()> {
+        self.svc.check_and_release_expired().await.napi()
+    }
+    #[napi]
+    pub async fn init_lock_storage(&self) -> napi::Result<()> {
+        self.svc.init_storage().await.napi()
+    }
+    #[napi]
+    pub async fn ensure_lock_storage_accessible(&self) -> napi::Result<bool> {
+        self.svc.ensure_accessible().await.napi()
+    }
+    /// Acquire (waiting per `options`), renew in the background until released.
+    #[napi]
+    pub async fn acquire_exclusive(
+        &self,
+        executor_id: String,
+        options: Option<AcquireOptions>,
+    ) -> napi::Result<NativeLockGuard> {
+        let policy = wait_policy(options, &self.svc);
+        let guard = ExclusiveGuard::acquire(&self.svc, &executor_id, policy)
+            .await
+            .napi()?;
+        Ok(NativeLockGuard {
+            epoch: guard.epoch() as f64,
+            executor_id,
+            guard: Mutex::new(Some(guard)),
+        })
+    }
+}
+
+#[napi]
+pub struct NativeLockGuard {
+    guard: Mutex<Option<ExclusiveGuard>>,
+    epoch: f64,
+    executor_id: String,
+}
+
+#[napi]
+impl NativeLockGuard {
+    #[napi(getter)]
+    pub fn epoch(&self) -> f64 {
+        self.epoch
+    }
+    #[napi(getter)]
+    pub fn executor_id(&self) -> String {
+        self.executor_id.clone()
+    }
+    /// Rejects with LOCK_LOST when the lock is no longer ours.
+    #[napi]
+    pub async fn check(&self) -> napi::Result<()> {
+        match self.guard.lock().await.as_ref() {
+            Some(g) => g.check().await.napi(),
+            None => Err(Error::new(
+                crate::ErrorCode::LockLost,
+                "The migration lock was already released by this process",
+            ))
+            .napi(),
+        }
+    }
+    /// Stop renewing and release (idempotent).
+    #[napi]
+    pub async fn release(&self) -> napi::Result<()> {
+        if let Some(g) = self.guard.lock().await.take() {
+            g.release().await.napi()?;
+        }
+        Ok(())
+    }
+}
+
+/// A locking service for `config` on `database`'s connection.
+#[napi]
+pub fn create_locking_service(
+    database: &NativeDatabase,
+    config: Value,
+) -> napi::Result<NativeLock> {
+    let cfg = Config::from_value(&config).napi()?;
+    Ok(NativeLock {
+        svc: LockService::new(
+            database.client.clone(),
+            cfg.shift_path().as_deref(),
+            cfg.lock_options(),
+        ),
+    })
+}
