@@ -87,6 +87,9 @@ export declare function createLockingService(database: NativeDatabase, config: a
 /** Defaults (with the env-derived `databaseUrl` and `applicationCredentials`). */
 export declare function defaultConfig(): any
 
+/** `hostname-pid-uuid` */
+export declare function defaultExecutorId(): string
+
 /** Times are ms since the epoch; lib/locking.js turns them into `Date`s. */
 export interface NativeLockStatus {
   isLocked: boolean
@@ -97,6 +100,12 @@ export interface NativeLockStatus {
   hostname: string
   epoch: number
 }
+
+/** A new 20-character, time-ordered push id (strictly increasing within this process). */
+export declare function newPushId(): string
+
+/** The keys of an object (or array) in RTDB's `$key` order. */
+export declare function orderedKeys(value: any): Array<string>
 
 /** Query parameters as JS passes them. */
 export interface QueryOptions {

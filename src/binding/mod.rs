@@ -7,3 +7,4 @@ mod emulator;
 mod error;
 mod host;
 mod lock;
+mod util;

@@ -1,0 +1,19 @@
+// Public entry (ESM): the same named exports as index.js.
+import cjs from './index.js'
+
+export const {
+  FirebaseRunner,
+  FirebaseConfig,
+  FirebaseLockingService,
+  EntityService,
+  FirebaseDataService,
+  Database,
+  Reference,
+  Query,
+  DataSnapshot,
+  ServerValue,
+  startEmulator,
+  ExitCode,
+  defaultExecutorId,
+} = cjs
+export default cjs

@@ -1,0 +1,194 @@
+'use strict'
+// The script host: what only JS can do for the Rust runner. Loads user modules (msr.config.js,
+// migration scripts) with require/import(), inspects their exports, and calls up/down with
+// (db, info, handler). Every request resolves with `{ ok, value }` or `{ ok: false, code, message }`
+// so that a throwing script is data for Rust, never a crash.
+
+const path = require('node:path')
+const { pathToFileURL } = require('node:url')
+const { createRequire } = require('node:module')
+
+const TS_EXT = new Set(['.ts', '.mts', '.cts'])
+
+let tsRegistered = null
+
+function registerTypeScript(file) {
+  if (tsRegistered) return tsRegistered
+  const req = createRequire(path.join(process.cwd(), 'noop.js'))
+  for (const [name, setup] of [
+    ['tsx/cjs/api', (m) => m.register()],
+    ['ts-node', (m) => m.register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } })],
+  ]) {
+    try {
+      setup(req(name))
+      tsRegistered = name
+      return name
+    } catch (e) {
+      if (e && e.code !== 'MODULE_NOT_FOUND') throw e
+    }
+  }
+  const [major, minor] = process.versions.node.split('.').map(Number)
+  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) {
+    tsRegistered = 'node'
+    return tsRegistered
+  }
+  const err = new Error(
+    `Cannot load ${file}: TypeScript migrations need a TypeScript loader. Install one in your project ` +
+      `(npm install --save-dev tsx, or ts-node), use Node.js >= 22.18 (built-in type stripping), or write the migration in JavaScript.`,
+  )
+  err.code = 'SCRIPT_FAILED'
+  throw err
+}
+
+async function importModule(file) {
+  const ext = path.extname(file)
+  if (TS_EXT.has(ext)) {
+    const how = registerTypeScript(file)
+    if (how !== 'node') return require(file)
+    return import(pathToFileURL(file).href)
+  }
+  if (ext === '.mjs') return import(pathToFileURL(file).href)
+  try {
+    return require(file)
+  } catch (e) {
+    if (e && (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE')) {
+      return import(pathToFileURL(file).href)
+    }
+    throw e
+  }
+}
+
+function isClass(fn) {
+  return typeof fn === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(fn))
+}
+
+function isConstructor(fn) {
+  return typeof fn === 'function' && (isClass(fn) || typeof fn.prototype?.up === 'function')
+}
+
+/** The one runnable export of a module: a class (default or named) or an object with `up`. */
+function findRunnable(mod, file) {
+  const name = path.basename(file)
+  let candidates
+  if (typeof mod === 'function') candidates = [mod]
+  else if (mod && typeof mod.up === 'function') candidates = [mod] // object / namespace with up()
+  else if (mod && typeof mod === 'object') candidates = [...new Set(Object.values(mod))]
+  else candidates = []
+  const runnables = []
+  for (const c of candidates) {
+    let instance = null
+    if (isConstructor(c)) {
+      try {
+        instance = new c()
+      } catch (e) {
+        throw Object.assign(new Error(`${name}: ${e.message}`), { code: 'SCRIPT_FAILED' })
+      }
+    } else if (c && typeof c === 'object') {
+      instance = c
+    }
+    if (instance && typeof instance.up === 'function') runnables.push(instance)
+  }
+  if (runnables.length === 0) {
+    throw Object.assign(
+      new Error(
+        `${name}: Cannot parse migration script: no executable content found. ` +
+          'Export a class with an async up(db, info, handler) method (default or named export), or an object with up().',
+      ),
+      { code: 'MISSING_UP' },
+    )
+  }
+  if (runnables.length > 1) {
+    throw Object.assign(new Error(`${name}: Cannot parse migration script: multiple executable instances were found; export exactly one.`), {
+      code: 'SCRIPT_FAILED',
+    })
+  }
+  return runnables[0]
+}
+
+function isAsync(fn) {
+  return typeof fn === 'function' && fn.constructor && fn.constructor.name === 'AsyncFunction'
+}
+
+function jsonResult(value) {
+  if (value === undefined) return null
+  try {
+    return JSON.parse(JSON.stringify(value))
+  } catch {
+    return String(value)
+  }
+}
+
+/**
+ * `context()` returns `{ db, handler }` for running scripts (created on first use);
+ * `init(config)` is sent by the Rust CLI before the first script runs.
+ */
+function createScriptHost({ context, init } = {}) {
+  const scripts = new Map()
+
+  async function load(file) {
+    if (!scripts.has(file)) {
+      const mod = await importModule(file)
+      try {
+        scripts.set(file, findRunnable(mod, file))
+      } catch (e) {
+        // No runnable export: the runner reports it as a missing up() (MISSING_UP_METHOD).
+        if (e.code === 'MISSING_UP') return { hasUp: false, hasDown: false, upIsAsync: false }
+        throw e
+      }
+    }
+    const s = scripts.get(file)
+    return { hasUp: typeof s.up === 'function', hasDown: typeof s.down === 'function', upIsAsync: isAsync(s.up) }
+  }
+
+  async function run(file, method, info) {
+    await load(file)
+    const script = scripts.get(file)
+    if (!script || typeof script[method] !== 'function') {
+      throw Object.assign(new Error(`Migration ${path.basename(file)} does not have a ${method}() method`), { code: 'SCRIPT_FAILED' })
+    }
+    const { db, handler } = await context()
+    return jsonResult(await script[method](db, info, handler))
+  }
+
+  async function loadConfig(file) {
+    let mod
+    try {
+      mod = await importModule(file)
+    } catch (e) {
+      throw Object.assign(new Error(`Failed to load config file ${file}: ${e && e.message}`), { code: 'CONFIG_INVALID' })
+    }
+    let value = mod && mod.__esModule && mod.default !== undefined ? mod.default : mod
+    if (value && typeof value === 'object' && value.default !== undefined && Object.keys(value).length === 1) value = value.default
+    try {
+      if (typeof value === 'function') value = value()
+      value = await value
+    } catch (e) {
+      throw Object.assign(new Error(`Config file ${file} threw: ${e && e.message}`), { code: 'CONFIG_INVALID' })
+    }
+    const { toSettings } = require('./config.js')
+    return toSettings(value)
+  }
+
+  return async function host(req) {
+    try {
+      switch (req.op) {
+        case 'load':
+          return { ok: true, value: await load(req.file) }
+        case 'run':
+          return { ok: true, value: await run(req.file, req.method, req.info) }
+        case 'loadConfig':
+          return { ok: true, value: await loadConfig(req.file) }
+        case 'init':
+          if (init) await init(req.config)
+          return { ok: true, value: null }
+        default:
+          return { ok: false, code: 'INTERNAL', message: `unknown host request '${req.op}'` }
+      }
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e)
+      return { ok: false, code: (e && typeof e.code === 'string' && e.code) || 'SCRIPT_FAILED', message, stack: e && e.stack }
+    }
+  }
+}
+
+module.exports = { createScriptHost, findRunnable, importModule }

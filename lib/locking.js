@@ -1,0 +1,102 @@
+'use strict'
+// `handler.lockingService`: the guide's lock API over the Rust lock, plus `runExclusive`.
+
+const { native, call, codedError } = require('./native.js')
+const signals = require('./signals.js')
+
+function toStatus(s) {
+  if (!s) return null
+  return {
+    isLocked: s.isLocked,
+    lockedBy: s.lockedBy,
+    lockedAt: new Date(s.lockedAt),
+    expiresAt: new Date(s.expiresAt),
+    processId: s.processId ?? null,
+    hostname: s.hostname,
+    epoch: s.epoch,
+  }
+}
+
+class FirebaseLockingService {
+  constructor(nativeLock) {
+    this._native = nativeLock
+  }
+  /** Where the lock lives: `{shift}/migrations/_lock`. */
+  get lockPath() {
+    return this._native.path
+  }
+  /** True when this executor now holds the lock (atomic; never read-then-write). */
+  acquireLock(executorId) {
+    return call(() => this._native.acquireLock(String(executorId)))
+  }
+  verifyLockOwnership(executorId) {
+    return call(() => this._native.verifyLockOwnership(String(executorId)))
+  }
+  /** Owner-checked; a no-op for anyone else. */
+  async releaseLock(executorId) {
+    await call(() => this._native.releaseLock(String(executorId)))
+  }
+  /** `{ isLocked, lockedBy, lockedAt: Date, expiresAt: Date, processId }`, or null when unlocked. */
+  async getLockStatus() {
+    const s = await call(() => this._native.getLockStatus())
+    return s && s.isLocked ? toStatus(s) : null
+  }
+  /** Removes any lock, whoever holds it. */
+  async forceReleaseLock() {
+    await call(() => this._native.forceReleaseLock())
+  }
+  async checkAndReleaseExpiredLock() {
+    await call(() => this._native.checkAndReleaseExpiredLock())
+  }
+  async initLockStorage() {
+    await call(() => this._native.initLockStorage())
+  }
+  ensureLockStorageAccessible() {
+    return call(() => this._native.ensureLockStorageAccessible())
+  }
+
+  /**
+   * Run `work(lock)` while holding the lock: acquire (per `options`: `{ wait, waitTimeout }` or
+   * `{ retryAttempts, retryDelay }`; default fail fast with LOCK_HELD), renew in the background,
+   * release at the end, also on error. `lock.check()` rejects with LOCK_LOST once the lock is no
+   * longer ours, and with INTERRUPTED after SIGINT/SIGTERM: call it between steps. On a signal the
+   * lock is released before the process exits.
+   */
+  async runExclusive(work, options = {}) {
+    if (typeof work !== 'function') throw codedError('BAD_REQUEST', 'runExclusive(work, options) needs a function')
+    const executorId = options.executorId ?? native.defaultExecutorId()
+    const guard = await call(() =>
+      this._native.acquireExclusive(executorId, {
+        wait: options.wait,
+        waitTimeout: options.waitTimeout,
+        retryAttempts: options.retryAttempts,
+        retryDelay: options.retryDelay,
+      }),
+    )
+    const stop = signals.trap({ onForce: () => guard.release() })
+    const lock = {
+      executorId,
+      epoch: guard.epoch,
+      get stopRequested() {
+        return stop.requested !== null
+      },
+      async check() {
+        if (stop.requested) {
+          throw codedError('INTERRUPTED', `Received ${stop.requested}: stopping before the next step; the migration lock is being released`)
+        }
+        await call(() => guard.check())
+      },
+    }
+    try {
+      return await work(lock)
+    } finally {
+      try {
+        await call(() => guard.release())
+      } finally {
+        stop.done()
+      }
+    }
+  }
+}
+
+module.exports = { FirebaseLockingService, toStatus }

@@ -1,0 +1,170 @@
+'use strict'
+// FirebaseRunner: the predecessor's JS API over the Rust runner.
+
+const os = require('node:os')
+const { native, call, codedError } = require('./native.js')
+const { FirebaseConfig, toSettings } = require('./config.js')
+const { createFirebaseDB } = require('./database.js')
+const { FirebaseLockingService } = require('./locking.js')
+const { createScriptHost } = require('./host.js')
+const signals = require('./signals.js')
+const pkg = require('../package.json')
+
+const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 }
+
+function consoleLogger(level) {
+  const max = LEVELS[level] ?? LEVELS.info
+  return (lvl, msg) => {
+    if ((LEVELS[lvl] ?? 2) > max) return
+    if (lvl === 'error') console.error(msg)
+    else if (lvl === 'warn') console.warn(msg)
+    else console.log(msg)
+  }
+}
+
+function toLogFn(logger, level) {
+  if (!logger) return consoleLogger(level)
+  if (typeof logger === 'function') return logger
+  return (lvl, msg) => {
+    const f = logger[lvl] || logger.log || logger.info
+    if (typeof f === 'function') f.call(logger, msg)
+  }
+}
+
+function toTarget(v, what) {
+  if (v === undefined || v === null) return null
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw codedError('CONFIG_INVALID', `Invalid target version "${v}" for ${what}: use a migration version such as 202501010001 (the 12 digits after V in the file name)`)
+  }
+  return n
+}
+
+class FirebaseRunner {
+  /**
+   * Connect (emulator or service account) and build the runner.
+   * options: `{ config, logger }` — `config` a FirebaseConfig or a plain object; `logger` a
+   * function `(level, message)` or an object with info/warn/error/debug.
+   */
+  static async getInstance(options = {}) {
+    const config = options.config instanceof FirebaseConfig ? options.config : new FirebaseConfig(options.config || {})
+    const settings = toSettings(config)
+    let runner
+    const host = createScriptHost({ context: async () => runner._scriptContext() })
+    const log = toLogFn(options.logger, settings.logLevel)
+    const nat = await call(() => native.createRunner(settings, process.cwd(), host, log))
+    runner = new FirebaseRunner(nat, config)
+    return runner
+  }
+
+  constructor(nativeRunner, config) {
+    this._native = nativeRunner
+    this._config = config
+    this._handler = null
+  }
+
+  /** The same handler every time: `{ cfg, db, lockingService, backup, getName(), getVersion() }`. */
+  getHandler() {
+    if (!this._handler) {
+      const nativeLock = this._native.locking
+      const runner = this
+      this._handler = {
+        cfg: this._config,
+        db: createFirebaseDB(this._native.database),
+        lockingService: nativeLock ? new FirebaseLockingService(nativeLock) : undefined,
+        backup: {
+          backup: () => runner.createBackup(),
+          restore: (path) => runner.restoreFromBackup(path),
+        },
+        getName: () => 'Firebase Realtime Database Runner',
+        getVersion: () => pkg.version,
+      }
+    }
+    return this._handler
+  }
+
+  _scriptContext() {
+    const handler = this.getHandler()
+    return { db: handler.db, handler }
+  }
+
+  /** The firebase-admin-like Database (`db.database`). */
+  getDatabase() {
+    return this.getHandler().db.database
+  }
+
+  /** `{ databaseUrl, shift, tableName }` */
+  getConnectionInfo() {
+    return this._native.connectionInfo()
+  }
+
+  async _locked(fn) {
+    const stop = signals.trap({ onSignal: () => this._native.requestStop() })
+    try {
+      return await fn()
+    } finally {
+      stop.done()
+    }
+  }
+
+  /**
+   * Run pending migrations (up to `targetVersion` when given), under the lock when locking is
+   * enabled. Resolves `{ success, executed, migrated, ignored, errors }`.
+   */
+  migrate(targetVersion, options = {}) {
+    const target = toTarget(targetVersion, 'migrate()')
+    return this._locked(() => call(() => this._native.migrate({ ...options, target })))
+  }
+
+  up(targetVersion, options) {
+    return this.migrate(targetVersion, options)
+  }
+
+  /** Roll back executed migrations newer than `targetVersion` (running their `down`). */
+  down(targetVersion, options = {}) {
+    const target = toTarget(targetVersion, 'down()')
+    if (target === null) {
+      return Promise.reject(codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything)'))
+    }
+    return this._locked(() => call(() => this._native.down({ ...options, target })))
+  }
+
+  list() {
+    return call(() => this._native.list())
+  }
+
+  validate() {
+    return call(() => this._native.validate())
+  }
+
+  /** Back up the shift subtree to a JSON file; resolves with its path. */
+  createBackup() {
+    return call(() => this._native.createBackup())
+  }
+
+  restoreFromBackup(path) {
+    if (!path) return Promise.reject(codedError('RESTORE_FAILED', 'restoreFromBackup(path) needs the backup file to restore'))
+    return call(() => this._native.restoreFromBackup(String(path)))
+  }
+
+  listNodes() {
+    return call(() => this._native.listNodes())
+  }
+
+  backupNodes(nodes) {
+    return call(() => this._native.backupNodes((nodes || []).map(String)))
+  }
+
+  async getLockStatus() {
+    const ls = this.getHandler().lockingService
+    return ls ? ls.getLockStatus() : null
+  }
+
+  async forceReleaseLock() {
+    const ls = this.getHandler().lockingService
+    if (!ls) throw codedError('CONFIG_INVALID', 'Locking is not enabled (set locking.enabled = true); there is no migration lock to release')
+    return ls.forceReleaseLock()
+  }
+}
+
+module.exports = { FirebaseRunner, consoleLogger, hostname: os.hostname }

@@ -1,0 +1,37 @@
+//! Small pure helpers the JS layer needs: push ids, RTDB key order, executor ids.
+
+use std::sync::Mutex;
+
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::emulator::PushIdGenerator;
+use crate::rtdb::{Clock, SystemClock};
+
+static PUSH_IDS: Mutex<Option<PushIdGenerator>> = Mutex::new(None);
+
+/// A new 20-character, time-ordered push id (strictly increasing within this process).
+#[napi]
+pub fn new_push_id() -> String {
+    let mut g = PUSH_IDS.lock().unwrap_or_else(|p| p.into_inner());
+    g.get_or_insert_with(PushIdGenerator::new)
+        .next_id(SystemClock.now_ms())
+}
+
+/// The keys of an object (or array) in RTDB's `$key` order.
+#[napi]
+pub fn ordered_keys(value: Value) -> Vec<String> {
+    let mut keys: Vec<String> = match value {
+        Value::Object(m) => m.into_iter().map(|(k, _)| k).collect(),
+        Value::Array(a) => (0..a.len()).map(|i| i.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    keys.sort_by(|a, b| crate::rtdb::order::compare_keys(a, b));
+    keys
+}
+
+/// `hostname-pid-uuid`
+#[napi]
+pub fn default_executor_id() -> String {
+    crate::lock::default_executor_id()
+}
