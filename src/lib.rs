@@ -12,6 +12,7 @@ pub mod history;
 pub mod lock;
 pub mod rtdb;
 pub mod runner;
+pub mod time;
 
 #[cfg(feature = "node")]
 mod binding;

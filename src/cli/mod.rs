@@ -1,1 +1,141 @@
-//! cli (to be written).
+//! The `msr-firebase` command line: argument parsing (clap), configuration loading
+//! (defaults < file < `MSR_*` env < flags), the commands and their output, and exit codes.
+//! It runs inside Node (bin/msr-firebase.js) because config files and scripts are JS; `CliHost`
+//! is what it needs from JS.
+
+mod args;
+mod commands;
+mod lock_cmds;
+mod run_cmds;
+mod scaffold;
+pub mod output;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use clap::Parser;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+pub use args::{Cli, Command, Format};
+pub use output::Io;
+
+use crate::config::Config;
+use crate::runner::{ScriptHost, StopFlag};
+use crate::{Error, ErrorCode, Result};
+
+/// Exit codes (the predecessor's).
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    pub const GENERAL: i32 = 1;
+    pub const VALIDATION: i32 = 2;
+    pub const MIGRATION_FAILED: i32 = 3;
+    pub const ROLLBACK_FAILED: i32 = 4;
+    pub const BACKUP_FAILED: i32 = 5;
+    pub const RESTORE_FAILED: i32 = 6;
+    pub const CONNECTION: i32 = 7;
+}
+
+/// What the CLI needs from JS besides running scripts.
+pub trait CliHost: ScriptHost {
+    /// Evaluate a JS config file (object, function or promise of either) to plain settings.
+    fn load_config(&self, file: &Path) -> impl Future<Output = Result<Value>> + Send;
+    /// Tell JS the effective configuration before any script runs (it builds `db`/`handler`).
+    fn init(&self, config: &Value) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// SIGINT/SIGTERM delivered by bin/msr-firebase.js: migrations stop after the current step, the
+/// emulator shuts down.
+pub struct Signals {
+    pub stop: StopFlag,
+    pub notify: Notify,
+}
+
+pub static SIGNALS: LazyLock<Signals> = LazyLock::new(|| Signals { stop: StopFlag::default(), notify: Notify::new() });
+
+pub fn signal() {
+    SIGNALS.stop.request();
+    SIGNALS.notify.notify_waiters();
+    SIGNALS.notify.notify_one();
+}
+
+/// The exit code for an error, given the command's own failure code.
+pub fn exit_code(e: &Error, command_default: i32) -> i32 {
+    match e.code {
+        ErrorCode::ConfigInvalid | ErrorCode::ValidationFailed | ErrorCode::InvalidPath => exit::VALIDATION,
+        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => exit::CONNECTION,
+        ErrorCode::RollbackFailed => exit::ROLLBACK_FAILED,
+        ErrorCode::BackupFailed => exit::BACKUP_FAILED,
+        ErrorCode::RestoreFailed => exit::RESTORE_FAILED,
+        _ => command_default,
+    }
+}
+
+/// Parse `argv` (without the program name) and run the command. Returns the exit code.
+pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
+    let cli = match Cli::try_parse_from(std::iter::once("msr-firebase".to_string()).chain(argv)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let text = e.render().to_string();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = std::io::Write::write_all(&mut io.out, text.as_bytes());
+                    exit::SUCCESS
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = std::io::Write::write_all(&mut io.err, text.as_bytes());
+                    exit::GENERAL
+                }
+                _ => {
+                    let _ = std::io::Write::write_all(&mut io.err, text.as_bytes());
+                    exit::GENERAL
+                }
+            };
+        }
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    commands::dispatch(cli, &host, io, &cwd).await
+}
+
+/// Config file discovery: `--config-file`, else `MSR_CONFIG_FILE`, else the first of
+/// `msr.config.js|cjs|mjs|json` in `cwd`. Returns the resolved path (None when there is none).
+pub fn find_config_file(flag: Option<&str>, cwd: &Path) -> Result<Option<PathBuf>> {
+    let explicit = flag
+        .map(|f| (f.to_string(), "--config-file"))
+        .or_else(|| std::env::var("MSR_CONFIG_FILE").ok().filter(|v| !v.trim().is_empty()).map(|v| (v, "MSR_CONFIG_FILE")));
+    if let Some((file, source)) = explicit {
+        let path = Config::resolve(cwd, &file);
+        if !path.is_file() {
+            return Err(Error::config(format!(
+                "Config file not found: {} (given by {source}). Check the path; it is resolved against {}",
+                path.display(),
+                cwd.display()
+            )));
+        }
+        return Ok(Some(path));
+    }
+    Ok(["msr.config.js", "msr.config.cjs", "msr.config.mjs", "msr.config.json"]
+        .iter()
+        .map(|n| cwd.join(n))
+        .find(|p| p.is_file()))
+}
+
+/// The effective configuration for a CLI run.
+pub async fn load_config<H: CliHost>(flags: &args::GlobalFlags, host: &H, cwd: &Path) -> Result<Config> {
+    let mut layers: Vec<(String, Value)> = Vec::new();
+    if let Some(file) = find_config_file(flags.config_file.as_deref(), cwd)? {
+        let value = if file.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::config(format!("Cannot read config file {}: {e}", file.display())))?;
+            serde_json::from_str(&text).map_err(|e| Error::config(format!("Config file {} is not valid JSON: {e}", file.display())))?
+        } else {
+            host.load_config(&file).await.map_err(|e| Error::config(e.message))?
+        };
+        layers.push((format!("config file {}", file.display()), value));
+    }
+    layers.push(("environment (MSR_* variables)".into(), crate::config::env_layer(std::env::vars())?));
+    layers.push(("command-line flags".into(), flags.config_layer()));
+    let refs: Vec<(&str, Value)> = layers.iter().map(|(s, v)| (s.as_str(), v.clone())).collect();
+    Config::from_layers(&refs)
+}

@@ -1,0 +1,19 @@
+//! `runCli(argv, host)` for bin/msr-firebase.js, and `cliSignal()` for its signal handlers.
+
+use napi_derive::napi;
+
+use super::host::{HostFn, JsHost};
+use crate::cli::{self, Io};
+
+/// Run the CLI; resolves with the exit code.
+#[napi(ts_args_type = "argv: string[], host: (request: any) => Promise<any>")]
+pub async fn run_cli(argv: Vec<String>, host: HostFn) -> napi::Result<i32> {
+    let mut io = Io::stdio();
+    Ok(cli::run(argv, JsHost::new(host), &mut io).await)
+}
+
+/// SIGINT/SIGTERM: running migrations stop after the current step; the emulator shuts down.
+#[napi]
+pub fn cli_signal() {
+    cli::signal();
+}

@@ -1,0 +1,205 @@
+//! Command-line arguments of `msr-firebase` (clap).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "msr-firebase",
+    version,
+    about = "Firebase Realtime Database Migration Runner",
+    after_help = "Exit codes: 0 ok, 1 general error, 2 validation/configuration error, 3 migration failed \
+(incl. lock held), 4 rollback failed, 5 backup failed, 6 restore failed, 7 database connection error.",
+    disable_help_subcommand = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalFlags {
+    /// Configuration file (msr.config.js|cjs|mjs|json); default: MSR_CONFIG_FILE, then msr.config.* in the working directory
+    #[arg(short = 'c', long, global = true, value_name = "path")]
+    pub config_file: Option<String>,
+    /// Folder with migration scripts
+    #[arg(long, global = true, value_name = "path")]
+    pub folder: Option<String>,
+    /// Node that stores the migration history
+    #[arg(long, global = true, value_name = "name")]
+    pub table_name: Option<String>,
+    /// Path prefix for all data (e.g. production); default: the database root
+    #[arg(long, global = true, value_name = "path")]
+    pub shift: Option<String>,
+    /// Database URL (https://<db>.firebaseio.com, https://<db>.<region>.firebasedatabase.app, http://host:port?ns=<ns>)
+    #[arg(long, global = true, value_name = "url")]
+    pub database_url: Option<String>,
+    /// Service account key file
+    #[arg(long, global = true, value_name = "path")]
+    pub credentials: Option<String>,
+    /// Show what would run without changing anything
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Do not take the migration lock
+    #[arg(long, global = true)]
+    pub no_lock: bool,
+    /// Output format
+    #[arg(long, global = true, value_enum, value_name = "format")]
+    pub format: Option<Format>,
+    /// Log level (error, warn, info, debug)
+    #[arg(long, global = true, value_name = "level")]
+    pub log_level: Option<String>,
+    /// Rows shown by list (0 = all)
+    #[arg(long, global = true, value_name = "number")]
+    pub display_limit: Option<u64>,
+    /// Backup mode (full, create_only, restore_only, manual)
+    #[arg(long, global = true, value_name = "mode")]
+    pub backup_mode: Option<String>,
+}
+
+impl GlobalFlags {
+    /// The flags layer of the configuration (only what was given).
+    pub fn config_layer(&self) -> Value {
+        let mut pairs: Vec<(String, Value)> = Vec::new();
+        let mut put = |k: &str, v: Value| pairs.push((k.to_string(), v));
+        if let Some(v) = &self.folder {
+            put("folder", v.clone().into());
+        }
+        if let Some(v) = &self.table_name {
+            put("tableName", v.clone().into());
+        }
+        if let Some(v) = &self.shift {
+            put("shift", v.clone().into());
+        }
+        if let Some(v) = &self.database_url {
+            put("databaseUrl", v.clone().into());
+        }
+        if let Some(v) = &self.credentials {
+            put("applicationCredentials", v.clone().into());
+        }
+        if self.dry_run {
+            put("dryRun", true.into());
+        }
+        if let Some(v) = &self.log_level {
+            put("logLevel", v.clone().into());
+        }
+        if let Some(v) = self.display_limit {
+            put("displayLimit", v.into());
+        }
+        if let Some(v) = &self.backup_mode {
+            put("backupMode", v.clone().into());
+        }
+        crate::config::layer_from_pairs(pairs)
+    }
+
+    pub fn json(&self) -> bool {
+        self.format == Some(Format::Json)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations
+    #[command(visible_alias = "up")]
+    Migrate {
+        /// Stop at this version (e.g. 202501010002)
+        #[arg(value_name = "targetVersion")]
+        target: Option<String>,
+        /// Fail at once when another process holds the lock (default: wait for it)
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else twice the lock timeout)
+        #[arg(long, value_name = "ms")]
+        wait_timeout: Option<u64>,
+    },
+    /// List all migrations with status
+    List {
+        /// Show only the newest N executed migrations (0 = all)
+        #[arg(short = 'n', long, value_name = "count", default_value = "0")]
+        number: String,
+    },
+    /// Roll back migrations to target version
+    #[command(visible_alias = "rollback")]
+    Down {
+        /// Roll back everything newer than this version (0 = everything)
+        #[arg(value_name = "targetVersion")]
+        target: String,
+        /// Fail at once when another process holds the lock (default: wait for it)
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Validate migration scripts without executing them
+    Validate,
+    /// Backup and restore operations
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Display current migration lock status
+    #[command(name = "lock:status")]
+    LockStatus,
+    /// Force-release migration lock (⚠️ DANGEROUS)
+    #[command(name = "lock:release")]
+    LockRelease {
+        /// Required: confirms that no migration is running
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Show Firebase connection information
+    #[command(name = "firebase:info")]
+    FirebaseInfo,
+    /// Test Firebase database connection
+    #[command(name = "firebase:test-connection")]
+    FirebaseTestConnection,
+    /// List all root nodes in Firebase database
+    #[command(name = "firebase:nodes")]
+    FirebaseNodes,
+    /// Backup specific Firebase nodes
+    #[command(name = "firebase:backup-nodes")]
+    FirebaseBackupNodes {
+        /// Node paths to backup (e.g., users posts)
+        #[arg(value_name = "nodes", required = true, num_args = 1..)]
+        nodes: Vec<String>,
+    },
+    /// Create a new timestamped migration script
+    Create {
+        /// What the migration does, e.g. add_user_roles
+        name: String,
+        /// Script type
+        #[arg(long, value_parser = ["js", "mjs", "ts"], default_value = "js")]
+        ext: String,
+    },
+    /// Run the embedded Realtime Database emulator (offline sandbox)
+    Emulator {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// 0 = any free port
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Load data from a JSON file ({"<namespace>": {...}}, or a plain tree for the default namespace)
+        #[arg(long, value_name = "file")]
+        import: Option<String>,
+        /// Write all data to this file when stopped
+        #[arg(long, value_name = "file")]
+        export_on_exit: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up the shift subtree (the database root without a shift) to a JSON file
+    Create,
+    /// Replace the shift subtree with a backup file's data
+    Restore {
+        #[arg(value_name = "file")]
+        file: String,
+    },
+    /// List backup files
+    List,
+}

@@ -1,0 +1,319 @@
+//! The commands. Each returns its exit code; output goes through `Io`.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::args::{BackupCommand, Cli, Command};
+use super::output::Io;
+use super::{exit, exit_code, load_config, lock_cmds, CliHost, SIGNALS};
+use crate::config::Config;
+use crate::connection;
+use crate::emulator::{Emulator, EmulatorOptions};
+use crate::lock::LockService;
+use crate::rtdb::Client;
+use crate::{Error, ErrorCode};
+
+pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -> i32 {
+    let json = cli.global.json();
+    // Commands that need neither configuration nor a database.
+    match &cli.command {
+        Command::LockRelease { force: false } => return lock_cmds::release_needs_force(io),
+        Command::Create { name, ext } => return create(&cli, name, ext, host, io, cwd).await,
+        Command::Emulator { host: h, port, import, export_on_exit } => {
+            return emulator(h, *port, import.as_deref(), export_on_exit.as_deref(), io, cwd).await
+        }
+        _ => {}
+    }
+    let default_code = command_failure_code(&cli.command);
+    let cfg = match load_config(&cli.global, host, cwd).await {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            io.eline(format!("✗ Configuration error: {}", e.message));
+            return exit_code(&e, default_code);
+        }
+    };
+    if let Command::FirebaseInfo = cli.command {
+        return firebase_info(&cfg, io, json, cwd);
+    }
+    let client = match connection::client_for(&cfg, cwd) {
+        Ok(c) => c,
+        Err(e) => {
+            io.eline(format!("✗ Connection error: {}", e.message));
+            return exit_code(&e, exit::CONNECTION);
+        }
+    };
+    match cli.command {
+        Command::LockStatus => lock_cmds::status(&lock_service(&client, &cfg), io, json).await,
+        Command::LockRelease { force: true } => lock_cmds::release(&lock_service(&client, &cfg), io).await,
+        Command::FirebaseTestConnection => test_connection(&client, io, json).await,
+        Command::FirebaseNodes => nodes(&client, &cfg, io, json).await,
+        Command::FirebaseBackupNodes { nodes } => backup_nodes(&client, &cfg, &nodes, io).await,
+        Command::Backup(cmd) => backup(cmd, &client, &cfg, io, json, cwd).await,
+        other => super::run_cmds::run(other, &cli.global, cfg, client, host, io, cwd).await,
+    }
+}
+
+/// 7 for connection problems, else the command's own failure code.
+fn connection_or(e: &Error, code: i32) -> i32 {
+    match e.code {
+        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => exit::CONNECTION,
+        _ => code,
+    }
+}
+
+fn command_failure_code(c: &Command) -> i32 {
+    match c {
+        Command::Migrate { .. } => exit::MIGRATION_FAILED,
+        Command::Down { .. } => exit::ROLLBACK_FAILED,
+        Command::Validate => exit::VALIDATION,
+        Command::Backup(BackupCommand::Create) => exit::BACKUP_FAILED,
+        Command::Backup(BackupCommand::Restore { .. }) => exit::RESTORE_FAILED,
+        Command::FirebaseInfo | Command::FirebaseTestConnection | Command::FirebaseNodes | Command::FirebaseBackupNodes { .. } => {
+            exit::CONNECTION
+        }
+        _ => exit::GENERAL,
+    }
+}
+
+pub fn lock_service(client: &Client, cfg: &Config) -> LockService {
+    LockService::new(client.clone(), cfg.shift_path().as_deref(), cfg.lock_options())
+}
+
+fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
+    let url = match crate::rtdb::DatabaseUrl::resolve(cfg.database_url.as_deref()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            if json {
+                io.json(&json!({"error": e.message}));
+            } else {
+                io.eline(format!("{} Error: {}", io.sym("❌", "✗"), e.message));
+            }
+            return exit_code(&e, exit::CONNECTION);
+        }
+    };
+    let url_text = url.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "Not set (using emulator?)".into());
+    if json {
+        io.json(&json!({
+            "databaseUrl": url_text, "emulator": url.as_ref().is_some_and(|u| u.emulator),
+            "shift": cfg.shift_path(), "tableName": cfg.table_name,
+            "lockPath": crate::lock::lock_path(cfg.shift_path().as_deref()), "lockingEnabled": cfg.locking.enabled,
+        }));
+        return exit::SUCCESS;
+    }
+    io.line("");
+    io.line(format!("{}Firebase Connection Information:", if io.fancy { "📊 " } else { "" }));
+    io.line("");
+    io.line(format!("  Database URL: {url_text}"));
+    io.line(format!("  Shift Path:   {}", cfg.shift_path().map(|s| format!("/{s}")).unwrap_or_else(|| "/".into())));
+    io.line(format!("  Table Name:   {}", cfg.table_name));
+    io.line(format!("  Lock Path:    {}", crate::lock::lock_path(cfg.shift_path().as_deref())));
+    io.line(format!("  Locking:      {}", if cfg.locking.enabled { "enabled" } else { "disabled" }));
+    io.line("");
+    exit::SUCCESS
+}
+
+async fn test_connection(client: &Client, io: &mut Io, json: bool) -> i32 {
+    let res = client.check_connection().await;
+    if json {
+        io.json(&json!({"connected": res.is_ok(), "databaseUrl": client.url().to_string(), "error": res.as_ref().err().map(|e| e.message.clone())}));
+        return if res.is_ok() { exit::SUCCESS } else { exit::CONNECTION };
+    }
+    match res {
+        Ok(()) => {
+            io.line(format!("{} Firebase connection successful!", io.sym("✅", "✓")));
+            io.line(format!("   Connected to: {}", client.url()));
+            exit::SUCCESS
+        }
+        Err(e) => {
+            io.eline(format!("{} Firebase connection failed: {}", io.sym("❌", "✗"), e.message));
+            exit::CONNECTION
+        }
+    }
+}
+
+async fn nodes(client: &Client, cfg: &Config, io: &mut Io, json: bool) -> i32 {
+    match crate::backup::list_nodes(client, cfg).await {
+        Ok(nodes) if json => {
+            io.json(&json!({"path": cfg.shift_path().unwrap_or_default(), "nodes": nodes}));
+            exit::SUCCESS
+        }
+        Ok(nodes) if nodes.is_empty() => {
+            io.line(format!("{}No nodes found in database", if io.fancy { "📭 " } else { "" }));
+            exit::SUCCESS
+        }
+        Ok(nodes) => {
+            io.line("");
+            io.line(format!("{}Root Nodes:", if io.fancy { "📂 " } else { "" }));
+            io.line("");
+            for (i, n) in nodes.iter().enumerate() {
+                io.line(format!("  {}. {n}", i + 1));
+            }
+            io.line("");
+            io.line(format!("  Total: {} node{}", nodes.len(), if nodes.len() == 1 { "" } else { "s" }));
+            io.line("");
+            exit::SUCCESS
+        }
+        Err(e) => {
+            io.eline(format!("{} Error listing nodes: {}", io.sym("❌", "✗"), e.message));
+            exit_code(&e, exit::CONNECTION)
+        }
+    }
+}
+
+async fn backup_nodes(client: &Client, cfg: &Config, nodes: &[String], io: &mut Io) -> i32 {
+    match crate::backup::backup_nodes(client, cfg, nodes).await {
+        Ok(map) => {
+            io.line("");
+            io.line(format!("{}Node Backup:", if io.fancy { "💾 " } else { "" }));
+            io.line("");
+            for (node, value) in &map {
+                if value.is_null() {
+                    io.line(format!("  {}  {node}: (not found)", io.sym("⚠️", "!")));
+                } else {
+                    let bytes = serde_json::to_string(value).map(|s| s.len()).unwrap_or(0);
+                    io.line(format!("  {} {node}: {bytes} bytes", io.sym("✅", "✓")));
+                }
+            }
+            io.line("");
+            io.line(format!("{}Backup Data:", if io.fancy { "📄 " } else { "" }));
+            io.line("");
+            io.json(&Value::Object(map));
+            exit::SUCCESS
+        }
+        Err(e) => {
+            io.eline(format!("{} Error backing up nodes: {}", io.sym("❌", "✗"), e.message));
+            exit_code(&e, exit::CONNECTION)
+        }
+    }
+}
+
+async fn backup(cmd: BackupCommand, client: &Client, cfg: &Config, io: &mut Io, json: bool, cwd: &Path) -> i32 {
+    match cmd {
+        BackupCommand::Create => match crate::backup::create(client, cfg, cwd).await {
+            Ok(path) => {
+                if json {
+                    io.json(&json!({"path": path}));
+                } else {
+                    io.line(format!("{} Backup created successfully: {}", io.green("✓"), path.display()));
+                }
+                exit::SUCCESS
+            }
+            Err(e) => {
+                io.eline(format!("{} Backup creation failed: {}", io.red("✗"), e.message));
+                connection_or(&e, exit::BACKUP_FAILED)
+            }
+        },
+        BackupCommand::Restore { file } => {
+            let path = Config::resolve(cwd, &file);
+            match crate::backup::restore(client, cfg, &path).await {
+                Ok(()) => {
+                    if json {
+                        io.json(&json!({"restored": path}));
+                    } else {
+                        io.line(format!("{} Database restored successfully from {}", io.green("✓"), path.display()));
+                    }
+                    exit::SUCCESS
+                }
+                Err(e) => {
+                    io.eline(format!("{} Restore failed: {}", io.red("✗"), e.message));
+                    connection_or(&e, exit::RESTORE_FAILED)
+                }
+            }
+        }
+        BackupCommand::List => match crate::backup::list(cfg, cwd).await {
+            Ok(list) => {
+                if json {
+                    io.json(&serde_json::to_value(&list).unwrap_or(Value::Null));
+                } else if list.is_empty() {
+                    io.line(format!("No backups in {}", cfg.backup_folder_path(cwd).display()));
+                } else {
+                    for b in &list {
+                        io.line(format!(
+                            "  {}  {:>10} bytes  {}",
+                            b.created_at.as_deref().unwrap_or("(unknown time)"),
+                            b.size,
+                            b.path.display()
+                        ));
+                    }
+                }
+                exit::SUCCESS
+            }
+            Err(e) => {
+                io.eline(format!("{} Listing backups failed: {}", io.red("✗"), e.message));
+                exit::GENERAL
+            }
+        },
+    }
+}
+
+async fn create<H: CliHost>(cli: &Cli, name: &str, ext: &str, host: &H, io: &mut Io, cwd: &Path) -> i32 {
+    let cfg = match load_config(&cli.global, host, cwd).await {
+        Ok(c) => c,
+        Err(e) => {
+            io.eline(format!("✗ Configuration error: {}", e.message));
+            return exit_code(&e, exit::GENERAL);
+        }
+    };
+    match super::scaffold::create_script(&cfg.folder_path(cwd), name, ext, chrono::Local::now().naive_local()) {
+        Ok(path) => {
+            if cli.global.json() {
+                io.json(&json!({"path": path}));
+            } else {
+                io.line(format!("{} Created {}", io.green("✓"), path.display()));
+            }
+            exit::SUCCESS
+        }
+        Err(e) => {
+            io.eline(format!("✗ Create failed: {}", e.message));
+            exit_code(&e, exit::GENERAL)
+        }
+    }
+}
+
+async fn emulator(host: &str, port: u16, import: Option<&str>, export: Option<&str>, io: &mut Io, cwd: &Path) -> i32 {
+    let import = match import.map(|f| read_import(&Config::resolve(cwd, f))).transpose() {
+        Ok(v) => v,
+        Err(e) => {
+            io.eline(format!("✗ {}", e.message));
+            return exit::GENERAL;
+        }
+    };
+    let emu = match Emulator::start(EmulatorOptions { host: host.to_string(), port, import }).await {
+        Ok(e) => e,
+        Err(e) => {
+            io.eline(format!("✗ Cannot start the emulator: {}", e.message));
+            return exit::GENERAL;
+        }
+    };
+    io.line(format!("RTDB emulator listening on {}", emu.url()));
+    io.line(format!("  Database URL: {}?ns=<namespace>", emu.url()));
+    io.line(format!("  export FIREBASE_DATABASE_EMULATOR_HOST={}", emu.host_port()));
+    io.line("Press Ctrl-C to stop.");
+    let _ = io.out.flush();
+    if !SIGNALS.stop.is_requested() {
+        SIGNALS.notify.notified().await;
+    }
+    let data = emu.export();
+    let _ = emu.stop().await;
+    if let Some(file) = export {
+        let path = Config::resolve(cwd, file);
+        let text = serde_json::to_string_pretty(&data).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, text) {
+            io.eline(format!("✗ Cannot write {}: {e}", path.display()));
+            return exit::GENERAL;
+        }
+        io.line(format!("Data exported to {}", path.display()));
+    }
+    io.line("Emulator stopped.");
+    exit::SUCCESS
+}
+
+fn read_import(path: &Path) -> crate::Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::config(format!("{} is not valid JSON: {e}", path.display())))?;
+    Ok(v)
+}
+
+use std::io::Write as _;

@@ -1,0 +1,96 @@
+//! `lock:status` and `lock:release --force`, with the guide's exact output.
+
+use serde_json::json;
+
+use super::output::Io;
+use super::{exit, exit_code};
+use crate::lock::{LockService, LockStatus};
+
+fn iso(ms: i64) -> String {
+    crate::time::iso_millis(ms)
+}
+
+pub fn status_json(s: Option<&LockStatus>, path: &str) -> serde_json::Value {
+    match s.filter(|s| s.is_locked) {
+        Some(s) => json!({
+            "locked": true, "path": path, "executorId": s.locked_by, "lockedAt": iso(s.locked_at),
+            "expiresAt": iso(s.expires_at), "processId": s.process_id, "hostname": s.hostname, "epoch": s.epoch,
+        }),
+        None => json!({"locked": false, "path": path}),
+    }
+}
+
+pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> i32 {
+    match svc.status().await {
+        Ok(s) => {
+            if json {
+                io.json(&status_json(s.as_ref(), svc.path()));
+                return exit::SUCCESS;
+            }
+            match s.filter(|s| s.is_locked) {
+                Some(s) => {
+                    io.line("🔒 Lock Status: LOCKED");
+                    io.line("");
+                    io.line(format!("   Executor ID:  {}", s.locked_by));
+                    io.line(format!("   Acquired At:  {}", iso(s.locked_at)));
+                    io.line(format!("   Expires At:   {}", iso(s.expires_at)));
+                    if let Some(pid) = s.process_id {
+                        io.line(format!("   Process ID:   {pid}"));
+                    }
+                }
+                None => {
+                    io.line("🔓 Lock Status: UNLOCKED");
+                    io.line("");
+                    io.line("   No active migration lock");
+                }
+            }
+            exit::SUCCESS
+        }
+        Err(e) => {
+            io.eline(format!("✗ Lock status error: {}", e.message));
+            exit_code(&e, exit::GENERAL)
+        }
+    }
+}
+
+pub fn release_needs_force(io: &mut Io) -> i32 {
+    io.eline("✗ Error: --force flag is required for safety");
+    io.eline("");
+    io.eline("Usage: msr-firebase lock:release --force");
+    io.eline("");
+    io.eline("Releasing a lock that a running migration holds can corrupt data. Check first that no");
+    io.eline("migration is running (msr-firebase lock:status, your logs, the process list), then run");
+    io.eline("the command again with --force.");
+    exit::GENERAL
+}
+
+pub async fn release(svc: &LockService, io: &mut Io) -> i32 {
+    let current = match svc.status().await {
+        Ok(s) => s,
+        Err(e) => {
+            io.eline(format!("✗ Lock release error: {}", e.message));
+            return exit_code(&e, exit::GENERAL);
+        }
+    };
+    let Some(held) = current else {
+        io.line("🔓 Lock Status: UNLOCKED");
+        io.line("");
+        io.line("   No active migration lock to release");
+        return exit::SUCCESS;
+    };
+    io.line("⚠️  Warning: Force-releasing migration lock");
+    io.line("");
+    io.line(format!("   Locked by:    {}", held.locked_by));
+    io.line(format!("   Acquired at:  {}", iso(held.locked_at)));
+    io.line("");
+    match svc.force_release().await {
+        Ok(_) => {
+            io.line("✅ Lock released successfully");
+            exit::SUCCESS
+        }
+        Err(e) => {
+            io.eline(format!("✗ Lock release error: {}", e.message));
+            exit_code(&e, exit::GENERAL)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Where CLI output goes, and how it looks: colours only on a terminal without `NO_COLOR`;
+//! emoji in the lock texts always (the guide shows them), elsewhere only on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+pub struct Io {
+    pub out: Box<dyn Write + Send>,
+    pub err: Box<dyn Write + Send>,
+    /// ANSI colours on.
+    pub color: bool,
+    /// Decorative emoji on (not the lock texts, which always keep theirs).
+    pub fancy: bool,
+}
+
+impl Io {
+    /// The process's stdout/stderr.
+    pub fn stdio() -> Io {
+        let tty = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Io { out: Box::new(std::io::stdout()), err: Box::new(std::io::stderr()), color: tty && !no_color, fancy: tty && !no_color }
+    }
+
+    /// In-memory output for tests: returns the Io and handles to what was written.
+    pub fn capture() -> (Io, Captured, Captured) {
+        let out = Captured::default();
+        let err = Captured::default();
+        (Io { out: Box::new(out.clone()), err: Box::new(err.clone()), color: false, fancy: false }, out, err)
+    }
+
+    pub fn line(&mut self, s: impl AsRef<str>) {
+        let _ = writeln!(self.out, "{}", s.as_ref());
+    }
+
+    pub fn eline(&mut self, s: impl AsRef<str>) {
+        let _ = writeln!(self.err, "{}", s.as_ref());
+    }
+
+    pub fn json(&mut self, v: &serde_json::Value) {
+        let _ = writeln!(self.out, "{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    /// An emoji on a terminal, plain text elsewhere.
+    pub fn sym<'a>(&self, emoji: &'a str, plain: &'a str) -> &'a str {
+        if self.fancy {
+            emoji
+        } else {
+            plain
+        }
+    }
+}
+
+/// A shared in-memory writer.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

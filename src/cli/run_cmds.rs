@@ -1,0 +1,1 @@
+//! migrate, down, list, validate (waiting for the runner).
