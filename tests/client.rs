@@ -2,7 +2,6 @@
 //! scripted HTTP servers (a fake database that records every request, a fake OAuth2 token
 //! endpoint) for what the emulator cannot inject (500s, dropped connections, headers).
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,8 +12,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use msr_firebase::emulator::{Emulator, EmulatorOptions};
 use msr_firebase::rtdb::{
-    Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, Query, RetryPolicy, StreamEvent, SystemClock, Versioned,
-    NULL_ETAG,
+    Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, Query, RetryPolicy, StreamEvent,
+    SystemClock, Versioned, NULL_ETAG,
 };
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
@@ -23,20 +22,36 @@ use serde_json::{json, Value};
 // helpers
 
 fn fast_retries(n: u32) -> RetryPolicy {
-    RetryPolicy { max_retries: n, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) }
+    RetryPolicy {
+        max_retries: n,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
 }
 
 fn client_with(url: DatabaseUrl, auth: Auth, retry: RetryPolicy) -> Client {
-    Client::new(ClientOptions { url, auth, retry, request_timeout: Duration::from_secs(3), clock: Arc::new(SystemClock) })
-        .expect("client")
+    Client::new(ClientOptions {
+        url,
+        auth,
+        retry,
+        request_timeout: Duration::from_secs(3),
+        clock: Arc::new(SystemClock),
+    })
+    .expect("client")
 }
 
 fn client(url: &str, retries: u32) -> Client {
-    client_with(DatabaseUrl::parse(url).expect("url"), Auth::EmulatorOwner, fast_retries(retries))
+    client_with(
+        DatabaseUrl::parse(url).expect("url"),
+        Auth::EmulatorOwner,
+        fast_retries(retries),
+    )
 }
 
 async fn emulator() -> (Emulator, String) {
-    let emu = Emulator::start(EmulatorOptions::default()).await.expect("emulator");
+    let emu = Emulator::start(EmulatorOptions::default())
+        .await
+        .expect("emulator");
     let url = format!("{}?ns=test-client", emu.url());
     (emu, url)
 }
@@ -48,19 +63,29 @@ async fn lever(emu: &Emulator, method: reqwest::Method, path: &str, body: Option
         rb = rb.json(&b);
     }
     let resp = rb.send().await.expect("lever");
-    assert!(resp.status().is_success(), "lever {path}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "lever {path}: {}",
+        resp.status()
+    );
     let text = resp.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 async fn request_total(emu: &Emulator) -> u64 {
     let v = lever(emu, reqwest::Method::GET, "requests", None).await;
-    v["total"].as_u64().unwrap_or_else(|| panic!("request counts: {v}"))
+    v["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("request counts: {v}"))
 }
 
 async fn reset_counts(emu: &Emulator) {
     lever(emu, reqwest::Method::DELETE, "requests", None).await;
-    assert_eq!(request_total(emu).await, 0, "reset did not clear the counts");
+    assert_eq!(
+        request_total(emu).await,
+        0,
+        "reset did not clear the counts"
+    );
 }
 
 /// One request as the fake server saw it.
@@ -74,7 +99,10 @@ struct Seen {
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -87,7 +115,12 @@ struct Answer {
 }
 
 fn answer(status: u16, body: impl Into<String>) -> Answer {
-    Answer { status, headers: Vec::new(), body: body.into(), delay_ms: 0 }
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: body.into(),
+        delay_ms: 0,
+    }
 }
 
 fn with_etag(mut a: Answer, etag: &str) -> Answer {
@@ -118,7 +151,9 @@ async fn fake_server(script: Script) -> Fake {
     let seen2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let seen = seen2.clone();
             let script = script.clone();
             tokio::spawn(async move {
@@ -133,8 +168,18 @@ async fn fake_server(script: Script) -> Fake {
                             .iter()
                             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                             .collect();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let s = Seen { method, uri, headers, body: String::from_utf8_lossy(&body).into_owned() };
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let s = Seen {
+                            method,
+                            uri,
+                            headers,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        };
                         let index = {
                             let mut log = seen.lock().unwrap();
                             log.push(s.clone());
@@ -154,7 +199,9 @@ async fn fake_server(script: Script) -> Fake {
                         Ok::<_, std::io::Error>(resp.body(Full::new(Bytes::from(a.body))).unwrap())
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -168,14 +215,32 @@ async fn fake_server(script: Script) -> Fake {
 async fn every_emulator_url_form_reaches_its_namespace() {
     let (emu, _) = emulator().await;
     let forms = [
-        (DatabaseUrl::parse(&format!("{}?ns=form-a", emu.url())).unwrap(), "form-a"),
-        (DatabaseUrl::parse(&format!("{}/?ns=form-b", emu.url())).unwrap(), "form-b"),
-        (DatabaseUrl::for_emulator_host(&emu.host_port(), Some("https://form-c.firebaseio.com")).unwrap(), "form-c"),
         (
-            DatabaseUrl::for_emulator_host(&emu.host_port(), Some("https://form-d.europe-west1.firebasedatabase.app")).unwrap(),
+            DatabaseUrl::parse(&format!("{}?ns=form-a", emu.url())).unwrap(),
+            "form-a",
+        ),
+        (
+            DatabaseUrl::parse(&format!("{}/?ns=form-b", emu.url())).unwrap(),
+            "form-b",
+        ),
+        (
+            DatabaseUrl::for_emulator_host(&emu.host_port(), Some("https://form-c.firebaseio.com"))
+                .unwrap(),
+            "form-c",
+        ),
+        (
+            DatabaseUrl::for_emulator_host(
+                &emu.host_port(),
+                Some("https://form-d.europe-west1.firebasedatabase.app"),
+            )
+            .unwrap(),
             "form-d",
         ),
-        (DatabaseUrl::for_emulator_host(&emu.host_port(), Some("http://elsewhere:1?ns=form-e")).unwrap(), "form-e"),
+        (
+            DatabaseUrl::for_emulator_host(&emu.host_port(), Some("http://elsewhere:1?ns=form-e"))
+                .unwrap(),
+            "form-e",
+        ),
     ];
     for (url, ns) in &forms {
         assert!(url.emulator);
@@ -200,13 +265,31 @@ async fn bad_keys_are_rejected_before_any_request() {
     reset_counts(&emu).await;
     let long = "k".repeat(769);
     let deep = vec!["d"; 40].join("/");
-    let bad = ["a.b", "a/$x", "x/#", "a[0]", "b]", "ctl\u{1}", long.as_str(), deep.as_str(), "1.2.3"];
+    let bad = [
+        "a.b",
+        "a/$x",
+        "x/#",
+        "a[0]",
+        "b]",
+        "ctl\u{1}",
+        long.as_str(),
+        deep.as_str(),
+        "1.2.3",
+    ];
     for p in bad {
         let errs = vec![
             c.get(p).await.err(),
             c.get_versioned(p).await.err(),
             c.get_shallow(p).await.err(),
-            c.query(p, &Query { order_by: Some(OrderBy::Key), ..Default::default() }).await.err(),
+            c.query(
+                p,
+                &Query {
+                    order_by: Some(OrderBy::Key),
+                    ..Default::default()
+                },
+            )
+            .await
+            .err(),
             c.set(p, &json!(1)).await.err(),
             c.set_echo(p, &json!(1)).await.err(),
             c.put_if_match(p, &json!(1), NULL_ETAG).await.err(),
@@ -220,7 +303,11 @@ async fn bad_keys_are_rejected_before_any_request() {
             let e = e.unwrap_or_else(|| panic!("{p:?} accepted"));
             assert_eq!(e.code, ErrorCode::InvalidPath, "{p:?}: {e}");
             if p.len() < 100 && p != deep {
-                assert!(e.message.contains(&p.escape_debug().to_string()) || e.message.contains(p), "{p:?}: {}", e.message);
+                assert!(
+                    e.message.contains(&p.escape_debug().to_string()) || e.message.contains(p),
+                    "{p:?}: {}",
+                    e.message
+                );
             }
         }
     }
@@ -231,7 +318,11 @@ async fn bad_keys_are_rejected_before_any_request() {
     let e = c.update("x", &patch).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidPath);
     assert!(e.message.contains("not.ok"), "{}", e.message);
-    assert_eq!(request_total(&emu).await, 0, "a request went out for a bad path");
+    assert_eq!(
+        request_total(&emu).await,
+        0,
+        "a request went out for a bad path"
+    );
     emu.stop().await.unwrap();
 }
 
@@ -257,9 +348,14 @@ async fn plain_methods_cost_one_request_each() {
     step(1).await;
     assert_eq!(c.get_shallow("a").await.unwrap(), json!({"b": true}));
     step(1).await;
-    let echo = c.set_echo("a/t", &json!({"at": {".sv": "timestamp"}, "who": "me"})).await.unwrap();
+    let echo = c
+        .set_echo("a/t", &json!({"at": {".sv": "timestamp"}, "who": "me"}))
+        .await
+        .unwrap();
     step(1).await;
-    let at = echo["at"].as_i64().expect("server timestamp resolved in the echo");
+    let at = echo["at"]
+        .as_i64()
+        .expect("server timestamp resolved in the echo");
     assert!((at - SystemClock.now_ms_for_test()).abs() < 60_000);
     assert_eq!(echo["who"], json!("me"));
 
@@ -279,7 +375,10 @@ async fn plain_methods_cost_one_request_each() {
     step(2).await;
     assert_eq!(id1.len(), 20, "{id1}");
     assert!(id1 < id2, "push ids are time-ordered: {id1} {id2}");
-    assert_eq!(c.get("list").await.unwrap(), json!({ id1.clone(): {"n": 1}, id2.clone(): {"n": 2} }));
+    assert_eq!(
+        c.get("list").await.unwrap(),
+        json!({ id1.clone(): {"n": 1}, id2.clone(): {"n": 2} })
+    );
     step(1).await;
 
     c.remove("a").await.unwrap();
@@ -289,7 +388,10 @@ async fn plain_methods_cost_one_request_each() {
 
     c.check_connection().await.unwrap();
     step(1).await;
-    assert!(c.server_clock().is_known(), "Date headers feed the server clock");
+    assert!(
+        c.server_clock().is_known(),
+        "Date headers feed the server clock"
+    );
     emu.stop().await.unwrap();
 }
 
@@ -313,36 +415,68 @@ async fn conditional_put_and_delete_outcomes() {
     reset_counts(&emu).await;
 
     let v0 = c.get_versioned("lock").await.unwrap();
-    assert_eq!(v0, Versioned { value: Value::Null, etag: NULL_ETAG.into() });
+    assert_eq!(
+        v0,
+        Versioned {
+            value: Value::Null,
+            etag: NULL_ETAG.into()
+        }
+    );
 
     // Create only if absent.
-    let first = c.put_if_match("lock", &json!({"owner": "A"}), NULL_ETAG).await.unwrap();
-    let CasOutcome::Written(w1) = first else { panic!("expected a write: {first:?}") };
+    let first = c
+        .put_if_match("lock", &json!({"owner": "A"}), NULL_ETAG)
+        .await
+        .unwrap();
+    let CasOutcome::Written(w1) = first else {
+        panic!("expected a write: {first:?}")
+    };
     assert_eq!(w1.value, json!({"owner": "A"}));
     assert_ne!(w1.etag, NULL_ETAG);
 
     // A second create is a mismatch carrying the current value and ETag.
-    let second = c.put_if_match("lock", &json!({"owner": "B"}), NULL_ETAG).await.unwrap();
+    let second = c
+        .put_if_match("lock", &json!({"owner": "B"}), NULL_ETAG)
+        .await
+        .unwrap();
     assert_eq!(second, CasOutcome::Mismatch(w1.clone()));
 
     // The read ETag matches the written one.
     assert_eq!(c.get_versioned("lock").await.unwrap(), w1);
 
     // Replace with the right ETag; server values are resolved in the echo.
-    let third = c.put_if_match("lock", &json!({"owner": "A", "at": {".sv": "timestamp"}}), &w1.etag).await.unwrap();
-    let CasOutcome::Written(w2) = third else { panic!("{third:?}") };
+    let third = c
+        .put_if_match(
+            "lock",
+            &json!({"owner": "A", "at": {".sv": "timestamp"}}),
+            &w1.etag,
+        )
+        .await
+        .unwrap();
+    let CasOutcome::Written(w2) = third else {
+        panic!("{third:?}")
+    };
     assert!(w2.value["at"].is_i64(), "{}", w2.value);
     assert_ne!(w2.etag, w1.etag);
 
     // A stale ETag does nothing.
-    let stale = c.put_if_match("lock", &json!({"owner": "C"}), &w1.etag).await.unwrap();
+    let stale = c
+        .put_if_match("lock", &json!({"owner": "C"}), &w1.etag)
+        .await
+        .unwrap();
     assert_eq!(stale, CasOutcome::Mismatch(w2.clone()));
     let stale_delete = c.delete_if_match("lock", &w1.etag).await.unwrap();
     assert_eq!(stale_delete, CasOutcome::Mismatch(w2.clone()));
 
     // Delete with the right ETag.
     let gone = c.delete_if_match("lock", &w2.etag).await.unwrap();
-    assert_eq!(gone, CasOutcome::Written(Versioned { value: Value::Null, etag: NULL_ETAG.into() }));
+    assert_eq!(
+        gone,
+        CasOutcome::Written(Versioned {
+            value: Value::Null,
+            etag: NULL_ETAG.into()
+        })
+    );
     assert_eq!(c.get("lock").await.unwrap(), Value::Null);
 
     // Nine operations, nine requests: no hidden pre-reads.
@@ -369,11 +503,29 @@ async fn query_results_come_back_sorted() {
     reset_counts(&emu).await;
 
     let keys = |r: &[(String, Value)]| r.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-    let by_age = c.query("people", &Query { order_by: Some(OrderBy::Child("age".into())), ..Default::default() }).await.unwrap();
+    let by_age = c
+        .query(
+            "people",
+            &Query {
+                order_by: Some(OrderBy::Child("age".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(keys(&by_age), ["9", "amy", "cat", "zed", "bob", "10"]);
     assert_eq!(by_age[0].1, people["9"]);
 
-    let by_key = c.query("people", &Query { order_by: Some(OrderBy::Key), ..Default::default() }).await.unwrap();
+    let by_key = c
+        .query(
+            "people",
+            &Query {
+                order_by: Some(OrderBy::Key),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(keys(&by_key), ["9", "10", "amy", "bob", "cat", "zed"]);
 
     let range = c
@@ -391,18 +543,41 @@ async fn query_results_come_back_sorted() {
     assert_eq!(keys(&range), ["amy", "cat", "zed"]);
 
     let last = c
-        .query("people", &Query { order_by: Some(OrderBy::Child("age".into())), limit_to_last: Some(2), ..Default::default() })
+        .query(
+            "people",
+            &Query {
+                order_by: Some(OrderBy::Child("age".into())),
+                limit_to_last: Some(2),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(keys(&last), ["bob", "10"]);
 
     let eq = c
-        .query("people", &Query { order_by: Some(OrderBy::Child("name".into())), equal_to: Some(json!("Bob")), ..Default::default() })
+        .query(
+            "people",
+            &Query {
+                order_by: Some(OrderBy::Child("name".into())),
+                equal_to: Some(json!("Bob")),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(keys(&eq), ["bob"]);
 
-    let none = c.query("nobody", &Query { order_by: Some(OrderBy::Key), ..Default::default() }).await.unwrap();
+    let none = c
+        .query(
+            "nobody",
+            &Query {
+                order_by: Some(OrderBy::Key),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(none.is_empty());
     assert_eq!(request_total(&emu).await, 6);
     emu.stop().await.unwrap();
@@ -418,22 +593,51 @@ async fn stream_delivers_put_and_patch_events_and_ends_when_the_server_closes() 
     c.set("watched", &json!({"a": 1})).await.unwrap();
     let mut s = c.stream("watched").await.unwrap();
     let next = async |s: &mut msr_firebase::rtdb::EventStream| loop {
-        let ev = tokio::time::timeout(Duration::from_secs(5), s.next()).await.expect("event in time");
+        let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("event in time");
         match ev {
             Some(Ok(StreamEvent::KeepAlive)) => continue,
             other => return other,
         }
     };
-    assert_eq!(next(&mut s).await, Some(Ok(StreamEvent::Put { path: "/".into(), data: json!({"a": 1}) })));
+    assert_eq!(
+        next(&mut s).await,
+        Some(Ok(StreamEvent::Put {
+            path: "/".into(),
+            data: json!({"a": 1})
+        }))
+    );
     c.set("watched/b", &json!(2)).await.unwrap();
-    assert_eq!(next(&mut s).await, Some(Ok(StreamEvent::Put { path: "/b".into(), data: json!(2) })));
+    assert_eq!(
+        next(&mut s).await,
+        Some(Ok(StreamEvent::Put {
+            path: "/b".into(),
+            data: json!(2)
+        }))
+    );
     let mut patch = serde_json::Map::new();
     patch.insert("c".into(), json!(3));
     c.update("watched", &patch).await.unwrap();
-    assert_eq!(next(&mut s).await, Some(Ok(StreamEvent::Patch { path: "/".into(), data: json!({"c": 3}) })));
+    assert_eq!(
+        next(&mut s).await,
+        Some(Ok(StreamEvent::Patch {
+            path: "/".into(),
+            data: json!({"c": 3})
+        }))
+    );
     c.remove("watched").await.unwrap();
-    assert_eq!(next(&mut s).await, Some(Ok(StreamEvent::Put { path: "/".into(), data: Value::Null })));
-    tokio::time::timeout(Duration::from_secs(10), emu.stop()).await.expect("stop in time").unwrap();
+    assert_eq!(
+        next(&mut s).await,
+        Some(Ok(StreamEvent::Put {
+            path: "/".into(),
+            data: Value::Null
+        }))
+    );
+    tokio::time::timeout(Duration::from_secs(10), emu.stop())
+        .await
+        .expect("stop in time")
+        .unwrap();
     let end = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match s.next().await {
@@ -468,9 +672,15 @@ async fn stream_parses_a_scripted_server() {
     assert_eq!(
         got,
         [
-            StreamEvent::Put { path: "/".into(), data: json!({"x": 1}) },
+            StreamEvent::Put {
+                path: "/".into(),
+                data: json!({"x": 1})
+            },
             StreamEvent::KeepAlive,
-            StreamEvent::Patch { path: "/y".into(), data: json!({"z": true}) },
+            StreamEvent::Patch {
+                path: "/y".into(),
+                data: json!({"z": true})
+            },
             StreamEvent::Cancel("rules changed".into()),
         ]
     );
@@ -487,25 +697,58 @@ async fn stream_parses_a_scripted_server() {
 async fn injected_503s_are_retried_until_success_and_then_given_up_clearly() {
     let (emu, url) = emulator().await;
     let c = client(&url, 30);
-    lever(&emu, reqwest::Method::PUT, "faults", Some(json!({"unavailableProbability": 0.5}))).await;
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "faults",
+        Some(json!({"unavailableProbability": 0.5})),
+    )
+    .await;
     for i in 0..10 {
         c.set(&format!("r/{i}"), &json!(i)).await.unwrap();
-        let cas = c.put_if_match(&format!("c/{i}"), &json!(i), NULL_ETAG).await.unwrap();
+        let cas = c
+            .put_if_match(&format!("c/{i}"), &json!(i), NULL_ETAG)
+            .await
+            .unwrap();
         assert!(matches!(cas, CasOutcome::Written(_)), "{cas:?}");
         assert_eq!(c.get(&format!("r/{i}")).await.unwrap(), json!(i));
     }
-    lever(&emu, reqwest::Method::PUT, "faults", Some(json!({"unavailableProbability": 1.0}))).await;
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "faults",
+        Some(json!({"unavailableProbability": 1.0})),
+    )
+    .await;
     reset_counts(&emu).await;
     let c3 = client(&url, 3);
     let e = c3.get("r/1").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::ConnectionFailed, "{e}");
-    assert!(e.message.contains("503") && e.message.contains("4 attempts"), "{}", e.message);
+    assert!(
+        e.message.contains("503") && e.message.contains("4 attempts"),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains(&emu.url()), "{}", e.message);
     assert_eq!(request_total(&emu).await, 4, "first attempt + 3 retries");
     let e = c3.set("r/1", &json!(0)).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::ConnectionFailed, "503 is safe to retry for writes, then reported: {e}");
-    lever(&emu, reqwest::Method::PUT, "faults", Some(json!({"unavailableProbability": 0.0}))).await;
-    assert_eq!(c3.get("r/1").await.unwrap(), json!(1), "the failed writes did nothing");
+    assert_eq!(
+        e.code,
+        ErrorCode::ConnectionFailed,
+        "503 is safe to retry for writes, then reported: {e}"
+    );
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "faults",
+        Some(json!({"unavailableProbability": 0.0})),
+    )
+    .await;
+    assert_eq!(
+        c3.get("r/1").await.unwrap(),
+        json!(1),
+        "the failed writes did nothing"
+    );
     emu.stop().await.unwrap();
 }
 
@@ -514,14 +757,26 @@ async fn denied_paths_map_to_permission_denied() {
     let (emu, url) = emulator().await;
     let c = client(&url, 3);
     c.set("open/x", &json!(1)).await.unwrap();
-    lever(&emu, reqwest::Method::PUT, "deny", Some(json!({"ns": "test-client", "paths": ["secret"]}))).await;
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "deny",
+        Some(json!({"ns": "test-client", "paths": ["secret"]})),
+    )
+    .await;
     for e in [
         c.get("secret/inner").await.unwrap_err(),
         c.set("secret", &json!(1)).await.unwrap_err(),
-        c.put_if_match("secret/a", &json!(1), NULL_ETAG).await.unwrap_err(),
+        c.put_if_match("secret/a", &json!(1), NULL_ETAG)
+            .await
+            .unwrap_err(),
     ] {
         assert_eq!(e.code, ErrorCode::PermissionDenied, "{e}");
-        assert!(e.message.starts_with("Permission denied at /secret"), "{}", e.message);
+        assert!(
+            e.message.starts_with("Permission denied at /secret"),
+            "{}",
+            e.message
+        );
     }
     assert_eq!(c.get("open/x").await.unwrap(), json!(1));
     emu.stop().await.unwrap();
@@ -535,10 +790,17 @@ async fn unreachable_database_is_a_connection_failure_naming_the_url() {
     };
     let url = format!("http://127.0.0.1:{port}?ns=gone");
     let c = client(&url, 2);
-    for e in [c.check_connection().await.unwrap_err(), c.set("a", &json!(1)).await.unwrap_err()] {
+    for e in [
+        c.check_connection().await.unwrap_err(),
+        c.set("a", &json!(1)).await.unwrap_err(),
+    ] {
         assert_eq!(e.code, ErrorCode::ConnectionFailed, "{e}");
         assert!(e.message.contains(&url), "{}", e.message);
-        assert!(e.message.contains("3 attempts") && e.message.contains("check"), "{}", e.message);
+        assert!(
+            e.message.contains("3 attempts") && e.message.contains("check"),
+            "{}",
+            e.message
+        );
     }
 }
 
@@ -555,13 +817,25 @@ async fn http_errors_map_to_codes() {
     let c = client(&fake.url(), 3);
     let e = c.get("notfound").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::DatabaseNotFound);
-    assert!(e.message.contains(&fake.url()) && e.message.contains("databaseUrl"), "{}", e.message);
+    assert!(
+        e.message.contains(&fake.url()) && e.message.contains("databaseUrl"),
+        "{}",
+        e.message
+    );
     let e = c.set("bad", &json!(1)).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
-    assert!(e.message.contains("Invalid data; couldn't parse JSON"), "{}", e.message);
+    assert!(
+        e.message.contains("Invalid data; couldn't parse JSON"),
+        "{}",
+        e.message
+    );
     let e = c.remove("denied").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::PermissionDenied);
-    assert!(e.message.starts_with("Permission denied at /denied"), "{}", e.message);
+    assert!(
+        e.message.starts_with("Permission denied at /denied"),
+        "{}",
+        e.message
+    );
     let e = c.get("teapot").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
     assert!(e.message.contains("418"), "{}", e.message);
@@ -625,13 +899,26 @@ async fn conditional_write_with_unknown_outcome_is_settled_by_the_etag() {
     }))
     .await;
     let c = client(&fake.url(), 5);
-    let out = c.put_if_match("lock", &json!({"owner": "me", "at": {".sv": "timestamp"}}), "e-old").await.unwrap();
+    let out = c
+        .put_if_match(
+            "lock",
+            &json!({"owner": "me", "at": {".sv": "timestamp"}}),
+            "e-old",
+        )
+        .await
+        .unwrap();
     assert_eq!(
         out,
-        CasOutcome::Written(Versioned { value: json!({"owner": "me", "at": 1700000000000i64}), etag: "e-new".into() })
+        CasOutcome::Written(Versioned {
+            value: json!({"owner": "me", "at": 1700000000000i64}),
+            etag: "e-new".into()
+        })
     );
     let seen = fake.seen();
-    assert_eq!(seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(), ["PUT", "GET"]);
+    assert_eq!(
+        seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(),
+        ["PUT", "GET"]
+    );
     assert_eq!(seen[0].header("if-match"), Some("e-old"));
     assert_eq!(seen[0].header("x-firebase-etag"), Some("true"));
     assert_eq!(seen[1].header("x-firebase-etag"), Some("true"));
@@ -644,9 +931,24 @@ async fn conditional_write_with_unknown_outcome_is_settled_by_the_etag() {
     }))
     .await;
     let c = client(&fake.url(), 5);
-    let out = c.put_if_match("lock", &json!({"owner": "me"}), NULL_ETAG).await.unwrap();
-    assert_eq!(out, CasOutcome::Written(Versioned { value: json!({"owner": "me"}), etag: "e1".into() }));
-    assert_eq!(fake.seen().iter().map(|s| s.method.as_str()).collect::<Vec<_>>(), ["PUT", "GET", "PUT"]);
+    let out = c
+        .put_if_match("lock", &json!({"owner": "me"}), NULL_ETAG)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        CasOutcome::Written(Versioned {
+            value: json!({"owner": "me"}),
+            etag: "e1".into()
+        })
+    );
+    assert_eq!(
+        fake.seen()
+            .iter()
+            .map(|s| s.method.as_str())
+            .collect::<Vec<_>>(),
+        ["PUT", "GET", "PUT"]
+    );
 
     // 3. Someone else's value under another ETag: unknown.
     let fake = fake_server(Arc::new(|s, _| match s.method.as_str() {
@@ -655,7 +957,10 @@ async fn conditional_write_with_unknown_outcome_is_settled_by_the_etag() {
     }))
     .await;
     let c = client(&fake.url(), 5);
-    let e = c.put_if_match("lock", &json!({"owner": "me"}), "e1").await.unwrap_err();
+    let e = c
+        .put_if_match("lock", &json!({"owner": "me"}), "e1")
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::WriteOutcomeUnknown, "{e}");
     let e = c.delete_if_match("lock", "e1").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::WriteOutcomeUnknown, "{e}");
@@ -669,11 +974,17 @@ async fn conditional_write_with_unknown_outcome_is_settled_by_the_etag() {
     .await;
     let c = client(&fake.url(), 5);
     let out = c.delete_if_match("lock", "e1").await.unwrap();
-    assert_eq!(out, CasOutcome::Written(Versioned { value: Value::Null, etag: NULL_ETAG.into() }));
+    assert_eq!(
+        out,
+        CasOutcome::Written(Versioned {
+            value: Value::Null,
+            etag: NULL_ETAG.into()
+        })
+    );
 }
 
 #[tokio::test]
-async fn timeouts_retry_reads_and_settle_writes() {
+async fn timeouts_retry_reads_and_are_settled_for_writes() {
     let fake = fake_server(Arc::new(|s, i| {
         let mut a = match s.method.as_str() {
             "GET" => with_etag(answer(200, "7"), "e7"),
@@ -695,6 +1006,19 @@ async fn timeouts_retry_reads_and_settle_writes() {
     .unwrap();
     assert_eq!(c.get("t").await.unwrap(), json!(7));
     assert_eq!(fake.seen().len(), 2);
+    // A PUT that timed out is not sent again; the re-read shows our value, so it happened.
+    let c2 = Client::new(ClientOptions {
+        url: DatabaseUrl::parse(&fake.url()).unwrap(),
+        auth: Auth::EmulatorOwner,
+        retry: fast_retries(2),
+        request_timeout: Duration::from_millis(500),
+        clock: Arc::new(SystemClock),
+    })
+    .unwrap();
+    fake.seen.lock().unwrap().clear();
+    c2.set("t", &json!(7)).await.unwrap();
+    let methods: Vec<String> = fake.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["PUT", "GET"]);
 }
 
 #[tokio::test]
@@ -733,23 +1057,44 @@ async fn emulator_owner_header_and_no_token_in_urls() {
     c.set("a", &json!(1)).await.unwrap();
     c.put_if_match("a", &json!(1), "e").await.unwrap();
     c.push("a", &json!(1)).await.unwrap();
-    c.query("a", &Query { order_by: Some(OrderBy::Child("role".into())), equal_to: Some(json!("admin")), ..Default::default() })
-        .await
-        .unwrap();
+    c.query(
+        "a",
+        &Query {
+            order_by: Some(OrderBy::Child("role".into())),
+            equal_to: Some(json!("admin")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     for s in fake.seen() {
         assert_eq!(s.header("authorization"), Some("Bearer owner"), "{s:?}");
-        assert!(!s.uri.contains("auth") && !s.uri.contains("owner") && !s.uri.contains("token"), "{}", s.uri);
+        assert!(
+            !s.uri.contains("auth") && !s.uri.contains("owner") && !s.uri.contains("token"),
+            "{}",
+            s.uri
+        );
         assert!(s.uri.contains("ns=fake"), "{}", s.uri);
     }
     let seen = fake.seen();
     let q = seen.last().unwrap();
-    assert!(q.uri.contains("orderBy=%22role%22") && q.uri.contains("equalTo=%22admin%22"), "{}", q.uri);
+    assert!(
+        q.uri.contains("orderBy=%22role%22") && q.uri.contains("equalTo=%22admin%22"),
+        "{}",
+        q.uri
+    );
     assert!(seen.iter().any(|s| s.uri.contains("shallow=true")));
-    assert!(seen.iter().any(|s| s.uri.contains("print=silent") && s.method == "PUT"));
+    assert!(seen
+        .iter()
+        .any(|s| s.uri.contains("print=silent") && s.method == "PUT"));
 }
 
 fn write_key_file(dir: &std::path::Path, token_uri: &str) -> std::path::PathBuf {
-    let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-sa-key.pem")).unwrap();
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-sa-key.pem"
+    ))
+    .unwrap();
     let key = json!({
         "type": "service_account",
         "project_id": "test-project",
@@ -771,9 +1116,17 @@ async fn service_account_token_is_fetched_once_and_sent_as_bearer_only() {
     let token_server = fake_server(Arc::new(move |s, _| {
         calls.fetch_add(1, Ordering::SeqCst);
         assert_eq!(s.method, "POST");
-        assert!(s.body.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"), "{}", s.body);
+        assert!(
+            s.body
+                .contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"),
+            "{}",
+            s.body
+        );
         assert!(s.body.contains("assertion="), "{}", s.body);
-        let mut a = answer(200, r#"{"access_token":"tok-123","expires_in":3600,"token_type":"Bearer"}"#);
+        let mut a = answer(
+            200,
+            r#"{"access_token":"tok-123","expires_in":3600,"token_type":"Bearer"}"#,
+        );
         a.headers.push(("Content-Type", "application/json".into()));
         a
     }))
@@ -787,7 +1140,11 @@ async fn service_account_token_is_fetched_once_and_sent_as_bearer_only() {
     let key = write_key_file(dir.path(), &format!("{}/token", token_server.base));
     let auth = Auth::service_account_file(key.to_str().unwrap()).unwrap();
     assert_eq!(format!("{auth:?}"), "Auth::ServiceAccount(<redacted>)");
-    let c = client_with(DatabaseUrl::parse(&db.url()).unwrap(), auth, fast_retries(0));
+    let c = client_with(
+        DatabaseUrl::parse(&db.url()).unwrap(),
+        auth,
+        fast_retries(0),
+    );
     c.get("a").await.unwrap();
     c.set("a", &json!({"v": 2})).await.unwrap();
     c.put_if_match("a", &json!({"v": 2}), "e1").await.unwrap();
@@ -799,20 +1156,32 @@ async fn service_account_token_is_fetched_once_and_sent_as_bearer_only() {
         assert_eq!(s.header("authorization"), Some("Bearer tok-123"), "{s:?}");
         assert!(!s.uri.contains("tok-123"), "token in URL {}", s.uri);
     }
-    assert_eq!(token_calls.load(Ordering::SeqCst), 1, "token cached and reused");
+    assert_eq!(
+        token_calls.load(Ordering::SeqCst),
+        1,
+        "token cached and reused"
+    );
     assert_eq!(token_server.seen()[0].uri, "/token");
 }
 
 #[tokio::test]
 async fn token_endpoint_refusal_is_auth_failed_without_secrets() {
-    let token_server =
-        fake_server(Arc::new(|_, _| answer(400, r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#)))
-            .await;
+    let token_server = fake_server(Arc::new(|_, _| {
+        answer(
+            400,
+            r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+        )
+    }))
+    .await;
     let db = fake_server(Arc::new(|_, _| answer(200, "null"))).await;
     let dir = tempfile::tempdir().unwrap();
     let key = write_key_file(dir.path(), &format!("{}/token", token_server.base));
     let auth = Auth::service_account_file(key.to_str().unwrap()).unwrap();
-    let c = client_with(DatabaseUrl::parse(&db.url()).unwrap(), auth, fast_retries(0));
+    let c = client_with(
+        DatabaseUrl::parse(&db.url()).unwrap(),
+        auth,
+        fast_retries(0),
+    );
     let e = c.get("a").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::AuthFailed, "{e}");
     assert!(!e.message.contains("PRIVATE KEY"), "{}", e.message);
@@ -825,18 +1194,34 @@ fn key_file_errors_name_the_file_and_the_problem() {
     let missing = dir.path().join("nope.json");
     let e = Auth::service_account_file(missing.to_str().unwrap()).unwrap_err();
     assert_eq!(e.code, ErrorCode::AuthFailed);
-    assert!(e.message.contains("nope.json") && e.message.contains("not found"), "{}", e.message);
+    assert!(
+        e.message.contains("nope.json") && e.message.contains("not found"),
+        "{}",
+        e.message
+    );
 
     let cases: [(&str, &str, &str); 5] = [
-        ("garbage.json", "this is { not json SECRET-ISH", "not valid JSON"),
+        (
+            "garbage.json",
+            "this is { not json SECRET-ISH",
+            "not valid JSON",
+        ),
         ("array.json", "[1,2]", "not a JSON object"),
-        ("nokey.json", r#"{"type":"service_account","client_email":"a@b","token_uri":"http://x"}"#, "private_key"),
+        (
+            "nokey.json",
+            r#"{"type":"service_account","client_email":"a@b","token_uri":"http://x"}"#,
+            "private_key",
+        ),
         (
             "badkey.json",
             r#"{"type":"service_account","client_email":"a@b","token_uri":"http://x","private_key":"-----BEGIN PRIVATE KEY-----\nSECRET-ISH\n-----END PRIVATE KEY-----\n"}"#,
             "PKCS#8",
         ),
-        ("user.json", r#"{"type":"authorized_user","client_id":"x","refresh_token":"SECRET-ISH"}"#, "service_account"),
+        (
+            "user.json",
+            r#"{"type":"authorized_user","client_id":"x","refresh_token":"SECRET-ISH"}"#,
+            "service_account",
+        ),
     ];
     for (name, text, problem) in cases {
         let p = dir.path().join(name);
@@ -854,5 +1239,8 @@ fn production_clients_build_without_a_tls_provider_panic() {
     let url = DatabaseUrl::parse("https://example-db.firebaseio.com").unwrap();
     let c = client_with(url.clone(), Auth::EmulatorOwner, RetryPolicy::default());
     assert_eq!(c.url(), &url);
-    assert_eq!(url.data_url("a/b"), "https://example-db.firebaseio.com/a/b.json");
+    assert_eq!(
+        url.data_url("a/b"),
+        "https://example-db.firebaseio.com/a/b.json"
+    );
 }
