@@ -2,7 +2,6 @@
 //! scripted HTTP servers (a fake database that records every request, a fake OAuth2 token
 //! endpoint) for what the emulator cannot inject (500s, dropped connections, headers).
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -569,6 +568,20 @@ async fn query_results_come_back_sorted() {
         .unwrap();
     assert_eq!(keys(&eq), ["bob"]);
 
+    let spaced = c
+        .query(
+            "people",
+            &Query {
+                order_by: Some(OrderBy::Child("name".into())),
+                start_at: Some(json!("B")),
+                end_at: Some(json!("Cat ~")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys(&spaced), ["bob", "cat"]);
+
     let none = c
         .query(
             "nobody",
@@ -580,7 +593,7 @@ async fn query_results_come_back_sorted() {
         .await
         .unwrap();
     assert!(none.is_empty());
-    assert_eq!(request_total(&emu).await, 6);
+    assert_eq!(request_total(&emu).await, 7);
     emu.stop().await.unwrap();
 }
 
@@ -985,7 +998,7 @@ async fn conditional_write_with_unknown_outcome_is_settled_by_the_etag() {
 }
 
 #[tokio::test]
-async fn timeouts_retry_reads_and_settle_writes() {
+async fn timeouts_retry_reads_and_are_settled_for_writes() {
     let fake = fake_server(Arc::new(|s, i| {
         let mut a = match s.method.as_str() {
             "GET" => with_etag(answer(200, "7"), "e7"),
@@ -1007,6 +1020,19 @@ async fn timeouts_retry_reads_and_settle_writes() {
     .unwrap();
     assert_eq!(c.get("t").await.unwrap(), json!(7));
     assert_eq!(fake.seen().len(), 2);
+    // A PUT that timed out is not sent again; the re-read shows our value, so it happened.
+    let c2 = Client::new(ClientOptions {
+        url: DatabaseUrl::parse(&fake.url()).unwrap(),
+        auth: Auth::EmulatorOwner,
+        retry: fast_retries(2),
+        request_timeout: Duration::from_millis(500),
+        clock: Arc::new(SystemClock),
+    })
+    .unwrap();
+    fake.seen.lock().unwrap().clear();
+    c2.set("t", &json!(7)).await.unwrap();
+    let methods: Vec<String> = fake.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["PUT", "GET"]);
 }
 
 #[tokio::test]
@@ -1049,7 +1075,7 @@ async fn emulator_owner_header_and_no_token_in_urls() {
         "a",
         &Query {
             order_by: Some(OrderBy::Child("role".into())),
-            equal_to: Some(json!("admin")),
+            equal_to: Some(json!("ad min")),
             ..Default::default()
         },
     )
@@ -1067,7 +1093,7 @@ async fn emulator_owner_header_and_no_token_in_urls() {
     let seen = fake.seen();
     let q = seen.last().unwrap();
     assert!(
-        q.uri.contains("orderBy=%22role%22") && q.uri.contains("equalTo=%22admin%22"),
+        q.uri.contains("orderBy=%22role%22") && q.uri.contains("equalTo=%22ad%20min%22"),
         "{}",
         q.uri
     );
@@ -1231,4 +1257,37 @@ fn production_clients_build_without_a_tls_provider_panic() {
         url.data_url("a/b"),
         "https://example-db.firebaseio.com/a/b.json"
     );
+}
+
+#[tokio::test]
+async fn redirects_are_followed_only_within_the_database() {
+    let fake = fake_server(Arc::new(|s, _| {
+        if s.uri.starts_with("/moved.json") {
+            let mut a = answer(307, "");
+            a.headers.push(("Location", "/here.json?ns=fake".into()));
+            a
+        } else if s.uri.starts_with("/away.json") {
+            let mut a = answer(307, "");
+            a.headers
+                .push(("Location", "http://127.0.0.1:9/steal.json".into()));
+            a
+        } else {
+            answer(200, r#""here""#)
+        }
+    }))
+    .await;
+    let c = client(&fake.url(), 0);
+    assert_eq!(
+        c.set_echo("moved", &json!("here")).await.unwrap(),
+        json!("here")
+    );
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].method, "PUT");
+    assert_eq!(seen[1].body, r#""here""#);
+    assert_eq!(seen[1].header("authorization"), Some("Bearer owner"));
+    let e = c.get("away").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(e.message.contains("redirect"), "{}", e.message);
+    assert_eq!(fake.seen().len(), 3);
 }
