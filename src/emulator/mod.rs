@@ -1,12 +1,69 @@
-//! The embedded RTDB emulator (INTERFACE; body to be implemented): a hyper/tokio server on
-//! loopback speaking the REST protocol of shared/spec/rtdb-rest.md, plus test levers under
-//! `/.emulator/` (request counts, deny rules, latency, injected 503s, reset).
+//! The embedded RTDB emulator: a hyper/tokio server on loopback speaking the REST protocol of
+//! shared/spec/rtdb-rest.md (namespaces, ETags, conditional PUT/DELETE, 412 bodies, `null_etag`,
+//! server values, `shallow`, `print`, queries, event streams, `{"error": ...}` bodies), plus test
+//! levers. It is the project's test server for a distributed lock, so it is never more lenient
+//! than the real service (where unsure, it refuses).
+//!
+//! Modules: `server` (HTTP, routing, method handlers), `store` (data trees, validation, server
+//! values, pruning), `etag`, `push_id`, `sse` (event streams), `levers` (test levers).
+//!
+//! # Addressing
+//! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
+//! - Without `?ns=`, the namespace is the first label of the `Host` header when it is a DNS name
+//!   of two or more labels (`mydb.localhost:9000` -> `mydb`), otherwise `default`.
+//! - Auth: any `Authorization` header (e.g. `Bearer owner`) or none is treated as an admin; only
+//!   the deny lever produces 401 `{"error":"Permission denied"}`.
+//!
+//! # Behaviour where the real service is unspecified (choices made here)
+//! - ETags are the hex SHA-256 of the value's canonical JSON (keys sorted); `null_etag` for a
+//!   missing node. They are sent only when asked for with `X-Firebase-ETag: true`.
+//! - `X-Firebase-ETag: true` on PATCH, `if-match` on GET/POST/PATCH, `if-none-match` on anything
+//!   but GET, and query parameters (`shallow`, `orderBy`, ...) on anything but GET are 400s.
+//! - A 412 always carries the current value as its body, even under `print=silent`.
+//! - `print=silent` gives 204 on every method, DELETE included.
+//! - Priorities (`.priority`, `.value`) cannot be written (400); `$priority` orders by key.
+//! - Query results are a JSON object; a query on a primitive returns the primitive, on a missing
+//!   node `null`. Queries on event streams are a 400.
+//! - Overlapping PATCH paths (`"a"` and `"a/b"`) are a 400.
+//! - Arrays are stored as objects keyed by index and read back as arrays when more than half of
+//!   the indexes up to the largest are present (as RTDB does).
+//!
+//! # Test levers (`/.emulator/...`; JSON in and out; not counted, not delayed, not denied)
+//! - `GET /.emulator/requests` -> `{"total": n, "byMethod": {"GET": n}, "byPath": {"GET /a/b": n}}`
+//!   (every data request, whatever its outcome; paths without `.json` and `ns`);
+//!   `DELETE /.emulator/requests` resets the counts.
+//! - `PUT /.emulator/deny` `{"ns": "<namespace>", "paths": ["migrations/_lock"]}` replaces the deny
+//!   rules of that namespace (`ns` omitted: every namespace; empty `paths`: remove). Any data
+//!   request at, under or over a denied path gets 401 `{"error":"Permission denied"}`.
+//!   `GET` shows the rules (`{"rules": {"<ns>": ["a/b"]}}`), `DELETE` clears them all.
+//! - `PUT /.emulator/latency` `{"ms": n}`: every data request waits n ms first. `GET` shows it.
+//! - `PUT /.emulator/faults` `{"unavailableProbability": p}` (0..=1): each data request fails with
+//!   503 `{"error": "..."}` with that probability before doing anything. `GET` shows it.
+//! - `PUT /.emulator/clock` `{"offsetMs": n}`: shifts the server clock (server timestamps, push
+//!   ids). `GET` -> `{"offsetMs": n, "now": <server ms>}`.
+//! - `PUT /.emulator/keepalive` `{"ms": n}`: keep-alive interval of event streams opened from
+//!   then on (default 30000).
+//! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}`.
+//! - `POST /.emulator/reset`: clears all data, all levers and the counts.
+
+mod etag;
+mod levers;
+mod push_id;
+mod server;
+mod sse;
+mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::Result;
+use crate::{Error, Result};
+
+pub use push_id::{PushIdGenerator, PUSH_CHARS};
+pub use server::DEFAULT_NAMESPACE;
 
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
@@ -19,18 +76,59 @@ pub struct EmulatorOptions {
 
 impl Default for EmulatorOptions {
     fn default() -> Self {
-        EmulatorOptions { host: "127.0.0.1".into(), port: 0, import: None }
+        EmulatorOptions {
+            host: "127.0.0.1".into(),
+            port: 0,
+            import: None,
+        }
     }
 }
 
 /// A running emulator. Dropping it does not stop it; call `stop()`.
 pub struct Emulator {
     addr: SocketAddr,
+    state: Arc<server::State>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Build the initial store from `{ "<ns>": <tree> }`, validating keys and depth.
+fn import(data: &Value) -> Result<store::Store> {
+    let mut st = store::Store::new();
+    let Value::Object(dbs) = data else {
+        return Err(Error::config(
+            "Emulator import must be a JSON object of namespaces: {\"<namespace>\": <data>}",
+        ));
+    };
+    for (ns, tree) in dbs {
+        let prepared = store::prepare(tree, 0, None, 0)
+            .map_err(|e| Error::config(format!("Emulator import, namespace {ns:?}: {}", e.0)))?;
+        st.set(ns, &[], prepared);
+    }
+    Ok(st)
 }
 
 impl Emulator {
     pub async fn start(opts: EmulatorOptions) -> Result<Emulator> {
-        todo!("{opts:?}")
+        let st = match &opts.import {
+            Some(data) => import(data)?,
+            None => store::Store::new(),
+        };
+        let (listener, addr) = server::bind(&opts.host, opts.port).await.map_err(|e| {
+            Error::io(
+                format!("Cannot start the emulator on {}:{}", opts.host, opts.port),
+                e,
+            )
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(server::State::new(st, shutdown_rx));
+        let task = tokio::spawn(server::serve(listener, state.clone()));
+        Ok(Emulator {
+            addr,
+            state,
+            shutdown,
+            task,
+        })
     }
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -45,10 +143,13 @@ impl Emulator {
     }
     /// Every namespace's data: `{ "<namespace>": <tree> }`.
     pub fn export(&self) -> Value {
-        todo!()
+        self.state.store.lock().expect("store lock").export()
     }
     /// Stop accepting, close streams, wait for in-flight requests.
     pub async fn stop(self) -> Result<()> {
-        todo!()
+        let _ = self.shutdown.send(true);
+        self.task
+            .await
+            .map_err(|e| Error::internal(format!("The emulator's server task failed: {e}")))
     }
 }

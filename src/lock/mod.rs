@@ -6,7 +6,7 @@ pub mod record;
 pub mod service;
 
 pub use exclusive::{ExclusiveGuard, WaitPolicy};
-pub use record::{LockRecord, LockStatus};
+pub use record::{held_message, iso_ms, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};
 
 /// `{shift}/migrations/_lock`, or `migrations/_lock` without a shift.
@@ -19,6 +19,8 @@ pub fn lock_path(shift: Option<&str>) -> String {
 
 /// Default executor id: `hostname-pid-uuid`.
 pub fn default_executor_id() -> String {
-    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown-host".into());
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into());
     format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4())
 }
