@@ -1,12 +1,28 @@
 //! `LockService`: acquire/verify/release/status/force-release on conditional PUT/DELETE only.
+//!
+//! Every change of the lock node is a conditional PUT (`if-match` the ETag the decision was
+//! based on); a 412 hands back the node's current value and ETag, and the decision is made again
+//! from those. Nothing is ever decided by reading and then writing unconditionally (L1).
+//!
+//! Expiry (L5) is judged in server time only: `expiresAt <= client.server_clock().now_ms()`, the
+//! server clock being a lower-bound estimate learned from response `Date` headers and server
+//! timestamps. When no server time is known yet, a record counts as expired only once its ETag
+//! has stayed unchanged for its lease length on this machine's monotonic clock.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::rtdb::Client;
-use crate::Result;
+use serde_json::Value;
 
+use crate::rtdb::{CasOutcome, Client, Versioned, NULL_ETAG};
+use crate::{Error, ErrorCode, Result};
+
+use super::record::{tombstone, LockNode, LockRecord};
 use super::LockStatus;
+
+/// How many times a compare-and-set is re-evaluated after a 412 before giving up.
+const MAX_CAS_ROUNDS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct LockOptions {
@@ -30,12 +46,97 @@ impl Default for LockOptions {
     }
 }
 
+impl LockOptions {
+    /// The renewal period: `renew_interval`, else a third of the timeout.
+    pub fn renew_every(&self) -> Duration {
+        self.renew_interval
+            .unwrap_or_else(|| Duration::from_millis((self.timeout_ms / 3).max(1)))
+    }
+}
+
+/// State shared by the clones of one `LockService`.
+#[derive(Default)]
+struct ServiceState {
+    /// Fallback lease measurement when the server clock is unknown: the ETag seen and when it
+    /// was first seen (monotonic).
+    seen: Mutex<Option<(String, Instant)>>,
+    /// Epochs this service acquired, per executor id (releases check them).
+    owned: Mutex<HashMap<String, u64>>,
+}
+
 #[derive(Clone)]
 pub struct LockService {
     pub(crate) client: Client,
     pub(crate) path: String,
     pub(crate) opts: LockOptions,
-    _p: Arc<()>,
+    state: Arc<ServiceState>,
+}
+
+/// A lock this process holds, as of its last successful write.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    /// The record as stored (server timestamps resolved).
+    pub record: LockRecord,
+    pub etag: String,
+    /// Local (monotonic) end of the lease: conservative, before the server-side `expiresAt`.
+    pub deadline: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) enum AcquireOutcome {
+    Acquired(Held),
+    /// Held by another live owner.
+    HeldBy(LockRecord),
+    /// The node kept changing under contention (every compare-and-set lost).
+    Contended,
+}
+
+#[derive(Debug)]
+pub(crate) enum RenewOutcome {
+    Renewed(Held),
+    /// The node no longer holds this owner and epoch; what it holds instead.
+    Lost(LockNode),
+}
+
+enum Wrote {
+    Written(Held),
+    Mismatch(Versioned),
+}
+
+/// Wrap a failure of a lock operation: "<prefix>: <message>", code LOCK_ERROR unless the
+/// original code says something more specific.
+pub(crate) fn wrap(prefix: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e: Error| {
+        let code = match e.code {
+            ErrorCode::PermissionDenied
+            | ErrorCode::ConnectionFailed
+            | ErrorCode::DatabaseNotFound
+            | ErrorCode::AuthFailed
+            | ErrorCode::WriteOutcomeUnknown
+            | ErrorCode::LockHeld
+            | ErrorCode::LockLost => e.code,
+            _ => ErrorCode::LockError,
+        };
+        let message = if e.message.to_lowercase().contains("lock") && e.message.starts_with(prefix)
+        {
+            e.message
+        } else {
+            format!("{prefix}: {}", e.message)
+        };
+        Error::new(code, message)
+    }
+}
+
+fn contended(path: &str) -> Error {
+    Error::new(
+        ErrorCode::LockError,
+        format!("the lock at {path} kept changing under contention ({MAX_CAS_ROUNDS} conditional writes lost)"),
+    )
+}
+
+fn num(v: &Value, key: &str) -> Option<i64> {
+    v.get(key)
+        .and_then(|n| n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)))
 }
 
 impl LockService {
@@ -44,7 +145,7 @@ impl LockService {
             client,
             path: super::lock_path(shift),
             opts,
-            _p: Arc::new(()),
+            state: Arc::new(ServiceState::default()),
         }
     }
     pub fn path(&self) -> &str {
@@ -53,28 +154,365 @@ impl LockService {
     pub fn options(&self) -> &LockOptions {
         &self.opts
     }
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub async fn acquire(&self, executor_id: &str) -> Result<bool> {
-        todo!("{executor_id}")
+        match self
+            .try_acquire(executor_id)
+            .await
+            .map_err(wrap("Failed to acquire lock"))?
+        {
+            AcquireOutcome::Acquired(_) => Ok(true),
+            AcquireOutcome::HeldBy(_) | AcquireOutcome::Contended => Ok(false),
+        }
     }
+
     pub async fn verify_ownership(&self, executor_id: &str) -> Result<bool> {
-        todo!("{executor_id}")
+        let epoch = self.owned_epoch(executor_id);
+        self.verify(executor_id, epoch)
+            .await
+            .map_err(wrap("Failed to verify lock ownership"))
     }
+
+    /// Owner-checked release (executor id, and the epoch this service acquired when known).
+    /// A release by anyone else, or of a missing lock, is a no-op.
     pub async fn release(&self, executor_id: &str) -> Result<()> {
-        todo!("{executor_id}")
+        let epoch = self.owned_epoch(executor_id);
+        self.release_owned(executor_id, epoch)
+            .await
+            .map(|_| ())
+            .map_err(wrap("Failed to release lock"))
     }
+
+    /// `Some` for a held record (`is_locked` false once expired), `None` when unlocked.
     pub async fn status(&self) -> Result<Option<LockStatus>> {
-        todo!()
+        let cur = self
+            .client
+            .get_versioned(&self.path)
+            .await
+            .map_err(wrap("Failed to get lock status"))?;
+        Ok(match LockNode::parse(&cur.value) {
+            LockNode::Held(r) => {
+                let expired = self.is_expired(&r, &cur.etag);
+                Some(r.status(!expired))
+            }
+            LockNode::Free { .. } => None,
+        })
     }
+
+    /// Release whatever lock is there; returns what was released.
     pub async fn force_release(&self) -> Result<Option<LockStatus>> {
-        todo!()
+        self.tombstone_where(|_, _| true)
+            .await
+            .map_err(wrap("Failed to force-release lock"))
     }
+
     pub async fn check_and_release_expired(&self) -> Result<()> {
-        todo!()
+        self.tombstone_where(|s, (r, etag)| s.is_expired(r, etag))
+            .await
+            .map(|_| ())
+            .map_err(wrap("Failed to check and release expired lock"))
     }
+
+    /// A read plus a no-op conditional write proving read and write access to the lock path.
     pub async fn init_storage(&self) -> Result<()> {
-        todo!()
+        let res = async {
+            let cur = self.client.get_versioned(&self.path).await?;
+            // Either outcome proves access: a 412 only means someone changed the node meanwhile.
+            if cur.value.is_null() {
+                self.client.delete_if_match(&self.path, NULL_ETAG).await?;
+            } else {
+                self.client
+                    .put_if_match(&self.path, &cur.value, &cur.etag)
+                    .await?;
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        res.map_err(|e| {
+            let prefix = format!("Failed to initialize lock storage at {}", self.path);
+            if e.code == ErrorCode::PermissionDenied {
+                Error::new(
+                    ErrorCode::PermissionDenied,
+                    format!("{prefix}: PERMISSION_DENIED"),
+                )
+            } else {
+                wrap(&prefix)(e)
+            }
+        })
     }
+
     pub async fn ensure_accessible(&self) -> Result<bool> {
-        todo!()
+        if self.client.check_connection().await.is_err() {
+            return Ok(false);
+        }
+        Ok(self.client.get(&self.path).await.is_ok())
+    }
+
+    // ---- internals shared with `ExclusiveGuard` ----
+
+    fn owned_epoch(&self, executor_id: &str) -> Option<u64> {
+        self.state.owned.lock().unwrap().get(executor_id).copied()
+    }
+
+    /// Expired iff `expiresAt <= server time`; with no server time known, iff the node's ETag
+    /// stayed unchanged for the record's lease on the local monotonic clock.
+    pub(crate) fn is_expired(&self, r: &LockRecord, etag: &str) -> bool {
+        if let Some(now) = self.client.server_clock().now_ms() {
+            return r.expires_at <= now;
+        }
+        let mut seen = self.state.seen.lock().unwrap();
+        match &*seen {
+            Some((e, since)) if e == etag => {
+                let lease = if r.lease_ms() > 0 {
+                    r.lease_ms() as u64
+                } else {
+                    self.opts.timeout_ms
+                };
+                since.elapsed() >= Duration::from_millis(lease)
+            }
+            _ => {
+                *seen = Some((etag.to_string(), Instant::now()));
+                false
+            }
+        }
+    }
+
+    /// Server time estimate and whether it is known.
+    fn server_now(&self) -> Option<i64> {
+        self.client.server_clock().now_ms()
+    }
+
+    /// Conditionally write a held record; on success learn server time from the echo and
+    /// compute the local lease deadline.
+    async fn write_record(&self, record: &LockRecord, etag: &str, renewal: bool) -> Result<Wrote> {
+        let sent = Instant::now();
+        let out = self
+            .client
+            .put_if_match(&self.path, &record.to_write(renewal), etag)
+            .await?;
+        match out {
+            CasOutcome::Written(v) => {
+                let written_at = num(&v.value, if renewal { "renewedAt" } else { "lockedAt" });
+                if let Some(ms) = written_at {
+                    self.client.server_clock().observe(ms);
+                }
+                let stored = LockRecord::from_value(&v.value).unwrap_or_else(|| {
+                    let mut r = record.clone();
+                    if let Some(ms) = written_at {
+                        if renewal {
+                            r.renewed_at = Some(ms);
+                        } else {
+                            r.locked_at = ms;
+                        }
+                    }
+                    r
+                });
+                // The write happened at server time `last_write_at`, no earlier than when the
+                // request left; the lease therefore has at least `expiresAt - last_write_at` left
+                // from `sent`. Keep a 2% margin for clock-rate drift.
+                let remaining = (stored.expires_at - stored.last_write_at()).max(0) as u64;
+                let deadline = sent + Duration::from_millis(remaining - remaining / 50);
+                Ok(Wrote::Written(Held {
+                    record: stored,
+                    etag: v.etag,
+                    deadline,
+                }))
+            }
+            CasOutcome::Mismatch(v) => Ok(Wrote::Mismatch(v)),
+        }
+    }
+
+    /// One acquisition: GET, then conditional PUTs re-evaluated on 412. Two requests when
+    /// uncontended.
+    pub(crate) async fn try_acquire(&self, executor_id: &str) -> Result<AcquireOutcome> {
+        let mut cur = self.client.get_versioned(&self.path).await?;
+        // Epoch written while the server clock was unknown (provisional expiry, fixed next round).
+        let mut provisional: Option<u64> = None;
+        for _ in 0..MAX_CAS_ROUNDS {
+            let node = LockNode::parse(&cur.value);
+            let timeout = self.opts.timeout_ms as i64;
+            let (record, renewal) = match node {
+                LockNode::Held(r)
+                    if r.executor_id == executor_id
+                        && (provisional == Some(r.epoch) || !self.is_expired(&r, &cur.etag)) =>
+                {
+                    // Already ours: renew (same epoch).
+                    match self.server_now() {
+                        Some(now) => (
+                            LockRecord {
+                                expires_at: now + timeout,
+                                ..r
+                            },
+                            true,
+                        ),
+                        None => {
+                            return Err(Error::new(ErrorCode::LockError, "server time unknown"))
+                        }
+                    }
+                }
+                LockNode::Held(r) if !self.is_expired(&r, &cur.etag) => {
+                    return Ok(AcquireOutcome::HeldBy(r))
+                }
+                other => {
+                    let epoch = other.epoch() + 1;
+                    // Without a server time estimate, write an already-expired record and fix
+                    // its expiry right after, once the echoed `lockedAt` told us server time.
+                    let expires_at = self.server_now().map(|n| n + timeout).unwrap_or(0);
+                    (LockRecord::new(executor_id, expires_at, epoch), false)
+                }
+            };
+            match self.write_record(&record, &cur.etag, renewal).await {
+                Ok(Wrote::Written(held)) => {
+                    if !renewal && record.expires_at == 0 {
+                        provisional = Some(held.record.epoch);
+                        cur = Versioned {
+                            value: held.record.to_write_resolved(),
+                            etag: held.etag,
+                        };
+                        continue;
+                    }
+                    self.state
+                        .owned
+                        .lock()
+                        .unwrap()
+                        .insert(executor_id.to_string(), held.record.epoch);
+                    return Ok(AcquireOutcome::Acquired(held));
+                }
+                Ok(Wrote::Mismatch(v)) => cur = v,
+                // A write whose outcome is unknown: look again (a record of ours is then renewed).
+                Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => {
+                    cur = self.client.get_versioned(&self.path).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(AcquireOutcome::Contended)
+    }
+
+    /// Renew a held lock (same owner and epoch): conditional PUT extending `expiresAt` and
+    /// setting `renewedAt`. A 412 showing the same owner and epoch adopts the new ETag and
+    /// retries; anything else means the lock is lost.
+    pub(crate) async fn renew(&self, held: &Held) -> Result<RenewOutcome> {
+        let mut etag = held.etag.clone();
+        let mut base = held.record.clone();
+        for _ in 0..MAX_CAS_ROUNDS {
+            let now = match self.server_now() {
+                Some(n) => n,
+                None => return Err(Error::new(ErrorCode::LockError, "server time unknown")),
+            };
+            let record = LockRecord {
+                expires_at: now + self.opts.timeout_ms as i64,
+                ..base.clone()
+            };
+            let cur = match self.write_record(&record, &etag, true).await {
+                Ok(Wrote::Written(h)) => return Ok(RenewOutcome::Renewed(h)),
+                Ok(Wrote::Mismatch(v)) => v,
+                Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => {
+                    self.client.get_versioned(&self.path).await?
+                }
+                Err(e) => return Err(e),
+            };
+            match LockNode::parse(&cur.value) {
+                LockNode::Held(r)
+                    if r.executor_id == held.record.executor_id && r.epoch == held.record.epoch =>
+                {
+                    etag = cur.etag;
+                    base = r;
+                }
+                other => return Ok(RenewOutcome::Lost(other)),
+            }
+        }
+        Err(contended(&self.path))
+    }
+
+    /// GET: the node holds `executor_id` (and `epoch` when given) and has not expired.
+    pub(crate) async fn verify(&self, executor_id: &str, epoch: Option<u64>) -> Result<bool> {
+        let cur = self.client.get_versioned(&self.path).await?;
+        Ok(match LockNode::parse(&cur.value) {
+            LockNode::Held(r) => {
+                r.executor_id == executor_id
+                    && epoch.is_none_or(|e| e == r.epoch)
+                    && !self.is_expired(&r, &cur.etag)
+            }
+            LockNode::Free { .. } => false,
+        })
+    }
+
+    /// The node's current state (for loss reports).
+    pub(crate) async fn read_node(&self) -> Result<(LockNode, String)> {
+        let cur = self.client.get_versioned(&self.path).await?;
+        Ok((LockNode::parse(&cur.value), cur.etag))
+    }
+
+    /// Tombstone the lock if it is held by `executor_id` (and `epoch` when given). Returns
+    /// whether something was released.
+    pub(crate) async fn release_owned(
+        &self,
+        executor_id: &str,
+        epoch: Option<u64>,
+    ) -> Result<bool> {
+        let released = self
+            .tombstone_where(|_, (r, _)| {
+                r.executor_id == executor_id && epoch.is_none_or(|e| e == r.epoch)
+            })
+            .await?;
+        if released.is_some() {
+            let mut owned = self.state.owned.lock().unwrap();
+            if owned.get(executor_id).copied() == released.as_ref().map(|s| s.epoch) {
+                owned.remove(executor_id);
+            }
+        }
+        Ok(released.is_some())
+    }
+
+    /// Replace a held record for which `pred` holds with a tombstone keeping its epoch
+    /// (conditional PUT; re-evaluated on 412). Returns the released record's status.
+    async fn tombstone_where<F>(&self, pred: F) -> Result<Option<LockStatus>>
+    where
+        F: Fn(&LockService, (&LockRecord, &str)) -> bool,
+    {
+        let mut cur = self.client.get_versioned(&self.path).await?;
+        for _ in 0..MAX_CAS_ROUNDS {
+            let r = match LockNode::parse(&cur.value) {
+                LockNode::Held(r) if pred(self, (&r, &cur.etag)) => r,
+                _ => return Ok(None),
+            };
+            match self
+                .client
+                .put_if_match(&self.path, &tombstone(r.epoch), &cur.etag)
+                .await
+            {
+                Ok(CasOutcome::Written(v)) => {
+                    if let Some(ms) = num(&v.value, "releasedAt") {
+                        self.client.server_clock().observe(ms);
+                    }
+                    let expired = self.is_expired(&r, &cur.etag);
+                    return Ok(Some(r.status(!expired)));
+                }
+                Ok(CasOutcome::Mismatch(v)) => cur = v,
+                Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => {
+                    cur = self.client.get_versioned(&self.path).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(contended(&self.path))
+    }
+}
+
+impl LockRecord {
+    /// The stored form of a record whose server timestamps are resolved.
+    pub(crate) fn to_write_resolved(&self) -> Value {
+        let mut v = self.to_write(false);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("lockedAt".into(), self.locked_at.into());
+            if let Some(r) = self.renewed_at {
+                o.insert("renewedAt".into(), r.into());
+            }
+        }
+        v
     }
 }

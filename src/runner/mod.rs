@@ -1,8 +1,28 @@
-//! The runner (INTERFACE; bodies to be implemented): discover scripts, plan, validate, back up,
-//! run `up`s in order under the lock, record each, roll back on failure; `down`, `list`,
-//! `validate`.
+//! The runner: discover scripts, plan, validate, back up, run `up`s in order under the lock,
+//! record each, roll back on failure; `down`, `list`, `validate`.
+//!
+//! One module per concept: `discover` (files, checksums, duplicates), `plan` (executed /
+//! pending / ignored), `validate` (issues and the report), `migrate` (the `migrate` workflow),
+//! `rollback` (what happens when a script fails), `down`, `list`, `backups` (the backup seam).
+//!
+//! ## Errors vs. results
+//! `migrate` and `down` return `Err` (with a stable code) whenever the run did not succeed:
+//! SCRIPT_FAILED (a script threw; rollback applied), ROLLBACK_FAILED (and the rollback failed
+//! too; the message has both causes), LOCK_LOST, INTERRUPTED, VALIDATION_FAILED,
+//! BACKUP_FAILED, CONFIG_INVALID, ... The JS layer can turn SCRIPT_FAILED into the
+//! predecessor's `{ success: false, errors }` if it wants to. The partial result (what ran
+//! before the failure) is available through `migrate_outcome` / `down_outcome`, which return a
+//! [`RunOutcome`] holding both the `MigrationResult` and the error.
 
+pub mod backups;
+pub mod discover;
+pub mod down;
 pub mod host;
+pub mod list;
+pub mod migrate;
+pub mod plan;
+pub mod rollback;
+pub mod validate;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +31,15 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use backups::{BackupOps, DefaultBackups};
 pub use host::{Method, ScriptHost, ScriptMeta};
+pub use list::{ListEntry, MigrationList, MigrationStatus};
+pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
 
 use crate::config::Config;
 use crate::lock::{LockService, WaitPolicy};
 use crate::rtdb::Client;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Log sink (level, message). The CLI prints; the library logs per `logLevel`.
 pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
@@ -82,6 +105,47 @@ pub struct RunOptions {
     pub wait: WaitPolicy,
 }
 
+impl Default for RunOptions {
+    /// No target, no dry run, lock per config, fail fast when the lock is held (library default).
+    fn default() -> Self {
+        RunOptions {
+            target: None,
+            dry_run: false,
+            no_lock: false,
+            wait: WaitPolicy::FailFast,
+        }
+    }
+}
+
+impl MigrationResult {
+    pub fn empty() -> Self {
+        MigrationResult {
+            success: false,
+            executed: Vec::new(),
+            migrated: Vec::new(),
+            ignored: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// A run's result together with the error that ended it (if any). `result.success` is true
+/// exactly when `error` is `None`; `result.errors` holds the error's message.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub result: MigrationResult,
+    pub error: Option<Error>,
+}
+
+impl RunOutcome {
+    pub fn into_result(self) -> Result<MigrationResult> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.result),
+        }
+    }
+}
+
 pub struct Runner<H: ScriptHost> {
     pub cfg: Config,
     pub client: Client,
@@ -91,4 +155,75 @@ pub struct Runner<H: ScriptHost> {
     pub cwd: PathBuf,
     pub log: LogFn,
     pub stop: StopFlag,
+    /// How backups are created and restored (`DefaultBackups` = `crate::backup`).
+    pub backups: Arc<dyn BackupOps>,
+}
+
+impl<H: ScriptHost> Runner<H> {
+    /// A runner with no lock, a silent log, a fresh stop flag and the default backups.
+    pub fn new(cfg: Config, client: Client, host: H, cwd: PathBuf) -> Self {
+        Runner {
+            cfg,
+            client,
+            host,
+            lock: None,
+            cwd,
+            log: Arc::new(|_, _| {}),
+            stop: StopFlag::default(),
+            backups: Arc::new(DefaultBackups),
+        }
+    }
+    pub fn with_lock(mut self, lock: Option<LockService>) -> Self {
+        self.lock = lock;
+        self
+    }
+    pub fn with_log(mut self, log: LogFn) -> Self {
+        self.log = log;
+        self
+    }
+    pub fn with_stop(mut self, stop: StopFlag) -> Self {
+        self.stop = stop;
+        self
+    }
+    pub fn with_backups(mut self, backups: Arc<dyn BackupOps>) -> Self {
+        self.backups = backups;
+        self
+    }
+
+    pub(crate) fn info(&self, msg: &str) {
+        (self.log)(LogLevel::Info, msg)
+    }
+    pub(crate) fn warn(&self, msg: &str) {
+        (self.log)(LogLevel::Warn, msg)
+    }
+    pub(crate) fn error(&self, msg: &str) {
+        (self.log)(LogLevel::Error, msg)
+    }
+    pub(crate) fn debug(&self, msg: &str) {
+        (self.log)(LogLevel::Debug, msg)
+    }
+
+    /// The executor id this process uses for the lock and in history records.
+    pub(crate) fn executor_id(&self) -> String {
+        self.cfg
+            .locking
+            .executor_id
+            .clone()
+            .unwrap_or_else(crate::lock::default_executor_id)
+    }
+
+    /// One real round trip; a clear CONNECTION_FAILED-style error otherwise.
+    pub(crate) async fn check_connection(&self, what: &str) -> Result<()> {
+        self.client.check_connection().await.map_err(|e| {
+            e.context(format!(
+                "Database connection check failed. Cannot proceed with {what} operations"
+            ))
+        })
+    }
+}
+
+/// Local wall clock, ms since the epoch (history timestamps).
+pub(crate) fn now_ms() -> i64 {
+    use crate::rtdb::Clock;
+    crate::rtdb::SystemClock.now_ms()
 }

@@ -1,0 +1,178 @@
+//! `down(target)`: under the lock, run `down` of every executed migration newer than `target`
+//! (newest first) and remove each one's record right after it succeeds.
+
+use crate::history::{current_username, History, HistoryRecord};
+use crate::lock::ExclusiveGuard;
+use crate::{Error, ErrorCode, Result};
+
+use super::discover::Discovery;
+use super::migrate::script_info;
+use super::plan::{check_target, plan};
+use super::{now_ms, Method, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost};
+
+impl<H: ScriptHost> Runner<H> {
+    /// Roll back to `target` (a 12-digit version, or 0 for everything). `result.executed` lists
+    /// what was rolled back, newest first. Errors: VALIDATION_FAILED (bad target, missing file,
+    /// no `down()`, load error — all checked before anything runs), SCRIPT_FAILED (a `down`
+    /// threw; the ones before it stay rolled back and unrecorded), LOCK_LOST, INTERRUPTED.
+    pub async fn down(&self, target: u64, opts: RunOptions) -> Result<MigrationResult> {
+        self.down_outcome(target, opts).await.into_result()
+    }
+
+    pub async fn down_outcome(&self, target: u64, opts: RunOptions) -> RunOutcome {
+        let mut result = MigrationResult::empty();
+        let error = self.down_run(target, &opts, &mut result).await.err();
+        match &error {
+            None => result.success = true,
+            Some(e) => {
+                result.errors.push(e.message.clone());
+                self.error(&format!("Rollback failed: {}", e.message));
+            }
+        }
+        RunOutcome { result, error }
+    }
+
+    async fn down_run(
+        &self,
+        target: u64,
+        opts: &RunOptions,
+        result: &mut MigrationResult,
+    ) -> Result<()> {
+        let dry = opts.dry_run || self.cfg.dry_run;
+        check_target(target, true)?;
+        let disc = self.discover_checked()?;
+        self.check_connection("rollback").await?;
+        let executor_id = self.executor_id();
+        let guard = match (&self.lock, opts.no_lock || dry) {
+            (Some(service), false) => {
+                Some(ExclusiveGuard::acquire(service, &executor_id, opts.wait.clone()).await?)
+            }
+            _ => None,
+        };
+        let r = self
+            .down_locked(target, dry, &disc, guard.as_ref(), result)
+            .await;
+        if let Some(g) = guard {
+            if let Err(e) = g.release().await {
+                self.warn(&format!("Failed to release migration lock: {}", e.message));
+            }
+        }
+        r
+    }
+
+    async fn down_locked(
+        &self,
+        target: u64,
+        dry: bool,
+        disc: &Discovery,
+        guard: Option<&ExclusiveGuard>,
+        result: &mut MigrationResult,
+    ) -> Result<()> {
+        self.info(&format!("Rolling back to version {target}..."));
+        let history = History::new(self.client.clone(), &self.cfg);
+        let (records, warnings) = history.read().await?;
+        for w in &warnings {
+            self.warn(w);
+        }
+        let plan = plan(&disc.scripts, &records);
+        result.migrated = records
+            .iter()
+            .filter(|r| r.timestamp <= target)
+            .map(HistoryRecord::to_info)
+            .collect();
+        result.ignored = plan
+            .ignored
+            .iter()
+            .map(super::migrate::pending_info)
+            .collect();
+        let todo = plan.executed_after(target);
+        if todo.is_empty() {
+            self.info(&format!(
+                "Already at version {target} or below - nothing to roll back"
+            ));
+            return Ok(());
+        }
+        // Check everything before changing anything: files exist, load, have down().
+        let mut steps = Vec::new();
+        for e in &todo {
+            let r = &e.record;
+            let Some(script) = &e.script else {
+                return Err(Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "Cannot rollback migration {} (timestamp: {}): Migration file not found in filesystem (looked in {}). Restore the file to roll it back.",
+                        r.name,
+                        r.timestamp,
+                        disc.folder.display()
+                    ),
+                ));
+            };
+            let meta = self.host.load(&script.filepath).await.map_err(|err| {
+                Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "Cannot rollback migration {}: failed to load {}: {}",
+                        r.name,
+                        script.filepath.display(),
+                        err.message
+                    ),
+                )
+            })?;
+            if !meta.has_down {
+                return Err(Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "Migration {} does not have a down() method - cannot roll back",
+                        script.name
+                    ),
+                ));
+            }
+            steps.push((r.clone(), script.clone()));
+        }
+        if dry {
+            for (r, _) in &steps {
+                self.info(&format!("Would roll back {}", r.name));
+            }
+            self.info("✓ Dry run completed - no changes made");
+            self.info(&format!("Would roll back: {} migration(s)", steps.len()));
+            return Ok(());
+        }
+        let username = current_username();
+        for (i, (r, script)) in steps.iter().enumerate() {
+            self.check_guard(guard).await?;
+            if self.stop.is_requested() {
+                return Err(Error::new(
+                    ErrorCode::Interrupted,
+                    format!("Rollback interrupted before {}: {} of {} migration(s) rolled back. Run down again to continue.", script.name, i, steps.len()),
+                ));
+            }
+            self.info(&format!("Rolling back {}...", script.name));
+            let info = script_info(
+                &script.name,
+                &script.filepath_str(),
+                script.version,
+                now_ms(),
+                &username,
+            );
+            self.host
+                .run(&script.filepath, Method::Down, &info)
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        ErrorCode::ScriptFailed,
+                        format!(
+                            "Rollback of migration {} failed: {}",
+                            script.name, e.message
+                        ),
+                    )
+                })?;
+            self.check_guard(guard).await.map_err(|e| {
+                Error::new(e.code, format!("{} (down() of {} ran but its record was not removed because the lock was lost)", e.message, script.name))
+            })?;
+            history.remove_records([r]).await?;
+            result.executed.push(r.to_info());
+            self.info(&format!("✓ Rolled back {}", script.name));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,418 @@
+//! `migrate`: connect, lock, `beforeMigrate`, plan, validate, back up, run each pending `up` in
+//! version order and record it right after it succeeds; roll back on failure; release the lock.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::history::{current_username, History, HistoryRecord};
+use crate::lock::ExclusiveGuard;
+use crate::{Error, ErrorCode, Result};
+
+use super::discover::{discover, Discovery, Script};
+use super::plan::{check_target, plan};
+use super::rollback::{Attempt, Failure};
+use super::validate::{failure, validate_migrated, validate_script, ValidationIssue};
+use super::{
+    now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
+    ScriptMeta,
+};
+
+/// A migration this run executed and recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct Done {
+    pub script: Script,
+    pub record: HistoryRecord,
+    pub meta: Option<ScriptMeta>,
+}
+
+/// The `info` argument given to `up`/`down`.
+pub(crate) fn script_info(
+    name: &str,
+    filepath: &str,
+    timestamp: u64,
+    started_at: i64,
+    username: &str,
+) -> Value {
+    json!({ "name": name, "filepath": filepath, "timestamp": timestamp, "startedAt": started_at, "username": username })
+}
+
+impl<H: ScriptHost> Runner<H> {
+    /// Run pending migrations (up to `opts.target`). See the module docs of `runner` for the
+    /// error semantics: any failure is an `Err` with a stable code; use
+    /// [`Runner::migrate_outcome`] to also get the partial result.
+    pub async fn migrate(&self, opts: RunOptions) -> Result<MigrationResult> {
+        self.migrate_outcome(opts).await.into_result()
+    }
+
+    /// `migrate`, returning the result together with the error that ended the run (if any).
+    /// On failure `result.executed` lists the migrations this run executed and recorded
+    /// before the failure (their effects may since have been rolled back).
+    pub async fn migrate_outcome(&self, opts: RunOptions) -> RunOutcome {
+        let mut result = MigrationResult::empty();
+        let error = self.migrate_run(&opts, &mut result).await.err();
+        match &error {
+            None => result.success = true,
+            Some(e) => {
+                result.success = false;
+                result.errors.push(e.message.clone());
+                self.error(&e.message);
+            }
+        }
+        RunOutcome { result, error }
+    }
+
+    async fn migrate_run(&self, opts: &RunOptions, result: &mut MigrationResult) -> Result<()> {
+        let dry = opts.dry_run || self.cfg.dry_run;
+        if let Some(t) = opts.target {
+            check_target(t, false)?;
+        }
+        let disc = self.discover_checked()?;
+        self.check_connection("migration").await?;
+        let executor_id = self.executor_id();
+        let guard = match (&self.lock, opts.no_lock || dry) {
+            (Some(service), false) => {
+                Some(ExclusiveGuard::acquire(service, &executor_id, opts.wait.clone()).await?)
+            }
+            _ => None,
+        };
+        let r = self
+            .migrate_locked(opts, dry, &disc, guard.as_ref(), &executor_id, result)
+            .await;
+        if let Some(g) = guard {
+            if let Err(e) = g.release().await {
+                self.warn(&format!("Failed to release migration lock: {}", e.message));
+            }
+        }
+        r
+    }
+
+    /// Discovery plus its warnings and the duplicate policy.
+    pub(crate) fn discover_checked(&self) -> Result<Discovery> {
+        let disc = discover(&self.cfg, &self.cwd)?;
+        for w in &disc.warnings {
+            self.warn(w);
+        }
+        for w in disc.check_duplicates(&self.cfg)? {
+            self.warn(&w);
+        }
+        Ok(disc)
+    }
+
+    pub(crate) async fn check_guard(&self, guard: Option<&ExclusiveGuard>) -> Result<()> {
+        match guard {
+            Some(g) => g.check().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn run_before_migrate(&self, path: &std::path::Path) -> Result<()> {
+        let fail = |e: Error| {
+            Error::new(
+                ErrorCode::ScriptFailed,
+                format!(
+                    "beforeMigrate script {} failed: {}",
+                    path.display(),
+                    e.message
+                ),
+            )
+        };
+        self.info(&format!("Found beforeMigrate script: {}", path.display()));
+        let meta = self.host.load(path).await.map_err(fail)?;
+        if !meta.has_up {
+            return Err(fail(Error::new(
+                ErrorCode::ScriptFailed,
+                "it does not export an up() method",
+            )));
+        }
+        let started = Instant::now();
+        let info = script_info(
+            &self.cfg.before_migrate_name.clone().unwrap_or_default(),
+            &path.to_string_lossy(),
+            0,
+            now_ms(),
+            &current_username(),
+        );
+        let out = self.host.run(path, Method::Up, &info).await.map_err(fail)?;
+        self.info(&format!(
+            "✓ beforeMigrate completed successfully in {}ms",
+            started.elapsed().as_millis()
+        ));
+        if !out.is_null() {
+            self.debug(&format!("Result: {}", display_value(&out)));
+        }
+        Ok(())
+    }
+
+    async fn migrate_locked(
+        &self,
+        opts: &RunOptions,
+        dry: bool,
+        disc: &Discovery,
+        guard: Option<&ExclusiveGuard>,
+        executor_id: &str,
+        result: &mut MigrationResult,
+    ) -> Result<()> {
+        if dry {
+            self.info("🔍 DRY RUN MODE - No changes will be made");
+        } else {
+            self.check_guard(guard).await?;
+            self.info("Checking for beforeMigrate setup script...");
+            match &disc.before_migrate {
+                Some(p) => self.run_before_migrate(p).await?,
+                None => self.info("No beforeMigrate script found, skipping setup phase"),
+            }
+        }
+
+        let history = History::new(self.client.clone(), &self.cfg);
+        let (records, warnings) = history.read().await?;
+        for w in &warnings {
+            self.warn(w);
+        }
+        let plan = plan(&disc.scripts, &records);
+        result.migrated = records.iter().map(HistoryRecord::to_info).collect();
+        result.ignored = plan.ignored.iter().map(pending_info).collect();
+        if !plan.ignored.is_empty() {
+            self.warn(&format!(
+                "Ignored {} out-of-order migration(s) not newer than the last executed one ({}): {}. They will not run; give them a newer timestamp to apply them.",
+                plan.ignored.len(),
+                plan.last_executed.unwrap_or(0),
+                plan.ignored.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let selected = plan.pending_up_to(opts.target);
+
+        // Validation of what is about to run (load, `up` present) and of what ran before.
+        let mut metas: HashMap<PathBuf, ScriptMeta> = HashMap::new();
+        if self.cfg.validate_before_run && !selected.is_empty() {
+            let mut issues: Vec<ValidationIssue> = Vec::new();
+            for s in &selected {
+                let (v, meta) = validate_script(&self.host, &self.cfg, s).await;
+                if let Some(m) = meta {
+                    metas.insert(s.filepath.clone(), m);
+                }
+                issues.extend(v.issues);
+            }
+            for w in issues.iter().filter(|i| !i.is_error()) {
+                self.warn(&format!("[{}] {}", w.code, w.message));
+            }
+            if issues.iter().any(ValidationIssue::is_error) {
+                return Err(failure(
+                    "Migration validation failed",
+                    &issues.iter().collect::<Vec<_>>(),
+                ));
+            }
+        }
+        if self.cfg.validate_migrated_files {
+            let issues = validate_migrated(&self.cfg, &plan.executed);
+            for w in issues.iter().filter(|i| !i.is_error()) {
+                self.warn(&format!("[{}] {}", w.code, w.message));
+            }
+            if issues.iter().any(ValidationIssue::is_error) {
+                return Err(failure(
+                    "Migration file integrity check failed",
+                    &issues.iter().collect::<Vec<_>>(),
+                ));
+            }
+        }
+
+        if selected.is_empty() {
+            match opts.target {
+                Some(t) if plan.last_executed.is_some_and(|last| t < last) => self.info(&format!(
+                    "Already at target version {t} or beyond - nothing to do"
+                )),
+                _ => self.info("Nothing to do"),
+            }
+            if dry {
+                self.info("✓ Dry run completed - no changes made");
+                self.info("Would execute: 0 migration(s)");
+            }
+            return Ok(());
+        }
+
+        if dry {
+            for s in &selected {
+                self.info(&format!("Would execute {}", s.name));
+            }
+            self.info("✓ Dry run completed - no changes made");
+            self.info(&format!("Would execute: {} migration(s)", selected.len()));
+            if !plan.ignored.is_empty() {
+                self.info(&format!(
+                    "Would ignore: {} migration(s)",
+                    plan.ignored.len()
+                ));
+            }
+            return Ok(());
+        }
+
+        let backup_path = if self.should_create_backup() {
+            self.check_guard(guard).await?;
+            self.info("Preparing backup...");
+            let p = self
+                .backups
+                .create(&self.client, &self.cfg, &self.cwd)
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        ErrorCode::BackupFailed,
+                        format!("Backup before migrating failed: {}", e.message),
+                    )
+                })?;
+            self.info(&format!("Backup prepared successfully:\n {}", p.display()));
+            Some(p)
+        } else {
+            None
+        };
+
+        match opts.target {
+            Some(t) => self.info(&format!("Migrating to version {t}...")),
+            None => self.info("Processing..."),
+        }
+        let username = current_username();
+        let epoch = guard.map(ExclusiveGuard::epoch);
+        let mut done: Vec<Done> = Vec::new();
+        for s in &selected {
+            self.check_guard(guard)
+                .await
+                .map_err(|e| lost_before(e, s, &done))?;
+            if self.stop.is_requested() {
+                return Err(Error::new(
+                    ErrorCode::Interrupted,
+                    format!(
+                        "Migration run interrupted before {}: {} of {} migration(s) executed and recorded; the rest did not start. Run migrate again to continue.",
+                        s.name,
+                        done.len(),
+                        selected.len()
+                    ),
+                ));
+            }
+            self.info(&format!("Processing {}...", s.name));
+            let started_at = now_ms();
+            let clock = Instant::now();
+            let info = script_info(&s.name, &s.filepath_str(), s.version, started_at, &username);
+            let out = self.host.run(&s.filepath, Method::Up, &info).await;
+            let value = match out {
+                Ok(v) => v,
+                Err(e) => {
+                    let attempt = Attempt {
+                        script: s.clone(),
+                        meta: metas.get(&s.filepath).cloned(),
+                    };
+                    return Err(self
+                        .fail(
+                            Failure { attempt, cause: e },
+                            &done,
+                            backup_path.as_deref(),
+                            guard,
+                            executor_id,
+                        )
+                        .await);
+                }
+            };
+            let finished_at = now_ms();
+            let elapsed = clock.elapsed().as_millis();
+            // The lock may have been lost while the script ran: then this process no longer owns
+            // the database and must not write, not even the record.
+            self.check_guard(guard).await.map_err(|e| {
+                Error::new(
+                    e.code,
+                    format!(
+                        "{} (the migration {} ran but was not recorded because the lock was lost; no rollback was attempted)",
+                        e.message, s.name
+                    ),
+                )
+            })?;
+            let record = HistoryRecord {
+                key: String::new(),
+                name: s.name.clone(),
+                filepath: s.filepath_str(),
+                timestamp: s.version,
+                started_at: Some(started_at),
+                finished_at: Some(finished_at),
+                username: Some(username.clone()),
+                result: Some(value).filter(|v| !v.is_null()),
+                checksum: Some(s.checksum.clone()),
+                duration: Some(finished_at - started_at),
+                executor_id: Some(executor_id.to_string()),
+                lock_epoch: epoch,
+            };
+            let key = match history.record(&record).await {
+                Ok(k) => k,
+                Err(e) => {
+                    let attempt = Attempt {
+                        script: s.clone(),
+                        meta: metas.get(&s.filepath).cloned(),
+                    };
+                    let cause =
+                        e.context("it ran but could not be recorded in the migration history");
+                    return Err(self
+                        .fail(
+                            Failure { attempt, cause },
+                            &done,
+                            backup_path.as_deref(),
+                            guard,
+                            executor_id,
+                        )
+                        .await);
+                }
+            };
+            result.executed.push(record.to_info());
+            done.push(Done {
+                script: s.clone(),
+                record: HistoryRecord { key, ..record },
+                meta: metas.get(&s.filepath).cloned(),
+            });
+            self.info(&format!("✓ Executed {} in {} ms", s.name, elapsed));
+        }
+        match opts.target {
+            Some(t) => self.info(&format!("Migration to version {t} finished successfully!")),
+            None => self.info("Migration finished successfully!"),
+        }
+        Ok(())
+    }
+
+    /// Backup before running: strategy backup|both with mode full|create_only.
+    pub(crate) fn should_create_backup(&self) -> bool {
+        matches!(self.cfg.rollback_strategy.as_str(), "backup" | "both")
+            && matches!(self.cfg.backup_mode.as_str(), "full" | "create_only")
+    }
+}
+
+fn lost_before(e: Error, s: &Script, done: &[Done]) -> Error {
+    if e.code == ErrorCode::LockLost {
+        Error::new(
+            e.code,
+            format!(
+                "{} Stopped before {}: {} migration(s) of this run were executed and recorded; nothing further was written.",
+                e.message,
+                s.name,
+                done.len()
+            ),
+        )
+    } else {
+        e
+    }
+}
+
+/// A not-yet-executed script as `MigrationInfo`.
+pub(crate) fn pending_info(s: &Script) -> MigrationInfo {
+    MigrationInfo {
+        name: s.name.clone(),
+        filepath: s.filepath_str(),
+        timestamp: s.version,
+        started_at: None,
+        finished_at: None,
+        username: None,
+        result: None,
+        checksum: Some(s.checksum.clone()),
+    }
+}
+
+pub(crate) fn display_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,207 @@
+//! Planning: which files are executed (in history), pending (newer than the last executed) and
+//! ignored (not executed but not newer than the last executed: out of order, never run).
+
+use crate::history::HistoryRecord;
+use crate::{Error, ErrorCode, Result};
+
+use super::discover::Script;
+
+/// An executed migration and its file, when the file still exists.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub record: HistoryRecord,
+    pub script: Option<Script>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// History, sorted by timestamp.
+    pub executed: Vec<Executed>,
+    /// Not executed, version > last executed; ascending.
+    pub pending: Vec<Script>,
+    /// Not executed, version <= last executed; ascending.
+    pub ignored: Vec<Script>,
+    /// Highest executed timestamp.
+    pub last_executed: Option<u64>,
+}
+
+/// Match history to files: first by (timestamp, name), then by timestamp alone (a renamed file
+/// still counts as executed; checksum validation reports content drift).
+pub fn plan(scripts: &[Script], history: &[HistoryRecord]) -> Plan {
+    let mut used = vec![false; scripts.len()];
+    let mut matched: Vec<Option<usize>> = vec![None; history.len()];
+    for (hi, r) in history.iter().enumerate() {
+        if let Some(si) = scripts
+            .iter()
+            .enumerate()
+            .position(|(i, s)| !used[i] && s.version == r.timestamp && s.name == r.name)
+        {
+            used[si] = true;
+            matched[hi] = Some(si);
+        }
+    }
+    for (hi, r) in history.iter().enumerate() {
+        if matched[hi].is_some() {
+            continue;
+        }
+        if let Some(si) = scripts
+            .iter()
+            .enumerate()
+            .position(|(i, s)| !used[i] && s.version == r.timestamp)
+        {
+            used[si] = true;
+            matched[hi] = Some(si);
+        }
+    }
+    let last_executed = history.iter().map(|r| r.timestamp).max();
+    let mut out = Plan {
+        last_executed,
+        ..Default::default()
+    };
+    for (hi, r) in history.iter().enumerate() {
+        out.executed.push(Executed {
+            record: r.clone(),
+            script: matched[hi].map(|si| scripts[si].clone()),
+        });
+    }
+    for (i, s) in scripts.iter().enumerate() {
+        if used[i] {
+            continue;
+        }
+        if last_executed.is_some_and(|last| s.version <= last) {
+            out.ignored.push(s.clone());
+        } else {
+            out.pending.push(s.clone());
+        }
+    }
+    out.pending
+        .sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.name.cmp(&b.name)));
+    out.ignored
+        .sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.name.cmp(&b.name)));
+    out
+}
+
+/// A target version must be a 12-digit timestamp (`allow_zero`: 0 = "everything" for `down`).
+pub fn check_target(target: u64, allow_zero: bool) -> Result<()> {
+    if target == 0 && allow_zero {
+        return Ok(());
+    }
+    if (100_000_000_000..=999_999_999_999).contains(&target) {
+        return Ok(());
+    }
+    let zero = if allow_zero {
+        " (or 0 to roll back everything)"
+    } else {
+        ""
+    };
+    Err(Error::new(
+        ErrorCode::ValidationFailed,
+        format!("Invalid target version {target}: expected a 12-digit migration timestamp such as 202501010001{zero}"),
+    ))
+}
+
+impl Plan {
+    /// Pending scripts up to and including `target` (all when `None`).
+    pub fn pending_up_to(&self, target: Option<u64>) -> Vec<Script> {
+        self.pending
+            .iter()
+            .filter(|s| target.is_none_or(|t| s.version <= t))
+            .cloned()
+            .collect()
+    }
+
+    /// Executed migrations newer than `target`, newest first (for `down`).
+    pub fn executed_after(&self, target: u64) -> Vec<Executed> {
+        let mut v: Vec<Executed> = self
+            .executed
+            .iter()
+            .filter(|e| e.record.timestamp > target)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| {
+            b.record
+                .timestamp
+                .cmp(&a.record.timestamp)
+                .then_with(|| b.record.key.cmp(&a.record.key))
+        });
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn s(v: u64, n: &str) -> Script {
+        Script {
+            name: n.into(),
+            filepath: PathBuf::from(n),
+            version: v,
+            checksum: String::new(),
+        }
+    }
+    fn r(v: u64, n: &str) -> HistoryRecord {
+        HistoryRecord {
+            key: format!("v{v}"),
+            name: n.into(),
+            timestamp: v,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pending_ignored_executed() {
+        let scripts = vec![
+            s(202501010001, "a"),
+            s(202501010002, "b"),
+            s(202501010003, "c"),
+            s(202501010004, "d"),
+        ];
+        let history = vec![r(202501010001, "a"), r(202501010003, "c")];
+        let p = plan(&scripts, &history);
+        assert_eq!(p.last_executed, Some(202501010003));
+        assert_eq!(
+            p.pending.iter().map(|s| s.version).collect::<Vec<_>>(),
+            vec![202501010004]
+        );
+        assert_eq!(
+            p.ignored.iter().map(|s| s.version).collect::<Vec<_>>(),
+            vec![202501010002]
+        );
+        assert!(p.executed.iter().all(|e| e.script.is_some()));
+        assert_eq!(p.pending_up_to(Some(202501010003)).len(), 0);
+        assert_eq!(
+            p.executed_after(202501010001)
+                .iter()
+                .map(|e| e.record.timestamp)
+                .collect::<Vec<_>>(),
+            vec![202501010003]
+        );
+    }
+
+    #[test]
+    fn missing_files_and_renames() {
+        let scripts = vec![s(202501010001, "a-renamed")];
+        let history = vec![r(202501010001, "a"), r(202501010002, "b")];
+        let p = plan(&scripts, &history);
+        assert!(p.executed[0].script.is_some());
+        assert!(p.executed[1].script.is_none());
+        assert!(p.pending.is_empty() && p.ignored.is_empty());
+    }
+
+    #[test]
+    fn targets() {
+        assert!(check_target(202501010001, false).is_ok());
+        assert!(check_target(0, true).is_ok());
+        assert_eq!(
+            check_target(0, false).unwrap_err().code,
+            ErrorCode::ValidationFailed
+        );
+        assert!(check_target(2025, true)
+            .unwrap_err()
+            .message
+            .contains("12-digit"));
+        assert!(check_target(1_000_000_000_000, false).is_err());
+    }
+}

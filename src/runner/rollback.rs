@@ -1,0 +1,260 @@
+//! What happens when a script fails during `migrate`: apply `rollbackStrategy`
+//! (`backup` | `down` | `both` | `none`), remove the records of what was undone, and build the
+//! error (SCRIPT_FAILED; ROLLBACK_FAILED when the rollback failed too; LOCK_LOST when the lock
+//! is gone, in which case this process writes nothing more).
+
+use std::path::{Path, PathBuf};
+
+use crate::history::{current_username, History};
+use crate::lock::ExclusiveGuard;
+use crate::{Error, ErrorCode, Result};
+
+use super::discover::Script;
+use super::migrate::{script_info, Done};
+use super::{now_ms, Method, Runner, ScriptHost, ScriptMeta};
+
+/// The script that failed.
+pub(crate) struct Attempt {
+    pub script: Script,
+    pub meta: Option<ScriptMeta>,
+}
+
+pub(crate) struct Failure {
+    pub attempt: Attempt,
+    pub cause: Error,
+}
+
+/// Why a `down` chain stopped.
+enum DownError {
+    /// A `down()` threw (or could not be loaded): the backup may still help (`both`).
+    Script(Error),
+    /// Something else (history write, lock lost): stop.
+    Fatal(Error),
+}
+
+impl<H: ScriptHost> Runner<H> {
+    /// Apply the rollback strategy after `failure` and return the error to report.
+    pub(crate) async fn fail(
+        &self,
+        failure: Failure,
+        done: &[Done],
+        backup_path: Option<&Path>,
+        guard: Option<&ExclusiveGuard>,
+        executor_id: &str,
+    ) -> Error {
+        let name = failure.attempt.script.name.clone();
+        let base = format!("Migration {name} failed: {}", failure.cause.message);
+        self.error(&base);
+        let outcome = self
+            .rollback(&failure.attempt, done, backup_path, guard, executor_id)
+            .await;
+        match outcome {
+            Ok(()) => Error::new(ErrorCode::ScriptFailed, base),
+            Err(e) if e.code == ErrorCode::LockLost => Error::new(
+                ErrorCode::LockLost,
+                format!(
+                    "{base}; rollback stopped because the migration lock was lost: {}",
+                    e.message
+                ),
+            ),
+            Err(e) => Error::new(
+                ErrorCode::RollbackFailed,
+                format!("{base}; rollback failed: {}", e.message),
+            ),
+        }
+    }
+
+    async fn rollback(
+        &self,
+        failed: &Attempt,
+        done: &[Done],
+        backup_path: Option<&Path>,
+        guard: Option<&ExclusiveGuard>,
+        executor_id: &str,
+    ) -> Result<()> {
+        // Without the lock this process no longer owns the database: no rollback writes.
+        self.check_guard(guard).await?;
+        match self.cfg.rollback_strategy.as_str() {
+            "none" => {
+                self.warn("⚠️  No rollback configured - database may be in inconsistent state");
+                Ok(())
+            }
+            "down" => match self.down_chain(failed, done, guard).await {
+                Ok(()) => Ok(()),
+                Err(DownError::Script(e)) | Err(DownError::Fatal(e)) => Err(e),
+            },
+            "both" => match self.down_chain(failed, done, guard).await {
+                Ok(()) => Ok(()),
+                Err(DownError::Fatal(e)) => Err(e),
+                Err(DownError::Script(e)) => {
+                    self.error(&format!(
+                        "Rollback with down() failed: {}; falling back to the backup",
+                        e.message
+                    ));
+                    self.restore_backup(done, backup_path, guard, executor_id, true)
+                        .await
+                        .map_err(|e2| {
+                            Error::new(
+                                e2.code,
+                                format!("{}; backup restore: {}", e.message, e2.message),
+                            )
+                        })
+                }
+            },
+            _ => {
+                self.restore_backup(done, backup_path, guard, executor_id, false)
+                    .await
+            }
+        }
+    }
+
+    /// `down()` of the failed script first, then of this run's executed ones in reverse,
+    /// removing the record of each one undone. Scripts without `down` are skipped with a warning.
+    async fn down_chain(
+        &self,
+        failed: &Attempt,
+        done: &[Done],
+        guard: Option<&ExclusiveGuard>,
+    ) -> std::result::Result<(), DownError> {
+        let history = History::new(self.client.clone(), &self.cfg);
+        let username = current_username();
+        self.info("Rolling back with down()...");
+        // The failed script: it has no record.
+        self.check_guard(guard).await.map_err(DownError::Fatal)?;
+        self.run_down(&failed.script, failed.meta.as_ref(), &username)
+            .await?;
+        for d in done.iter().rev() {
+            self.check_guard(guard).await.map_err(DownError::Fatal)?;
+            if self.run_down(&d.script, d.meta.as_ref(), &username).await? {
+                self.check_guard(guard).await.map_err(DownError::Fatal)?;
+                history
+                    .remove_records([&d.record])
+                    .await
+                    .map_err(DownError::Fatal)?;
+            }
+        }
+        self.info("✓ Rolled back with down()");
+        Ok(())
+    }
+
+    /// Run one script's `down`. `Ok(false)` when it has none (skipped with a warning).
+    async fn run_down(
+        &self,
+        script: &Script,
+        meta: Option<&ScriptMeta>,
+        username: &str,
+    ) -> std::result::Result<bool, DownError> {
+        let meta = match meta {
+            Some(m) => m.clone(),
+            None => self.host.load(&script.filepath).await.map_err(|e| {
+                DownError::Script(Error::new(
+                    ErrorCode::ScriptFailed,
+                    format!("cannot load {} to roll it back: {}", script.name, e.message),
+                ))
+            })?,
+        };
+        if !meta.has_down {
+            self.warn(&format!(
+                "{} has no down() method; skipping it during rollback",
+                script.name
+            ));
+            return Ok(false);
+        }
+        let info = script_info(
+            &script.name,
+            &script.filepath_str(),
+            script.version,
+            now_ms(),
+            username,
+        );
+        self.host
+            .run(&script.filepath, Method::Down, &info)
+            .await
+            .map_err(|e| {
+                DownError::Script(Error::new(
+                    ErrorCode::ScriptFailed,
+                    format!("down() of {} failed: {}", script.name, e.message),
+                ))
+            })?;
+        self.info(&format!("✓ Rolled back {}", script.name));
+        Ok(true)
+    }
+
+    /// Restore per `backupMode`. `required`: the `both` fallback, where an unavailable backup
+    /// is a failure rather than a warning.
+    async fn restore_backup(
+        &self,
+        done: &[Done],
+        backup_path: Option<&Path>,
+        guard: Option<&ExclusiveGuard>,
+        executor_id: &str,
+        required: bool,
+    ) -> Result<()> {
+        let path: Option<PathBuf> = match self.cfg.backup_mode.as_str() {
+            "full" => backup_path.map(Path::to_path_buf),
+            "restore_only" => match self.cfg.backup.existing_backup_path.as_deref() {
+                Some(p) => Some(crate::config::Config::resolve(&self.cwd, p)),
+                None => {
+                    return Err(Error::new(
+                        ErrorCode::RestoreFailed,
+                        "backupMode restore_only requires backup.existingBackupPath",
+                    ))
+                }
+            },
+            _ => {
+                let msg = "⚠️  Backup restore skipped due to backupMode setting";
+                if required {
+                    return Err(Error::new(
+                        ErrorCode::RollbackFailed,
+                        format!("{msg} ({})", self.cfg.backup_mode),
+                    ));
+                }
+                self.warn(msg);
+                return Ok(());
+            }
+        };
+        let Some(path) = path else {
+            if required {
+                return Err(Error::new(
+                    ErrorCode::RollbackFailed,
+                    "No backup available for restore",
+                ));
+            }
+            self.warn("No backup available for restore");
+            return Ok(());
+        };
+        self.check_guard(guard).await?;
+        self.info("Restoring from backup...");
+        self.backups
+            .restore(&self.client, &self.cfg, &path)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::RestoreFailed,
+                    format!("restore from {} failed: {}", path.display(), e.message),
+                )
+            })?;
+        // The history came back with the data. Make sure no record of what this run executed
+        // survived (e.g. a backup that does not cover the history node).
+        let history = History::new(self.client.clone(), &self.cfg);
+        let (records, _) = history.read().await?;
+        let stale: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                r.executor_id.as_deref() == Some(executor_id)
+                    && done
+                        .iter()
+                        .any(|d| d.record.timestamp == r.timestamp && d.record.key == r.key)
+            })
+            .collect();
+        if !stale.is_empty() {
+            self.check_guard(guard).await?;
+            history.remove_records(stale).await?;
+        }
+        self.info(&format!(
+            "✓ Database restored from backup\n {}",
+            path.display()
+        ));
+        Ok(())
+    }
+}
