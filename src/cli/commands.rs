@@ -50,7 +50,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Command::FirebaseNodes => nodes(&client, &cfg, io, json).await,
         Command::FirebaseBackupNodes { nodes } => backup_nodes(&client, &cfg, &nodes, io).await,
         Command::Backup(cmd) => backup(cmd, &client, &cfg, io, json, cwd).await,
-        other => super::run_cmds::run(other, &cli.global, cfg, client, host, io, cwd).await,
+        other => super::run_cmds::run(other, &cli.global, cfg, client, host.clone(), io, cwd).await,
     }
 }
 

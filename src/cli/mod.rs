@@ -38,7 +38,7 @@ pub mod exit {
 }
 
 /// What the CLI needs from JS besides running scripts.
-pub trait CliHost: ScriptHost {
+pub trait CliHost: ScriptHost + Clone {
     /// Evaluate a JS config file (object, function or promise of either) to plain settings.
     fn load_config(&self, file: &Path) -> impl Future<Output = Result<Value>> + Send;
     /// Tell JS the effective configuration before any script runs (it builds `db`/`handler`).
