@@ -1663,3 +1663,38 @@ async fn starts_fast_and_stops_gracefully() {
     let fresh = reqwest::Client::new();
     assert!(fresh.get(format!("{url}/x.json")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn namespace_defaults_to_default_or_host_label() {
+    let t = target().await;
+    let Some(emu) = embedded(&t) else { return };
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/x.json", t.base),
+            &[],
+            Some("1".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/y.json", t.base),
+            &[("Host", "mydb.localhost")],
+            Some("2".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(emu.export(), json!({"default": {"x": 1}, "mydb": {"y": 2}}));
+    let r = t
+        .send(
+            Method::GET,
+            format!("{}/x.json?ns=bad%20ns", t.base),
+            &[],
+            None,
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
