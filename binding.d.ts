@@ -78,6 +78,9 @@ export interface AcquireOptions {
 
 export declare function buildPath(shift: string | undefined | null, path: string): string
 
+/** SIGINT/SIGTERM: running migrations stop after the current step; the emulator shuts down. */
+export declare function cliSignal(): void
+
 /** A client for `config` (resolved against `cwd`); makes no request. */
 export declare function connectDatabase(config: any, cwd: string): Promise<NativeDatabase>
 
@@ -117,6 +120,9 @@ export interface QueryOptions {
   limitToFirst?: number
   limitToLast?: number
 }
+
+/** Run the CLI; resolves with the exit code. */
+export declare function runCli(argv: string[], host: (request: any) => Promise<any>): Promise<number>
 
 export declare function startEmulator(options?: StartEmulatorOptions | undefined | null): Promise<NativeEmulator>
 

@@ -80,7 +80,11 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
             use clap::error::ErrorKind;
             let text = e.render().to_string();
             return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                ErrorKind::DisplayVersion => {
+                    io.line(env!("CARGO_PKG_VERSION"));
+                    exit::SUCCESS
+                }
+                ErrorKind::DisplayHelp => {
                     let _ = std::io::Write::write_all(&mut io.out, text.as_bytes());
                     exit::SUCCESS
                 }

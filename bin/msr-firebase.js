@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+'use strict'
+// msr-firebase: the CLI lives in Rust (clap, commands, output); this file only connects it to Node:
+// a script host for config files and migration scripts, and signal forwarding.
+
+const { native, call } = require('../lib/native.js')
+const { createScriptHost } = require('../lib/host.js')
+const { FirebaseConfig } = require('../lib/config.js')
+const { createFirebaseDB } = require('../lib/database.js')
+const { FirebaseLockingService } = require('../lib/locking.js')
+const pkg = require('../package.json')
+
+let context = null
+let settings = null
+const host = createScriptHost({
+  init: async (req) => {
+    settings = req
+  },
+  context: async () => {
+    if (!context) {
+      const cfg = new FirebaseConfig(settings.config)
+      const nativeDb = await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd()))
+      const db = createFirebaseDB(nativeDb)
+      const lockingService = cfg.locking && cfg.locking.enabled ? new FirebaseLockingService(native.createLockingService(nativeDb, settings.config)) : undefined
+      const handler = { cfg, db, lockingService, getName: () => 'Firebase Realtime Database Runner', getVersion: () => pkg.version }
+      context = { db, handler }
+    }
+    return context
+  },
+})
+
+let signalled = 0
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    signalled += 1
+    if (signalled > 1) process.exit(sig === 'SIGINT' ? 130 : 143)
+    native.cliSignal()
+  })
+}
+
+native
+  .runCli(process.argv.slice(2), host)
+  .then((code) => {
+    process.exitCode = code
+    // Nothing else should keep the process alive once the command is done.
+    setImmediate(() => process.exit(code))
+  })
+  .catch((err) => {
+    console.error(`✗ ${err && err.message ? err.message.replace(/^[A-Z_]+\u001f/, '') : err}`)
+    process.exit(1)
+  })
+
