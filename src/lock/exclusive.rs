@@ -88,10 +88,14 @@ impl ExclusiveGuard {
         };
         // Two-phase: confirm ownership (owner and epoch) before any work runs under the lock.
         let epoch = held.record.epoch;
-        let ok = service
-            .verify(executor_id, Some(epoch))
-            .await
-            .map_err(wrap("Failed to verify lock ownership"))?;
+        let ok = match service.verify(executor_id, Some(epoch)).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Do not leave a lock nobody will renew or release: best effort, owner-checked.
+                let _ = service.release_owned(executor_id, Some(epoch)).await;
+                return Err(wrap("Failed to verify lock ownership")(e));
+            }
+        };
         if !ok {
             return Err(Error::new(ErrorCode::LockLost, VERIFY_FAILED));
         }

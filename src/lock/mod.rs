@@ -1,5 +1,16 @@
 //! The distributed migration lock at `{shift}/migrations/_lock` (INTERFACE; bodies to be
 //! implemented). Properties L1–L9 of shared/spec/product.md §5.
+//!
+//! Design in short:
+//! - Every lock field lives in one node, changed only by conditional PUTs (ETag + `if-match`),
+//!   re-evaluated from the 412 body on conflict. Never read-then-write.
+//! - Held: `{executorId, lockedAt, expiresAt, hostname, processId, epoch, renewedAt?}`; `lockedAt`
+//!   and `renewedAt` are server timestamps, `expiresAt` = server-time estimate + timeout.
+//!   Released: a tombstone `{epoch, releasedAt}` so the fencing epoch grows with every owner.
+//! - Expiry is judged against the server-time estimate (`ServerClock`, a lower bound), never the
+//!   local wall clock. A holder's own lease end is a monotonic `Instant`.
+//! - `LockService` is the predecessor's API (acquire/verify/release/status/force...);
+//!   `ExclusiveGuard` adds waiting, background renewal and `check()` between steps.
 
 pub mod exclusive;
 pub mod record;

@@ -72,9 +72,7 @@ impl LockRecord {
             executor_id: executor_id.to_string(),
             locked_at: 0,
             expires_at,
-            hostname: hostname::get()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "unknown-host".into()),
+            hostname: super::service::this_host(),
             process_id: Some(std::process::id()),
             epoch,
             renewed_at: None,

@@ -134,6 +134,12 @@ fn contended(path: &str) -> Error {
     )
 }
 
+pub(crate) fn this_host() -> String {
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
 fn num(v: &Value, key: &str) -> Option<i64> {
     v.get(key)
         .and_then(|n| n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)))
@@ -257,6 +263,18 @@ impl LockService {
         self.state.owned.lock().unwrap().get(executor_id).copied()
     }
 
+    /// Whether a held record is this process's: same executor id and, when the epoch is known
+    /// (acquired through this service or held by a guard), the same epoch; otherwise written by
+    /// this host and process. Two processes configured with the same fixed executor id therefore
+    /// never mistake each other's lock for their own.
+    pub(crate) fn is_mine(&self, r: &LockRecord, executor_id: &str, epoch: Option<u64>) -> bool {
+        r.executor_id == executor_id
+            && match epoch {
+                Some(e) => r.epoch == e,
+                None => r.process_id == Some(std::process::id()) && r.hostname == this_host(),
+            }
+    }
+
     /// Expired iff `expiresAt <= server time`; with no server time known, iff the node's ETag
     /// stayed unchanged for the record's lease on the local monotonic clock.
     pub(crate) fn is_expired(&self, r: &LockRecord, etag: &str) -> bool {
@@ -329,15 +347,20 @@ impl LockService {
     /// uncontended.
     pub(crate) async fn try_acquire(&self, executor_id: &str) -> Result<AcquireOutcome> {
         let mut cur = self.client.get_versioned(&self.path).await?;
-        // Epoch written while the server clock was unknown (provisional expiry, fixed next round).
-        let mut provisional: Option<u64> = None;
+        // The epoch of the new record this call last tried to write: if it is found stored (a
+        // write whose outcome was unknown, or a provisional expiry written while the server clock
+        // was unknown), it is ours and is renewed.
+        let mut tried: Option<u64> = None;
         for _ in 0..MAX_CAS_ROUNDS {
             let node = LockNode::parse(&cur.value);
             let timeout = self.opts.timeout_ms as i64;
             let (record, renewal) = match node {
                 LockNode::Held(r)
-                    if r.executor_id == executor_id
-                        && (provisional == Some(r.epoch) || !self.is_expired(&r, &cur.etag)) =>
+                    if tried == Some(r.epoch) && self.is_mine(&r, executor_id, None)
+                        || self
+                            .owned_epoch(executor_id)
+                            .is_some_and(|e| self.is_mine(&r, executor_id, Some(e)))
+                            && !self.is_expired(&r, &cur.etag) =>
                 {
                     // Already ours: renew (same epoch).
                     match self.server_now() {
@@ -361,13 +384,13 @@ impl LockService {
                     // Without a server time estimate, write an already-expired record and fix
                     // its expiry right after, once the echoed `lockedAt` told us server time.
                     let expires_at = self.server_now().map(|n| n + timeout).unwrap_or(0);
+                    tried = Some(epoch);
                     (LockRecord::new(executor_id, expires_at, epoch), false)
                 }
             };
             match self.write_record(&record, &cur.etag, renewal).await {
                 Ok(Wrote::Written(held)) => {
                     if !renewal && record.expires_at == 0 {
-                        provisional = Some(held.record.epoch);
                         cur = Versioned {
                             value: held.record.to_write_resolved(),
                             etag: held.etag,
@@ -433,9 +456,7 @@ impl LockService {
         let cur = self.client.get_versioned(&self.path).await?;
         Ok(match LockNode::parse(&cur.value) {
             LockNode::Held(r) => {
-                r.executor_id == executor_id
-                    && epoch.is_none_or(|e| e == r.epoch)
-                    && !self.is_expired(&r, &cur.etag)
+                self.is_mine(&r, executor_id, epoch) && !self.is_expired(&r, &cur.etag)
             }
             LockNode::Free { .. } => false,
         })
@@ -455,9 +476,7 @@ impl LockService {
         epoch: Option<u64>,
     ) -> Result<bool> {
         let released = self
-            .tombstone_where(|_, (r, _)| {
-                r.executor_id == executor_id && epoch.is_none_or(|e| e == r.epoch)
-            })
+            .tombstone_where(|s, (r, _)| s.is_mine(r, executor_id, epoch))
             .await?;
         if released.is_some() {
             let mut owned = self.state.owned.lock().unwrap();
