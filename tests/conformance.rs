@@ -1,0 +1,1665 @@
+//! REST conformance suite for the Realtime Database protocol of shared/spec/rtdb-rest.md, written
+//! with raw `reqwest` (not the crate's client) so it tests the server, not our client.
+//!
+//! By default every test starts its own embedded emulator (`msr_firebase::emulator`) on
+//! 127.0.0.1, port 0. When `FIREBASE_DATABASE_EMULATOR_HOST` is set, the tests run against that
+//! external emulator instead, each in a namespace of its own, and the tests that need the embedded
+//! emulator's test levers (`/.emulator/...`) or its lifecycle are skipped. To run it against
+//! Google's emulator (needs the Firebase CLI and Java 21):
+//!
+//! ```sh
+//! firebase emulators:exec --only database "FIREBASE_DATABASE_EMULATOR_HOST=127.0.0.1:9000 cargo test --release --target x86_64-unknown-linux-gnu --test conformance"
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use msr_firebase::emulator::{Emulator, EmulatorOptions};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const PUSH_CHARS: &str = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
+fn http_client() -> reqwest::Client {
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer owner"));
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Where a test talks to: the embedded emulator or the external one.
+struct Target {
+    base: String,
+    ns: String,
+    http: reqwest::Client,
+    emu: Option<Emulator>,
+}
+
+/// The response, read whole.
+struct Resp {
+    status: StatusCode,
+    etag: Option<String>,
+    content_type: Option<String>,
+    text: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+    fn etag(&self) -> String {
+        self.etag.clone().expect("an ETag header")
+    }
+    /// A `{"error": "<message>"}` body; returns the message.
+    fn error_message(&self) -> String {
+        let v = self.json();
+        assert_eq!(v.as_object().map(|m| m.len()), Some(1), "error body {v}");
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error body {v}"))
+            .to_string()
+    }
+    #[track_caller]
+    fn assert_error(&self, status: StatusCode) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        self.error_message()
+    }
+}
+
+fn unique_ns() -> String {
+    format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+async fn target() -> Target {
+    target_with(None).await
+}
+
+async fn target_with(import: Option<Value>) -> Target {
+    let ns = unique_ns();
+    match std::env::var("FIREBASE_DATABASE_EMULATOR_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+    {
+        Some(host) => {
+            let t = Target {
+                base: format!("http://{host}"),
+                ns,
+                http: http_client(),
+                emu: None,
+            };
+            if let Some(data) = import {
+                t.put("", data).await;
+            }
+            t
+        }
+        None => {
+            let import = import.map(|data| json!({ ns.clone(): data }));
+            let emu = Emulator::start(EmulatorOptions {
+                import,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            Target {
+                base: emu.url(),
+                ns,
+                http: http_client(),
+                emu: Some(emu),
+            }
+        }
+    }
+}
+
+/// For tests that need the embedded emulator (levers, lifecycle): None (skip) when external.
+fn embedded(t: &Target) -> Option<&Emulator> {
+    if t.emu.is_none() {
+        eprintln!("skipped: needs the embedded emulator's levers (FIREBASE_DATABASE_EMULATOR_HOST is set)");
+    }
+    t.emu.as_ref()
+}
+
+impl Target {
+    /// `<base>/<path>.json?ns=<ns>&<query>`
+    fn url(&self, path: &str, query: &str) -> String {
+        let path = path.trim_matches('/');
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("&{query}")
+        };
+        format!("{}/{path}.json?ns={}{q}", self.base, self.ns)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: String,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Resp {
+        let mut req = self.http.request(method, url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let h = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let (etag, content_type) = (h("etag"), h("content-type"));
+        let text = res.text().await.unwrap();
+        Resp {
+            status,
+            etag,
+            content_type,
+            text,
+        }
+    }
+
+    async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        self.send(
+            method,
+            self.url(path, query),
+            headers,
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self.req(Method::GET, path, "", &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.text);
+        r.json()
+    }
+
+    /// GET with `X-Firebase-ETag: true`: (value, etag).
+    async fn get_etag(&self, path: &str) -> (Value, String) {
+        let r = self
+            .req(Method::GET, path, "", &[("X-Firebase-ETag", "true")], None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.text);
+        (r.json(), r.etag())
+    }
+
+    async fn put(&self, path: &str, value: Value) -> Value {
+        let r = self.req(Method::PUT, path, "", &[], Some(value)).await;
+        assert_eq!(r.status, StatusCode::OK, "PUT {path}: {}", r.text);
+        r.json()
+    }
+
+    /// A test lever of the embedded emulator.
+    async fn lever(&self, method: Method, name: &str, body: Option<Value>) -> Value {
+        let r = self
+            .send(
+                method,
+                format!("{}/.emulator/{name}", self.base),
+                &[],
+                body.map(|b| b.to_string()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "lever {name}: {}", r.text);
+        r.json()
+    }
+
+    async fn finish(self) {
+        if let Some(emu) = self.emu {
+            emu.stop().await.unwrap();
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn set(ks: &[&str]) -> BTreeSet<String> {
+    ks.iter().map(|s| s.to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain methods, pruning, errors
+
+#[tokio::test]
+async fn get_missing_is_null() {
+    let t = target().await;
+    let r = t.req(Method::GET, "nothing/here", "", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), Value::Null);
+    assert!(r.content_type.unwrap().starts_with("application/json"));
+    assert_eq!(r.etag, None, "ETags only come when asked for");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn put_get_delete() {
+    let t = target().await;
+    let v = json!({"name": "x", "n": 1, "ok": true, "nested": {"deep": {"s": "t"}}});
+    assert_eq!(t.put("a/b", v.clone()).await, v);
+    assert_eq!(t.get("a/b").await, v);
+    assert_eq!(t.get("a/b/nested/deep/s").await, json!("t"));
+    assert_eq!(t.get("a").await, json!({"b": v}));
+    assert_eq!(t.put("a/b/n", json!(2.5)).await, json!(2.5));
+    assert_eq!(
+        t.put("a/b/name", json!("é ü \"quoted\"")).await,
+        json!("é ü \"quoted\"")
+    );
+    let r = t.req(Method::DELETE, "a/b/nested", "", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), Value::Null);
+    assert_eq!(
+        t.get("a/b").await,
+        json!({"name": "é ü \"quoted\"", "n": 2.5, "ok": true})
+    );
+    // PUT replaces the node.
+    assert_eq!(t.put("a/b", json!({"only": 1})).await, json!({"only": 1}));
+    assert_eq!(t.get("a/b").await, json!({"only": 1}));
+    // DELETE of a missing node is fine.
+    let r = t.req(Method::DELETE, "never/was", "", &[], None).await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, Value::Null));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn empty_objects_and_nulls_are_pruned() {
+    let t = target().await;
+    t.put("p/keep", json!(1)).await;
+    t.put("p/x/y", json!(1)).await;
+    // Writing {} or null deletes; empty parents disappear.
+    t.put("p/x/y", json!({})).await;
+    assert_eq!(t.get("p").await, json!({"keep": 1}));
+    t.put("p/keep", Value::Null).await;
+    assert_eq!(t.get("p").await, Value::Null);
+    t.put("q", json!({"a": {"b": {}}, "c": null, "d": 1})).await;
+    assert_eq!(t.get("q").await, json!({"d": 1}));
+    t.put("q/d", json!({"e": {}})).await;
+    assert_eq!(t.get("q").await, Value::Null);
+    assert_eq!(t.get("").await, Value::Null);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn arrays_round_trip() {
+    let t = target().await;
+    t.put("arr", json!(["a", "b", "c"])).await;
+    assert_eq!(t.get("arr").await, json!(["a", "b", "c"]));
+    assert_eq!(t.get("arr/1").await, json!("b"));
+    t.put("arr/1", Value::Null).await;
+    assert_eq!(t.get("arr").await, json!(["a", null, "c"]));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn invalid_json_and_bad_keys_are_400_with_error_bodies() {
+    let t = target().await;
+    let r = t
+        .send(Method::PUT, t.url("a", ""), &[], Some("{not json".into()))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    let r = t
+        .send(Method::PUT, t.url("a", ""), &[], Some(String::new()))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    let r = t
+        .send(Method::POST, t.url("a", ""), &[], Some("[1,".into()))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    let r = t
+        .send(Method::PATCH, t.url("a", ""), &[], Some("nope".into()))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    // Bad keys in the path ('.' '$' '#' '[' ']'; '#' and brackets percent-encoded).
+    for p in ["a.b", "x/1.2.3", "a$b", "a%23b", "a%5Bb", "a%5Db"] {
+        let r = t.req(Method::PUT, p, "", &[], Some(json!(1))).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+        let r = t.req(Method::GET, p, "", &[], None).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+    }
+    // Bad keys inside written data, at any depth, for PUT, POST and PATCH.
+    for bad in [
+        json!({"a.b": 1}),
+        json!({"ok": {"x$": 1}}),
+        json!({"ok": {"deep": {"#": 1}}}),
+        json!({"[": 1}),
+        json!({"tab\t": 1}),
+    ] {
+        let r = t.req(Method::PUT, "k", "", &[], Some(bad.clone())).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+        let r = t.req(Method::POST, "k", "", &[], Some(bad.clone())).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+        let r = t
+            .req(Method::PATCH, "k", "", &[], Some(json!({"child": bad})))
+            .await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+    }
+    let r = t
+        .req(Method::PATCH, "k", "", &[], Some(json!({"a.b/c": 1})))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    // Key length: 768 bytes fine, 769 not.
+    let long_ok = "k".repeat(768);
+    t.put("len", json!({ long_ok.clone(): 1 })).await;
+    assert_eq!(t.get(&format!("len/{long_ok}")).await, json!(1));
+    let r = t
+        .req(
+            Method::PUT,
+            "len",
+            "",
+            &[],
+            Some(json!({ "k".repeat(769): 1 })),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    // Nothing of the refused writes was stored.
+    assert_eq!(keys(&t.get("").await), set(&["len"]));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn depth_of_32_is_400() {
+    let t = target().await;
+    let path31 = vec!["d"; 31].join("/");
+    t.put(&path31, json!(1)).await;
+    let path32 = vec!["d"; 32].join("/");
+    t.req(Method::PUT, &path32, "", &[], Some(json!(1)))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    // Depth counts the path plus the nesting of the data.
+    let path30 = vec!["e"; 30].join("/");
+    t.put(&path30, json!({"x": 1})).await;
+    t.req(Method::PUT, &path30, "", &[], Some(json!({"x": {"y": 1}})))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn not_a_data_endpoint() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    let r = t
+        .send(
+            Method::GET,
+            format!("{}/a/b?ns={}", t.base, t.ns),
+            &[],
+            None,
+        )
+        .await;
+    r.assert_error(StatusCode::NOT_FOUND);
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/a/b?ns={}", t.base, t.ns),
+            &[],
+            Some("1".into()),
+        )
+        .await;
+    r.assert_error(StatusCode::NOT_FOUND);
+    assert_eq!(t.get("a/b").await, Value::Null);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn namespaces_are_separate() {
+    let t = target().await;
+    t.put("x", json!("mine")).await;
+    let other = format!("{}/x.json?ns={}", t.base, unique_ns());
+    let r = t.send(Method::GET, other, &[], None).await;
+    assert_eq!(r.json(), Value::Null);
+    if let Some(emu) = &t.emu {
+        assert_eq!(emu.export(), json!({ t.ns.clone(): {"x": "mine"} }));
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn import_and_export() {
+    let t = target_with(Some(json!({"seed": {"a": 1, "list": [1, 2]}}))).await;
+    assert_eq!(t.get("seed").await, json!({"a": 1, "list": [1, 2]}));
+    if let Some(emu) = &t.emu {
+        t.put("seed/b", json!(2)).await;
+        assert_eq!(
+            emu.export(),
+            json!({ t.ns.clone(): {"seed": {"a": 1, "b": 2, "list": [1, 2]}} })
+        );
+        let bad = Emulator::start(EmulatorOptions {
+            import: Some(json!({"ns": {"a.b": 1}})),
+            ..Default::default()
+        })
+        .await;
+        assert!(bad.is_err());
+    }
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ETags and conditional requests
+
+#[tokio::test]
+async fn missing_node_has_null_etag() {
+    let t = target().await;
+    let (v, tag) = t.get_etag("no/such/node").await;
+    assert_eq!(v, Value::Null);
+    assert_eq!(tag, "null_etag");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn etags_follow_content() {
+    let t = target().await;
+    let r = t
+        .req(
+            Method::PUT,
+            "e",
+            "",
+            &[("X-Firebase-ETag", "true")],
+            Some(json!({"a": 1, "b": {"c": 2}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let put_tag = r.etag();
+    assert_ne!(put_tag, "null_etag");
+    let (v, tag) = t.get_etag("e").await;
+    assert_eq!(v, json!({"a": 1, "b": {"c": 2}}));
+    assert_eq!(tag, put_tag, "PUT returns the new ETag");
+    // A shallow GET carries the same ETag as the full value.
+    let r = t
+        .req(
+            Method::GET,
+            "e",
+            "shallow=true",
+            &[("X-Firebase-ETag", "true")],
+            None,
+        )
+        .await;
+    assert_eq!(r.json(), json!({"a": true, "b": true}));
+    assert_eq!(r.etag(), tag);
+    // A change below the node changes its ETag; writing the same value back restores it.
+    t.put("e/b/c", json!(3)).await;
+    let (_, changed) = t.get_etag("e").await;
+    assert_ne!(changed, tag);
+    t.put("e/b/c", json!(2)).await;
+    assert_eq!(t.get_etag("e").await.1, tag);
+    // Without asking there is no ETag.
+    let r = t.req(Method::PUT, "e/a", "", &[], Some(json!(5))).await;
+    assert_eq!(r.etag, None);
+    // DELETE asked for an ETag gives null_etag.
+    let r = t
+        .req(
+            Method::DELETE,
+            "e",
+            "",
+            &[("X-Firebase-ETag", "true")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.etag()),
+        (StatusCode::OK, "null_etag".to_string())
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn conditional_put_matches_or_412s() {
+    let t = target().await;
+    t.put("lock", json!({"owner": "a", "n": 1})).await;
+    let (_, tag) = t.get_etag("lock").await;
+    // Match: written, and the new ETag comes back when asked for.
+    let r = t
+        .req(
+            Method::PUT,
+            "lock",
+            "",
+            &[("if-match", &tag), ("X-Firebase-ETag", "true")],
+            Some(json!({"owner": "b", "n": 2})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json(), json!({"owner": "b", "n": 2}));
+    let new_tag = r.etag();
+    assert_ne!(new_tag, tag);
+    assert_eq!(
+        t.get_etag("lock").await,
+        (json!({"owner": "b", "n": 2}), new_tag.clone())
+    );
+    // Stale ETag: 412, nothing written, body = current value as plain JSON, ETag = current.
+    let r = t
+        .req(
+            Method::PUT,
+            "lock",
+            "",
+            &[("if-match", &tag)],
+            Some(json!({"owner": "c"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.json(), json!({"owner": "b", "n": 2}));
+    assert_eq!(r.etag(), new_tag);
+    assert_eq!(t.get("lock").await, json!({"owner": "b", "n": 2}));
+    // A made-up ETag, a list and '*' are mismatches too.
+    for bogus in ["garbage", "*", &format!("{new_tag}, {tag}")] {
+        let r = t
+            .req(
+                Method::PUT,
+                "lock",
+                "",
+                &[("if-match", bogus)],
+                Some(json!(1)),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::PRECONDITION_FAILED,
+            "if-match {bogus}"
+        );
+    }
+    // A 412 on a child reports the child's value and ETag; a missing node reports null.
+    let r = t
+        .req(
+            Method::PUT,
+            "lock/owner",
+            "",
+            &[("if-match", "x")],
+            Some(json!("z")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json(), r.etag()),
+        (
+            StatusCode::PRECONDITION_FAILED,
+            json!("b"),
+            t.get_etag("lock/owner").await.1
+        )
+    );
+    let r = t
+        .req(
+            Method::PUT,
+            "missing",
+            "",
+            &[("if-match", &new_tag)],
+            Some(json!("z")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json(), r.etag()),
+        (
+            StatusCode::PRECONDITION_FAILED,
+            Value::Null,
+            "null_etag".to_string()
+        )
+    );
+    assert_eq!(t.get("missing").await, Value::Null);
+    // Conditional PUT of null deletes.
+    let r = t
+        .req(
+            Method::PUT,
+            "lock",
+            "",
+            &[("if-match", &new_tag)],
+            Some(Value::Null),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(t.get("lock").await, Value::Null);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn null_etag_means_create_only_if_absent() {
+    let t = target().await;
+    let r = t
+        .req(
+            Method::PUT,
+            "once",
+            "",
+            &[("if-match", "null_etag")],
+            Some(json!({"by": "first"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json(), json!({"by": "first"}));
+    let r = t
+        .req(
+            Method::PUT,
+            "once",
+            "",
+            &[("if-match", "null_etag")],
+            Some(json!({"by": "second"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.json(), json!({"by": "first"}));
+    assert_eq!(r.etag(), t.get_etag("once").await.1);
+    assert_eq!(t.get("once").await, json!({"by": "first"}));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn conditional_delete() {
+    let t = target().await;
+    t.put("d", json!({"v": 1})).await;
+    let (_, tag) = t.get_etag("d").await;
+    t.put("d/v", json!(2)).await;
+    let r = t
+        .req(Method::DELETE, "d", "", &[("if-match", &tag)], None)
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.json(), json!({"v": 2}));
+    let current = r.etag();
+    assert_eq!(t.get("d").await, json!({"v": 2}));
+    let r = t
+        .req(Method::DELETE, "d", "", &[("if-match", &current)], None)
+        .await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, Value::Null));
+    assert_eq!(t.get("d").await, Value::Null);
+    // Deleting a missing node conditionally on null_etag succeeds.
+    let r = t
+        .req(Method::DELETE, "d", "", &[("if-match", "null_etag")], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn if_match_on_get_post_patch_is_400() {
+    let t = target().await;
+    t.put("c", json!({"v": 1})).await;
+    let (_, tag) = t.get_etag("c").await;
+    for (m, body) in [
+        (Method::GET, None),
+        (Method::POST, Some(json!({"x": 1}))),
+        (Method::PATCH, Some(json!({"v": 2}))),
+    ] {
+        let r = t.req(m.clone(), "c", "", &[("if-match", &tag)], body).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(t.get("c").await, json!({"v": 1}), "nothing written");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn if_none_match_gives_304_when_unchanged() {
+    let t = target().await;
+    t.put("n", json!({"v": 1})).await;
+    let (_, tag) = t.get_etag("n").await;
+    let r = t
+        .req(Method::GET, "n", "", &[("if-none-match", &tag)], None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(r.text, "");
+    t.put("n/v", json!(2)).await;
+    let r = t
+        .req(
+            Method::GET,
+            "n",
+            "",
+            &[("if-none-match", &tag), ("X-Firebase-ETag", "true")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!({"v": 2}));
+    assert_ne!(r.etag(), tag);
+    // null_etag on a missing node.
+    let r = t
+        .req(
+            Method::GET,
+            "gone",
+            "",
+            &[("if-none-match", "null_etag")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    t.finish().await;
+}
+
+/// Contention: 20 clients each add 1 to one counter 25 times with conditional-PUT loops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_compare_and_set_increments_are_exact() {
+    const TASKS: usize = 20;
+    const INCREMENTS: usize = 25;
+    let t = Arc::new(target().await);
+    t.put("counter", json!(0)).await;
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let mut handles = Vec::new();
+    for _ in 0..TASKS {
+        let (t, conflicts, barrier) = (t.clone(), conflicts.clone(), barrier.clone());
+        handles.push(tokio::spawn(async move {
+            let http = http_client();
+            let url = t.url("counter", "");
+            barrier.wait().await;
+            for _ in 0..INCREMENTS {
+                let res = http
+                    .get(&url)
+                    .header("X-Firebase-ETag", "true")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+                let mut tag = res.headers()["etag"].to_str().unwrap().to_string();
+                let mut value: Value = res.json().await.unwrap();
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    assert!(attempts < 10_000, "no progress");
+                    let next = value.as_i64().unwrap() + 1;
+                    let res = http
+                        .put(&url)
+                        .header("if-match", &tag)
+                        .body(next.to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                    match res.status() {
+                        StatusCode::OK => break,
+                        StatusCode::PRECONDITION_FAILED => {
+                            conflicts.fetch_add(1, Ordering::Relaxed);
+                            tag = res.headers()["etag"].to_str().unwrap().to_string();
+                            value = res.json().await.unwrap();
+                        }
+                        other => panic!("unexpected {other}: {}", res.text().await.unwrap()),
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(t.get("counter").await, json!(TASKS * INCREMENTS));
+    let conflicts = conflicts.load(Ordering::Relaxed);
+    eprintln!("{conflicts} conflicts (412s)");
+    assert!(
+        conflicts > 0,
+        "no 412 happened: contention was not exercised"
+    );
+    if let Ok(t) = Arc::try_unwrap(t) {
+        t.finish().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// print, shallow, queries
+
+#[tokio::test]
+async fn print_silent_is_204_and_pretty_is_json() {
+    let t = target().await;
+    let silent = |r: Resp| {
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        assert_eq!(r.text, "");
+    };
+    silent(
+        t.req(Method::PUT, "s/a", "print=silent", &[], Some(json!(1)))
+            .await,
+    );
+    silent(
+        t.req(
+            Method::POST,
+            "s/list",
+            "print=silent",
+            &[],
+            Some(json!("x")),
+        )
+        .await,
+    );
+    silent(
+        t.req(
+            Method::PATCH,
+            "s",
+            "print=silent",
+            &[],
+            Some(json!({"b": 2})),
+        )
+        .await,
+    );
+    silent(t.req(Method::GET, "s", "print=silent", &[], None).await);
+    let v = t.get("s").await;
+    assert_eq!((v["a"].clone(), v["b"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        v["list"].as_object().unwrap().len(),
+        1,
+        "the silent POST wrote"
+    );
+    let r = t.req(Method::GET, "s", "print=pretty", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), v);
+    assert!(r.text.contains('\n'), "pretty output is indented");
+    let r = t
+        .req(
+            Method::PUT,
+            "s/c",
+            "print=pretty",
+            &[],
+            Some(json!({"d": 1})),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"d": 1}));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn shallow_reads() {
+    let t = target().await;
+    t.put("sh", json!({"a": {"deep": 1}, "b": 2, "c": "s"}))
+        .await;
+    let r = t.req(Method::GET, "sh", "shallow=true", &[], None).await;
+    assert_eq!(r.json(), json!({"a": true, "b": true, "c": true}));
+    let r = t.req(Method::GET, "sh/b", "shallow=true", &[], None).await;
+    assert_eq!(r.json(), json!(2));
+    let r = t
+        .req(Method::GET, "sh/none", "shallow=true", &[], None)
+        .await;
+    assert_eq!(r.json(), Value::Null);
+    let r = t
+        .req(Method::GET, "sh", "shallow=true&print=pretty", &[], None)
+        .await;
+    assert_eq!(r.json(), json!({"a": true, "b": true, "c": true}));
+    for mixed in [
+        "shallow=true&orderBy=%22%24key%22",
+        "shallow=true&orderBy=%22%24key%22&limitToFirst=1",
+    ] {
+        let r = t.req(Method::GET, "sh", mixed, &[], None).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+    }
+    t.finish().await;
+}
+
+/// URL-encode a query value.
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn queries_with_json_arguments() {
+    let t = target().await;
+    t.put(
+        "people",
+        json!({
+            "carol": {"age": 30, "role": "admin"},
+            "alice": {"age": 25, "role": "user"},
+            "bob": {"age": 25, "role": "admin"},
+            "dave": {"role": "user"},
+            "erin": {"age": "old"},
+            "2": {"age": 40},
+            "10": {"age": 41},
+        }),
+    )
+    .await;
+    let q = |params: &[(&str, &str)]| {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
+        let t = &t;
+        let shown = format!("{params:?}");
+        async move {
+            let r = t
+                .req(Method::GET, "people", &query.join("&"), &[], None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{shown}: {}", r.text);
+            keys(&r.json())
+        }
+    };
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("equalTo", "25")]).await,
+        set(&["alice", "bob"])
+    );
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("startAt", "26")]).await,
+        set(&["carol", "2", "10", "erin"])
+    );
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("startAt", "26"), ("endAt", "40")]).await,
+        set(&["carol", "2"])
+    );
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("startAt", "\"a\"")]).await,
+        set(&["erin"])
+    );
+    // null < numbers: dave (no age) first; ties by key (alice < bob).
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("limitToFirst", "2")]).await,
+        set(&["dave", "alice"])
+    );
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("limitToFirst", "3")]).await,
+        set(&["dave", "alice", "bob"])
+    );
+    // strings after numbers: erin is last.
+    assert_eq!(
+        q(&[("orderBy", "\"age\""), ("limitToLast", "2")]).await,
+        set(&["10", "erin"])
+    );
+    assert_eq!(
+        q(&[("orderBy", "\"role\""), ("equalTo", "\"admin\"")]).await,
+        set(&["bob", "carol"])
+    );
+    // $key: integer keys first, numerically.
+    assert_eq!(
+        q(&[("orderBy", "\"$key\""), ("limitToFirst", "2")]).await,
+        set(&["2", "10"])
+    );
+    assert_eq!(
+        q(&[
+            ("orderBy", "\"$key\""),
+            ("startAt", "\"b\""),
+            ("endAt", "\"d\"")
+        ])
+        .await,
+        set(&["bob", "carol"])
+    );
+    assert_eq!(
+        q(&[("orderBy", "\"$key\""), ("limitToLast", "1")]).await,
+        set(&["erin"])
+    );
+    // Results carry the whole children.
+    let r = t
+        .req(
+            Method::GET,
+            "people",
+            &format!("orderBy={}&equalTo=30", enc("\"age\"")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.json(), json!({"carol": {"age": 30, "role": "admin"}}));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn value_ordering() {
+    let t = target().await;
+    t.put(
+        "scores",
+        json!({"a": 3, "b": "x", "c": true, "d": 1, "e": false, "f": {"o": 1}, "g": 2}),
+    )
+    .await;
+    let q = |query: String| {
+        let t = &t;
+        async move {
+            let r = t.req(Method::GET, "scores", &query, &[], None).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
+            keys(&r.json())
+        }
+    };
+    let by_value = enc("\"$value\"");
+    // false < true < numbers < strings < objects
+    assert_eq!(
+        q(format!("orderBy={by_value}&limitToFirst=2")).await,
+        set(&["e", "c"])
+    );
+    assert_eq!(
+        q(format!("orderBy={by_value}&startAt=1&endAt=2")).await,
+        set(&["d", "g"])
+    );
+    assert_eq!(
+        q(format!("orderBy={by_value}&limitToLast=2")).await,
+        set(&["b", "f"])
+    );
+    assert_eq!(
+        q(format!("orderBy={by_value}&equalTo=true")).await,
+        set(&["c"])
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn bad_queries_are_400() {
+    let t = target().await;
+    t.put("bq", json!({"a": 1})).await;
+    for query in [
+        "startAt=1".to_string(),      // filter without orderBy
+        "limitToFirst=1".to_string(), // limit without orderBy
+        "orderBy=age".to_string(),    // not JSON-quoted
+        format!("orderBy={}&startAt=abc", enc("\"$value\"")), // unquoted string value
+        format!("orderBy={}&limitToFirst=abc", enc("\"$value\"")), // not a number
+        format!("orderBy={}&limitToFirst=-1", enc("\"$value\"")), // negative
+    ] {
+        let r = t.req(Method::GET, "bq", &query, &[], None).await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+    }
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server values, push ids, PATCH
+
+#[tokio::test]
+async fn server_values_are_resolved() {
+    let t = target().await;
+    let before = now_ms();
+    let echo = t
+        .put(
+            "sv",
+            json!({"at": {".sv": "timestamp"}, "n": {".sv": {"increment": 5}}}),
+        )
+        .await;
+    let after = now_ms();
+    let at = echo["at"]
+        .as_i64()
+        .expect("PUT echo has the resolved timestamp");
+    assert!(
+        before - 1000 <= at && at <= after + 1000,
+        "{before} <= {at} <= {after}"
+    );
+    assert_eq!(
+        echo["n"],
+        json!(5),
+        "increment of a missing value starts at 0"
+    );
+    assert_eq!(t.get("sv").await, echo);
+    assert_eq!(
+        t.put("sv/n", json!({".sv": {"increment": 2}})).await,
+        json!(7)
+    );
+    assert_eq!(
+        t.put("sv/n", json!({".sv": {"increment": -10}})).await,
+        json!(-3)
+    );
+    assert_eq!(
+        t.put("sv/n", json!({".sv": {"increment": 0.5}})).await,
+        json!(-2.5)
+    );
+    t.put("sv/s", json!("text")).await;
+    assert_eq!(
+        t.put("sv/s", json!({".sv": {"increment": 1}})).await,
+        json!(1),
+        "non-numeric counts as 0"
+    );
+    // Inside a conditional PUT.
+    let (_, tag) = t.get_etag("sv").await;
+    let echo = t
+        .req(
+            Method::PUT,
+            "sv",
+            "",
+            &[("if-match", &tag)],
+            Some(json!({"at": {".sv": "timestamp"}, "n": {".sv": {"increment": 1}}})),
+        )
+        .await;
+    assert_eq!(echo.status, StatusCode::OK, "{}", echo.text);
+    let echo = echo.json();
+    assert!(echo["at"].as_i64().unwrap() >= at);
+    assert_eq!(echo["n"], json!(-1.5));
+    let r = t
+        .req(
+            Method::PUT,
+            "lock",
+            "",
+            &[("if-match", "null_etag")],
+            Some(json!({"owner": "me", "at": {".sv": "timestamp"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["at"].is_i64());
+    // In PATCH (multi-path) and POST.
+    let r = t
+        .req(
+            Method::PATCH,
+            "sv",
+            "",
+            &[],
+            Some(json!({"n": {".sv": {"increment": 1.5}}, "x/at": {".sv": "timestamp"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(t.get("sv/n").await, json!(0));
+    assert!(t.get("sv/x/at").await.as_i64().unwrap() >= at);
+    let r = t
+        .req(
+            Method::POST,
+            "log",
+            "",
+            &[],
+            Some(json!({"at": {".sv": "timestamp"}})),
+        )
+        .await;
+    let name = r.json()["name"].as_str().unwrap().to_string();
+    assert!(t.get(&format!("log/{name}/at")).await.is_i64());
+    // Unknown server values are refused.
+    t.req(
+        Method::PUT,
+        "sv/bad",
+        "",
+        &[],
+        Some(json!({".sv": "nonsense"})),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn post_creates_time_ordered_push_ids() {
+    let t = target().await;
+    let mut names = Vec::new();
+    for i in 0..30 {
+        let r = t
+            .req(Method::POST, "items", "", &[], Some(json!({"i": i})))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let v = r.json();
+        assert_eq!(keys(&v), set(&["name"]));
+        let name = v["name"].as_str().unwrap().to_string();
+        assert_eq!(name.len(), 20, "{name}");
+        assert!(name.chars().all(|c| PUSH_CHARS.contains(c)), "{name}");
+        names.push(name);
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, names, "push ids sort in creation order");
+    sorted.dedup();
+    assert_eq!(sorted.len(), 30);
+    let all = t.get("items").await;
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(all[n], json!({"i": i}));
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn multi_path_patch() {
+    let t = target().await;
+    t.put(
+        "u",
+        json!({"a": {"b": 0, "keep": 1}, "c": 1, "d": {"old": true}}),
+    )
+    .await;
+    let patch = json!({"a/b": 1, "c": null, "d/e/f": "x", "g": {"h": 2}});
+    let r = t
+        .req(Method::PATCH, "u", "", &[], Some(patch.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json(), patch, "PATCH echoes the patch");
+    assert_eq!(
+        t.get("u").await,
+        json!({"a": {"b": 1, "keep": 1}, "d": {"old": true, "e": {"f": "x"}}, "g": {"h": 2}})
+    );
+    // A plain child replaced by PATCH is replaced whole (not merged).
+    t.req(Method::PATCH, "u", "", &[], Some(json!({"d": {"new": 1}})))
+        .await;
+    assert_eq!(t.get("u/d").await, json!({"new": 1}));
+    // Atomic: one bad path refuses the whole update.
+    let r = t
+        .req(
+            Method::PATCH,
+            "u",
+            "",
+            &[],
+            Some(json!({"a/b": 99, "bad.key": 1})),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    assert_eq!(t.get("u/a/b").await, json!(1));
+    // Non-object bodies are refused.
+    t.req(Method::PATCH, "u", "", &[], Some(json!(5)))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event streams
+
+struct Sse {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(t: &Target, path: &str) -> Sse {
+        let res = t
+            .http
+            .get(t.url(path, ""))
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        Sse {
+            stream: res.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// Next event (name, data); None when the stream ended.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                return Some((
+                    name,
+                    serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("event data {data:?}: {e}")),
+                ));
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("an event within 10 s")?;
+            self.buf
+                .push_str(&String::from_utf8(chunk.ok()?.to_vec()).unwrap());
+        }
+    }
+
+    /// Next event other than keep-alive.
+    async fn next_data(&mut self) -> (String, Value) {
+        loop {
+            let ev = self.next().await.expect("stream still open");
+            if ev.0 != "keep-alive" {
+                return ev;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn event_stream_puts_and_patches() {
+    let t = target().await;
+    t.put("room/a", json!(1)).await;
+    let mut s = Sse::open(&t, "room").await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/", "data": {"a": 1}}))
+    );
+    // A descendant.
+    t.put("room/b/c", json!("x")).await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/b/c", "data": "x"}))
+    );
+    // The node itself.
+    t.put("room", json!({"z": 1})).await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/", "data": {"z": 1}}))
+    );
+    // An ancestor.
+    t.put("", json!({"room": {"y": 2}, "other": 1})).await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/", "data": {"y": 2}}))
+    );
+    // A multi-path update at the node.
+    t.req(
+        Method::PATCH,
+        "room",
+        "",
+        &[],
+        Some(json!({"y": 3, "w/v": true})),
+    )
+    .await;
+    let (name, data) = s.next_data().await;
+    assert_eq!(name, "patch");
+    assert_eq!(data["path"], json!("/"));
+    assert_eq!(data["data"], json!({"y": 3, "w/v": true}));
+    // A delete.
+    let r = t.req(Method::DELETE, "room/y", "", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/y", "data": null}))
+    );
+    // A write elsewhere sends nothing: the next event is the one after it.
+    t.put("other", json!(2)).await;
+    t.put("room/q", json!(1)).await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/q", "data": 1}))
+    );
+    // Server values arrive resolved.
+    t.put("room/n", json!({".sv": {"increment": 4}})).await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/n", "data": 4}))
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn event_stream_keepalive_and_end_on_stop() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    t.lever(Method::PUT, "keepalive", Some(json!({"ms": 50})))
+        .await;
+    let mut s = Sse::open(&t, "k").await;
+    assert_eq!(
+        s.next().await.unwrap(),
+        ("put".into(), json!({"path": "/", "data": null}))
+    );
+    assert_eq!(s.next().await.unwrap(), ("keep-alive".into(), Value::Null));
+    let started = Instant::now();
+    t.finish().await;
+    // The stream ends once the emulator stops (keep-alives may still be buffered).
+    while let Some((name, _)) = s.next().await {
+        assert_eq!(name, "keep-alive");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Levers (embedded emulator only)
+
+#[tokio::test]
+async fn lever_request_counts() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    t.put("a/b", json!(1)).await;
+    t.get("a/b").await;
+    t.get("a/b").await;
+    t.get("/").await;
+    t.req(Method::DELETE, "a", "", &[], None).await;
+    t.req(Method::GET, "bad.key", "", &[], None).await;
+    let counts = t.lever(Method::GET, "requests", None).await;
+    assert_eq!(counts["total"], json!(6), "{counts}");
+    assert_eq!(counts["byMethod"], json!({"GET": 4, "PUT": 1, "DELETE": 1}));
+    assert_eq!(counts["byPath"]["GET /a/b"], json!(2));
+    assert_eq!(counts["byPath"]["PUT /a/b"], json!(1));
+    assert_eq!(counts["byPath"]["GET /"], json!(1));
+    assert_eq!(counts["byPath"]["DELETE /a"], json!(1));
+    // Lever requests are not counted; DELETE resets.
+    t.lever(Method::DELETE, "requests", None).await;
+    let counts = t.lever(Method::GET, "requests", None).await;
+    assert_eq!(counts, json!({"total": 0, "byMethod": {}, "byPath": {}}));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn lever_deny_gives_401_permission_denied() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    t.put("migrations/_lock", json!({"owner": "x"})).await;
+    t.put("migrations/history/v1", json!("ok")).await;
+    t.lever(
+        Method::PUT,
+        "deny",
+        Some(json!({"ns": t.ns, "paths": ["migrations/_lock"]})),
+    )
+    .await;
+    let denied = [
+        (Method::GET, "migrations/_lock", None),
+        (Method::GET, "migrations/_lock/owner", None),
+        (Method::GET, "migrations", None),
+        (Method::GET, "", None),
+        (Method::PUT, "migrations/_lock", Some(json!({"owner": "y"}))),
+        (Method::PUT, "migrations/_lock/owner", Some(json!("y"))),
+        (
+            Method::PATCH,
+            "migrations",
+            Some(json!({"_lock/owner": "y"})),
+        ),
+        (Method::POST, "migrations/_lock", Some(json!(1))),
+        (Method::DELETE, "migrations/_lock", None),
+        (Method::DELETE, "migrations", None),
+    ];
+    for (m, p, body) in denied {
+        let r = t.req(m.clone(), p, "", &[], body).await;
+        assert_eq!(
+            r.assert_error(StatusCode::UNAUTHORIZED),
+            "Permission denied",
+            "{m} {p}"
+        );
+    }
+    // Event streams too.
+    let r = t
+        .http
+        .get(t.url("migrations", ""))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Siblings and other namespaces are untouched.
+    assert_eq!(t.get("migrations/history").await, json!({"v1": "ok"}));
+    let other = t
+        .send(
+            Method::GET,
+            format!("{}/migrations/_lock.json?ns={}", t.base, unique_ns()),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    // Clearing the rules restores access; nothing was written meanwhile.
+    t.lever(Method::DELETE, "deny", None).await;
+    assert_eq!(t.get("migrations/_lock").await, json!({"owner": "x"}));
+    // Without "ns", a rule applies to every namespace.
+    t.lever(Method::PUT, "deny", Some(json!({"paths": ["x"]})))
+        .await;
+    t.req(Method::GET, "x/y", "", &[], None)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn lever_faults_inject_503_before_anything() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    t.lever(
+        Method::PUT,
+        "faults",
+        Some(json!({"unavailableProbability": 1.0})),
+    )
+    .await;
+    for (m, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(json!(1))),
+        (Method::POST, Some(json!(1))),
+        (Method::PATCH, Some(json!({"a": 1}))),
+        (Method::DELETE, None),
+    ] {
+        let r = t.req(m, "f", "", &[], body).await;
+        r.assert_error(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    t.lever(
+        Method::PUT,
+        "faults",
+        Some(json!({"unavailableProbability": 0.5})),
+    )
+    .await;
+    let (mut ok, mut unavailable) = (0, 0);
+    for i in 0..200 {
+        let r = t
+            .req(Method::PUT, &format!("f/{i}"), "", &[], Some(json!(i)))
+            .await;
+        match r.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(
+        ok > 40 && unavailable > 40,
+        "{ok} ok, {unavailable} unavailable"
+    );
+    t.lever(
+        Method::PUT,
+        "faults",
+        Some(json!({"unavailableProbability": 0})),
+    )
+    .await;
+    // Exactly the accepted writes happened (the children may come back as an array).
+    let stored = match t.get("f").await {
+        Value::Array(a) => a.iter().filter(|v| !v.is_null()).count(),
+        Value::Object(m) => m.len(),
+        other => panic!("{other}"),
+    };
+    assert_eq!(stored, ok);
+    // Bad lever input is a 400.
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/.emulator/faults", t.base),
+            &[],
+            Some("{\"unavailableProbability\": 2}".into()),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn lever_latency_delays_requests() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    t.lever(Method::PUT, "latency", Some(json!({"ms": 300})))
+        .await;
+    let started = Instant::now();
+    t.put("l", json!(1)).await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Levers themselves are not delayed.
+    let started = Instant::now();
+    assert_eq!(
+        t.lever(Method::GET, "latency", None).await,
+        json!({"ms": 300})
+    );
+    assert!(started.elapsed() < Duration::from_millis(300));
+    t.lever(Method::PUT, "latency", Some(json!({"ms": 0})))
+        .await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn lever_clock_offset_moves_server_timestamps() {
+    let t = target().await;
+    let Some(_) = embedded(&t) else { return };
+    t.lever(Method::PUT, "clock", Some(json!({"offsetMs": 3_600_000})))
+        .await;
+    let at = t
+        .put("c", json!({".sv": "timestamp"}))
+        .await
+        .as_i64()
+        .unwrap();
+    assert!(at >= now_ms() + 3_500_000, "{at}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn lever_reset_clears_data_levers_and_counts() {
+    let t = target().await;
+    let Some(emu) = embedded(&t) else { return };
+    t.put("r", json!(1)).await;
+    t.lever(Method::PUT, "deny", Some(json!({"paths": ["z"]})))
+        .await;
+    t.lever(Method::PUT, "latency", Some(json!({"ms": 5})))
+        .await;
+    let r = t
+        .send(
+            Method::POST,
+            format!("{}/.emulator/reset", t.base),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(emu.export(), json!({}));
+    assert_eq!(
+        t.lever(Method::GET, "requests", None).await["total"],
+        json!(0)
+    );
+    assert_eq!(
+        t.lever(Method::GET, "latency", None).await,
+        json!({"ms": 0})
+    );
+    assert_eq!(
+        t.lever(Method::GET, "deny", None).await,
+        json!({"rules": {}})
+    );
+    assert_eq!(t.get("z").await, Value::Null);
+    let r = t
+        .send(Method::GET, format!("{}/.emulator/nope", t.base), &[], None)
+        .await;
+    r.assert_error(StatusCode::NOT_FOUND);
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle (embedded only)
+
+#[tokio::test]
+async fn starts_fast_and_stops_gracefully() {
+    if std::env::var("FIREBASE_DATABASE_EMULATOR_HOST").is_ok_and(|h| !h.is_empty()) {
+        eprintln!("skipped: embedded emulator lifecycle");
+        return;
+    }
+    let started = Instant::now();
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(emu.url().starts_with("http://127.0.0.1:"));
+    assert_eq!(emu.host_port(), emu.addr().to_string());
+    let url = emu.url();
+    let http = http_client();
+    http.put(format!("{url}/.emulator/latency"))
+        .body("{\"ms\": 400}")
+        .send()
+        .await
+        .unwrap();
+    // A request in flight when stop() is called still completes.
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.put(format!("{url}/x.json"))
+                .body("1")
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    emu.stop().await.unwrap();
+    assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
+    // Afterwards nothing listens.
+    let fresh = reqwest::Client::new();
+    assert!(fresh.get(format!("{url}/x.json")).send().await.is_err());
+}
