@@ -33,5 +33,10 @@ pub trait ScriptHost: Send + Sync + 'static {
     /// Run `up` or `down` of a script with `info` (the migration's record so far: name,
     /// filepath, timestamp, startedAt, username...). Resolves with what the function returned
     /// (`Value::Null` for undefined). A throw becomes `Err` with SCRIPT_FAILED and the message.
-    fn run(&self, file: &Path, method: Method, info: &Value) -> impl Future<Output = Result<Value>> + Send;
+    fn run(
+        &self,
+        file: &Path,
+        method: Method,
+        info: &Value,
+    ) -> impl Future<Output = Result<Value>> + Send;
 }
