@@ -568,6 +568,20 @@ async fn query_results_come_back_sorted() {
         .unwrap();
     assert_eq!(keys(&eq), ["bob"]);
 
+    let spaced = c
+        .query(
+            "people",
+            &Query {
+                order_by: Some(OrderBy::Child("name".into())),
+                start_at: Some(json!("B")),
+                end_at: Some(json!("Cat ~")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys(&spaced), ["bob", "cat"]);
+
     let none = c
         .query(
             "nobody",
@@ -579,7 +593,7 @@ async fn query_results_come_back_sorted() {
         .await
         .unwrap();
     assert!(none.is_empty());
-    assert_eq!(request_total(&emu).await, 6);
+    assert_eq!(request_total(&emu).await, 7);
     emu.stop().await.unwrap();
 }
 
@@ -1061,7 +1075,7 @@ async fn emulator_owner_header_and_no_token_in_urls() {
         "a",
         &Query {
             order_by: Some(OrderBy::Child("role".into())),
-            equal_to: Some(json!("admin")),
+            equal_to: Some(json!("ad min")),
             ..Default::default()
         },
     )
@@ -1079,7 +1093,7 @@ async fn emulator_owner_header_and_no_token_in_urls() {
     let seen = fake.seen();
     let q = seen.last().unwrap();
     assert!(
-        q.uri.contains("orderBy=%22role%22") && q.uri.contains("equalTo=%22admin%22"),
+        q.uri.contains("orderBy=%22role%22") && q.uri.contains("equalTo=%22ad%20min%22"),
         "{}",
         q.uri
     );
@@ -1243,4 +1257,37 @@ fn production_clients_build_without_a_tls_provider_panic() {
         url.data_url("a/b"),
         "https://example-db.firebaseio.com/a/b.json"
     );
+}
+
+#[tokio::test]
+async fn redirects_are_followed_only_within_the_database() {
+    let fake = fake_server(Arc::new(|s, _| {
+        if s.uri.starts_with("/moved.json") {
+            let mut a = answer(307, "");
+            a.headers.push(("Location", "/here.json?ns=fake".into()));
+            a
+        } else if s.uri.starts_with("/away.json") {
+            let mut a = answer(307, "");
+            a.headers
+                .push(("Location", "http://127.0.0.1:9/steal.json".into()));
+            a
+        } else {
+            answer(200, r#""here""#)
+        }
+    }))
+    .await;
+    let c = client(&fake.url(), 0);
+    assert_eq!(
+        c.set_echo("moved", &json!("here")).await.unwrap(),
+        json!("here")
+    );
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].method, "PUT");
+    assert_eq!(seen[1].body, r#""here""#);
+    assert_eq!(seen[1].header("authorization"), Some("Bearer owner"));
+    let e = c.get("away").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(e.message.contains("redirect"), "{}", e.message);
+    assert_eq!(fake.seen().len(), 3);
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -18,6 +19,12 @@ use crate::{Error, ErrorCode, Result};
 const ETAG_REQUEST_HEADER: &str = "X-Firebase-ETag";
 const MAX_REDIRECTS: usize = 5;
 const MAX_ERROR_TEXT: usize = 500;
+/// Everything but RFC 3986 unreserved characters is escaped in query values.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Options for building a client.
 #[derive(Clone)]
@@ -477,17 +484,24 @@ impl Client {
         let auth = opts.auth.header().await.map_err(Failure::Fatal)?;
         let mut target = reqwest::Url::parse(&opts.url.data_url(&req.path))
             .map_err(|e| Failure::Fatal(Error::internal(format!("bad data URL: {e}"))))?;
-        {
-            let mut q = target.query_pairs_mut();
-            if let Some(ns) = &opts.url.namespace {
-                q.append_pair("ns", ns);
-            }
-            for (k, v) in &req.params {
-                q.append_pair(k, v);
-            }
+        // Parameters are JSON texts; percent-encode them fully (a space is %20, never `+`).
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some(ns) = &opts.url.namespace {
+            pairs.push(("ns", ns));
         }
-        if target.query() == Some("") {
-            target.set_query(None);
+        pairs.extend(req.params.iter().map(|(k, v)| (*k, v.as_str())));
+        if !pairs.is_empty() {
+            let qs: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        utf8_percent_encode(k, QUERY_VALUE),
+                        utf8_percent_encode(v, QUERY_VALUE)
+                    )
+                })
+                .collect();
+            target.set_query(Some(&qs.join("&")));
         }
         let mut redirects = 0;
         loop {
