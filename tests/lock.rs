@@ -1,0 +1,804 @@
+//! The distributed migration lock against the embedded emulator: properties L1–L7 and L9 of
+//! shared/spec/product.md §5, and the number of requests each operation costs. Every test starts
+//! its own emulator, so the tests are independent of each other.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use msr_firebase::emulator::{Emulator, EmulatorOptions};
+use msr_firebase::lock::{iso_ms, ExclusiveGuard, LockOptions, LockService, WaitPolicy};
+use msr_firebase::rtdb::clock::SkewedClock;
+use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
+use msr_firebase::ErrorCode;
+use serde_json::{json, Value};
+
+const LOCK: &str = "migrations/_lock";
+const HOUR: i64 = 3_600_000;
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+async fn emulator() -> Emulator {
+    Emulator::start(EmulatorOptions::default())
+        .await
+        .expect("emulator")
+}
+
+/// A separate client (own connection pool and server-clock estimate) whose local clock is off by
+/// `skew_ms`.
+fn client(emu: &Emulator, skew_ms: i64) -> Client {
+    Client::new(ClientOptions {
+        url: DatabaseUrl::parse(&format!("{}?ns=test", emu.url())).expect("url"),
+        auth: Auth::EmulatorOwner,
+        retry: RetryPolicy::default(),
+        request_timeout: Duration::from_secs(10),
+        clock: Arc::new(SkewedClock(skew_ms)),
+    })
+    .expect("client")
+}
+
+fn service_with(emu: &Emulator, skew_ms: i64, timeout_ms: u64) -> LockService {
+    LockService::new(
+        client(emu, skew_ms),
+        None,
+        LockOptions {
+            timeout_ms,
+            ..Default::default()
+        },
+    )
+}
+
+fn service(emu: &Emulator, timeout_ms: u64) -> LockService {
+    service_with(emu, 0, timeout_ms)
+}
+
+async fn lever(emu: &Emulator, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut rb = reqwest::Client::new().request(method, format!("{}/.emulator/{path}", emu.url()));
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.expect("lever");
+    assert!(
+        resp.status().is_success(),
+        "lever {path}: {}",
+        resp.status()
+    );
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null)
+}
+
+async fn reset_counts(emu: &Emulator) {
+    lever(emu, reqwest::Method::DELETE, "requests", None).await;
+}
+
+/// (total, GETs of the lock node, PUTs of the lock node) since the last reset.
+async fn counts(emu: &Emulator) -> (u64, u64, u64) {
+    let v = lever(emu, reqwest::Method::GET, "requests", None).await;
+    let by = |k: &str| v["byPath"][k].as_u64().unwrap_or(0);
+    (
+        v["total"].as_u64().expect("total"),
+        by(&format!("GET /{LOCK}")),
+        by(&format!("PUT /{LOCK}")),
+    )
+}
+
+/// The server's clock (ms) as the emulator reports it.
+async fn server_now(emu: &Emulator) -> i64 {
+    lever(emu, reqwest::Method::GET, "clock", None).await["now"]
+        .as_i64()
+        .expect("now")
+}
+
+/// The raw lock node.
+async fn node(emu: &Emulator) -> Value {
+    client(emu, 0).get(LOCK).await.expect("read lock node")
+}
+
+fn epoch_of(v: &Value) -> u64 {
+    v["epoch"].as_u64().unwrap_or(0)
+}
+
+/// Poll `acquire` every 100 ms until it succeeds or `limit` passes; the time it took.
+async fn acquire_within(svc: &LockService, id: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if svc.acquire(id).await.expect("acquire") {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn guide_message_regex() -> regex::Regex {
+    regex::Regex::new(
+        r"^Migration lock is currently held by another process\.\nExecutor: (.+)\nLocked since: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\nExpires at: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\n\nIf you believe this is a stale lock, use: msr-firebase lock:release --force$",
+    )
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// L1 mutual exclusion
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn l1_twenty_racers_exactly_one_winner_per_round() {
+    const RACERS: usize = 20;
+    const ROUNDS: usize = 30;
+    let emu = emulator().await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let holding = Arc::new(AtomicUsize::new(0));
+    let max_holding = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let svc = service(&emu, 60_000);
+        let (barrier, holding, max_holding) =
+            (barrier.clone(), holding.clone(), max_holding.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("racer-{i}");
+            let mut won = Vec::new();
+            for _ in 0..ROUNDS {
+                barrier.wait().await;
+                let ok = svc.acquire(&id).await.expect("acquire");
+                if ok {
+                    let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_holding.fetch_max(now, Ordering::SeqCst);
+                    assert!(
+                        svc.verify_ownership(&id).await.unwrap(),
+                        "winner does not own the lock"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    holding.fetch_sub(1, Ordering::SeqCst);
+                }
+                won.push(ok);
+                // Everyone has tried before the winner releases.
+                barrier.wait().await;
+                if ok {
+                    svc.release(&id).await.expect("release");
+                }
+                barrier.wait().await;
+            }
+            won
+        }));
+    }
+    let mut winners = vec![0usize; ROUNDS];
+    for t in tasks {
+        for (round, ok) in t.await.unwrap().into_iter().enumerate() {
+            winners[round] += ok as usize;
+        }
+    }
+    assert!(
+        winners.iter().all(|&w| w == 1),
+        "winners per round: {winners:?}"
+    );
+    assert_eq!(max_holding.load(Ordering::SeqCst), 1, "two holders at once");
+    // One new owner per round: the fencing epoch counted every one of them.
+    let n = node(&emu).await;
+    assert_eq!(epoch_of(&n), ROUNDS as u64, "{n}");
+    assert!(
+        n.get("executorId").is_none(),
+        "released lock still held: {n}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// L2 expiry
+
+#[tokio::test]
+async fn l2_expired_lock_of_vanished_holder_is_taken_over() {
+    let emu = emulator().await;
+    // The holder takes the lock and vanishes (no renewal, no release).
+    let holder = service(&emu, 1500);
+    assert!(holder.acquire("vanished").await.unwrap());
+    let taker = service(&emu, 1500);
+    assert!(!taker.acquire("taker").await.unwrap(), "live lock taken");
+    let took = acquire_within(&taker, "taker", Duration::from_secs(6))
+        .await
+        .expect("expired lock never taken over");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "taken over before expiry: {took:?}"
+    );
+    let st = taker.status().await.unwrap().unwrap();
+    assert_eq!(
+        (st.locked_by.as_str(), st.epoch, st.is_locked),
+        ("taker", 2, true)
+    );
+    // The vanished holder is no longer the owner, and its release changes nothing.
+    assert!(!holder.verify_ownership("vanished").await.unwrap());
+    holder.release("vanished").await.unwrap();
+    assert_eq!(taker.status().await.unwrap().unwrap().locked_by, "taker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2_two_simultaneous_takers_of_an_expired_lock_one_wins() {
+    let emu = emulator().await;
+    let raw = client(&emu, 0);
+    for round in 0..15u64 {
+        let expired = json!({
+            "executorId": "dead", "lockedAt": server_now(&emu).await - 5000,
+            "expiresAt": server_now(&emu).await - 1000, "hostname": "gone", "processId": 1, "epoch": 10 * round,
+        });
+        raw.set(LOCK, &expired).await.unwrap();
+        let (a, b) = (service(&emu, 60_000), service(&emu, 60_000));
+        let (ra, rb) = tokio::join!(a.acquire("a"), b.acquire("b"));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(ra ^ rb, "round {round}: a={ra} b={rb}");
+        let n = node(&emu).await;
+        assert_eq!(n["executorId"], json!(if ra { "a" } else { "b" }));
+        assert_eq!(epoch_of(&n), 10 * round + 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// L3 renewal
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l3_renewal_keeps_the_lock_beyond_the_timeout() {
+    let emu = emulator().await;
+    let holder = service(&emu, 1500);
+    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    let first_expiry = node(&emu).await["expiresAt"].as_i64().unwrap();
+    let stop = Instant::now() + Duration::from_millis(4500);
+    let mut others = Vec::new();
+    for i in 0..3 {
+        let svc = service(&emu, 1500);
+        others.push(tokio::spawn(async move {
+            let mut tries = 0;
+            while Instant::now() < stop {
+                assert!(
+                    !svc.acquire(&format!("other-{i}")).await.unwrap(),
+                    "lock stolen from a renewing holder"
+                );
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tries
+        }));
+    }
+    for o in others {
+        assert!(o.await.unwrap() > 10);
+    }
+    guard.check().await.expect("holder lost its renewed lock");
+    let n = node(&emu).await;
+    assert!(
+        n["expiresAt"].as_i64().unwrap() > first_expiry + 2000,
+        "not renewed: {n}"
+    );
+    assert!(n["renewedAt"].as_i64().is_some(), "{n}");
+    assert_eq!(epoch_of(&n), 1, "renewal must keep the epoch");
+    guard.release().await.unwrap();
+    let next = service(&emu, 1500);
+    assert!(
+        next.acquire("next").await.unwrap(),
+        "release did not let the next one in"
+    );
+    assert_eq!(next.status().await.unwrap().unwrap().epoch, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// L4 loss detection
+
+#[tokio::test]
+async fn l4_force_release_during_the_hold_is_detected() {
+    let emu = emulator().await;
+    let holder = service(&emu, 3000);
+    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    guard.check().await.unwrap();
+    let admin = service(&emu, 3000);
+    let released = admin
+        .force_release()
+        .await
+        .unwrap()
+        .expect("something released");
+    assert_eq!((released.locked_by.as_str(), released.epoch), ("holder", 1));
+    let e = guard.check().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost);
+    assert!(
+        e.message.contains("lock") && e.message.contains("force-released"),
+        "{}",
+        e.message
+    );
+    // The renewal task notices too and stops; the lock is not resurrected by it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(guard.is_lost());
+    assert!(node(&emu).await.get("executorId").is_none());
+    // Later checks keep failing even if someone else takes the lock meanwhile.
+    assert!(admin.acquire("admin").await.unwrap());
+    assert_eq!(guard.check().await.unwrap_err().code, ErrorCode::LockLost);
+    // Releasing the lost guard must not release the new owner's lock.
+    guard.release().await.unwrap();
+    assert_eq!(admin.status().await.unwrap().unwrap().locked_by, "admin");
+}
+
+#[tokio::test]
+async fn l4_takeover_after_a_pause_is_detected() {
+    let emu = emulator().await;
+    let holder = service(&emu, 1500);
+    let guard = ExclusiveGuard::acquire(&holder, "paused", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    // A long pause: no heartbeats.
+    guard.stop_renewal();
+    let other = service(&emu, 60_000);
+    acquire_within(&other, "other", Duration::from_secs(6))
+        .await
+        .expect("expired lock not taken over");
+    let e = guard.check().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost);
+    assert!(
+        e.message.contains("lock") && e.message.contains("other"),
+        "{}",
+        e.message
+    );
+    guard.release().await.unwrap();
+    let st = other.status().await.unwrap().unwrap();
+    assert_eq!((st.locked_by.as_str(), st.epoch), ("other", 2));
+}
+
+#[tokio::test]
+async fn l4_local_lease_expiry_is_loss_even_before_anyone_takes_over() {
+    let emu = emulator().await;
+    let holder = service(&emu, 1200);
+    let guard = ExclusiveGuard::acquire(&holder, "paused", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    guard.stop_renewal();
+    assert!(guard.lease_remaining() <= Duration::from_millis(1200));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Nobody took the lock, but the lease this process can vouch for has run out.
+    let e = guard.check().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost, "{}", e.message);
+    assert!(e.message.contains("lock"), "{}", e.message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// L5 clock skew
+
+#[tokio::test]
+async fn l5_contender_an_hour_ahead_does_not_steal_a_live_lock() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder").await.unwrap());
+    let ahead = service_with(&emu, HOUR, 60_000);
+    assert!(
+        !ahead.acquire("ahead").await.unwrap(),
+        "a contender whose clock is +1h stole a live lock"
+    );
+    let st = ahead.status().await.unwrap().unwrap();
+    assert!(st.is_locked && st.locked_by == "holder");
+    ahead.check_and_release_expired().await.unwrap();
+    assert!(holder.verify_ownership("holder").await.unwrap());
+    let e = ExclusiveGuard::acquire(&ahead, "ahead", WaitPolicy::FailFast)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code, ErrorCode::LockHeld);
+}
+
+#[tokio::test]
+async fn l5_dead_lock_written_by_a_holder_an_hour_ahead_expires_after_its_timeout() {
+    let emu = emulator().await;
+    let ahead = service_with(&emu, HOUR, 1500);
+    let before = server_now(&emu).await;
+    assert!(ahead.acquire("ahead").await.unwrap());
+    let n = node(&emu).await;
+    let exp = n["expiresAt"].as_i64().unwrap();
+    assert!(
+        exp <= server_now(&emu).await + 1500 && exp >= before - 1000,
+        "expiresAt not in server time: {n}"
+    );
+    // The holder dies; a contender with a correct clock takes over soon after the timeout.
+    let normal = service(&emu, 1500);
+    let took = acquire_within(&normal, "normal", Duration::from_secs(6)).await;
+    assert!(
+        took.is_some(),
+        "dead lock of a +1h holder not taken over after its timeout"
+    );
+}
+
+#[tokio::test]
+async fn l5_contender_an_hour_behind_takes_over_an_expired_lock() {
+    let emu = emulator().await;
+    let holder = service(&emu, 1000);
+    assert!(holder.acquire("holder").await.unwrap());
+    let behind = service_with(&emu, -HOUR, 60_000);
+    assert!(!behind.acquire("behind").await.unwrap(), "live lock taken");
+    let took = acquire_within(&behind, "behind", Duration::from_secs(6)).await;
+    assert!(
+        took.is_some(),
+        "a contender whose clock is -1h never took over an expired lock"
+    );
+    assert_eq!(behind.status().await.unwrap().unwrap().epoch, 2);
+}
+
+#[tokio::test]
+async fn l5_renewing_holder_an_hour_behind_keeps_its_lock_against_one_an_hour_ahead() {
+    let emu = emulator().await;
+    let behind = service_with(&emu, -HOUR, 1500);
+    let guard = ExclusiveGuard::acquire(&behind, "behind", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    let ahead = service_with(&emu, HOUR, 1500);
+    for _ in 0..20 {
+        assert!(
+            !ahead.acquire("ahead").await.unwrap(),
+            "lock stolen across skewed clocks"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    guard.check().await.unwrap();
+    guard.release().await.unwrap();
+    assert!(ahead.acquire("ahead").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// L6 owner-checked release, force release, fencing epoch
+
+#[tokio::test]
+async fn l6_release_by_a_non_owner_is_a_no_op() {
+    let emu = emulator().await;
+    let a = service(&emu, 60_000);
+    let b = service(&emu, 60_000);
+    b.release("b")
+        .await
+        .expect("releasing a missing lock is fine");
+    assert!(a.acquire("a").await.unwrap());
+    b.release("b").await.unwrap();
+    b.release("someone-else").await.unwrap();
+    let st = a
+        .status()
+        .await
+        .unwrap()
+        .expect("lock gone after a non-owner's release");
+    assert_eq!(st.locked_by, "a");
+    assert!(a.verify_ownership("a").await.unwrap());
+    assert!(!b.verify_ownership("b").await.unwrap());
+    a.release("a").await.unwrap();
+    assert_eq!(a.status().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn l6_force_release_removes_any_lock_and_epoch_grows_per_owner() {
+    let emu = emulator().await;
+    let s = service(&emu, 60_000);
+    assert_eq!(s.force_release().await.unwrap(), None, "nothing to release");
+    let mut epochs = Vec::new();
+    for (i, id) in ["x", "y", "z", "w"].iter().enumerate() {
+        assert!(s.acquire(id).await.unwrap());
+        // Re-acquiring while holding is a renewal: same epoch.
+        assert!(s.acquire(id).await.unwrap());
+        epochs.push(s.status().await.unwrap().unwrap().epoch);
+        if i % 2 == 0 {
+            s.release(id).await.unwrap();
+        } else {
+            let other = service(&emu, 60_000);
+            let r = other.force_release().await.unwrap().expect("released");
+            assert_eq!(&r.locked_by, id);
+        }
+        assert_eq!(s.status().await.unwrap(), None);
+    }
+    assert_eq!(epochs, vec![1, 2, 3, 4]);
+    // A predecessor-style record (no epoch) is force-released too.
+    let raw = client(&emu, 0);
+    let now = server_now(&emu).await;
+    raw.set(LOCK, &json!({"executorId": "ts-1-u", "lockedAt": now, "expiresAt": now + 600_000, "hostname": "h", "processId": 7}))
+        .await
+        .unwrap();
+    let st = s.status().await.unwrap().unwrap();
+    assert_eq!(
+        (st.locked_by.as_str(), st.process_id, st.is_locked),
+        ("ts-1-u", Some(7), true)
+    );
+    assert!(s.force_release().await.unwrap().is_some());
+    assert_eq!(s.status().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn l6_record_has_real_hostname_pid_and_server_times() {
+    let emu = emulator().await;
+    let s = service_with(&emu, HOUR, 600_000);
+    let before = server_now(&emu).await;
+    assert!(s.acquire("not-a-host-9999-x").await.unwrap());
+    let after = server_now(&emu).await;
+    let n = node(&emu).await;
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+    assert_eq!(n["hostname"], json!(host));
+    assert_eq!(n["processId"], json!(std::process::id()));
+    let locked_at = n["lockedAt"].as_i64().unwrap();
+    assert!(
+        locked_at >= before && locked_at <= after,
+        "lockedAt is not server time: {n}"
+    );
+    let exp = n["expiresAt"].as_i64().unwrap();
+    assert!(
+        exp > locked_at + 590_000 && exp <= locked_at + 600_000,
+        "{n}"
+    );
+    let st = s.status().await.unwrap().unwrap();
+    assert_eq!(
+        (st.locked_at, st.expires_at, st.hostname.as_str()),
+        (locked_at, exp, host.as_str())
+    );
+}
+
+#[tokio::test]
+async fn status_reports_an_expired_record_as_not_locked() {
+    let emu = emulator().await;
+    let s = service(&emu, 1000);
+    assert!(s.acquire("short").await.unwrap());
+    assert!(s.status().await.unwrap().unwrap().is_locked);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let st = s.status().await.unwrap().unwrap();
+    assert!(!st.is_locked && st.locked_by == "short");
+    assert!(!s.verify_ownership("short").await.unwrap());
+    s.check_and_release_expired().await.unwrap();
+    assert_eq!(s.status().await.unwrap(), None);
+    assert_eq!(epoch_of(&node(&emu).await), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// L7 waiting
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l7_wait_acquires_after_the_holder_releases() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    let g = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    let waiter = service(&emu, 60_000);
+    let w = tokio::spawn(async move {
+        let g = ExclusiveGuard::acquire(
+            &waiter,
+            "waiter",
+            WaitPolicy::Wait {
+                max_wait: Duration::from_secs(20),
+            },
+        )
+        .await;
+        (g, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!w.is_finished(), "waiter got the lock while it was held");
+    let released = Instant::now();
+    g.release().await.unwrap();
+    let (wg, at) = w.await.unwrap();
+    let wg = wg.expect("waiter never acquired");
+    assert_eq!((wg.executor_id(), wg.epoch()), ("waiter", 2));
+    // Woken by the event stream, not by the next backoff step (which is up to 5 s here).
+    assert!(
+        at.duration_since(released) < Duration::from_millis(700),
+        "{:?}",
+        at.duration_since(released)
+    );
+    wg.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn l7_wait_acquires_after_the_holder_expires() {
+    let emu = emulator().await;
+    let holder = service(&emu, 1500);
+    assert!(holder.acquire("vanished").await.unwrap());
+    let waiter = service(&emu, 1500);
+    let start = Instant::now();
+    let g = ExclusiveGuard::acquire(
+        &waiter,
+        "waiter",
+        WaitPolicy::Wait {
+            max_wait: Duration::from_secs(10),
+        },
+    )
+    .await
+    .expect("waiter never took over the expired lock");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(g.epoch(), 2);
+    g.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn l7_wait_gives_up_after_max_wait_with_the_guide_message() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("web-server-2-67890-e5f6g7h8").await.unwrap());
+    let st = holder.status().await.unwrap().unwrap();
+    let waiter = service(&emu, 60_000);
+    let start = Instant::now();
+    let e = ExclusiveGuard::acquire(
+        &waiter,
+        "waiter",
+        WaitPolicy::Wait {
+            max_wait: Duration::from_millis(1200),
+        },
+    )
+    .await
+    .err()
+    .expect("acquired a held lock");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!(e.code, ErrorCode::LockHeld);
+    let caps = guide_message_regex()
+        .captures(&e.message)
+        .unwrap_or_else(|| panic!("not the guide's text:\n{}", e.message));
+    assert_eq!(&caps[1], "web-server-2-67890-e5f6g7h8");
+    assert_eq!(&caps[2], iso_ms(st.locked_at));
+    assert_eq!(&caps[3], iso_ms(st.expires_at));
+    assert_eq!(e.message, st.held_message());
+}
+
+#[tokio::test]
+async fn l7_fail_fast_and_retry_policies() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder").await.unwrap());
+    let c = service(&emu, 60_000);
+
+    let start = Instant::now();
+    let e = ExclusiveGuard::acquire(&c, "c", WaitPolicy::FailFast)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code, ErrorCode::LockHeld);
+    assert!(guide_message_regex().is_match(&e.message), "{}", e.message);
+    assert!(e.message.to_lowercase().contains("lock"));
+    assert!(start.elapsed() < Duration::from_millis(500));
+
+    // retryAttempts = 3, retryDelay = 300 ms: 4 tries, 3 pauses.
+    reset_counts(&emu).await;
+    let start = Instant::now();
+    let e = ExclusiveGuard::acquire(
+        &c,
+        "c",
+        WaitPolicy::Retry {
+            attempts: 3,
+            delay: Duration::from_millis(300),
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    let took = start.elapsed();
+    assert_eq!(e.code, ErrorCode::LockHeld);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    // 4 tries (one GET each; the lock is live so nothing is written) + 1 GET for the message.
+    let (_, gets, puts) = counts(&emu).await;
+    assert_eq!((gets, puts), (5, 0));
+
+    // Released during the retries: acquired.
+    let h = holder.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        h.release("holder").await.unwrap();
+    });
+    let g = ExclusiveGuard::acquire(
+        &c,
+        "c",
+        WaitPolicy::Retry {
+            attempts: 5,
+            delay: Duration::from_millis(300),
+        },
+    )
+    .await
+    .expect("retry did not pick up the released lock");
+    assert_eq!(g.epoch(), 2);
+    g.release().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// L9 errors
+
+#[tokio::test]
+async fn l9_permission_denied_message_is_exact() {
+    let emu = emulator().await;
+    let s = service(&emu, 60_000);
+    s.init_storage().await.expect("init on an absent node");
+    assert!(s.ensure_accessible().await.unwrap());
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "deny",
+        Some(json!({"ns": "test", "paths": [LOCK]})),
+    )
+    .await;
+    let e = s.init_storage().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::PermissionDenied);
+    assert_eq!(
+        e.message,
+        "Failed to initialize lock storage at migrations/_lock: PERMISSION_DENIED"
+    );
+    assert!(!s.ensure_accessible().await.unwrap());
+    let e = s.acquire("x").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::PermissionDenied);
+    assert!(
+        e.message.starts_with("Failed to acquire lock: "),
+        "{}",
+        e.message
+    );
+    for (what, e) in [
+        ("verify", s.verify_ownership("x").await.unwrap_err()),
+        ("release", s.release("x").await.unwrap_err()),
+        ("status", s.status().await.unwrap_err()),
+        ("force", s.force_release().await.err().unwrap()),
+        ("expired", s.check_and_release_expired().await.unwrap_err()),
+    ] {
+        assert!(e.message.contains("lock"), "{what}: {}", e.message);
+    }
+
+    // With a shift, the path in the message is the shifted one.
+    let shifted = LockService::new(client(&emu, 0), Some("prod"), LockOptions::default());
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "deny",
+        Some(json!({"ns": "test", "paths": ["prod/migrations/_lock"]})),
+    )
+    .await;
+    let e = shifted.init_storage().await.unwrap_err();
+    assert_eq!(
+        e.message,
+        "Failed to initialize lock storage at prod/migrations/_lock: PERMISSION_DENIED"
+    );
+}
+
+#[tokio::test]
+async fn init_storage_leaves_a_held_lock_untouched() {
+    let emu = emulator().await;
+    let s = service(&emu, 60_000);
+    assert!(s.acquire("holder").await.unwrap());
+    let before = node(&emu).await;
+    s.init_storage().await.unwrap();
+    assert_eq!(node(&emu).await, before);
+    assert!(s.verify_ownership("holder").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// request counts
+
+#[tokio::test]
+async fn request_counts_per_operation() {
+    let emu = emulator().await;
+    let s = service(&emu, 600_000);
+    let count = |expected: (u64, u64, u64), what: &'static str| {
+        let emu = &emu;
+        async move {
+            assert_eq!(counts(emu).await, expected, "{what}: (total, GET, PUT)");
+            reset_counts(emu).await;
+        }
+    };
+    reset_counts(&emu).await;
+    s.init_storage().await.unwrap();
+    count(
+        (2, 1, 0),
+        "init_storage on an absent node (GET + DELETE if-match null_etag)",
+    )
+    .await;
+    assert!(s.acquire("me").await.unwrap());
+    count((2, 1, 1), "uncontended acquire").await;
+    assert!(s.verify_ownership("me").await.unwrap());
+    count((1, 1, 0), "verify").await;
+    s.status().await.unwrap();
+    count((1, 1, 0), "status").await;
+    s.release("me").await.unwrap();
+    count((2, 1, 1), "release").await;
+    let g = ExclusiveGuard::acquire(&s, "me", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    count((3, 2, 1), "guard acquire (acquire + ownership check)").await;
+    g.check().await.unwrap();
+    count((1, 1, 0), "guard check").await;
+    g.release().await.unwrap();
+    count((2, 1, 1), "guard release").await;
+}
