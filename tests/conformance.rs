@@ -1236,7 +1236,7 @@ async fn multi_path_patch() {
 
 struct Sse {
     stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl Sse {
@@ -1255,15 +1255,16 @@ impl Sse {
             .starts_with("text/event-stream"));
         Sse {
             stream: res.bytes_stream().boxed(),
-            buf: String::new(),
+            buf: Vec::new(),
         }
     }
 
     /// Next event (name, data); None when the stream ended.
     async fn next(&mut self) -> Option<(String, Value)> {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let raw: String = self.buf.drain(..end + 2).collect();
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let raw_bytes: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let raw = String::from_utf8(raw_bytes).expect("UTF-8 event");
                 let mut name = String::new();
                 let mut data = String::new();
                 for line in raw.lines() {
@@ -1282,8 +1283,7 @@ impl Sse {
             let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
                 .await
                 .expect("an event within 10 s")?;
-            self.buf
-                .push_str(&String::from_utf8(chunk.ok()?.to_vec()).unwrap());
+            self.buf.extend_from_slice(&chunk.ok()?);
         }
     }
 
@@ -1662,4 +1662,39 @@ async fn starts_fast_and_stops_gracefully() {
     // Afterwards nothing listens.
     let fresh = reqwest::Client::new();
     assert!(fresh.get(format!("{url}/x.json")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn namespace_defaults_to_default_or_host_label() {
+    let t = target().await;
+    let Some(emu) = embedded(&t) else { return };
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/x.json", t.base),
+            &[],
+            Some("1".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/y.json", t.base),
+            &[("Host", "mydb.localhost")],
+            Some("2".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(emu.export(), json!({"default": {"x": 1}, "mydb": {"y": 2}}));
+    let r = t
+        .send(
+            Method::GET,
+            format!("{}/x.json?ns=bad%20ns", t.base),
+            &[],
+            None,
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
 }

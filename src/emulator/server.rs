@@ -162,13 +162,23 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
 // ---------------------------------------------------------------------------------------------
 // Levers
 
+/// The largest request body accepted (RTDB's REST write limit).
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
 async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
-    let bytes = req
-        .into_body()
+    let bytes = match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
-        .map_err(|e| bad_request(format!("Could not read the request body: {e}")))?
-        .to_bytes();
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Write too large: a REST write can be at most 256 MB",
+            ))
+        }
+        Err(e) => return Err(bad_request(format!("Could not read the request body: {e}"))),
+    };
     serde_json::from_slice(&bytes)
         .map_err(|_| bad_request("Invalid data; couldn't parse JSON object, array, or value."))
 }
