@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn validate_rejects_broken_files() {
-        let f = file(r#"{"a":1"#);
+        let f = file(r#"{"a":1,,}"#);
         assert!(scan(&f[..], Mode::Validate)
             .unwrap_err()
             .contains("not valid"));

@@ -968,6 +968,53 @@ impl SseParser {
     }
 }
 
+/// Streaming reads, for values too large to hold in memory (backups).
+impl Client {
+    /// GET `path` and hand back the JSON body chunk by chunk, never buffered whole. Failures before
+    /// the body starts are retried and mapped like `get`'s; a body that breaks off, or sends
+    /// nothing for `request_timeout`, ends the stream with a CONNECTION_FAILED error.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+    ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static> {
+        let p = norm(path)?;
+        let mut req = Req::new(Method::GET, &p);
+        req.streaming = true;
+        let resp = match self.attempts(&req, true).await {
+            Ok(Reply::Stream(r)) => r,
+            Ok(Reply::Full(f)) => {
+                return Err(Error::new(
+                    ErrorCode::BadRequest,
+                    format!("Unexpected HTTP {} for {}", f.status, self.at(&p)),
+                ))
+            }
+            Err(WriteError::Failed(e)) => return Err(e),
+            Err(WriteError::Unknown(why)) => return Err(self.unreachable(&why, 1)),
+        };
+        let idle = self.inner.opts.request_timeout;
+        let at = self.at(&p);
+        let body = Box::pin(resp.bytes_stream());
+        Ok(Box::pin(futures_util::stream::unfold(
+            Some((body, at)),
+            move |state| async move {
+                let (mut body, at) = state?;
+                let broke = |why: String| {
+                    Error::new(
+                        ErrorCode::ConnectionFailed,
+                        format!("Reading {at} broke off ({why})"),
+                    )
+                };
+                match tokio::time::timeout(idle, body.next()).await {
+                    Ok(None) => None,
+                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, at)))),
+                    Ok(Some(Err(e))) => Some((Err(broke(describe(&e))), None)),
+                    Err(_) => Some((Err(broke(format!("no data for {idle:?}"))), None)),
+                }
+            },
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1030,52 +1077,5 @@ mod tests {
         );
         assert_eq!(server_error_text(b"plain"), "plain");
         assert!(truncate(&"é".repeat(1000)).len() <= MAX_ERROR_TEXT + 3);
-    }
-}
-
-/// Streaming reads, for values too large to hold in memory (backups).
-impl Client {
-    /// GET `path` and hand back the JSON body chunk by chunk, never buffered whole. Failures before
-    /// the body starts are retried and mapped like `get`'s; a body that breaks off, or sends
-    /// nothing for `request_timeout`, ends the stream with a CONNECTION_FAILED error.
-    pub async fn get_stream(
-        &self,
-        path: &str,
-    ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static> {
-        let p = norm(path)?;
-        let mut req = Req::new(Method::GET, &p);
-        req.streaming = true;
-        let resp = match self.attempts(&req, true).await {
-            Ok(Reply::Stream(r)) => r,
-            Ok(Reply::Full(f)) => {
-                return Err(Error::new(
-                    ErrorCode::BadRequest,
-                    format!("Unexpected HTTP {} for {}", f.status, self.at(&p)),
-                ))
-            }
-            Err(WriteError::Failed(e)) => return Err(e),
-            Err(WriteError::Unknown(why)) => return Err(self.unreachable(&why, 1)),
-        };
-        let idle = self.inner.opts.request_timeout;
-        let at = self.at(&p);
-        let body = Box::pin(resp.bytes_stream());
-        Ok(Box::pin(futures_util::stream::unfold(
-            Some((body, at)),
-            move |state| async move {
-                let (mut body, at) = state?;
-                let broke = |why: String| {
-                    Error::new(
-                        ErrorCode::ConnectionFailed,
-                        format!("Reading {at} broke off ({why})"),
-                    )
-                };
-                match tokio::time::timeout(idle, body.next()).await {
-                    Ok(None) => None,
-                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, at)))),
-                    Ok(Some(Err(e))) => Some((Err(broke(describe(&e))), None)),
-                    Err(_) => Some((Err(broke(format!("no data for {idle:?}"))), None)),
-                }
-            },
-        )))
     }
 }
