@@ -232,6 +232,12 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         }
 
+        if self.stop.is_requested() {
+            return Err(Error::new(
+                ErrorCode::Interrupted,
+                "Migration run interrupted before any migration started; nothing was executed.",
+            ));
+        }
         let backup_path = if self.should_create_backup() {
             self.check_guard(guard).await?;
             self.info("Preparing backup...");
