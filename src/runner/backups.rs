@@ -37,13 +37,7 @@ impl BackupOps for DefaultBackups {
         cfg: &'a Config,
         cwd: &'a Path,
     ) -> BoxFuture<'a, Result<PathBuf>> {
-        Box::pin(async move {
-            let _ = (client, cfg, cwd);
-            Err(crate::Error::new(
-                crate::ErrorCode::BackupFailed,
-                "backup module not available yet",
-            ))
-        })
+        Box::pin(crate::backup::create(client, cfg, cwd))
     }
     fn restore<'a>(
         &'a self,
@@ -51,12 +45,6 @@ impl BackupOps for DefaultBackups {
         cfg: &'a Config,
         path: &'a Path,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let _ = (client, cfg, path);
-            Err(crate::Error::new(
-                crate::ErrorCode::RestoreFailed,
-                "backup module not available yet",
-            ))
-        })
+        Box::pin(crate::backup::restore(client, cfg, path))
     }
 }

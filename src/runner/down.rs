@@ -43,6 +43,9 @@ impl<H: ScriptHost> Runner<H> {
         let disc = self.discover_checked()?;
         self.check_connection("rollback").await?;
         let executor_id = self.executor_id();
+        if self.lock.is_some() && !opts.no_lock && !dry {
+            self.down_preflight(target, &disc).await?;
+        }
         let guard = match (&self.lock, opts.no_lock || dry) {
             (Some(service), false) => {
                 Some(ExclusiveGuard::acquire(service, &executor_id, opts.wait.clone()).await?)
@@ -93,42 +96,7 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         }
         // Check everything before changing anything: files exist, load, have down().
-        let mut steps = Vec::new();
-        for e in &todo {
-            let r = &e.record;
-            let Some(script) = &e.script else {
-                return Err(Error::new(
-                    ErrorCode::ValidationFailed,
-                    format!(
-                        "Cannot rollback migration {} (timestamp: {}): Migration file not found in filesystem (looked in {}). Restore the file to roll it back.",
-                        r.name,
-                        r.timestamp,
-                        disc.folder.display()
-                    ),
-                ));
-            };
-            let meta = self.host.load(&script.filepath).await.map_err(|err| {
-                Error::new(
-                    ErrorCode::ValidationFailed,
-                    format!(
-                        "Cannot rollback migration {}: failed to load {}: {}",
-                        r.name,
-                        script.filepath.display(),
-                        err.message
-                    ),
-                )
-            })?;
-            if !meta.has_down {
-                return Err(Error::new(
-                    ErrorCode::ValidationFailed,
-                    format!(
-                        "Migration {} does not have a down() method - cannot roll back",
-                        script.name
-                    ),
-                ));
-            }
-            steps.push((r.clone(), script.clone()));
-        }
+        let steps = self.down_steps(&todo, disc).await?;
         if dry {
             for (r, _) in &steps {
                 self.info(&format!("Would roll back {}", r.name));
@@ -174,5 +142,59 @@ impl<H: ScriptHost> Runner<H> {
             self.info(&format!("✓ Rolled back {}", script.name));
         }
         Ok(())
+    }
+
+    /// The records to undo with their files, after checking each has a file that loads and
+    /// has a `down()`.
+    async fn down_steps(
+        &self,
+        todo: &[super::plan::Executed],
+        disc: &Discovery,
+    ) -> Result<Vec<(HistoryRecord, super::discover::Script)>> {
+        let mut steps = Vec::new();
+        for e in todo {
+            let r = &e.record;
+            let Some(script) = &e.script else {
+                return Err(Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "Cannot rollback migration {} (timestamp: {}): Migration file not found in filesystem (looked in {}). Restore the file to roll it back.",
+                        r.name,
+                        r.timestamp,
+                        disc.folder.display()
+                    ),
+                ));
+            };
+            let meta = self.host.load(&script.filepath).await.map_err(|err| {
+                Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "Cannot rollback migration {}: failed to load {}: {}",
+                        r.name,
+                        script.filepath.display(),
+                        err.message
+                    ),
+                )
+            })?;
+            if !meta.has_down {
+                return Err(Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "Migration {} does not have a down() method - cannot roll back",
+                        script.name
+                    ),
+                ));
+            }
+            steps.push((r.clone(), script.clone()));
+        }
+        Ok(steps)
+    }
+
+    /// Pre-flight of `down` before taking the lock: the same checks, so a missing file or
+    /// `down()` fails without touching the lock node.
+    async fn down_preflight(&self, target: u64, disc: &Discovery) -> Result<()> {
+        let (records, _) = History::new(self.client.clone(), &self.cfg).read().await?;
+        let todo = plan(&disc.scripts, &records).executed_after(target);
+        self.down_steps(&todo, disc).await.map(|_| ())
     }
 }

@@ -12,7 +12,7 @@ use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::{discover, Discovery, Script};
-use super::plan::{check_target, plan};
+use super::plan::{check_target, plan, Plan};
 use super::rollback::{Attempt, Failure};
 use super::validate::{failure, validate_migrated, validate_script, ValidationIssue};
 use super::{
@@ -72,14 +72,29 @@ impl<H: ScriptHost> Runner<H> {
         let disc = self.discover_checked()?;
         self.check_connection("migration").await?;
         let executor_id = self.executor_id();
-        let guard = match (&self.lock, opts.no_lock || dry) {
-            (Some(service), false) => {
+        let mut metas = HashMap::new();
+        let locking = self.lock.is_some() && !opts.no_lock && !dry;
+        if locking {
+            // Pre-flight without the lock: scripts that cannot load (or drifted files) fail
+            // every contender the same way, without touching the lock node. Repeated under
+            // the lock (history may change meanwhile); loaded scripts are not loaded again.
+            self.preflight(opts, &disc, &mut metas).await?;
+        }
+        let guard = match (&self.lock, locking) {
+            (Some(service), true) => {
                 Some(ExclusiveGuard::acquire(service, &executor_id, opts.wait.clone()).await?)
             }
             _ => None,
         };
         let r = self
-            .migrate_locked(opts, dry, &disc, guard.as_ref(), &executor_id, result)
+            .migrate_locked(
+                opts,
+                &disc,
+                guard.as_ref(),
+                &executor_id,
+                result,
+                &mut metas,
+            )
             .await;
         if let Some(g) = guard {
             if let Err(e) = g.release().await {
@@ -149,12 +164,13 @@ impl<H: ScriptHost> Runner<H> {
     async fn migrate_locked(
         &self,
         opts: &RunOptions,
-        dry: bool,
         disc: &Discovery,
         guard: Option<&ExclusiveGuard>,
         executor_id: &str,
         result: &mut MigrationResult,
+        metas: &mut HashMap<PathBuf, ScriptMeta>,
     ) -> Result<()> {
+        let dry = opts.dry_run || self.cfg.dry_run;
         if dry {
             self.info("🔍 DRY RUN MODE - No changes will be made");
         } else {
@@ -185,38 +201,7 @@ impl<H: ScriptHost> Runner<H> {
         let selected = plan.pending_up_to(opts.target);
 
         // Validation of what is about to run (load, `up` present) and of what ran before.
-        let mut metas: HashMap<PathBuf, ScriptMeta> = HashMap::new();
-        if self.cfg.validate_before_run && !selected.is_empty() {
-            let mut issues: Vec<ValidationIssue> = Vec::new();
-            for s in &selected {
-                let (v, meta) = validate_script(&self.host, &self.cfg, s).await;
-                if let Some(m) = meta {
-                    metas.insert(s.filepath.clone(), m);
-                }
-                issues.extend(v.issues);
-            }
-            for w in issues.iter().filter(|i| !i.is_error()) {
-                self.warn(&format!("[{}] {}", w.code, w.message));
-            }
-            if issues.iter().any(ValidationIssue::is_error) {
-                return Err(failure(
-                    "Migration validation failed",
-                    &issues.iter().collect::<Vec<_>>(),
-                ));
-            }
-        }
-        if self.cfg.validate_migrated_files {
-            let issues = validate_migrated(&self.cfg, &plan.executed);
-            for w in issues.iter().filter(|i| !i.is_error()) {
-                self.warn(&format!("[{}] {}", w.code, w.message));
-            }
-            if issues.iter().any(ValidationIssue::is_error) {
-                return Err(failure(
-                    "Migration file integrity check failed",
-                    &issues.iter().collect::<Vec<_>>(),
-                ));
-            }
-        }
+        self.check_selected(&plan, &selected, metas, true).await?;
 
         if selected.is_empty() {
             match opts.target {
@@ -247,6 +232,12 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         }
 
+        if self.stop.is_requested() {
+            return Err(Error::new(
+                ErrorCode::Interrupted,
+                "Migration run interrupted before any migration started; nothing was executed.",
+            ));
+        }
         let backup_path = if self.should_create_backup() {
             self.check_guard(guard).await?;
             self.info("Preparing backup...");
@@ -371,6 +362,70 @@ impl<H: ScriptHost> Runner<H> {
             None => self.info("Migration finished successfully!"),
         }
         Ok(())
+    }
+
+    async fn preflight(
+        &self,
+        opts: &RunOptions,
+        disc: &Discovery,
+        metas: &mut HashMap<PathBuf, ScriptMeta>,
+    ) -> Result<()> {
+        let (records, _) = History::new(self.client.clone(), &self.cfg).read().await?;
+        let plan = plan(&disc.scripts, &records);
+        let selected = plan.pending_up_to(opts.target);
+        self.check_selected(&plan, &selected, metas, false).await
+    }
+
+    /// `validateBeforeRun` (load + `up` present) for the selected scripts not loaded yet, and
+    /// `validateMigratedFiles` for the executed ones. `log_warnings` logs warning-level issues.
+    async fn check_selected(
+        &self,
+        plan: &Plan,
+        selected: &[Script],
+        metas: &mut HashMap<PathBuf, ScriptMeta>,
+        log_warnings: bool,
+    ) -> Result<()> {
+        {
+            if self.cfg.validate_before_run && !selected.is_empty() {
+                let mut issues: Vec<ValidationIssue> = Vec::new();
+                for s in selected {
+                    if metas.contains_key(&s.filepath) {
+                        continue;
+                    }
+                    let (v, meta) = validate_script(&self.host, &self.cfg, s).await;
+                    if let Some(m) = meta {
+                        metas.insert(s.filepath.clone(), m);
+                    }
+                    issues.extend(v.issues);
+                }
+                if log_warnings {
+                    for w in issues.iter().filter(|i| !i.is_error()) {
+                        self.warn(&format!("[{}] {}", w.code, w.message));
+                    }
+                }
+                if issues.iter().any(ValidationIssue::is_error) {
+                    return Err(failure(
+                        "Migration validation failed",
+                        &issues.iter().collect::<Vec<_>>(),
+                    ));
+                }
+            }
+            if self.cfg.validate_migrated_files {
+                let issues = validate_migrated(&self.cfg, &plan.executed);
+                if log_warnings {
+                    for w in issues.iter().filter(|i| !i.is_error()) {
+                        self.warn(&format!("[{}] {}", w.code, w.message));
+                    }
+                }
+                if issues.iter().any(ValidationIssue::is_error) {
+                    return Err(failure(
+                        "Migration file integrity check failed",
+                        &issues.iter().collect::<Vec<_>>(),
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 
     /// Backup before running: strategy backup|both with mode full|create_only.
