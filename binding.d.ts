@@ -64,6 +64,26 @@ export declare class NativeLockGuard {
   release(): Promise<void>
 }
 
+export declare class NativeRunner {
+  /** The runner's connection, for `db.database`. */
+  get database(): NativeDatabase
+  /** The lock service, or null when locking is disabled. */
+  get locking(): NativeLock | null
+  /** `{ databaseUrl, shift, tableName, emulator }` */
+  connectionInfo(): any
+  /** SIGINT/SIGTERM: stop after the current step. */
+  requestStop(): void
+  migrate(options?: RunOptionsJs | undefined | null): Promise<any>
+  down(options?: RunOptionsJs | undefined | null): Promise<any>
+  list(): Promise<any>
+  validate(): Promise<any>
+  /** Path of the new backup file. */
+  createBackup(): Promise<string>
+  restoreFromBackup(path: string): Promise<void>
+  listNodes(): Promise<Array<string>>
+  backupNodes(nodes: Array<string>): Promise<any>
+}
+
 /**
  * How to wait for a held lock: `{ wait: false }` fails fast; `{ retryAttempts, retryDelay }`
  * retries like the predecessor; `{ wait: true, waitTimeout }` waits with backoff.
@@ -86,6 +106,9 @@ export declare function connectDatabase(config: any, cwd: string): Promise<Nativ
 
 /** A locking service for `config` on `database`'s connection. */
 export declare function createLockingService(database: NativeDatabase, config: any): NativeLock
+
+/** Validate the config, connect (one real round trip), and build the runner. */
+export declare function createRunner(config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void): Promise<NativeRunner>
 
 /** Defaults (with the env-derived `databaseUrl` and `applicationCredentials`). */
 export declare function defaultConfig(): any
@@ -123,6 +146,17 @@ export interface QueryOptions {
 
 /** Run the CLI; resolves with the exit code. */
 export declare function runCli(argv: string[], host: (request: any) => Promise<any>): Promise<number>
+
+/** Options of `migrate()` / `down()` from JS. */
+export interface RunOptionsJs {
+  target?: number
+  dryRun?: boolean
+  noLock?: boolean
+  /** Wait for a held lock (default: the config's retryAttempts/retryDelay, else fail fast). */
+  wait?: boolean
+  /** ms */
+  waitTimeout?: number
+}
 
 export declare function startEmulator(options?: StartEmulatorOptions | undefined | null): Promise<NativeEmulator>
 

@@ -8,4 +8,5 @@ mod emulator;
 mod error;
 mod host;
 mod lock;
+mod runner;
 mod util;

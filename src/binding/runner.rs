@@ -1,0 +1,160 @@
+//! `NativeRunner`: the Rust runner for `FirebaseRunner` in lib/runner.js.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use serde_json::Value;
+
+use super::database::NativeDatabase;
+use super::error::IntoNapi;
+use super::host::{HostFn, JsHost};
+use super::lock::NativeLock;
+use crate::config::Config;
+use crate::connection::{self, ConnectionInfo};
+use crate::lock::{LockService, WaitPolicy};
+use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
+
+/// `(level, message) => void`, fire-and-forget.
+pub type LogCallback = ThreadsafeFunction<(String, String), (), (String, String), Status, false, true>;
+
+#[napi]
+pub struct NativeRunner {
+    runner: Arc<Runner<JsHost>>,
+    stop: StopFlag,
+}
+
+/// Options of `migrate()` / `down()` from JS.
+#[napi(object)]
+pub struct RunOptionsJs {
+    pub target: Option<f64>,
+    pub dry_run: Option<bool>,
+    pub no_lock: Option<bool>,
+    /// Wait for a held lock (default: the config's retryAttempts/retryDelay, else fail fast).
+    pub wait: Option<bool>,
+    /// ms
+    pub wait_timeout: Option<f64>,
+}
+
+fn level_name(l: LogLevel) -> &'static str {
+    match l {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+    }
+}
+
+impl NativeRunner {
+    fn run_options(&self, o: Option<RunOptionsJs>) -> RunOptions {
+        let cfg = &self.runner.cfg;
+        let o = o.unwrap_or(RunOptionsJs { target: None, dry_run: None, no_lock: None, wait: None, wait_timeout: None });
+        let wait = if o.wait == Some(true) {
+            let ms = o.wait_timeout.map(|v| v.max(0.0) as u64).or(cfg.locking.wait_timeout).unwrap_or(cfg.locking.timeout * 2);
+            WaitPolicy::Wait { max_wait: Duration::from_millis(ms) }
+        } else if cfg.locking.retry_attempts > 0 && o.wait != Some(false) {
+            WaitPolicy::Retry {
+                attempts: cfg.locking.retry_attempts.min(u32::MAX as u64) as u32,
+                delay: Duration::from_millis(cfg.locking.retry_delay),
+            }
+        } else if let (Some(ms), None) = (cfg.locking.wait_timeout, o.wait) {
+            WaitPolicy::Wait { max_wait: Duration::from_millis(ms) }
+        } else {
+            WaitPolicy::FailFast
+        };
+        RunOptions {
+            target: o.target.map(|t| t.max(0.0) as u64),
+            dry_run: o.dry_run.unwrap_or(false),
+            no_lock: o.no_lock.unwrap_or(false),
+            wait,
+        }
+    }
+}
+
+#[napi]
+impl NativeRunner {
+    /// The runner's connection, for `db.database`.
+    #[napi(getter)]
+    pub fn database(&self) -> NativeDatabase {
+        NativeDatabase { client: self.runner.client.clone() }
+    }
+    /// The lock service, or null when locking is disabled.
+    #[napi(getter)]
+    pub fn locking(&self) -> Option<NativeLock> {
+        self.runner.lock.clone().map(|svc| NativeLock { svc })
+    }
+    /// `{ databaseUrl, shift, tableName, emulator }`
+    #[napi]
+    pub fn connection_info(&self) -> Value {
+        serde_json::to_value(ConnectionInfo::new(&self.runner.cfg, &self.runner.client)).unwrap_or(Value::Null)
+    }
+    /// SIGINT/SIGTERM: stop after the current step.
+    #[napi]
+    pub fn request_stop(&self) {
+        self.stop.request();
+    }
+    #[napi]
+    pub async fn migrate(&self, options: Option<RunOptionsJs>) -> napi::Result<Value> {
+        let opts = self.run_options(options);
+        let r = self.runner.migrate(opts).await.napi()?;
+        Ok(serde_json::to_value(r).unwrap_or(Value::Null))
+    }
+    #[napi]
+    pub async fn down(&self, options: Option<RunOptionsJs>) -> napi::Result<Value> {
+        let opts = self.run_options(options);
+        let target = opts.target.unwrap_or(0);
+        let r = self.runner.down(target, opts).await.napi()?;
+        Ok(serde_json::to_value(r).unwrap_or(Value::Null))
+    }
+    #[napi]
+    pub async fn list(&self) -> napi::Result<Value> {
+        Ok(serde_json::to_value(self.runner.list().await.napi()?).unwrap_or(Value::Null))
+    }
+    #[napi]
+    pub async fn validate(&self) -> napi::Result<Value> {
+        Ok(serde_json::to_value(self.runner.validate().await.napi()?).unwrap_or(Value::Null))
+    }
+    /// Path of the new backup file.
+    #[napi]
+    pub async fn create_backup(&self) -> napi::Result<String> {
+        let r = &self.runner;
+        Ok(crate::backup::create(&r.client, &r.cfg, &r.cwd).await.napi()?.to_string_lossy().into_owned())
+    }
+    #[napi]
+    pub async fn restore_from_backup(&self, path: String) -> napi::Result<()> {
+        let r = &self.runner;
+        crate::backup::restore(&r.client, &r.cfg, &Config::resolve(&r.cwd, &path)).await.napi()
+    }
+    #[napi]
+    pub async fn list_nodes(&self) -> napi::Result<Vec<String>> {
+        crate::backup::list_nodes(&self.runner.client, &self.runner.cfg).await.napi()
+    }
+    #[napi]
+    pub async fn backup_nodes(&self, nodes: Vec<String>) -> napi::Result<Value> {
+        Ok(Value::Object(crate::backup::backup_nodes(&self.runner.client, &self.runner.cfg, &nodes).await.napi()?))
+    }
+}
+
+/// Validate the config, connect (one real round trip), and build the runner.
+#[napi(ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void")]
+pub async fn create_runner(config: Value, cwd: String, host: HostFn, log: Option<LogCallback>) -> napi::Result<NativeRunner> {
+    let cfg = Config::from_value(&config).napi()?;
+    let cwd = PathBuf::from(cwd);
+    let client = connection::connect(&cfg, &cwd).await.napi()?;
+    let lock = cfg
+        .locking
+        .enabled
+        .then(|| LockService::new(client.clone(), cfg.shift_path().as_deref(), cfg.lock_options()));
+    let stop = StopFlag::default();
+    let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd).with_lock(lock).with_stop(stop.clone());
+    if let Some(log) = log {
+        let log = Arc::new(log);
+        runner = runner.with_log(Arc::new(move |level, msg| {
+            log.call((level_name(level).to_string(), msg.to_string()), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+    }
+    Ok(NativeRunner { runner: Arc::new(runner), stop })
+}
