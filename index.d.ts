@@ -1,0 +1,280 @@
+// Public types of @migration-script-runner/firebase.
+
+export type RollbackStrategy = 'backup' | 'down' | 'both' | 'none'
+export type BackupMode = 'full' | 'create_only' | 'restore_only' | 'manual'
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug'
+
+export interface LockingConfig {
+  /** Default false. */
+  enabled?: boolean
+  /** Lease length in ms (default 600000). The holder renews every timeout/3. */
+  timeout?: number
+  /** Library `migrate()`: extra attempts when the lock is held (default 0 = fail fast). */
+  retryAttempts?: number
+  /** ms between attempts (default 1000). */
+  retryDelay?: number
+  /** Longest wait for a held lock in ms (the CLI waits by default). */
+  waitTimeout?: number | null
+  /** Renewal period in ms (default timeout / 3). */
+  renewInterval?: number | null
+  /** Fixed executor id (default `hostname-pid-uuid`). */
+  executorId?: string | null
+}
+
+export interface BackupConfig {
+  folder?: string
+  prefix?: string
+  suffix?: string
+  extension?: string
+  existingBackupPath?: string | null
+}
+
+export declare class FirebaseConfig {
+  constructor(values?: Partial<FirebaseConfig>)
+  folder: string
+  tableName: string
+  shift?: string | null
+  databaseUrl?: string | null
+  applicationCredentials?: string | null
+  filePatterns: Array<string | RegExp>
+  beforeMigrateName: string | null
+  recursive: boolean
+  dryRun: boolean
+  logLevel: LogLevel
+  rollbackStrategy: RollbackStrategy
+  backupMode: BackupMode
+  backup: BackupConfig
+  validateBeforeRun: boolean
+  validateMigratedFiles: boolean
+  validateMigratedFilesLocation: boolean
+  checksumAlgorithm: 'sha256' | 'md5'
+  duplicateTimestampMode: 'warn' | 'error' | 'ignore'
+  displayLimit: number
+  locking: LockingConfig
+  assign(values: Partial<FirebaseConfig>): this
+  /** `p` under the shift; with no shift, `p` itself. */
+  buildPath(p: string): string
+  getRoot(): string
+  toJSON(): Record<string, unknown>
+  /** Throws an Error with code CONFIG_INVALID naming the field. */
+  validate(): this
+}
+
+export interface LockStatus {
+  isLocked: boolean
+  lockedBy: string
+  lockedAt: Date
+  expiresAt: Date
+  processId: number | null
+  hostname: string
+  epoch: number
+}
+
+export interface AcquireOptions {
+  wait?: boolean
+  waitTimeout?: number
+  retryAttempts?: number
+  retryDelay?: number
+  executorId?: string
+}
+
+export interface HeldLock {
+  executorId: string
+  /** Fencing epoch: grows with every new owner. */
+  epoch: number
+  readonly stopRequested: boolean
+  /** Rejects with code LOCK_LOST (lock gone) or INTERRUPTED (SIGINT/SIGTERM). */
+  check(): Promise<void>
+}
+
+export declare class FirebaseLockingService {
+  readonly lockPath: string
+  acquireLock(executorId: string): Promise<boolean>
+  verifyLockOwnership(executorId: string): Promise<boolean>
+  releaseLock(executorId: string): Promise<void>
+  getLockStatus(): Promise<LockStatus | null>
+  forceReleaseLock(): Promise<void>
+  checkAndReleaseExpiredLock(): Promise<void>
+  initLockStorage(): Promise<void>
+  ensureLockStorageAccessible(): Promise<boolean>
+  runExclusive<T>(work: (lock: HeldLock) => Promise<T> | T, options?: AcquireOptions): Promise<T>
+}
+
+export interface DataSnapshot {
+  readonly key: string | null
+  readonly ref: Reference
+  val(): any
+  exportVal(): any
+  toJSON(): any
+  exists(): boolean
+  child(path: string): DataSnapshot
+  hasChild(path: string): boolean
+  hasChildren(): boolean
+  numChildren(): number
+  forEach(action: (child: DataSnapshot) => boolean | void): boolean
+}
+
+export interface Query {
+  readonly ref: Reference
+  orderByChild(path: string): Query
+  orderByKey(): Query
+  orderByValue(): Query
+  orderByPriority(): Query
+  startAt(value: unknown): Query
+  endAt(value: unknown): Query
+  equalTo(value: unknown): Query
+  limitToFirst(n: number): Query
+  limitToLast(n: number): Query
+  get(): Promise<DataSnapshot>
+  once(eventType?: 'value', callback?: (snap: DataSnapshot) => void): Promise<DataSnapshot>
+  toString(): string
+}
+
+export interface ThenableReference extends Reference, PromiseLike<Reference> {}
+
+export interface Reference extends Query {
+  readonly key: string | null
+  readonly parent: Reference | null
+  readonly root: Reference
+  child(path: string): Reference
+  set(value: unknown, onComplete?: (err: Error | null) => void): Promise<void>
+  update(values: Record<string, unknown>, onComplete?: (err: Error | null) => void): Promise<void>
+  remove(onComplete?: (err: Error | null) => void): Promise<void>
+  push(value?: unknown, onComplete?: (err: Error | null) => void): ThenableReference
+  transaction(
+    update: (current: any) => unknown,
+    onComplete?: (err: Error | null, committed: boolean, snapshot: DataSnapshot | null) => void,
+  ): Promise<{ committed: boolean; snapshot: DataSnapshot }>
+}
+
+export interface Database {
+  ref(path?: string): Reference
+}
+
+export declare const ServerValue: {
+  readonly TIMESTAMP: { '.sv': 'timestamp' }
+  increment(delta: number): { '.sv': { increment: number } }
+}
+
+/** What migration scripts receive as `db`. */
+export interface IFirebaseDB {
+  database: Database
+  /** A real round trip; false when the database cannot be reached. */
+  checkConnection(): Promise<boolean>
+}
+
+export interface FirebaseHandler {
+  cfg: FirebaseConfig
+  db: IFirebaseDB
+  lockingService?: FirebaseLockingService
+  backup: { backup(): Promise<string>; restore(path: string): Promise<void> }
+  getName(): string
+  getVersion(): string
+}
+
+export interface MigrationInfo {
+  name: string
+  filepath: string
+  timestamp: number
+  startedAt?: number
+  finishedAt?: number
+  username?: string
+  result?: unknown
+  checksum?: string
+}
+
+export interface MigrationResult {
+  success: boolean
+  executed: MigrationInfo[]
+  migrated: MigrationInfo[]
+  ignored: MigrationInfo[]
+  errors: string[]
+}
+
+export interface RunOptions {
+  dryRun?: boolean
+  noLock?: boolean
+  /** Wait for a held lock (library default: the config's retries, else fail fast with LOCK_HELD). */
+  wait?: boolean
+  waitTimeout?: number
+}
+
+export type Logger = ((level: LogLevel, message: string) => void) | { info?: Function; warn?: Function; error?: Function; debug?: Function; log?: Function }
+
+export declare class FirebaseRunner {
+  static getInstance(options?: { config?: FirebaseConfig | Partial<FirebaseConfig>; logger?: Logger }): Promise<FirebaseRunner>
+  getHandler(): FirebaseHandler
+  getDatabase(): Database
+  getConnectionInfo(): { databaseUrl: string | null; shift: string | null; tableName: string; emulator: boolean }
+  migrate(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
+  up(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
+  down(targetVersion: number | string, options?: RunOptions): Promise<MigrationResult>
+  list(): Promise<{ migrations: Array<{ name: string; version: number; status: 'executed' | 'pending' | 'ignored' | 'missing-file'; executedAt: number | null; duration: number | null; username: string | null; filepath: string | null }>; executed: number; pending: number; ignored: number }>
+  validate(): Promise<{ pending: Array<{ name: string; filepath: string; timestamp: number; valid: boolean; issues: ValidationIssue[] }>; migrated: ValidationIssue[]; general: ValidationIssue[]; errorCount: number; warningCount: number }>
+  createBackup(): Promise<string>
+  restoreFromBackup(path: string): Promise<void>
+  listNodes(): Promise<string[]>
+  backupNodes(nodes: string[]): Promise<Record<string, unknown>>
+  getLockStatus(): Promise<LockStatus | null>
+  forceReleaseLock(): Promise<void>
+}
+
+export interface ValidationIssue {
+  type: 'ERROR' | 'WARNING'
+  code: string
+  message: string
+}
+
+export declare class FirebaseDataService {
+  constructor(db: Database)
+  getList<T = any>(path: string): Promise<T[]>
+  getObject<T = any>(path: string): Promise<T>
+  setObject(path: string, obj: unknown): Promise<void>
+  updateObject(path: string, obj: unknown): Promise<void>
+  findAllObjectsBy<T = any>(path: string, propertyName: string, value: number | string | boolean | null): Promise<T[]>
+  getSnapshot(path: string): Promise<DataSnapshot>
+  static convertObjectToList<T = any>(obj: Record<string, unknown> | null): T[]
+  static mixKey<T>(obj: T, key: string | null | undefined): T
+}
+
+export declare class EntityService<T extends { key?: string } = any> extends FirebaseDataService {
+  constructor(db: Database, root: string)
+  getAll(): Promise<T[]>
+  getAllAsObject(): Promise<Record<string, T>>
+  get(key: string): Promise<T>
+  save(obj: T): Promise<string>
+  create(obj: T): Promise<string>
+  update(key: string, obj: Partial<T>): Promise<string>
+  set(key: string, obj: T): Promise<string>
+  updateAll(update: (entity: T) => boolean): Promise<{ updated: string[]; skipped: string[] }>
+  remove(key: string): Promise<string>
+  removeByIds(ids: string[]): Promise<void>
+  removeAll(): Promise<void>
+  findAllBy(propertyName: string, value: number | string | boolean | null): Promise<T[]>
+}
+
+export interface RunningEmulator {
+  url: string
+  host: string
+  port: number
+  /** `host:port`, for FIREBASE_DATABASE_EMULATOR_HOST. */
+  hostPort: string
+  databaseUrl(namespace?: string): string
+  export(): Promise<Record<string, unknown>>
+  stop(): Promise<void>
+}
+
+export declare function startEmulator(options?: { host?: string; port?: number; import?: Record<string, unknown> }): Promise<RunningEmulator>
+
+export declare const ExitCode: {
+  readonly SUCCESS: 0
+  readonly GENERAL_ERROR: 1
+  readonly VALIDATION_ERROR: 2
+  readonly MIGRATION_FAILED: 3
+  readonly ROLLBACK_FAILED: 4
+  readonly BACKUP_FAILED: 5
+  readonly RESTORE_FAILED: 6
+  readonly DATABASE_CONNECTION_ERROR: 7
+}
+
+export declare function defaultExecutorId(): string
