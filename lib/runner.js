@@ -113,7 +113,8 @@ class FirebaseRunner {
    */
   migrate(targetVersion, options = {}) {
     const target = toTarget(targetVersion, 'migrate()')
-    return this._locked(() => call(() => this._native.migrate({ ...options, target })))
+    // napi's Option<f64> takes undefined, not null: pass the target only when there is one.
+    return this._locked(() => call(() => this._native.migrate({ ...options, target: target ?? undefined })))
   }
 
   up(targetVersion, options) {
