@@ -51,7 +51,9 @@ class FirebaseRunner {
     const settings = toSettings(config)
     let runner
     const host = createScriptHost({ context: async () => runner._scriptContext() })
-    const log = toLogFn(options.logger, settings.logLevel)
+    const logFn = toLogFn(options.logger, settings.logLevel)
+    // The native log callback delivers its (level, message) tuple as one array argument.
+    const log = (level, message) => (Array.isArray(level) ? logFn(level[0], level[1]) : logFn(level, message))
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log))
     runner = new FirebaseRunner(nat, config)
     return runner
@@ -111,7 +113,7 @@ class FirebaseRunner {
    * Run pending migrations (up to `targetVersion` when given), under the lock when locking is
    * enabled. Resolves `{ success, executed, migrated, ignored, errors }`.
    */
-  migrate(targetVersion, options = {}) {
+  async migrate(targetVersion, options = {}) {
     const target = toTarget(targetVersion, 'migrate()')
     // napi's Option<f64> takes undefined, not null: pass the target only when there is one.
     return this._locked(() => call(() => this._native.migrate({ ...options, target: target ?? undefined })))
@@ -122,7 +124,7 @@ class FirebaseRunner {
   }
 
   /** Roll back executed migrations newer than `targetVersion` (running their `down`). */
-  down(targetVersion, options = {}) {
+  async down(targetVersion, options = {}) {
     const target = toTarget(targetVersion, 'down()')
     if (target === null) {
       return Promise.reject(codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything)'))
