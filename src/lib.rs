@@ -15,6 +15,6 @@ pub mod runner;
 pub mod time;
 
 #[cfg(feature = "node")]
-mod binding;
+pub mod binding;
 
 pub use error::{Error, ErrorCode, Result};

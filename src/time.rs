@@ -13,6 +13,9 @@ pub fn iso_millis(ms: i64) -> String {
 mod tests {
     #[test]
     fn iso_with_millis_and_z() {
-        assert_eq!(super::iso_millis(1_705_314_600_000), "2024-01-15T10:30:00.000Z");
+        assert_eq!(
+            super::iso_millis(1_705_314_600_000),
+            "2024-01-15T10:30:00.000Z"
+        );
     }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msr_firebase::emulator::{Emulator, EmulatorOptions};
-use msr_firebase::lock::{iso_ms, ExclusiveGuard, LockOptions, LockService, WaitPolicy};
+use msr_firebase::lock::{ExclusiveGuard, LockOptions, LockService, WaitPolicy};
 use msr_firebase::rtdb::clock::SkewedClock;
 use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
+use msr_firebase::time::iso_millis as iso_ms;
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
 

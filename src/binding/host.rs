@@ -29,18 +29,31 @@ impl JsHost {
     }
 
     async fn call(&self, req: Value) -> Result<Value> {
-        let op = req.get("op").and_then(Value::as_str).unwrap_or("?").to_string();
-        let promise = self
-            .f
-            .call_async_catch(req)
+        let op = req
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let promise =
+            self.f.call_async_catch(req).await.map_err(|e| {
+                Error::internal(format!("JS host call '{op}' failed: {}", e.reason))
+            })?;
+        let reply = promise
             .await
-            .map_err(|e| Error::internal(format!("JS host call '{op}' failed: {}", e.reason)))?;
-        let reply = promise.await.map_err(|e| Error::internal(format!("JS host '{op}' rejected: {}", e.reason)))?;
+            .map_err(|e| Error::internal(format!("JS host '{op}' rejected: {}", e.reason)))?;
         if reply.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(reply.get("value").cloned().unwrap_or(Value::Null));
         }
-        let code = reply.get("code").and_then(Value::as_str).and_then(ErrorCode::parse).unwrap_or(ErrorCode::ScriptFailed);
-        let message = reply.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string();
+        let code = reply
+            .get("code")
+            .and_then(Value::as_str)
+            .and_then(ErrorCode::parse)
+            .unwrap_or(ErrorCode::ScriptFailed);
+        let message = reply
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+            .to_string();
         Err(Error::new(code, message))
     }
 }
@@ -51,21 +64,27 @@ fn path_str(p: &Path) -> String {
 
 impl ScriptHost for JsHost {
     async fn load(&self, file: &Path) -> Result<ScriptMeta> {
-        let v = self.call(json!({"op": "load", "file": path_str(file)})).await?;
+        let v = self
+            .call(json!({"op": "load", "file": path_str(file)}))
+            .await?;
         serde_json::from_value(v).map_err(|e| Error::internal(format!("bad load reply: {e}")))
     }
 
     async fn run(&self, file: &Path, method: Method, info: &Value) -> Result<Value> {
-        self.call(json!({"op": "run", "file": path_str(file), "method": method, "info": info})).await
+        self.call(json!({"op": "run", "file": path_str(file), "method": method, "info": info}))
+            .await
     }
 }
 
 impl CliHost for JsHost {
     async fn load_config(&self, file: &Path) -> Result<Value> {
-        self.call(json!({"op": "loadConfig", "file": path_str(file)})).await
+        self.call(json!({"op": "loadConfig", "file": path_str(file)}))
+            .await
     }
 
     async fn init(&self, config: &Value) -> Result<()> {
-        self.call(json!({"op": "init", "config": config})).await.map(|_| ())
+        self.call(json!({"op": "init", "config": config}))
+            .await
+            .map(|_| ())
     }
 }

@@ -19,7 +19,8 @@ use crate::lock::{LockService, WaitPolicy};
 use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
 
 /// `(level, message) => void`, fire-and-forget.
-pub type LogCallback = ThreadsafeFunction<(String, String), (), (String, String), Status, false, true>;
+pub type LogCallback =
+    ThreadsafeFunction<(String, String), (), (String, String), Status, false, true>;
 
 #[napi]
 pub struct NativeRunner {
@@ -51,17 +52,31 @@ fn level_name(l: LogLevel) -> &'static str {
 impl NativeRunner {
     fn run_options(&self, o: Option<RunOptionsJs>) -> RunOptions {
         let cfg = &self.runner.cfg;
-        let o = o.unwrap_or(RunOptionsJs { target: None, dry_run: None, no_lock: None, wait: None, wait_timeout: None });
+        let o = o.unwrap_or(RunOptionsJs {
+            target: None,
+            dry_run: None,
+            no_lock: None,
+            wait: None,
+            wait_timeout: None,
+        });
         let wait = if o.wait == Some(true) {
-            let ms = o.wait_timeout.map(|v| v.max(0.0) as u64).or(cfg.locking.wait_timeout).unwrap_or(cfg.locking.timeout * 2);
-            WaitPolicy::Wait { max_wait: Duration::from_millis(ms) }
+            let ms = o
+                .wait_timeout
+                .map(|v| v.max(0.0) as u64)
+                .or(cfg.locking.wait_timeout)
+                .unwrap_or(cfg.locking.timeout * 2);
+            WaitPolicy::Wait {
+                max_wait: Duration::from_millis(ms),
+            }
         } else if cfg.locking.retry_attempts > 0 && o.wait != Some(false) {
             WaitPolicy::Retry {
                 attempts: cfg.locking.retry_attempts.min(u32::MAX as u64) as u32,
                 delay: Duration::from_millis(cfg.locking.retry_delay),
             }
         } else if let (Some(ms), None) = (cfg.locking.wait_timeout, o.wait) {
-            WaitPolicy::Wait { max_wait: Duration::from_millis(ms) }
+            WaitPolicy::Wait {
+                max_wait: Duration::from_millis(ms),
+            }
         } else {
             WaitPolicy::FailFast
         };
@@ -79,7 +94,9 @@ impl NativeRunner {
     /// The runner's connection, for `db.database`.
     #[napi(getter)]
     pub fn database(&self) -> NativeDatabase {
-        NativeDatabase { client: self.runner.client.clone() }
+        NativeDatabase {
+            client: self.runner.client.clone(),
+        }
     }
     /// The lock service, or null when locking is disabled.
     #[napi(getter)]
@@ -89,7 +106,8 @@ impl NativeRunner {
     /// `{ databaseUrl, shift, tableName, emulator }`
     #[napi]
     pub fn connection_info(&self) -> Value {
-        serde_json::to_value(ConnectionInfo::new(&self.runner.cfg, &self.runner.client)).unwrap_or(Value::Null)
+        serde_json::to_value(ConnectionInfo::new(&self.runner.cfg, &self.runner.client))
+            .unwrap_or(Value::Null)
     }
     /// SIGINT/SIGTERM: stop after the current step.
     #[napi]
@@ -121,40 +139,70 @@ impl NativeRunner {
     #[napi]
     pub async fn create_backup(&self) -> napi::Result<String> {
         let r = &self.runner;
-        Ok(crate::backup::create(&r.client, &r.cfg, &r.cwd).await.napi()?.to_string_lossy().into_owned())
+        Ok(crate::backup::create(&r.client, &r.cfg, &r.cwd)
+            .await
+            .napi()?
+            .to_string_lossy()
+            .into_owned())
     }
     #[napi]
     pub async fn restore_from_backup(&self, path: String) -> napi::Result<()> {
         let r = &self.runner;
-        crate::backup::restore(&r.client, &r.cfg, &Config::resolve(&r.cwd, &path)).await.napi()
+        crate::backup::restore(&r.client, &r.cfg, &Config::resolve(&r.cwd, &path))
+            .await
+            .napi()
     }
     #[napi]
     pub async fn list_nodes(&self) -> napi::Result<Vec<String>> {
-        crate::backup::list_nodes(&self.runner.client, &self.runner.cfg).await.napi()
+        crate::backup::list_nodes(&self.runner.client, &self.runner.cfg)
+            .await
+            .napi()
     }
     #[napi]
     pub async fn backup_nodes(&self, nodes: Vec<String>) -> napi::Result<Value> {
-        Ok(Value::Object(crate::backup::backup_nodes(&self.runner.client, &self.runner.cfg, &nodes).await.napi()?))
+        Ok(Value::Object(
+            crate::backup::backup_nodes(&self.runner.client, &self.runner.cfg, &nodes)
+                .await
+                .napi()?,
+        ))
     }
 }
 
 /// Validate the config, connect (one real round trip), and build the runner.
-#[napi(ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void")]
-pub async fn create_runner(config: Value, cwd: String, host: HostFn, log: Option<LogCallback>) -> napi::Result<NativeRunner> {
+#[napi(
+    ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void"
+)]
+pub async fn create_runner(
+    config: Value,
+    cwd: String,
+    host: HostFn,
+    log: Option<LogCallback>,
+) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
     let client = connection::connect(&cfg, &cwd).await.napi()?;
-    let lock = cfg
-        .locking
-        .enabled
-        .then(|| LockService::new(client.clone(), cfg.shift_path().as_deref(), cfg.lock_options()));
+    let lock = cfg.locking.enabled.then(|| {
+        LockService::new(
+            client.clone(),
+            cfg.shift_path().as_deref(),
+            cfg.lock_options(),
+        )
+    });
     let stop = StopFlag::default();
-    let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd).with_lock(lock).with_stop(stop.clone());
+    let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd)
+        .with_lock(lock)
+        .with_stop(stop.clone());
     if let Some(log) = log {
         let log = Arc::new(log);
         runner = runner.with_log(Arc::new(move |level, msg| {
-            log.call((level_name(level).to_string(), msg.to_string()), ThreadsafeFunctionCallMode::NonBlocking);
+            log.call(
+                (level_name(level).to_string(), msg.to_string()),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
         }));
     }
-    Ok(NativeRunner { runner: Arc::new(runner), stop })
+    Ok(NativeRunner {
+        runner: Arc::new(runner),
+        stop,
+    })
 }

@@ -20,8 +20,21 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     match &cli.command {
         Command::LockRelease { force: false } => return lock_cmds::release_needs_force(io),
         Command::Create { name, ext } => return create(&cli, name, ext, host, io, cwd).await,
-        Command::Emulator { host: h, port, import, export_on_exit } => {
-            return emulator(h, *port, import.as_deref(), export_on_exit.as_deref(), io, cwd).await
+        Command::Emulator {
+            host: h,
+            port,
+            import,
+            export_on_exit,
+        } => {
+            return emulator(
+                h,
+                *port,
+                import.as_deref(),
+                export_on_exit.as_deref(),
+                io,
+                cwd,
+            )
+            .await
         }
         _ => {}
     }
@@ -45,7 +58,9 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     };
     match cli.command {
         Command::LockStatus => lock_cmds::status(&lock_service(&client, &cfg), io, json).await,
-        Command::LockRelease { force: true } => lock_cmds::release(&lock_service(&client, &cfg), io).await,
+        Command::LockRelease { force: true } => {
+            lock_cmds::release(&lock_service(&client, &cfg), io).await
+        }
         Command::FirebaseTestConnection => test_connection(&client, io, json).await,
         Command::FirebaseNodes => nodes(&client, &cfg, io, json).await,
         Command::FirebaseBackupNodes { nodes } => backup_nodes(&client, &cfg, &nodes, io).await,
@@ -57,7 +72,9 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
 /// 7 for connection problems, else the command's own failure code.
 fn connection_or(e: &Error, code: i32) -> i32 {
     match e.code {
-        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => exit::CONNECTION,
+        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => {
+            exit::CONNECTION
+        }
         _ => code,
     }
 }
@@ -69,15 +86,20 @@ fn command_failure_code(c: &Command) -> i32 {
         Command::Validate => exit::VALIDATION,
         Command::Backup(BackupCommand::Create) => exit::BACKUP_FAILED,
         Command::Backup(BackupCommand::Restore { .. }) => exit::RESTORE_FAILED,
-        Command::FirebaseInfo | Command::FirebaseTestConnection | Command::FirebaseNodes | Command::FirebaseBackupNodes { .. } => {
-            exit::CONNECTION
-        }
+        Command::FirebaseInfo
+        | Command::FirebaseTestConnection
+        | Command::FirebaseNodes
+        | Command::FirebaseBackupNodes { .. } => exit::CONNECTION,
         _ => exit::GENERAL,
     }
 }
 
 pub fn lock_service(client: &Client, cfg: &Config) -> LockService {
-    LockService::new(client.clone(), cfg.shift_path().as_deref(), cfg.lock_options())
+    LockService::new(
+        client.clone(),
+        cfg.shift_path().as_deref(),
+        cfg.lock_options(),
+    )
 }
 
 fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
@@ -92,7 +114,10 @@ fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
             return exit_code(&e, exit::CONNECTION);
         }
     };
-    let url_text = url.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "Not set (using emulator?)".into());
+    let url_text = url
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| "Not set (using emulator?)".into());
     if json {
         io.json(&json!({
             "databaseUrl": url_text, "emulator": url.as_ref().is_some_and(|u| u.emulator),
@@ -102,13 +127,31 @@ fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
         return exit::SUCCESS;
     }
     io.line("");
-    io.line(format!("{}Firebase Connection Information:", if io.fancy { "📊 " } else { "" }));
+    io.line(format!(
+        "{}Firebase Connection Information:",
+        if io.fancy { "📊 " } else { "" }
+    ));
     io.line("");
     io.line(format!("  Database URL: {url_text}"));
-    io.line(format!("  Shift Path:   {}", cfg.shift_path().map(|s| format!("/{s}")).unwrap_or_else(|| "/".into())));
+    io.line(format!(
+        "  Shift Path:   {}",
+        cfg.shift_path()
+            .map(|s| format!("/{s}"))
+            .unwrap_or_else(|| "/".into())
+    ));
     io.line(format!("  Table Name:   {}", cfg.table_name));
-    io.line(format!("  Lock Path:    {}", crate::lock::lock_path(cfg.shift_path().as_deref())));
-    io.line(format!("  Locking:      {}", if cfg.locking.enabled { "enabled" } else { "disabled" }));
+    io.line(format!(
+        "  Lock Path:    {}",
+        crate::lock::lock_path(cfg.shift_path().as_deref())
+    ));
+    io.line(format!(
+        "  Locking:      {}",
+        if cfg.locking.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    ));
     io.line("");
     exit::SUCCESS
 }
@@ -117,16 +160,27 @@ async fn test_connection(client: &Client, io: &mut Io, json: bool) -> i32 {
     let res = client.check_connection().await;
     if json {
         io.json(&json!({"connected": res.is_ok(), "databaseUrl": client.url().to_string(), "error": res.as_ref().err().map(|e| e.message.clone())}));
-        return if res.is_ok() { exit::SUCCESS } else { exit::CONNECTION };
+        return if res.is_ok() {
+            exit::SUCCESS
+        } else {
+            exit::CONNECTION
+        };
     }
     match res {
         Ok(()) => {
-            io.line(format!("{} Firebase connection successful!", io.sym("✅", "✓")));
+            io.line(format!(
+                "{} Firebase connection successful!",
+                io.sym("✅", "✓")
+            ));
             io.line(format!("   Connected to: {}", client.url()));
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!("{} Firebase connection failed: {}", io.sym("❌", "✗"), e.message));
+            io.eline(format!(
+                "{} Firebase connection failed: {}",
+                io.sym("❌", "✗"),
+                e.message
+            ));
             exit::CONNECTION
         }
     }
@@ -139,7 +193,10 @@ async fn nodes(client: &Client, cfg: &Config, io: &mut Io, json: bool) -> i32 {
             exit::SUCCESS
         }
         Ok(nodes) if nodes.is_empty() => {
-            io.line(format!("{}No nodes found in database", if io.fancy { "📭 " } else { "" }));
+            io.line(format!(
+                "{}No nodes found in database",
+                if io.fancy { "📭 " } else { "" }
+            ));
             exit::SUCCESS
         }
         Ok(nodes) => {
@@ -150,12 +207,20 @@ async fn nodes(client: &Client, cfg: &Config, io: &mut Io, json: bool) -> i32 {
                 io.line(format!("  {}. {n}", i + 1));
             }
             io.line("");
-            io.line(format!("  Total: {} node{}", nodes.len(), if nodes.len() == 1 { "" } else { "s" }));
+            io.line(format!(
+                "  Total: {} node{}",
+                nodes.len(),
+                if nodes.len() == 1 { "" } else { "s" }
+            ));
             io.line("");
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!("{} Error listing nodes: {}", io.sym("❌", "✗"), e.message));
+            io.eline(format!(
+                "{} Error listing nodes: {}",
+                io.sym("❌", "✗"),
+                e.message
+            ));
             exit_code(&e, exit::CONNECTION)
         }
     }
@@ -182,25 +247,44 @@ async fn backup_nodes(client: &Client, cfg: &Config, nodes: &[String], io: &mut 
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!("{} Error backing up nodes: {}", io.sym("❌", "✗"), e.message));
+            io.eline(format!(
+                "{} Error backing up nodes: {}",
+                io.sym("❌", "✗"),
+                e.message
+            ));
             exit_code(&e, exit::CONNECTION)
         }
     }
 }
 
-async fn backup(cmd: BackupCommand, client: &Client, cfg: &Config, io: &mut Io, json: bool, cwd: &Path) -> i32 {
+async fn backup(
+    cmd: BackupCommand,
+    client: &Client,
+    cfg: &Config,
+    io: &mut Io,
+    json: bool,
+    cwd: &Path,
+) -> i32 {
     match cmd {
         BackupCommand::Create => match crate::backup::create(client, cfg, cwd).await {
             Ok(path) => {
                 if json {
                     io.json(&json!({"path": path}));
                 } else {
-                    io.line(format!("{} Backup created successfully: {}", io.green("✓"), path.display()));
+                    io.line(format!(
+                        "{} Backup created successfully: {}",
+                        io.green("✓"),
+                        path.display()
+                    ));
                 }
                 exit::SUCCESS
             }
             Err(e) => {
-                io.eline(format!("{} Backup creation failed: {}", io.red("✗"), e.message));
+                io.eline(format!(
+                    "{} Backup creation failed: {}",
+                    io.red("✗"),
+                    e.message
+                ));
                 connection_or(&e, exit::BACKUP_FAILED)
             }
         },
@@ -211,7 +295,11 @@ async fn backup(cmd: BackupCommand, client: &Client, cfg: &Config, io: &mut Io, 
                     if json {
                         io.json(&json!({"restored": path}));
                     } else {
-                        io.line(format!("{} Database restored successfully from {}", io.green("✓"), path.display()));
+                        io.line(format!(
+                            "{} Database restored successfully from {}",
+                            io.green("✓"),
+                            path.display()
+                        ));
                     }
                     exit::SUCCESS
                 }
@@ -226,7 +314,10 @@ async fn backup(cmd: BackupCommand, client: &Client, cfg: &Config, io: &mut Io, 
                 if json {
                     io.json(&serde_json::to_value(&list).unwrap_or(Value::Null));
                 } else if list.is_empty() {
-                    io.line(format!("No backups in {}", cfg.backup_folder_path(cwd).display()));
+                    io.line(format!(
+                        "No backups in {}",
+                        cfg.backup_folder_path(cwd).display()
+                    ));
                 } else {
                     for b in &list {
                         io.line(format!(
@@ -240,14 +331,25 @@ async fn backup(cmd: BackupCommand, client: &Client, cfg: &Config, io: &mut Io, 
                 exit::SUCCESS
             }
             Err(e) => {
-                io.eline(format!("{} Listing backups failed: {}", io.red("✗"), e.message));
+                io.eline(format!(
+                    "{} Listing backups failed: {}",
+                    io.red("✗"),
+                    e.message
+                ));
                 exit::GENERAL
             }
         },
     }
 }
 
-async fn create<H: CliHost>(cli: &Cli, name: &str, ext: &str, host: &H, io: &mut Io, cwd: &Path) -> i32 {
+async fn create<H: CliHost>(
+    cli: &Cli,
+    name: &str,
+    ext: &str,
+    host: &H,
+    io: &mut Io,
+    cwd: &Path,
+) -> i32 {
     let cfg = match load_config(&cli.global, host, cwd).await {
         Ok(c) => c,
         Err(e) => {
@@ -255,7 +357,12 @@ async fn create<H: CliHost>(cli: &Cli, name: &str, ext: &str, host: &H, io: &mut
             return exit_code(&e, exit::GENERAL);
         }
     };
-    match super::scaffold::create_script(&cfg.folder_path(cwd), name, ext, chrono::Local::now().naive_local()) {
+    match super::scaffold::create_script(
+        &cfg.folder_path(cwd),
+        name,
+        ext,
+        chrono::Local::now().naive_local(),
+    ) {
         Ok(path) => {
             if cli.global.json() {
                 io.json(&json!({"path": path}));
@@ -271,15 +378,31 @@ async fn create<H: CliHost>(cli: &Cli, name: &str, ext: &str, host: &H, io: &mut
     }
 }
 
-async fn emulator(host: &str, port: u16, import: Option<&str>, export: Option<&str>, io: &mut Io, cwd: &Path) -> i32 {
-    let import = match import.map(|f| read_import(&Config::resolve(cwd, f))).transpose() {
+async fn emulator(
+    host: &str,
+    port: u16,
+    import: Option<&str>,
+    export: Option<&str>,
+    io: &mut Io,
+    cwd: &Path,
+) -> i32 {
+    let import = match import
+        .map(|f| read_import(&Config::resolve(cwd, f)))
+        .transpose()
+    {
         Ok(v) => v,
         Err(e) => {
             io.eline(format!("✗ {}", e.message));
             return exit::GENERAL;
         }
     };
-    let emu = match Emulator::start(EmulatorOptions { host: host.to_string(), port, import }).await {
+    let emu = match Emulator::start(EmulatorOptions {
+        host: host.to_string(),
+        port,
+        import,
+    })
+    .await
+    {
         Ok(e) => e,
         Err(e) => {
             io.eline(format!("✗ Cannot start the emulator: {}", e.message));
@@ -288,7 +411,10 @@ async fn emulator(host: &str, port: u16, import: Option<&str>, export: Option<&s
     };
     io.line(format!("RTDB emulator listening on {}", emu.url()));
     io.line(format!("  Database URL: {}?ns=<namespace>", emu.url()));
-    io.line(format!("  export FIREBASE_DATABASE_EMULATOR_HOST={}", emu.host_port()));
+    io.line(format!(
+        "  export FIREBASE_DATABASE_EMULATOR_HOST={}",
+        emu.host_port()
+    ));
     io.line("Press Ctrl-C to stop.");
     let _ = io.out.flush();
     if !SIGNALS.stop.is_requested() {
@@ -310,7 +436,8 @@ async fn emulator(host: &str, port: u16, import: Option<&str>, export: Option<&s
 }
 
 fn read_import(path: &Path) -> crate::Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Error::config(format!("{} is not valid JSON: {e}", path.display())))?;
     Ok(v)

@@ -5,16 +5,13 @@ use serde_json::json;
 use super::output::Io;
 use super::{exit, exit_code};
 use crate::lock::{LockService, LockStatus};
-
-fn iso(ms: i64) -> String {
-    crate::time::iso_millis(ms)
-}
+use crate::time::iso_millis;
 
 pub fn status_json(s: Option<&LockStatus>, path: &str) -> serde_json::Value {
     match s.filter(|s| s.is_locked) {
         Some(s) => json!({
-            "locked": true, "path": path, "executorId": s.locked_by, "lockedAt": iso(s.locked_at),
-            "expiresAt": iso(s.expires_at), "processId": s.process_id, "hostname": s.hostname, "epoch": s.epoch,
+            "locked": true, "path": path, "executorId": s.locked_by, "lockedAt": iso_millis(s.locked_at),
+            "expiresAt": iso_millis(s.expires_at), "processId": s.process_id, "hostname": s.hostname, "epoch": s.epoch,
         }),
         None => json!({"locked": false, "path": path}),
     }
@@ -32,8 +29,8 @@ pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> i32 {
                     io.line("🔒 Lock Status: LOCKED");
                     io.line("");
                     io.line(format!("   Executor ID:  {}", s.locked_by));
-                    io.line(format!("   Acquired At:  {}", iso(s.locked_at)));
-                    io.line(format!("   Expires At:   {}", iso(s.expires_at)));
+                    io.line(format!("   Acquired At:  {}", iso_millis(s.locked_at)));
+                    io.line(format!("   Expires At:   {}", iso_millis(s.expires_at)));
                     if let Some(pid) = s.process_id {
                         io.line(format!("   Process ID:   {pid}"));
                     }
@@ -58,8 +55,12 @@ pub fn release_needs_force(io: &mut Io) -> i32 {
     io.eline("");
     io.eline("Usage: msr-firebase lock:release --force");
     io.eline("");
-    io.eline("Releasing a lock that a running migration holds can corrupt data. Check first that no");
-    io.eline("migration is running (msr-firebase lock:status, your logs, the process list), then run");
+    io.eline(
+        "Releasing a lock that a running migration holds can corrupt data. Check first that no",
+    );
+    io.eline(
+        "migration is running (msr-firebase lock:status, your logs, the process list), then run",
+    );
     io.eline("the command again with --force.");
     exit::GENERAL
 }
@@ -81,7 +82,7 @@ pub async fn release(svc: &LockService, io: &mut Io) -> i32 {
     io.line("⚠️  Warning: Force-releasing migration lock");
     io.line("");
     io.line(format!("   Locked by:    {}", held.locked_by));
-    io.line(format!("   Acquired at:  {}", iso(held.locked_at)));
+    io.line(format!("   Acquired at:  {}", iso_millis(held.locked_at)));
     io.line("");
     match svc.force_release().await {
         Ok(_) => {

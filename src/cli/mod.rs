@@ -6,9 +6,9 @@
 mod args;
 mod commands;
 mod lock_cmds;
+pub mod output;
 mod run_cmds;
 mod scaffold;
-pub mod output;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,10 @@ pub struct Signals {
     pub notify: Notify,
 }
 
-pub static SIGNALS: LazyLock<Signals> = LazyLock::new(|| Signals { stop: StopFlag::default(), notify: Notify::new() });
+pub static SIGNALS: LazyLock<Signals> = LazyLock::new(|| Signals {
+    stop: StopFlag::default(),
+    notify: Notify::new(),
+});
 
 pub fn signal() {
     SIGNALS.stop.request();
@@ -63,8 +66,12 @@ pub fn signal() {
 /// The exit code for an error, given the command's own failure code.
 pub fn exit_code(e: &Error, command_default: i32) -> i32 {
     match e.code {
-        ErrorCode::ConfigInvalid | ErrorCode::ValidationFailed | ErrorCode::InvalidPath => exit::VALIDATION,
-        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => exit::CONNECTION,
+        ErrorCode::ConfigInvalid | ErrorCode::ValidationFailed | ErrorCode::InvalidPath => {
+            exit::VALIDATION
+        }
+        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => {
+            exit::CONNECTION
+        }
         ErrorCode::RollbackFailed => exit::ROLLBACK_FAILED,
         ErrorCode::BackupFailed => exit::BACKUP_FAILED,
         ErrorCode::RestoreFailed => exit::RESTORE_FAILED,
@@ -106,9 +113,12 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
 /// Config file discovery: `--config-file`, else `MSR_CONFIG_FILE`, else the first of
 /// `msr.config.js|cjs|mjs|json` in `cwd`. Returns the resolved path (None when there is none).
 pub fn find_config_file(flag: Option<&str>, cwd: &Path) -> Result<Option<PathBuf>> {
-    let explicit = flag
-        .map(|f| (f.to_string(), "--config-file"))
-        .or_else(|| std::env::var("MSR_CONFIG_FILE").ok().filter(|v| !v.trim().is_empty()).map(|v| (v, "MSR_CONFIG_FILE")));
+    let explicit = flag.map(|f| (f.to_string(), "--config-file")).or_else(|| {
+        std::env::var("MSR_CONFIG_FILE")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (v, "MSR_CONFIG_FILE"))
+    });
     if let Some((file, source)) = explicit {
         let path = Config::resolve(cwd, &file);
         if !path.is_file() {
@@ -120,26 +130,50 @@ pub fn find_config_file(flag: Option<&str>, cwd: &Path) -> Result<Option<PathBuf
         }
         return Ok(Some(path));
     }
-    Ok(["msr.config.js", "msr.config.cjs", "msr.config.mjs", "msr.config.json"]
-        .iter()
-        .map(|n| cwd.join(n))
-        .find(|p| p.is_file()))
+    Ok([
+        "msr.config.js",
+        "msr.config.cjs",
+        "msr.config.mjs",
+        "msr.config.json",
+    ]
+    .iter()
+    .map(|n| cwd.join(n))
+    .find(|p| p.is_file()))
 }
 
 /// The effective configuration for a CLI run.
-pub async fn load_config<H: CliHost>(flags: &args::GlobalFlags, host: &H, cwd: &Path) -> Result<Config> {
+pub async fn load_config<H: CliHost>(
+    flags: &args::GlobalFlags,
+    host: &H,
+    cwd: &Path,
+) -> Result<Config> {
     let mut layers: Vec<(String, Value)> = Vec::new();
     if let Some(file) = find_config_file(flags.config_file.as_deref(), cwd)? {
         let value = if file.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&file).map_err(|e| Error::config(format!("Cannot read config file {}: {e}", file.display())))?;
-            serde_json::from_str(&text).map_err(|e| Error::config(format!("Config file {} is not valid JSON: {e}", file.display())))?
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                Error::config(format!("Cannot read config file {}: {e}", file.display()))
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                Error::config(format!(
+                    "Config file {} is not valid JSON: {e}",
+                    file.display()
+                ))
+            })?
         } else {
-            host.load_config(&file).await.map_err(|e| Error::config(e.message))?
+            host.load_config(&file)
+                .await
+                .map_err(|e| Error::config(e.message))?
         };
         layers.push((format!("config file {}", file.display()), value));
     }
-    layers.push(("environment (MSR_* variables)".into(), crate::config::env_layer(std::env::vars())?));
+    layers.push((
+        "environment (MSR_* variables)".into(),
+        crate::config::env_layer(std::env::vars())?,
+    ));
     layers.push(("command-line flags".into(), flags.config_layer()));
-    let refs: Vec<(&str, Value)> = layers.iter().map(|(s, v)| (s.as_str(), v.clone())).collect();
+    let refs: Vec<(&str, Value)> = layers
+        .iter()
+        .map(|(s, v)| (s.as_str(), v.clone()))
+        .collect();
     Config::from_layers(&refs)
 }

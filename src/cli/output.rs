@@ -18,14 +18,28 @@ impl Io {
     pub fn stdio() -> Io {
         let tty = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Io { out: Box::new(std::io::stdout()), err: Box::new(std::io::stderr()), color: tty && !no_color, fancy: tty && !no_color }
+        Io {
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+            color: tty && !no_color,
+            fancy: tty && !no_color,
+        }
     }
 
     /// In-memory output for tests: returns the Io and handles to what was written.
     pub fn capture() -> (Io, Captured, Captured) {
         let out = Captured::default();
         let err = Captured::default();
-        (Io { out: Box::new(out.clone()), err: Box::new(err.clone()), color: false, fancy: false }, out, err)
+        (
+            Io {
+                out: Box::new(out.clone()),
+                err: Box::new(err.clone()),
+                color: false,
+                fancy: false,
+            },
+            out,
+            err,
+        )
     }
 
     pub fn line(&mut self, s: impl AsRef<str>) {
@@ -37,7 +51,11 @@ impl Io {
     }
 
     pub fn json(&mut self, v: &serde_json::Value) {
-        let _ = writeln!(self.out, "{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        let _ = writeln!(
+            self.out,
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        );
     }
 
     fn paint(&self, code: &str, s: &str) -> String {

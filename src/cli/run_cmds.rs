@@ -71,18 +71,32 @@ pub async fn run<H: CliHost>(
         Command::Validate => exit::VALIDATION,
         _ => exit::GENERAL,
     };
-    if let Err(e) = host.init(&json!({"config": cfg.to_value(), "cwd": cwd})).await {
+    if let Err(e) = host
+        .init(&json!({"config": cfg.to_value(), "cwd": cwd}))
+        .await
+    {
         io.eline(format!("✗ {}", e.message));
         return exit_code(&e, failure);
     }
-    let lock = cfg.locking.enabled.then(|| super::commands::lock_service(&client, &cfg));
+    let lock = cfg
+        .locking
+        .enabled
+        .then(|| super::commands::lock_service(&client, &cfg));
     let runner = Runner::new(cfg.clone(), client, host, cwd.to_path_buf())
         .with_lock(lock)
         .with_log(log_fn(&cfg))
         .with_stop(SIGNALS.stop.clone());
     match command {
-        Command::Migrate { target, no_wait, wait_timeout } => {
-            let target = match target.as_deref().map(|t| parse_version(t, "migrate", false)).transpose() {
+        Command::Migrate {
+            target,
+            no_wait,
+            wait_timeout,
+        } => {
+            let target = match target
+                .as_deref()
+                .map(|t| parse_version(t, "migrate", false))
+                .transpose()
+            {
                 Ok(t) => t,
                 Err(e) => return fail(io, "Migration error", &e, failure),
             };
@@ -90,9 +104,16 @@ pub async fn run<H: CliHost>(
                 WaitPolicy::FailFast
             } else {
                 let ms = wait_timeout.or(cfg.locking.wait_timeout);
-                WaitPolicy::Wait { max_wait: ms.map(Duration::from_millis).unwrap_or(UNBOUNDED_WAIT) }
+                WaitPolicy::Wait {
+                    max_wait: ms.map(Duration::from_millis).unwrap_or(UNBOUNDED_WAIT),
+                }
             };
-            let opts = RunOptions { target, dry_run: flags.dry_run || cfg.dry_run, no_lock: flags.no_lock, wait };
+            let opts = RunOptions {
+                target,
+                dry_run: flags.dry_run || cfg.dry_run,
+                no_lock: flags.no_lock,
+                wait,
+            };
             let dry = opts.dry_run;
             let outcome = runner.migrate_outcome(opts).await;
             if json {
@@ -101,7 +122,10 @@ pub async fn run<H: CliHost>(
             match outcome.error {
                 None if json => exit::SUCCESS,
                 None if dry => {
-                    io.line(format!("{} Dry run completed - no changes made", io.green("✓")));
+                    io.line(format!(
+                        "{} Dry run completed - no changes made",
+                        io.green("✓")
+                    ));
                     exit::SUCCESS
                 }
                 None => {
@@ -113,7 +137,10 @@ pub async fn run<H: CliHost>(
                             outcome.result.migrated.len()
                         ));
                     } else {
-                        io.line(format!("{} Successfully executed {n} migration(s)", io.green("✓")));
+                        io.line(format!(
+                            "{} Successfully executed {n} migration(s)",
+                            io.green("✓")
+                        ));
                         print_infos(io, &outcome.result.executed);
                     }
                     exit::SUCCESS
@@ -126,8 +153,19 @@ pub async fn run<H: CliHost>(
                 Ok(t) => t,
                 Err(e) => return fail(io, "Rollback error", &e, exit::GENERAL),
             };
-            let wait = if no_wait { WaitPolicy::FailFast } else { WaitPolicy::Wait { max_wait: UNBOUNDED_WAIT } };
-            let opts = RunOptions { target: Some(target), dry_run: flags.dry_run || cfg.dry_run, no_lock: flags.no_lock, wait };
+            let wait = if no_wait {
+                WaitPolicy::FailFast
+            } else {
+                WaitPolicy::Wait {
+                    max_wait: UNBOUNDED_WAIT,
+                }
+            };
+            let opts = RunOptions {
+                target: Some(target),
+                dry_run: flags.dry_run || cfg.dry_run,
+                no_lock: flags.no_lock,
+                wait,
+            };
             let outcome = runner.down_outcome(target, opts).await;
             if json {
                 io.json(&serde_json::to_value(&outcome.result).unwrap_or_default());
@@ -136,7 +174,10 @@ pub async fn run<H: CliHost>(
                 None if json => exit::SUCCESS,
                 None => {
                     let n = outcome.result.executed.len();
-                    io.line(format!("{} Successfully rolled back {n} migration(s) to version {target}", io.green("✓")));
+                    io.line(format!(
+                        "{} Successfully rolled back {n} migration(s) to version {target}",
+                        io.green("✓")
+                    ));
                     print_infos(io, &outcome.result.executed);
                     exit::SUCCESS
                 }
@@ -147,7 +188,9 @@ pub async fn run<H: CliHost>(
             let n = match number.trim().parse::<usize>() {
                 Ok(n) => n,
                 Err(_) => {
-                    io.eline(format!("✗ Error: Invalid number \"{number}\". Must be a non-negative integer."));
+                    io.eline(format!(
+                        "✗ Error: Invalid number \"{number}\". Must be a non-negative integer."
+                    ));
                     return exit::GENERAL;
                 }
             };
@@ -168,15 +211,27 @@ pub async fn run<H: CliHost>(
                 } else {
                     io.line("");
                     io.line("Validation Results:");
-                    io.line(format!("  Pending migrations validated: {}", report.pending.len()));
+                    io.line(format!(
+                        "  Pending migrations validated: {}",
+                        report.pending.len()
+                    ));
                     io.line(format!(
                         "  Pending migrations with errors: {}",
                         report.pending.iter().filter(|p| !p.valid).count()
                     ));
-                    io.line(format!("  Executed migrations with issues: {}", report.migrated.len()));
+                    io.line(format!(
+                        "  Executed migrations with issues: {}",
+                        report.migrated.len()
+                    ));
                     for p in &report.pending {
                         for i in &p.issues {
-                            io.line(format!("  - {} [{}] {}: {}", p.name, i.code, kind(i), i.message));
+                            io.line(format!(
+                                "  - {} [{}] {}: {}",
+                                p.name,
+                                i.code,
+                                kind(i),
+                                i.message
+                            ));
                         }
                     }
                     for i in report.migrated.iter().chain(report.general.iter()) {
@@ -255,9 +310,14 @@ fn print_list(io: &mut Io, mut list: crate::runner::list::MigrationList, limit: 
             [
                 m.version.to_string(),
                 m.name.clone(),
-                serde_json::to_value(m.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                serde_json::to_value(m.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
                 m.executed_at.map(iso_millis).unwrap_or_default(),
-                m.duration.map(|d| format!("{:.3}s", d as f64 / 1000.0)).unwrap_or_default(),
+                m.duration
+                    .map(|d| format!("{:.3}s", d as f64 / 1000.0))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -269,15 +329,31 @@ fn print_list(io: &mut Io, mut list: crate::runner::list::MigrationList, limit: 
         }
     }
     let fmt_row = |cells: &[String]| {
-        cells.iter().zip(widths.iter()).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     io.line(fmt_row(&header.map(String::from)));
-    io.line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    io.line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
     for r in &rows {
         io.line(fmt_row(r));
     }
     io.line("");
-    io.line(format!("{} executed, {} pending, {} ignored", list.executed, list.pending, list.ignored));
+    io.line(format!(
+        "{} executed, {} pending, {} ignored",
+        list.executed, list.pending, list.ignored
+    ));
 }
 
 fn kind(i: &ValidationIssue) -> &'static str {

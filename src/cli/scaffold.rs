@@ -12,7 +12,13 @@ pub fn create_script(folder: &Path, name: &str, ext: &str, now: NaiveDateTime) -
     let slug: String = name
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect::<String>()
         .split('_')
         .filter(|s| !s.is_empty())
@@ -23,7 +29,8 @@ pub fn create_script(folder: &Path, name: &str, ext: &str, now: NaiveDateTime) -
             "'{name}' cannot be a migration name: use letters, digits and underscores, e.g. add_user_roles"
         )));
     }
-    std::fs::create_dir_all(folder).map_err(|e| Error::io(format!("Cannot create {}", folder.display()), e))?;
+    std::fs::create_dir_all(folder)
+        .map_err(|e| Error::io(format!("Cannot create {}", folder.display()), e))?;
     let existing: Vec<String> = std::fs::read_dir(folder)
         .map_err(|e| Error::io(format!("Cannot read {}", folder.display()), e))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -31,10 +38,17 @@ pub fn create_script(folder: &Path, name: &str, ext: &str, now: NaiveDateTime) -
     let mut t = now;
     loop {
         let version = t.format("%Y%m%d%H%M").to_string();
-        if !existing.iter().any(|f| f.starts_with(&format!("V{version}_"))) {
+        if !existing
+            .iter()
+            .any(|f| f.starts_with(&format!("V{version}_")))
+        {
             let path = folder.join(format!("V{version}_{slug}.{ext}"));
-            std::fs::write(&path, template(ext, &slug))
-                .map_err(|e| Error::new(ErrorCode::Io, format!("Cannot write {}: {e}", path.display())))?;
+            std::fs::write(&path, template(ext, &slug)).map_err(|e| {
+                Error::new(
+                    ErrorCode::Io,
+                    format!("Cannot write {}: {e}", path.display()),
+                )
+            })?;
             return Ok(path);
         }
         t += chrono::Duration::minutes(1);
@@ -72,12 +86,17 @@ mod tests {
     #[test]
     fn names_are_timestamped_and_unique() {
         let dir = tempfile::tempdir().unwrap();
-        let now = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().and_hms_opt(0, 1, 0).unwrap();
+        let now = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 1, 0)
+            .unwrap();
         let a = create_script(dir.path(), "Add user roles!", "js", now).unwrap();
         assert_eq!(a.file_name().unwrap(), "V202501010001_add_user_roles.js");
         let b = create_script(dir.path(), "second", "js", now).unwrap();
         assert_eq!(b.file_name().unwrap(), "V202501010002_second.js");
-        assert!(std::fs::read_to_string(&a).unwrap().contains("async up(db, info, handler)"));
+        assert!(std::fs::read_to_string(&a)
+            .unwrap()
+            .contains("async up(db, info, handler)"));
         assert!(create_script(dir.path(), "!!!", "js", now).is_err());
     }
 }

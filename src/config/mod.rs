@@ -262,9 +262,16 @@ impl Config {
     /// Resolve a possibly relative path against `cwd`.
     pub fn resolve(cwd: &Path, p: &str) -> PathBuf {
         let path = Path::new(p);
-        let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
+        let joined = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            cwd.join(path)
+        };
         // Drop `.` components so stored file paths read `/app/migrations/V..`, not `/app/./migrations/V..`.
-        joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+        joined
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
     }
 
     pub fn folder_path(&self, cwd: &Path) -> PathBuf {

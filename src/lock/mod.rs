@@ -17,7 +17,7 @@ pub mod record;
 pub mod service;
 
 pub use exclusive::{ExclusiveGuard, WaitPolicy};
-pub use record::{held_message, iso_ms, LockNode, LockRecord, LockStatus};
+pub use record::{held_message, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};
 
 /// `{shift}/migrations/_lock`, or `migrations/_lock` without a shift.

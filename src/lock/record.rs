@@ -6,6 +6,7 @@
 //! - a tombstone `{epoch, releasedAt}` left by a release, so the fencing epoch keeps growing
 //!   across owners. A node without `executorId` is unlocked.
 
+use crate::time::iso_millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -43,14 +44,6 @@ pub struct LockStatus {
 /// `{".sv":"timestamp"}`: the server writes its own clock.
 pub fn server_timestamp() -> Value {
     json!({".sv": "timestamp"})
-}
-
-/// `2024-01-15T10:30:00.000Z` (UTC, milliseconds), as JS `Date.toISOString()` prints it.
-pub fn iso_ms(ms: i64) -> String {
-    match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) {
-        Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => ms.to_string(),
-    }
 }
 
 fn as_i64(v: Option<&Value>) -> Option<i64> {
@@ -199,8 +192,8 @@ pub fn held_message(executor_id: &str, locked_at: i64, expires_at: i64) -> Strin
     format!(
         "Migration lock is currently held by another process.\nExecutor: {executor_id}\nLocked since: {}\nExpires at: {}\n\n\
          If you believe this is a stale lock, use: msr-firebase lock:release --force",
-        iso_ms(locked_at),
-        iso_ms(expires_at)
+        iso_millis(locked_at),
+        iso_millis(expires_at)
     )
 }
 
@@ -210,8 +203,8 @@ mod tests {
 
     #[test]
     fn iso_has_millis_and_z() {
-        assert_eq!(iso_ms(1_705_314_600_000), "2024-01-15T10:30:00.000Z");
-        assert_eq!(iso_ms(1_705_314_600_123), "2024-01-15T10:30:00.123Z");
+        assert_eq!(iso_millis(1_705_314_600_000), "2024-01-15T10:30:00.000Z");
+        assert_eq!(iso_millis(1_705_314_600_123), "2024-01-15T10:30:00.123Z");
     }
 
     #[test]
