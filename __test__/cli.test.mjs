@@ -87,6 +87,12 @@ test('migrate / list / validate / down with --format json', async () => {
   assert.equal(v.pending.length, 4)
   assert.equal(v.errorCount, 0)
 
+  out = await run(dir, ['migrate', '--dry-run', ...urlFlag(ns)])
+  assert.equal(out.code, 0, out.stderr)
+  assert.match(out.stderr + out.stdout, /Would execute: 4 migration/)
+  assert.equal(await nsData(ns), null, 'dry run wrote nothing')
+  assert.ok(!fs.existsSync(path.join(dir, 'backups')), 'dry run took no backup')
+
   out = await run(dir, ['migrate', '202501010002', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
   let r = json(out)
