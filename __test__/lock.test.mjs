@@ -25,6 +25,12 @@ delete process.env.MSR_CLOCK_SKEW_MS
 
 let emu
 const live = new Set()
+const tmpDirs = []
+function scratch(prefix) {
+  const d = tmpDir(prefix)
+  tmpDirs.push(d)
+  return d
+}
 
 before(async () => {
   emu = await startEmulator({ port: 0 })
@@ -33,6 +39,7 @@ before(async () => {
 after(async () => {
   for (const child of live) child.kill('SIGKILL')
   await emu.stop()
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true })
 })
 
 const lockNode = (ns, shift) => rawGet(emu, ns, shift ? `${shift}/migrations/_lock` : 'migrations/_lock')
@@ -57,7 +64,7 @@ async function lockingService(ns, extra) {
 function startWorker(spec, env = {}) {
   const child = spawn(process.execPath, [WORKER, JSON.stringify(spec)], {
     cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1', ...env },
+    env: { ...process.env, NO_COLOR: '1', LOCK_TEST_WORKER: '1', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   live.add(child)
@@ -216,7 +223,7 @@ console.log('Migrations done');
 
 /** A project dir where `@migration-script-runner/firebase` resolves to this package. */
 function guideProject({ migrations = false } = {}) {
-  const dir = migrations ? exampleMigrations(tmpDir('msr-lock-guide-')) : tmpDir('msr-lock-guide-')
+  const dir = migrations ? exampleMigrations(scratch('msr-lock-guide-')) : scratch('msr-lock-guide-')
   const scope = path.join(dir, 'node_modules', '@migration-script-runner')
   fs.mkdirSync(scope, { recursive: true })
   fs.symlinkSync(ROOT, path.join(scope, 'firebase'), 'dir')
@@ -610,14 +617,14 @@ test('L6: owner-checked release; forceReleaseLock removes any lock; the epoch gr
   assert.equal((await lockNode(ns)).epoch, 3)
 })
 
-/** A migrations folder with one migration that takes `ms` and logs when it starts. */
+/** A migrations folder: one migration that takes `ms` (in a worker it prints `slow-started`), then quick ones. */
 function slowMigrations(ms, { count = 2 } = {}) {
-  const dir = tmpDir('msr-lock-slow-')
+  const dir = scratch('msr-lock-slow-')
   const folder = path.join(dir, 'migrations')
   fs.mkdirSync(folder)
   fs.writeFileSync(
     path.join(folder, 'V202501010001_slow.js'),
-    `module.exports = { async up(db) { console.log('slow-started'); await new Promise((r) => setTimeout(r, ${ms})); await db.database.ref('slow/done').set(true); return 'slow' } }\n`,
+    `module.exports = { async up(db) { if (process.env.LOCK_TEST_WORKER) console.log('slow-started'); await new Promise((r) => setTimeout(r, ${ms})); await db.database.ref('slow/done').set(true); return 'slow' } }\n`,
   )
   for (let i = 2; i <= count; i++) {
     fs.writeFileSync(
@@ -755,7 +762,7 @@ test('L9: initLockStorage() reports PERMISSION_DENIED with the lock path (with a
 // CLI
 
 function cliProject(ns, { migrations = true } = {}) {
-  const dir = migrations ? exampleMigrations(tmpDir('msr-lock-cli-')) : tmpDir('msr-lock-cli-')
+  const dir = migrations ? exampleMigrations(scratch('msr-lock-cli-')) : scratch('msr-lock-cli-')
   fs.writeFileSync(
     path.join(dir, 'msr.config.js'),
     `module.exports = {
