@@ -32,15 +32,30 @@ fn level_of(s: &str) -> LogLevel {
 }
 
 /// Runner log lines go to stderr (so `--format json` keeps stdout clean), filtered by logLevel.
-fn log_fn(cfg: &Config) -> crate::runner::LogFn {
+/// Error lines are held back until the command ends, so that the one that merely repeats the
+/// command's final error is not printed twice.
+fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<String>>>) -> crate::runner::LogFn {
     let max = level_of(&cfg.log_level);
-    let lock = Arc::new(Mutex::new(()));
     Arc::new(move |level, msg| {
-        if level <= max {
-            let _g = lock.lock();
+        if level == LogLevel::Error {
+            held_errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(msg.to_string());
+        } else if level <= max {
             eprintln!("{msg}");
         }
     })
+}
+
+/// Print the held error lines except those that repeat `final_error`.
+fn flush_errors(io: &mut Io, held: &Mutex<Vec<String>>, final_error: Option<&Error>) {
+    for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        if final_error.is_some_and(|e| line.ends_with(&e.message)) {
+            continue;
+        }
+        io.eline(line);
+    }
 }
 
 fn parse_version(raw: &str, what: &str, allow_zero: bool) -> Result<u64, Error> {
@@ -78,13 +93,14 @@ pub async fn run<H: CliHost>(
         io.eline(format!("✗ {}", e.message));
         return exit_code(&e, failure);
     }
+    let held = Arc::new(Mutex::new(Vec::new()));
     let lock = cfg
         .locking
         .enabled
         .then(|| super::commands::lock_service(&client, &cfg));
     let runner = Runner::new(cfg.clone(), client, host, cwd.to_path_buf())
         .with_lock(lock)
-        .with_log(log_fn(&cfg))
+        .with_log(log_fn(&cfg, held.clone()))
         .with_stop(SIGNALS.stop.clone());
     match command {
         Command::Migrate {
@@ -116,6 +132,7 @@ pub async fn run<H: CliHost>(
             };
             let dry = opts.dry_run;
             let outcome = runner.migrate_outcome(opts).await;
+            flush_errors(io, &held, outcome.error.as_ref());
             if json {
                 io.json(&serde_json::to_value(&outcome.result).unwrap_or_default());
             }
@@ -167,6 +184,7 @@ pub async fn run<H: CliHost>(
                 wait,
             };
             let outcome = runner.down_outcome(target, opts).await;
+            flush_errors(io, &held, outcome.error.as_ref());
             if json {
                 io.json(&serde_json::to_value(&outcome.result).unwrap_or_default());
             }
