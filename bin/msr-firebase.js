@@ -6,9 +6,7 @@
 const { native, call } = require('../lib/native.js')
 const { createScriptHost } = require('../lib/host.js')
 const { FirebaseConfig } = require('../lib/config.js')
-const { createFirebaseDB } = require('../lib/database.js')
-const { FirebaseLockingService } = require('../lib/locking.js')
-const pkg = require('../package.json')
+const { createHandler } = require('../lib/runner.js')
 
 let context = null
 let settings = null
@@ -18,12 +16,11 @@ const host = createScriptHost({
   },
   context: async () => {
     if (!context) {
+      const nativeDatabase = await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd()))
       const cfg = new FirebaseConfig(settings.config)
-      const nativeDb = await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd()))
-      const db = createFirebaseDB(nativeDb)
-      const lockingService = cfg.locking && cfg.locking.enabled ? new FirebaseLockingService(native.createLockingService(nativeDb, settings.config)) : undefined
-      const handler = { cfg, db, lockingService, getName: () => 'Firebase Realtime Database Runner', getVersion: () => pkg.version }
-      context = { db, handler }
+      const nativeLock = cfg.locking && cfg.locking.enabled ? native.createLockingService(nativeDatabase, settings.config) : null
+      const handler = createHandler({ cfg, nativeDatabase, nativeLock })
+      context = { db: handler.db, handler }
     }
     return context
   },

@@ -1,7 +1,6 @@
 'use strict'
 // FirebaseRunner: the predecessor's JS API over the Rust runner.
 
-const os = require('node:os')
 const { native, call, codedError } = require('./native.js')
 const { FirebaseConfig, toSettings } = require('./config.js')
 const { createFirebaseDB } = require('./database.js')
@@ -40,6 +39,18 @@ function toTarget(v, what) {
   return n
 }
 
+/** The `handler` scripts receive (also built by the CLI for its scripts). */
+function createHandler({ cfg, nativeDatabase, nativeLock, backup }) {
+  return {
+    cfg,
+    db: createFirebaseDB(nativeDatabase),
+    lockingService: nativeLock ? new FirebaseLockingService(nativeLock) : undefined,
+    backup,
+    getName: () => 'Firebase Realtime Database Runner',
+    getVersion: () => pkg.version,
+  }
+}
+
 class FirebaseRunner {
   /**
    * Connect (emulator or service account) and build the runner.
@@ -68,19 +79,16 @@ class FirebaseRunner {
   /** The same handler every time: `{ cfg, db, lockingService, backup, getName(), getVersion() }`. */
   getHandler() {
     if (!this._handler) {
-      const nativeLock = this._native.locking
       const runner = this
-      this._handler = {
+      this._handler = createHandler({
         cfg: this._config,
-        db: createFirebaseDB(this._native.database),
-        lockingService: nativeLock ? new FirebaseLockingService(nativeLock) : undefined,
+        nativeDatabase: this._native.database,
+        nativeLock: this._native.locking,
         backup: {
           backup: () => runner.createBackup(),
           restore: (path) => runner.restoreFromBackup(path),
         },
-        getName: () => 'Firebase Realtime Database Runner',
-        getVersion: () => pkg.version,
-      }
+      })
     }
     return this._handler
   }
@@ -170,4 +178,4 @@ class FirebaseRunner {
   }
 }
 
-module.exports = { FirebaseRunner, consoleLogger, hostname: os.hostname }
+module.exports = { FirebaseRunner, createHandler, consoleLogger }

@@ -2,7 +2,6 @@
 //! the event-stream keep-alive interval. The HTTP interface is documented in `mod.rs`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -75,11 +74,7 @@ impl Levers {
 
     /// The server's clock in ms since the epoch (wall clock plus the offset lever).
     pub fn now_ms(&self) -> i64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        wall + self.clock_offset_ms
+        crate::rtdb::Clock::now_ms(&crate::rtdb::SystemClock) + self.clock_offset_ms
     }
 }
 
