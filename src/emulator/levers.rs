@@ -82,12 +82,7 @@ impl Levers {
 mod tests {
     use super::*;
 
-    fn segs(p: &str) -> Vec<String> {
-        p.split('/')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
-    }
+    use crate::emulator::test_segs as segs;
 
     #[test]
     fn deny_at_under_over() {

@@ -153,3 +153,12 @@ impl Emulator {
             .map_err(|e| Error::internal(format!("The emulator's server task failed: {e}")))
     }
 }
+
+/// `"a/b"` -> `["a", "b"]`, for the emulator's unit tests.
+#[cfg(test)]
+pub(crate) fn test_segs(p: &str) -> Vec<String> {
+    p.split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}

@@ -350,14 +350,6 @@ fn default_namespace(req: &Request<Incoming>) -> String {
     }
 }
 
-fn valid_namespace(ns: &str) -> bool {
-    !ns.is_empty()
-        && ns.len() <= 128
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 async fn data_request(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
@@ -406,7 +398,7 @@ async fn data_request(state: &Arc<State>, req: Request<Incoming>) -> Response<Bo
             .map(|(_, v)| v.clone())
     };
     let ns = match param("ns") {
-        Some(ns) if valid_namespace(&ns) => ns,
+        Some(ns) if crate::rtdb::url::valid_namespace(&ns) => ns,
         Some(ns) => {
             return bad_request(format!(
                 "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"

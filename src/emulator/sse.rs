@@ -164,12 +164,7 @@ pub fn open(state: Arc<State>, ns: String, at: Vec<String>) -> Body {
 mod tests {
     use super::*;
 
-    fn segs(p: &str) -> Vec<String> {
-        p.split('/')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
-    }
+    use crate::emulator::test_segs as segs;
     fn text(b: Vec<Bytes>) -> Vec<String> {
         b.into_iter()
             .map(|b| String::from_utf8(b.to_vec()).unwrap())

@@ -218,12 +218,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn segs(p: &str) -> Vec<String> {
-        p.split('/')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
-    }
+    use crate::emulator::test_segs as segs;
 
     #[test]
     fn set_get_and_prune() {

@@ -126,14 +126,8 @@ impl ExclusiveGuard {
             if i > 0 {
                 tokio::time::sleep(delay).await;
             }
-            match service
-                .try_acquire(id)
-                .await
-                .map_err(wrap("Failed to acquire lock"))?
-            {
-                AcquireOutcome::Acquired(h) => return Ok(h),
-                AcquireOutcome::HeldBy(r) => last = Some(r),
-                AcquireOutcome::Contended => {}
+            if let Some(h) = attempt(service, id, &mut last).await? {
+                return Ok(h);
             }
         }
         Err(held_error(service, last).await)
@@ -148,14 +142,8 @@ impl ExclusiveGuard {
         let mut stream_tried = false;
         let mut backoff = Duration::from_millis(200);
         loop {
-            match service
-                .try_acquire(id)
-                .await
-                .map_err(wrap("Failed to acquire lock"))?
-            {
-                AcquireOutcome::Acquired(h) => return Ok(h),
-                AcquireOutcome::HeldBy(r) => last = Some(r),
-                AcquireOutcome::Contended => {}
+            if let Some(h) = attempt(service, id, &mut last).await? {
+                return Ok(h);
             }
             let now = Instant::now();
             if end.is_some_and(|e| now >= e) {
@@ -355,5 +343,25 @@ async fn renew_loop(service: LockService, executor_id: String, state: Arc<Mutex<
             }
             Err(_) => delay = retry_soon,
         }
+    }
+}
+
+/// One acquire attempt: the held lock, or `None` (remembering the holder in `last`).
+async fn attempt(
+    service: &LockService,
+    id: &str,
+    last: &mut Option<LockRecord>,
+) -> Result<Option<Held>> {
+    match service
+        .try_acquire(id)
+        .await
+        .map_err(wrap("Failed to acquire lock"))?
+    {
+        AcquireOutcome::Acquired(h) => Ok(Some(h)),
+        AcquireOutcome::HeldBy(r) => {
+            *last = Some(r);
+            Ok(None)
+        }
+        AcquireOutcome::Contended => Ok(None),
     }
 }

@@ -46,7 +46,8 @@ fn invalid(url: &str, why: &str) -> Error {
     ))
 }
 
-fn valid_namespace(ns: &str) -> bool {
+/// A database namespace (`?ns=`): 1–128 of `[A-Za-z0-9_-]`. The emulator accepts the same.
+pub fn valid_namespace(ns: &str) -> bool {
     !ns.is_empty()
         && ns.len() <= 128
         && ns
