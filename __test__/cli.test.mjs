@@ -21,13 +21,7 @@ after(async () => {
 
 /** A project dir (examples copied unless `files` given) and a namespace. */
 function project(files) {
-  const dir = h.tmpDir('msr-cli-')
-  if (files === undefined) h.exampleMigrations(dir)
-  else if (files !== null) {
-    fs.mkdirSync(path.join(dir, 'migrations'), { recursive: true })
-    for (const [n, src] of Object.entries(files)) fs.writeFileSync(path.join(dir, 'migrations', n), src)
-  }
-  return { dir, ns: h.uniqueNs('cli') }
+  return { dir: h.project(files, 'msr-cli-'), ns: h.uniqueNs('cli') }
 }
 
 const emuEnv = () => ({ FIREBASE_DATABASE_EMULATOR_HOST: emu.hostPort })

@@ -80,4 +80,18 @@ function exampleMigrations(dir = tmpDir()) {
   return dir
 }
 
-module.exports = { startEmulator, uniqueNs, lever, rawGet, rawPut, tmpDir, runNode, cli, exampleMigrations, ROOT, BIN }
+/**
+ * A temp project dir with `migrations/`: the examples when `files` is undefined, the given
+ * `{ name: source }` files otherwise, and no migrations folder at all when `files` is null.
+ */
+function project(files, prefix = 'msr-test-') {
+  const dir = tmpDir(prefix)
+  if (files === undefined) exampleMigrations(dir)
+  else if (files !== null) {
+    fs.mkdirSync(path.join(dir, 'migrations'), { recursive: true })
+    for (const [name, src] of Object.entries(files)) fs.writeFileSync(path.join(dir, 'migrations', name), src)
+  }
+  return dir
+}
+
+module.exports = { project, startEmulator, uniqueNs, lever, rawGet, rawPut, tmpDir, runNode, cli, exampleMigrations, ROOT, BIN }

@@ -24,13 +24,7 @@ after(async () => {
 
 /** A temp project: `migrations/` with the given files ({ name: source }) or the examples. */
 function project(files) {
-  const dir = h.tmpDir()
-  if (files === undefined) h.exampleMigrations(dir)
-  else {
-    fs.mkdirSync(path.join(dir, 'migrations'), { recursive: true })
-    for (const [name, src] of Object.entries(files)) fs.writeFileSync(path.join(dir, 'migrations', name), src)
-  }
-  return dir
+  return h.project(files)
 }
 
 async function runnerFor(dir, extra = {}) {
