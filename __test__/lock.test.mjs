@@ -654,10 +654,12 @@ test('L7: runExclusive waits for a release; gives up with LOCK_HELD after waitTi
   const fast = await waiter.runExclusive(async () => 1, { executorId: 'fail-fast' }).catch((e) => e)
   assert.equal(fast.code, 'LOCK_HELD', 'fail fast by default')
 
+  // Set when the release is sent: the waiter may be woken (by the lock node's event stream)
+  // before the releaser's own response arrives.
   let releasedAt = 0
-  setTimeout(async () => {
-    await hold.releaseLock('holder')
+  setTimeout(() => {
     releasedAt = Date.now()
+    hold.releaseLock('holder')
   }, 700)
   t = Date.now()
   const result = await waiter.runExclusive(
