@@ -190,10 +190,6 @@ pub fn create_locking_service(
 ) -> napi::Result<NativeLock> {
     let cfg = Config::from_value(&config).napi()?;
     Ok(NativeLock {
-        svc: LockService::new(
-            database.client.clone(),
-            cfg.shift_path().as_deref(),
-            cfg.lock_options(),
-        ),
+        svc: cfg.lock_service(&database.client),
     })
 }

@@ -15,7 +15,7 @@ use super::host::{HostFn, JsHost};
 use super::lock::NativeLock;
 use crate::config::Config;
 use crate::connection::{self, ConnectionInfo};
-use crate::lock::{LockService, WaitPolicy};
+use crate::lock::WaitPolicy;
 use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
 
 /// `(level, message) => void`, fire-and-forget.
@@ -181,13 +181,7 @@ pub async fn create_runner(
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
     let client = connection::connect(&cfg, &cwd).await.napi()?;
-    let lock = cfg.locking.enabled.then(|| {
-        LockService::new(
-            client.clone(),
-            cfg.shift_path().as_deref(),
-            cfg.lock_options(),
-        )
-    });
+    let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
     let stop = StopFlag::default();
     let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd)
         .with_lock(lock)

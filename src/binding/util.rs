@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use napi_derive::napi;
 use serde_json::Value;
 
-use crate::emulator::PushIdGenerator;
+use crate::rtdb::PushIdGenerator;
 use crate::rtdb::{Clock, SystemClock};
 
 static PUSH_IDS: Mutex<Option<PushIdGenerator>> = Mutex::new(None);

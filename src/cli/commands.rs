@@ -10,7 +10,6 @@ use super::{exit, exit_code, load_config, lock_cmds, CliHost, SIGNALS};
 use crate::config::Config;
 use crate::connection;
 use crate::emulator::{Emulator, EmulatorOptions};
-use crate::lock::LockService;
 use crate::rtdb::Client;
 use crate::{Error, ErrorCode};
 
@@ -57,9 +56,9 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         }
     };
     match cli.command {
-        Command::LockStatus => lock_cmds::status(&lock_service(&client, &cfg), io, json).await,
+        Command::LockStatus => lock_cmds::status(&cfg.lock_service(&client), io, json).await,
         Command::LockRelease { force: true } => {
-            lock_cmds::release(&lock_service(&client, &cfg), io).await
+            lock_cmds::release(&cfg.lock_service(&client), io).await
         }
         Command::FirebaseTestConnection => test_connection(&client, io, json).await,
         Command::FirebaseNodes => nodes(&client, &cfg, io, json).await,
@@ -92,14 +91,6 @@ fn command_failure_code(c: &Command) -> i32 {
         | Command::FirebaseBackupNodes { .. } => exit::CONNECTION,
         _ => exit::GENERAL,
     }
-}
-
-pub fn lock_service(client: &Client, cfg: &Config) -> LockService {
-    LockService::new(
-        client.clone(),
-        cfg.shift_path().as_deref(),
-        cfg.lock_options(),
-    )
 }
 
 fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {

@@ -94,10 +94,7 @@ pub async fn run<H: CliHost>(
         return exit_code(&e, failure);
     }
     let held = Arc::new(Mutex::new(Vec::new()));
-    let lock = cfg
-        .locking
-        .enabled
-        .then(|| super::commands::lock_service(&client, &cfg));
+    let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
     let runner = Runner::new(cfg.clone(), client, host, cwd.to_path_buf())
         .with_lock(lock)
         .with_log(log_fn(&cfg, held.clone()))

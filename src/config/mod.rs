@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::lock::LockOptions;
+use crate::lock::{LockOptions, LockService};
+use crate::rtdb::Client;
 use crate::{Error, Result};
 
 pub use schema::{env_layer, env_name, Kind, SCHEMA};
@@ -280,6 +281,15 @@ impl Config {
 
     pub fn backup_folder_path(&self, cwd: &Path) -> PathBuf {
         Config::resolve(cwd, &self.backup.folder)
+    }
+
+    /// The lock service for this config's shift and lock options on `client`.
+    pub fn lock_service(&self, client: &Client) -> LockService {
+        LockService::new(
+            client.clone(),
+            self.shift_path().as_deref(),
+            self.lock_options(),
+        )
     }
 
     pub fn lock_options(&self) -> LockOptions {

@@ -1,120 +1,147 @@
-//! Test levers: request counts, deny rules, latency, injected faults, a server clock offset and
-//! the event-stream keep-alive interval. The HTTP interface is documented in `mod.rs`.
+//! The test levers' HTTP endpoint, `/.emulator/...` (documented in `mod.rs`): request counts,
+//! deny rules, latency, injected faults, the server clock offset, the keep-alive interval,
+//! export and reset. Lever requests are not counted, delayed or denied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-/// Namespace key for deny rules that apply to every namespace.
-pub const ALL_NAMESPACES: &str = "*";
-pub const DEFAULT_KEEPALIVE_MS: u64 = 30_000;
+use super::response::{bad_request, error, json_response, read_json, Body};
+use super::state::{Levers, State, WriteEvent, ALL_NAMESPACES};
+use crate::rtdb::path;
 
-#[derive(Debug)]
-pub struct Levers {
-    pub total: u64,
-    pub by_method: BTreeMap<String, u64>,
-    pub by_path: BTreeMap<String, u64>,
-    /// ns (or `*`) -> denied paths (as segments).
-    pub deny: HashMap<String, Vec<Vec<String>>>,
-    pub latency_ms: u64,
-    pub unavailable_probability: f64,
-    pub clock_offset_ms: i64,
-    pub keepalive_ms: u64,
-}
-
-impl Default for Levers {
-    fn default() -> Self {
-        Levers {
-            total: 0,
-            by_method: BTreeMap::new(),
-            by_path: BTreeMap::new(),
-            deny: HashMap::new(),
-            latency_ms: 0,
-            unavailable_probability: 0.0,
-            clock_offset_ms: 0,
-            keepalive_ms: DEFAULT_KEEPALIVE_MS,
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let name = req
+        .uri()
+        .path()
+        .trim_start_matches("/.emulator")
+        .trim_matches('/')
+        .to_string();
+    let ok = |v: Value| json_response(StatusCode::OK, &v, false);
+    match (method, name.as_str()) {
+        (Method::GET, "requests") => ok(state.levers().counts_json()),
+        (Method::DELETE, "requests") => {
+            state.levers().reset_counts();
+            ok(state.levers().counts_json())
         }
-    }
-}
-
-impl Levers {
-    pub fn count(&mut self, method: &str, path: &str) {
-        self.total += 1;
-        *self.by_method.entry(method.to_string()).or_default() += 1;
-        *self.by_path.entry(format!("{method} {path}")).or_default() += 1;
-    }
-
-    pub fn reset_counts(&mut self) {
-        self.total = 0;
-        self.by_method.clear();
-        self.by_path.clear();
-    }
-
-    pub fn counts_json(&self) -> Value {
-        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path })
-    }
-
-    /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it.
-    pub fn is_denied(&self, ns: &str, segs: &[String]) -> bool {
-        [ns, ALL_NAMESPACES]
-            .iter()
-            .filter_map(|n| self.deny.get(*n))
-            .flatten()
-            .any(|rule| rule.starts_with(segs) || segs.starts_with(rule))
-    }
-
-    pub fn deny_json(&self) -> Value {
-        let rules: BTreeMap<&String, Vec<String>> = self
-            .deny
-            .iter()
-            .map(|(ns, paths)| (ns, paths.iter().map(|p| p.join("/")).collect()))
-            .collect();
-        json!({ "rules": rules })
-    }
-
-    /// The server's clock in ms since the epoch (wall clock plus the offset lever).
-    pub fn now_ms(&self) -> i64 {
-        crate::rtdb::Clock::now_ms(&crate::rtdb::SystemClock) + self.clock_offset_ms
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::emulator::test_segs as segs;
-
-    #[test]
-    fn deny_at_under_over() {
-        let mut l = Levers::default();
-        l.deny.insert("db".into(), vec![segs("migrations/_lock")]);
-        for p in [
-            "migrations/_lock",
-            "migrations/_lock/owner",
-            "migrations",
-            "",
-        ] {
-            assert!(l.is_denied("db", &segs(p)), "{p}");
+        (Method::GET, "deny") => ok(state.levers().deny_json()),
+        (Method::DELETE, "deny") => {
+            state.levers().deny.clear();
+            ok(state.levers().deny_json())
         }
-        for p in ["migrations/other", "other", "migrations/_lockx"] {
-            assert!(!l.is_denied("db", &segs(p)), "{p}");
+        (Method::PUT, "deny") => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(res) => return res,
+            };
+            let ns = match body.get("ns") {
+                None | Some(Value::Null) => ALL_NAMESPACES.to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => return bad_request("deny: \"ns\" must be a string"),
+            };
+            let Some(paths) = body.get("paths").and_then(Value::as_array) else {
+                return bad_request(
+                    "deny: expected {\"ns\": \"<namespace>\", \"paths\": [\"a/b\", ...]}",
+                );
+            };
+            let mut rules = Vec::new();
+            for p in paths {
+                let Some(p) = p.as_str() else {
+                    return bad_request("deny: paths must be strings");
+                };
+                match path::segments(p) {
+                    Ok(segs) => rules.push(segs),
+                    Err(e) => return bad_request(format!("deny: {}", e.message)),
+                }
+            }
+            let mut levers = state.levers();
+            if rules.is_empty() {
+                levers.deny.remove(&ns);
+            } else {
+                levers.deny.insert(ns, rules);
+            }
+            ok(levers.deny_json())
         }
-        assert!(!l.is_denied("otherdb", &segs("migrations/_lock")));
-        l.deny.insert(ALL_NAMESPACES.into(), vec![segs("x")]);
-        assert!(l.is_denied("otherdb", &segs("x/y")));
-    }
-
-    #[test]
-    fn counts() {
-        let mut l = Levers::default();
-        l.count("GET", "/a");
-        l.count("GET", "/a");
-        l.count("PUT", "/b");
-        assert_eq!(
-            l.counts_json(),
-            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}})
-        );
-        l.reset_counts();
-        assert_eq!(l.counts_json()["total"], 0);
+        (Method::GET, "latency") => ok(json!({ "ms": state.levers().latency_ms })),
+        (Method::PUT, "latency") => match read_json(req).await {
+            Ok(b) => match b.get("ms").and_then(Value::as_u64) {
+                Some(ms) => {
+                    state.levers().latency_ms = ms;
+                    ok(json!({ "ms": ms }))
+                }
+                None => bad_request("latency: expected {\"ms\": <non-negative integer>}"),
+            },
+            Err(res) => res,
+        },
+        (Method::GET, "faults") => {
+            ok(json!({ "unavailableProbability": state.levers().unavailable_probability }))
+        }
+        (Method::PUT, "faults") => match read_json(req).await {
+            Ok(b) => match b.get("unavailableProbability").and_then(Value::as_f64) {
+                Some(p) if (0.0..=1.0).contains(&p) => {
+                    state.levers().unavailable_probability = p;
+                    ok(json!({ "unavailableProbability": p }))
+                }
+                _ => bad_request(
+                    "faults: expected {\"unavailableProbability\": <number between 0 and 1>}",
+                ),
+            },
+            Err(res) => res,
+        },
+        (Method::GET, "clock") => {
+            let l = state.levers();
+            ok(json!({ "offsetMs": l.clock_offset_ms, "now": l.now_ms() }))
+        }
+        (Method::PUT, "clock") => match read_json(req).await {
+            Ok(b) => match b.get("offsetMs").and_then(Value::as_i64) {
+                Some(off) => {
+                    let mut l = state.levers();
+                    l.clock_offset_ms = off;
+                    ok(json!({ "offsetMs": off, "now": l.now_ms() }))
+                }
+                None => bad_request("clock: expected {\"offsetMs\": <integer>}"),
+            },
+            Err(res) => res,
+        },
+        (Method::GET, "keepalive") => ok(json!({ "ms": state.levers().keepalive_ms })),
+        (Method::PUT, "keepalive") => match read_json(req).await {
+            Ok(b) => match b.get("ms").and_then(Value::as_u64).filter(|ms| *ms > 0) {
+                Some(ms) => {
+                    state.levers().keepalive_ms = ms;
+                    ok(json!({ "ms": ms }))
+                }
+                None => bad_request("keepalive: expected {\"ms\": <positive integer>}"),
+            },
+            Err(res) => res,
+        },
+        (Method::GET, "export") => ok(state.store().export()),
+        (Method::POST, "reset") => {
+            // Data first, under the store lock, with an event so open streams see the wipe.
+            {
+                let mut store = state.store();
+                let namespaces: Vec<String> = store
+                    .export()
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                store.clear();
+                for ns in namespaces {
+                    let _ = state.events.send(Arc::new(WriteEvent::Put {
+                        ns,
+                        path: Vec::new(),
+                        data: Value::Null,
+                    }));
+                }
+            }
+            *state.levers() = Levers::default();
+            ok(json!({ "reset": true }))
+        }
+        (method, _) => error(
+            StatusCode::NOT_FOUND,
+            format!("Unknown emulator lever: {method} /.emulator/{name}"),
+        ),
     }
 }

@@ -4,8 +4,11 @@
 //! levers. It is the project's test server for a distributed lock, so it is never more lenient
 //! than the real service (where unsure, it refuses).
 //!
-//! Modules: `server` (HTTP, routing, method handlers), `store` (data trees, validation, server
-//! values, pruning), `etag`, `push_id`, `sse` (event streams), `levers` (test levers).
+//! Modules: this file (start/stop, accepting connections, routing `/.emulator/...` vs data),
+//! `state` (the store, lever settings, push ids and the write feed, shared by every request),
+//! `data` (data requests: parsing and one handler per method), `levers` (the test levers'
+//! endpoint), `sse` (event streams), `response` (response building, JSON bodies), `store` (data
+//! trees, validation, server values, pruning), `etag`. Push ids come from `crate::rtdb::push_id`.
 //!
 //! # Addressing
 //! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
@@ -46,24 +49,34 @@
 //! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}`.
 //! - `POST /.emulator/reset`: clears all data, all levers and the counts.
 
+mod data;
 mod etag;
 mod levers;
-mod push_id;
-mod server;
+mod response;
 mod sse;
+mod state;
 mod store;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{Error, Result};
+use response::Body;
+use state::{stopped, State};
 
-pub use push_id::{PushIdGenerator, PUSH_CHARS};
-pub use server::DEFAULT_NAMESPACE;
+pub use data::DEFAULT_NAMESPACE;
 
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
@@ -87,7 +100,7 @@ impl Default for EmulatorOptions {
 /// A running emulator. Dropping it does not stop it; call `stop()`.
 pub struct Emulator {
     addr: SocketAddr,
-    state: Arc<server::State>,
+    state: Arc<State>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -114,15 +127,15 @@ impl Emulator {
             Some(data) => import(data)?,
             None => store::Store::new(),
         };
-        let (listener, addr) = server::bind(&opts.host, opts.port).await.map_err(|e| {
+        let (listener, addr) = bind(&opts.host, opts.port).await.map_err(|e| {
             Error::io(
                 format!("Cannot start the emulator on {}:{}", opts.host, opts.port),
                 e,
             )
         })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = Arc::new(server::State::new(st, shutdown_rx));
-        let task = tokio::spawn(server::serve(listener, state.clone()));
+        let state = Arc::new(State::new(st, shutdown_rx));
+        let task = tokio::spawn(serve(listener, state.clone()));
         Ok(Emulator {
             addr,
             state,
@@ -152,6 +165,57 @@ impl Emulator {
             .await
             .map_err(|e| Error::internal(format!("The emulator's server task failed: {e}")))
     }
+}
+
+/// Accept connections until shutdown, then wait for every connection to finish.
+pub async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of file descriptors and the like: back off briefly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        conns.spawn(async move {
+            let mut shutdown = state.shutdown.clone();
+            let svc_state = state.clone();
+            let svc = service_fn(move |req| handle(svc_state.clone(), req));
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopped(&mut shutdown) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    if path == "/.emulator" || path.starts_with("/.emulator/") {
+        return Ok(levers::handle(&state, req).await);
+    }
+    Ok(data::handle(&state, req).await)
+}
+
+/// Bind and start serving; returns the bound address and the serving task.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind((host, port)).await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
 }
 
 /// `"a/b"` -> `["a", "b"]`, for the emulator's unit tests.

@@ -1,5 +1,5 @@
 //! Event streams (`Accept: text/event-stream` on a GET). Every write is published, under the
-//! store lock (so in write order), on a broadcast channel as a `WriteEvent`; each open stream
+//! store lock (so in write order), on a broadcast channel as a `WriteEvent` (`state`); each open stream
 //! turns the writes that touch its node (an ancestor, the node or a descendant) into `put` or
 //! `patch` events with paths relative to the streamed node, sends `keep-alive` events
 //! periodically, and ends when the emulator stops or the client goes away.
@@ -15,25 +15,9 @@ use hyper::body::Frame;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::server::{stopped, Body, State};
+use super::response::Body;
+use super::state::{stopped, State, WriteEvent};
 use super::store::to_output;
-
-/// One write, as stored (data already prepared and resolved).
-#[derive(Debug, Clone)]
-pub enum WriteEvent {
-    /// The value at `path` was replaced by `data` (null = deleted).
-    Put {
-        ns: String,
-        path: Vec<String>,
-        data: Value,
-    },
-    /// A multi-path update at `path`: (original key, its segments relative to `path`, data).
-    Patch {
-        ns: String,
-        path: Vec<String>,
-        entries: Vec<(String, Vec<String>, Value)>,
-    },
-}
 
 fn rel(path: &[String]) -> String {
     format!("/{}", path.join("/"))

@@ -59,20 +59,6 @@ impl HistoryRecord {
         serde_json::to_value(self).expect("history record serialises")
     }
 
-    /// The record as users see it (`MigrationInfo`).
-    pub fn to_info(&self) -> crate::runner::MigrationInfo {
-        crate::runner::MigrationInfo {
-            name: self.name.clone(),
-            filepath: self.filepath.clone(),
-            timestamp: self.timestamp,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            username: self.username.clone(),
-            result: self.result.clone(),
-            checksum: self.checksum.clone(),
-        }
-    }
-
     /// Parse one child of the history node. `Err` carries the reason it was skipped.
     pub fn from_entry(key: &str, value: &Value) -> std::result::Result<HistoryRecord, String> {
         let obj = match value {

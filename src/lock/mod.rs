@@ -1,5 +1,5 @@
-//! The distributed migration lock at `{shift}/migrations/_lock` (INTERFACE; bodies to be
-//! implemented). Properties L1–L9 of shared/spec/product.md §5.
+//! The distributed migration lock at `{shift}/migrations/_lock`. Properties L1–L9 of
+//! shared/spec/product.md §5.
 //!
 //! Design in short:
 //! - Every lock field lives in one node, changed only by conditional PUTs (ETag + `if-match`),
@@ -30,8 +30,10 @@ pub fn lock_path(shift: Option<&str>) -> String {
 
 /// Default executor id: `hostname-pid-uuid`.
 pub fn default_executor_id() -> String {
-    let host = hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown-host".into());
-    format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4())
+    format!(
+        "{}-{}-{}",
+        record::this_host(),
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    )
 }

@@ -41,6 +41,13 @@ pub struct LockStatus {
     pub epoch: u64,
 }
 
+/// This machine's host name, as lock records store it.
+pub fn this_host() -> String {
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
 /// `{".sv":"timestamp"}`: the server writes its own clock.
 pub fn server_timestamp() -> Value {
     json!({".sv": "timestamp"})
@@ -65,7 +72,7 @@ impl LockRecord {
             executor_id: executor_id.to_string(),
             locked_at: 0,
             expires_at,
-            hostname: super::service::this_host(),
+            hostname: this_host(),
             process_id: Some(std::process::id()),
             epoch,
             renewed_at: None,
@@ -144,6 +151,20 @@ impl LockRecord {
             hostname: self.hostname.clone(),
             epoch: self.epoch,
         }
+    }
+}
+
+impl LockRecord {
+    /// The stored form of a record whose server timestamps are resolved.
+    pub(crate) fn to_write_resolved(&self) -> Value {
+        let mut v = self.to_write(false);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("lockedAt".into(), self.locked_at.into());
+            if let Some(r) = self.renewed_at {
+                o.insert("renewedAt".into(), r.into());
+            }
+        }
+        v
     }
 }
 

@@ -18,8 +18,7 @@ use serde_json::Value;
 use crate::rtdb::{CasOutcome, Client, Versioned, NULL_ETAG};
 use crate::{Error, ErrorCode, Result};
 
-use super::record::{tombstone, LockNode, LockRecord};
-use super::LockStatus;
+use super::record::{this_host, tombstone, LockNode, LockRecord, LockStatus};
 
 /// How many times a compare-and-set is re-evaluated after a 412 before giving up.
 const MAX_CAS_ROUNDS: usize = 16;
@@ -132,12 +131,6 @@ fn contended(path: &str) -> Error {
         ErrorCode::LockError,
         format!("the lock at {path} kept changing under contention ({MAX_CAS_ROUNDS} conditional writes lost)"),
     )
-}
-
-pub(crate) fn this_host() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown-host".into())
 }
 
 fn num(v: &Value, key: &str) -> Option<i64> {
@@ -519,19 +512,5 @@ impl LockService {
             }
         }
         Err(contended(&self.path))
-    }
-}
-
-impl LockRecord {
-    /// The stored form of a record whose server timestamps are resolved.
-    pub(crate) fn to_write_resolved(&self) -> Value {
-        let mut v = self.to_write(false);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("lockedAt".into(), self.locked_at.into());
-            if let Some(r) = self.renewed_at {
-                o.insert("renewedAt".into(), r.into());
-            }
-        }
-        v
     }
 }

@@ -1,4 +1,4 @@
-//! Authentication (INTERFACE; body to be implemented). The token only ever travels in an
+//! Authentication. The token only ever travels in an
 //! `Authorization: Bearer` header; never in a URL, a log line or an error message.
 
 use std::sync::Arc;

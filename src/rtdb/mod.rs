@@ -2,29 +2,34 @@
 //! auth, retries, conditional writes, queries and event streams.
 //!
 //! Sub-modules:
-//! - `url`: `DatabaseUrl` — the production and emulator URL forms, `FIREBASE_DATABASE_EMULATOR_HOST`.
+//! - `database_url`: `DatabaseUrl` — the production and emulator URL forms,
+//!   `FIREBASE_DATABASE_EMULATOR_HOST`.
 //! - `path`: key/path validation shared by the client and the emulator.
 //! - `order`: RTDB child ordering and query evaluation (`Query`), shared by the client (client-side
 //!   sort) and the emulator (server-side filtering).
 //! - `auth`: `Auth` — `Bearer owner` for the emulator, a cached service-account token otherwise.
 //! - `retry`: the retry policy (capped exponential backoff with jitter).
 //! - `clock`: `Clock` (injectable wall clock) and `ServerClock` (server-time estimate from responses).
-//! - `client`: `Client`, the HTTP client.
+//! - `push_id`: `PushIdGenerator` — time-ordered push ids (client-side `push()` keys; the emulator
+//!   makes its POST ids with it too).
+//! - `client`: `Client`, the HTTP client (facade, transport, settling unknown outcomes, streams).
 
 pub mod auth;
 pub mod client;
 pub mod clock;
+pub mod database_url;
 pub mod order;
 pub mod path;
+pub mod push_id;
 pub mod retry;
-pub mod url;
 
 pub use auth::Auth;
 pub use client::{CasOutcome, Client, ClientOptions, EventStream, StreamEvent, Versioned};
 pub use clock::{Clock, ServerClock, SystemClock};
+pub use database_url::DatabaseUrl;
 pub use order::{OrderBy, Query};
+pub use push_id::{PushIdGenerator, PUSH_CHARS};
 pub use retry::RetryPolicy;
-pub use url::DatabaseUrl;
 
 /// The ETag RTDB gives a missing node; `if-match: null_etag` means "create only if absent".
 pub const NULL_ETAG: &str = "null_etag";

@@ -1,5 +1,4 @@
-//! Retry policy for transient failures (INTERFACE; body to be implemented): capped exponential
-//! backoff with full jitter.
+//! Retry policy for transient failures: capped exponential backoff with full jitter.
 
 use std::time::Duration;
 

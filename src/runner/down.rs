@@ -6,9 +6,11 @@ use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::Discovery;
-use super::migrate::script_info;
+use super::host::script_info;
 use super::plan::{check_target, plan};
-use super::{now_ms, Method, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost};
+use super::{
+    now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
+};
 
 impl<H: ScriptHost> Runner<H> {
     /// Roll back to `target` (a 12-digit version, or 0 for everything). `result.executed` lists
@@ -81,13 +83,9 @@ impl<H: ScriptHost> Runner<H> {
         result.migrated = records
             .iter()
             .filter(|r| r.timestamp <= target)
-            .map(HistoryRecord::to_info)
+            .map(MigrationInfo::from_record)
             .collect();
-        result.ignored = plan
-            .ignored
-            .iter()
-            .map(super::migrate::pending_info)
-            .collect();
+        result.ignored = plan.ignored.iter().map(MigrationInfo::pending).collect();
         let todo = plan.executed_after(target);
         if todo.is_empty() {
             self.info(&format!(
@@ -138,7 +136,7 @@ impl<H: ScriptHost> Runner<H> {
                 Error::new(e.code, format!("{} (down() of {} ran but its record was not removed because the lock was lost)", e.message, script.name))
             })?;
             history.remove_records([r]).await?;
-            result.executed.push(r.to_info());
+            result.executed.push(MigrationInfo::from_record(r));
             self.info(&format!("✓ Rolled back {}", script.name));
         }
         Ok(())

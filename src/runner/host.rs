@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::Result;
 
@@ -25,6 +25,17 @@ pub struct ScriptMeta {
 pub enum Method {
     Up,
     Down,
+}
+
+/// The `info` argument given to `up`/`down`.
+pub(crate) fn script_info(
+    name: &str,
+    filepath: &str,
+    timestamp: u64,
+    started_at: i64,
+    username: &str,
+) -> Value {
+    json!({ "name": name, "filepath": filepath, "timestamp": timestamp, "startedAt": started_at, "username": username })
 }
 
 pub trait ScriptHost: Send + Sync + 'static {

@@ -5,39 +5,21 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::history::{current_username, History, HistoryRecord};
 use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::{discover, Discovery, Script};
+use super::host::script_info;
 use super::plan::{check_target, plan, Plan};
-use super::rollback::{Attempt, Failure};
+use super::rollback::{Attempt, Done, Failure};
 use super::validate::{failure, validate_migrated, validate_script, ValidationIssue};
 use super::{
     now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
     ScriptMeta,
 };
-
-/// A migration this run executed and recorded.
-#[derive(Debug, Clone)]
-pub(crate) struct Done {
-    pub script: Script,
-    pub record: HistoryRecord,
-    pub meta: Option<ScriptMeta>,
-}
-
-/// The `info` argument given to `up`/`down`.
-pub(crate) fn script_info(
-    name: &str,
-    filepath: &str,
-    timestamp: u64,
-    started_at: i64,
-    username: &str,
-) -> Value {
-    json!({ "name": name, "filepath": filepath, "timestamp": timestamp, "startedAt": started_at, "username": username })
-}
 
 impl<H: ScriptHost> Runner<H> {
     /// Run pending migrations (up to `opts.target`). See the module docs of `runner` for the
@@ -188,8 +170,8 @@ impl<H: ScriptHost> Runner<H> {
             self.warn(w);
         }
         let plan = plan(&disc.scripts, &records);
-        result.migrated = records.iter().map(HistoryRecord::to_info).collect();
-        result.ignored = plan.ignored.iter().map(pending_info).collect();
+        result.migrated = records.iter().map(MigrationInfo::from_record).collect();
+        result.ignored = plan.ignored.iter().map(MigrationInfo::pending).collect();
         if !plan.ignored.is_empty() {
             self.warn(&format!(
                 "Ignored {} out-of-order migration(s) not newer than the last executed one ({}): {}. They will not run; give them a newer timestamp to apply them.",
@@ -349,7 +331,7 @@ impl<H: ScriptHost> Runner<H> {
                         .await);
                 }
             };
-            result.executed.push(record.to_info());
+            result.executed.push(MigrationInfo::from_record(&record));
             done.push(Done {
                 script: s.clone(),
                 record: HistoryRecord { key, ..record },
@@ -448,20 +430,6 @@ fn lost_before(e: Error, s: &Script, done: &[Done]) -> Error {
         )
     } else {
         e
-    }
-}
-
-/// A not-yet-executed script as `MigrationInfo`.
-pub(crate) fn pending_info(s: &Script) -> MigrationInfo {
-    MigrationInfo {
-        name: s.name.clone(),
-        filepath: s.filepath_str(),
-        timestamp: s.version,
-        started_at: None,
-        finished_at: None,
-        username: None,
-        result: None,
-        checksum: Some(s.checksum.clone()),
     }
 }
 

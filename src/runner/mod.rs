@@ -37,6 +37,7 @@ pub use list::{ListEntry, MigrationList, MigrationStatus};
 pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
 
 use crate::config::Config;
+use crate::history::HistoryRecord;
 use crate::lock::{LockService, WaitPolicy};
 use crate::rtdb::Client;
 use crate::{Error, Result};
@@ -83,6 +84,36 @@ pub struct MigrationInfo {
     pub result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+}
+
+impl MigrationInfo {
+    /// A stored history record as users see it.
+    pub fn from_record(r: &HistoryRecord) -> MigrationInfo {
+        MigrationInfo {
+            name: r.name.clone(),
+            filepath: r.filepath.clone(),
+            timestamp: r.timestamp,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            username: r.username.clone(),
+            result: r.result.clone(),
+            checksum: r.checksum.clone(),
+        }
+    }
+
+    /// A script that has not run yet.
+    pub(crate) fn pending(s: &discover::Script) -> MigrationInfo {
+        MigrationInfo {
+            name: s.name.clone(),
+            filepath: s.filepath_str(),
+            timestamp: s.version,
+            started_at: None,
+            finished_at: None,
+            username: None,
+            result: None,
+            checksum: Some(s.checksum.clone()),
+        }
+    }
 }
 
 /// `{ success, executed, migrated, ignored, errors }`

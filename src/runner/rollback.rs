@@ -5,13 +5,21 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::history::{current_username, History};
+use crate::history::{current_username, History, HistoryRecord};
 use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::Script;
-use super::migrate::{script_info, Done};
+use super::host::script_info;
 use super::{now_ms, Method, Runner, ScriptHost, ScriptMeta};
+
+/// A migration this run executed and recorded (what a rollback undoes).
+#[derive(Debug, Clone)]
+pub(crate) struct Done {
+    pub script: Script,
+    pub record: HistoryRecord,
+    pub meta: Option<ScriptMeta>,
+}
 
 /// The script that failed.
 pub(crate) struct Attempt {

@@ -1,324 +1,31 @@
-//! The HTTP server: hyper 1 over tokio, one task per connection, graceful shutdown. Data requests
-//! go through counting, latency, fault injection, parsing and deny rules, then to one of the
-//! method handlers; every read and write of the store happens under one lock, so a conditional
-//! check and its write are atomic with respect to every other write.
+//! Data requests (`/<path>.json`): counting, latency and injected faults first, then parsing
+//! (namespace, `print`, ETag headers), deny rules, and one handler per method, each reading and
+//! writing the store under its lock and publishing what it wrote for the event streams.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
-use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
-use tokio::task::JoinSet;
 
 use super::etag::etag;
-use super::levers::{Levers, ALL_NAMESPACES};
-use super::push_id::PushIdGenerator;
-use super::sse::{self, WriteEvent};
-use super::store::{prepare, to_output, Store};
+use super::response::{
+    bad_request, error, full, json_response, read_json, respond, with_etag, Body,
+};
+use super::sse;
+use super::state::{State, WriteEvent};
+use super::store::{prepare, to_output};
 use crate::rtdb::order::{Query, QUERY_PARAMS};
 use crate::rtdb::path::{self, MAX_DEPTH};
-
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The name of the namespace used when a request has no `?ns=`.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Query parameters that may accompany `shallow=true` (and that are otherwise ignored).
 const NEUTRAL_PARAMS: [&str; 4] = ["ns", "print", "auth", "access_token"];
-
-pub struct State {
-    pub store: Mutex<Store>,
-    pub levers: Mutex<Levers>,
-    pub push_ids: Mutex<PushIdGenerator>,
-    pub events: broadcast::Sender<Arc<WriteEvent>>,
-    pub shutdown: watch::Receiver<bool>,
-}
-
-impl State {
-    pub fn new(store: Store, shutdown: watch::Receiver<bool>) -> Self {
-        State {
-            store: Mutex::new(store),
-            levers: Mutex::new(Levers::default()),
-            push_ids: Mutex::new(PushIdGenerator::new()),
-            events: broadcast::channel(4096).0,
-            shutdown,
-        }
-    }
-    fn levers(&self) -> std::sync::MutexGuard<'_, Levers> {
-        self.levers.lock().expect("levers lock")
-    }
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().expect("store lock")
-    }
-}
-
-/// Resolves once the emulator is stopping (at once if it already is).
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// Accept connections until shutdown, then wait for every connection to finish.
-pub async fn serve(listener: TcpListener, state: Arc<State>) {
-    let mut shutdown = state.shutdown.clone();
-    let mut conns = JoinSet::new();
-    loop {
-        while conns.try_join_next().is_some() {}
-        let accepted = tokio::select! {
-            _ = stopped(&mut shutdown) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _peer)) = accepted else {
-            // Out of file descriptors and the like: back off briefly.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        conns.spawn(async move {
-            let mut shutdown = state.shutdown.clone();
-            let svc_state = state.clone();
-            let svc = service_fn(move |req| handle(svc_state.clone(), req));
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped(&mut shutdown) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    while conns.join_next().await.is_some() {}
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
-}
-
-fn respond(status: StatusCode, body: Body, content_type: Option<&'static str>) -> Response<Body> {
-    let mut res = Response::new(body);
-    *res.status_mut() = status;
-    if let Some(ct) = content_type {
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    res.headers_mut()
-        .insert("cache-control", HeaderValue::from_static("no-cache"));
-    res.headers_mut()
-        .insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    res
-}
-
-fn json_response(status: StatusCode, value: &Value, pretty: bool) -> Response<Body> {
-    let text = if pretty {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    }
-    .unwrap_or_default();
-    respond(status, full(text), Some("application/json; charset=utf-8"))
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
-    json_response(status, &json!({ "error": message.into() }), false)
-}
-
-fn bad_request(message: impl Into<String>) -> Response<Body> {
-    error(StatusCode::BAD_REQUEST, message)
-}
-
-fn with_etag(mut res: Response<Body>, tag: Option<String>) -> Response<Body> {
-    if let Some(tag) = tag {
-        if let Ok(v) = HeaderValue::from_str(&tag) {
-            res.headers_mut().insert("etag", v);
-        }
-    }
-    res
-}
-
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let path = req.uri().path().to_string();
-    if path == "/.emulator" || path.starts_with("/.emulator/") {
-        return Ok(levers_request(&state, req).await);
-    }
-    Ok(data_request(&state, req).await)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Levers
-
-/// The largest request body accepted (RTDB's REST write limit).
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
-
-async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
-    let bytes = match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Write too large: a REST write can be at most 256 MB",
-            ))
-        }
-        Err(e) => return Err(bad_request(format!("Could not read the request body: {e}"))),
-    };
-    serde_json::from_slice(&bytes)
-        .map_err(|_| bad_request("Invalid data; couldn't parse JSON object, array, or value."))
-}
-
-async fn levers_request(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().clone();
-    let name = req
-        .uri()
-        .path()
-        .trim_start_matches("/.emulator")
-        .trim_matches('/')
-        .to_string();
-    let ok = |v: Value| json_response(StatusCode::OK, &v, false);
-    match (method, name.as_str()) {
-        (Method::GET, "requests") => ok(state.levers().counts_json()),
-        (Method::DELETE, "requests") => {
-            state.levers().reset_counts();
-            ok(state.levers().counts_json())
-        }
-        (Method::GET, "deny") => ok(state.levers().deny_json()),
-        (Method::DELETE, "deny") => {
-            state.levers().deny.clear();
-            ok(state.levers().deny_json())
-        }
-        (Method::PUT, "deny") => {
-            let body = match read_json(req).await {
-                Ok(b) => b,
-                Err(res) => return res,
-            };
-            let ns = match body.get("ns") {
-                None | Some(Value::Null) => ALL_NAMESPACES.to_string(),
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => return bad_request("deny: \"ns\" must be a string"),
-            };
-            let Some(paths) = body.get("paths").and_then(Value::as_array) else {
-                return bad_request(
-                    "deny: expected {\"ns\": \"<namespace>\", \"paths\": [\"a/b\", ...]}",
-                );
-            };
-            let mut rules = Vec::new();
-            for p in paths {
-                let Some(p) = p.as_str() else {
-                    return bad_request("deny: paths must be strings");
-                };
-                match path::segments(p) {
-                    Ok(segs) => rules.push(segs),
-                    Err(e) => return bad_request(format!("deny: {}", e.message)),
-                }
-            }
-            let mut levers = state.levers();
-            if rules.is_empty() {
-                levers.deny.remove(&ns);
-            } else {
-                levers.deny.insert(ns, rules);
-            }
-            ok(levers.deny_json())
-        }
-        (Method::GET, "latency") => ok(json!({ "ms": state.levers().latency_ms })),
-        (Method::PUT, "latency") => match read_json(req).await {
-            Ok(b) => match b.get("ms").and_then(Value::as_u64) {
-                Some(ms) => {
-                    state.levers().latency_ms = ms;
-                    ok(json!({ "ms": ms }))
-                }
-                None => bad_request("latency: expected {\"ms\": <non-negative integer>}"),
-            },
-            Err(res) => res,
-        },
-        (Method::GET, "faults") => {
-            ok(json!({ "unavailableProbability": state.levers().unavailable_probability }))
-        }
-        (Method::PUT, "faults") => match read_json(req).await {
-            Ok(b) => match b.get("unavailableProbability").and_then(Value::as_f64) {
-                Some(p) if (0.0..=1.0).contains(&p) => {
-                    state.levers().unavailable_probability = p;
-                    ok(json!({ "unavailableProbability": p }))
-                }
-                _ => bad_request(
-                    "faults: expected {\"unavailableProbability\": <number between 0 and 1>}",
-                ),
-            },
-            Err(res) => res,
-        },
-        (Method::GET, "clock") => {
-            let l = state.levers();
-            ok(json!({ "offsetMs": l.clock_offset_ms, "now": l.now_ms() }))
-        }
-        (Method::PUT, "clock") => match read_json(req).await {
-            Ok(b) => match b.get("offsetMs").and_then(Value::as_i64) {
-                Some(off) => {
-                    let mut l = state.levers();
-                    l.clock_offset_ms = off;
-                    ok(json!({ "offsetMs": off, "now": l.now_ms() }))
-                }
-                None => bad_request("clock: expected {\"offsetMs\": <integer>}"),
-            },
-            Err(res) => res,
-        },
-        (Method::GET, "keepalive") => ok(json!({ "ms": state.levers().keepalive_ms })),
-        (Method::PUT, "keepalive") => match read_json(req).await {
-            Ok(b) => match b.get("ms").and_then(Value::as_u64).filter(|ms| *ms > 0) {
-                Some(ms) => {
-                    state.levers().keepalive_ms = ms;
-                    ok(json!({ "ms": ms }))
-                }
-                None => bad_request("keepalive: expected {\"ms\": <positive integer>}"),
-            },
-            Err(res) => res,
-        },
-        (Method::GET, "export") => ok(state.store().export()),
-        (Method::POST, "reset") => {
-            // Data first, under the store lock, with an event so open streams see the wipe.
-            {
-                let mut store = state.store();
-                let namespaces: Vec<String> = store
-                    .export()
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                store.clear();
-                for ns in namespaces {
-                    let _ = state.events.send(Arc::new(WriteEvent::Put {
-                        ns,
-                        path: Vec::new(),
-                        data: Value::Null,
-                    }));
-                }
-            }
-            *state.levers() = Levers::default();
-            ok(json!({ "reset": true }))
-        }
-        (method, _) => error(
-            StatusCode::NOT_FOUND,
-            format!("Unknown emulator lever: {method} /.emulator/{name}"),
-        ),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Data
 
 struct DataReq {
     ns: String,
@@ -350,7 +57,7 @@ fn default_namespace(req: &Request<Incoming>) -> String {
     }
 }
 
-async fn data_request(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let decoded = percent_decode_str(&raw_path)
@@ -398,7 +105,7 @@ async fn data_request(state: &Arc<State>, req: Request<Incoming>) -> Response<Bo
             .map(|(_, v)| v.clone())
     };
     let ns = match param("ns") {
-        Some(ns) if crate::rtdb::url::valid_namespace(&ns) => ns,
+        Some(ns) if crate::rtdb::database_url::valid_namespace(&ns) => ns,
         Some(ns) => {
             return bad_request(format!(
                 "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
@@ -697,11 +404,4 @@ fn patch(state: &Arc<State>, dr: DataReq, body: Value) -> Response<Body> {
         Value::Object(echo)
     };
     ok_value(&dr, &echo, None)
-}
-
-/// Bind and start serving; returns the bound address and the serving task.
-pub async fn bind(host: &str, port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind((host, port)).await?;
-    let addr = listener.local_addr()?;
-    Ok((listener, addr))
 }

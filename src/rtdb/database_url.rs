@@ -1,4 +1,4 @@
-//! Database URL forms (INTERFACE; body to be implemented):
+//! Database URL forms (`DatabaseUrl`):
 //! - production `https://<db>.firebaseio.com`, `https://<db>.<region>.firebasedatabase.app`
 //! - emulator `http://host:port?ns=<ns>` (also `http://host:port/?ns=<ns>`)
 //! - `FIREBASE_DATABASE_EMULATOR_HOST=host:port` (no scheme) with the namespace taken from the

@@ -1,0 +1,177 @@
+//! The emulator's shared state: the data store, the test levers' settings and counters, the
+//! push id generator, and the feed of writes that event streams follow. Every read and write of
+//! the store happens under its one lock, so a conditional check and its write are atomic with
+//! respect to every other write; writes are published on `events` under that lock, in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use super::store::Store;
+use crate::rtdb::PushIdGenerator;
+
+pub struct State {
+    pub store: Mutex<Store>,
+    pub levers: Mutex<Levers>,
+    pub push_ids: Mutex<PushIdGenerator>,
+    pub events: broadcast::Sender<Arc<WriteEvent>>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl State {
+    pub fn new(store: Store, shutdown: watch::Receiver<bool>) -> Self {
+        State {
+            store: Mutex::new(store),
+            levers: Mutex::new(Levers::default()),
+            push_ids: Mutex::new(PushIdGenerator::new()),
+            events: broadcast::channel(4096).0,
+            shutdown,
+        }
+    }
+    pub(super) fn levers(&self) -> MutexGuard<'_, Levers> {
+        self.levers.lock().expect("levers lock")
+    }
+    pub(super) fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().expect("store lock")
+    }
+}
+
+/// Resolves once the emulator is stopping (at once if it already is).
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// One write, as stored (data already prepared and resolved).
+#[derive(Debug, Clone)]
+pub enum WriteEvent {
+    /// The value at `path` was replaced by `data` (null = deleted).
+    Put {
+        ns: String,
+        path: Vec<String>,
+        data: Value,
+    },
+    /// A multi-path update at `path`: (original key, its segments relative to `path`, data).
+    Patch {
+        ns: String,
+        path: Vec<String>,
+        entries: Vec<(String, Vec<String>, Value)>,
+    },
+}
+
+// Test-lever settings and request counters (the HTTP interface is in `levers` and `mod.rs`).
+
+/// Namespace key for deny rules that apply to every namespace.
+pub const ALL_NAMESPACES: &str = "*";
+pub const DEFAULT_KEEPALIVE_MS: u64 = 30_000;
+
+#[derive(Debug)]
+pub struct Levers {
+    pub total: u64,
+    pub by_method: BTreeMap<String, u64>,
+    pub by_path: BTreeMap<String, u64>,
+    /// ns (or `*`) -> denied paths (as segments).
+    pub deny: HashMap<String, Vec<Vec<String>>>,
+    pub latency_ms: u64,
+    pub unavailable_probability: f64,
+    pub clock_offset_ms: i64,
+    pub keepalive_ms: u64,
+}
+
+impl Default for Levers {
+    fn default() -> Self {
+        Levers {
+            total: 0,
+            by_method: BTreeMap::new(),
+            by_path: BTreeMap::new(),
+            deny: HashMap::new(),
+            latency_ms: 0,
+            unavailable_probability: 0.0,
+            clock_offset_ms: 0,
+            keepalive_ms: DEFAULT_KEEPALIVE_MS,
+        }
+    }
+}
+
+impl Levers {
+    pub fn count(&mut self, method: &str, path: &str) {
+        self.total += 1;
+        *self.by_method.entry(method.to_string()).or_default() += 1;
+        *self.by_path.entry(format!("{method} {path}")).or_default() += 1;
+    }
+
+    pub fn reset_counts(&mut self) {
+        self.total = 0;
+        self.by_method.clear();
+        self.by_path.clear();
+    }
+
+    pub fn counts_json(&self) -> Value {
+        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path })
+    }
+
+    /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it.
+    pub fn is_denied(&self, ns: &str, segs: &[String]) -> bool {
+        [ns, ALL_NAMESPACES]
+            .iter()
+            .filter_map(|n| self.deny.get(*n))
+            .flatten()
+            .any(|rule| rule.starts_with(segs) || segs.starts_with(rule))
+    }
+
+    pub fn deny_json(&self) -> Value {
+        let rules: BTreeMap<&String, Vec<String>> = self
+            .deny
+            .iter()
+            .map(|(ns, paths)| (ns, paths.iter().map(|p| p.join("/")).collect()))
+            .collect();
+        json!({ "rules": rules })
+    }
+
+    /// The server's clock in ms since the epoch (wall clock plus the offset lever).
+    pub fn now_ms(&self) -> i64 {
+        crate::rtdb::Clock::now_ms(&crate::rtdb::SystemClock) + self.clock_offset_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::emulator::test_segs as segs;
+
+    #[test]
+    fn deny_at_under_over() {
+        let mut l = Levers::default();
+        l.deny.insert("db".into(), vec![segs("migrations/_lock")]);
+        for p in [
+            "migrations/_lock",
+            "migrations/_lock/owner",
+            "migrations",
+            "",
+        ] {
+            assert!(l.is_denied("db", &segs(p)), "{p}");
+        }
+        for p in ["migrations/other", "other", "migrations/_lockx"] {
+            assert!(!l.is_denied("db", &segs(p)), "{p}");
+        }
+        assert!(!l.is_denied("otherdb", &segs("migrations/_lock")));
+        l.deny.insert(ALL_NAMESPACES.into(), vec![segs("x")]);
+        assert!(l.is_denied("otherdb", &segs("x/y")));
+    }
+
+    #[test]
+    fn counts() {
+        let mut l = Levers::default();
+        l.count("GET", "/a");
+        l.count("GET", "/a");
+        l.count("PUT", "/b");
+        assert_eq!(
+            l.counts_json(),
+            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}})
+        );
+        l.reset_counts();
+        assert_eq!(l.counts_json()["total"], 0);
+    }
+}

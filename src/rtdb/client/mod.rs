@@ -1,0 +1,274 @@
+//! The REST client (`Client`): every method validates its path before any request, sends auth
+//! as a Bearer header only, retries transient failures per `RetryPolicy`, and maps HTTP errors to
+//! `Error`s with stable codes.
+//!
+//! - `mod.rs` (this file): the facade — options, result types and one method per REST operation.
+//! - `transport`: requests, one HTTP exchange, retries, redirects, HTTP-status -> error mapping.
+//! - `settle`: writes whose outcome is unknown, settled by reading the node back.
+//! - `stream`: event streams and streamed reads.
+
+mod settle;
+mod stream;
+mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::{path, Auth, Clock, DatabaseUrl, Query, RetryPolicy, ServerClock};
+use crate::{Error, ErrorCode, Result};
+use settle::matches_written;
+use transport::{norm, show, truncate, Req, WriteError, ETAG_REQUEST_HEADER};
+
+pub use stream::{EventStream, StreamEvent};
+
+/// Options for building a client.
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub url: DatabaseUrl,
+    pub auth: Auth,
+    pub retry: RetryPolicy,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Wall clock used for the server-time estimate (injectable for clock-skew tests).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A value with the ETag it was read or written at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub value: Value,
+    pub etag: String,
+}
+
+/// Outcome of a conditional PUT/DELETE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CasOutcome {
+    /// The write happened. `value` is the echo of what was written (server values resolved;
+    /// `Value::Null` for a DELETE), `etag` the node's new ETag.
+    Written(Versioned),
+    /// 412: nothing written; the node's current value and ETag.
+    Mismatch(Versioned),
+}
+
+/// Firebase RTDB REST client. Cheap to clone (shares the connection pool and token cache).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    opts: ClientOptions,
+    http: reqwest::Client,
+    server_clock: ServerClock,
+}
+
+impl Client {
+    pub fn new(opts: ClientOptions) -> Result<Client> {
+        // reqwest (rustls, `ring`) and gcp_auth both pass an explicit ring provider to rustls, so
+        // no process-wide default provider is needed; nothing here can hit rustls' "no provider"
+        // panic. Redirects are followed by hand (see `send`) so the Bearer header never goes to a
+        // host it was not meant for.
+        let connect_timeout = opts
+            .request_timeout
+            .min(Duration::from_secs(10))
+            .max(Duration::from_millis(100));
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("msr-firebase/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("Could not build the HTTP client: {e}")))?;
+        let server_clock = ServerClock::new(opts.clock.clone());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                opts,
+                http,
+                server_clock,
+            }),
+        })
+    }
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.inner.opts.url
+    }
+    /// Estimate of the server's clock (ms since epoch), learned from responses.
+    pub fn server_clock(&self) -> &ServerClock {
+        &self.inner.server_clock
+    }
+    /// GET: the value at `path` (`Value::Null` when missing).
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let p = norm(path)?;
+        let r = self.read(Req::new(Method::GET, &p)).await?;
+        r.json()
+    }
+    /// GET with `X-Firebase-ETag: true`.
+    pub async fn get_versioned(&self, path: &str) -> Result<Versioned> {
+        let p = norm(path)?;
+        self.get_versioned_norm(&p).await
+    }
+    /// GET `shallow=true`.
+    pub async fn get_shallow(&self, path: &str) -> Result<Value> {
+        let p = norm(path)?;
+        let r = self
+            .read(Req::new(Method::GET, &p).param("shallow", "true"))
+            .await?;
+        r.json()
+    }
+    /// A query; the result sorted as RTDB orders it (client side), as `(key, value)` pairs.
+    pub async fn query(&self, path: &str, query: &Query) -> Result<Vec<(String, Value)>> {
+        let p = norm(path)?;
+        let mut req = Req::new(Method::GET, &p);
+        for (k, v) in query.to_params() {
+            req = req.param(k, &v);
+        }
+        let value = self.read(req).await?.json()?;
+        if value.is_null() {
+            return Ok(Vec::new());
+        }
+        Ok(query.apply(&value))
+    }
+    /// PUT with `print=silent` (no echo).
+    pub async fn set(&self, path: &str, value: &Value) -> Result<()> {
+        let p = norm(path)?;
+        let req = Req::new(Method::PUT, &p)
+            .param("print", "silent")
+            .json_body(value)?;
+        match self.write(req).await {
+            Ok(_) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => self
+                .settle("PUT", &p, &why, |current| matches_written(value, current))
+                .await
+                .map(|_| ()),
+        }
+    }
+    /// PUT returning the echo (server values resolved).
+    pub async fn set_echo(&self, path: &str, value: &Value) -> Result<Value> {
+        let p = norm(path)?;
+        let req = Req::new(Method::PUT, &p).json_body(value)?;
+        match self.write(req).await {
+            Ok(r) => r.json(),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => {
+                self.settle("PUT", &p, &why, |current| matches_written(value, current))
+                    .await
+            }
+        }
+    }
+    /// Conditional PUT (`if-match: etag`; `NULL_ETAG` = create only if absent).
+    pub async fn put_if_match(&self, path: &str, value: &Value, etag: &str) -> Result<CasOutcome> {
+        let p = norm(path)?;
+        let body = Bytes::from(
+            serde_json::to_vec(value)
+                .map_err(|e| Error::internal(format!("JSON encoding: {e}")))?,
+        );
+        self.conditional(Method::PUT, &p, Some((body, value)), etag)
+            .await
+    }
+    /// Conditional DELETE.
+    pub async fn delete_if_match(&self, path: &str, etag: &str) -> Result<CasOutcome> {
+        let p = norm(path)?;
+        self.conditional(Method::DELETE, &p, None, etag).await
+    }
+    /// POST: a new child with a time-ordered push id; returns the id.
+    pub async fn push(&self, path: &str, value: &Value) -> Result<String> {
+        let p = norm(path)?;
+        let req = Req::new(Method::POST, &p).json_body(value)?;
+        match self.write(req).await {
+            Ok(r) => {
+                let v = r.json()?;
+                match v.get("name").and_then(Value::as_str) {
+                    Some(name) => Ok(name.to_string()),
+                    None => Err(Error::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "POST to {} answered without a push id: {}",
+                            self.at(&p),
+                            truncate(&v.to_string())
+                        ),
+                    )),
+                }
+            }
+            Err(WriteError::Failed(e)) => Err(e),
+            // The push id is chosen by the server: nothing to check against.
+            Err(WriteError::Unknown(why)) => Err(self.outcome_unknown("POST", &p, &why)),
+        }
+    }
+    /// PATCH with `print=silent`; keys may be multi-segment (`"a/b"`), `null` deletes.
+    pub async fn update(&self, path: &str, patch: &serde_json::Map<String, Value>) -> Result<()> {
+        let p = norm(path)?;
+        for key in patch.keys() {
+            let segs = path::segments(key)?;
+            if segs.is_empty() {
+                return Err(Error::new(
+                    ErrorCode::InvalidPath,
+                    format!("Empty key \"{key}\" in an update of {}", show(&p)),
+                ));
+            }
+            if p.split('/').filter(|s| !s.is_empty()).count() + segs.len() >= path::MAX_DEPTH {
+                return Err(Error::new(
+                    ErrorCode::InvalidPath,
+                    format!(
+                        "Update key \"{key}\" under {} is too deep (max depth {})",
+                        show(&p),
+                        path::MAX_DEPTH - 1
+                    ),
+                ));
+            }
+        }
+        let body = Value::Object(patch.clone());
+        let req = Req::new(Method::PATCH, &p)
+            .param("print", "silent")
+            .json_body(&body)?;
+        match self.write(req).await {
+            Ok(_) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => {
+                let landed = |current: &Value| {
+                    patch.iter().all(|(k, v)| {
+                        let mut node = current;
+                        for seg in k.split('/').filter(|s| !s.is_empty()) {
+                            node = node.get(seg).unwrap_or(&Value::Null);
+                        }
+                        matches_written(v, node)
+                    })
+                };
+                self.settle("PATCH", &p, &why, landed).await.map(|_| ())
+            }
+        }
+    }
+    /// DELETE.
+    pub async fn remove(&self, path: &str) -> Result<()> {
+        let p = norm(path)?;
+        match self.write(Req::new(Method::DELETE, &p)).await {
+            Ok(_) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => self
+                .settle("DELETE", &p, &why, Value::is_null)
+                .await
+                .map(|_| ()),
+        }
+    }
+    /// A cheap real round trip (shallow GET of the root); Err when unreachable or denied.
+    pub async fn check_connection(&self) -> Result<()> {
+        self.read(Req::new(Method::GET, "").param("shallow", "true"))
+            .await
+            .map(|_| ())
+    }
+
+    // ---- internals ----
+
+    async fn get_versioned_norm(&self, p: &str) -> Result<Versioned> {
+        let r = self
+            .read(Req::new(Method::GET, p).header(ETAG_REQUEST_HEADER, "true"))
+            .await?;
+        let etag = r.etag_required(&self.at(p))?;
+        Ok(Versioned {
+            value: r.json()?,
+            etag,
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! Settling writes whose outcome is unknown (a 500, or a connection reset or timeout after the
+//! request was sent). Writes are never repeated blindly: the node is read back and the write
+//! counts as done only when the node holds what was written (`matches_written`); a conditional
+//! write whose node is unchanged is tried again; anything else is WRITE_OUTCOME_UNKNOWN.
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::transport::{Req, WriteError, ETAG_REQUEST_HEADER};
+use super::{CasOutcome, Client, Versioned};
+use crate::rtdb::NULL_ETAG;
+use crate::{Error, ErrorCode, Result};
+
+impl Client {
+    /// After a write to `p` with an unknown outcome: re-read the node; `Ok(current)` when
+    /// `landed(current)` says the write is there, WRITE_OUTCOME_UNKNOWN otherwise.
+    pub(super) async fn settle(
+        &self,
+        method: &str,
+        p: &str,
+        why: &str,
+        landed: impl FnOnce(&Value) -> bool,
+    ) -> Result<Value> {
+        let current = self.recheck_read(p, why).await?;
+        if landed(&current) {
+            Ok(current)
+        } else {
+            Err(self.outcome_unknown(method, p, why))
+        }
+    }
+
+    /// A conditional PUT (`body` = Some) or DELETE. An unknown outcome is settled by re-reading the
+    /// node: our value there -> written; the node unchanged -> the write did not happen, try again;
+    /// anything else -> WRITE_OUTCOME_UNKNOWN.
+    pub(super) async fn conditional(
+        &self,
+        method: Method,
+        p: &str,
+        body: Option<(Bytes, &Value)>,
+        etag: &str,
+    ) -> Result<CasOutcome> {
+        let written = body
+            .as_ref()
+            .map(|(_, v)| (*v).clone())
+            .unwrap_or(Value::Null);
+        let mut req = Req::new(method.clone(), p)
+            .header("if-match", etag)
+            .header(ETAG_REQUEST_HEADER, "true");
+        req.body = body.map(|(b, _)| b);
+        let mut rechecks = 0u32;
+        let mut retried_after_unknown = false;
+        loop {
+            match self.write(req.clone()).await {
+                Ok(r) if r.status == StatusCode::PRECONDITION_FAILED => {
+                    let current = Versioned {
+                        etag: r.etag_required(&self.at(p))?,
+                        value: r.json()?,
+                    };
+                    if retried_after_unknown && matches_written(&written, &current.value) {
+                        // Our earlier attempt landed after all.
+                        return Ok(CasOutcome::Written(current));
+                    }
+                    return Ok(CasOutcome::Mismatch(current));
+                }
+                Ok(r) => {
+                    let new_etag = match r.etag.clone() {
+                        Some(e) => e,
+                        None if method == Method::DELETE => NULL_ETAG.to_string(),
+                        None => return Err(r.etag_required(&self.at(p)).unwrap_err()),
+                    };
+                    let value = if method == Method::DELETE {
+                        Value::Null
+                    } else {
+                        r.json()?
+                    };
+                    return Ok(CasOutcome::Written(Versioned {
+                        value,
+                        etag: new_etag,
+                    }));
+                }
+                Err(WriteError::Failed(e)) => return Err(e),
+                Err(WriteError::Unknown(why)) => {
+                    let current = self.get_versioned_norm(p).await.map_err(|e| {
+                        Error::new(
+                            ErrorCode::WriteOutcomeUnknown,
+                            format!("Conditional {method} of {} may or may not have happened ({why}); re-reading it failed: {e}", self.at(p)),
+                        )
+                    })?;
+                    if current.etag != etag && matches_written(&written, &current.value) {
+                        return Ok(CasOutcome::Written(current));
+                    }
+                    if current.etag == etag && rechecks < self.inner.opts.retry.max_retries {
+                        rechecks += 1;
+                        retried_after_unknown = true;
+                        tokio::time::sleep(self.inner.opts.retry.delay(rechecks)).await;
+                        continue;
+                    }
+                    return Err(self.outcome_unknown(method.as_str(), p, &why));
+                }
+            }
+        }
+    }
+
+    async fn recheck_read(&self, p: &str, why: &str) -> Result<Value> {
+        let r = self.read(Req::new(Method::GET, p)).await.map_err(|e| {
+            Error::new(
+                ErrorCode::WriteOutcomeUnknown,
+                format!(
+                    "A write to {} may or may not have happened ({why}); re-reading it failed: {e}",
+                    self.at(p)
+                ),
+            )
+        })?;
+        r.json()
+    }
+
+    pub(super) fn outcome_unknown(&self, method: &str, p: &str, why: &str) -> Error {
+        Error::new(
+            ErrorCode::WriteOutcomeUnknown,
+            format!("{method} of {} may or may not have happened ({why}); it was not repeated blindly, check the data", self.at(p)),
+        )
+    }
+}
+
+/// Does `current` (read back from the server) hold what `written` asked for? Server values
+/// (`{".sv": ...}`) match any number; null children and empty objects vanish as RTDB drops them.
+pub(crate) fn matches_written(written: &Value, current: &Value) -> bool {
+    fn is_sv(v: &Value) -> bool {
+        matches!(v, Value::Object(o) if o.len() == 1 && o.contains_key(".sv"))
+    }
+    fn normalize(v: &Value) -> Value {
+        match v {
+            _ if is_sv(v) => v.clone(),
+            Value::Array(a) => normalize(&Value::Object(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, x)| (i.to_string(), x.clone()))
+                    .collect(),
+            )),
+            Value::Object(o) => {
+                let m: serde_json::Map<String, Value> = o
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with('.'))
+                    .map(|(k, x)| (k.clone(), normalize(x)))
+                    .filter(|(_, x)| !x.is_null())
+                    .collect();
+                if m.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(m)
+                }
+            }
+            other => other.clone(),
+        }
+    }
+    fn eq(w: &Value, c: &Value) -> bool {
+        if is_sv(w) {
+            return c.is_number();
+        }
+        match (w, c) {
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            (Value::Object(a), Value::Object(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| eq(x, y)))
+            }
+            (a, b) => a == b,
+        }
+    }
+    eq(&normalize(written), &normalize(current))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn written_values_match_what_the_server_keeps() {
+        assert!(matches_written(
+            &json!({"a": 1, "b": null, "c": {}}),
+            &json!({"a": 1.0})
+        ));
+        assert!(matches_written(
+            &json!({"t": {".sv": "timestamp"}, "o": "me"}),
+            &json!({"t": 1700000000000i64, "o": "me"})
+        ));
+        assert!(!matches_written(
+            &json!({"t": {".sv": "timestamp"}, "o": "me"}),
+            &json!({"t": 1, "o": "you"})
+        ));
+        assert!(!matches_written(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(matches_written(&json!([1, 2]), &json!({"0": 1, "1": 2})));
+        assert!(matches_written(&Value::Null, &json!({})));
+        assert!(!matches_written(&Value::Null, &json!(0)));
+        assert!(matches_written(&json!("x"), &json!("x")));
+    }
+}

@@ -1,0 +1,441 @@
+//! The HTTP transport under `Client`: one request (`Req`), one exchange (`send`, following
+//! same-database redirects by hand so the Bearer header never reaches another host), retries of
+//! failures that provably did nothing (`attempts`), and the mapping of HTTP failures to `Error`s
+//! with stable codes (401 -> PERMISSION_DENIED naming the path, 404 -> DATABASE_NOT_FOUND, ...).
+//! Failures whose outcome is unknown come back as `WriteError::Unknown` for `settle` to resolve.
+
+use bytes::Bytes;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::Client;
+use crate::rtdb::{database_url, path};
+use crate::{Error, ErrorCode, Result};
+
+pub(super) const ETAG_REQUEST_HEADER: &str = "X-Firebase-ETag";
+const MAX_REDIRECTS: usize = 5;
+pub(super) const MAX_ERROR_TEXT: usize = 500;
+/// Everything but RFC 3986 unreserved characters is escaped in query values.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+impl Client {
+    pub(super) async fn read(&self, req: Req) -> Result<Full> {
+        match self.attempts(&req, true).await {
+            Ok(Reply::Full(f)) => Ok(f),
+            Ok(Reply::Stream(_)) => Err(Error::internal("unexpected stream")),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => Err(self.unreachable(&why, 1)),
+        }
+    }
+
+    pub(super) async fn write(&self, req: Req) -> Result<Full, WriteError> {
+        match self.attempts(&req, false).await? {
+            Reply::Full(f) => Ok(f),
+            Reply::Stream(_) => Err(WriteError::Failed(Error::internal("unexpected stream"))),
+        }
+    }
+
+    /// Send with retries. Failures where nothing happened (connection refused, 503, 429) are retried
+    /// for every request; failures with an unknown outcome are retried only when `idempotent`
+    /// (reads), and otherwise returned as `WriteError::Unknown` for the caller to settle.
+    pub(super) async fn attempts(&self, req: &Req, idempotent: bool) -> Result<Reply, WriteError> {
+        let policy = &self.inner.opts.retry;
+        let mut attempt = 0u32;
+        loop {
+            let failure = match self.send(req).await {
+                Ok(reply) => return Ok(reply),
+                Err(f) => f,
+            };
+            let why = match failure {
+                Failure::Fatal(e) => return Err(WriteError::Failed(e)),
+                Failure::NotSent(why) => why,
+                Failure::Unknown(why) if idempotent => why,
+                Failure::Unknown(why) => return Err(WriteError::Unknown(why)),
+            };
+            if attempt >= policy.max_retries {
+                return Err(WriteError::Failed(self.unreachable(&why, attempt + 1)));
+            }
+            attempt += 1;
+            tokio::time::sleep(policy.delay(attempt)).await;
+        }
+    }
+
+    /// One HTTP exchange (following same-database redirects).
+    async fn send(&self, req: &Req) -> Result<Reply, Failure> {
+        let opts = &self.inner.opts;
+        let auth = opts.auth.header().await.map_err(Failure::Fatal)?;
+        let mut target = reqwest::Url::parse(&opts.url.data_url(&req.path))
+            .map_err(|e| Failure::Fatal(Error::internal(format!("bad data URL: {e}"))))?;
+        // Parameters are JSON texts; percent-encode them fully (a space is %20, never `+`).
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some(ns) = &opts.url.namespace {
+            pairs.push(("ns", ns));
+        }
+        pairs.extend(req.params.iter().map(|(k, v)| (*k, v.as_str())));
+        if !pairs.is_empty() {
+            let qs: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        utf8_percent_encode(k, QUERY_VALUE),
+                        utf8_percent_encode(v, QUERY_VALUE)
+                    )
+                })
+                .collect();
+            target.set_query(Some(&qs.join("&")));
+        }
+        let mut redirects = 0;
+        loop {
+            let mut rb = self
+                .inner
+                .http
+                .request(req.method.clone(), target.clone())
+                .header("Authorization", &auth);
+            for (k, v) in &req.headers {
+                rb = rb.header(*k, v);
+            }
+            if let Some(body) = &req.body {
+                rb = rb
+                    .header("Content-Type", "application/json")
+                    .body(body.clone());
+            }
+            let sent = if req.streaming {
+                match tokio::time::timeout(opts.request_timeout, rb.send()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(Failure::Unknown(format!(
+                            "no response within {:?}",
+                            opts.request_timeout
+                        )))
+                    }
+                }
+            } else {
+                rb.timeout(opts.request_timeout).send().await
+            };
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => return Err(classify(&e)),
+            };
+            self.observe_date(&resp);
+            let status = resp.status();
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| target.join(l).ok());
+                match location {
+                    Some(next)
+                        if redirects < MAX_REDIRECTS
+                            && self.redirect_allowed(&target, &next, &req.method, status) =>
+                    {
+                        redirects += 1;
+                        target = next;
+                        continue;
+                    }
+                    _ => {
+                        return Err(Failure::Fatal(Error::new(
+                            ErrorCode::BadRequest,
+                            format!("Unexpected redirect ({status}) from {}", self.at(&req.path)),
+                        )))
+                    }
+                }
+            }
+            if status.is_success() && req.streaming {
+                return Ok(Reply::Stream(resp));
+            }
+            let etag = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim().to_string());
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    return Err(Failure::Unknown(format!(
+                        "the response was cut off ({})",
+                        e.without_url()
+                    )))
+                }
+            };
+            if status.is_success()
+                || status == StatusCode::PRECONDITION_FAILED
+                || status == StatusCode::NOT_MODIFIED
+            {
+                return Ok(Reply::Full(Full { status, etag, body }));
+            }
+            return Err(self.status_failure(status, &body, &req.path));
+        }
+    }
+
+    fn redirect_allowed(
+        &self,
+        from: &reqwest::Url,
+        to: &reqwest::Url,
+        method: &Method,
+        status: StatusCode,
+    ) -> bool {
+        let keeps_method = matches!(
+            status,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+        );
+        if !keeps_method && *method != Method::GET {
+            return false;
+        }
+        let same_origin = from.origin() == to.origin();
+        let production = to.scheme() == "https"
+            && to
+                .host_str()
+                .is_some_and(database_url::is_production_domain);
+        same_origin || (!self.inner.opts.url.emulator && production)
+    }
+
+    fn status_failure(&self, status: StatusCode, body: &[u8], p: &str) -> Failure {
+        let text = server_error_text(body);
+        match status.as_u16() {
+            503 | 429 => Failure::NotSent(format!("HTTP {status}{}", suffix(&text))),
+            401 | 403 => Failure::Fatal(Error::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "Permission denied at {}{}; check the service account's access to this database (or the Security Rules, \
+                     or that the credentials belong to this project)",
+                    show(p),
+                    suffix(&text)
+                ),
+            )),
+            404 => Failure::Fatal(Error::new(
+                ErrorCode::DatabaseNotFound,
+                format!("Database not found at {}{}; check databaseUrl (the database name and region)", self.inner.opts.url, suffix(&text)),
+            )),
+            400 => Failure::Fatal(Error::new(
+                ErrorCode::BadRequest,
+                format!("Bad request for {}: {}", self.at(p), if text.is_empty() { "no details".to_string() } else { text }),
+            )),
+            500..=599 => Failure::Unknown(format!("HTTP {status}{}", suffix(&text))),
+            _ => Failure::Fatal(Error::new(
+                ErrorCode::BadRequest,
+                format!("Unexpected HTTP {status} for {}{}", self.at(p), suffix(&text)),
+            )),
+        }
+    }
+
+    fn observe_date(&self, resp: &reqwest::Response) {
+        let date = resp
+            .headers()
+            .get("date")
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok());
+        if let Some(t) = date {
+            if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
+                self.inner.server_clock.observe(d.as_millis() as i64);
+            }
+        }
+    }
+
+    /// `/path` at `<database url>`, for messages (never contains a token).
+    pub(super) fn at(&self, p: &str) -> String {
+        format!("{} at {}", show(p), self.inner.opts.url)
+    }
+
+    pub(super) fn unreachable(&self, why: &str, attempts: u32) -> Error {
+        Error::new(
+            ErrorCode::ConnectionFailed,
+            format!(
+                "Could not reach the database at {} ({why}; {attempts} attempt{}); check databaseUrl, the network or proxy, \
+                 and that the database (or emulator) is running",
+                self.inner.opts.url,
+                if attempts == 1 { "" } else { "s" }
+            ),
+        )
+    }
+}
+
+/// A request to send (cheap to clone: the body is `Bytes`).
+#[derive(Clone)]
+pub(super) struct Req {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) params: Vec<(&'static str, String)>,
+    pub(super) headers: Vec<(&'static str, String)>,
+    pub(super) body: Option<Bytes>,
+    pub(super) streaming: bool,
+}
+
+impl Req {
+    pub(super) fn new(method: Method, path: &str) -> Req {
+        Req {
+            method,
+            path: path.to_string(),
+            params: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            streaming: false,
+        }
+    }
+    pub(super) fn param(mut self, k: &'static str, v: &str) -> Req {
+        self.params.push((k, v.to_string()));
+        self
+    }
+    pub(super) fn header(mut self, k: &'static str, v: &str) -> Req {
+        self.headers.push((k, v.to_string()));
+        self
+    }
+    pub(super) fn json_body(mut self, v: &Value) -> Result<Req> {
+        self.body =
+            Some(Bytes::from(serde_json::to_vec(v).map_err(|e| {
+                Error::internal(format!("JSON encoding: {e}"))
+            })?));
+        Ok(self)
+    }
+}
+
+pub(super) enum Reply {
+    Full(Full),
+    Stream(reqwest::Response),
+}
+
+pub(super) struct Full {
+    pub(super) status: StatusCode,
+    pub(super) etag: Option<String>,
+    pub(super) body: Bytes,
+}
+
+impl Full {
+    pub(super) fn json(&self) -> Result<Value> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "The server answered HTTP {} with a body that is not JSON ({e})",
+                    self.status
+                ),
+            )
+        })
+    }
+    pub(super) fn etag_required(&self, at: &str) -> Result<String> {
+        self.etag.clone().ok_or_else(|| {
+            Error::new(
+                ErrorCode::BadRequest,
+                format!("The server sent no ETag for {at} although one was requested"),
+            )
+        })
+    }
+}
+
+pub(super) enum Failure {
+    /// Nothing reached the server, or it refused before doing anything (503, 429): safe to retry.
+    NotSent(String),
+    /// The request may have been processed (500, reset or timeout after sending).
+    Unknown(String),
+    /// A definite answer that retrying will not change.
+    Fatal(Error),
+}
+
+pub(super) enum WriteError {
+    Failed(Error),
+    Unknown(String),
+}
+
+impl From<Error> for WriteError {
+    fn from(e: Error) -> Self {
+        WriteError::Failed(e)
+    }
+}
+
+pub(super) fn classify(e: &reqwest::Error) -> Failure {
+    let text = describe(e);
+    if e.is_connect() {
+        // The connection was never established: the request was not sent.
+        Failure::NotSent(text)
+    } else {
+        Failure::Unknown(text)
+    }
+}
+
+/// An error's description with its source chain, without the URL.
+pub(super) fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut out = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        String::new()
+    };
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !t.is_empty() && !out.contains(&t) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&t);
+        }
+        src = s.source();
+    }
+    if out.is_empty() {
+        out = e.to_string();
+    }
+    out
+}
+
+pub(super) fn norm(p: &str) -> Result<String> {
+    Ok(path::segments(p)?.join("/"))
+}
+
+pub(super) fn show(p: &str) -> String {
+    format!("/{p}")
+}
+
+pub(super) fn truncate(s: &str) -> String {
+    if s.len() <= MAX_ERROR_TEXT {
+        return s.to_string();
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+pub(super) fn server_error_text(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => match o.get("error") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => Value::Object(o).to_string(),
+        },
+        _ => String::from_utf8_lossy(body).trim().to_string(),
+    };
+    truncate(&text)
+}
+
+pub(super) fn suffix(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_error_texts() {
+        assert_eq!(
+            server_error_text(br#"{"error":"Invalid data; couldn't parse JSON object"}"#),
+            "Invalid data; couldn't parse JSON object"
+        );
+        assert_eq!(server_error_text(b"plain"), "plain");
+        assert!(truncate(&"é".repeat(1000)).len() <= MAX_ERROR_TEXT + 3);
+    }
+}
