@@ -194,9 +194,14 @@ export interface MigrationResult {
 export interface RunOptions {
   dryRun?: boolean
   noLock?: boolean
-  /** Wait for a held lock (library default: the config's retries, else fail fast with LOCK_HELD). */
+  /** Wait for a held lock (library default: the config's retries or waitTimeout, else fail fast with LOCK_HELD). */
   wait?: boolean
+  /** ms; alone it means "wait this long". */
   waitTimeout?: number
+  /** Extra attempts when the lock is held (default: locking.retryAttempts). */
+  retryAttempts?: number
+  /** ms between attempts (default: locking.retryDelay). */
+  retryDelay?: number
 }
 
 export type Logger = ((level: LogLevel, message: string) => void) | { info?: Function; warn?: Function; error?: Function; debug?: Function; log?: Function }

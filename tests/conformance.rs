@@ -2,9 +2,10 @@
 //! with raw `reqwest` (not the crate's client) so it tests the server, not our client.
 //!
 //! By default every test starts its own embedded emulator (`msr_firebase::emulator`) on
-//! 127.0.0.1, port 0. When `FIREBASE_DATABASE_EMULATOR_HOST` is set, the tests run against that
-//! external emulator instead, each in a namespace of its own, and the tests that need the embedded
-//! emulator's test levers (`/.emulator/...`) or its lifecycle are skipped. To run it against
+//! 127.0.0.1, port 0. When `FIREBASE_DATABASE_EMULATOR_HOST` is set, the protocol tests run
+//! against that external emulator instead, each in a namespace of its own; the tests of the
+//! embedded emulator's own test levers (`/.emulator/...`), lifecycle and namespace defaults still
+//! run, on an embedded emulator of their own (`embedded_target`), never skipped. To run it against
 //! Google's emulator (needs the Firebase CLI and Java 21):
 //!
 //! ```sh
@@ -118,12 +119,16 @@ async fn target_with(import: Option<Value>) -> Target {
     }
 }
 
-/// For tests that need the embedded emulator (levers, lifecycle): None (skip) when external.
-fn embedded(t: &Target) -> Option<&Emulator> {
-    if t.emu.is_none() {
-        eprintln!("skipped: needs the embedded emulator's levers (FIREBASE_DATABASE_EMULATOR_HOST is set)");
+/// For tests of the embedded emulator itself (levers, lifecycle): always an embedded emulator,
+/// whatever `FIREBASE_DATABASE_EMULATOR_HOST` says.
+async fn embedded_target() -> Target {
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    Target {
+        base: emu.url(),
+        ns: unique_ns(),
+        http: http_client(),
+        emu: Some(emu),
     }
-    t.emu.as_ref()
 }
 
 impl Target {
@@ -405,8 +410,7 @@ async fn depth_of_32_is_400() {
 
 #[tokio::test]
 async fn not_a_data_endpoint() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     let r = t
         .send(
             Method::GET,
@@ -1363,8 +1367,7 @@ async fn event_stream_puts_and_patches() {
 
 #[tokio::test]
 async fn event_stream_keepalive_and_end_on_stop() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     t.lever(Method::PUT, "keepalive", Some(json!({"ms": 50})))
         .await;
     let mut s = Sse::open(&t, "k").await;
@@ -1387,8 +1390,7 @@ async fn event_stream_keepalive_and_end_on_stop() {
 
 #[tokio::test]
 async fn lever_request_counts() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     t.put("a/b", json!(1)).await;
     t.get("a/b").await;
     t.get("a/b").await;
@@ -1411,8 +1413,7 @@ async fn lever_request_counts() {
 
 #[tokio::test]
 async fn lever_deny_gives_401_permission_denied() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     t.put("migrations/_lock", json!({"owner": "x"})).await;
     t.put("migrations/history/v1", json!("ok")).await;
     t.lever(
@@ -1479,8 +1480,7 @@ async fn lever_deny_gives_401_permission_denied() {
 
 #[tokio::test]
 async fn lever_faults_inject_503_before_anything() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     t.lever(
         Method::PUT,
         "faults",
@@ -1546,8 +1546,7 @@ async fn lever_faults_inject_503_before_anything() {
 
 #[tokio::test]
 async fn lever_latency_delays_requests() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     t.lever(Method::PUT, "latency", Some(json!({"ms": 300})))
         .await;
     let started = Instant::now();
@@ -1567,8 +1566,7 @@ async fn lever_latency_delays_requests() {
 
 #[tokio::test]
 async fn lever_clock_offset_moves_server_timestamps() {
-    let t = target().await;
-    let Some(_) = embedded(&t) else { return };
+    let t = embedded_target().await;
     t.lever(Method::PUT, "clock", Some(json!({"offsetMs": 3_600_000})))
         .await;
     let at = t
@@ -1582,8 +1580,8 @@ async fn lever_clock_offset_moves_server_timestamps() {
 
 #[tokio::test]
 async fn lever_reset_clears_data_levers_and_counts() {
-    let t = target().await;
-    let Some(emu) = embedded(&t) else { return };
+    let t = embedded_target().await;
+    let emu = t.emu.as_ref().expect("embedded");
     t.put("r", json!(1)).await;
     t.lever(Method::PUT, "deny", Some(json!({"paths": ["z"]})))
         .await;
@@ -1624,10 +1622,6 @@ async fn lever_reset_clears_data_levers_and_counts() {
 
 #[tokio::test]
 async fn starts_fast_and_stops_gracefully() {
-    if std::env::var("FIREBASE_DATABASE_EMULATOR_HOST").is_ok_and(|h| !h.is_empty()) {
-        eprintln!("skipped: embedded emulator lifecycle");
-        return;
-    }
     let started = Instant::now();
     let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
     assert!(
@@ -1666,8 +1660,8 @@ async fn starts_fast_and_stops_gracefully() {
 
 #[tokio::test]
 async fn namespace_defaults_to_default_or_host_label() {
-    let t = target().await;
-    let Some(emu) = embedded(&t) else { return };
+    let t = embedded_target().await;
+    let emu = t.emu.as_ref().expect("embedded");
     let r = t
         .send(
             Method::PUT,

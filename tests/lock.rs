@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msr_firebase::emulator::{Emulator, EmulatorOptions};
-use msr_firebase::lock::{ExclusiveGuard, LockOptions, LockService, WaitPolicy};
+use msr_firebase::lock::{
+    ExclusiveGuard, LockOptions, LockService, WaitEvent, WaitHooks, WaitPolicy,
+};
 use msr_firebase::rtdb::clock::SkewedClock;
 use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
 use msr_firebase::time::iso_millis as iso_ms;
@@ -740,6 +742,80 @@ async fn l7_fail_fast_and_retry_policies() {
     .await
     .expect("retry did not pick up the released lock");
     assert_eq!(g.epoch(), 2);
+    g.release().await.unwrap();
+}
+
+/// The wait loop's seams: an observer hears each held attempt (with the holder) and the
+/// acquisition; cancelling ends the wait with INTERRUPTED and leaves the holder's lock alone.
+#[tokio::test]
+async fn l7_wait_can_be_observed_and_cancelled() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder").await.unwrap());
+    let before = node(&emu).await;
+    let waiter = service(&emu, 60_000);
+
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let hooks = WaitHooks {
+        observer: Some(Arc::new(move |e: &WaitEvent| {
+            seen.lock().unwrap().push(e.clone())
+        })),
+        cancel: Some(tokio_util::sync::CancellationToken::new()),
+    };
+    let cancel = hooks.cancel.clone().unwrap();
+    let waiting = {
+        let (waiter, hooks) = (waiter.clone(), hooks.clone());
+        tokio::spawn(async move {
+            let policy = WaitPolicy::Wait {
+                max_wait: Duration::from_secs(600),
+            };
+            ExclusiveGuard::acquire_with(&waiter, "waiter", &policy, &hooks).await
+        })
+    };
+    // Cancel once the waiter has found the lock held twice.
+    for _ in 0..500 {
+        if events.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    let e = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("cancel did not end the wait")
+        .unwrap()
+        .err()
+        .expect("acquired a held lock");
+    assert_eq!(e.code, ErrorCode::Interrupted, "{}", e.message);
+    assert_eq!(node(&emu).await, before, "the holder's lock was touched");
+    let evs = events.lock().unwrap().clone();
+    match &evs[0] {
+        WaitEvent::Held {
+            attempt: 1, holder, ..
+        } => assert_eq!(holder.as_ref().unwrap().executor_id, "holder"),
+        other => panic!("first event {other:?}"),
+    }
+    assert!(
+        matches!(evs.last(), Some(WaitEvent::Cancelled { .. })),
+        "{evs:?}"
+    );
+
+    // After a release the same observer hears the acquisition.
+    events.lock().unwrap().clear();
+    holder.release("holder").await.unwrap();
+    let hooks = WaitHooks {
+        cancel: None,
+        ..hooks
+    };
+    let g = ExclusiveGuard::acquire_with(&waiter, "waiter", &WaitPolicy::FailFast, &hooks)
+        .await
+        .unwrap();
+    let evs = events.lock().unwrap().clone();
+    assert!(
+        matches!(evs[..], [WaitEvent::Acquired { attempt: 1, .. }]),
+        "{evs:?}"
+    );
     g.release().await.unwrap();
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use super::database::NativeDatabase;
 use super::error::IntoNapi;
 use crate::config::Config;
-use crate::lock::{ExclusiveGuard, LockService, LockStatus, WaitPolicy};
+use crate::lock::{ExclusiveGuard, LockService, LockStatus, WaitDefault, WaitPolicy, WaitRequest};
 use crate::Error;
 
 #[napi]
@@ -44,45 +44,32 @@ impl From<LockStatus> for NativeLockStatus {
     }
 }
 
-/// How to wait for a held lock: `{ wait: false }` fails fast; `{ retryAttempts, retryDelay }`
-/// retries like the predecessor; `{ wait: true, waitTimeout }` waits with backoff.
+/// How to wait for a held lock (`lock::wait::WaitPolicy::resolve`): `{ wait: false }` fails
+/// fast; `{ retryAttempts, retryDelay }` retries like the predecessor; `{ wait: true, waitTimeout }`
+/// waits with backoff; unset: the config's retries or `waitTimeout`, else fail fast.
 #[napi(object)]
 pub struct AcquireOptions {
     pub wait: Option<bool>,
-    /// ms; default: the lock timeout × 2.
+    /// ms; default: `locking.waitTimeout`, else the lock timeout × 2.
     pub wait_timeout: Option<f64>,
     pub retry_attempts: Option<u32>,
     pub retry_delay: Option<f64>,
 }
 
-pub(crate) fn wait_policy(o: Option<AcquireOptions>, svc: &LockService) -> WaitPolicy {
-    let o = o.unwrap_or(AcquireOptions {
-        wait: None,
-        wait_timeout: None,
-        retry_attempts: None,
-        retry_delay: None,
-    });
-    if o.wait == Some(true) {
-        let ms = o
-            .wait_timeout
-            .map(|v| v.max(0.0) as u64)
-            .unwrap_or(svc.options().timeout_ms * 2);
-        return WaitPolicy::Wait {
-            max_wait: Duration::from_millis(ms),
-        };
+/// The wait options JS passes (`runExclusive`, `migrate()`, `down()`), times in ms.
+pub(crate) fn wait_request(
+    wait: Option<bool>,
+    wait_timeout: Option<f64>,
+    retry_attempts: Option<u32>,
+    retry_delay: Option<f64>,
+) -> WaitRequest {
+    let ms = |v: f64| Duration::from_millis(v.max(0.0) as u64);
+    WaitRequest {
+        wait,
+        wait_timeout: wait_timeout.map(ms),
+        retry_attempts,
+        retry_delay: retry_delay.map(ms),
     }
-    let attempts = o.retry_attempts.unwrap_or(svc.options().retry_attempts);
-    if attempts > 0 && o.wait != Some(false) {
-        let delay = o
-            .retry_delay
-            .map(|v| v.max(0.0) as u64)
-            .unwrap_or(svc.options().retry_delay_ms);
-        return WaitPolicy::Retry {
-            attempts,
-            delay: Duration::from_millis(delay),
-        };
-    }
-    WaitPolicy::FailFast
 }
 
 #[napi]
@@ -131,7 +118,10 @@ impl NativeLock {
         executor_id: String,
         options: Option<AcquireOptions>,
     ) -> napi::Result<NativeLockGuard> {
-        let policy = wait_policy(options, &self.svc);
+        let req = options
+            .map(|o| wait_request(o.wait, o.wait_timeout, o.retry_attempts, o.retry_delay))
+            .unwrap_or_default();
+        let policy = WaitPolicy::resolve(self.svc.options(), &req, WaitDefault::FailFast);
         let guard = ExclusiveGuard::acquire(&self.svc, &executor_id, policy)
             .await
             .napi()?;

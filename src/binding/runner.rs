@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -12,10 +11,11 @@ use serde_json::Value;
 use super::database::NativeDatabase;
 use super::error::IntoNapi;
 use super::host::{HostFn, JsHost};
+use super::lock::wait_request;
 use super::lock::NativeLock;
 use crate::config::Config;
 use crate::connection::{self, ConnectionInfo};
-use crate::lock::WaitPolicy;
+use crate::lock::{LockOptions, WaitDefault, WaitPolicy};
 use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
 
 /// `(level, message) => void`, fire-and-forget.
@@ -28,16 +28,23 @@ pub struct NativeRunner {
     stop: StopFlag,
 }
 
-/// Options of `migrate()` / `down()` from JS.
+/// Options of `migrate()` / `down()` from JS. How a held lock is waited for follows
+/// `lock::wait::WaitPolicy::resolve`, like `runExclusive`.
 #[napi(object)]
+#[derive(Default)]
 pub struct RunOptionsJs {
     pub target: Option<f64>,
     pub dry_run: Option<bool>,
     pub no_lock: Option<bool>,
-    /// Wait for a held lock (default: the config's retryAttempts/retryDelay, else fail fast).
+    /// Wait for a held lock (default: the config's retryAttempts/retryDelay or waitTimeout, else
+    /// fail fast).
     pub wait: Option<bool>,
     /// ms
     pub wait_timeout: Option<f64>,
+    /// Extra attempts when the lock is held (default: `locking.retryAttempts`).
+    pub retry_attempts: Option<u32>,
+    /// ms between attempts (default: `locking.retryDelay`).
+    pub retry_delay: Option<f64>,
 }
 
 fn level_name(l: LogLevel) -> &'static str {
@@ -49,43 +56,27 @@ fn level_name(l: LogLevel) -> &'static str {
     }
 }
 
+impl RunOptionsJs {
+    fn run_options(&self, lock: &LockOptions) -> RunOptions {
+        let req = wait_request(
+            self.wait,
+            self.wait_timeout,
+            self.retry_attempts,
+            self.retry_delay,
+        );
+        RunOptions {
+            target: self.target.map(|t| t.max(0.0) as u64),
+            dry_run: self.dry_run.unwrap_or(false),
+            no_lock: self.no_lock.unwrap_or(false),
+            wait: WaitPolicy::resolve(lock, &req, WaitDefault::FailFast),
+        }
+    }
+}
+
 impl NativeRunner {
     fn run_options(&self, o: Option<RunOptionsJs>) -> RunOptions {
-        let cfg = &self.runner.cfg;
-        let o = o.unwrap_or(RunOptionsJs {
-            target: None,
-            dry_run: None,
-            no_lock: None,
-            wait: None,
-            wait_timeout: None,
-        });
-        let wait = if o.wait == Some(true) {
-            let ms = o
-                .wait_timeout
-                .map(|v| v.max(0.0) as u64)
-                .or(cfg.locking.wait_timeout)
-                .unwrap_or(cfg.locking.timeout * 2);
-            WaitPolicy::Wait {
-                max_wait: Duration::from_millis(ms),
-            }
-        } else if cfg.locking.retry_attempts > 0 && o.wait != Some(false) {
-            WaitPolicy::Retry {
-                attempts: cfg.locking.retry_attempts.min(u32::MAX as u64) as u32,
-                delay: Duration::from_millis(cfg.locking.retry_delay),
-            }
-        } else if let (Some(ms), None) = (cfg.locking.wait_timeout, o.wait) {
-            WaitPolicy::Wait {
-                max_wait: Duration::from_millis(ms),
-            }
-        } else {
-            WaitPolicy::FailFast
-        };
-        RunOptions {
-            target: o.target.map(|t| t.max(0.0) as u64),
-            dry_run: o.dry_run.unwrap_or(false),
-            no_lock: o.no_lock.unwrap_or(false),
-            wait,
-        }
+        o.unwrap_or_default()
+            .run_options(&self.runner.cfg.lock_options())
     }
 }
 

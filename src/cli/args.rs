@@ -116,7 +116,7 @@ pub enum Command {
         /// Fail at once when another process holds the lock (default: wait for it)
         #[arg(long)]
         no_wait: bool,
-        /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else twice the lock timeout)
+        /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
         #[arg(long, value_name = "ms")]
         wait_timeout: Option<u64>,
     },

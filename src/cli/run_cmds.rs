@@ -10,17 +10,23 @@ use super::args::{Command, GlobalFlags};
 use super::output::Io;
 use super::{exit, exit_code, CliHost, SIGNALS};
 use crate::config::Config;
-use crate::lock::WaitPolicy;
+use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
 use crate::rtdb::Client;
 use crate::runner::validate::{IssueType, ValidationIssue};
 use crate::runner::{LogLevel, MigrationInfo, RunOptions, Runner};
 use crate::time::iso_millis;
 use crate::{Error, ErrorCode};
 
-/// When the CLI waits for a held lock and nobody set a limit: wait as long as the holder keeps
-/// renewing (a crashed holder's lease expires and is taken over, so this never hangs on a dead
-/// lock; Kubernetes' own deadlines still apply).
-const UNBOUNDED_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How `migrate` and `down` wait for a held lock: the lock core's one rule, with the CLI's
+/// default (wait; `--no-wait` fails fast; `--wait-timeout` or `locking.waitTimeout` bound it).
+fn wait_policy(cfg: &Config, no_wait: bool, wait_timeout: Option<u64>) -> WaitPolicy {
+    let req = WaitRequest {
+        wait: no_wait.then_some(false),
+        wait_timeout: wait_timeout.map(Duration::from_millis),
+        ..WaitRequest::default()
+    };
+    WaitPolicy::resolve(&cfg.lock_options(), &req, WaitDefault::Wait)
+}
 
 fn level_of(s: &str) -> LogLevel {
     match s {
@@ -113,14 +119,7 @@ pub async fn run<H: CliHost>(
                 Ok(t) => t,
                 Err(e) => return fail(io, "Migration error", &e, failure),
             };
-            let wait = if no_wait {
-                WaitPolicy::FailFast
-            } else {
-                let ms = wait_timeout.or(cfg.locking.wait_timeout);
-                WaitPolicy::Wait {
-                    max_wait: ms.map(Duration::from_millis).unwrap_or(UNBOUNDED_WAIT),
-                }
-            };
+            let wait = wait_policy(&cfg, no_wait, wait_timeout);
             let opts = RunOptions {
                 target,
                 dry_run: flags.dry_run || cfg.dry_run,
@@ -167,13 +166,7 @@ pub async fn run<H: CliHost>(
                 Ok(t) => t,
                 Err(e) => return fail(io, "Rollback error", &e, exit::GENERAL),
             };
-            let wait = if no_wait {
-                WaitPolicy::FailFast
-            } else {
-                WaitPolicy::Wait {
-                    max_wait: UNBOUNDED_WAIT,
-                }
-            };
+            let wait = wait_policy(&cfg, no_wait, None);
             let opts = RunOptions {
                 target: Some(target),
                 dry_run: flags.dry_run || cfg.dry_run,

@@ -301,6 +301,10 @@ impl Config {
                 .locking
                 .renew_interval
                 .map(std::time::Duration::from_millis),
+            wait_timeout: self
+                .locking
+                .wait_timeout
+                .map(std::time::Duration::from_millis),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Running work while holding the lock: acquire (waiting per `WaitPolicy`), renew in the
-//! background, check ownership between steps, release at the end (also on error).
+//! Running work while holding the lock: acquire (waiting per `WaitPolicy`, in `lock::wait`),
+//! renew in the background, check ownership between steps, release at the end (also on error).
 //!
 //! - Renewal (L3): a tokio task renews the lease every `renew_interval` (default timeout/3)
 //!   with a conditional PUT on the last known ETag. A 412 showing another owner or epoch marks
@@ -11,25 +11,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use tokio::task::JoinHandle;
 
-use crate::rtdb::{EventStream, StreamEvent};
 use crate::{Error, ErrorCode, Result};
 
-use super::record::{held_message, LockNode, LockRecord};
-use super::service::{wrap, AcquireOutcome, Held, RenewOutcome};
-use super::LockService;
-
-#[derive(Debug, Clone)]
-pub enum WaitPolicy {
-    /// One attempt; LOCK_HELD with the guide's message when held.
-    FailFast,
-    /// The predecessor's `retryAttempts` × `retryDelay`.
-    Retry { attempts: u32, delay: Duration },
-    /// Wait with capped backoff + jitter (or the lock node's event stream) up to `max_wait`.
-    Wait { max_wait: Duration },
-}
+use super::record::{LockNode, LockRecord};
+use super::service::{wrap, Held, LockService, RenewOutcome};
+use super::wait::{wait_for_lock, WaitHooks, WaitPolicy};
 
 /// Mutable state shared with the renewal task.
 struct GuardState {
@@ -68,24 +56,24 @@ fn describe(node: &LockNode, executor_id: &str) -> String {
     }
 }
 
-fn jittered(d: Duration) -> Duration {
-    let ms = d.as_millis().max(2) as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
-}
-
 impl ExclusiveGuard {
+    /// Acquire, waiting per `wait` (see `lock::wait`), then renew in the background.
     pub async fn acquire(
         service: &LockService,
         executor_id: &str,
         wait: WaitPolicy,
     ) -> Result<ExclusiveGuard> {
-        let held = match wait {
-            WaitPolicy::FailFast => Self::attempts(service, executor_id, 1, Duration::ZERO).await?,
-            WaitPolicy::Retry { attempts, delay } => {
-                Self::attempts(service, executor_id, attempts.saturating_add(1), delay).await?
-            }
-            WaitPolicy::Wait { max_wait } => Self::wait(service, executor_id, max_wait).await?,
-        };
+        Self::acquire_with(service, executor_id, &wait, &WaitHooks::default()).await
+    }
+
+    /// `acquire`, with an observer of the wait and a way to cancel it.
+    pub async fn acquire_with(
+        service: &LockService,
+        executor_id: &str,
+        wait: &WaitPolicy,
+        hooks: &WaitHooks,
+    ) -> Result<ExclusiveGuard> {
+        let held = wait_for_lock(service, executor_id, wait, hooks).await?;
         // Two-phase: confirm ownership (owner and epoch) before any work runs under the lock.
         let epoch = held.record.epoch;
         let ok = match service.verify(executor_id, Some(epoch)).await {
@@ -112,58 +100,6 @@ impl ExclusiveGuard {
             state,
             task: Mutex::new(Some(task)),
         })
-    }
-
-    /// Up to `tries` attempts, `delay` apart.
-    async fn attempts(
-        service: &LockService,
-        id: &str,
-        tries: u32,
-        delay: Duration,
-    ) -> Result<Held> {
-        let mut last = None;
-        for i in 0..tries.max(1) {
-            if i > 0 {
-                tokio::time::sleep(delay).await;
-            }
-            if let Some(h) = attempt(service, id, &mut last).await? {
-                return Ok(h);
-            }
-        }
-        Err(held_error(service, last).await)
-    }
-
-    /// Retry until acquired or `max_wait` elapsed: capped exponential backoff with jitter, woken
-    /// early by the lock node's event stream (a release) and when the holder's lease runs out.
-    async fn wait(service: &LockService, id: &str, max_wait: Duration) -> Result<Held> {
-        let end = Instant::now().checked_add(max_wait);
-        let mut last: Option<LockRecord> = None;
-        let mut stream: Option<EventStream> = None;
-        let mut stream_tried = false;
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            if let Some(h) = attempt(service, id, &mut last).await? {
-                return Ok(h);
-            }
-            let now = Instant::now();
-            if end.is_some_and(|e| now >= e) {
-                return Err(held_error(service, last).await);
-            }
-            if !stream_tried {
-                stream_tried = true;
-                stream = service.client.stream(&service.path).await.ok();
-            }
-            let mut d = jittered(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-            if let (Some(r), Some(server_now)) = (&last, service.client.server_clock().now_ms()) {
-                let until_expiry = (r.expires_at - server_now).max(0) as u64 + 20;
-                d = d.min(Duration::from_millis(until_expiry));
-            }
-            if let Some(e) = end {
-                d = d.min(e.saturating_duration_since(now));
-            }
-            wait_for_change(&mut stream, d).await;
-        }
     }
 
     /// Err(LOCK_LOST) when the lock is no longer ours. Call between steps.
@@ -256,54 +192,6 @@ impl Drop for ExclusiveGuard {
     }
 }
 
-/// LOCK_HELD with the guide's message for the current (or last seen) holder.
-async fn held_error(service: &LockService, last: Option<LockRecord>) -> Error {
-    let holder = match service.read_node().await {
-        Ok((LockNode::Held(r), _)) => Some(r),
-        _ => last,
-    };
-    match holder {
-        Some(r) => Error::new(
-            ErrorCode::LockHeld,
-            held_message(&r.executor_id, r.locked_at, r.expires_at),
-        ),
-        None => Error::new(
-            ErrorCode::LockHeld,
-            format!(
-                "Failed to acquire lock at {}: it kept changing hands under contention; try again",
-                service.path
-            ),
-        ),
-    }
-}
-
-/// Sleep `d`, returning early when the event stream shows the lock node changed to unlocked
-/// (or changed in a way that is cheaper to re-read than to interpret).
-async fn wait_for_change(stream: &mut Option<EventStream>, d: Duration) {
-    let sleep = tokio::time::sleep(d);
-    tokio::pin!(sleep);
-    loop {
-        let Some(s) = stream.as_mut() else {
-            sleep.await;
-            return;
-        };
-        tokio::select! {
-            _ = &mut sleep => return,
-            ev = s.next() => match ev {
-                Some(Ok(StreamEvent::KeepAlive)) => {}
-                Some(Ok(StreamEvent::Put { path, data })) if path == "/" => {
-                    if matches!(LockNode::parse(&data), LockNode::Free { .. }) {
-                        return;
-                    }
-                }
-                Some(Ok(StreamEvent::Put { .. } | StreamEvent::Patch { .. })) => return,
-                // The stream ended or failed: poll from now on.
-                _ => *stream = None,
-            }
-        }
-    }
-}
-
 /// The heartbeat: renew before the lease runs out; stop when the lock is lost.
 async fn renew_loop(service: LockService, executor_id: String, state: Arc<Mutex<GuardState>>) {
     let every = service.opts.renew_every();
@@ -343,25 +231,5 @@ async fn renew_loop(service: LockService, executor_id: String, state: Arc<Mutex<
             }
             Err(_) => delay = retry_soon,
         }
-    }
-}
-
-/// One acquire attempt: the held lock, or `None` (remembering the holder in `last`).
-async fn attempt(
-    service: &LockService,
-    id: &str,
-    last: &mut Option<LockRecord>,
-) -> Result<Option<Held>> {
-    match service
-        .try_acquire(id)
-        .await
-        .map_err(wrap("Failed to acquire lock"))?
-    {
-        AcquireOutcome::Acquired(h) => Ok(Some(h)),
-        AcquireOutcome::HeldBy(r) => {
-            *last = Some(r);
-            Ok(None)
-        }
-        AcquireOutcome::Contended => Ok(None),
     }
 }

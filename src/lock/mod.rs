@@ -11,14 +11,18 @@
 //!   local wall clock. A holder's own lease end is a monotonic `Instant`.
 //! - `LockService` is the predecessor's API (acquire/verify/release/status/force...);
 //!   `ExclusiveGuard` adds waiting, background renewal and `check()` between steps.
+//! - `wait`: the one wait policy (`WaitPolicy::resolve` from config + call options) and the one
+//!   wait loop, with an observer and a cancellation seam.
 
 pub mod exclusive;
 pub mod record;
 pub mod service;
+pub mod wait;
 
-pub use exclusive::{ExclusiveGuard, WaitPolicy};
+pub use exclusive::ExclusiveGuard;
 pub use record::{held_message, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};
+pub use wait::{WaitDefault, WaitEvent, WaitHooks, WaitPolicy, WaitRequest};
 
 /// `{shift}/migrations/_lock`, or `migrations/_lock` without a shift.
 pub fn lock_path(shift: Option<&str>) -> String {

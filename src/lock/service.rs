@@ -32,6 +32,8 @@ pub struct LockOptions {
     pub retry_delay_ms: u64,
     /// Renew every this often while holding (default timeout/3).
     pub renew_interval: Option<Duration>,
+    /// `locking.waitTimeout`: the longest wait for a held lock, when set.
+    pub wait_timeout: Option<Duration>,
 }
 
 impl Default for LockOptions {
@@ -41,6 +43,7 @@ impl Default for LockOptions {
             retry_attempts: 0,
             retry_delay_ms: 1000,
             renew_interval: None,
+            wait_timeout: None,
         }
     }
 }

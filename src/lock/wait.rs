@@ -1,0 +1,462 @@
+//! Waiting for a held lock, in one place.
+//!
+//! - `WaitPolicy` is how one acquisition waits: fail fast, the predecessor's retries, or a wait
+//!   up to a limit. `WaitPolicy::resolve` is the one rule that turns the configuration
+//!   (`LockOptions`) and what a call asked for (`WaitRequest`) into a policy, for the library
+//!   (`runner.migrate()`/`down()`, `runExclusive`) and the CLI (`migrate`, `down`) alike.
+//! - `wait_for_lock` is the one wait loop: attempt, then pause per the policy (capped backoff
+//!   with jitter, woken early by the lock node's event stream and when the holder's lease runs
+//!   out), until acquired, out of time, or cancelled.
+//! - `WaitHooks` are its seams: an observer that hears every step (`WaitEvent`), and a
+//!   cancellation token that ends the wait at once with INTERRUPTED.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::rtdb::{EventStream, StreamEvent};
+use crate::{Error, ErrorCode, Result};
+
+use super::record::{held_message, LockNode, LockRecord};
+use super::service::{wrap, AcquireOutcome, Held, LockOptions, LockService};
+
+/// How long "wait until the holder is done" is when nothing sets a limit: as long as the holder
+/// keeps renewing (a crashed holder's lease expires and is taken over, so this never hangs on a
+/// dead lock; Kubernetes' own deadlines still apply).
+pub const UNBOUNDED_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Longest pause between two attempts while waiting.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitPolicy {
+    /// One attempt; LOCK_HELD with the guide's message when held.
+    FailFast,
+    /// The predecessor's `retryAttempts` × `retryDelay`.
+    Retry { attempts: u32, delay: Duration },
+    /// Wait with capped backoff + jitter (or the lock node's event stream) up to `max_wait`.
+    Wait { max_wait: Duration },
+}
+
+/// What one call asked for; `None` = not said. The library's options
+/// `{ wait, waitTimeout, retryAttempts, retryDelay }`; the CLI's `--no-wait` (`wait: false`)
+/// and `--wait-timeout`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaitRequest {
+    pub wait: Option<bool>,
+    pub wait_timeout: Option<Duration>,
+    pub retry_attempts: Option<u32>,
+    pub retry_delay: Option<Duration>,
+}
+
+/// What happens when neither the call nor the configuration says: the library fails fast
+/// (the guide's try/catch example relies on it); the CLI waits, so that every pod of a
+/// Kubernetes rollout ends with exit 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitDefault {
+    FailFast,
+    Wait,
+}
+
+impl WaitPolicy {
+    /// The one rule, in order:
+    /// 1. `wait: false` fails fast.
+    /// 2. `wait: true` waits up to the call's `waitTimeout`, else `locking.waitTimeout`, else
+    ///    (library) twice the lock timeout / (CLI) until the holder is done.
+    /// 3. A call's `waitTimeout` alone means: wait that long.
+    /// 4. The CLI waits by default, up to `locking.waitTimeout` (else until the holder is done).
+    /// 5. The library retries when the call's or the config's `retryAttempts` is above 0
+    ///    (`retryDelay` from the call, else the config), else waits when `locking.waitTimeout`
+    ///    is set, else fails fast.
+    pub fn resolve(opts: &LockOptions, req: &WaitRequest, default: WaitDefault) -> WaitPolicy {
+        let limit = req.wait_timeout.or(opts.wait_timeout);
+        let wait = |max_wait| WaitPolicy::Wait { max_wait };
+        match (req.wait, default) {
+            (Some(false), _) => WaitPolicy::FailFast,
+            (Some(true), WaitDefault::FailFast) => {
+                wait(limit.unwrap_or(Duration::from_millis(opts.timeout_ms.saturating_mul(2))))
+            }
+            (Some(true), WaitDefault::Wait) | (None, WaitDefault::Wait) => {
+                wait(limit.unwrap_or(UNBOUNDED_WAIT))
+            }
+            (None, WaitDefault::FailFast) => {
+                if let Some(t) = req.wait_timeout {
+                    return wait(t);
+                }
+                let attempts = req.retry_attempts.unwrap_or(opts.retry_attempts);
+                if attempts > 0 {
+                    WaitPolicy::Retry {
+                        attempts,
+                        delay: req
+                            .retry_delay
+                            .unwrap_or(Duration::from_millis(opts.retry_delay_ms)),
+                    }
+                } else if let Some(t) = opts.wait_timeout {
+                    wait(t)
+                } else {
+                    WaitPolicy::FailFast
+                }
+            }
+        }
+    }
+}
+
+/// One step of a wait, for observers (status lines, hooks, metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitEvent {
+    /// Attempt number `attempt` found the lock held (by `holder`, when known); the next attempt
+    /// comes in at most `retry_in`.
+    Held {
+        attempt: u32,
+        holder: Option<LockRecord>,
+        waited: Duration,
+        retry_in: Duration,
+    },
+    /// Acquired on attempt `attempt`.
+    Acquired { attempt: u32, waited: Duration },
+    /// Out of attempts or time: the acquisition fails with LOCK_HELD.
+    GaveUp { attempts: u32, waited: Duration },
+    /// Cancelled through `WaitHooks::cancel`: the acquisition fails with INTERRUPTED.
+    Cancelled { attempts: u32, waited: Duration },
+}
+
+pub type WaitObserver = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
+
+/// The seams of one wait: who hears about it, and what ends it early.
+#[derive(Clone, Default)]
+pub struct WaitHooks {
+    pub observer: Option<WaitObserver>,
+    pub cancel: Option<CancellationToken>,
+}
+
+impl WaitHooks {
+    fn emit(&self, ev: WaitEvent) {
+        if let Some(o) = &self.observer {
+            o(&ev);
+        }
+    }
+}
+
+/// When the next attempt comes, per policy.
+struct Schedule<'a> {
+    policy: &'a WaitPolicy,
+    end: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Schedule<'_> {
+    /// The pause after failed attempt number `attempt` (1-based), or `None` to give up.
+    fn next(
+        &mut self,
+        attempt: u32,
+        service: &LockService,
+        last: Option<&LockRecord>,
+    ) -> Option<Duration> {
+        match self.policy {
+            WaitPolicy::FailFast => None,
+            WaitPolicy::Retry { attempts, delay } => {
+                (attempt < attempts.saturating_add(1)).then_some(*delay)
+            }
+            WaitPolicy::Wait { .. } => {
+                let now = Instant::now();
+                if self.end.is_some_and(|e| now >= e) {
+                    return None;
+                }
+                let mut d = jittered(self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                if let (Some(r), Some(server_now)) = (last, service.client.server_clock().now_ms())
+                {
+                    // Try again right after the holder's lease runs out.
+                    let until_expiry = (r.expires_at - server_now).max(0) as u64 + 20;
+                    d = d.min(Duration::from_millis(until_expiry));
+                }
+                if let Some(e) = self.end {
+                    d = d.min(e.saturating_duration_since(now));
+                }
+                Some(d)
+            }
+        }
+    }
+
+    /// Whether pauses end early when the lock node changes (the event stream).
+    fn follows_the_node(&self) -> bool {
+        matches!(self.policy, WaitPolicy::Wait { .. })
+    }
+}
+
+/// Acquire per `policy`: the lock as held, LOCK_HELD (the guide's message) when out of
+/// attempts or time, INTERRUPTED when cancelled.
+pub(crate) async fn wait_for_lock(
+    service: &LockService,
+    id: &str,
+    policy: &WaitPolicy,
+    hooks: &WaitHooks,
+) -> Result<Held> {
+    let started = Instant::now();
+    let mut schedule = Schedule {
+        policy,
+        end: match policy {
+            WaitPolicy::Wait { max_wait } => started.checked_add(*max_wait),
+            _ => None,
+        },
+        backoff: FIRST_BACKOFF,
+    };
+    let mut last: Option<LockRecord> = None;
+    let mut stream: Option<EventStream> = None;
+    let mut stream_tried = false;
+    let mut attempt_no = 0u32;
+    loop {
+        if hooks.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            return Err(cancelled(hooks, service, attempt_no, started));
+        }
+        attempt_no += 1;
+        if let Some(h) = attempt(service, id, &mut last).await? {
+            hooks.emit(WaitEvent::Acquired {
+                attempt: attempt_no,
+                waited: started.elapsed(),
+            });
+            return Ok(h);
+        }
+        let Some(pause) = schedule.next(attempt_no, service, last.as_ref()) else {
+            hooks.emit(WaitEvent::GaveUp {
+                attempts: attempt_no,
+                waited: started.elapsed(),
+            });
+            return Err(held_error(service, last).await);
+        };
+        hooks.emit(WaitEvent::Held {
+            attempt: attempt_no,
+            holder: last.clone(),
+            waited: started.elapsed(),
+            retry_in: pause,
+        });
+        if schedule.follows_the_node() && !stream_tried {
+            stream_tried = true;
+            stream = service.client.stream(&service.path).await.ok();
+        }
+        let paused = wait_for_change(&mut stream, pause);
+        match &hooks.cancel {
+            Some(cancel) => tokio::select! {
+                _ = paused => {}
+                _ = cancel.cancelled() => return Err(cancelled(hooks, service, attempt_no, started)),
+            },
+            None => paused.await,
+        }
+    }
+}
+
+fn cancelled(hooks: &WaitHooks, service: &LockService, attempts: u32, started: Instant) -> Error {
+    hooks.emit(WaitEvent::Cancelled {
+        attempts,
+        waited: started.elapsed(),
+    });
+    Error::new(
+        ErrorCode::Interrupted,
+        format!(
+            "Stopped while waiting for the migration lock at {}; nothing was run",
+            service.path
+        ),
+    )
+}
+
+fn jittered(d: Duration) -> Duration {
+    let ms = d.as_millis().max(2) as u64;
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+/// One acquire attempt: the held lock, or `None` (remembering the holder in `last`).
+async fn attempt(
+    service: &LockService,
+    id: &str,
+    last: &mut Option<LockRecord>,
+) -> Result<Option<Held>> {
+    match service
+        .try_acquire(id)
+        .await
+        .map_err(wrap("Failed to acquire lock"))?
+    {
+        AcquireOutcome::Acquired(h) => Ok(Some(h)),
+        AcquireOutcome::HeldBy(r) => {
+            *last = Some(r);
+            Ok(None)
+        }
+        AcquireOutcome::Contended => Ok(None),
+    }
+}
+
+/// LOCK_HELD with the guide's message for the current (or last seen) holder.
+async fn held_error(service: &LockService, last: Option<LockRecord>) -> Error {
+    let holder = match service.read_node().await {
+        Ok((LockNode::Held(r), _)) => Some(r),
+        _ => last,
+    };
+    match holder {
+        Some(r) => Error::new(
+            ErrorCode::LockHeld,
+            held_message(&r.executor_id, r.locked_at, r.expires_at),
+        ),
+        None => Error::new(
+            ErrorCode::LockHeld,
+            format!(
+                "Failed to acquire lock at {}: it kept changing hands under contention; try again",
+                service.path
+            ),
+        ),
+    }
+}
+
+/// Sleep `d`, returning early when the event stream shows the lock node changed to unlocked
+/// (or changed in a way that is cheaper to re-read than to interpret).
+async fn wait_for_change(stream: &mut Option<EventStream>, d: Duration) {
+    let sleep = tokio::time::sleep(d);
+    tokio::pin!(sleep);
+    loop {
+        let Some(s) = stream.as_mut() else {
+            sleep.await;
+            return;
+        };
+        tokio::select! {
+            _ = &mut sleep => return,
+            ev = s.next() => match ev {
+                Some(Ok(StreamEvent::KeepAlive)) => {}
+                Some(Ok(StreamEvent::Put { path, data })) if path == "/" => {
+                    if matches!(LockNode::parse(&data), LockNode::Free { .. }) {
+                        return;
+                    }
+                }
+                Some(Ok(StreamEvent::Put { .. } | StreamEvent::Patch { .. })) => return,
+                // The stream ended or failed: poll from now on.
+                _ => *stream = None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn opts(retry_attempts: u32, wait_timeout: Option<Duration>) -> LockOptions {
+        LockOptions {
+            timeout_ms: 10_000,
+            retry_attempts,
+            retry_delay_ms: 250,
+            wait_timeout,
+            ..LockOptions::default()
+        }
+    }
+
+    fn req(wait: Option<bool>, wait_timeout: Option<Duration>) -> WaitRequest {
+        WaitRequest {
+            wait,
+            wait_timeout,
+            ..WaitRequest::default()
+        }
+    }
+
+    use WaitDefault::{FailFast as Lib, Wait as Cli};
+
+    #[test]
+    fn the_library_fails_fast_unless_told_to_wait() {
+        let r = WaitPolicy::resolve;
+        assert_eq!(
+            r(&opts(0, None), &req(None, None), Lib),
+            WaitPolicy::FailFast
+        );
+        assert_eq!(
+            r(&opts(3, S(9).into()), &req(Some(false), None), Lib),
+            WaitPolicy::FailFast
+        );
+        // wait: true -> call limit, else config limit, else twice the lock timeout.
+        assert_eq!(
+            r(&opts(0, None), &req(Some(true), MS(700).into()), Lib),
+            WaitPolicy::Wait { max_wait: MS(700) }
+        );
+        assert_eq!(
+            r(&opts(0, S(9).into()), &req(Some(true), None), Lib),
+            WaitPolicy::Wait { max_wait: S(9) }
+        );
+        assert_eq!(
+            r(&opts(0, None), &req(Some(true), None), Lib),
+            WaitPolicy::Wait { max_wait: S(20) }
+        );
+        // Retries from the config, or from the call (which wins).
+        assert_eq!(
+            r(&opts(3, None), &req(None, None), Lib),
+            WaitPolicy::Retry {
+                attempts: 3,
+                delay: MS(250)
+            }
+        );
+        let call = WaitRequest {
+            retry_attempts: Some(5),
+            retry_delay: Some(MS(10)),
+            ..WaitRequest::default()
+        };
+        assert_eq!(
+            r(&opts(0, None), &call, Lib),
+            WaitPolicy::Retry {
+                attempts: 5,
+                delay: MS(10)
+            }
+        );
+        let none = WaitRequest {
+            retry_attempts: Some(0),
+            ..WaitRequest::default()
+        };
+        assert_eq!(r(&opts(3, None), &none, Lib), WaitPolicy::FailFast);
+        // A configured waitTimeout waits; retries come first.
+        assert_eq!(
+            r(&opts(0, S(9).into()), &req(None, None), Lib),
+            WaitPolicy::Wait { max_wait: S(9) }
+        );
+        assert_eq!(
+            r(&opts(2, S(9).into()), &req(None, None), Lib),
+            WaitPolicy::Retry {
+                attempts: 2,
+                delay: MS(250)
+            }
+        );
+        // A waitTimeout on the call alone means wait that long.
+        assert_eq!(
+            r(&opts(2, S(9).into()), &req(None, MS(300).into()), Lib),
+            WaitPolicy::Wait { max_wait: MS(300) }
+        );
+    }
+
+    #[test]
+    fn the_cli_waits_by_default_up_to_the_configured_limit() {
+        let r = WaitPolicy::resolve;
+        assert_eq!(
+            r(&opts(0, None), &req(None, None), Cli),
+            WaitPolicy::Wait {
+                max_wait: UNBOUNDED_WAIT
+            }
+        );
+        assert_eq!(
+            r(&opts(0, S(9).into()), &req(None, None), Cli),
+            WaitPolicy::Wait { max_wait: S(9) }
+        );
+        assert_eq!(
+            r(&opts(0, S(9).into()), &req(None, MS(300).into()), Cli),
+            WaitPolicy::Wait { max_wait: MS(300) }
+        );
+        assert_eq!(
+            r(&opts(0, S(9).into()), &req(Some(false), None), Cli),
+            WaitPolicy::FailFast
+        );
+        // retryAttempts is a library setting: the CLI still waits.
+        assert_eq!(
+            r(&opts(3, None), &req(None, None), Cli),
+            WaitPolicy::Wait {
+                max_wait: UNBOUNDED_WAIT
+            }
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The CLI in-process (`msr_firebase::cli::run`, as bin/msr-firebase.js runs it) against the
+//! embedded emulator: how `migrate` and `down` wait for a lock another process holds.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use msr_firebase::cli::{self, CliHost, Io};
+use msr_firebase::config::Config;
+use msr_firebase::emulator::{Emulator, EmulatorOptions};
+use msr_firebase::runner::{Method, ScriptHost, ScriptMeta};
+use msr_firebase::{Error, ErrorCode, Result};
+use serde_json::{json, Value};
+
+/// A host without scripts (the tests' migration folders are empty) and without JS config files
+/// (the tests use `msr.config.json`, which the CLI reads itself).
+#[derive(Clone)]
+struct NoJs;
+
+impl ScriptHost for NoJs {
+    async fn load(&self, file: &Path) -> Result<ScriptMeta> {
+        Err(Error::new(
+            ErrorCode::ScriptFailed,
+            format!("no scripts here: {}", file.display()),
+        ))
+    }
+    async fn run(&self, file: &Path, _: Method, _: &Value) -> Result<Value> {
+        self.load(file).await.map(|_| Value::Null)
+    }
+}
+
+impl CliHost for NoJs {
+    async fn load_config(&self, file: &Path) -> Result<Value> {
+        Err(Error::config(format!("no JS here: {}", file.display())))
+    }
+    async fn init(&self, _: &Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Start an emulator, hold the lock of namespace `ns` as another executor, and write a config
+/// file with `locking` merged in. Returns the emulator, the config file and the project dir.
+async fn held_lock_project(ns: &str, locking: Value) -> (Emulator, String, tempfile::TempDir) {
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("migrations");
+    std::fs::create_dir(&folder).unwrap();
+    let mut lock = json!({"enabled": true, "timeout": 60_000});
+    msr_firebase::config::deep_merge(&mut lock, &locking);
+    let config = json!({
+        "folder": folder,
+        "databaseUrl": format!("{}?ns={ns}", emu.url()),
+        "locking": lock,
+    });
+    let cfg = Config::from_value(&config).unwrap();
+    let client = msr_firebase::connection::client_for(&cfg, dir.path()).unwrap();
+    assert!(cfg
+        .lock_service(&client)
+        .acquire("holder-elsewhere")
+        .await
+        .unwrap());
+    let file = dir.path().join("msr.config.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    (emu, file.to_string_lossy().into_owned(), dir)
+}
+
+/// Run the CLI; fails the test if it is still waiting after `limit`.
+async fn run_within(args: &[&str], limit: Duration) -> (i32, String, String) {
+    let (mut io, out, err) = Io::capture();
+    let argv = args.iter().map(|s| s.to_string()).collect();
+    let code = tokio::time::timeout(limit, cli::run(argv, NoJs, &mut io))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "`msr-firebase {}` was still waiting after {limit:?}",
+                args.join(" ")
+            )
+        });
+    (code, out.text(), err.text())
+}
+
+const HELD: &str =
+    "Migration lock is currently held by another process.\nExecutor: holder-elsewhere\n";
+
+/// `locking.waitTimeout` bounds the wait of `down` as it bounds `migrate`'s: both give up with
+/// the guide's LOCK_HELD message and their failure exit code once it has passed.
+#[tokio::test]
+async fn down_and_migrate_give_up_after_locking_wait_timeout() {
+    for (cmd, exit_code) in [("down", 4), ("migrate", 3)] {
+        let ns = format!("cli-wait-{cmd}");
+        let (emu, file, _dir) = held_lock_project(&ns, json!({"waitTimeout": 700})).await;
+        let args: Vec<&str> = match cmd {
+            "down" => vec!["down", "0", "--config-file", &file],
+            _ => vec!["migrate", "--config-file", &file],
+        };
+        let started = Instant::now();
+        let (code, _out, err) = run_within(&args, Duration::from_secs(20)).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(700),
+            "{cmd} did not wait"
+        );
+        assert_eq!(code, exit_code, "{cmd}: {err}");
+        assert!(err.starts_with(HELD), "{cmd}: {err}");
+        emu.stop().await.unwrap();
+    }
+}
+
+/// `--no-wait` fails fast on both commands, and `--wait-timeout` bounds `migrate`.
+#[tokio::test]
+async fn no_wait_and_wait_timeout_flags() {
+    let (emu, file, _dir) = held_lock_project("cli-flags", json!({})).await;
+    for args in [
+        vec!["down", "0", "--no-wait", "--config-file", &file],
+        vec!["migrate", "--no-wait", "--config-file", &file],
+        vec!["migrate", "--wait-timeout", "300", "--config-file", &file],
+    ] {
+        let (code, _out, err) = run_within(&args, Duration::from_secs(20)).await;
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.starts_with(HELD), "{args:?}: {err}");
+    }
+    emu.stop().await.unwrap();
+}
