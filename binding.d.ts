@@ -12,20 +12,19 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeDatabase {
   /** The database URL (never with credentials). */
   get url(): string
-  get(path: string): Promise<any>
-  /** `{ value, etag }` */
-  getVersioned(path: string): Promise<any>
-  getShallow(path: string): Promise<any>
+  get(path: string): Promise<unknown>
+  getVersioned(path: string): Promise<NativeVersioned>
+  getShallow(path: string): Promise<unknown>
   /** Children as `[key, value]` pairs in RTDB order. */
-  query(path: string, query: QueryOptions): Promise<any>
+  query(path: string, query: QueryOptions): Promise<Array<[string, unknown]>>
   set(path: string, value: any): Promise<void>
   update(path: string, patch: any): Promise<void>
   remove(path: string): Promise<void>
   /** New child with a time-ordered push id; returns the id. */
   push(path: string, value: any): Promise<string>
-  /** Conditional PUT: `{ written, value, etag }` (on a mismatch, the current value and ETag). */
-  putIfMatch(path: string, value: any, etag: string): Promise<any>
-  deleteIfMatch(path: string, etag: string): Promise<any>
+  /** Conditional PUT (on a mismatch, the current value and ETag). */
+  putIfMatch(path: string, value: any, etag: string): Promise<NativeCasResult>
+  deleteIfMatch(path: string, etag: string): Promise<NativeCasResult>
   /** A real round trip; rejects with the reason when the database cannot be reached. */
   checkConnection(): Promise<void>
 }
@@ -34,8 +33,8 @@ export declare class NativeEmulator {
   get url(): string
   get host(): string
   get port(): number
-  /** Every namespace's data. */
-  export(): Promise<any>
+  /** Every namespace's data: `{ "<namespace>": <tree> }`. */
+  export(): Promise<Record<string, unknown>>
   /** Stop the server (idempotent). */
   stop(): Promise<void>
 }
@@ -69,28 +68,29 @@ export declare class NativeRunner {
   get database(): NativeDatabase
   /** The lock service, or null when locking is disabled. */
   get locking(): NativeLock | null
-  /** `{ databaseUrl, shift, tableName, emulator }` */
-  connectionInfo(): any
+  connectionInfo(): NativeConnectionInfo
   /** SIGINT/SIGTERM: stop after the current step. */
   requestStop(): void
-  migrate(options?: RunOptionsJs | undefined | null): Promise<any>
-  down(options?: RunOptionsJs | undefined | null): Promise<any>
-  list(): Promise<any>
-  validate(): Promise<any>
+  migrate(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
+  down(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
+  list(): Promise<NativeMigrationList>
+  validate(): Promise<NativeValidationReport>
   /** Path of the new backup file. */
   createBackup(): Promise<string>
   restoreFromBackup(path: string): Promise<void>
   listNodes(): Promise<Array<string>>
-  backupNodes(nodes: Array<string>): Promise<any>
+  /** `{ <node>: <its value, or null when missing> }` */
+  backupNodes(nodes: Array<string>): Promise<Record<string, unknown>>
 }
 
 /**
- * How to wait for a held lock: `{ wait: false }` fails fast; `{ retryAttempts, retryDelay }`
- * retries like the predecessor; `{ wait: true, waitTimeout }` waits with backoff.
+ * How to wait for a held lock (`lock::wait::WaitPolicy::resolve`): `{ wait: false }` fails
+ * fast; `{ retryAttempts, retryDelay }` retries like the predecessor; `{ wait: true, waitTimeout }`
+ * waits with backoff; unset: the config's retries or `waitTimeout`, else fail fast.
  */
 export interface AcquireOptions {
   wait?: boolean
-  /** ms; default: the lock timeout × 2. */
+  /** ms; default: `locking.waitTimeout`, else the lock timeout × 2. */
   waitTimeout?: number
   retryAttempts?: number
   retryDelay?: number
@@ -110,11 +110,47 @@ export declare function createLockingService(database: NativeDatabase, config: a
 /** Validate the config, connect (one real round trip), and build the runner. */
 export declare function createRunner(config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void): Promise<NativeRunner>
 
-/** Defaults (with the env-derived `databaseUrl` and `applicationCredentials`). */
-export declare function defaultConfig(): any
+/**
+ * Defaults (with the env-derived `databaseUrl` and `applicationCredentials`), as the settings
+ * object `FirebaseConfig` holds.
+ */
+export declare function defaultConfig(): Record<string, unknown>
 
 /** `hostname-pid-uuid` */
 export declare function defaultExecutorId(): string
+
+/** A conditional write: `written`, else the node's current value and ETag. */
+export interface NativeCasResult {
+  written: boolean
+  /** The value written (server values resolved), or the current one on a mismatch. */
+  value: unknown
+  etag: string
+}
+
+/** `{ databaseUrl, shift, tableName, emulator }` */
+export interface NativeConnectionInfo {
+  databaseUrl: string | null
+  shift: string | null
+  tableName: string
+  emulator: boolean
+}
+
+export declare const enum NativeIssueType {
+  Error = 'ERROR',
+  Warning = 'WARNING',
+}
+
+/** One row of `list()`. */
+export interface NativeListEntry {
+  name: string
+  version: number
+  status: NativeMigrationStatus
+  executedAt: number | null
+  /** ms */
+  duration: number | null
+  username: string | null
+  filepath: string | null
+}
 
 /** Times are ms since the epoch; lib/locking.js turns them into `Date`s. */
 export interface NativeLockStatus {
@@ -125,6 +161,73 @@ export interface NativeLockStatus {
   processId?: number
   hostname: string
   epoch: number
+}
+
+/** One migration as `migrate()` / `down()` report it. */
+export interface NativeMigrationInfo {
+  name: string
+  filepath: string
+  timestamp: number
+  startedAt?: number
+  finishedAt?: number
+  username?: string
+  /** What `up` returned (omitted when it returned nothing). */
+  result?: unknown
+  checksum?: string
+}
+
+/** `list()`: every migration in version order, with counts. */
+export interface NativeMigrationList {
+  migrations: Array<NativeListEntry>
+  executed: number
+  pending: number
+  ignored: number
+}
+
+/** `{ success, executed, migrated, ignored, errors }` */
+export interface NativeMigrationResult {
+  success: boolean
+  executed: Array<NativeMigrationInfo>
+  migrated: Array<NativeMigrationInfo>
+  ignored: Array<NativeMigrationInfo>
+  errors: Array<string>
+}
+
+export declare const enum NativeMigrationStatus {
+  Executed = 'executed',
+  Pending = 'pending',
+  Ignored = 'ignored',
+  MissingFile = 'missing-file',
+}
+
+export interface NativeScriptValidation {
+  name: string
+  filepath: string
+  timestamp: number
+  valid: boolean
+  issues: Array<NativeValidationIssue>
+}
+
+export interface NativeValidationIssue {
+  type: NativeIssueType
+  /** `MISSING_UP_METHOD`, `IMPORT_FAILED`, `MIGRATED_FILE_MISSING`, ... */
+  code: string
+  message: string
+}
+
+/** `validate()`: the pending scripts' checks, issues with executed ones, and totals. */
+export interface NativeValidationReport {
+  pending: Array<NativeScriptValidation>
+  migrated: Array<NativeValidationIssue>
+  general: Array<NativeValidationIssue>
+  errorCount: number
+  warningCount: number
+}
+
+/** A value with the ETag it was read at. */
+export interface NativeVersioned {
+  value: unknown
+  etag: string
 }
 
 /** A new 20-character, time-ordered push id (strictly increasing within this process). */
@@ -147,15 +250,25 @@ export interface QueryOptions {
 /** Run the CLI; resolves with the exit code. */
 export declare function runCli(argv: string[], host: (request: any) => Promise<any>): Promise<number>
 
-/** Options of `migrate()` / `down()` from JS. */
+/**
+ * Options of `migrate()` / `down()` from JS. How a held lock is waited for follows
+ * `lock::wait::WaitPolicy::resolve`, like `runExclusive`.
+ */
 export interface RunOptionsJs {
   target?: number
   dryRun?: boolean
   noLock?: boolean
-  /** Wait for a held lock (default: the config's retryAttempts/retryDelay, else fail fast). */
+  /**
+   * Wait for a held lock (default: the config's retryAttempts/retryDelay or waitTimeout, else
+   * fail fast).
+   */
   wait?: boolean
   /** ms */
   waitTimeout?: number
+  /** Extra attempts when the lock is held (default: `locking.retryAttempts`). */
+  retryAttempts?: number
+  /** ms between attempts (default: `locking.retryDelay`). */
+  retryDelay?: number
 }
 
 export declare function startEmulator(options?: StartEmulatorOptions | undefined | null): Promise<NativeEmulator>
@@ -168,4 +281,4 @@ export interface StartEmulatorOptions {
 }
 
 /** Validate a (partial) config object; returns the complete normalised config. */
-export declare function validateConfig(config: any): any
+export declare function validateConfig(config: any): Record<string, unknown>

@@ -3,7 +3,7 @@
 // msr-firebase: the CLI lives in Rust (clap, commands, output); this file only connects it to Node:
 // a script host for config files and migration scripts, and signal forwarding.
 
-const { native, call } = require('../lib/native.js')
+const { native, call, convert } = require('../lib/native.js')
 const { createScriptHost } = require('../lib/host.js')
 const { FirebaseConfig } = require('../lib/config.js')
 const { createHandler } = require('../lib/runner.js')
@@ -43,7 +43,8 @@ native
     setImmediate(() => process.exit(code))
   })
   .catch((err) => {
-    console.error(`✗ ${err && err.message ? err.message.replace(/^[A-Z_]+\u001f/, '') : err}`)
+    const e = convert(err)
+    console.error(`✗ ${e && e.message ? e.message : e}`)
     process.exit(1)
   })
 

@@ -62,9 +62,7 @@ class FirebaseRunner {
     const settings = toSettings(config)
     let runner
     const host = createScriptHost({ context: async () => runner._scriptContext() })
-    const logFn = toLogFn(options.logger, settings.logLevel)
-    // The native log callback delivers its (level, message) tuple as one array argument.
-    const log = (level, message) => (Array.isArray(level) ? logFn(level[0], level[1]) : logFn(level, message))
+    const log = toLogFn(options.logger, settings.logLevel)
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log))
     runner = new FirebaseRunner(nat, config)
     return runner

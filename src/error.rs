@@ -3,8 +3,21 @@
 
 use std::fmt;
 
-/// Stable, documented error codes. JS sees them as `err.code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Stable, documented error codes. JS sees them as `err.code`. This enum is the one list:
+/// the names (`CONFIG_INVALID`, ...), parsing and `ErrorCode::VARIANTS` all derive from it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// A configuration value is invalid (names the field and the accepted values).
     ConfigInvalid,
@@ -41,6 +54,7 @@ pub enum ErrorCode {
     /// The run was interrupted by a signal (SIGINT/SIGTERM) between steps.
     Interrupted,
     /// Local I/O (files, folders).
+    #[strum(serialize = "IO_ERROR")]
     Io,
     /// Everything else.
     Internal,
@@ -48,67 +62,18 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::ConfigInvalid => "CONFIG_INVALID",
-            ErrorCode::InvalidPath => "INVALID_PATH",
-            ErrorCode::ConnectionFailed => "CONNECTION_FAILED",
-            ErrorCode::DatabaseNotFound => "DATABASE_NOT_FOUND",
-            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
-            ErrorCode::AuthFailed => "AUTH_FAILED",
-            ErrorCode::BadRequest => "BAD_REQUEST",
-            ErrorCode::WriteOutcomeUnknown => "WRITE_OUTCOME_UNKNOWN",
-            ErrorCode::LockHeld => "LOCK_HELD",
-            ErrorCode::LockLost => "LOCK_LOST",
-            ErrorCode::LockError => "LOCK_ERROR",
-            ErrorCode::ScriptFailed => "SCRIPT_FAILED",
-            ErrorCode::ValidationFailed => "VALIDATION_FAILED",
-            ErrorCode::RollbackFailed => "ROLLBACK_FAILED",
-            ErrorCode::BackupFailed => "BACKUP_FAILED",
-            ErrorCode::RestoreFailed => "RESTORE_FAILED",
-            ErrorCode::Interrupted => "INTERRUPTED",
-            ErrorCode::Io => "IO_ERROR",
-            ErrorCode::Internal => "INTERNAL",
-        }
+        self.into()
     }
-}
 
-impl ErrorCode {
-    /// Every code, for parsing codes that crossed the JS boundary.
-    pub const ALL: [ErrorCode; 19] = [
-        ErrorCode::ConfigInvalid,
-        ErrorCode::InvalidPath,
-        ErrorCode::ConnectionFailed,
-        ErrorCode::DatabaseNotFound,
-        ErrorCode::PermissionDenied,
-        ErrorCode::AuthFailed,
-        ErrorCode::BadRequest,
-        ErrorCode::WriteOutcomeUnknown,
-        ErrorCode::LockHeld,
-        ErrorCode::LockLost,
-        ErrorCode::LockError,
-        ErrorCode::ScriptFailed,
-        ErrorCode::ValidationFailed,
-        ErrorCode::RollbackFailed,
-        ErrorCode::BackupFailed,
-        ErrorCode::RestoreFailed,
-        ErrorCode::Interrupted,
-        ErrorCode::Io,
-        ErrorCode::Internal,
-    ];
-
+    /// A code that crossed the JS boundary (`None` for an unknown one).
     pub fn parse(s: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        s.parse().ok()
     }
 }
 
 /// An error a person can act on: a stable code plus a message that names the problem and the fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
@@ -141,10 +106,50 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    #[test]
+    fn codes_are_screaming_snake_and_parse_back() {
+        assert_eq!(
+            ErrorCode::WriteOutcomeUnknown.as_str(),
+            "WRITE_OUTCOME_UNKNOWN"
+        );
+        assert_eq!(ErrorCode::Io.as_str(), "IO_ERROR");
+        assert_eq!(ErrorCode::LockHeld.to_string(), "LOCK_HELD");
+        for c in ErrorCode::VARIANTS {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(*c));
+        }
+        assert_eq!(ErrorCode::parse("NOPE"), None);
+        // The documented codes, stable across releases.
+        let all: Vec<&str> = ErrorCode::VARIANTS.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            all,
+            [
+                "CONFIG_INVALID",
+                "INVALID_PATH",
+                "CONNECTION_FAILED",
+                "DATABASE_NOT_FOUND",
+                "PERMISSION_DENIED",
+                "AUTH_FAILED",
+                "BAD_REQUEST",
+                "WRITE_OUTCOME_UNKNOWN",
+                "LOCK_HELD",
+                "LOCK_LOST",
+                "LOCK_ERROR",
+                "SCRIPT_FAILED",
+                "VALIDATION_FAILED",
+                "ROLLBACK_FAILED",
+                "BACKUP_FAILED",
+                "RESTORE_FAILED",
+                "INTERRUPTED",
+                "IO_ERROR",
+                "INTERNAL"
+            ]
+        );
+        let e = Error::new(ErrorCode::LockHeld, "held");
+        assert_eq!(e.to_string(), "held");
     }
 }
-
-impl std::error::Error for Error {}

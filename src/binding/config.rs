@@ -6,14 +6,15 @@ use serde_json::Value;
 use super::error::IntoNapi;
 use crate::config::Config;
 
-/// Defaults (with the env-derived `databaseUrl` and `applicationCredentials`).
-#[napi]
+/// Defaults (with the env-derived `databaseUrl` and `applicationCredentials`), as the settings
+/// object `FirebaseConfig` holds.
+#[napi(ts_return_type = "Record<string, unknown>")]
 pub fn default_config() -> Value {
     Config::defaults_value()
 }
 
 /// Validate a (partial) config object; returns the complete normalised config.
-#[napi]
+#[napi(ts_return_type = "Record<string, unknown>")]
 pub fn validate_config(config: Value) -> napi::Result<Value> {
     Config::from_value(&config).map(|c| c.to_value()).napi()
 }

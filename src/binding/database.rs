@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use napi_derive::napi;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::IntoNapi;
 use crate::config::Config;
@@ -46,10 +46,35 @@ impl From<QueryOptions> for Query {
     }
 }
 
-fn cas_json(outcome: CasOutcome) -> Value {
-    match outcome {
-        CasOutcome::Written(v) => json!({"written": true, "value": v.value, "etag": v.etag}),
-        CasOutcome::Mismatch(v) => json!({"written": false, "value": v.value, "etag": v.etag}),
+/// A value with the ETag it was read at.
+#[napi(object)]
+pub struct NativeVersioned {
+    #[napi(ts_type = "unknown")]
+    pub value: Value,
+    pub etag: String,
+}
+
+/// A conditional write: `written`, else the node's current value and ETag.
+#[napi(object)]
+pub struct NativeCasResult {
+    pub written: bool,
+    /// The value written (server values resolved), or the current one on a mismatch.
+    #[napi(ts_type = "unknown")]
+    pub value: Value,
+    pub etag: String,
+}
+
+impl From<CasOutcome> for NativeCasResult {
+    fn from(outcome: CasOutcome) -> Self {
+        let (written, v) = match outcome {
+            CasOutcome::Written(v) => (true, v),
+            CasOutcome::Mismatch(v) => (false, v),
+        };
+        NativeCasResult {
+            written,
+            value: v.value,
+            etag: v.etag,
+        }
     }
 }
 
@@ -60,27 +85,30 @@ impl NativeDatabase {
     pub fn url(&self) -> String {
         self.client.url().to_string()
     }
-    #[napi]
+    #[napi(ts_return_type = "Promise<unknown>")]
     pub async fn get(&self, path: String) -> napi::Result<Value> {
         self.client.get(&path).await.napi()
     }
-    /// `{ value, etag }`
     #[napi]
-    pub async fn get_versioned(&self, path: String) -> napi::Result<Value> {
+    pub async fn get_versioned(&self, path: String) -> napi::Result<NativeVersioned> {
         let v = self.client.get_versioned(&path).await.napi()?;
-        Ok(json!({"value": v.value, "etag": v.etag}))
+        Ok(NativeVersioned {
+            value: v.value,
+            etag: v.etag,
+        })
     }
-    #[napi]
+    #[napi(ts_return_type = "Promise<unknown>")]
     pub async fn get_shallow(&self, path: String) -> napi::Result<Value> {
         self.client.get_shallow(&path).await.napi()
     }
     /// Children as `[key, value]` pairs in RTDB order.
-    #[napi]
-    pub async fn query(&self, path: String, query: QueryOptions) -> napi::Result<Value> {
-        let rows = self.client.query(&path, &query.into()).await.napi()?;
-        Ok(Value::Array(
-            rows.into_iter().map(|(k, v)| json!([k, v])).collect(),
-        ))
+    #[napi(ts_return_type = "Promise<Array<[string, unknown]>>")]
+    pub async fn query(
+        &self,
+        path: String,
+        query: QueryOptions,
+    ) -> napi::Result<Vec<(String, Value)>> {
+        self.client.query(&path, &query.into()).await.napi()
     }
     #[napi]
     pub async fn set(&self, path: String, value: Value) -> napi::Result<()> {
@@ -106,26 +134,33 @@ impl NativeDatabase {
     pub async fn push(&self, path: String, value: Value) -> napi::Result<String> {
         self.client.push(&path, &value).await.napi()
     }
-    /// Conditional PUT: `{ written, value, etag }` (on a mismatch, the current value and ETag).
+    /// Conditional PUT (on a mismatch, the current value and ETag).
     #[napi]
     pub async fn put_if_match(
         &self,
         path: String,
         value: Value,
         etag: String,
-    ) -> napi::Result<Value> {
-        Ok(cas_json(
-            self.client
-                .put_if_match(&path, &value, &etag)
-                .await
-                .napi()?,
-        ))
+    ) -> napi::Result<NativeCasResult> {
+        Ok(self
+            .client
+            .put_if_match(&path, &value, &etag)
+            .await
+            .napi()?
+            .into())
     }
     #[napi]
-    pub async fn delete_if_match(&self, path: String, etag: String) -> napi::Result<Value> {
-        Ok(cas_json(
-            self.client.delete_if_match(&path, &etag).await.napi()?,
-        ))
+    pub async fn delete_if_match(
+        &self,
+        path: String,
+        etag: String,
+    ) -> napi::Result<NativeCasResult> {
+        Ok(self
+            .client
+            .delete_if_match(&path, &etag)
+            .await
+            .napi()?
+            .into())
     }
     /// A real round trip; rejects with the reason when the database cannot be reached.
     #[napi]

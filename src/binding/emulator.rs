@@ -37,8 +37,8 @@ impl NativeEmulator {
     pub fn port(&self) -> u32 {
         self.port
     }
-    /// Every namespace's data.
-    #[napi]
+    /// Every namespace's data: `{ "<namespace>": <tree> }`.
+    #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
     pub async fn export(&self) -> napi::Result<Value> {
         Ok(self
             .inner

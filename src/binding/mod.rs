@@ -8,5 +8,6 @@ pub mod emulator;
 pub mod error;
 pub mod host;
 pub mod lock;
+pub mod results;
 pub mod runner;
 pub mod util;

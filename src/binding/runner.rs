@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use napi::bindgen_prelude::FnArgs;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -13,14 +14,19 @@ use super::error::IntoNapi;
 use super::host::{HostFn, JsHost};
 use super::lock::wait_request;
 use super::lock::NativeLock;
+use super::results::{
+    NativeConnectionInfo, NativeMigrationList, NativeMigrationResult, NativeValidationReport,
+};
 use crate::config::Config;
 use crate::connection::{self, ConnectionInfo};
 use crate::lock::{LockOptions, WaitDefault, WaitPolicy};
 use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
 
-/// `(level, message) => void`, fire-and-forget.
-pub type LogCallback =
-    ThreadsafeFunction<(String, String), (), (String, String), Status, false, true>;
+/// `(level, message) => void`, called with two arguments, fire-and-forget; weak, so it never
+/// keeps Node alive on its own.
+pub type LogCallback = ThreadsafeFunction<LogArgs, (), LogArgs, Status, false, true>;
+/// `(level, message)` as two JS arguments.
+pub type LogArgs = FnArgs<(String, String)>;
 
 #[napi]
 pub struct NativeRunner {
@@ -94,11 +100,9 @@ impl NativeRunner {
     pub fn locking(&self) -> Option<NativeLock> {
         self.runner.lock.clone().map(|svc| NativeLock { svc })
     }
-    /// `{ databaseUrl, shift, tableName, emulator }`
     #[napi]
-    pub fn connection_info(&self) -> Value {
-        serde_json::to_value(ConnectionInfo::new(&self.runner.cfg, &self.runner.client))
-            .unwrap_or(Value::Null)
+    pub fn connection_info(&self) -> NativeConnectionInfo {
+        ConnectionInfo::new(&self.runner.cfg, &self.runner.client).into()
     }
     /// SIGINT/SIGTERM: stop after the current step.
     #[napi]
@@ -106,25 +110,26 @@ impl NativeRunner {
         self.stop.request();
     }
     #[napi]
-    pub async fn migrate(&self, options: Option<RunOptionsJs>) -> napi::Result<Value> {
+    pub async fn migrate(
+        &self,
+        options: Option<RunOptionsJs>,
+    ) -> napi::Result<NativeMigrationResult> {
         let opts = self.run_options(options);
-        let r = self.runner.migrate(opts).await.napi()?;
-        Ok(serde_json::to_value(r).unwrap_or(Value::Null))
+        Ok(self.runner.migrate(opts).await.napi()?.into())
     }
     #[napi]
-    pub async fn down(&self, options: Option<RunOptionsJs>) -> napi::Result<Value> {
+    pub async fn down(&self, options: Option<RunOptionsJs>) -> napi::Result<NativeMigrationResult> {
         let opts = self.run_options(options);
         let target = opts.target.unwrap_or(0);
-        let r = self.runner.down(target, opts).await.napi()?;
-        Ok(serde_json::to_value(r).unwrap_or(Value::Null))
+        Ok(self.runner.down(target, opts).await.napi()?.into())
     }
     #[napi]
-    pub async fn list(&self) -> napi::Result<Value> {
-        Ok(serde_json::to_value(self.runner.list().await.napi()?).unwrap_or(Value::Null))
+    pub async fn list(&self) -> napi::Result<NativeMigrationList> {
+        Ok(self.runner.list().await.napi()?.into())
     }
     #[napi]
-    pub async fn validate(&self) -> napi::Result<Value> {
-        Ok(serde_json::to_value(self.runner.validate().await.napi()?).unwrap_or(Value::Null))
+    pub async fn validate(&self) -> napi::Result<NativeValidationReport> {
+        Ok(self.runner.validate().await.napi()?.into())
     }
     /// Path of the new backup file.
     #[napi]
@@ -149,7 +154,8 @@ impl NativeRunner {
             .await
             .napi()
     }
-    #[napi]
+    /// `{ <node>: <its value, or null when missing> }`
+    #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
     pub async fn backup_nodes(&self, nodes: Vec<String>) -> napi::Result<Value> {
         Ok(Value::Object(
             crate::backup::backup_nodes(&self.runner.client, &self.runner.cfg, &nodes)
@@ -181,7 +187,7 @@ pub async fn create_runner(
         let log = Arc::new(log);
         runner = runner.with_log(Arc::new(move |level, msg| {
             log.call(
-                (level_name(level).to_string(), msg.to_string()),
+                (level_name(level).to_string(), msg.to_string()).into(),
                 ThreadsafeFunctionCallMode::NonBlocking,
             );
         }));
