@@ -1,8 +1,15 @@
-//! Where CLI output goes, and how it looks: colours only on a terminal without `NO_COLOR`;
-//! emoji in the lock texts always (the guide shows them), elsewhere only on a terminal.
+//! Where CLI output goes, and how it looks: colours (`anstyle`) only where `anstream` says the
+//! terminal takes them (a terminal, no `NO_COLOR`); emoji in the lock texts always (the guide
+//! shows them), elsewhere only on a terminal.
+//!
+//! The one module that prints to the process's stdout/stderr (the crate denies `print_stdout`
+//! and `print_stderr` elsewhere).
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+
+use anstream::ColorChoice;
+use anstyle::{AnsiColor, Effects, Style};
 
 pub struct Io {
     pub out: Box<dyn Write + Send>,
@@ -21,7 +28,8 @@ impl Io {
         Io {
             out: Box::new(std::io::stdout()),
             err: Box::new(std::io::stderr()),
-            color: tty && !no_color,
+            color: anstream::AutoStream::choice(&std::io::stdout()) != ColorChoice::Never
+                && !no_color,
             fancy: tty && !no_color,
         }
     }
@@ -58,24 +66,24 @@ impl Io {
         );
     }
 
-    fn paint(&self, code: &str, s: &str) -> String {
+    fn paint(&self, style: Style, s: &str) -> String {
         if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
+            format!("{style}{s}{style:#}")
         } else {
             s.to_string()
         }
     }
     pub fn green(&self, s: &str) -> String {
-        self.paint("32", s)
+        self.paint(AnsiColor::Green.on_default(), s)
     }
     pub fn red(&self, s: &str) -> String {
-        self.paint("31", s)
+        self.paint(AnsiColor::Red.on_default(), s)
     }
     pub fn yellow(&self, s: &str) -> String {
-        self.paint("33", s)
+        self.paint(AnsiColor::Yellow.on_default(), s)
     }
     pub fn dim(&self, s: &str) -> String {
-        self.paint("2", s)
+        self.paint(Style::new().effects(Effects::DIMMED), s)
     }
     /// An emoji on a terminal, plain text elsewhere.
     pub fn sym<'a>(&self, emoji: &'a str, plain: &'a str) -> &'a str {
@@ -84,6 +92,14 @@ impl Io {
         } else {
             plain
         }
+    }
+}
+
+/// A line on the process's stderr, outside any `Io` (runner log lines while a command runs).
+pub fn stderr_line(s: &str) {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("{s}");
     }
 }
 

@@ -49,7 +49,7 @@ fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<String>>>) -> crate::runner::
                 .unwrap_or_else(|p| p.into_inner())
                 .push(msg.to_string());
         } else if level <= max {
-            eprintln!("{msg}");
+            super::output::stderr_line(msg);
         }
     })
 }
