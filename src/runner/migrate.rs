@@ -21,6 +21,17 @@ use super::{
     ScriptMeta,
 };
 
+/// What every step of one run's execution needs.
+struct Run<'a> {
+    history: &'a History,
+    guard: Option<&'a ExclusiveGuard>,
+    executor_id: &'a str,
+    epoch: Option<u64>,
+    username: String,
+    backup_path: Option<&'a std::path::Path>,
+    metas: &'a HashMap<PathBuf, ScriptMeta>,
+}
+
 impl<H: ScriptHost> Runner<H> {
     /// Run pending migrations (up to `opts.target`). See the module docs of `runner` for the
     /// error semantics: any failure is an `Err` with a stable code; use
@@ -143,6 +154,7 @@ impl<H: ScriptHost> Runner<H> {
         Ok(())
     }
 
+    /// The run under the lock, step by step.
     async fn migrate_locked(
         &self,
         opts: &RunOptions,
@@ -153,98 +165,35 @@ impl<H: ScriptHost> Runner<H> {
         metas: &mut HashMap<PathBuf, ScriptMeta>,
     ) -> Result<()> {
         let dry = opts.dry_run || self.cfg.dry_run;
-        if dry {
-            self.info("🔍 DRY RUN MODE - No changes will be made");
-        } else {
-            self.check_guard(guard).await?;
-            self.info("Checking for beforeMigrate setup script...");
-            match &disc.before_migrate {
-                Some(p) => self.run_before_migrate(p).await?,
-                None => self.info("No beforeMigrate script found, skipping setup phase"),
-            }
-        }
-
+        self.setup(dry, disc, guard).await?;
         let history = History::new(self.client.clone(), &self.cfg);
-        let (records, warnings) = history.read().await?;
-        for w in &warnings {
-            self.warn(w);
-        }
-        let plan = plan(&disc.scripts, &records);
-        result.migrated = records.iter().map(MigrationInfo::from_record).collect();
-        result.ignored = plan.ignored.iter().map(MigrationInfo::pending).collect();
-        if !plan.ignored.is_empty() {
-            self.warn(&format!(
-                "Ignored {} out-of-order migration(s) not newer than the last executed one ({}): {}. They will not run; give them a newer timestamp to apply them.",
-                plan.ignored.len(),
-                plan.last_executed.unwrap_or(0),
-                plan.ignored.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-            ));
-        }
+        let plan = self.read_plan(&history, disc, result).await?;
         let selected = plan.pending_up_to(opts.target);
-
         // Validation of what is about to run (load, `up` present) and of what ran before.
         self.check_selected(&plan, &selected, metas, true).await?;
-
-        if selected.is_empty() {
-            match opts.target {
-                Some(t) if plan.last_executed.is_some_and(|last| t < last) => self.info(&format!(
-                    "Already at target version {t} or beyond - nothing to do"
-                )),
-                _ => self.info("Nothing to do"),
-            }
-            if dry {
-                self.info("✓ Dry run completed - no changes made");
-                self.info("Would execute: 0 migration(s)");
-            }
+        if self.report_only(dry, opts.target, &plan, &selected) {
             return Ok(());
         }
-
-        if dry {
-            for s in &selected {
-                self.info(&format!("Would execute {}", s.name));
-            }
-            self.info("✓ Dry run completed - no changes made");
-            self.info(&format!("Would execute: {} migration(s)", selected.len()));
-            if !plan.ignored.is_empty() {
-                self.info(&format!(
-                    "Would ignore: {} migration(s)",
-                    plan.ignored.len()
-                ));
-            }
-            return Ok(());
-        }
-
         if self.stop.is_requested() {
             return Err(Error::new(
                 ErrorCode::Interrupted,
                 "Migration run interrupted before any migration started; nothing was executed.",
             ));
         }
-        let backup_path = if self.should_create_backup() {
-            self.check_guard(guard).await?;
-            self.info("Preparing backup...");
-            let p = self
-                .backups
-                .create(&self.client, &self.cfg, &self.cwd)
-                .await
-                .map_err(|e| {
-                    Error::new(
-                        ErrorCode::BackupFailed,
-                        format!("Backup before migrating failed: {}", e.message),
-                    )
-                })?;
-            self.info(&format!("Backup prepared successfully:\n {}", p.display()));
-            Some(p)
-        } else {
-            None
+        let backup_path = self.backup_before(guard).await?;
+        let run = Run {
+            history: &history,
+            guard,
+            executor_id,
+            epoch: guard.map(ExclusiveGuard::epoch),
+            username: current_username(),
+            backup_path: backup_path.as_deref(),
+            metas,
         };
-
         match opts.target {
             Some(t) => self.info(&format!("Migrating to version {t}...")),
             None => self.info("Processing..."),
         }
-        let username = current_username();
-        let epoch = guard.map(ExclusiveGuard::epoch);
         let mut done: Vec<Done> = Vec::new();
         for s in &selected {
             self.check_guard(guard)
@@ -261,89 +210,193 @@ impl<H: ScriptHost> Runner<H> {
                     ),
                 ));
             }
-            self.info(&format!("Processing {}...", s.name));
-            let started_at = now_ms();
-            let clock = Instant::now();
-            let info = script_info(&s.name, &s.filepath_str(), s.version, started_at, &username);
-            let out = self.host.run(&s.filepath, Method::Up, &info).await;
-            let value = match out {
-                Ok(v) => v,
-                Err(e) => {
-                    let attempt = Attempt {
-                        script: s.clone(),
-                        meta: metas.get(&s.filepath).cloned(),
-                    };
-                    return Err(self
-                        .fail(
-                            Failure { attempt, cause: e },
-                            &done,
-                            backup_path.as_deref(),
-                            guard,
-                            executor_id,
-                        )
-                        .await);
-                }
-            };
-            let finished_at = now_ms();
-            let elapsed = clock.elapsed().as_millis();
-            // The lock may have been lost while the script ran: then this process no longer owns
-            // the database and must not write, not even the record.
-            self.check_guard(guard).await.map_err(|e| {
-                Error::new(
-                    e.code,
-                    format!(
-                        "{} (the migration {} ran but was not recorded because the lock was lost; no rollback was attempted)",
-                        e.message, s.name
-                    ),
-                )
-            })?;
-            let record = HistoryRecord {
-                key: String::new(),
-                name: s.name.clone(),
-                filepath: s.filepath_str(),
-                timestamp: s.version,
-                started_at: Some(started_at),
-                finished_at: Some(finished_at),
-                username: Some(username.clone()),
-                result: Some(value).filter(|v| !v.is_null()),
-                checksum: Some(s.checksum.clone()),
-                duration: Some(finished_at - started_at),
-                executor_id: Some(executor_id.to_string()),
-                lock_epoch: epoch,
-            };
-            let key = match history.record(&record).await {
-                Ok(k) => k,
-                Err(e) => {
-                    let attempt = Attempt {
-                        script: s.clone(),
-                        meta: metas.get(&s.filepath).cloned(),
-                    };
-                    let cause =
-                        e.context("it ran but could not be recorded in the migration history");
-                    return Err(self
-                        .fail(
-                            Failure { attempt, cause },
-                            &done,
-                            backup_path.as_deref(),
-                            guard,
-                            executor_id,
-                        )
-                        .await);
-                }
-            };
-            result.executed.push(MigrationInfo::from_record(&record));
-            done.push(Done {
-                script: s.clone(),
-                record: HistoryRecord { key, ..record },
-                meta: metas.get(&s.filepath).cloned(),
-            });
-            self.info(&format!("✓ Executed {} in {} ms", s.name, elapsed));
+            let d = self.run_one(&run, s, &done).await?;
+            result.executed.push(MigrationInfo::from_record(&d.record));
+            done.push(d);
         }
         match opts.target {
             Some(t) => self.info(&format!("Migration to version {t} finished successfully!")),
             None => self.info("Migration finished successfully!"),
         }
         Ok(())
+    }
+
+    /// The dry-run banner; or, for a real run, a lock check and the `beforeMigrate` script.
+    async fn setup(
+        &self,
+        dry: bool,
+        disc: &Discovery,
+        guard: Option<&ExclusiveGuard>,
+    ) -> Result<()> {
+        if dry {
+            self.info("🔍 DRY RUN MODE - No changes will be made");
+            return Ok(());
+        }
+        self.check_guard(guard).await?;
+        self.info("Checking for beforeMigrate setup script...");
+        match &disc.before_migrate {
+            Some(p) => self.run_before_migrate(p).await,
+            None => {
+                self.info("No beforeMigrate script found, skipping setup phase");
+                Ok(())
+            }
+        }
+    }
+
+    /// Read the history and plan against it; fills `result.migrated` and `result.ignored`.
+    async fn read_plan(
+        &self,
+        history: &History,
+        disc: &Discovery,
+        result: &mut MigrationResult,
+    ) -> Result<Plan> {
+        let (records, warnings) = history.read().await?;
+        for w in &warnings {
+            self.warn(w);
+        }
+        let plan = plan(&disc.scripts, &records);
+        result.migrated = records.iter().map(MigrationInfo::from_record).collect();
+        result.ignored = plan.ignored.iter().map(MigrationInfo::pending).collect();
+        if !plan.ignored.is_empty() {
+            self.warn(&format!(
+                "Ignored {} out-of-order migration(s) not newer than the last executed one ({}): {}. They will not run; give them a newer timestamp to apply them.",
+                plan.ignored.len(),
+                plan.last_executed.unwrap_or(0),
+                plan.ignored.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Nothing to do, or a dry run: say so and what would run. True when the run ends here.
+    fn report_only(
+        &self,
+        dry: bool,
+        target: Option<u64>,
+        plan: &Plan,
+        selected: &[Script],
+    ) -> bool {
+        if selected.is_empty() {
+            match target {
+                Some(t) if plan.last_executed.is_some_and(|last| t < last) => self.info(&format!(
+                    "Already at target version {t} or beyond - nothing to do"
+                )),
+                _ => self.info("Nothing to do"),
+            }
+            if dry {
+                self.info("✓ Dry run completed - no changes made");
+                self.info("Would execute: 0 migration(s)");
+            }
+            return true;
+        }
+        if !dry {
+            return false;
+        }
+        for s in selected {
+            self.info(&format!("Would execute {}", s.name));
+        }
+        self.info("✓ Dry run completed - no changes made");
+        self.info(&format!("Would execute: {} migration(s)", selected.len()));
+        if !plan.ignored.is_empty() {
+            self.info(&format!(
+                "Would ignore: {} migration(s)",
+                plan.ignored.len()
+            ));
+        }
+        true
+    }
+
+    /// The backup taken before running, when the rollback strategy needs one.
+    async fn backup_before(&self, guard: Option<&ExclusiveGuard>) -> Result<Option<PathBuf>> {
+        if !self.should_create_backup() {
+            return Ok(None);
+        }
+        self.check_guard(guard).await?;
+        self.info("Preparing backup...");
+        let p = self
+            .backups
+            .create(&self.client, &self.cfg, &self.cwd)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::BackupFailed,
+                    format!("Backup before migrating failed: {}", e.message),
+                )
+            })?;
+        self.info(&format!("Backup prepared successfully:\n {}", p.display()));
+        Ok(Some(p))
+    }
+
+    /// Run one script's `up` and record it; on failure, roll back per strategy and return the
+    /// error to report.
+    async fn run_one(&self, run: &Run<'_>, s: &Script, done: &[Done]) -> Result<Done> {
+        self.info(&format!("Processing {}...", s.name));
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let info = script_info(
+            &s.name,
+            &s.filepath_str(),
+            s.version,
+            started_at,
+            &run.username,
+        );
+        let meta = run.metas.get(&s.filepath).cloned();
+        let fail = |cause: Error| Failure {
+            attempt: Attempt {
+                script: s.clone(),
+                meta: meta.clone(),
+            },
+            cause,
+        };
+        let value = match self.host.run(&s.filepath, Method::Up, &info).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.fail_run(run, fail(e), done).await),
+        };
+        let finished_at = now_ms();
+        let elapsed = clock.elapsed().as_millis();
+        // The lock may have been lost while the script ran: then this process no longer owns
+        // the database and must not write, not even the record.
+        self.check_guard(run.guard).await.map_err(|e| {
+            Error::new(
+                e.code,
+                format!(
+                    "{} (the migration {} ran but was not recorded because the lock was lost; no rollback was attempted)",
+                    e.message, s.name
+                ),
+            )
+        })?;
+        let record = HistoryRecord {
+            key: String::new(),
+            name: s.name.clone(),
+            filepath: s.filepath_str(),
+            timestamp: s.version,
+            started_at: Some(started_at),
+            finished_at: Some(finished_at),
+            username: Some(run.username.clone()),
+            result: Some(value).filter(|v| !v.is_null()),
+            checksum: Some(s.checksum.clone()),
+            duration: Some(finished_at - started_at),
+            executor_id: Some(run.executor_id.to_string()),
+            lock_epoch: run.epoch,
+        };
+        let key = match run.history.record(&record).await {
+            Ok(k) => k,
+            Err(e) => {
+                let cause = e.context("it ran but could not be recorded in the migration history");
+                return Err(self.fail_run(run, fail(cause), done).await);
+            }
+        };
+        self.info(&format!("✓ Executed {} in {} ms", s.name, elapsed));
+        Ok(Done {
+            script: s.clone(),
+            record: HistoryRecord { key, ..record },
+            meta,
+        })
+    }
+
+    async fn fail_run(&self, run: &Run<'_>, failure: Failure, done: &[Done]) -> Error {
+        self.fail(failure, done, run.backup_path, run.guard, run.executor_id)
+            .await
     }
 
     async fn preflight(
