@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use msr_firebase::cli::{self, CliHost, Io};
 use msr_firebase::config::Config;
-use msr_firebase::emulator::{Emulator, EmulatorOptions};
+mod common;
+
+use msr_firebase::emulator::Emulator;
 use msr_firebase::runner::{Method, ScriptHost, ScriptMeta};
 use msr_firebase::{Error, ErrorCode, Result};
 use serde_json::{json, Value};
@@ -40,7 +42,7 @@ impl CliHost for NoJs {
 /// Start an emulator, hold the lock of namespace `ns` as another executor, and write a config
 /// file with `locking` merged in. Returns the emulator, the config file and the project dir.
 async fn held_lock_project(ns: &str, locking: Value) -> (Emulator, String, tempfile::TempDir) {
-    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let emu = common::emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("migrations");
     std::fs::create_dir(&folder).unwrap();

@@ -10,7 +10,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use msr_firebase::emulator::{Emulator, EmulatorOptions};
+mod common;
+
+use common::lever;
+use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::{
     Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, Query, RetryPolicy, StreamEvent,
     SystemClock, Versioned, NULL_ETAG,
@@ -49,27 +52,9 @@ fn client(url: &str, retries: u32) -> Client {
 }
 
 async fn emulator() -> (Emulator, String) {
-    let emu = Emulator::start(EmulatorOptions::default())
-        .await
-        .expect("emulator");
+    let emu = common::emulator().await;
     let url = format!("{}?ns=test-client", emu.url());
     (emu, url)
-}
-
-async fn lever(emu: &Emulator, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let http = reqwest::Client::new();
-    let mut rb = http.request(method, format!("{}/.emulator/{path}", emu.url()));
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.expect("lever");
-    assert!(
-        resp.status().is_success(),
-        "lever {path}: {}",
-        resp.status()
-    );
-    let text = resp.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 async fn request_total(emu: &Emulator) -> u64 {
@@ -80,7 +65,7 @@ async fn request_total(emu: &Emulator) -> u64 {
 }
 
 async fn reset_counts(emu: &Emulator) {
-    lever(emu, reqwest::Method::DELETE, "requests", None).await;
+    common::reset_counts(emu).await;
     assert_eq!(
         request_total(emu).await,
         0,

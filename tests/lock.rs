@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use msr_firebase::emulator::{Emulator, EmulatorOptions};
+mod common;
+
+use common::{emulator, lever, reset_counts};
+use msr_firebase::emulator::Emulator;
 use msr_firebase::lock::{
     ExclusiveGuard, LockOptions, LockService, WaitEvent, WaitHooks, WaitPolicy,
 };
@@ -21,12 +24,6 @@ const HOUR: i64 = 3_600_000;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-async fn emulator() -> Emulator {
-    Emulator::start(EmulatorOptions::default())
-        .await
-        .expect("emulator")
-}
 
 /// A separate client (own connection pool and server-clock estimate) whose local clock is off by
 /// `skew_ms`.
@@ -54,24 +51,6 @@ fn service_with(emu: &Emulator, skew_ms: i64, timeout_ms: u64) -> LockService {
 
 fn service(emu: &Emulator, timeout_ms: u64) -> LockService {
     service_with(emu, 0, timeout_ms)
-}
-
-async fn lever(emu: &Emulator, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut rb = reqwest::Client::new().request(method, format!("{}/.emulator/{path}", emu.url()));
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.expect("lever");
-    assert!(
-        resp.status().is_success(),
-        "lever {path}: {}",
-        resp.status()
-    );
-    serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null)
-}
-
-async fn reset_counts(emu: &Emulator) {
-    lever(emu, reqwest::Method::DELETE, "requests", None).await;
 }
 
 /// (total, GETs of the lock node, PUTs of the lock node) since the last reset.
