@@ -36,6 +36,11 @@ export declare class FirebaseConfig {
   shift?: string | null
   databaseUrl?: string | null
   applicationCredentials?: string | null
+  /**
+   * firebase-admin's option: act as this `auth` under Security Rules (e.g. `{ uid: 'migrator' }`);
+   * `null` = as an unauthenticated client; unset = full admin access.
+   */
+  databaseAuthVariableOverride?: Record<string, unknown> | null
   filePatterns: Array<string | RegExp>
   beforeMigrateName: string | null
   recursive: boolean

@@ -5,25 +5,46 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::rtdb::{clock, Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
-use crate::{Error, ErrorCode, Result};
+use crate::rtdb::{auth, clock, Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
+use crate::Result;
 
-/// Build a client for `cfg` (no request is made). Relative credential paths resolve against `cwd`.
+/// The seam that points the production auth path at an emulator: with
+/// `MSR_FIREBASE_EMULATOR_AUTH=credentials`, an emulator database gets the Application Default
+/// Credentials token (as production does) instead of `Bearer owner`, so a test can walk key file
+/// -> token endpoint -> `Authorization` header -> the emulator's required-token lever.
+pub const EMULATOR_AUTH_ENV: &str = "MSR_FIREBASE_EMULATOR_AUTH";
+
+fn emulator_uses_credentials() -> bool {
+    std::env::var(EMULATOR_AUTH_ENV).is_ok_and(|v| v.trim() == "credentials")
+}
+
+fn env_path(name: &str, cwd: &Path) -> Option<std::path::PathBuf> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Config::resolve(cwd, &v))
+}
+
+/// Build a client for `cfg` (no request is made; the first token is fetched with the first
+/// request). Relative credential paths resolve against `cwd`.
 pub fn client_for(cfg: &Config, cwd: &Path) -> Result<Client> {
     let url = DatabaseUrl::resolve(cfg.database_url.as_deref())?;
-    let auth = if url.emulator {
+    let auth = if url.emulator && !emulator_uses_credentials() {
         Auth::EmulatorOwner
     } else {
-        match cfg.application_credentials.as_deref().filter(|p| !p.trim().is_empty()) {
-            Some(path) => Auth::service_account_file(&Config::resolve(cwd, path).to_string_lossy())?,
-            None => {
-                return Err(Error::new(
-                    ErrorCode::AuthFailed,
-                    "Application credentials not found in configuration: set applicationCredentials, --credentials or \
-                     GOOGLE_APPLICATION_CREDENTIALS to a service account key file (or FIREBASE_DATABASE_EMULATOR_HOST for an emulator)",
-                ))
-            }
-        }
+        let env = auth::Env {
+            credentials_file: env_path(auth::CREDENTIALS_ENV, cwd),
+            ..auth::Env::from_process()
+        };
+        // `applicationCredentials` defaults to GOOGLE_APPLICATION_CREDENTIALS; only a different
+        // value is the explicit first step of the chain.
+        let explicit = cfg
+            .application_credentials
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| Config::resolve(cwd, p))
+            .filter(|p| Some(p) != env.credentials_file.as_ref());
+        Auth::application_default(explicit.as_deref(), &env)?
     };
     Client::new(ClientOptions {
         url,

@@ -14,6 +14,7 @@ mod common;
 
 use common::lever;
 use msr_firebase::emulator::Emulator;
+use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
     Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, Query, RetryPolicy, StreamEvent,
     SystemClock, Versioned, NULL_ETAG,
@@ -1137,8 +1138,11 @@ async fn service_account_token_is_fetched_once_and_sent_as_bearer_only() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let key = write_key_file(dir.path(), &format!("{}/token", token_server.base));
-    let auth = Auth::service_account_file(key.to_str().unwrap()).unwrap();
-    assert_eq!(format!("{auth:?}"), "Auth::ServiceAccount(<redacted>)");
+    let auth = Auth::from_file(&key, &Env::default()).unwrap();
+    assert_eq!(
+        format!("{auth:?}"),
+        "Auth::Google(service account migrations@test-project.iam.gserviceaccount.com)"
+    );
     let c = client_with(
         DatabaseUrl::parse(&db.url()).unwrap(),
         auth,
@@ -1175,7 +1179,7 @@ async fn token_endpoint_refusal_is_auth_failed_without_secrets() {
     let db = fake_server(Arc::new(|_, _| answer(200, "null"))).await;
     let dir = tempfile::tempdir().unwrap();
     let key = write_key_file(dir.path(), &format!("{}/token", token_server.base));
-    let auth = Auth::service_account_file(key.to_str().unwrap()).unwrap();
+    let auth = Auth::from_file(&key, &Env::default()).unwrap();
     let c = client_with(
         DatabaseUrl::parse(&db.url()).unwrap(),
         auth,
@@ -1191,7 +1195,7 @@ async fn token_endpoint_refusal_is_auth_failed_without_secrets() {
 fn key_file_errors_name_the_file_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
-    let e = Auth::service_account_file(missing.to_str().unwrap()).unwrap_err();
+    let e = Auth::from_file(&missing, &Env::default()).unwrap_err();
     assert_eq!(e.code, ErrorCode::AuthFailed);
     assert!(
         e.message.contains("nope.json") && e.message.contains("not found"),
@@ -1199,7 +1203,7 @@ fn key_file_errors_name_the_file_and_the_problem() {
         e.message
     );
 
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         (
             "garbage.json",
             "this is { not json SECRET-ISH",
@@ -1219,13 +1223,18 @@ fn key_file_errors_name_the_file_and_the_problem() {
         (
             "user.json",
             r#"{"type":"authorized_user","client_id":"x","refresh_token":"SECRET-ISH"}"#,
-            "service_account",
+            "client_secret",
+        ),
+        (
+            "gdch.json",
+            r#"{"type":"gdch_service_account","private_key":"SECRET-ISH"}"#,
+            "supported: service_account, authorized_user, external_account, impersonated_service_account",
         ),
     ];
     for (name, text, problem) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
-        let e = Auth::service_account_file(p.to_str().unwrap()).unwrap_err();
+        let e = Auth::from_file(&p, &Env::default()).unwrap_err();
         assert_eq!(e.code, ErrorCode::AuthFailed, "{name}");
         assert!(e.message.contains(name), "{name}: {}", e.message);
         assert!(e.message.contains(problem), "{name}: {}", e.message);

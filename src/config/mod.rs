@@ -29,6 +29,15 @@ pub struct Config {
     pub shift: Option<String>,
     pub database_url: Option<String>,
     pub application_credentials: Option<String>,
+    /// firebase-admin's `databaseAuthVariableOverride` (REST `auth_variable_override`): unset =
+    /// full admin access; an object = act as that `auth` under Security Rules; `null` = act as
+    /// an unauthenticated client.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub database_auth_variable_override: Option<Value>,
     pub file_patterns: Vec<String>,
     pub before_migrate_name: Option<String>,
     pub recursive: bool,
@@ -108,6 +117,7 @@ impl Default for Config {
             shift: None,
             database_url: None,
             application_credentials: None,
+            database_auth_variable_override: None,
             file_patterns: DEFAULT_FILE_PATTERNS
                 .iter()
                 .map(|s| s.to_string())
@@ -128,6 +138,11 @@ impl Default for Config {
             locking: LockingConfig::default(),
         }
     }
+}
+
+/// A field that is present, `null` included (`null` is a value here, not "unset").
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Read an env var, treating empty as unset.
@@ -327,7 +342,14 @@ pub fn deep_merge(base: &mut Value, layer: &Value) {
         (Value::Object(b), Value::Object(l)) => {
             for (k, v) in l {
                 match b.get_mut(k) {
-                    Some(slot) if slot.is_object() && v.is_object() => deep_merge(slot, v),
+                    // An auth override is one value, not a group of settings: replaced whole.
+                    Some(slot)
+                        if slot.is_object()
+                            && v.is_object()
+                            && k != "databaseAuthVariableOverride" =>
+                    {
+                        deep_merge(slot, v)
+                    }
                     _ => {
                         b.insert(k.clone(), v.clone());
                     }
@@ -384,6 +406,50 @@ mod tests {
         assert_eq!(c.locking.timeout, 5000);
         assert_eq!(c.locking.retry_attempts, 0);
         assert_eq!(c.locking.retry_delay, 1000);
+    }
+
+    #[test]
+    fn auth_override_is_unset_an_object_or_null() {
+        assert_eq!(Config::default().database_auth_variable_override, None);
+        assert!(Config::defaults_value()
+            .get("databaseAuthVariableOverride")
+            .is_none());
+        let c = Config::from_value(&json!({"databaseAuthVariableOverride": {"uid": "migrator"}}))
+            .unwrap();
+        assert_eq!(
+            c.database_auth_variable_override,
+            Some(json!({"uid": "migrator"}))
+        );
+        let c = Config::from_value(&json!({"databaseAuthVariableOverride": null})).unwrap();
+        assert_eq!(c.database_auth_variable_override, Some(Value::Null));
+        let e =
+            Config::from_value(&json!({"databaseAuthVariableOverride": "migrator"})).unwrap_err();
+        assert!(
+            e.message.contains("databaseAuthVariableOverride") && e.message.contains("uid"),
+            "{}",
+            e.message
+        );
+        // A later layer replaces the override whole.
+        let c = Config::from_layers(&[
+            (
+                "file",
+                json!({"databaseAuthVariableOverride": {"uid": "a", "admin": true}}),
+            ),
+            ("env", json!({"databaseAuthVariableOverride": {"uid": "b"}})),
+        ])
+        .unwrap();
+        assert_eq!(c.database_auth_variable_override, Some(json!({"uid": "b"})));
+        let env = env_layer([(
+            "MSR_DATABASE_AUTH_VARIABLE_OVERRIDE".to_string(),
+            r#"{"uid":"ci"}"#.to_string(),
+        )])
+        .unwrap();
+        assert_eq!(env, json!({"databaseAuthVariableOverride": {"uid": "ci"}}));
+        assert!(env_layer([(
+            "MSR_DATABASE_AUTH_VARIABLE_OVERRIDE".to_string(),
+            "ci".to_string()
+        )])
+        .is_err());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     StrList,
     Object,
+    /// A JSON object or null, taken whole (not a group of settings).
+    OptObject,
 }
 
 /// Every known field (dotted path, kind). Unknown fields are ignored, so configuration files
@@ -29,6 +31,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("shift", Kind::OptStr),
     ("databaseUrl", Kind::OptStr),
     ("applicationCredentials", Kind::OptStr),
+    ("databaseAuthVariableOverride", Kind::OptObject),
     ("filePatterns", Kind::StrList),
     ("beforeMigrateName", Kind::OptStr),
     ("recursive", Kind::Bool),
@@ -104,6 +107,9 @@ fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
             bad("an array of regular expressions (strings or RegExp)".into())
         }
         Kind::Object if !v.is_object() => bad("an object".into()),
+        Kind::OptObject if !(v.is_object() || v.is_null()) => {
+            bad("an object such as { uid: 'migrator' }, or null".into())
+        }
         Kind::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s.to_ascii_lowercase().as_str()) => Ok(()),
             _ => Err(Error::config(format!(
@@ -183,6 +189,14 @@ fn parse_env(field: &str, kind: Kind, raw: &str) -> Result<Value> {
                     .map(|s| Value::String(s.trim().to_string()))
                     .collect(),
             ),
+        },
+        Kind::OptObject => match serde_json::from_str::<Value>(raw_t) {
+            Ok(v @ (Value::Object(_) | Value::Null)) => v,
+            _ => {
+                return Err(Error::config(format!(
+                    "{name} must be a JSON object such as {{\"uid\":\"migrator\"}}, or null (got '{raw}')"
+                )))
+            }
         },
         Kind::Object => match serde_json::from_str::<Value>(raw_t) {
             Ok(v @ Value::Object(_)) => v,
