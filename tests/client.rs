@@ -12,7 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 mod common;
 
-use common::lever;
+use common::{answer, fake_server, lever, with_etag, Answer};
 use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
@@ -72,126 +72,6 @@ async fn reset_counts(emu: &Emulator) {
         0,
         "reset did not clear the counts"
     );
-}
-
-/// One request as the fake server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What the fake server answers. `status == 0` drops the connection without an answer.
-struct Answer {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay_ms: u64,
-}
-
-fn answer(status: u16, body: impl Into<String>) -> Answer {
-    Answer {
-        status,
-        headers: Vec::new(),
-        body: body.into(),
-        delay_ms: 0,
-    }
-}
-
-fn with_etag(mut a: Answer, etag: &str) -> Answer {
-    a.headers.push(("ETag", etag.to_string()));
-    a
-}
-
-type Script = Arc<dyn Fn(&Seen, usize) -> Answer + Send + Sync>;
-
-struct Fake {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Fake {
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-    fn url(&self) -> String {
-        format!("{}?ns=fake", self.base)
-    }
-}
-
-async fn fake_server(script: Script) -> Fake {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen2.clone();
-            let script = script.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let seen = seen.clone();
-                    let script = script.clone();
-                    async move {
-                        let method = req.method().to_string();
-                        let uri = req.uri().to_string();
-                        let headers = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                            .collect();
-                        let body = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let s = Seen {
-                            method,
-                            uri,
-                            headers,
-                            body: String::from_utf8_lossy(&body).into_owned(),
-                        };
-                        let index = {
-                            let mut log = seen.lock().unwrap();
-                            log.push(s.clone());
-                            log.len() - 1
-                        };
-                        let a = script(&s, index);
-                        if a.delay_ms > 0 {
-                            tokio::time::sleep(Duration::from_millis(a.delay_ms)).await;
-                        }
-                        if a.status == 0 {
-                            return Err(std::io::Error::other("dropping the connection"));
-                        }
-                        let mut resp = hyper::Response::builder().status(a.status);
-                        for (k, v) in a.headers {
-                            resp = resp.header(k, v);
-                        }
-                        Ok::<_, std::io::Error>(resp.body(Full::new(Bytes::from(a.body))).unwrap())
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    Fake { base, seen }
 }
 
 // ---------------------------------------------------------------------------------------------

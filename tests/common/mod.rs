@@ -1,7 +1,18 @@
 //! Set-up shared by the Rust integration tests: an embedded emulator on 127.0.0.1 (port 0) and
-//! its test levers. Each test crate uses the parts it needs.
+//! its test levers, a scripted HTTP server that records every request (for what the emulator
+//! cannot inject), and fake Google token services (`google`). Each test crate uses the parts it
+//! needs.
 #![allow(dead_code)]
 
+pub mod google;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use msr_firebase::emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
 
@@ -35,4 +46,124 @@ pub async fn lever(
 /// Reset the emulator's request counts.
 pub async fn reset_counts(emu: &Emulator) {
     lever(emu, reqwest::Method::DELETE, "requests", None).await;
+}
+
+/// One request as the fake server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the fake server answers. `status == 0` drops the connection without an answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub delay_ms: u64,
+}
+
+pub fn answer(status: u16, body: impl Into<String>) -> Answer {
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: body.into(),
+        delay_ms: 0,
+    }
+}
+
+pub fn with_etag(mut a: Answer, etag: &str) -> Answer {
+    a.headers.push(("ETag", etag.to_string()));
+    a
+}
+
+pub type Script = Arc<dyn Fn(&Seen, usize) -> Answer + Send + Sync>;
+
+pub struct Fake {
+    pub base: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fake {
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+    pub fn url(&self) -> String {
+        format!("{}?ns=fake", self.base)
+    }
+}
+
+pub async fn fake_server(script: Script) -> Fake {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen2.clone();
+            let script = script.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    let script = script.clone();
+                    async move {
+                        let method = req.method().to_string();
+                        let uri = req.uri().to_string();
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                            .collect();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let s = Seen {
+                            method,
+                            uri,
+                            headers,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        };
+                        let index = {
+                            let mut log = seen.lock().unwrap();
+                            log.push(s.clone());
+                            log.len() - 1
+                        };
+                        let a = script(&s, index);
+                        if a.delay_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(a.delay_ms)).await;
+                        }
+                        if a.status == 0 {
+                            return Err(std::io::Error::other("dropping the connection"));
+                        }
+                        let mut resp = hyper::Response::builder().status(a.status);
+                        for (k, v) in a.headers {
+                            resp = resp.header(k, v);
+                        }
+                        Ok::<_, std::io::Error>(resp.body(Full::new(Bytes::from(a.body))).unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Fake { base, seen }
 }

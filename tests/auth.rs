@@ -1,0 +1,414 @@
+//! Application Default Credentials end to end against fake Google token services on loopback
+//! (`common::google`): every credential type and the metadata server, the chain's order and
+//! its "nothing found" message, token caching and refresh, and that no secret leaks into an
+//! error or a `Debug` output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::google::*;
+use msr_firebase::rtdb::auth::{Env, METADATA_TIMEOUT};
+use msr_firebase::rtdb::Auth;
+use msr_firebase::ErrorCode;
+use serde_json::{json, Value};
+
+/// Every secret the fakes hand out or accept; none may ever appear in a message.
+const SECRETS: [&str; 4] = ["SECRET", "BEGIN PRIVATE KEY", "ya29.", "src-"];
+
+fn assert_no_secret(text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "secret {s:?} in: {text}");
+    }
+}
+
+fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
+    p
+}
+
+/// An environment with nothing in it: no GOOGLE_APPLICATION_CREDENTIALS, no gcloud file, and
+/// a metadata host that refuses connections.
+fn empty_env(dir: &Path) -> Env {
+    Env {
+        credentials_file: None,
+        gcloud_file: Some(
+            dir.join("gcloud")
+                .join("application_default_credentials.json"),
+        ),
+        metadata_host: "127.0.0.1:1".into(),
+        allow_executables: false,
+    }
+}
+
+async fn token_of(auth: &Auth) -> String {
+    auth.header()
+        .await
+        .expect("token")
+        .trim_start_matches("Bearer ")
+        .to_string()
+}
+
+#[tokio::test]
+async fn service_account_key_is_exchanged_at_its_token_uri_and_cached() {
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(dir.path(), "key.json", &g.service_account_json());
+    let auth = Auth::application_default(Some(&key), &empty_env(dir.path())).unwrap();
+    assert_eq!(auth.identity(), format!("service account {SA_EMAIL}"));
+    let first = auth.bearer().await.unwrap();
+    assert_eq!(first.header, "Bearer ya29.SECRET-access-1");
+    assert!(first.fresh);
+    let again = auth.bearer().await.unwrap();
+    assert!(!again.fresh, "the cached token is reused");
+    assert_eq!(g.calls("jwt-bearer"), 1);
+    assert_no_secret(&format!("{auth:?} {first:?}"));
+}
+
+#[tokio::test]
+async fn chain_order_explicit_then_env_then_gcloud_then_metadata() {
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sa = write(dir.path(), "sa.json", &g.service_account_json());
+    let user = write(dir.path(), "user.json", &g.authorized_user_json());
+    std::fs::create_dir_all(dir.path().join("gcloud")).unwrap();
+    let gcloud = write(
+        &dir.path().join("gcloud"),
+        "application_default_credentials.json",
+        &g.authorized_user_json(),
+    );
+    let env = Env {
+        credentials_file: Some(user.clone()),
+        gcloud_file: Some(gcloud.clone()),
+        metadata_host: g.host(),
+        allow_executables: false,
+    };
+    // 1. explicit wins over GOOGLE_APPLICATION_CREDENTIALS.
+    let a = Auth::application_default(Some(&sa), &env).unwrap();
+    assert_eq!(a.identity(), format!("service account {SA_EMAIL}"));
+    // 2. then GOOGLE_APPLICATION_CREDENTIALS.
+    let a = Auth::application_default(None, &env).unwrap();
+    assert!(a.identity().contains("user.json"), "{}", a.identity());
+    token_of(&a).await;
+    assert_eq!(g.calls("refresh_token"), 1);
+    // 3. then gcloud's application-default file.
+    let env3 = Env {
+        credentials_file: None,
+        ..env.clone()
+    };
+    let a = Auth::application_default(None, &env3).unwrap();
+    assert!(
+        a.identity()
+            .contains("application_default_credentials.json"),
+        "{}",
+        a.identity()
+    );
+    // 4. then the metadata server.
+    std::fs::remove_file(&gcloud).unwrap();
+    let a = Auth::application_default(None, &env3).unwrap();
+    assert!(a.identity().contains("metadata server"), "{}", a.identity());
+    assert_eq!(token_of(&a).await, "ya29.SECRET-access-1");
+    assert_eq!(g.calls("metadata"), 1);
+    assert_eq!(
+        g.calls("jwt-bearer"),
+        0,
+        "no request was made for the skipped steps"
+    );
+}
+
+#[tokio::test]
+async fn authorized_user_refresh_token_from_gcloud_file() {
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = empty_env(dir.path());
+    std::fs::create_dir_all(dir.path().join("gcloud")).unwrap();
+    write(
+        &dir.path().join("gcloud"),
+        "application_default_credentials.json",
+        &g.authorized_user_json(),
+    );
+    let a = Auth::application_default(None, &env).unwrap();
+    g.set_token("ya29.SECRET-user");
+    assert_eq!(token_of(&a).await, "ya29.SECRET-user");
+    // A revoked refresh token: the message says what to do, not what the token was.
+    let mut bad = g.authorized_user_json();
+    bad["refresh_token"] = json!("SECRET-revoked");
+    env.credentials_file = Some(write(dir.path(), "revoked.json", &bad));
+    let e = Auth::application_default(None, &env)
+        .unwrap()
+        .header()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::AuthFailed);
+    assert!(
+        e.message.contains("invalid_grant")
+            && e.message.contains("gcloud auth application-default login"),
+        "{}",
+        e.message
+    );
+    assert_no_secret(&e.message);
+}
+
+#[tokio::test]
+async fn external_account_with_a_file_sourced_subject_token() {
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oidc-token"), format!("{SUBJECT_TOKEN}\n")).unwrap();
+    let file = write(
+        dir.path(),
+        "wif.json",
+        // A relative path resolves against the credentials file's directory.
+        &g.external_account_json(json!({"file": "oidc-token"}), false),
+    );
+    let env = Env {
+        credentials_file: Some(file),
+        ..empty_env(dir.path())
+    };
+    let a = Auth::application_default(None, &env).unwrap();
+    assert_eq!(a.identity(), format!("external account {AUDIENCE}"));
+    assert_eq!(token_of(&a).await, "ya29.SECRET-access-1");
+    assert_eq!(
+        g.state.lock().unwrap().sts_scopes,
+        vec![DB_SCOPES.to_string()]
+    );
+    // A subject token the pool does not trust.
+    std::fs::write(dir.path().join("oidc-token"), "SECRET-other-token").unwrap();
+    let a = Auth::application_default(None, &env).unwrap();
+    let e = a.header().await.unwrap_err();
+    assert!(
+        e.message.contains("could not be verified") && e.message.contains(AUDIENCE),
+        "{}",
+        e.message
+    );
+    assert_no_secret(&e.message);
+}
+
+#[tokio::test]
+async fn external_account_url_sourced_then_impersonating_a_service_account() {
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = json!({
+        "url": g.url("/subject"),
+        "headers": {"X-Subject-Key": "ci"},
+        "format": {"type": "json", "subject_token_field_name": "id_token"},
+    });
+    let file = write(dir.path(), "wif.json", &g.external_account_json(src, true));
+    let a = Auth::application_default(Some(&file), &empty_env(dir.path())).unwrap();
+    assert_eq!(
+        a.identity(),
+        format!("external account {AUDIENCE} (as service account {TARGET_EMAIL})")
+    );
+    g.set_token("ya29.SECRET-impersonated");
+    assert_eq!(token_of(&a).await, "ya29.SECRET-impersonated");
+    assert_eq!(
+        (g.calls("subject"), g.calls("sts"), g.calls("iam")),
+        (1, 1, 1)
+    );
+    // STS is asked for cloud-platform only; the database scopes go to the impersonation.
+    assert_eq!(
+        g.state.lock().unwrap().sts_scopes,
+        vec!["https://www.googleapis.com/auth/cloud-platform".to_string()]
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn external_account_executable_sourced_only_when_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("print-token.sh");
+    std::fs::write(
+        &exe,
+        format!(
+            "#!/bin/sh\n[ \"$GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE\" = \"{AUDIENCE}\" ] || exit 3\n\
+             echo '{{\"version\":1,\"success\":true,\"token_type\":\"{ID_TOKEN_TYPE}\",\"id_token\":\"{SUBJECT_TOKEN}\",\"expiration_time\":9999999999}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = json!({"executable": {"command": format!("{} --flag", exe.display()), "timeout_millis": 5000}});
+    let file = write(dir.path(), "wif.json", &g.external_account_json(src, false));
+    let env = empty_env(dir.path());
+    let e = Auth::application_default(Some(&file), &env)
+        .unwrap()
+        .header()
+        .await
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1"),
+        "{}",
+        e.message
+    );
+    assert_eq!(g.calls("sts"), 0);
+    let env = Env {
+        allow_executables: true,
+        ..env
+    };
+    let a = Auth::application_default(Some(&file), &env).unwrap();
+    assert_eq!(token_of(&a).await, "ya29.SECRET-access-1");
+    assert_eq!(g.calls("sts"), 1);
+}
+
+#[tokio::test]
+async fn impersonated_service_account_file() {
+    let g = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "imp.json",
+        &g.impersonated_json(g.service_account_json()),
+    );
+    let a = Auth::application_default(Some(&file), &empty_env(dir.path())).unwrap();
+    assert_eq!(
+        a.identity(),
+        format!("service account {TARGET_EMAIL} impersonated by service account {SA_EMAIL}")
+    );
+    assert_eq!(token_of(&a).await, "ya29.SECRET-access-1");
+    assert_eq!((g.calls("jwt-bearer"), g.calls("iam")), (1, 1));
+    // And with gcloud user credentials as the source.
+    let file = write(
+        dir.path(),
+        "imp2.json",
+        &g.impersonated_json(g.authorized_user_json()),
+    );
+    let a = Auth::application_default(Some(&file), &empty_env(dir.path())).unwrap();
+    assert_eq!(token_of(&a).await, "ya29.SECRET-access-1");
+    assert_eq!((g.calls("refresh_token"), g.calls("iam")), (1, 2));
+}
+
+#[tokio::test]
+async fn metadata_server_named_by_gce_metadata_host() {
+    let g = FakeGoogle::start().await;
+    let a = Auth::metadata_server(&g.host());
+    g.set_token("ya29.SECRET-workload-identity");
+    assert_eq!(token_of(&a).await, "ya29.SECRET-workload-identity");
+    assert!(a.identity().contains(&g.host()), "{}", a.identity());
+}
+
+#[tokio::test]
+async fn a_silent_metadata_server_fails_fast_listing_what_was_tried() {
+    // Accepts connections and never answers, as a blackholed metadata address would.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        metadata_host: host.clone(),
+        ..empty_env(dir.path())
+    };
+    let a = Auth::application_default(None, &env).unwrap();
+    // Bounded by the metadata timeout, far below the 30 s request deadline.
+    let e = tokio::time::timeout(METADATA_TIMEOUT * 3, a.header())
+        .await
+        .expect("the metadata step gives up by itself")
+        .unwrap_err();
+    hold.abort();
+    assert_eq!(e.code, ErrorCode::AuthFailed);
+    let m = &e.message;
+    for expected in [
+        "No Google credentials found. Tried, in order:",
+        "1. applicationCredentials / --credentials: not set",
+        "2. GOOGLE_APPLICATION_CREDENTIALS: not set",
+        "3. gcloud's application-default credentials:",
+        "does not exist",
+        &format!("4. the metadata server at {host}: no answer within 3s"),
+        "gcloud auth application-default login",
+        "GCE_METADATA_HOST",
+        "FIREBASE_DATABASE_EMULATOR_HOST",
+    ] {
+        assert!(m.contains(expected), "{expected:?} missing from:\n{m}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_close_to_expiry_is_replaced_before_use() {
+    let g = FakeGoogle::start().await;
+    g.state.lock().unwrap().expires_in = 2;
+    let a = Auth::metadata_server(&g.host());
+    assert!(a.bearer().await.unwrap().fresh);
+    assert!(!a.bearer().await.unwrap().fresh);
+    // Refreshed at half a short lifetime: after 1 s of a 2 s token, before it expires.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    g.set_token("ya29.SECRET-next");
+    let b = a.bearer().await.unwrap();
+    assert!(b.fresh);
+    assert_eq!(b.header, "Bearer ya29.SECRET-next");
+    assert_eq!(g.calls("metadata"), 2);
+}
+
+#[tokio::test]
+async fn an_invalidated_token_is_fetched_again_once() {
+    let g = FakeGoogle::start().await;
+    let a = Auth::metadata_server(&g.host());
+    let old = a.header().await.unwrap();
+    g.set_token("ya29.SECRET-rotated");
+    a.invalidate("Bearer some-other-token").await;
+    assert_eq!(
+        a.header().await.unwrap(),
+        old,
+        "only the refused token is dropped"
+    );
+    a.invalidate(&old).await;
+    assert_eq!(a.header().await.unwrap(), "Bearer ya29.SECRET-rotated");
+    assert_eq!(g.calls("metadata"), 2);
+}
+
+#[test]
+fn unusable_files_are_named_with_their_source_and_never_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        credentials_file: Some(dir.path().join("missing.json")),
+        ..empty_env(dir.path())
+    };
+    let e = Auth::application_default(None, &env).unwrap_err();
+    assert!(
+        e.message
+            .contains("missing.json (from GOOGLE_APPLICATION_CREDENTIALS): not found"),
+        "{}",
+        e.message
+    );
+    let cases = [
+        (
+            json!({"type": "external_account", "audience": "a", "subject_token_type": "t", "token_url": "http://x",
+                "credential_source": {"environment_id": "aws1", "secret": "SECRET-aws"}}),
+            "AWS",
+        ),
+        (
+            json!({"type": "external_account", "audience": "a", "subject_token_type": "t", "token_url": "http://x",
+                "credential_source": {}}),
+            "none of \"file\", \"url\" or \"executable\"",
+        ),
+        (
+            json!({"type": "impersonated_service_account", "service_account_impersonation_url": "http://x",
+                "source_credentials": {"type": "authorized_user", "refresh_token": "SECRET-x"}}),
+            "client_id",
+        ),
+        (
+            json!({"type": "external_account_authorized_user", "refresh_token": "SECRET-x"}),
+            "supported:",
+        ),
+    ];
+    for (i, (v, why)) in cases.into_iter().enumerate() {
+        let p = write(dir.path(), &format!("c{i}.json"), &v);
+        let e = Auth::application_default(Some(&p), &empty_env(dir.path())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AuthFailed);
+        assert!(
+            e.message.contains(&format!(
+                "c{i}.json (from applicationCredentials / --credentials)"
+            )),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains(why), "{why}: {}", e.message);
+        assert_no_secret(&e.message);
+    }
+}
