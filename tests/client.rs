@@ -3,16 +3,12 @@
 //! endpoint) for what the emulator cannot inject (500s, dropped connections, headers).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 mod common;
 
-use common::{answer, fake_server, lever, with_etag, Answer};
+use common::{answer, fake_server, lever, with_etag};
 use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
