@@ -55,11 +55,11 @@ pub fn client_for(cfg: &Config, cwd: &Path) -> Result<Client> {
     })
 }
 
-/// Build a client and prove the database answers (one real round trip).
-pub async fn connect(cfg: &Config, cwd: &Path) -> Result<Client> {
-    let client = client_for(cfg, cwd)?;
-    client.check_connection().await?;
-    Ok(client)
+/// Prove the database answers and lets this identity in, with one cheap request on one of the
+/// runner's own paths: a shallow read of the history node `{shift}/{tableName}`. Never the root,
+/// which Security Rules (or an identity limited to its own subtree) usually deny.
+pub async fn check(client: &Client, cfg: &Config) -> Result<()> {
+    client.get_shallow(&cfg.history_path()).await.map(|_| ())
 }
 
 /// What `getConnectionInfo()` and `firebase:info` show.

@@ -14,6 +14,9 @@ use crate::Error;
 #[napi]
 pub struct NativeDatabase {
     pub(crate) client: Client,
+    /// What `checkConnection()` reads (shallow): the history node, one of the runner's own
+    /// paths; never the root, which Security Rules usually deny.
+    pub(crate) check_path: String,
 }
 
 /// Query parameters as JS passes them.
@@ -162,10 +165,15 @@ impl NativeDatabase {
             .napi()?
             .into())
     }
-    /// A real round trip; rejects with the reason when the database cannot be reached.
+    /// A real round trip (a shallow read of the history node); rejects with the reason when the
+    /// database cannot be reached or the read is denied.
     #[napi]
     pub async fn check_connection(&self) -> napi::Result<()> {
-        self.client.check_connection().await.napi()
+        self.client
+            .get_shallow(&self.check_path)
+            .await
+            .map(|_| ())
+            .napi()
     }
 }
 
@@ -174,5 +182,8 @@ impl NativeDatabase {
 pub async fn connect_database(config: Value, cwd: String) -> napi::Result<NativeDatabase> {
     let cfg = Config::from_value(&config).napi()?;
     let client = crate::connection::client_for(&cfg, &PathBuf::from(cwd)).napi()?;
-    Ok(NativeDatabase { client })
+    Ok(NativeDatabase {
+        client,
+        check_path: cfg.history_path(),
+    })
 }

@@ -93,6 +93,7 @@ impl NativeRunner {
     pub fn database(&self) -> NativeDatabase {
         NativeDatabase {
             client: self.runner.client.clone(),
+            check_path: self.runner.cfg.history_path(),
         }
     }
     /// The lock service, or null when locking is disabled.
@@ -165,7 +166,8 @@ impl NativeRunner {
     }
 }
 
-/// Validate the config, connect (one real round trip), and build the runner.
+/// Validate the config, connect (one real round trip on the runner's own paths), and build the
+/// runner.
 #[napi(
     ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void"
 )]
@@ -177,8 +179,15 @@ pub async fn create_runner(
 ) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
-    let client = connection::connect(&cfg, &cwd).await.napi()?;
+    let client = connection::client_for(&cfg, &cwd).napi()?;
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
+    // The first request: with locking on, initialise the lock storage (as the predecessor does),
+    // so a denied lock path reports itself; otherwise a shallow read of the history node. Never
+    // the root.
+    match &lock {
+        Some(l) => l.init_storage().await.napi()?,
+        None => connection::check(&client, &cfg).await.napi()?,
+    }
     let stop = StopFlag::default();
     let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd)
         .with_lock(lock)

@@ -60,7 +60,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Command::LockRelease { force: true } => {
             lock_cmds::release(&cfg.lock_service(&client), io).await
         }
-        Command::FirebaseTestConnection => test_connection(&client, io, json).await,
+        Command::FirebaseTestConnection => test_connection(&client, &cfg, io, json).await,
         Command::FirebaseNodes => nodes(&client, &cfg, io, json).await,
         Command::FirebaseBackupNodes { nodes } => backup_nodes(&client, &cfg, &nodes, io).await,
         Command::Backup(cmd) => backup(cmd, &client, &cfg, io, json, cwd).await,
@@ -147,8 +147,8 @@ fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
     exit::SUCCESS
 }
 
-async fn test_connection(client: &Client, io: &mut Io, json: bool) -> i32 {
-    let res = client.check_connection().await;
+async fn test_connection(client: &Client, cfg: &Config, io: &mut Io, json: bool) -> i32 {
+    let res = connection::check(client, cfg).await;
     if json {
         io.json(&json!({"connected": res.is_ok(), "databaseUrl": client.url().to_string(), "error": res.as_ref().err().map(|e| e.message.clone())}));
         return if res.is_ok() {

@@ -246,11 +246,9 @@ impl LockService {
         })
     }
 
+    /// Whether the lock node can be read (one request, on the lock path only).
     pub async fn ensure_accessible(&self) -> Result<bool> {
-        if self.client.check_connection().await.is_err() {
-            return Ok(false);
-        }
-        Ok(self.client.get(&self.path).await.is_ok())
+        Ok(self.client.get_shallow(&self.path).await.is_ok())
     }
 
     // ---- internals shared with `ExclusiveGuard` ----

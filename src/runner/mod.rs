@@ -243,13 +243,15 @@ impl<H: ScriptHost> Runner<H> {
             .unwrap_or_else(crate::lock::default_executor_id)
     }
 
-    /// One real round trip; a clear CONNECTION_FAILED-style error otherwise.
+    /// One real round trip on the history node (`connection::check`); a clear error otherwise.
     pub(crate) async fn check_connection(&self, what: &str) -> Result<()> {
-        self.client.check_connection().await.map_err(|e| {
-            e.context(format!(
-                "Database connection check failed. Cannot proceed with {what} operations"
-            ))
-        })
+        crate::connection::check(&self.client, &self.cfg)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "Database connection check failed. Cannot proceed with {what} operations"
+                ))
+            })
     }
 }
 
