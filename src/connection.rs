@@ -52,6 +52,7 @@ pub fn client_for(cfg: &Config, cwd: &Path) -> Result<Client> {
         retry: RetryPolicy::default(),
         request_timeout: Duration::from_secs(30),
         clock: clock::clock_from_env(),
+        auth_variable_override: cfg.database_auth_variable_override.clone(),
     })
 }
 

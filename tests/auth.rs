@@ -412,3 +412,224 @@ fn unusable_files_are_named_with_their_source_and_never_quoted() {
         assert_no_secret(&e.message);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the client to an emulator that requires the token
+
+use msr_firebase::emulator::{Emulator, EmulatorOptions};
+use msr_firebase::rtdb::{Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
+use std::sync::Arc;
+use support::{answer, fake_server, lever};
+
+async fn emulator() -> Emulator {
+    Emulator::start(EmulatorOptions::default()).await.unwrap()
+}
+
+fn client(emu: &Emulator, ns: &str, auth: Auth, auth_variable_override: Option<Value>) -> Client {
+    Client::new(ClientOptions {
+        url: DatabaseUrl::parse(&format!("{}?ns={ns}", emu.url())).unwrap(),
+        auth,
+        retry: RetryPolicy {
+            max_retries: 0,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        },
+        request_timeout: Duration::from_secs(5),
+        clock: Arc::new(SystemClock),
+        auth_variable_override,
+    })
+    .unwrap()
+}
+
+async fn require_token(emu: &Emulator, t: &str) {
+    lever(
+        emu,
+        reqwest::Method::PUT,
+        "auth",
+        Some(json!({"tokens": [t]})),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_credential_type_gets_through_to_an_emulator_requiring_its_token() {
+    let g = FakeGoogle::start().await;
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oidc"), SUBJECT_TOKEN).unwrap();
+    let files = [
+        ("sa.json", g.service_account_json()),
+        ("user.json", g.authorized_user_json()),
+        (
+            "wif.json",
+            g.external_account_json(json!({"file": "oidc"}), false),
+        ),
+        (
+            "wif-imp.json",
+            g.external_account_json(json!({"file": "oidc"}), true),
+        ),
+        ("imp.json", g.impersonated_json(g.service_account_json())),
+    ];
+    let mut auths: Vec<(String, Auth)> = files
+        .iter()
+        .map(|(name, v)| {
+            let p = write(dir.path(), name, v);
+            (
+                name.to_string(),
+                Auth::application_default(Some(&p), &empty_env(dir.path())).unwrap(),
+            )
+        })
+        .collect();
+    auths.push(("metadata".into(), Auth::metadata_server(&g.host())));
+    for (i, (name, auth)) in auths.into_iter().enumerate() {
+        let token = format!("ya29.SECRET-{i}");
+        g.set_token(&token);
+        require_token(&emu, &token).await;
+        // Before the right token exists, the emulator refuses the owner's.
+        let owner = client(&emu, "tok", Auth::EmulatorOwner, None);
+        assert_eq!(
+            owner.get("a").await.unwrap_err().code,
+            ErrorCode::AuthFailed,
+            "{name}"
+        );
+        let c = client(&emu, "tok", auth, None);
+        c.set(&format!("by/{i}"), &json!(name))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.get(&format!("by/{i}")).await.unwrap(), json!(name));
+    }
+    emu.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_cached_token_is_replaced_once_then_reported_by_identity() {
+    let g = FakeGoogle::start().await;
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(dir.path(), "key.json", &g.service_account_json());
+    let auth = Auth::application_default(Some(&key), &empty_env(dir.path())).unwrap();
+    let c = client(&emu, "refresh", auth, None);
+    g.set_token("ya29.SECRET-A");
+    require_token(&emu, "ya29.SECRET-A").await;
+    c.set("n", &json!(1)).await.unwrap();
+    assert_eq!(g.calls("jwt-bearer"), 1);
+    // The key's token was rotated server side: the cached one is refused, a new one accepted,
+    // and the write goes through once.
+    g.set_token("ya29.SECRET-B");
+    require_token(&emu, "ya29.SECRET-B").await;
+    c.set("n", &json!(2)).await.unwrap();
+    assert_eq!(g.calls("jwt-bearer"), 2);
+    assert_eq!(c.get("n").await.unwrap(), json!(2));
+    assert_eq!(g.calls("jwt-bearer"), 2, "the new token is cached");
+    // Every token the key can get is refused: one refresh, then an auth error naming the
+    // account and never a token.
+    require_token(&emu, "ya29.SECRET-never").await;
+    let e = c.get("n").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::AuthFailed, "{e}");
+    assert!(
+        e.message.contains(&format!("service account {SA_EMAIL}")),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("Unauthorized request."), "{}", e.message);
+    assert_no_secret(&e.message);
+    assert_eq!(g.calls("jwt-bearer"), 3, "exactly one refresh");
+    // The refused token is not kept: the next request starts with a new one and, that one
+    // refused too, stops there (one token fetch and one request per failing request).
+    lever(&emu, reqwest::Method::DELETE, "requests", None).await;
+    let _ = c.get("n").await.unwrap_err();
+    assert_eq!(g.calls("jwt-bearer"), 4);
+    let counts = lever(&emu, reqwest::Method::GET, "requests", None).await;
+    assert_eq!(counts["total"], 1);
+    emu.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rules_denial_is_permission_denied_at_the_path_naming_the_identity() {
+    let g = FakeGoogle::start().await;
+    let emu = emulator().await;
+    let c = client(&emu, "rules", Auth::metadata_server(&g.host()), None);
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "allow",
+        Some(json!({"ns": "rules", "paths": ["app"]})),
+    )
+    .await;
+    c.set("app/x", &json!(1)).await.unwrap();
+    let e = c.get_shallow("").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::PermissionDenied, "{e}");
+    assert!(
+        e.message.starts_with(
+            "Permission denied at / for the default service account of the metadata server"
+        ),
+        "{}",
+        e.message
+    );
+    assert_no_secret(&e.message);
+    emu.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_auth_override_goes_with_every_request_and_the_token_never_in_a_url() {
+    let db = fake_server(Arc::new(|s, _| {
+        let mut a = answer(200, if s.method == "DELETE" { "null" } else { "{}" });
+        a.headers.push(("ETag", "e1".into()));
+        a
+    }))
+    .await;
+    let g = FakeGoogle::start().await;
+    let c = Client::new(ClientOptions {
+        url: DatabaseUrl::parse(&db.url()).unwrap(),
+        auth: Auth::metadata_server(&g.host()),
+        retry: RetryPolicy::default(),
+        request_timeout: Duration::from_secs(5),
+        clock: Arc::new(SystemClock),
+        auth_variable_override: Some(json!({"uid": "migrator"})),
+    })
+    .unwrap();
+    c.get("a").await.unwrap();
+    c.get_shallow("a").await.unwrap();
+    c.set("a", &json!(1)).await.unwrap();
+    c.update("a", &serde_json::Map::new()).await.unwrap();
+    c.put_if_match("a", &json!(1), "e1").await.unwrap();
+    c.delete_if_match("a", "e1").await.unwrap();
+    let seen = db.seen();
+    assert_eq!(seen.len(), 6);
+    for s in &seen {
+        assert!(
+            s.uri
+                .contains("auth_variable_override=%7B%22uid%22%3A%22migrator%22%7D"),
+            "{}",
+            s.uri
+        );
+        assert_eq!(
+            s.header("authorization"),
+            Some("Bearer ya29.SECRET-access-1")
+        );
+        assert_no_secret(&s.uri);
+    }
+    // The emulator takes the override with shallow reads and streams too, and checks its form.
+    let emu = emulator().await;
+    let c = client(
+        &emu,
+        "ov",
+        Auth::EmulatorOwner,
+        Some(json!({"uid": "migrator", "role": "deploy"})),
+    );
+    c.get_shallow("x").await.unwrap();
+    let _stream = c.stream("x").await.unwrap();
+    let seen = lever(&emu, reqwest::Method::GET, "auth", None).await;
+    assert_eq!(
+        seen["lastOverride"],
+        json!({"uid": "migrator", "role": "deploy"})
+    );
+    let bad = reqwest::get(format!(
+        "{}/x.json?ns=ov&auth_variable_override=migrator",
+        emu.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    emu.stop().await.unwrap();
+}

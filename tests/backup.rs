@@ -27,6 +27,7 @@ async fn env() -> Env {
         retry: RetryPolicy::none(),
         request_timeout: Duration::from_secs(60),
         clock: Arc::new(SystemClock),
+        auth_variable_override: None,
     })
     .unwrap();
     Env {

@@ -36,6 +36,7 @@ fn client_with(url: DatabaseUrl, auth: Auth, retry: RetryPolicy) -> Client {
         retry,
         request_timeout: Duration::from_secs(3),
         clock: Arc::new(SystemClock),
+        auth_variable_override: None,
     })
     .expect("client")
 }
@@ -248,7 +249,7 @@ async fn plain_methods_cost_one_request_each() {
     assert_eq!(c.get("a").await.unwrap(), Value::Null);
     step(1).await;
 
-    c.check_connection().await.unwrap();
+    c.get_shallow("").await.unwrap();
     step(1).await;
     assert!(
         c.server_clock().is_known(),
@@ -667,7 +668,7 @@ async fn unreachable_database_is_a_connection_failure_naming_the_url() {
     let url = format!("http://127.0.0.1:{port}?ns=gone");
     let c = client(&url, 2);
     for e in [
-        c.check_connection().await.unwrap_err(),
+        c.get_shallow("a").await.unwrap_err(),
         c.set("a", &json!(1)).await.unwrap_err(),
     ] {
         assert_eq!(e.code, ErrorCode::ConnectionFailed, "{e}");
@@ -878,6 +879,7 @@ async fn timeouts_retry_reads_and_are_settled_for_writes() {
         retry: fast_retries(2),
         request_timeout: Duration::from_millis(500),
         clock: Arc::new(SystemClock),
+        auth_variable_override: None,
     })
     .unwrap();
     assert_eq!(c.get("t").await.unwrap(), json!(7));
@@ -889,6 +891,7 @@ async fn timeouts_retry_reads_and_are_settled_for_writes() {
         retry: fast_retries(2),
         request_timeout: Duration::from_millis(500),
         clock: Arc::new(SystemClock),
+        auth_variable_override: None,
     })
     .unwrap();
     fake.seen.lock().unwrap().clear();

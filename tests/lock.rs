@@ -34,6 +34,7 @@ fn client(emu: &Emulator, skew_ms: i64) -> Client {
         retry: RetryPolicy::default(),
         request_timeout: Duration::from_secs(10),
         clock: Arc::new(SkewedClock(skew_ms)),
+        auth_variable_override: None,
     })
     .expect("client")
 }

@@ -164,6 +164,7 @@ fn client_for(url: &str) -> Client {
         },
         request_timeout: Duration::from_secs(10),
         clock: Arc::new(SystemClock),
+        auth_variable_override: None,
     })
     .unwrap()
 }

@@ -25,7 +25,13 @@ use crate::rtdb::path::{self, MAX_DEPTH};
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Query parameters that may accompany `shallow=true` (and that are otherwise ignored).
-const NEUTRAL_PARAMS: [&str; 4] = ["ns", "print", "auth", "access_token"];
+const NEUTRAL_PARAMS: [&str; 5] = [
+    "ns",
+    "print",
+    "auth",
+    "access_token",
+    "auth_variable_override",
+];
 
 struct DataReq {
     ns: String,
@@ -135,6 +141,30 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
         params,
     };
 
+    // The token first (as the service: a refused token is refused before any rule is looked
+    // at), then the `auth` the request acts as, then the rules.
+    if !state
+        .levers()
+        .token_accepted(header(&req, "authorization").as_deref())
+    {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized request.");
+    }
+    let auth_override = dr
+        .params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "auth_variable_override")
+        .map(|(_, v)| v.clone());
+    if let Some(o) = auth_override {
+        match serde_json::from_str::<Value>(&o) {
+            Ok(v @ (Value::Object(_) | Value::Null)) => state.levers().last_override = Some(v),
+            _ => {
+                return bad_request(
+                    "Invalid auth_variable_override: expected a JSON object (or null)",
+                )
+            }
+        }
+    }
     if state.levers().is_denied(&dr.ns, &dr.segs) {
         return error(StatusCode::UNAUTHORIZED, "Permission denied");
     }

@@ -1,7 +1,8 @@
 //! The test levers' HTTP endpoint, `/.emulator/...` (documented in `mod.rs`): request counts,
-//! deny rules, latency, injected faults, the server clock offset, the keep-alive interval,
+//! deny and allow rules, a required bearer token, latency, injected faults, the server clock offset, the keep-alive interval,
 //! export and reset. Lever requests are not counted, delayed or denied.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -11,6 +12,44 @@ use serde_json::{json, Value};
 use super::response::{bad_request, error, json_response, read_json, Body};
 use super::state::{Levers, State, WriteEvent, ALL_NAMESPACES};
 use crate::rtdb::path;
+
+/// `{"ns": "<namespace>", "paths": ["a/b", ...]}` (`ns` omitted: every namespace).
+async fn read_rules(
+    req: Request<Incoming>,
+    lever: &str,
+) -> Result<(String, Vec<Vec<String>>), Response<Body>> {
+    let body = read_json(req).await?;
+    let ns = match body.get("ns") {
+        None | Some(Value::Null) => ALL_NAMESPACES.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(bad_request(format!("{lever}: \"ns\" must be a string"))),
+    };
+    let Some(paths) = body.get("paths").and_then(Value::as_array) else {
+        return Err(bad_request(format!(
+            "{lever}: expected {{\"ns\": \"<namespace>\", \"paths\": [\"a/b\", ...]}}"
+        )));
+    };
+    let mut rules = Vec::new();
+    for p in paths {
+        let Some(p) = p.as_str() else {
+            return Err(bad_request(format!("{lever}: paths must be strings")));
+        };
+        match path::segments(p) {
+            Ok(segs) => rules.push(segs),
+            Err(e) => return Err(bad_request(format!("{lever}: {}", e.message))),
+        }
+    }
+    Ok((ns, rules))
+}
+
+/// Replace one namespace's rules; no paths removes them.
+fn set_rules(map: &mut HashMap<String, Vec<Vec<String>>>, ns: String, rules: Vec<Vec<String>>) {
+    if rules.is_empty() {
+        map.remove(&ns);
+    } else {
+        map.insert(ns, rules);
+    }
+}
 
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
@@ -32,39 +71,51 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             state.levers().deny.clear();
             ok(state.levers().deny_json())
         }
-        (Method::PUT, "deny") => {
-            let body = match read_json(req).await {
-                Ok(b) => b,
-                Err(res) => return res,
-            };
-            let ns = match body.get("ns") {
-                None | Some(Value::Null) => ALL_NAMESPACES.to_string(),
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => return bad_request("deny: \"ns\" must be a string"),
-            };
-            let Some(paths) = body.get("paths").and_then(Value::as_array) else {
-                return bad_request(
-                    "deny: expected {\"ns\": \"<namespace>\", \"paths\": [\"a/b\", ...]}",
-                );
-            };
-            let mut rules = Vec::new();
-            for p in paths {
-                let Some(p) = p.as_str() else {
-                    return bad_request("deny: paths must be strings");
-                };
-                match path::segments(p) {
-                    Ok(segs) => rules.push(segs),
-                    Err(e) => return bad_request(format!("deny: {}", e.message)),
+        (Method::PUT, "deny") => match read_rules(req, "deny").await {
+            Ok((ns, rules)) => {
+                let mut levers = state.levers();
+                set_rules(&mut levers.deny, ns, rules);
+                ok(levers.deny_json())
+            }
+            Err(res) => res,
+        },
+        (Method::GET, "allow") => ok(state.levers().allow_json()),
+        (Method::DELETE, "allow") => {
+            state.levers().allow.clear();
+            ok(state.levers().allow_json())
+        }
+        (Method::PUT, "allow") => match read_rules(req, "allow").await {
+            Ok((ns, rules)) => {
+                let mut levers = state.levers();
+                set_rules(&mut levers.allow, ns, rules);
+                ok(levers.allow_json())
+            }
+            Err(res) => res,
+        },
+        (Method::GET, "auth") => ok(state.levers().auth_json()),
+        (Method::DELETE, "auth") => {
+            state.levers().required_tokens.clear();
+            ok(state.levers().auth_json())
+        }
+        (Method::PUT, "auth") => match read_json(req).await {
+            Ok(b) => {
+                let tokens: Option<Vec<String>> =
+                    b.get("tokens").and_then(Value::as_array).and_then(|a| {
+                        a.iter()
+                            .map(|t| t.as_str().filter(|t| !t.is_empty()).map(str::to_string))
+                            .collect()
+                    });
+                match tokens {
+                    Some(t) => {
+                        let mut levers = state.levers();
+                        levers.required_tokens = t;
+                        ok(levers.auth_json())
+                    }
+                    None => bad_request("auth: expected {\"tokens\": [\"<access token>\", ...]} (empty: accept any)"),
                 }
             }
-            let mut levers = state.levers();
-            if rules.is_empty() {
-                levers.deny.remove(&ns);
-            } else {
-                levers.deny.insert(ns, rules);
-            }
-            ok(levers.deny_json())
-        }
+            Err(res) => res,
+        },
         (Method::GET, "latency") => ok(json!({ "ms": state.levers().latency_ms })),
         (Method::PUT, "latency") => match read_json(req).await {
             Ok(b) => match b.get("ms").and_then(Value::as_u64) {

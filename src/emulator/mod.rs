@@ -14,8 +14,12 @@
 //! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
 //! - Without `?ns=`, the namespace is the first label of the `Host` header when it is a DNS name
 //!   of two or more labels (`mydb.localhost:9000` -> `mydb`), otherwise `default`.
-//! - Auth: any `Authorization` header (e.g. `Bearer owner`) or none is treated as an admin; only
-//!   the deny lever produces 401 `{"error":"Permission denied"}`.
+//! - Auth: any `Authorization` header (e.g. `Bearer owner`) or none is treated as an admin,
+//!   unless the auth lever requires a token: then anything but `Bearer <that token>` gets 401
+//!   `{"error":"Unauthorized request."}`, as the service refuses a bad token. The deny and allow
+//!   levers model Security Rules: 401 `{"error":"Permission denied"}`.
+//! - `auth_variable_override` must be a JSON object or `null` (400 otherwise); the last one seen
+//!   is shown by `GET /.emulator/auth`.
 //!
 //! # Behaviour where the real service is unspecified (choices made here)
 //! - ETags are the hex SHA-256 of the value's canonical JSON (keys sorted); `null_etag` for a
@@ -39,6 +43,14 @@
 //!   rules of that namespace (`ns` omitted: every namespace; empty `paths`: remove). Any data
 //!   request at, under or over a denied path gets 401 `{"error":"Permission denied"}`.
 //!   `GET` shows the rules (`{"rules": {"<ns>": ["a/b"]}}`), `DELETE` clears them all.
+//! - `PUT /.emulator/allow` `{"ns": "<namespace>", "paths": ["app"]}`: allow-list rules (same
+//!   shape as deny): a data request in that namespace is allowed only at or under one of the
+//!   paths; one over them (the root included) gets 401 `{"error":"Permission denied"}`, as
+//!   rules that grant exactly `app/` would. Deny rules still apply inside. `GET`, `DELETE` as deny.
+//! - `PUT /.emulator/auth` `{"tokens": ["<access token>", ...]}`: from then on a data request
+//!   needs `Authorization: Bearer <one of them>` (empty list: accept anything again). `GET` ->
+//!   `{"tokens": <how many>, "lastOverride": <last auth_variable_override or null>}` (never the
+//!   tokens); `DELETE` clears them.
 //! - `PUT /.emulator/latency` `{"ms": n}`: every data request waits n ms first. `GET` shows it.
 //! - `PUT /.emulator/faults` `{"unavailableProbability": p}` (0..=1): each data request fails with
 //!   503 `{"error": "..."}` with that probability before doing anything. `GET` shows it.

@@ -73,6 +73,12 @@ pub struct Levers {
     pub by_path: BTreeMap<String, u64>,
     /// ns (or `*`) -> denied paths (as segments).
     pub deny: HashMap<String, Vec<Vec<String>>>,
+    /// ns (or `*`) -> the only subtrees a request may touch (allow-list rules).
+    pub allow: HashMap<String, Vec<Vec<String>>>,
+    /// When not empty, a data request must carry `Authorization: Bearer <one of these>`.
+    pub required_tokens: Vec<String>,
+    /// The last `auth_variable_override` a data request carried (JSON), for tests.
+    pub last_override: Option<Value>,
     pub latency_ms: u64,
     pub unavailable_probability: f64,
     pub clock_offset_ms: i64,
@@ -86,6 +92,9 @@ impl Default for Levers {
             by_method: BTreeMap::new(),
             by_path: BTreeMap::new(),
             deny: HashMap::new(),
+            allow: HashMap::new(),
+            required_tokens: Vec::new(),
+            last_override: None,
             latency_ms: 0,
             unavailable_probability: 0.0,
             clock_offset_ms: 0,
@@ -111,22 +120,44 @@ impl Levers {
         json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path })
     }
 
-    /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it.
+    /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it (reading
+    /// over a denied node would reveal it), or when allow rules exist for `ns` and the request is
+    /// not at or under one of them (a read over an allowed node, the root included, is denied).
     pub fn is_denied(&self, ns: &str, segs: &[String]) -> bool {
-        [ns, ALL_NAMESPACES]
+        let rules = |map: &'_ HashMap<String, Vec<Vec<String>>>| -> Vec<Vec<String>> {
+            [ns, ALL_NAMESPACES]
+                .iter()
+                .filter_map(|n| map.get(*n))
+                .flatten()
+                .cloned()
+                .collect()
+        };
+        let denied = rules(&self.deny)
             .iter()
-            .filter_map(|n| self.deny.get(*n))
-            .flatten()
-            .any(|rule| rule.starts_with(segs) || segs.starts_with(rule))
+            .any(|rule| rule.starts_with(segs) || segs.starts_with(rule));
+        let allow = rules(&self.allow);
+        denied || (!allow.is_empty() && !allow.iter().any(|a| segs.starts_with(a)))
     }
 
     pub fn deny_json(&self) -> Value {
-        let rules: BTreeMap<&String, Vec<String>> = self
-            .deny
-            .iter()
-            .map(|(ns, paths)| (ns, paths.iter().map(|p| p.join("/")).collect()))
-            .collect();
-        json!({ "rules": rules })
+        rules_json(&self.deny)
+    }
+
+    pub fn allow_json(&self) -> Value {
+        rules_json(&self.allow)
+    }
+
+    /// Whether a request with this `Authorization` header value may proceed.
+    pub fn token_accepted(&self, authorization: Option<&str>) -> bool {
+        self.required_tokens.is_empty()
+            || authorization
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .is_some_and(|t| self.required_tokens.iter().any(|r| r == t))
+    }
+
+    /// What `GET /.emulator/auth` shows (how many tokens, never which).
+    pub fn auth_json(&self) -> Value {
+        json!({ "tokens": self.required_tokens.len(), "lastOverride": self.last_override })
     }
 
     /// The server's clock in ms since the epoch (wall clock plus the offset lever).
@@ -135,11 +166,58 @@ impl Levers {
     }
 }
 
+fn rules_json(map: &HashMap<String, Vec<Vec<String>>>) -> Value {
+    let rules: BTreeMap<&String, Vec<String>> = map
+        .iter()
+        .map(|(ns, paths)| (ns, paths.iter().map(|p| p.join("/")).collect()))
+        .collect();
+    json!({ "rules": rules })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use crate::emulator::test_segs as segs;
+
+    #[test]
+    fn allow_rules_grant_a_subtree_only() {
+        let mut l = Levers::default();
+        l.allow.insert("db".into(), vec![segs("app")]);
+        for p in ["app", "app/schema_version", "app/migrations/_lock"] {
+            assert!(!l.is_denied("db", &segs(p)), "{p}");
+        }
+        for p in ["", "other", "apps", "migrations/_lock"] {
+            assert!(l.is_denied("db", &segs(p)), "{p}");
+        }
+        assert!(
+            !l.is_denied("otherdb", &segs("")),
+            "other namespaces unaffected"
+        );
+        // Deny rules still apply inside an allowed subtree.
+        l.deny
+            .insert("db".into(), vec![segs("app/migrations/_lock")]);
+        assert!(l.is_denied("db", &segs("app/migrations")));
+        assert!(!l.is_denied("db", &segs("app/schema_version")));
+    }
+
+    #[test]
+    fn required_tokens() {
+        let mut l = Levers::default();
+        assert!(l.token_accepted(None) && l.token_accepted(Some("Bearer owner")));
+        l.required_tokens = vec!["t1".into()];
+        assert!(l.token_accepted(Some("Bearer t1")));
+        for a in [
+            None,
+            Some("Bearer owner"),
+            Some("t1"),
+            Some("Bearer t10"),
+            Some("Basic t1"),
+        ] {
+            assert!(!l.token_accepted(a), "{a:?}");
+        }
+        assert_eq!(l.auth_json()["tokens"], 1);
+    }
 
     #[test]
     fn deny_at_under_over() {

@@ -7,7 +7,8 @@
 //! - `path`: key/path validation shared by the client and the emulator.
 //! - `order`: RTDB child ordering and query evaluation (`Query`), shared by the client (client-side
 //!   sort) and the emulator (server-side filtering).
-//! - `auth`: `Auth` — `Bearer owner` for the emulator, a cached service-account token otherwise.
+//! - `auth`: `Auth` — `Bearer owner` for the emulator, otherwise an Application Default
+//!   Credentials access token (cached, refreshed).
 //! - `retry`: the retry policy (capped exponential backoff with jitter).
 //! - `clock`: `Clock` (injectable wall clock) and `ServerClock` (server-time estimate from responses).
 //! - `push_id`: `PushIdGenerator` — time-ordered push ids (client-side `push()` keys; the emulator

@@ -35,6 +35,10 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Wall clock used for the server-time estimate (injectable for clock-skew tests).
     pub clock: Arc<dyn Clock>,
+    /// firebase-admin's `databaseAuthVariableOverride`, sent as `auth_variable_override` on every
+    /// request: `None` = admin access; an object = that `auth` under Security Rules; `Null` =
+    /// unauthenticated.
+    pub auth_variable_override: Option<Value>,
 }
 
 /// A value with the ETag it was read or written at.
@@ -64,13 +68,15 @@ struct Inner {
     opts: ClientOptions,
     http: reqwest::Client,
     server_clock: ServerClock,
+    /// `auth_variable_override` as sent (compact JSON).
+    auth_override: Option<String>,
 }
 
 impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        // reqwest (rustls, `ring`) and gcp_auth both pass an explicit ring provider to rustls, so
-        // no process-wide default provider is needed; nothing here can hit rustls' "no provider"
-        // panic. Redirects are followed by hand (see `send`) so the Bearer header never goes to a
+        // reqwest (rustls, `ring`) and the token services' clients (`rtdb::auth`, also reqwest)
+        // pass an explicit ring provider to rustls, so no process-wide default provider is
+        // needed; nothing here can hit rustls' "no provider" panic. Redirects are followed by hand (see `send`) so the Bearer header never goes to a
         // host it was not meant for.
         let connect_timeout = opts
             .request_timeout
@@ -83,11 +89,13 @@ impl Client {
             .build()
             .map_err(|e| Error::internal(format!("Could not build the HTTP client: {e}")))?;
         let server_clock = ServerClock::new(opts.clock.clone());
+        let auth_override = opts.auth_variable_override.as_ref().map(|v| v.to_string());
         Ok(Client {
             inner: Arc::new(Inner {
                 opts,
                 http,
                 server_clock,
+                auth_override,
             }),
         })
     }
@@ -252,13 +260,6 @@ impl Client {
                 .map(|_| ()),
         }
     }
-    /// A cheap real round trip (shallow GET of the root); Err when unreachable or denied.
-    pub async fn check_connection(&self) -> Result<()> {
-        self.read(Req::new(Method::GET, "").param("shallow", "true"))
-            .await
-            .map(|_| ())
-    }
-
     // ---- internals ----
 
     async fn get_versioned_norm(&self, p: &str) -> Result<Versioned> {

@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::Client;
+use crate::rtdb::Auth;
 use crate::rtdb::{database_url, path};
 use crate::{Error, ErrorCode, Result};
 
@@ -65,16 +66,21 @@ impl Client {
         }
     }
 
-    /// One HTTP exchange (following same-database redirects).
+    /// One HTTP exchange (following same-database redirects). A 401 on a cached token replaces
+    /// the token once and sends again (nothing happened: the request was refused).
     async fn send(&self, req: &Req) -> Result<Reply, Failure> {
         let opts = &self.inner.opts;
-        let auth = opts.auth.header().await.map_err(Failure::Fatal)?;
+        let mut bearer = opts.auth.bearer().await.map_err(Failure::Fatal)?;
+        let mut refreshed = false;
         let mut target = reqwest::Url::parse(&opts.url.data_url(&req.path))
             .map_err(|e| Failure::Fatal(Error::internal(format!("bad data URL: {e}"))))?;
         // Parameters are JSON texts; percent-encode them fully (a space is %20, never `+`).
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         if let Some(ns) = &opts.url.namespace {
             pairs.push(("ns", ns));
+        }
+        if let Some(o) = &self.inner.auth_override {
+            pairs.push(("auth_variable_override", o));
         }
         pairs.extend(req.params.iter().map(|(k, v)| (*k, v.as_str())));
         if !pairs.is_empty() {
@@ -96,7 +102,7 @@ impl Client {
                 .inner
                 .http
                 .request(req.method.clone(), target.clone())
-                .header("Authorization", &auth);
+                .header("Authorization", &bearer.header);
             for (k, v) in &req.headers {
                 rb = rb.header(*k, v);
             }
@@ -170,6 +176,16 @@ impl Client {
             {
                 return Ok(Reply::Full(Full { status, etag, body }));
             }
+            if status == StatusCode::UNAUTHORIZED && !is_rules_denial(&body) {
+                // The token itself was refused (revoked, rotated, expired early): drop it, and
+                // when it was a cached one, try once more with a new one.
+                opts.auth.invalidate(&bearer.header).await;
+                if !bearer.fresh && !refreshed {
+                    bearer = opts.auth.bearer().await.map_err(Failure::Fatal)?;
+                    refreshed = true;
+                    continue;
+                }
+            }
             return Err(self.status_failure(status, &body, &req.path));
         }
     }
@@ -200,12 +216,29 @@ impl Client {
         let text = server_error_text(body);
         match status.as_u16() {
             503 | 429 => Failure::NotSent(format!("HTTP {status}{}", suffix(&text))),
+            // Any 401 but a rules denial refuses the token itself (after a fresh one was tried):
+            // name who we are, never the token.
+            401 if !is_rules_denial(body) => Failure::Fatal(Error::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "The database at {} refused the access token of {} (HTTP 401{}); check that this identity may use \
+                     the database (e.g. the Firebase Realtime Database Admin role in its project) and that its \
+                     credentials are current",
+                    self.inner.opts.url,
+                    self.inner.opts.auth.identity(),
+                    suffix(&text)
+                ),
+            )),
             401 | 403 => Failure::Fatal(Error::new(
                 ErrorCode::PermissionDenied,
                 format!(
-                    "Permission denied at {}{}; check the service account's access to this database (or the Security Rules, \
-                     or that the credentials belong to this project)",
+                    "Permission denied at {}{}{}; check the Security Rules for this path (or the identity's access to this \
+                     database, or that the credentials belong to this project)",
                     show(p),
+                    match &self.inner.opts.auth {
+                        Auth::EmulatorOwner => String::new(),
+                        a => format!(" for {}", a.identity()),
+                    },
                     suffix(&text)
                 ),
             )),
@@ -403,6 +436,12 @@ pub(super) fn truncate(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// RTDB answers a Security Rules denial with 401 `{"error": "Permission denied"}`; other 401s
+/// refuse the token.
+fn is_rules_denial(body: &[u8]) -> bool {
+    server_error_text(body).starts_with("Permission denied")
 }
 
 pub(super) fn server_error_text(body: &[u8]) -> String {
