@@ -107,7 +107,10 @@ export declare function connectDatabase(config: any, cwd: string): Promise<Nativ
 /** A locking service for `config` on `database`'s connection. */
 export declare function createLockingService(database: NativeDatabase, config: any): NativeLock
 
-/** Validate the config, connect (one real round trip), and build the runner. */
+/**
+ * Validate the config, connect (one real round trip on the runner's own paths), and build the
+ * runner.
+ */
 export declare function createRunner(config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void): Promise<NativeRunner>
 
 /**

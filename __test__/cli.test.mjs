@@ -242,9 +242,11 @@ test('unreachable database and missing credentials: exit 7, message names the pr
   assert.equal(out.code, 7, out.stderr)
   assert.match(out.stderr, /nope\.json/)
   assert.match(out.stderr, /not found/)
-  out = await run(dir, ['migrate', '--database-url', 'https://x.firebaseio.com'], { ...noEmu, GOOGLE_APPLICATION_CREDENTIALS: '' })
+  // Nothing in the credentials chain (no gcloud file, a metadata host that refuses).
+  const nothing = { ...noEmu, GOOGLE_APPLICATION_CREDENTIALS: '', CLOUDSDK_CONFIG: path.join(dir, 'no-gcloud'), GCE_METADATA_HOST: '127.0.0.1:1' }
+  out = await run(dir, ['migrate', '--database-url', 'https://x.firebaseio.com'], nothing)
   assert.equal(out.code, 7, out.stderr)
-  assert.match(out.stderr, /credentials/i)
+  assert.match(out.stderr, /No Google credentials found/)
   out = await run(dir, ['migrate', '--database-url', 'not a url'], noEmu)
   assert.equal(out.code, 2, out.stderr)
   assert.match(out.stderr, /databaseUrl|database URL/i)

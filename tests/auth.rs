@@ -416,14 +416,10 @@ fn unusable_files_are_named_with_their_source_and_never_quoted() {
 // ---------------------------------------------------------------------------------------------
 // Through the client to an emulator that requires the token
 
-use msr_firebase::emulator::{Emulator, EmulatorOptions};
+use common::{answer, emulator, fake_server, lever};
+use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::{Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
 use std::sync::Arc;
-use support::{answer, fake_server, lever};
-
-async fn emulator() -> Emulator {
-    Emulator::start(EmulatorOptions::default()).await.unwrap()
-}
 
 fn client(emu: &Emulator, ns: &str, auth: Auth, auth_variable_override: Option<Value>) -> Client {
     Client::new(ClientOptions {

@@ -9,6 +9,7 @@
 //!   sort) and the emulator (server-side filtering).
 //! - `auth`: `Auth` — `Bearer owner` for the emulator, otherwise an Application Default
 //!   Credentials access token (cached, refreshed).
+//! - `http_error`: reqwest failures described without their URL.
 //! - `retry`: the retry policy (capped exponential backoff with jitter).
 //! - `clock`: `Clock` (injectable wall clock) and `ServerClock` (server-time estimate from responses).
 //! - `push_id`: `PushIdGenerator` — time-ordered push ids (client-side `push()` keys; the emulator
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod database_url;
+mod http_error;
 pub mod order;
 pub mod path;
 pub mod push_id;

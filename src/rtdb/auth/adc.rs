@@ -59,8 +59,12 @@ impl Env {
 /// Resolve the chain. `explicit` is the configured file when it did not come from
 /// `GOOGLE_APPLICATION_CREDENTIALS` (relative paths already resolved by the caller, as
 /// `env.credentials_file` should be).
-pub(crate) fn resolve(explicit: Option<&Path>, env: &Env) -> Result<Provider> {
-    let from_file = |path: &Path, source: &str| file::provider(&file::read(path, source)?, env);
+/// Returns the provider and its process-wide key (see `Auth::shared`).
+pub(crate) fn resolve(explicit: Option<&Path>, env: &Env) -> Result<(Provider, String)> {
+    let from_file = |path: &Path, source: &str| {
+        let f = file::read(path, source)?;
+        Ok((file::provider(&f, env)?, f.key))
+    };
     let mut tried = Vec::new();
     match explicit {
         Some(p) => return from_file(p, "applicationCredentials / --credentials"),
@@ -80,10 +84,11 @@ pub(crate) fn resolve(explicit: Option<&Path>, env: &Env) -> Result<Provider> {
             "gcloud's application-default credentials: no home directory (HOME / CLOUDSDK_CONFIG unset)".to_string(),
         ),
     }
-    Ok(Provider::Metadata(MetadataServer::new(
-        env.metadata_host.clone(),
-        Some(tried),
-    )))
+    let key = format!("metadata:{}:{}", env.metadata_host, tried.join("|"));
+    Ok((
+        Provider::Metadata(MetadataServer::new(env.metadata_host.clone(), Some(tried))),
+        key,
+    ))
 }
 
 /// The chain came up empty: every step and how to fix each.

@@ -23,6 +23,9 @@ pub(crate) struct CredentialFile {
     pub obj: Map<String, Value>,
     /// Directory relative paths inside the file (`credential_source.file`) resolve against.
     pub dir: PathBuf,
+    /// Identifies these credentials within the process (a digest of path and contents), so
+    /// every client built from the same file shares one token cache.
+    pub key: String,
 }
 
 impl CredentialFile {
@@ -45,6 +48,7 @@ impl CredentialFile {
                 shown: format!("{} (its \"{field}\")", self.shown),
                 obj: o.clone(),
                 dir: self.dir.clone(),
+                key: format!("{}/{field}", self.key),
             }),
             _ => Err(self.fail(format!("has no \"{field}\" object"))),
         }
@@ -108,7 +112,20 @@ pub(crate) fn read(path: &Path, source: &str) -> Result<CredentialFile> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    Ok(CredentialFile { shown, obj, dir })
+    let key = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(path.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        format!("file:{}", hex::encode(h.finalize()))
+    };
+    Ok(CredentialFile {
+        shown,
+        obj,
+        dir,
+        key,
+    })
 }
 
 /// The provider for a parsed credentials object, by its `type`.

@@ -25,8 +25,9 @@ mod service_account;
 mod token;
 mod user;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 pub use adc::{Env, CREDENTIALS_ENV};
 pub use external::ALLOW_EXECUTABLES_ENV;
@@ -54,25 +55,40 @@ impl Auth {
     /// `GOOGLE_APPLICATION_CREDENTIALS`), then the chain over `env`. No request is made here;
     /// the first token is fetched with the first database request.
     pub fn application_default(explicit: Option<&Path>, env: &Env) -> Result<Auth> {
-        Ok(Auth::google(adc::resolve(explicit, env)?))
+        let (p, key) = adc::resolve(explicit, env)?;
+        Ok(Auth::shared(key, p))
     }
 
     /// One credentials file of any supported type (errors name the file and the problem,
     /// never its contents).
     pub fn from_file(path: &Path, env: &Env) -> Result<Auth> {
-        Ok(Auth::google(file::provider(&file::read(path, "")?, env)?))
+        let f = file::read(path, "")?;
+        Ok(Auth::shared(f.key.clone(), file::provider(&f, env)?))
     }
 
     /// The metadata server at `host` (what `GCE_METADATA_HOST` names).
     pub fn metadata_server(host: &str) -> Auth {
-        Auth::google(provider::Provider::Metadata(metadata::MetadataServer::new(
-            host.to_string(),
-            None,
-        )))
+        Auth::shared(
+            format!("metadata:{host}"),
+            provider::Provider::Metadata(metadata::MetadataServer::new(host.to_string(), None)),
+        )
     }
 
-    fn google(p: provider::Provider) -> Auth {
-        Auth::Google(Arc::new(TokenSource::new(p)))
+    /// One token cache per credential in the process: the CLI's runner and its scripts' `db`,
+    /// or several runners in one app, share a token instead of each fetching their own.
+    fn shared(key: String, p: provider::Provider) -> Auth {
+        static SOURCES: OnceLock<Mutex<HashMap<String, Weak<TokenSource>>>> = OnceLock::new();
+        let mut sources = SOURCES
+            .get_or_init(Default::default)
+            .lock()
+            .expect("token sources");
+        sources.retain(|_, s| s.strong_count() > 0);
+        if let Some(existing) = sources.get(&key).and_then(Weak::upgrade) {
+            return Auth::Google(existing);
+        }
+        let source = Arc::new(TokenSource::new(p));
+        sources.insert(key, Arc::downgrade(&source));
+        Auth::Google(source)
     }
 
     /// The `Authorization` header value and whether it was fetched just now.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::token::AccessToken;
+pub(crate) use crate::rtdb::http_error::describe;
 use crate::{Error, ErrorCode, Result};
 
 /// Token endpoints answer in well under a second; these bound a hung one.
@@ -51,34 +52,6 @@ pub(crate) fn shown_url(url: &str) -> String {
         }
         Err(_) => "<an invalid URL>".to_string(),
     }
-}
-
-/// A reqwest error in words, without the URL (reqwest's own text includes the full URL).
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut out = String::new();
-    if e.is_timeout() {
-        out.push_str("timed out");
-    }
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !t.is_empty() && !out.contains(&t) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    if out.is_empty() {
-        out = if e.is_connect() {
-            "could not connect".to_string()
-        } else {
-            "the request failed".to_string()
-        };
-    }
-    out
 }
 
 /// The `error` / `error_description` (OAuth2, STS) or `error.message` (Google JSON APIs) of an

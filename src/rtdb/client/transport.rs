@@ -394,30 +394,7 @@ pub(super) fn classify(e: &reqwest::Error) -> Failure {
     }
 }
 
-/// An error's description with its source chain, without the URL.
-pub(super) fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut out = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        String::new()
-    };
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !t.is_empty() && !out.contains(&t) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    if out.is_empty() {
-        out = e.to_string();
-    }
-    out
-}
+pub(super) use crate::rtdb::http_error::describe;
 
 pub(super) fn norm(p: &str) -> Result<String> {
     Ok(path::segments(p)?.join("/"))
