@@ -173,10 +173,16 @@ async fn external_account_with_a_file_sourced_subject_token() {
         g.state.lock().unwrap().sts_scopes,
         vec![DB_SCOPES.to_string()]
     );
-    // A subject token the pool does not trust.
+    // The subject token is read again for every exchange: one the pool does not trust.
     std::fs::write(dir.path().join("oidc-token"), "SECRET-other-token").unwrap();
-    let a = Auth::application_default(None, &env).unwrap();
-    let e = a.header().await.unwrap_err();
+    let same = Auth::application_default(None, &env).unwrap();
+    assert_eq!(
+        token_of(&same).await,
+        "ya29.SECRET-access-1",
+        "the same file shares the cached token"
+    );
+    a.invalidate("Bearer ya29.SECRET-access-1").await;
+    let e = same.header().await.unwrap_err();
     assert!(
         e.message.contains("could not be verified") && e.message.contains(AUDIENCE),
         "{}",
