@@ -328,7 +328,7 @@ impl ExternalAccount {
         }
         let text = String::from_utf8_lossy(&out.stdout);
         self.executable_answer(&text, output_file.is_some())
-            .map_err(|why| fail(why))
+            .map_err(fail)
     }
 
     /// `{"version": 1, "success": true, "token_type": ..., "id_token" | "saml_response": ...,
