@@ -42,7 +42,7 @@ pub struct GlobalFlags {
     /// Database URL (https://<db>.firebaseio.com, https://<db>.<region>.firebasedatabase.app, http://host:port?ns=<ns>)
     #[arg(long, global = true, value_name = "url")]
     pub database_url: Option<String>,
-    /// Service account key file
+    /// Credentials file (a service account key or another ADC file); unset: GOOGLE_APPLICATION_CREDENTIALS, gcloud's file, the metadata server
     #[arg(long, global = true, value_name = "path")]
     pub credentials: Option<String>,
     /// Show what would run without changing anything
