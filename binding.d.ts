@@ -25,7 +25,10 @@ export declare class NativeDatabase {
   /** Conditional PUT (on a mismatch, the current value and ETag). */
   putIfMatch(path: string, value: any, etag: string): Promise<NativeCasResult>
   deleteIfMatch(path: string, etag: string): Promise<NativeCasResult>
-  /** A real round trip; rejects with the reason when the database cannot be reached. */
+  /**
+   * A real round trip (a shallow read of the history node); rejects with the reason when the
+   * database cannot be reached or the read is denied.
+   */
   checkConnection(): Promise<void>
 }
 
