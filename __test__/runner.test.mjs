@@ -251,6 +251,28 @@ test('a script without up(), a syntax error, duplicate versions, bad targets: cl
   assert.equal(await nsData(ns), null)
 })
 
+test('strict config: a misspelt key in a FirebaseConfig or a plain object is CONFIG_INVALID with a hint; nothing written', async () => {
+  const dir = project()
+  const ns = h.uniqueNs('strict')
+  const base = { databaseUrl: emu.databaseUrl(ns), folder: path.join(dir, 'migrations') }
+  const cfg = new pkg.FirebaseConfig(base)
+  cfg.lockng = { enabled: true }
+  const plain = { ...base, locking: { enabeld: true } }
+  for (const [config, re] of [
+    [cfg, /unknown setting `lockng`; did you mean `locking`\?/],
+    [plain, /unknown setting `locking\.enabeld`; did you mean `locking\.enabled`\?/],
+    [{ ...base, tableName: 'migrations/_lock' }, /collides with the migration lock/],
+  ]) {
+    await assert.rejects(FirebaseRunner.getInstance({ config, logger: () => {} }), (err) => {
+      assert.equal(err.code, 'CONFIG_INVALID', err.message)
+      assert.match(err.message, re)
+      return true
+    })
+  }
+  assert.throws(() => new pkg.FirebaseConfig({ locking: { timeout: 1e30 } }).validate(), /locking\.timeout is too large/)
+  assert.equal(await nsData(ns), null)
+})
+
 test('validate() reports a missing up() and a load error per script', async () => {
   const { runner } = await runnerFor(project({
     'V202501010001_ok.js': script(setAt('ok', 1)),

@@ -5,8 +5,9 @@
 // so that a throwing script is data for Rust, never a crash.
 
 const path = require('node:path')
-const { pathToFileURL } = require('node:url')
+const { pathToFileURL, fileURLToPath } = require('node:url')
 const { createRequire } = require('node:module')
+const { spawnSync } = require('node:child_process')
 
 const TS_EXT = new Set(['.ts', '.mts', '.cts'])
 
@@ -40,7 +41,42 @@ function registerTypeScript(file) {
   throw err
 }
 
+/** `{ file, line, column }` from a SyntaxError's stack as Node prints it for CommonJS (and for
+ * `node --check`): "<file>:<line>", the source line, a caret under the column. */
+function locationInStack(stack) {
+  const lines = String(stack || '').split('\n')
+  const m = /^(.+):(\d+)$/.exec(lines[0] || '')
+  if (!m) return null
+  const caret = (lines[2] || '').indexOf('^')
+  const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1]
+  return { file, line: Number(m[2]), column: caret >= 0 ? caret + 1 : null, source: (lines[1] || '').trim() }
+}
+
+/** A SyntaxError from loading `file`, with file:line:column in its message. Node gives the location
+ * for CommonJS; for ES modules it does not, so `node --check` (on this error path only) finds it. */
+function locatedSyntaxError(e, file) {
+  let loc = locationInStack(e.stack)
+  if (!loc) {
+    const r = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10000 })
+    loc = locationInStack(r.stderr)
+  }
+  if (!loc) return e
+  const at = `${loc.file}:${loc.line}${loc.column ? `:${loc.column}` : ''}`
+  const err = new Error(`SyntaxError at ${at}: ${e.message}${loc.source ? ` (in \`${loc.source}\`)` : ''}`)
+  err.code = 'SCRIPT_FAILED'
+  return err
+}
+
 async function importModule(file) {
+  try {
+    return await importModuleRaw(file)
+  } catch (e) {
+    if (e && e.name === 'SyntaxError') throw locatedSyntaxError(e, file)
+    throw e
+  }
+}
+
+async function importModuleRaw(file) {
   const ext = path.extname(file)
   if (TS_EXT.has(ext)) {
     const how = registerTypeScript(file)
@@ -165,6 +201,9 @@ function createScriptHost({ context, init } = {}) {
     } catch (e) {
       throw Object.assign(new Error(`Config file ${file} threw: ${e && e.message}`), { code: 'CONFIG_INVALID' })
     }
+    // null, undefined or a primitive goes to Rust as it is: the core says what is wrong with it.
+    if (value === undefined || value === null) return null
+    if (typeof value !== 'object') return value
     const { toSettings } = require('./config.js')
     return toSettings(value)
   }

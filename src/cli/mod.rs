@@ -164,6 +164,14 @@ pub async fn load_config<H: CliHost>(
                 .await
                 .map_err(|e| Error::config(e.message))?
         };
+        if value.is_null() {
+            return Err(Error::config(format!(
+                "Config file {} exports null (or nothing): export an object of settings, e.g. \
+                 module.exports = {{ folder: './migrations', locking: {{ enabled: true }} }} \
+                 (a function returning one, or a promise of one, works too)",
+                file.display()
+            )));
+        }
         layers.push((format!("config file {}", file.display()), value));
     }
     layers.push((

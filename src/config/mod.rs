@@ -16,7 +16,7 @@ use crate::lock::{LockOptions, LockService};
 use crate::rtdb::Client;
 use crate::{Error, Result};
 
-pub use schema::{env_layer, env_name, Kind, SCHEMA};
+pub use schema::{env_layer, env_name, kind_of, Kind, SCHEMA};
 
 /// Default file patterns: `V<12 digits>_<name>.js|cjs|mjs|ts`; group 1 is the version.
 pub const DEFAULT_FILE_PATTERNS: [&str; 1] = [r"^V(\d{12})_.*\.(js|cjs|mjs|ts)$"];
@@ -225,9 +225,20 @@ impl Config {
                 "Invalid configuration: tableName must not be empty",
             ));
         }
-        crate::rtdb::path::segments(&self.table_name).map_err(|e| {
+        let table = crate::rtdb::path::segments(&self.table_name).map_err(|e| {
             Error::config(format!("Invalid configuration: tableName: {}", e.message))
         })?;
+        // The lock lives at `{shift}/migrations/_lock`: a history node there (or above it) would
+        // hold the lock record, and a restore or `down` would rewrite the lock.
+        let lock: Vec<String> = crate::rtdb::path::segments(crate::lock::LOCK_NODE)?;
+        if table[..] == lock[..1] || table.starts_with(&lock) {
+            return Err(Error::config(format!(
+                "Invalid configuration: tableName '{}' collides with the migration lock at {{shift}}/{}: the history must not share the lock's node; \
+                 choose another name (the default is 'schema_version')",
+                self.table_name,
+                crate::lock::LOCK_NODE
+            )));
+        }
         if let Some(shift) = &self.shift {
             crate::rtdb::path::segments(shift).map_err(|e| {
                 Error::config(format!("Invalid configuration: shift: {}", e.message))
@@ -515,6 +526,162 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn unknown_keys_at_any_level_are_rejected_with_a_hint() {
+        let msg = |v: Value| Config::from_value(&v).unwrap_err();
+        let e = msg(json!({"lockng": {"enabled": true}}));
+        assert_eq!(e.code, crate::ErrorCode::ConfigInvalid);
+        assert!(
+            e.message.contains("unknown setting `lockng`")
+                && e.message.contains("did you mean `locking`?"),
+            "{}",
+            e.message
+        );
+        let e = msg(json!({"locking": {"enabeld": true}}));
+        assert!(
+            e.message.contains("`locking.enabeld`")
+                && e.message.contains("did you mean `locking.enabled`?"),
+            "{}",
+            e.message
+        );
+        let e = msg(json!({"enabled": true}));
+        assert!(
+            e.message.contains("did you mean `locking.enabled`?"),
+            "{}",
+            e.message
+        );
+        let e = msg(json!({"locking": {"colour": "red"}}));
+        assert!(
+            e.message.contains("`locking.colour`") && e.message.contains("enabled, timeout"),
+            "{}",
+            e.message
+        );
+        let e = msg(json!({"backup": {"foldr": "./b"}}));
+        assert!(
+            e.message.contains("did you mean `backup.folder`?"),
+            "{}",
+            e.message
+        );
+        // In layers, the source is named.
+        let e =
+            Config::from_layers(&[("config file /app/msr.config.js", json!({"tableNme": "x"}))])
+                .unwrap_err();
+        assert!(
+            e.message.contains("/app/msr.config.js")
+                && e.message.contains("did you mean `tableName`?"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_predecessors_settings_still_load() {
+        let c = Config::from_value(&json!({
+            "transaction": {"mode": "NONE", "isolation": "READ COMMITTED"},
+            "logging": {"enabled": false, "path": "./logs"},
+            "showBanner": false, "strictValidation": false, "downMethodPolicy": "AUTO",
+            "customValidators": [], "envFileSources": [".env"],
+            "locking": {"enabled": true, "tableName": "migration_locks"},
+            "backup": {"timestamp": true, "deleteBackup": true},
+        }))
+        .unwrap();
+        assert!(c.locking.enabled);
+    }
+
+    #[test]
+    fn env_json_objects_are_strict_too() {
+        let e = crate::config::env_layer([(
+            "MSR_LOCKING".to_string(),
+            r#"{"enabeld": true}"#.to_string(),
+        )])
+        .unwrap_err();
+        assert!(
+            e.message.contains("MSR_LOCKING")
+                && e.message.contains("did you mean `locking.enabled`?"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn table_name_must_not_share_the_lock_node() {
+        for t in ["migrations", "migrations/_lock", "/migrations/_lock/x"] {
+            let e = Config::from_value(&json!({"tableName": t})).unwrap_err();
+            assert!(
+                e.message.contains("tableName")
+                    && e.message.contains("lock")
+                    && e.message.contains("schema_version"),
+                "{t}: {}",
+                e.message
+            );
+        }
+        for t in ["migrations_history", "migrations/history", "schema_version"] {
+            Config::from_value(&json!({"tableName": t})).unwrap();
+        }
+    }
+
+    #[test]
+    fn numbers_too_large_name_the_field_and_the_limit() {
+        let e = Config::from_value(&json!({"locking": {"timeout": 1e30}})).unwrap_err();
+        assert!(
+            e.message.contains("locking.timeout is too large")
+                && e.message.contains("2147483647 ms"),
+            "{}",
+            e.message
+        );
+        let e = Config::from_value(&json!({"locking": {"retryAttempts": 5_000_000_000u64}}))
+            .unwrap_err();
+        assert!(
+            e.message.contains("locking.retryAttempts is too large"),
+            "{}",
+            e.message
+        );
+        let e = Config::from_value(&json!({"displayLimit": 1e300})).unwrap_err();
+        assert!(
+            e.message.contains("displayLimit is too large"),
+            "{}",
+            e.message
+        );
+        // Whole numbers written as floats are fine.
+        let c = Config::from_value(&json!({"locking": {"timeout": 5000.0}})).unwrap();
+        assert_eq!(c.locking.timeout, 5000);
+    }
+
+    #[test]
+    fn the_schema_lists_every_field_of_the_config() {
+        fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+            if let Value::Object(m) = v {
+                for (k, x) in m {
+                    let dotted = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    out.push(dotted.clone());
+                    if matches!(schema::kind_of(&dotted), Some(Kind::Object)) {
+                        walk(&dotted, x, out);
+                    }
+                }
+            }
+        }
+        let mut fields = Vec::new();
+        walk("", &Config::defaults_value(), &mut fields);
+        for f in &fields {
+            assert!(
+                schema::kind_of(f).is_some(),
+                "{f} is a Config field missing from SCHEMA"
+            );
+        }
+        for (f, k) in SCHEMA {
+            assert!(
+                *k == Kind::Legacy || fields.contains(&f.to_string()),
+                "{f} is in SCHEMA but not a Config field"
+            );
+        }
+        // And the defaults pass their own check.
+        Config::from_value(&Config::defaults_value()).unwrap();
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The shape of the configuration: one table of known fields and their kinds, used both to check
-//! every layer (with messages naming the field) and to read `MSR_*` environment variables.
+//! The shape of the configuration: one table of known fields and their kinds (`SCHEMA`), the
+//! single source for checking every layer (unknown keys at any level, types, ranges, with messages
+//! naming the field and the fix) and for reading `MSR_*` environment variables.
 
 use serde_json::{Map, Value};
 
@@ -8,7 +9,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     Bool,
-    /// A whole non-negative number; the unit is part of the message.
+    /// A whole non-negative number; the unit is part of the message and sets the largest value
+    /// accepted (see [`max_for`]).
     UInt(&'static str),
     /// A whole non-negative number or null.
     OptUInt(&'static str),
@@ -18,13 +20,18 @@ pub enum Kind {
     /// One of these (case-insensitive on input; stored lower-case).
     Enum(&'static [&'static str]),
     StrList,
+    /// An object. When `SCHEMA` lists fields under it (`locking.enabled`, ...), those are its only
+    /// keys; otherwise its content is free-form.
     Object,
     /// A JSON object or null, taken whole (not a group of settings).
     OptObject,
+    /// A setting of the TypeScript predecessor that has no effect here; accepted (whatever its
+    /// value) so that its configuration files still load.
+    Legacy,
 }
 
-/// Every known field (dotted path, kind). Unknown fields are ignored, so configuration files
-/// written for the TypeScript predecessor (with `transaction`, `logging`, ...) still load.
+/// Every known field (dotted path, kind). Anything else, at any level, is rejected: a misspelt
+/// `locking` must never silently turn the lock off.
 pub const SCHEMA: &[(&str, Kind)] = &[
     ("folder", Kind::Str),
     ("tableName", Kind::Str),
@@ -51,6 +58,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("backup.suffix", Kind::Str),
     ("backup.extension", Kind::Str),
     ("backup.existingBackupPath", Kind::OptStr),
+    ("backup.timestamp", Kind::Legacy),
+    ("backup.deleteBackup", Kind::Legacy),
+    ("backup.custom", Kind::Legacy),
+    ("backup.timestampFormat", Kind::Legacy),
     ("validateBeforeRun", Kind::Bool),
     ("validateMigratedFiles", Kind::Bool),
     ("validateMigratedFilesLocation", Kind::Bool),
@@ -68,6 +79,15 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("locking.waitTimeout", Kind::OptUInt("ms")),
     ("locking.renewInterval", Kind::OptUInt("ms")),
     ("locking.executorId", Kind::OptStr),
+    ("locking.tableName", Kind::Legacy),
+    // The predecessor's settings for features this runner does not have.
+    ("transaction", Kind::Legacy),
+    ("logging", Kind::Legacy),
+    ("showBanner", Kind::Legacy),
+    ("strictValidation", Kind::Legacy),
+    ("downMethodPolicy", Kind::Legacy),
+    ("customValidators", Kind::Legacy),
+    ("envFileSources", Kind::Legacy),
 ];
 
 pub fn type_name(v: &Value) -> &'static str {
@@ -85,6 +105,41 @@ fn lookup<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
     dotted.split('.').try_fold(root, |node, key| node.get(key))
 }
 
+/// The kind of a known field.
+pub fn kind_of(dotted: &str) -> Option<Kind> {
+    SCHEMA.iter().find(|(f, _)| *f == dotted).map(|(_, k)| *k)
+}
+
+/// The known fields directly under `parent` (`""` = the top level), as their last segment.
+fn children(parent: &str) -> impl Iterator<Item = &'static str> + '_ {
+    SCHEMA.iter().filter_map(move |(f, _)| {
+        let rest = if parent.is_empty() {
+            Some(*f)
+        } else {
+            f.strip_prefix(parent).and_then(|r| r.strip_prefix('.'))
+        };
+        rest.filter(|r| !r.contains('.'))
+    })
+}
+
+/// The largest value a whole-number field takes, by unit: durations in ms up to 2^31 - 1 (about
+/// 24.9 days, what Node timers take), counts up to 2^32 - 1, anything else up to 2^53 - 1 (the
+/// largest integer a JS number holds exactly).
+pub fn max_for(unit: &str) -> u64 {
+    match unit {
+        "ms" => (1 << 31) - 1,
+        "attempts" => u32::MAX as u64,
+        _ => (1 << 53) - 1,
+    }
+}
+
+fn describe_max(unit: &str, max: u64) -> String {
+    match unit {
+        "ms" => format!("{max} ms (about {:.1} days)", max as f64 / 86_400_000.0),
+        _ => format!("{max} {unit}"),
+    }
+}
+
 fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
     let bad = |expected: String| {
         Err(Error::config(format!(
@@ -95,12 +150,27 @@ fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
     let uint = |v: &Value| {
         v.as_u64().is_some() || v.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0)
     };
+    let too_large = |unit: &str| {
+        let max = max_for(unit);
+        let over = v
+            .as_u64()
+            .map_or_else(|| v.as_f64().is_some_and(|f| f > max as f64), |n| n > max);
+        if over {
+            Err(Error::config(format!(
+                "{field} is too large: at most {} (got {v})",
+                describe_max(unit, max)
+            )))
+        } else {
+            Ok(())
+        }
+    };
     match kind {
         Kind::Bool if !v.is_boolean() => bad("true or false (a boolean)".into()),
         Kind::UInt(unit) if !uint(v) => bad(format!("a whole number of {unit}, 0 or more")),
         Kind::OptUInt(unit) if !(v.is_null() || uint(v)) => {
             bad(format!("a whole number of {unit}, 0 or more, or null"))
         }
+        Kind::UInt(unit) | Kind::OptUInt(unit) => too_large(unit),
         Kind::Str if !v.is_string() => bad("a string".into()),
         Kind::OptStr if !(v.is_string() || v.is_null()) => bad("a string or null".into()),
         Kind::StrList if !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) => {
@@ -121,8 +191,12 @@ fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
     }
 }
 
-/// Check every known field present in `layer`; enum values are lower-cased in place.
+/// Check a layer: every key (at any level) must be a known field, and every known field present
+/// must have a value of its kind.
 pub fn check_layer(layer: &Value) -> Result<()> {
+    if let Value::Object(m) = layer {
+        check_keys(m, "", "")?;
+    }
     for (field, kind) in SCHEMA {
         if let Some(v) = lookup(layer, field) {
             check_field(field, *kind, v)?;
@@ -131,16 +205,98 @@ pub fn check_layer(layer: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Lower-case enum values so `ROLLBACK_STRATEGY=BACKUP` and `'Backup'` work.
+/// Reject keys of `obj` (found at `parent`) that are not in `SCHEMA`. `shown` prefixes the key in
+/// messages (e.g. `MSR_LOCKING: `).
+fn check_keys(obj: &Map<String, Value>, parent: &str, shown: &str) -> Result<()> {
+    for (key, value) in obj {
+        let dotted = if parent.is_empty() {
+            key.clone()
+        } else {
+            format!("{parent}.{key}")
+        };
+        match kind_of(&dotted) {
+            None => return Err(unknown_key(&dotted, parent, shown)),
+            Some(Kind::Object) if children(&dotted).next().is_some() => {
+                if let Value::Object(m) = value {
+                    check_keys(m, &dotted, shown)?;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// "unknown setting `locking.enabeld`; did you mean `locking.enabled`?"
+fn unknown_key(dotted: &str, parent: &str, shown: &str) -> Error {
+    let leaf = dotted.rsplit('.').next().unwrap_or(dotted);
+    let suggestion = suggest(leaf, parent);
+    let why = if suggestion
+        .as_deref()
+        .unwrap_or(parent)
+        .starts_with("locking")
+    {
+        " (a misspelt lock setting is never ignored: the run could otherwise go ahead without the lock)"
+    } else {
+        ""
+    };
+    let fix = match suggestion {
+        Some(s) => format!("did you mean `{s}`? Fix its name or remove it{why}."),
+        None if parent.is_empty() => "it is not a setting of msr-firebase; remove it (the settings are listed under Configuration in the README).".to_string(),
+        None => format!(
+            "the settings of `{parent}` are: {}.",
+            children(parent).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Error::config(format!("{shown}unknown setting `{dotted}`; {fix}"))
+}
+
+/// The known field a misspelt `leaf` (under `parent`) most likely meant, as a dotted path: a
+/// sibling within a small edit distance, else a field of that exact name elsewhere.
+fn suggest(leaf: &str, parent: &str) -> Option<String> {
+    let lower = leaf.to_ascii_lowercase();
+    let full = |name: &str| {
+        if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}.{name}")
+        }
+    };
+    let close = children(parent)
+        .map(|c| (strsim::osa_distance(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| full(c));
+    close.or_else(|| {
+        SCHEMA
+            .iter()
+            .map(|(f, _)| *f)
+            .find(|f| {
+                f.rsplit('.')
+                    .next()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(leaf))
+            })
+            .map(str::to_string)
+    })
+}
+
+/// Lower-case enum values (so `ROLLBACK_STRATEGY=BACKUP` and `'Backup'` work) and store whole
+/// numbers written as floats (`5000.0`) as integers.
 pub fn normalize_enums(layer: &mut Value) {
     for (field, kind) in SCHEMA {
-        if let Kind::Enum(_) = kind {
-            let slot = field
-                .split('.')
-                .try_fold(&mut *layer, |node, key| node.get_mut(key));
-            if let Some(Value::String(s)) = slot {
-                *s = s.to_ascii_lowercase();
+        let slot = field
+            .split('.')
+            .try_fold(&mut *layer, |node, key| node.get_mut(key));
+        match (kind, slot) {
+            (Kind::Enum(_), Some(Value::String(s))) => *s = s.to_ascii_lowercase(),
+            (Kind::UInt(_) | Kind::OptUInt(_), Some(v)) => {
+                if let Some(f) = v.as_f64().filter(|f| {
+                    v.as_u64().is_none() && *f >= 0.0 && f.fract() == 0.0 && *f <= u64::MAX as f64
+                }) {
+                    *v = Value::from(f as u64);
+                }
             }
+            _ => {}
         }
     }
 }
@@ -199,12 +355,21 @@ fn parse_env(field: &str, kind: Kind, raw: &str) -> Result<Value> {
             }
         },
         Kind::Object => match serde_json::from_str::<Value>(raw_t) {
-            Ok(v @ Value::Object(_)) => v,
+            Ok(Value::Object(m)) => {
+                if children(field).next().is_some() {
+                    check_keys(&m, field, &format!("{name}: "))?;
+                }
+                Value::Object(m)
+            }
             _ => {
                 return Err(Error::config(format!(
                     "{name} must be a JSON object (got '{raw}')"
                 )))
             }
+        },
+        Kind::Legacy => match serde_json::from_str::<Value>(raw_t) {
+            Ok(v) => v,
+            Err(_) => Value::String(raw.to_string()),
         },
     };
     check_field(&name, kind, &v)?;

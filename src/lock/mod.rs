@@ -24,11 +24,14 @@ pub use record::{held_message, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};
 pub use wait::{WaitDefault, WaitEvent, WaitHooks, WaitPolicy, WaitRequest};
 
+/// Where the lock lives under the shift (the database root without one).
+pub const LOCK_NODE: &str = "migrations/_lock";
+
 /// `{shift}/migrations/_lock`, or `migrations/_lock` without a shift.
 pub fn lock_path(shift: Option<&str>) -> String {
     match shift.map(|s| s.trim_matches('/')).filter(|s| !s.is_empty()) {
-        Some(s) => format!("{s}/migrations/_lock"),
-        None => "migrations/_lock".to_string(),
+        Some(s) => format!("{s}/{LOCK_NODE}"),
+        None => LOCK_NODE.to_string(),
     }
 }
 
