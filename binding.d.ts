@@ -190,13 +190,16 @@ export interface NativeMigrationList {
   ignored: number
 }
 
-/** `{ success, executed, migrated, ignored, errors }` */
+/** `{ success, executed, migrated, ignored, errors, plan, dryRun }` */
 export interface NativeMigrationResult {
   success: boolean
   executed: Array<NativeMigrationInfo>
   migrated: Array<NativeMigrationInfo>
   ignored: Array<NativeMigrationInfo>
   errors: Array<string>
+  /** What the run set out to do, in order (on a dry run: what it would have done). */
+  plan: Array<NativeMigrationInfo>
+  dryRun: boolean
 }
 
 export declare const enum NativeMigrationStatus {
@@ -275,6 +278,10 @@ export interface RunOptionsJs {
   retryAttempts?: number
   /** ms between attempts (default: `locking.retryDelay`). */
   retryDelay?: number
+  /** `migrate()`: record the pending migrations as executed without running them. */
+  markApplied?: boolean
+  /** `down()`: roll back the newest N executed migrations (instead of a target version). */
+  steps?: number
 }
 
 export declare function startEmulator(options?: StartEmulatorOptions | undefined | null): Promise<NativeEmulator>

@@ -194,6 +194,9 @@ export interface MigrationResult {
   migrated: MigrationInfo[]
   ignored: MigrationInfo[]
   errors: string[]
+  /** What the run set out to do, in order (to run, to mark as applied, or to roll back); on a dry run, what it would have done. */
+  plan: MigrationInfo[]
+  dryRun: boolean
 }
 
 export interface RunOptions {
@@ -207,6 +210,10 @@ export interface RunOptions {
   retryAttempts?: number
   /** ms between attempts (default: locking.retryDelay). */
   retryDelay?: number
+  /** `migrate()`: record the pending migrations as executed without running them (adopting an existing database). */
+  markApplied?: boolean
+  /** `down(null, { steps })`: roll back the newest N executed migrations. */
+  steps?: number
 }
 
 export type Logger = ((level: LogLevel, message: string) => void) | { info?: Function; warn?: Function; error?: Function; debug?: Function; log?: Function }
@@ -218,7 +225,7 @@ export declare class FirebaseRunner {
   getConnectionInfo(): { databaseUrl: string | null; shift: string | null; tableName: string; emulator: boolean }
   migrate(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
   up(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
-  down(targetVersion: number | string, options?: RunOptions): Promise<MigrationResult>
+  down(targetVersion: number | string | null, options?: RunOptions): Promise<MigrationResult>
   list(): Promise<{ migrations: Array<{ name: string; version: number; status: 'executed' | 'pending' | 'ignored' | 'missing-file'; executedAt: number | null; duration: number | null; username: string | null; filepath: string | null }>; executed: number; pending: number; ignored: number }>
   validate(): Promise<{ pending: Array<{ name: string; filepath: string; timestamp: number; valid: boolean; issues: ValidationIssue[] }>; migrated: ValidationIssue[]; general: ValidationIssue[]; errorCount: number; warningCount: number }>
   createBackup(): Promise<string>

@@ -220,6 +220,10 @@ function createScriptHost({ context, init } = {}) {
         case 'init':
           if (init) await init(req.config)
           return { ok: true, value: null }
+        case 'setEnv':
+          // Which variables to set (the real environment wins) was decided in Rust.
+          for (const [k, v] of Object.entries(req.vars || {})) process.env[k] = v
+          return { ok: true, value: null }
         default:
           return { ok: false, code: 'INTERNAL', message: `unknown host request '${req.op}'` }
       }

@@ -129,13 +129,16 @@ class FirebaseRunner {
     return this.migrate(targetVersion, options)
   }
 
-  /** Roll back executed migrations newer than `targetVersion` (running their `down`). */
+  /**
+   * Roll back executed migrations newer than `targetVersion` (running their `down`), or the
+   * newest `options.steps` of them: `down(null, { steps: 1 })`.
+   */
   async down(targetVersion, options = {}) {
     const target = toTarget(targetVersion, 'down()')
-    if (target === null) {
-      return Promise.reject(codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything)'))
+    if (target === null && options.steps == null) {
+      return Promise.reject(codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything), or down(null, { steps: N })'))
     }
-    return this._locked(() => call(() => this._native.down({ ...options, target })))
+    return this._locked(() => call(() => this._native.down({ ...options, target: target ?? undefined })))
   }
 
   list() {

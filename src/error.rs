@@ -58,6 +58,8 @@ pub enum ErrorCode {
     Io,
     /// Everything else.
     Internal,
+    /// The command line was used wrongly (unknown or missing arguments, a required flag left out).
+    Usage,
 }
 
 impl ErrorCode {
@@ -146,7 +148,8 @@ mod tests {
                 "RESTORE_FAILED",
                 "INTERRUPTED",
                 "IO_ERROR",
-                "INTERNAL"
+                "INTERNAL",
+                "USAGE"
             ]
         );
         let e = Error::new(ErrorCode::LockHeld, "held");

@@ -87,4 +87,14 @@ impl CliHost for JsHost {
             .await
             .map(|_| ())
     }
+
+    async fn set_env(&self, vars: Vec<(String, String)>) -> Result<()> {
+        let vars: serde_json::Map<String, Value> = vars
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        self.call(json!({"op": "setEnv", "vars": vars}))
+            .await
+            .map(|_| ())
+    }
 }

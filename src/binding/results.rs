@@ -39,7 +39,7 @@ impl From<MigrationInfo> for NativeMigrationInfo {
     }
 }
 
-/// `{ success, executed, migrated, ignored, errors }`
+/// `{ success, executed, migrated, ignored, errors, plan, dryRun }`
 #[napi(object)]
 pub struct NativeMigrationResult {
     pub success: bool,
@@ -47,6 +47,9 @@ pub struct NativeMigrationResult {
     pub migrated: Vec<NativeMigrationInfo>,
     pub ignored: Vec<NativeMigrationInfo>,
     pub errors: Vec<String>,
+    /// What the run set out to do, in order (on a dry run: what it would have done).
+    pub plan: Vec<NativeMigrationInfo>,
+    pub dry_run: bool,
 }
 
 fn infos(v: Vec<MigrationInfo>) -> Vec<NativeMigrationInfo> {
@@ -61,6 +64,8 @@ impl From<MigrationResult> for NativeMigrationResult {
             migrated: infos(r.migrated),
             ignored: infos(r.ignored),
             errors: r.errors,
+            plan: infos(r.plan),
+            dry_run: r.dry_run,
         }
     }
 }

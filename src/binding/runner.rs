@@ -20,6 +20,7 @@ use super::results::{
 use crate::config::Config;
 use crate::connection::{self, ConnectionInfo};
 use crate::lock::{LockOptions, WaitDefault, WaitPolicy};
+use crate::runner::plan::DownTo;
 use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
 
 /// `(level, message) => void`, called with two arguments, fire-and-forget; weak, so it never
@@ -51,6 +52,10 @@ pub struct RunOptionsJs {
     pub retry_attempts: Option<u32>,
     /// ms between attempts (default: `locking.retryDelay`).
     pub retry_delay: Option<f64>,
+    /// `migrate()`: record the pending migrations as executed without running them.
+    pub mark_applied: Option<bool>,
+    /// `down()`: roll back the newest N executed migrations (instead of a target version).
+    pub steps: Option<u32>,
 }
 
 fn level_name(l: LogLevel) -> &'static str {
@@ -75,6 +80,7 @@ impl RunOptionsJs {
             dry_run: self.dry_run.unwrap_or(false),
             no_lock: self.no_lock.unwrap_or(false),
             wait: WaitPolicy::resolve(lock, &req, WaitDefault::FailFast),
+            mark_applied: self.mark_applied.unwrap_or(false),
         }
     }
 }
@@ -120,9 +126,19 @@ impl NativeRunner {
     }
     #[napi]
     pub async fn down(&self, options: Option<RunOptionsJs>) -> napi::Result<NativeMigrationResult> {
+        let steps = options.as_ref().and_then(|o| o.steps);
         let opts = self.run_options(options);
-        let target = opts.target.unwrap_or(0);
-        Ok(self.runner.down(target, opts).await.napi()?.into())
+        let to = match steps {
+            Some(n) => DownTo::Steps(n),
+            None => DownTo::Version(opts.target.unwrap_or(0)),
+        };
+        Ok(self
+            .runner
+            .down_to_outcome(to, opts)
+            .await
+            .into_result()
+            .napi()?
+            .into())
     }
     #[napi]
     pub async fn list(&self) -> napi::Result<NativeMigrationList> {

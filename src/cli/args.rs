@@ -30,6 +30,9 @@ pub struct GlobalFlags {
     /// Configuration file (msr.config.js|cjs|mjs|json); default: MSR_CONFIG_FILE, then msr.config.* in the working directory
     #[arg(short = 'c', long, global = true, value_name = "path")]
     pub config_file: Option<String>,
+    /// Load environment variables from this .env file before the configuration (variables already set in the environment win)
+    #[arg(long, global = true, value_name = "path")]
+    pub env_file: Option<String>,
     /// Folder with migration scripts
     #[arg(long, global = true, value_name = "path")]
     pub folder: Option<String>,
@@ -57,7 +60,7 @@ pub struct GlobalFlags {
     /// Log level (error, warn, info, debug)
     #[arg(long, global = true, value_name = "level")]
     pub log_level: Option<String>,
-    /// Rows shown by list (0 = all)
+    /// Rows shown by list: the newest N migrations (0 = all)
     #[arg(long, global = true, value_name = "number")]
     pub display_limit: Option<u64>,
     /// Backup mode (full, create_only, restore_only, manual)
@@ -119,10 +122,13 @@ pub enum Command {
         /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
         #[arg(long, value_name = "ms")]
         wait_timeout: Option<u64>,
+        /// Record the pending migrations (up to targetVersion) as executed without running them, under the lock: for adopting a database that already has their changes
+        #[arg(long)]
+        mark_applied: bool,
     },
     /// List all migrations with status
     List {
-        /// Show only the newest N executed migrations (0 = all)
+        /// Show only the newest N migrations, executed and pending alike (0 = all; default: displayLimit)
         #[arg(short = 'n', long, value_name = "count", default_value = "0")]
         number: String,
     },
@@ -130,11 +136,17 @@ pub enum Command {
     #[command(visible_alias = "rollback")]
     Down {
         /// Roll back everything newer than this version (0 = everything)
-        #[arg(value_name = "targetVersion")]
-        target: String,
+        #[arg(value_name = "targetVersion", required_unless_present = "steps")]
+        target: Option<String>,
+        /// Roll back the newest N executed migrations instead of naming a version
+        #[arg(long, value_name = "N", conflicts_with = "target", value_parser = clap::value_parser!(u32).range(1..))]
+        steps: Option<u32>,
         /// Fail at once when another process holds the lock (default: wait for it)
         #[arg(long)]
         no_wait: bool,
+        /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
+        #[arg(long, value_name = "ms")]
+        wait_timeout: Option<u64>,
     },
     /// Validate migration scripts without executing them
     Validate,
@@ -172,7 +184,7 @@ pub enum Command {
         /// What the migration does, e.g. add_user_roles
         name: String,
         /// Script type
-        #[arg(long, value_parser = ["js", "mjs", "ts"], default_value = "js")]
+        #[arg(long, value_parser = ["js", "cjs", "mjs", "ts"], default_value = "js")]
         ext: String,
     },
     /// Run the embedded Realtime Database emulator (offline sandbox)

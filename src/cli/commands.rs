@@ -16,8 +16,21 @@ use crate::{Error, ErrorCode};
 pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -> i32 {
     let json = cli.global.json();
     // Commands that need neither configuration nor a database.
+    if let Command::LockRelease { force: false } = &cli.command {
+        return lock_cmds::release_needs_force(io);
+    }
+    if let Some(file) = &cli.global.env_file {
+        let loaded = super::env_file::missing_vars(file, cwd, |k| std::env::var_os(k).is_some());
+        let set = match loaded {
+            Ok(vars) => host.set_env(vars).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = set {
+            let text = format!("✗ Configuration error: {}", e.message);
+            return io.fail(&e, exit::VALIDATION, text);
+        }
+    }
     match &cli.command {
-        Command::LockRelease { force: false } => return lock_cmds::release_needs_force(io),
         Command::Create { name, ext } => return create(&cli, name, ext, host, io, cwd).await,
         Command::Emulator {
             host: h,
@@ -41,8 +54,8 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     let cfg = match load_config(&cli.global, host, cwd).await {
         Ok(cfg) => cfg,
         Err(e) => {
-            io.eline(format!("✗ Configuration error: {}", e.message));
-            return exit_code(&e, default_code);
+            let text = format!("✗ Configuration error: {}", e.message);
+            return io.fail(&e, exit_code(&e, default_code), text);
         }
     };
     if let Command::FirebaseInfo = cli.command {
@@ -51,14 +64,14 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     let client = match connection::client_for(&cfg, cwd) {
         Ok(c) => c,
         Err(e) => {
-            io.eline(format!("✗ Connection error: {}", e.message));
-            return exit_code(&e, exit::CONNECTION);
+            let text = format!("✗ Connection error: {}", e.message);
+            return io.fail(&e, exit_code(&e, exit::CONNECTION), text);
         }
     };
     match cli.command {
         Command::LockStatus => lock_cmds::status(&cfg.lock_service(&client), io, json).await,
         Command::LockRelease { force: true } => {
-            lock_cmds::release(&cfg.lock_service(&client), io).await
+            lock_cmds::release(&cfg.lock_service(&client), io, json).await
         }
         Command::FirebaseTestConnection => test_connection(&client, &cfg, io, json).await,
         Command::FirebaseNodes => nodes(&client, &cfg, io, json).await,
@@ -97,12 +110,8 @@ fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
     let url = match crate::rtdb::DatabaseUrl::resolve(cfg.database_url.as_deref()) {
         Ok(u) => Some(u),
         Err(e) => {
-            if json {
-                io.json(&json!({"error": e.message}));
-            } else {
-                io.eline(format!("{} Error: {}", io.sym("❌", "✗"), e.message));
-            }
-            return exit_code(&e, exit::CONNECTION);
+            let text = format!("{} Error: {}", io.sym("❌", "✗"), e.message);
+            return io.fail(&e, exit_code(&e, exit::CONNECTION), text);
         }
     };
     let url_text = url
@@ -149,15 +158,17 @@ fn firebase_info(cfg: &Config, io: &mut Io, json: bool, _cwd: &Path) -> i32 {
 
 async fn test_connection(client: &Client, cfg: &Config, io: &mut Io, json: bool) -> i32 {
     let res = connection::check(client, cfg).await;
-    if json {
-        io.json(&json!({"connected": res.is_ok(), "databaseUrl": client.url().to_string(), "error": res.as_ref().err().map(|e| e.message.clone())}));
-        return if res.is_ok() {
-            exit::SUCCESS
-        } else {
-            exit::CONNECTION
-        };
-    }
     match res {
+        Ok(()) if json => {
+            io.json(&json!({"connected": true, "databaseUrl": client.url().to_string()}));
+            exit::SUCCESS
+        }
+        Err(e) if json => io.fail_with(
+            json!({"connected": false, "databaseUrl": client.url().to_string()}),
+            &e,
+            exit::CONNECTION,
+            "",
+        ),
         Ok(()) => {
             io.line(format!(
                 "{} Firebase connection successful!",
@@ -207,12 +218,8 @@ async fn nodes(client: &Client, cfg: &Config, io: &mut Io, json: bool) -> i32 {
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!(
-                "{} Error listing nodes: {}",
-                io.sym("❌", "✗"),
-                e.message
-            ));
-            exit_code(&e, exit::CONNECTION)
+            let text = format!("{} Error listing nodes: {}", io.sym("❌", "✗"), e.message);
+            io.fail(&e, exit_code(&e, exit::CONNECTION), text)
         }
     }
 }
@@ -238,12 +245,12 @@ async fn backup_nodes(client: &Client, cfg: &Config, nodes: &[String], io: &mut 
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!(
+            let text = format!(
                 "{} Error backing up nodes: {}",
                 io.sym("❌", "✗"),
                 e.message
-            ));
-            exit_code(&e, exit::CONNECTION)
+            );
+            io.fail(&e, exit_code(&e, exit::CONNECTION), text)
         }
     }
 }
@@ -271,12 +278,8 @@ async fn backup(
                 exit::SUCCESS
             }
             Err(e) => {
-                io.eline(format!(
-                    "{} Backup creation failed: {}",
-                    io.red("✗"),
-                    e.message
-                ));
-                connection_or(&e, exit::BACKUP_FAILED)
+                let text = format!("{} Backup creation failed: {}", io.red("✗"), e.message);
+                io.fail(&e, connection_or(&e, exit::BACKUP_FAILED), text)
             }
         },
         BackupCommand::Restore { file } => {
@@ -295,8 +298,8 @@ async fn backup(
                     exit::SUCCESS
                 }
                 Err(e) => {
-                    io.eline(format!("{} Restore failed: {}", io.red("✗"), e.message));
-                    connection_or(&e, exit::RESTORE_FAILED)
+                    let text = format!("{} Restore failed: {}", io.red("✗"), e.message);
+                    io.fail(&e, connection_or(&e, exit::RESTORE_FAILED), text)
                 }
             }
         }
@@ -322,12 +325,8 @@ async fn backup(
                 exit::SUCCESS
             }
             Err(e) => {
-                io.eline(format!(
-                    "{} Listing backups failed: {}",
-                    io.red("✗"),
-                    e.message
-                ));
-                exit::GENERAL
+                let text = format!("{} Listing backups failed: {}", io.red("✗"), e.message);
+                io.fail(&e, exit::GENERAL, text)
             }
         },
     }
@@ -344,8 +343,8 @@ async fn create<H: CliHost>(
     let cfg = match load_config(&cli.global, host, cwd).await {
         Ok(c) => c,
         Err(e) => {
-            io.eline(format!("✗ Configuration error: {}", e.message));
-            return exit_code(&e, exit::GENERAL);
+            let text = format!("✗ Configuration error: {}", e.message);
+            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
         }
     };
     match super::scaffold::create_script(
@@ -363,8 +362,8 @@ async fn create<H: CliHost>(
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!("✗ Create failed: {}", e.message));
-            exit_code(&e, exit::GENERAL)
+            let text = format!("✗ Create failed: {}", e.message);
+            io.fail(&e, exit_code(&e, exit::GENERAL), text)
         }
     }
 }
@@ -383,8 +382,8 @@ async fn emulator(
     {
         Ok(v) => v,
         Err(e) => {
-            io.eline(format!("✗ {}", e.message));
-            return exit::GENERAL;
+            let text = format!("✗ {}", e.message);
+            return io.fail(&e, exit::GENERAL, text);
         }
     };
     let emu = match Emulator::start(EmulatorOptions {
@@ -396,8 +395,8 @@ async fn emulator(
     {
         Ok(e) => e,
         Err(e) => {
-            io.eline(format!("✗ Cannot start the emulator: {}", e.message));
-            return exit::GENERAL;
+            let text = format!("✗ Cannot start the emulator: {}", e.message);
+            return io.fail(&e, exit::GENERAL, text);
         }
     };
     io.line(format!("RTDB emulator listening on {}", emu.url()));
@@ -417,8 +416,9 @@ async fn emulator(
         let path = Config::resolve(cwd, file);
         let text = serde_json::to_string_pretty(&data).unwrap_or_default();
         if let Err(e) = std::fs::write(&path, text) {
-            io.eline(format!("✗ Cannot write {}: {e}", path.display()));
-            return exit::GENERAL;
+            let e = Error::io(format!("Cannot write {}", path.display()), e);
+            let text = format!("✗ {}", e.message);
+            return io.fail(&e, exit::GENERAL, text);
         }
         io.line(format!("Data exported to {}", path.display()));
     }

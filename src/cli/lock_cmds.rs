@@ -6,6 +6,7 @@ use super::output::Io;
 use super::{exit, exit_code};
 use crate::lock::{LockService, LockStatus};
 use crate::time::iso_millis;
+use crate::{Error, ErrorCode};
 
 pub fn status_json(s: Option<&LockStatus>, path: &str) -> serde_json::Value {
     match s.filter(|s| s.is_locked) {
@@ -44,13 +45,20 @@ pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> i32 {
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!("✗ Lock status error: {}", e.message));
-            exit_code(&e, exit::GENERAL)
+            let text = format!("✗ Lock status error: {}", e.message);
+            io.fail(&e, exit_code(&e, exit::GENERAL), text)
         }
     }
 }
 
 pub fn release_needs_force(io: &mut Io) -> i32 {
+    if io.format_json {
+        let e = Error::new(
+            ErrorCode::Usage,
+            "--force flag is required for safety: msr-firebase lock:release --force (check first that no migration is running)",
+        );
+        return io.fail(&e, exit::GENERAL, "");
+    }
     io.eline("✗ Error: --force flag is required for safety");
     io.eline("");
     io.eline("Usage: msr-firebase lock:release --force");
@@ -65,14 +73,26 @@ pub fn release_needs_force(io: &mut Io) -> i32 {
     exit::GENERAL
 }
 
-pub async fn release(svc: &LockService, io: &mut Io) -> i32 {
+pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> i32 {
     let current = match svc.status().await {
         Ok(s) => s,
         Err(e) => {
-            io.eline(format!("✗ Lock release error: {}", e.message));
-            return exit_code(&e, exit::GENERAL);
+            let text = format!("✗ Lock release error: {}", e.message);
+            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
         }
     };
+    if json {
+        return match svc.force_release().await {
+            Ok(released) => {
+                io.json(&json!({
+                    "released": released.is_some(),
+                    "previous": status_json(released.as_ref(), svc.path()),
+                }));
+                exit::SUCCESS
+            }
+            Err(e) => io.fail(&e, exit_code(&e, exit::GENERAL), ""),
+        };
+    }
     let Some(held) = current else {
         io.line("🔓 Lock Status: UNLOCKED");
         io.line("");
@@ -90,8 +110,8 @@ pub async fn release(svc: &LockService, io: &mut Io) -> i32 {
             exit::SUCCESS
         }
         Err(e) => {
-            io.eline(format!("✗ Lock release error: {}", e.message));
-            exit_code(&e, exit::GENERAL)
+            let text = format!("✗ Lock release error: {}", e.message);
+            io.fail(&e, exit_code(&e, exit::GENERAL), text)
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod env_file;
 mod lock_cmds;
 pub mod output;
 mod run_cmds;
@@ -43,6 +44,16 @@ pub trait CliHost: ScriptHost + Clone {
     fn load_config(&self, file: &Path) -> impl Future<Output = Result<Value>> + Send;
     /// Tell JS the effective configuration before any script runs (it builds `db`/`handler`).
     fn init(&self, config: &Value) -> impl Future<Output = Result<()>> + Send;
+    /// Set environment variables (from `--env-file`) for the rest of the process, Rust and JS
+    /// alike. JS sets them on its own thread, where Node expects environment changes.
+    fn set_env(&self, vars: Vec<(String, String)>) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            for (k, v) in vars {
+                std::env::set_var(k, v);
+            }
+            Ok(())
+        }
+    }
 }
 
 /// SIGINT/SIGTERM delivered by bin/msr-firebase.js: migrations stop after the current step, the
@@ -72,6 +83,7 @@ pub fn exit_code(e: &Error, command_default: i32) -> i32 {
         ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => {
             exit::CONNECTION
         }
+        ErrorCode::Usage => exit::GENERAL,
         ErrorCode::RollbackFailed => exit::ROLLBACK_FAILED,
         ErrorCode::BackupFailed => exit::BACKUP_FAILED,
         ErrorCode::RestoreFailed => exit::RESTORE_FAILED,
@@ -79,8 +91,18 @@ pub fn exit_code(e: &Error, command_default: i32) -> i32 {
     }
 }
 
+/// `--format json` (or `--format=json`) anywhere in `argv`: known even when parsing fails.
+fn wants_json(argv: &[String]) -> bool {
+    argv.iter()
+        .zip(argv.iter().skip(1).map(Some).chain([None]))
+        .any(|(a, next)| {
+            a == "--format=json" || (a == "--format" && next.is_some_and(|n| n == "json"))
+        })
+}
+
 /// Parse `argv` (without the program name) and run the command. Returns the exit code.
 pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
+    io.format_json = wants_json(&argv);
     let cli = match Cli::try_parse_from(std::iter::once("msr-firebase".to_string()).chain(argv)) {
         Ok(cli) => cli,
         Err(e) => {
@@ -95,9 +117,17 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
                     let _ = std::io::Write::write_all(&mut io.out, text.as_bytes());
                     exit::SUCCESS
                 }
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = std::io::Write::write_all(&mut io.err, text.as_bytes());
-                    exit::GENERAL
+                kind if io.format_json => {
+                    // clap's message without the usage and help hints that follow it.
+                    let head = text.split("\n\n").next().unwrap_or_default();
+                    let head = head.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let message = match kind {
+                        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                            "a subcommand is required (run with --help to list them)"
+                        }
+                        _ => head.strip_prefix("error: ").unwrap_or(&head),
+                    };
+                    io.fail(&Error::new(ErrorCode::Usage, message), exit::GENERAL, "")
                 }
                 _ => {
                     let _ = std::io::Write::write_all(&mut io.err, text.as_bytes());
@@ -106,6 +136,7 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
             };
         }
     };
+    io.format_json = cli.global.json();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     commands::dispatch(cli, &host, io, &cwd).await
 }

@@ -10,6 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use anstream::ColorChoice;
 use anstyle::{AnsiColor, Effects, Style};
+use serde_json::{json, Map, Value};
+
+use crate::Error;
+
+/// `{ code, message, exitCode }`: how an error looks under `--format json`.
+pub fn error_json(e: &Error, exit_code: i32) -> Value {
+    json!({ "code": e.code.as_str(), "message": e.message, "exitCode": exit_code })
+}
 
 pub struct Io {
     pub out: Box<dyn Write + Send>,
@@ -18,6 +26,8 @@ pub struct Io {
     pub color: bool,
     /// Decorative emoji on (not the lock texts, which always keep theirs).
     pub fancy: bool,
+    /// `--format json`: results and errors are JSON on stdout.
+    pub format_json: bool,
 }
 
 impl Io {
@@ -31,6 +41,7 @@ impl Io {
             color: anstream::AutoStream::choice(&std::io::stdout()) != ColorChoice::Never
                 && !no_color,
             fancy: tty && !no_color,
+            format_json: false,
         }
     }
 
@@ -44,6 +55,7 @@ impl Io {
                 err: Box::new(err.clone()),
                 color: false,
                 fancy: false,
+                format_json: false,
             },
             out,
             err,
@@ -64,6 +76,34 @@ impl Io {
             "{}",
             serde_json::to_string_pretty(v).unwrap_or_default()
         );
+    }
+
+    /// A command failed: under `--format json` a `{ "error": { code, message, exitCode } }` object
+    /// on stdout, else `text` on stderr. Returns `exit_code`.
+    pub fn fail(&mut self, e: &Error, exit_code: i32, text: impl AsRef<str>) -> i32 {
+        self.fail_with(Value::Object(Map::new()), e, exit_code, text)
+    }
+
+    /// `fail`, with what the command got done before it failed (e.g. a migrate result) merged
+    /// into the JSON object next to `error`.
+    pub fn fail_with(
+        &mut self,
+        partial: Value,
+        e: &Error,
+        exit_code: i32,
+        text: impl AsRef<str>,
+    ) -> i32 {
+        if self.format_json {
+            let mut obj = match partial {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            obj.insert("error".into(), error_json(e, exit_code));
+            self.json(&Value::Object(obj));
+        } else {
+            self.eline(text);
+        }
+        exit_code
     }
 
     fn paint(&self, style: Style, s: &str) -> String {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::args::{Command, GlobalFlags};
 use super::output::Io;
@@ -12,8 +12,9 @@ use super::{exit, exit_code, CliHost, SIGNALS};
 use crate::config::Config;
 use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
 use crate::rtdb::Client;
+use crate::runner::plan::DownTo;
 use crate::runner::validate::{IssueType, ValidationIssue};
-use crate::runner::{LogLevel, MigrationInfo, RunOptions, Runner};
+use crate::runner::{LogLevel, MigrationInfo, MigrationResult, RunOptions, Runner};
 use crate::time::iso_millis;
 use crate::{Error, ErrorCode};
 
@@ -96,8 +97,8 @@ pub async fn run<H: CliHost>(
         .init(&json!({"config": cfg.to_value(), "cwd": cwd}))
         .await
     {
-        io.eline(format!("✗ {}", e.message));
-        return exit_code(&e, failure);
+        let text = format!("✗ {}", e.message);
+        return io.fail(&e, exit_code(&e, failure), text);
     }
     let held = Arc::new(Mutex::new(Vec::new()));
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
@@ -105,11 +106,13 @@ pub async fn run<H: CliHost>(
         .with_lock(lock)
         .with_log(log_fn(&cfg, held.clone()))
         .with_stop(SIGNALS.stop.clone());
+    let dry_run = flags.dry_run || cfg.dry_run;
     match command {
         Command::Migrate {
             target,
             no_wait,
             wait_timeout,
+            mark_applied,
         } => {
             let target = match target
                 .as_deref()
@@ -119,87 +122,133 @@ pub async fn run<H: CliHost>(
                 Ok(t) => t,
                 Err(e) => return fail(io, "Migration error", &e, failure),
             };
-            let wait = wait_policy(&cfg, no_wait, wait_timeout);
             let opts = RunOptions {
                 target,
-                dry_run: flags.dry_run || cfg.dry_run,
+                dry_run,
                 no_lock: flags.no_lock,
-                wait,
+                wait: wait_policy(&cfg, no_wait, wait_timeout),
+                mark_applied,
             };
-            let dry = opts.dry_run;
             let outcome = runner.migrate_outcome(opts).await;
             flush_errors(io, &held, outcome.error.as_ref());
-            if json {
-                io.json(&serde_json::to_value(&outcome.result).unwrap_or_default());
-            }
-            match outcome.error {
-                None if json => exit::SUCCESS,
-                None if dry => {
+            let r = &outcome.result;
+            match &outcome.error {
+                Some(e) => fail_run(io, "Migration failed", e, failure, r),
+                None if json => {
+                    io.json(&to_json(r));
+                    exit::SUCCESS
+                }
+                None if dry_run => {
                     io.line(format!(
                         "{} Dry run completed - no changes made",
                         io.green("✓")
                     ));
+                    let would = if mark_applied {
+                        "Would mark as applied"
+                    } else {
+                        "Would execute"
+                    };
+                    print_plan(io, would, &r.plan);
+                    exit::SUCCESS
+                }
+                None if r.executed.is_empty() => {
+                    io.line(format!(
+                        "{} Nothing to do: all {} migration(s) already executed",
+                        io.green("✓"),
+                        r.migrated.len()
+                    ));
                     exit::SUCCESS
                 }
                 None => {
-                    let n = outcome.result.executed.len();
-                    if n == 0 {
+                    let n = r.executed.len();
+                    if mark_applied {
                         io.line(format!(
-                            "{} Nothing to do: all {} migration(s) already executed",
-                            io.green("✓"),
-                            outcome.result.migrated.len()
+                            "{} Marked {n} migration(s) as applied without running them",
+                            io.green("✓")
                         ));
                     } else {
                         io.line(format!(
                             "{} Successfully executed {n} migration(s)",
                             io.green("✓")
                         ));
-                        print_infos(io, &outcome.result.executed);
                     }
+                    print_infos(io, &r.executed);
                     exit::SUCCESS
                 }
-                Some(e) => fail(io, "Migration failed", &e, failure),
             }
         }
-        Command::Down { target, no_wait } => {
-            let target = match parse_version(&target, "down", true) {
-                Ok(t) => t,
-                Err(e) => return fail(io, "Rollback error", &e, exit::GENERAL),
+        Command::Down {
+            target,
+            steps,
+            no_wait,
+            wait_timeout,
+        } => {
+            let to = match (steps, target.as_deref()) {
+                (Some(n), _) => DownTo::Steps(n),
+                (None, Some(t)) => match parse_version(t, "down", true) {
+                    Ok(t) => DownTo::Version(t),
+                    Err(e) => return fail(io, "Rollback error", &e, exit::GENERAL),
+                },
+                (None, None) => {
+                    let e = Error::new(
+                        ErrorCode::Usage,
+                        "down needs a targetVersion (0 rolls back everything) or --steps N",
+                    );
+                    return fail(io, "Rollback error", &e, exit::GENERAL);
+                }
             };
-            let wait = wait_policy(&cfg, no_wait, None);
             let opts = RunOptions {
-                target: Some(target),
-                dry_run: flags.dry_run || cfg.dry_run,
+                target: None,
+                dry_run,
                 no_lock: flags.no_lock,
-                wait,
+                wait: wait_policy(&cfg, no_wait, wait_timeout),
+                mark_applied: false,
             };
-            let outcome = runner.down_outcome(target, opts).await;
+            let outcome = runner.down_to_outcome(to, opts).await;
             flush_errors(io, &held, outcome.error.as_ref());
-            if json {
-                io.json(&serde_json::to_value(&outcome.result).unwrap_or_default());
-            }
-            match outcome.error {
-                None if json => exit::SUCCESS,
-                None => {
-                    let n = outcome.result.executed.len();
-                    io.line(format!(
-                        "{} Successfully rolled back {n} migration(s) to version {target}",
-                        io.green("✓")
-                    ));
-                    print_infos(io, &outcome.result.executed);
+            let r = &outcome.result;
+            match &outcome.error {
+                Some(e) => fail_run(io, "Rollback failed", e, failure, r),
+                None if json => {
+                    io.json(&to_json(r));
                     exit::SUCCESS
                 }
-                Some(e) => fail(io, "Rollback failed", &e, failure),
+                None if dry_run => {
+                    io.line(format!(
+                        "{} Dry run completed - no changes made",
+                        io.green("✓")
+                    ));
+                    print_plan(io, "Would roll back", &r.plan);
+                    exit::SUCCESS
+                }
+                None => {
+                    let n = r.executed.len();
+                    let now_at = r.migrated.iter().map(|m| m.timestamp).max().unwrap_or(0);
+                    match to {
+                        DownTo::Version(t) => io.line(format!(
+                            "{} Successfully rolled back {n} migration(s) to version {t}",
+                            io.green("✓")
+                        )),
+                        DownTo::Steps(_) => io.line(format!(
+                            "{} Successfully rolled back {n} migration(s); now at version {now_at}",
+                            io.green("✓")
+                        )),
+                    }
+                    print_infos(io, &r.executed);
+                    exit::SUCCESS
+                }
             }
         }
         Command::List { number } => {
             let n = match number.trim().parse::<usize>() {
                 Ok(n) => n,
                 Err(_) => {
-                    io.eline(format!(
-                        "✗ Error: Invalid number \"{number}\". Must be a non-negative integer."
-                    ));
-                    return exit::GENERAL;
+                    let e = Error::new(
+                        ErrorCode::Usage,
+                        format!("Invalid number \"{number}\". Must be a non-negative integer."),
+                    );
+                    let text = format!("✗ Error: {}", e.message);
+                    return io.fail(&e, exit::GENERAL, text);
                 }
             };
             match runner.list().await {
@@ -264,14 +313,36 @@ pub async fn run<H: CliHost>(
     }
 }
 
+fn to_json(r: &MigrationResult) -> Value {
+    serde_json::to_value(r).unwrap_or_default()
+}
+
 fn fail(io: &mut Io, what: &str, e: &Error, default: i32) -> i32 {
+    let text = fail_text(io, what, e);
+    io.fail(e, exit_code(e, default), text)
+}
+
+/// A failed `migrate`/`down`: under `--format json` the partial result with the error.
+fn fail_run(io: &mut Io, what: &str, e: &Error, default: i32, r: &MigrationResult) -> i32 {
+    let text = fail_text(io, what, e);
+    io.fail_with(to_json(r), e, exit_code(e, default), text)
+}
+
+fn fail_text(io: &Io, what: &str, e: &Error) -> String {
     if e.code == ErrorCode::LockHeld {
         // The guide's text, verbatim.
-        io.eline(&e.message);
+        e.message.clone()
     } else {
-        io.eline(format!("{} {what}: {}", io.red("✗"), e.message));
+        format!("{} {what}: {}", io.red("✗"), e.message)
     }
-    exit_code(e, default)
+}
+
+/// What a dry run would do, in order.
+fn print_plan(io: &mut Io, would: &str, plan: &[MigrationInfo]) {
+    io.line(format!("{would}: {} migration(s)", plan.len()));
+    for (i, m) in plan.iter().enumerate() {
+        io.line(format!("  {}. {}", i + 1, m.name));
+    }
 }
 
 fn print_infos(io: &mut Io, infos: &[MigrationInfo]) {
@@ -285,23 +356,11 @@ fn print_infos(io: &mut Io, infos: &[MigrationInfo]) {
 }
 
 fn print_list(io: &mut Io, mut list: crate::runner::list::MigrationList, limit: usize, json: bool) {
+    let total = list.migrations.len();
     if limit > 0 {
-        // The newest `limit` executed migrations, plus everything not executed.
-        let mut executed: Vec<usize> = list
-            .migrations
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.executed_at.is_some())
-            .map(|(i, _)| i)
-            .collect();
-        let drop_n = executed.len().saturating_sub(limit);
-        executed.truncate(drop_n);
-        let mut i = 0;
-        list.migrations.retain(|_| {
-            let keep = !executed.contains(&i);
-            i += 1;
-            keep
-        });
+        // The newest `limit` migrations (highest versions), executed and pending alike; the
+        // list is in version order, so they are its tail.
+        list.migrations.drain(..total.saturating_sub(limit));
     }
     if json {
         io.json(&serde_json::to_value(&list).unwrap_or_default());
@@ -358,8 +417,13 @@ fn print_list(io: &mut Io, mut list: crate::runner::list::MigrationList, limit: 
         io.line(fmt_row(r));
     }
     io.line("");
+    let shown = if list.migrations.len() < total {
+        format!("newest {} of {total} shown; ", list.migrations.len())
+    } else {
+        String::new()
+    };
     io.line(format!(
-        "{} executed, {} pending, {} ignored",
+        "{shown}{} executed, {} pending, {} ignored",
         list.executed, list.pending, list.ignored
     ));
 }

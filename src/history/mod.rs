@@ -2,7 +2,8 @@
 //!
 //! Each executed migration is one record:
 //! `{ name, filepath, timestamp, startedAt, finishedAt, username, result, checksum }` plus
-//! `duration`, `executorId` and `lockEpoch`.
+//! `duration`, `executorId` and `lockEpoch` (and `markedApplied: true` for migrations recorded
+//! by `migrate --mark-applied` without running).
 //!
 //! - **Writing** is a conditional create (`put_if_match(.., NULL_ETAG)`) at the deterministic key
 //!   `v<timestamp>` (e.g. `v202501010001`), so the same migration can never be recorded twice:
@@ -51,6 +52,9 @@ pub struct HistoryRecord {
     /// Fencing epoch of the lock the migration ran under (absent when run without a lock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_epoch: Option<u64>,
+    /// Recorded by `migrate --mark-applied`: the migration was not run here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_applied: Option<bool>,
 }
 
 impl HistoryRecord {
@@ -101,6 +105,7 @@ impl HistoryRecord {
             }),
             executor_id: text("executorId"),
             lock_epoch: obj.get("lockEpoch").and_then(Value::as_u64),
+            marked_applied: obj.get("markedApplied").and_then(Value::as_bool),
         })
     }
 }

@@ -7,7 +7,7 @@ use crate::{Error, ErrorCode, Result};
 
 use super::discover::Discovery;
 use super::host::script_info;
-use super::plan::{check_target, plan};
+use super::plan::{check_target, plan, DownTo};
 use super::{
     now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
 };
@@ -22,8 +22,15 @@ impl<H: ScriptHost> Runner<H> {
     }
 
     pub async fn down_outcome(&self, target: u64, opts: RunOptions) -> RunOutcome {
+        self.down_to_outcome(DownTo::Version(target), opts).await
+    }
+
+    /// `down` to a version or back a number of steps (`down --steps N`: the newest N executed
+    /// migrations, counted under the lock).
+    pub async fn down_to_outcome(&self, to: DownTo, opts: RunOptions) -> RunOutcome {
         let mut result = MigrationResult::empty();
-        let error = self.down_run(target, &opts, &mut result).await.err();
+        result.dry_run = opts.dry_run || self.cfg.dry_run;
+        let error = self.down_run(to, &opts, &mut result).await.err();
         match &error {
             None => result.success = true,
             Some(e) => {
@@ -36,17 +43,25 @@ impl<H: ScriptHost> Runner<H> {
 
     async fn down_run(
         &self,
-        target: u64,
+        to: DownTo,
         opts: &RunOptions,
         result: &mut MigrationResult,
     ) -> Result<()> {
         let dry = opts.dry_run || self.cfg.dry_run;
-        check_target(target, true)?;
+        match to {
+            DownTo::Version(target) => check_target(target, true)?,
+            DownTo::Steps(0) => {
+                return Err(Error::config(
+                    "down --steps must be 1 or more (the number of executed migrations to roll back, newest first)",
+                ))
+            }
+            DownTo::Steps(_) => {}
+        }
         let disc = self.discover_checked()?;
         self.check_connection("rollback").await?;
         let executor_id = self.executor_id();
         if self.lock.is_some() && !opts.no_lock && !dry {
-            self.down_preflight(target, &disc).await?;
+            self.down_preflight(to, &disc).await?;
         }
         let guard = match (&self.lock, opts.no_lock || dry) {
             (Some(service), false) => {
@@ -55,7 +70,7 @@ impl<H: ScriptHost> Runner<H> {
             _ => None,
         };
         let r = self
-            .down_locked(target, dry, &disc, guard.as_ref(), result)
+            .down_locked(to, dry, &disc, guard.as_ref(), result)
             .await;
         if let Some(g) = guard {
             if let Err(e) = g.release().await {
@@ -67,34 +82,44 @@ impl<H: ScriptHost> Runner<H> {
 
     async fn down_locked(
         &self,
-        target: u64,
+        to: DownTo,
         dry: bool,
         disc: &Discovery,
         guard: Option<&ExclusiveGuard>,
         result: &mut MigrationResult,
     ) -> Result<()> {
-        self.info(&format!("Rolling back to version {target}..."));
+        match to {
+            DownTo::Version(target) => self.info(&format!("Rolling back to version {target}...")),
+            DownTo::Steps(n) => self.info(&format!("Rolling back the newest {n} migration(s)...")),
+        }
         let history = History::new(self.client.clone(), &self.cfg);
         let (records, warnings) = history.read().await?;
         for w in &warnings {
             self.warn(w);
         }
         let plan = plan(&disc.scripts, &records);
+        let todo = plan.to_undo(to);
         result.migrated = records
             .iter()
-            .filter(|r| r.timestamp <= target)
+            .filter(|r| !todo.iter().any(|e| e.record.key == r.key))
             .map(MigrationInfo::from_record)
             .collect();
         result.ignored = plan.ignored.iter().map(MigrationInfo::pending).collect();
-        let todo = plan.executed_after(target);
         if todo.is_empty() {
-            self.info(&format!(
-                "Already at version {target} or below - nothing to roll back"
-            ));
+            match to {
+                DownTo::Version(target) => self.info(&format!(
+                    "Already at version {target} or below - nothing to roll back"
+                )),
+                DownTo::Steps(_) => self.info("No executed migrations - nothing to roll back"),
+            }
             return Ok(());
         }
         // Check everything before changing anything: files exist, load, have down().
         let steps = self.down_steps(&todo, disc).await?;
+        result.plan = steps
+            .iter()
+            .map(|(r, _)| MigrationInfo::from_record(r))
+            .collect();
         if dry {
             for (r, _) in &steps {
                 self.info(&format!("Would roll back {}", r.name));
@@ -190,9 +215,9 @@ impl<H: ScriptHost> Runner<H> {
 
     /// Pre-flight of `down` before taking the lock: the same checks, so a missing file or
     /// `down()` fails without touching the lock node.
-    async fn down_preflight(&self, target: u64, disc: &Discovery) -> Result<()> {
+    async fn down_preflight(&self, to: DownTo, disc: &Discovery) -> Result<()> {
         let (records, _) = History::new(self.client.clone(), &self.cfg).read().await?;
-        let todo = plan(&disc.scripts, &records).executed_after(target);
+        let todo = plan(&disc.scripts, &records).to_undo(to);
         self.down_steps(&todo, disc).await.map(|_| ())
     }
 }

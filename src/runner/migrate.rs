@@ -45,6 +45,7 @@ impl<H: ScriptHost> Runner<H> {
     /// before the failure (their effects may since have been rolled back).
     pub async fn migrate_outcome(&self, opts: RunOptions) -> RunOutcome {
         let mut result = MigrationResult::empty();
+        result.dry_run = opts.dry_run || self.cfg.dry_run;
         let error = self.migrate_run(&opts, &mut result).await.err();
         match &error {
             None => result.success = true,
@@ -165,13 +166,15 @@ impl<H: ScriptHost> Runner<H> {
         metas: &mut HashMap<PathBuf, ScriptMeta>,
     ) -> Result<()> {
         let dry = opts.dry_run || self.cfg.dry_run;
-        self.setup(dry, disc, guard).await?;
+        self.setup(dry, opts.mark_applied, disc, guard).await?;
         let history = History::new(self.client.clone(), &self.cfg);
         let plan = self.read_plan(&history, disc, result).await?;
         let selected = plan.pending_up_to(opts.target);
+        result.plan = selected.iter().map(MigrationInfo::pending).collect();
         // Validation of what is about to run (load, `up` present) and of what ran before.
-        self.check_selected(&plan, &selected, metas, true).await?;
-        if self.report_only(dry, opts.target, &plan, &selected) {
+        self.check_selected(&plan, &selected, metas, !opts.mark_applied, true)
+            .await?;
+        if self.report_only(dry, opts, &plan, &selected) {
             return Ok(());
         }
         if self.stop.is_requested() {
@@ -179,6 +182,11 @@ impl<H: ScriptHost> Runner<H> {
                 ErrorCode::Interrupted,
                 "Migration run interrupted before any migration started; nothing was executed.",
             ));
+        }
+        if opts.mark_applied {
+            return self
+                .mark_applied(&history, &selected, guard, executor_id, result)
+                .await;
         }
         let backup_path = self.backup_before(guard).await?;
         let run = Run {
@@ -221,10 +229,12 @@ impl<H: ScriptHost> Runner<H> {
         Ok(())
     }
 
-    /// The dry-run banner; or, for a real run, a lock check and the `beforeMigrate` script.
+    /// The dry-run banner; or, for a real run, a lock check and the `beforeMigrate` script
+    /// (not when only marking migrations as applied: nothing runs then).
     async fn setup(
         &self,
         dry: bool,
+        mark_applied: bool,
         disc: &Discovery,
         guard: Option<&ExclusiveGuard>,
     ) -> Result<()> {
@@ -233,6 +243,9 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         }
         self.check_guard(guard).await?;
+        if mark_applied {
+            return Ok(());
+        }
         self.info("Checking for beforeMigrate setup script...");
         match &disc.before_migrate {
             Some(p) => self.run_before_migrate(p).await,
@@ -269,13 +282,8 @@ impl<H: ScriptHost> Runner<H> {
     }
 
     /// Nothing to do, or a dry run: say so and what would run. True when the run ends here.
-    fn report_only(
-        &self,
-        dry: bool,
-        target: Option<u64>,
-        plan: &Plan,
-        selected: &[Script],
-    ) -> bool {
+    fn report_only(&self, dry: bool, opts: &RunOptions, plan: &Plan, selected: &[Script]) -> bool {
+        let target = opts.target;
         if selected.is_empty() {
             match target {
                 Some(t) if plan.last_executed.is_some_and(|last| t < last) => self.info(&format!(
@@ -292,11 +300,16 @@ impl<H: ScriptHost> Runner<H> {
         if !dry {
             return false;
         }
+        let would = if opts.mark_applied {
+            "Would mark as applied (without running)"
+        } else {
+            "Would execute"
+        };
         for s in selected {
-            self.info(&format!("Would execute {}", s.name));
+            self.info(&format!("{would} {}", s.name));
         }
         self.info("✓ Dry run completed - no changes made");
-        self.info(&format!("Would execute: {} migration(s)", selected.len()));
+        self.info(&format!("{would}: {} migration(s)", selected.len()));
         if !plan.ignored.is_empty() {
             self.info(&format!(
                 "Would ignore: {} migration(s)",
@@ -378,6 +391,7 @@ impl<H: ScriptHost> Runner<H> {
             duration: Some(finished_at - started_at),
             executor_id: Some(run.executor_id.to_string()),
             lock_epoch: run.epoch,
+            marked_applied: None,
         };
         let key = match run.history.record(&record).await {
             Ok(k) => k,
@@ -394,6 +408,71 @@ impl<H: ScriptHost> Runner<H> {
         })
     }
 
+    /// `--mark-applied`: record each selected migration as executed without running it, in
+    /// version order, under the lock (checked before each record, like a real run).
+    async fn mark_applied(
+        &self,
+        history: &History,
+        selected: &[Script],
+        guard: Option<&ExclusiveGuard>,
+        executor_id: &str,
+        result: &mut MigrationResult,
+    ) -> Result<()> {
+        let username = current_username();
+        self.info(&format!(
+            "Marking {} migration(s) as applied without running them...",
+            selected.len()
+        ));
+        for (i, s) in selected.iter().enumerate() {
+            self.check_guard(guard)
+                .await
+                .map_err(|e| lost_marking(e, s, i))?;
+            if self.stop.is_requested() {
+                return Err(Error::new(
+                    ErrorCode::Interrupted,
+                    format!(
+                        "Interrupted before marking {}: {i} of {} migration(s) marked as applied. Run migrate --mark-applied again to continue.",
+                        s.name,
+                        selected.len()
+                    ),
+                ));
+            }
+            let now = now_ms();
+            let record = HistoryRecord {
+                key: String::new(),
+                name: s.name.clone(),
+                filepath: s.filepath_str(),
+                timestamp: s.version,
+                started_at: Some(now),
+                finished_at: Some(now),
+                username: Some(username.clone()),
+                result: None,
+                checksum: Some(s.checksum.clone()),
+                duration: Some(0),
+                executor_id: Some(executor_id.to_string()),
+                lock_epoch: guard.map(ExclusiveGuard::epoch),
+                marked_applied: Some(true),
+            };
+            let key = history.record(&record).await.map_err(|e| {
+                e.context(format!(
+                    "Marking {} as applied failed after {i} of {} migration(s)",
+                    s.name,
+                    selected.len()
+                ))
+            })?;
+            result
+                .executed
+                .push(MigrationInfo::from_record(&HistoryRecord { key, ..record }));
+            self.info(&format!(
+                "[{}/{}] {} marked as applied (not run)",
+                i + 1,
+                selected.len(),
+                s.name
+            ));
+        }
+        Ok(())
+    }
+
     async fn fail_run(&self, run: &Run<'_>, failure: Failure, done: &[Done]) -> Error {
         self.fail(failure, done, run.backup_path, run.guard, run.executor_id)
             .await
@@ -408,20 +487,23 @@ impl<H: ScriptHost> Runner<H> {
         let (records, _) = History::new(self.client.clone(), &self.cfg).read().await?;
         let plan = plan(&disc.scripts, &records);
         let selected = plan.pending_up_to(opts.target);
-        self.check_selected(&plan, &selected, metas, false).await
+        self.check_selected(&plan, &selected, metas, !opts.mark_applied, false)
+            .await
     }
 
-    /// `validateBeforeRun` (load + `up` present) for the selected scripts not loaded yet, and
-    /// `validateMigratedFiles` for the executed ones. `log_warnings` logs warning-level issues.
+    /// `validateBeforeRun` (load + `up` present) for the selected scripts not loaded yet (when
+    /// `load` says they will run), and `validateMigratedFiles` for the executed ones.
+    /// `log_warnings` logs warning-level issues.
     async fn check_selected(
         &self,
         plan: &Plan,
         selected: &[Script],
         metas: &mut HashMap<PathBuf, ScriptMeta>,
+        load: bool,
         log_warnings: bool,
     ) -> Result<()> {
         {
-            if self.cfg.validate_before_run && !selected.is_empty() {
+            if self.cfg.validate_before_run && load && !selected.is_empty() {
                 let mut issues: Vec<ValidationIssue> = Vec::new();
                 for s in selected {
                     if metas.contains_key(&s.filepath) {
@@ -467,6 +549,17 @@ impl<H: ScriptHost> Runner<H> {
     pub(crate) fn should_create_backup(&self) -> bool {
         matches!(self.cfg.rollback_strategy.as_str(), "backup" | "both")
             && matches!(self.cfg.backup_mode.as_str(), "full" | "create_only")
+    }
+}
+
+fn lost_marking(e: Error, s: &Script, marked: usize) -> Error {
+    if e.code == ErrorCode::LockLost {
+        Error::new(
+            e.code,
+            format!("{} Stopped before marking {}: {marked} migration(s) were marked as applied; nothing further was written.", e.message, s.name),
+        )
+    } else {
+        e
     }
 }
 

@@ -116,7 +116,7 @@ impl MigrationInfo {
     }
 }
 
-/// `{ success, executed, migrated, ignored, errors }`
+/// `{ success, executed, migrated, ignored, errors, plan, dryRun }`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationResult {
@@ -125,6 +125,11 @@ pub struct MigrationResult {
     pub migrated: Vec<MigrationInfo>,
     pub ignored: Vec<MigrationInfo>,
     pub errors: Vec<String>,
+    /// What the run set out to do, in order: the migrations to run (`migrate`), to mark as
+    /// applied (`--mark-applied`) or to roll back (`down`, newest first). On a dry run, what
+    /// would have been done.
+    pub plan: Vec<MigrationInfo>,
+    pub dry_run: bool,
 }
 
 /// How `migrate`/`down` take the lock (ignored when locking is disabled or `no_lock`).
@@ -134,6 +139,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub no_lock: bool,
     pub wait: WaitPolicy,
+    /// `migrate`: record the selected pending migrations as executed without running them
+    /// (adopting a database that already has their effects).
+    pub mark_applied: bool,
 }
 
 impl Default for RunOptions {
@@ -144,6 +152,7 @@ impl Default for RunOptions {
             dry_run: false,
             no_lock: false,
             wait: WaitPolicy::FailFast,
+            mark_applied: false,
         }
     }
 }
@@ -156,6 +165,8 @@ impl MigrationResult {
             migrated: Vec::new(),
             ignored: Vec::new(),
             errors: Vec::new(),
+            plan: Vec::new(),
+            dry_run: false,
         }
     }
 }

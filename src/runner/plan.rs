@@ -27,6 +27,13 @@ pub struct Plan {
 
 /// Match history to files: first by (timestamp, name), then by timestamp alone (a renamed file
 /// still counts as executed; checksum validation reports content drift).
+/// How far `down` goes: to a version (0 = everything), or back a number of migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTo {
+    Version(u64),
+    Steps(u32),
+}
+
 pub fn plan(scripts: &[Script], history: &[HistoryRecord]) -> Plan {
     let mut used = vec![false; scripts.len()];
     let mut matched: Vec<Option<usize>> = vec![None; history.len()];
@@ -110,6 +117,18 @@ impl Plan {
             .collect()
     }
 
+    /// What `down` undoes, newest first: everything newer than a version, or the newest `n`.
+    pub fn to_undo(&self, to: DownTo) -> Vec<Executed> {
+        match to {
+            DownTo::Version(t) => self.executed_after(t),
+            DownTo::Steps(n) => {
+                let mut v = self.executed_after(0);
+                v.truncate(n as usize);
+                v
+            }
+        }
+    }
+
     /// Executed migrations newer than `target`, newest first (for `down`).
     pub fn executed_after(&self, target: u64) -> Vec<Executed> {
         let mut v: Vec<Executed> = self
@@ -178,6 +197,14 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![202501010003]
         );
+        let steps = |n| {
+            p.to_undo(DownTo::Steps(n))
+                .iter()
+                .map(|e| e.record.timestamp)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(steps(1), vec![202501010003]);
+        assert_eq!(steps(5), vec![202501010003, 202501010001]);
     }
 
     #[test]
