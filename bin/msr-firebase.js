@@ -3,6 +3,8 @@
 // msr-firebase: the CLI lives in Rust (clap, commands, output); this file only connects it to Node:
 // a script host for config files and migration scripts, and signal forwarding.
 
+// Without a native addon for this machine, say what is missing and how to fix it (exit 1, no stack).
+require('../lib/native-loader.js').loadOrExit()
 const { native, call, convert } = require('../lib/native.js')
 const { createScriptHost } = require('../lib/host.js')
 const { FirebaseConfig } = require('../lib/config.js')

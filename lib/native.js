@@ -2,7 +2,7 @@
 // The generated napi loader plus the one convention it needs: native errors carry a stable code
 // as "<CODE>\u001f<message>"; `call` turns them into ordinary Errors with `err.code`.
 
-const native = require('../binding.js')
+const native = require('./native-loader.js').load()
 
 const SEP = '\u001f'
 
