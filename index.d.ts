@@ -226,8 +226,27 @@ export declare class FirebaseRunner {
   migrate(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
   up(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
   down(targetVersion: number | string | null, options?: RunOptions): Promise<MigrationResult>
-  list(): Promise<{ migrations: Array<{ name: string; version: number; status: 'executed' | 'pending' | 'ignored' | 'missing-file'; executedAt: number | null; duration: number | null; username: string | null; filepath: string | null }>; executed: number; pending: number; ignored: number }>
-  validate(): Promise<{ pending: Array<{ name: string; filepath: string; timestamp: number; valid: boolean; issues: ValidationIssue[] }>; migrated: ValidationIssue[]; general: ValidationIssue[]; errorCount: number; warningCount: number }>
+  list(): Promise<{
+    migrations: Array<{
+      name: string
+      version: number
+      status: 'executed' | 'pending' | 'ignored' | 'missing-file'
+      executedAt: number | null
+      duration: number | null
+      username: string | null
+      filepath: string | null
+    }>
+    executed: number
+    pending: number
+    ignored: number
+  }>
+  validate(): Promise<{
+    pending: Array<{ name: string; filepath: string; timestamp: number; valid: boolean; issues: ValidationIssue[] }>
+    migrated: ValidationIssue[]
+    general: ValidationIssue[]
+    errorCount: number
+    warningCount: number
+  }>
   createBackup(): Promise<string>
   restoreFromBackup(path: string): Promise<void>
   listNodes(): Promise<string[]>

@@ -27,9 +27,7 @@ after(async () => {
 })
 
 /** Every secret in play: none may appear in any output. */
-const SECRETS = () => [
-  google.token, 'SECRET', KEY_PEM.split('\n')[1], USER.refresh_token, USER.client_secret, SUBJECT_TOKEN,
-]
+const SECRETS = () => [google.token, 'SECRET', KEY_PEM.split('\n')[1], USER.refresh_token, USER.client_secret, SUBJECT_TOKEN]
 
 function assertNoSecret(text) {
   for (const s of SECRETS()) assert.ok(!text.includes(s), `secret ${JSON.stringify(s.slice(0, 12))}… in:\n${text}`)
@@ -132,8 +130,13 @@ test('no credentials anywhere: exit 7, every step tried is listed with its fix, 
   const dir = h.project(undefined, 'msr-auth-')
   const out = await h.cli(['migrate'], { cwd: dir, env: prodEnv(dir, { DATABASE_URL: 'https://example-db.firebaseio.com', MSR_FIREBASE_EMULATOR_AUTH: '' }) })
   assert.equal(out.code, 7, out.stderr)
-  for (const step of ['1. applicationCredentials / --credentials: not set', '2. GOOGLE_APPLICATION_CREDENTIALS: not set',
-    "3. gcloud's application-default credentials:", '4. the metadata server at 127.0.0.1:1', 'gcloud auth application-default login']) {
+  for (const step of [
+    '1. applicationCredentials / --credentials: not set',
+    '2. GOOGLE_APPLICATION_CREDENTIALS: not set',
+    "3. gcloud's application-default credentials:",
+    '4. the metadata server at 127.0.0.1:1',
+    'gcloud auth application-default login',
+  ]) {
     assert.ok(out.stderr.includes(step), `${step} missing from:\n${out.stderr}`)
   }
 })
@@ -193,8 +196,11 @@ test('databaseAuthVariableOverride reaches the database as auth_variable_overrid
   const ns = h.uniqueNs('override')
   const dir = h.project(undefined, 'msr-auth-')
   const config = new FirebaseConfig({
-    databaseUrl: emu.databaseUrl(ns), databaseAuthVariableOverride: { uid: 'migrator' },
-    folder: path.join(dir, 'migrations'), backup: { folder: path.join(dir, 'backups') }, logLevel: 'error',
+    databaseUrl: emu.databaseUrl(ns),
+    databaseAuthVariableOverride: { uid: 'migrator' },
+    folder: path.join(dir, 'migrations'),
+    backup: { folder: path.join(dir, 'backups') },
+    logLevel: 'error',
   })
   const runner = await FirebaseRunner.getInstance({ config })
   await runner.migrate()

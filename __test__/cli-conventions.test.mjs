@@ -31,7 +31,8 @@ function json(out) {
   }
 }
 
-const okScript = (node) => `module.exports = { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('${node}')).set(true); return '${node}' }, async down(db, info, handler) { await db.database.ref(handler.cfg.buildPath('${node}')).remove() } }\n`
+const okScript = (node) =>
+  `module.exports = { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('${node}')).set(true); return '${node}' }, async down(db, info, handler) { await db.database.ref(handler.cfg.buildPath('${node}')).remove() } }\n`
 
 /** `n` scripts V20250101000<i>_s<i>.js that each set node s<i>. */
 function scripts(n) {
@@ -52,18 +53,27 @@ test('down --steps N rolls back the newest N; a target still works; neither (or 
 
   out = await run(dir, ['down', '--steps', '2', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
-  assert.deepEqual(json(out).executed.map((e) => e.timestamp), [202501010003, 202501010002])
+  assert.deepEqual(
+    json(out).executed.map((e) => e.timestamp),
+    [202501010003, 202501010002],
+  )
   assert.deepEqual(Object.keys((await nsData(ns)).schema_version), ['v202501010001'])
 
   // more steps than there are migrations: everything, no error
   out = await run(dir, ['down', '--steps', '9', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
-  assert.deepEqual(json(out).executed.map((e) => e.timestamp), [202501010001])
+  assert.deepEqual(
+    json(out).executed.map((e) => e.timestamp),
+    [202501010001],
+  )
 
   assert.equal((await run(dir, ['migrate', ...urlFlag(ns)])).code, 0)
   out = await run(dir, ['down', '202501010003', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
-  assert.deepEqual(json(out).executed.map((e) => e.timestamp), [202501010004])
+  assert.deepEqual(
+    json(out).executed.map((e) => e.timestamp),
+    [202501010004],
+  )
 
   const before = await nsData(ns)
   for (const args of [['down'], ['down', '0', '--steps', '1'], ['down', '--steps', '0'], ['down', '--steps', 'x']]) {
@@ -84,18 +94,27 @@ test('migrate --mark-applied records pending migrations without running them, un
   let r = json(out)
   assert.equal(r.dryRun, true)
   assert.deepEqual(r.executed, [])
-  assert.deepEqual(r.plan.map((m) => m.name), ['V202501010001_create_users.js', 'V202501010002_create_posts.js'])
+  assert.deepEqual(
+    r.plan.map((m) => m.name),
+    ['V202501010001_create_users.js', 'V202501010002_create_posts.js'],
+  )
   out = await run(dir, ['migrate', '--mark-applied', '--dry-run'])
   assert.equal(out.code, 0, out.stderr)
   assert.match(out.stdout, /Would mark as applied: 4 migration\(s\)/)
   assert.equal(await nsData(ns), null, 'dry run wrote nothing')
 
   // another process holds the lock: --mark-applied waits for it like migrate (here: --no-wait fails)
-  const holder = await h.runNode(['-e', `
+  const holder = await h.runNode(
+    [
+      '-e',
+      `
     const { FirebaseRunner } = require(${JSON.stringify(h.ROOT)})
     FirebaseRunner.getInstance({ config: { databaseUrl: '${emu.databaseUrl(ns)}', locking: { enabled: true, timeout: 10000 } }, logger: () => {} })
       .then((r) => r.getHandler().lockingService.acquireLock('other-pod'))
-      .then((ok) => { if (!ok) process.exit(1) })`], { env: emuEnv() })
+      .then((ok) => { if (!ok) process.exit(1) })`,
+    ],
+    { env: emuEnv() },
+  )
   assert.equal(holder.code, 0, holder.stderr)
   out = await run(dir, ['migrate', '--mark-applied', '--no-wait'])
   assert.equal(out.code, 3, out.stderr)
@@ -119,7 +138,11 @@ test('migrate --mark-applied records pending migrations without running them, un
   out = await run(dir, ['migrate', '--format', 'json'])
   assert.equal(out.code, 0, out.stderr)
   r = json(out)
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010003, 202501010004], 'the rest runs normally')
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010003, 202501010004],
+    'the rest runs normally',
+  )
   data = await nsData(ns)
   assert.equal(data.users, undefined)
   assert.ok(data.comments && data.settings)
@@ -163,8 +186,18 @@ test('list -n N shows the newest N migrations, executed and pending alike', asyn
   assert.equal((await run(dir, ['migrate', '202501010002', ...urlFlag(ns)])).code, 0)
 
   const versions = async (args) => json(await run(dir, ['list', ...args, '--format', 'json', ...urlFlag(ns)])).migrations.map((m) => [m.version % 10, m.status])
-  assert.deepEqual(await versions(['-n', '3']), [[4, 'pending'], [5, 'pending'], [6, 'pending']])
-  assert.deepEqual(await versions(['-n', '5']), [[2, 'executed'], [3, 'pending'], [4, 'pending'], [5, 'pending'], [6, 'pending']])
+  assert.deepEqual(await versions(['-n', '3']), [
+    [4, 'pending'],
+    [5, 'pending'],
+    [6, 'pending'],
+  ])
+  assert.deepEqual(await versions(['-n', '5']), [
+    [2, 'executed'],
+    [3, 'pending'],
+    [4, 'pending'],
+    [5, 'pending'],
+    [6, 'pending'],
+  ])
   assert.equal((await versions(['-n', '0'])).length, 6)
   assert.equal((await versions(['--display-limit', '2'])).length, 2, 'displayLimit is the default')
   const all = json(await run(dir, ['list', '-n', '1', '--format', 'json', ...urlFlag(ns)]))
@@ -172,8 +205,11 @@ test('list -n N shows the newest N migrations, executed and pending alike', asyn
 
   const text = await run(dir, ['list', '-n', '2', ...urlFlag(ns)])
   assert.equal(text.code, 0, text.stderr)
-  const rows = text.stdout.split('\n').filter((l) => /^2025/.test(l))
-  assert.deepEqual(rows.map((l) => l.split(/\s+/)[0]), ['202501010005', '202501010006'])
+  const rows = text.stdout.split('\n').filter((l) => l.startsWith('2025'))
+  assert.deepEqual(
+    rows.map((l) => l.split(/\s+/)[0]),
+    ['202501010005', '202501010006'],
+  )
   assert.match(text.stdout, /newest 2 of 6 shown; 2 executed, 4 pending, 0 ignored/)
 })
 
@@ -185,7 +221,10 @@ test('--dry-run returns the plan: what would run, in order', async () => {
   let r = json(out)
   assert.equal(r.dryRun, true)
   assert.deepEqual(r.executed, [])
-  assert.deepEqual(r.plan.map((m) => m.timestamp), [202501010001, 202501010002, 202501010003, 202501010004])
+  assert.deepEqual(
+    r.plan.map((m) => m.timestamp),
+    [202501010001, 202501010002, 202501010003, 202501010004],
+  )
   out = await run(dir, ['migrate', '--dry-run', ...urlFlag(ns)])
   assert.match(out.stdout, /Would execute: 4 migration\(s\)\n {2}1\. V202501010001_create_users\.js\n {2}2\. V202501010002_create_posts\.js/)
   assert.equal(await nsData(ns), null)
@@ -194,7 +233,11 @@ test('--dry-run returns the plan: what would run, in order', async () => {
   out = await run(dir, ['down', '202501010002', '--dry-run', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
   r = json(out)
-  assert.deepEqual(r.plan.map((m) => m.timestamp), [202501010004, 202501010003], 'down plans newest first')
+  assert.deepEqual(
+    r.plan.map((m) => m.timestamp),
+    [202501010004, 202501010003],
+    'down plans newest first',
+  )
   assert.deepEqual(r.executed, [])
   assert.equal(Object.keys((await nsData(ns)).schema_version).length, 4, 'nothing rolled back')
 })
@@ -232,5 +275,8 @@ test('errors under --format json: one JSON object on stdout with code, message a
   assert.match(r.error.message, /V202501010002_boom\.js/)
   assert.match(r.error.message, /kaput/)
   assert.equal(r.success, false)
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010001])
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010001],
+  )
 })

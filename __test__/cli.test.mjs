@@ -51,7 +51,21 @@ test('--help, --version, unknown command, missing arguments', async () => {
   assert.equal(help.code, 0)
   assert.match(help.stdout, /Usage: msr-firebase/)
   assert.match(help.stdout, /Firebase Realtime Database Migration Runner/)
-  for (const c of ['migrate', 'down', 'list', 'validate', 'backup', 'lock:status', 'lock:release', 'firebase:info', 'firebase:test-connection', 'firebase:nodes', 'firebase:backup-nodes', 'create', 'emulator']) {
+  for (const c of [
+    'migrate',
+    'down',
+    'list',
+    'validate',
+    'backup',
+    'lock:status',
+    'lock:release',
+    'firebase:info',
+    'firebase:test-connection',
+    'firebase:nodes',
+    'firebase:backup-nodes',
+    'create',
+    'emulator',
+  ]) {
     assert.ok(help.stdout.includes(c), `help lists ${c}`)
   }
   const version = await h.cli(['--version'])
@@ -91,14 +105,20 @@ test('migrate / list / validate / down with --format json', async () => {
   assert.equal(out.code, 0, out.stderr)
   let r = json(out)
   assert.equal(r.success, true)
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010001, 202501010002])
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010001, 202501010002],
+  )
 
   out = await run(dir, ['list', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
   const l = json(out)
   assert.equal(l.executed, 2)
   assert.equal(l.pending, 2)
-  assert.deepEqual(l.migrations.map((m) => m.status), ['executed', 'executed', 'pending', 'pending'])
+  assert.deepEqual(
+    l.migrations.map((m) => m.status),
+    ['executed', 'executed', 'pending', 'pending'],
+  )
 
   out = await run(dir, ['up', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
@@ -107,7 +127,10 @@ test('migrate / list / validate / down with --format json', async () => {
   out = await run(dir, ['down', '202501010001', '--format', 'json', ...urlFlag(ns)])
   assert.equal(out.code, 0, out.stderr)
   r = json(out)
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010004, 202501010003, 202501010002])
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010004, 202501010003, 202501010002],
+  )
   const data = await nsData(ns)
   assert.deepEqual(Object.keys(data).sort(), ['schema_version', 'users'])
   assert.deepEqual(Object.keys(data.schema_version), ['v202501010001'])
@@ -355,7 +378,10 @@ test('SIGTERM during migrate: the running script finishes and is recorded, nothi
   // and the next run continues
   const again = await run(dir, ['migrate', '--format', 'json'])
   assert.equal(again.code, 0, again.stderr)
-  assert.deepEqual(json(again).executed.map((e) => e.timestamp), [202501010002])
+  assert.deepEqual(
+    json(again).executed.map((e) => e.timestamp),
+    [202501010002],
+  )
 })
 
 test('backup create / list / restore', async () => {

@@ -59,8 +59,13 @@ async function startFakeGoogle() {
       }
       if (req.method === 'POST' && url.pathname === '/sts') {
         count('sts')
-        if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' || form.get('audience') !== AUDIENCE ||
-            form.get('subject_token') !== SUBJECT_TOKEN || form.get('subject_token_type') !== ID_TOKEN_TYPE || form.get('scope') !== DB_SCOPES) {
+        if (
+          form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' ||
+          form.get('audience') !== AUDIENCE ||
+          form.get('subject_token') !== SUBJECT_TOKEN ||
+          form.get('subject_token_type') !== ID_TOKEN_TYPE ||
+          form.get('scope') !== DB_SCOPES
+        ) {
           return send(400, { error: 'invalid_grant', error_description: 'The ID Token could not be verified.' })
         }
         return grant()
@@ -80,13 +85,21 @@ async function startFakeGoogle() {
   fake.host = `127.0.0.1:${port}`
   fake.close = () => new Promise((resolve) => server.close(resolve))
   fake.serviceAccount = () => ({
-    type: 'service_account', project_id: 'test-project', private_key_id: 'k1', private_key: KEY_PEM,
-    client_email: SA_EMAIL, client_id: '1', token_uri: `${fake.base}/token`,
+    type: 'service_account',
+    project_id: 'test-project',
+    private_key_id: 'k1',
+    private_key: KEY_PEM,
+    client_email: SA_EMAIL,
+    client_id: '1',
+    token_uri: `${fake.base}/token`,
   })
   fake.authorizedUser = () => ({ type: 'authorized_user', ...USER, token_uri: `${fake.base}/token` })
   fake.externalAccount = (subjectFile) => ({
-    type: 'external_account', audience: AUDIENCE, subject_token_type: ID_TOKEN_TYPE,
-    token_url: `${fake.base}/sts`, credential_source: { file: subjectFile },
+    type: 'external_account',
+    audience: AUDIENCE,
+    subject_token_type: ID_TOKEN_TYPE,
+    token_url: `${fake.base}/sts`,
+    credential_source: { file: subjectFile },
   })
   return fake
 }

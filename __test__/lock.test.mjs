@@ -470,9 +470,7 @@ test('L2: a SIGKILLed holder’s lock is taken over once expired, by exactly one
   await kill9(w)
   assert.ok(rec.expiresAt - rec.lockedAt <= 2000)
   const deadline = rec.expiresAt - Date.now() + 3000
-  const takers = [0, 1].map((i) =>
-    startWorker({ mode: 'take', url: emu.databaseUrl(ns), id: `taker-${i}`, timeout: 60000, interval: 50, deadline }),
-  )
+  const takers = [0, 1].map((i) => startWorker({ mode: 'take', url: emu.databaseUrl(ns), id: `taker-${i}`, timeout: 60000, interval: 50, deadline }))
   await Promise.all(takers.map((t) => t.exited))
   const results = takers.map((t) => t.events.find((e) => e.ev === 'acquired' || e.ev === 'gaveUp'))
   assert.ok(results.every(Boolean), takers.map((t) => t.describe()).join('\n'))
@@ -543,7 +541,10 @@ test('L5: clock skew: +1h contender does not steal a live lock; -1h takes a dead
     const t = startWorker({ mode: 'take', url: url(ns), id: 'fast-clock', timeout: 60000, interval: 100, deadline: 2500 }, SKEW(3600000))
     const te = await t.exited
     assert.equal(te.code, 0, t.describe())
-    assert.ok(t.events.find((e) => e.ev === 'gaveUp'), `a +1h contender stole a live lock: ${t.describe()}`)
+    assert.ok(
+      t.events.find((e) => e.ev === 'gaveUp'),
+      `a +1h contender stole a live lock: ${t.describe()}`,
+    )
     assert.ok(t.events.find((e) => e.ev === 'gaveUp').tries > 10)
     assert.equal((await lockNode(ns)).executorId, 'live-holder')
     await kill9(w)
@@ -552,10 +553,7 @@ test('L5: clock skew: +1h contender does not steal a live lock; -1h takes a dead
     const ns = uniqueNs('l5slow')
     const { w, rec } = await holder(ns, { timeout: 2000, id: 'dead-holder' })
     await kill9(w)
-    const t = startWorker(
-      { mode: 'take', url: url(ns), id: 'slow-clock', timeout: 60000, interval: 100, deadline: rec.expiresAt - Date.now() + 3000 },
-      SKEW(-3600000),
-    )
+    const t = startWorker({ mode: 'take', url: url(ns), id: 'slow-clock', timeout: 60000, interval: 100, deadline: rec.expiresAt - Date.now() + 3000 }, SKEW(-3600000))
     await t.exited
     const got = t.events.find((e) => e.ev === 'acquired')
     assert.ok(got, `a -1h contender must take an expired lock after its timeout, not after an hour: ${t.describe()}`)
@@ -627,10 +625,7 @@ function slowMigrations(ms, { count = 2 } = {}) {
     `module.exports = { async up(db) { if (process.env.LOCK_TEST_WORKER) console.log('slow-started'); await new Promise((r) => setTimeout(r, ${ms})); await db.database.ref('slow/done').set(true); return 'slow' } }\n`,
   )
   for (let i = 2; i <= count; i++) {
-    fs.writeFileSync(
-      path.join(folder, `V20250101000${i}_quick${i}.js`),
-      `module.exports = { async up(db) { await db.database.ref('quick/q${i}').set(true); return 'quick' } }\n`,
-    )
+    fs.writeFileSync(path.join(folder, `V20250101000${i}_quick${i}.js`), `module.exports = { async up(db) { await db.database.ref('quick/q${i}').set(true); return 'quick' } }\n`)
   }
   return folder
 }
@@ -642,10 +637,12 @@ test('L7: runExclusive waits for a release; gives up with LOCK_HELD after waitTi
   assert.equal(await hold.acquireLock('holder'), true)
 
   let t = Date.now()
-  const err = await waiter.runExclusive(async () => assert.fail('must not run'), { wait: true, waitTimeout: 800, executorId: 'impatient' }).then(
-    () => assert.fail('must reject'),
-    (e) => e,
-  )
+  const err = await waiter
+    .runExclusive(async () => assert.fail('must not run'), { wait: true, waitTimeout: 800, executorId: 'impatient' })
+    .then(
+      () => assert.fail('must reject'),
+      (e) => e,
+    )
   const waited = Date.now() - t
   assert.equal(err.code, 'LOCK_HELD')
   assert.match(err.message, /^Migration lock is currently held by another process\.\nExecutor: holder\n/)
@@ -742,12 +739,18 @@ test('L9: initLockStorage() reports PERMISSION_DENIED with the lock path (with a
   const shifted = await lockingService(ns, { shift: 'tenant-a' })
   try {
     await lever(emu, 'PUT', 'deny', { ns, paths: ['migrations/_lock'] })
-    const err = await ls.initLockStorage().then(() => assert.fail('must reject'), (e) => e)
+    const err = await ls.initLockStorage().then(
+      () => assert.fail('must reject'),
+      (e) => e,
+    )
     assert.equal(err.message, 'Failed to initialize lock storage at migrations/_lock: PERMISSION_DENIED')
     assert.equal(err.code, 'PERMISSION_DENIED')
 
     await lever(emu, 'PUT', 'deny', { ns, paths: ['tenant-a/migrations/_lock'] })
-    const err2 = await shifted.initLockStorage().then(() => assert.fail('must reject'), (e) => e)
+    const err2 = await shifted.initLockStorage().then(
+      () => assert.fail('must reject'),
+      (e) => e,
+    )
     assert.equal(err2.message, 'Failed to initialize lock storage at tenant-a/migrations/_lock: PERMISSION_DENIED')
     assert.equal(err2.code, 'PERMISSION_DENIED')
     await ls.initLockStorage() // the unshifted path is allowed again

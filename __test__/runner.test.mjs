@@ -80,17 +80,23 @@ test('smoke scenario with a shift: migrate to target, migrate, backup/restore, d
 
   const v = await runner.validate()
   assert.equal(v.pending.length, 4)
-  assert.ok(v.pending.every((p) => p.valid), JSON.stringify(v))
+  assert.ok(
+    v.pending.every((p) => p.valid),
+    JSON.stringify(v),
+  )
 
   let r = await runner.migrate(202501010002)
   assert.equal(r.success, true)
   assert.equal(r.executed.length, 2)
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010001, 202501010002])
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010001, 202501010002],
+  )
   assert.ok(r.executed[0].name.includes('create_users'))
   assert.equal(r.executed[0].result, 'created 3 users')
   checkRecords(await history(ns), [202501010001, 202501010002])
-  assert.equal((await h.rawGet(emu, ns, `${SHIFT}/users/user1/name`)), 'Alice')
-  assert.equal((await h.rawGet(emu, ns, `${SHIFT}/posts/post1/title`)), 'First Post')
+  assert.equal(await h.rawGet(emu, ns, `${SHIFT}/users/user1/name`), 'Alice')
+  assert.equal(await h.rawGet(emu, ns, `${SHIFT}/posts/post1/title`), 'First Post')
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/comments`), null)
   assert.equal(await h.rawGet(emu, ns, 'schema_version'), null, 'history lives under the shift')
   assert.ok((await runner.listNodes()).includes('schema_version'))
@@ -129,7 +135,10 @@ test('smoke scenario with a shift: migrate to target, migrate, backup/restore, d
   checkRecords(await history(ns), [202501010001, 202501010002, 202501010003])
 
   r = await runner.down(202501010001)
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010003, 202501010002])
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010003, 202501010002],
+  )
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/posts`), null)
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/comments`), null)
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/users/user1/name`), 'Alice')
@@ -162,17 +171,41 @@ test('no shift: records at the root, never under "undefined/"', async () => {
   assert.deepEqual(await runner.listNodes(), ['schema_version', 'users'])
 })
 
-test("history written by the TypeScript predecessor (push ids) is read: only newer scripts run", async () => {
+test('history written by the TypeScript predecessor (push ids) is read: only newer scripts run', async () => {
   const ns = h.uniqueNs('legacy')
   const legacy = {
-    '-NaBcDeFgHiJkLmNoP01': { name: 'V202501010001_create_users.ts', filepath: '/old/V202501010001_create_users.ts', timestamp: 202501010001, startedAt: 1735689600000, finishedAt: 1735689600100, username: 'ci', result: 'created 3 users', checksum: 'abc' },
-    '-NaBcDeFgHiJkLmNoP02': { name: 'V202501010002_create_posts.ts', filepath: '/old/V202501010002_create_posts.ts', timestamp: 202501010002, startedAt: 1735689600200, finishedAt: 1735689600300, username: 'ci', result: 'created 2 posts', checksum: 'def' },
+    '-NaBcDeFgHiJkLmNoP01': {
+      name: 'V202501010001_create_users.ts',
+      filepath: '/old/V202501010001_create_users.ts',
+      timestamp: 202501010001,
+      startedAt: 1735689600000,
+      finishedAt: 1735689600100,
+      username: 'ci',
+      result: 'created 3 users',
+      checksum: 'abc',
+    },
+    '-NaBcDeFgHiJkLmNoP02': {
+      name: 'V202501010002_create_posts.ts',
+      filepath: '/old/V202501010002_create_posts.ts',
+      timestamp: 202501010002,
+      startedAt: 1735689600200,
+      finishedAt: 1735689600300,
+      username: 'ci',
+      result: 'created 2 posts',
+      checksum: 'def',
+    },
   }
   await h.rawPut(emu, ns, SHIFT, { schema_version: legacy, users: { user1: { name: 'Old Alice' } } })
   const { runner } = await runnerFor(project(), { ns })
   const r = await runner.migrate()
-  assert.deepEqual(r.executed.map((e) => e.timestamp), [202501010003, 202501010004])
-  assert.deepEqual(r.migrated.map((e) => e.timestamp), [202501010001, 202501010002])
+  assert.deepEqual(
+    r.executed.map((e) => e.timestamp),
+    [202501010003, 202501010004],
+  )
+  assert.deepEqual(
+    r.migrated.map((e) => e.timestamp),
+    [202501010001, 202501010002],
+  )
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/users/user1/name`), 'Old Alice', 'create_users did not run again')
   const raw = await h.rawGet(emu, ns, `${SHIFT}/schema_version`)
   assert.deepEqual(raw['-NaBcDeFgHiJkLmNoP01'], legacy['-NaBcDeFgHiJkLmNoP01'], 'old records untouched')
@@ -210,7 +243,10 @@ for (const [strategy, failingDown, expect] of [
     assert.deepEqual(await h.rawGet(emu, ns, `${SHIFT}/users`), { u1: 'A' })
     assert.deepEqual(await h.rawGet(emu, ns, `${SHIFT}/posts`), expect.posts)
     assert.deepEqual(await h.rawGet(emu, ns, `${SHIFT}/partial`), expect.partial)
-    assert.deepEqual((await history(ns)).map((r) => r.timestamp), expect.history)
+    assert.deepEqual(
+      (await history(ns)).map((r) => r.timestamp),
+      expect.history,
+    )
     const backups = fs.existsSync(path.join(dir, 'backups')) ? fs.readdirSync(path.join(dir, 'backups')) : []
     if (strategy === 'down' || strategy === 'none') assert.equal(backups.length, 0, 'no backup taken for ' + strategy)
   })
@@ -231,7 +267,11 @@ test('a script without up(), a syntax error, duplicate versions, bad targets: cl
   const cases = [
     [{ 'V202501010001_ok.js': script(setAt('ok', 1)), 'V202501010002_noup.js': 'module.exports = class { async down() {} }\n' }, {}, /V202501010002_noup\.js/],
     [{ 'V202501010001_ok.js': script(setAt('ok', 1)), 'V202501010002_syntax.js': 'module.exports = class { async up( { \n' }, {}, /V202501010002_syntax\.js/],
-    [{ 'V202501010001_a.js': script(setAt('a', 1)), 'V202501010001_b.js': script(setAt('b', 1)) }, { duplicateTimestampMode: 'error' }, /Duplicate migration timestamp detected: 202501010001/],
+    [
+      { 'V202501010001_a.js': script(setAt('a', 1)), 'V202501010001_b.js': script(setAt('b', 1)) },
+      { duplicateTimestampMode: 'error' },
+      /Duplicate migration timestamp detected: 202501010001/,
+    ],
   ]
   for (const [files, config, re] of cases) {
     const { runner, ns } = await runnerFor(project(files), { config })
@@ -274,16 +314,21 @@ test('strict config: a misspelt key in a FirebaseConfig or a plain object is CON
 })
 
 test('validate() reports a missing up() and a load error per script', async () => {
-  const { runner } = await runnerFor(project({
-    'V202501010001_ok.js': script(setAt('ok', 1)),
-    'V202501010002_noup.js': 'module.exports = { down: async () => {} }\n',
-    'V202501010003_syntax.js': 'module.exports = class { async up( { \n',
-  }))
+  const { runner } = await runnerFor(
+    project({
+      'V202501010001_ok.js': script(setAt('ok', 1)),
+      'V202501010002_noup.js': 'module.exports = { down: async () => {} }\n',
+      'V202501010003_syntax.js': 'module.exports = class { async up( { \n',
+    }),
+  )
   const v = await runner.validate()
   const byName = Object.fromEntries(v.pending.map((p) => [p.name, p]))
   assert.equal(byName['V202501010001_ok.js'].valid, true)
   assert.equal(byName['V202501010002_noup.js'].valid, false)
-  assert.ok(byName['V202501010002_noup.js'].issues.some((i) => /UP/.test(i.code)), JSON.stringify(byName['V202501010002_noup.js']))
+  assert.ok(
+    byName['V202501010002_noup.js'].issues.some((i) => /UP/.test(i.code)),
+    JSON.stringify(byName['V202501010002_noup.js']),
+  )
   assert.equal(byName['V202501010003_syntax.js'].valid, false)
 })
 
@@ -295,8 +340,14 @@ test('dry run changes nothing and reports what would run', async () => {
   assert.equal(r.success, true)
   assert.equal(r.executed.length, 0)
   assert.deepEqual(await nsData(ns), beforeData)
-  assert.ok(logs.some(([, m]) => /Would execute: 3 migration/.test(m)), JSON.stringify(logs))
-  assert.ok(logs.every(([l, m]) => ['error', 'warn', 'info', 'debug'].includes(l) && typeof m === 'string'), 'logger gets (level, message)')
+  assert.ok(
+    logs.some(([, m]) => /Would execute: 3 migration/.test(m)),
+    JSON.stringify(logs),
+  )
+  assert.ok(
+    logs.every(([l, m]) => ['error', 'warn', 'info', 'debug'].includes(l) && typeof m === 'string'),
+    'logger gets (level, message)',
+  )
   const { runner: dryCfg } = await runnerFor(dir, { ns, config: { dryRun: true } })
   const backupsBefore = fs.readdirSync(path.join(dir, 'backups')).length
   await dryCfg.migrate()
@@ -316,27 +367,40 @@ test('ESM import and CJS require expose the same API', async () => {
   assert.equal(cfg.tableName, 'schema_version')
   assert.equal(cfg.folder, './migrations')
   // through the package name too, from a separate process
-  const out = await h.runNode(['--input-type=module', '-e', "import * as m from '@migration-script-runner/firebase'; const c = (await import('node:module')).createRequire(process.cwd() + '/x.js')('@migration-script-runner/firebase'); console.log(typeof m.FirebaseRunner.getInstance, typeof c.FirebaseRunner.getInstance, m.FirebaseRunner === c.FirebaseRunner)"], { cwd: h.ROOT })
+  const out = await h.runNode(
+    [
+      '--input-type=module',
+      '-e',
+      "import * as m from '@migration-script-runner/firebase'; const c = (await import('node:module')).createRequire(process.cwd() + '/x.js')('@migration-script-runner/firebase'); console.log(typeof m.FirebaseRunner.getInstance, typeof c.FirebaseRunner.getInstance, m.FirebaseRunner === c.FirebaseRunner)",
+    ],
+    { cwd: h.ROOT },
+  )
   assert.equal(out.stdout.trim(), 'function function true', out.stderr)
 })
 
-test('a .ts migration without tsx/ts-node on Node 20 fails with a clear error', { skip: Number(process.versions.node.split('.')[0]) >= 22 ? 'Node has type stripping' : false }, async () => {
-  const { runner, ns } = await runnerFor(project({ 'V202501010001_typed.ts': 'export default class { async up(db: any): Promise<string> { return "x" } }\n' }))
-  await assert.rejects(runner.migrate(), (err) => {
-    assert.match(err.message, /V202501010001_typed\.ts/)
-    assert.match(err.message, /tsx/)
-    assert.match(err.message, /ts-node/)
-    return true
-  })
-  assert.equal(await nsData(ns), null)
-})
+test(
+  'a .ts migration without tsx/ts-node on Node 20 fails with a clear error',
+  { skip: Number(process.versions.node.split('.')[0]) >= 22 ? 'Node has type stripping' : false },
+  async () => {
+    const { runner, ns } = await runnerFor(project({ 'V202501010001_typed.ts': 'export default class { async up(db: any): Promise<string> { return "x" } }\n' }))
+    await assert.rejects(runner.migrate(), (err) => {
+      assert.match(err.message, /V202501010001_typed\.ts/)
+      assert.match(err.message, /tsx/)
+      assert.match(err.message, /ts-node/)
+      return true
+    })
+    assert.equal(await nsData(ns), null)
+  },
+)
 
 test('sync up(), up() returning undefined, ESM default export, plain object: all run and are recorded', async () => {
-  const { runner, ns } = await runnerFor(project({
-    'V202501010001_sync.js': `module.exports = class { up(db, info, handler) { return 'sync ' + info.name } }\n`,
-    'V202501010002_undef.js': `module.exports = { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('u')).set(1) } }\n`,
-    'V202501010003_esm.mjs': `export default class { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('e')).set(info.timestamp); return 'esm' } }\n`,
-  }))
+  const { runner, ns } = await runnerFor(
+    project({
+      'V202501010001_sync.js': `module.exports = class { up(db, info, handler) { return 'sync ' + info.name } }\n`,
+      'V202501010002_undef.js': `module.exports = { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('u')).set(1) } }\n`,
+      'V202501010003_esm.mjs': `export default class { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('e')).set(info.timestamp); return 'esm' } }\n`,
+    }),
+  )
   const r = await runner.migrate()
   assert.equal(r.executed.length, 3)
   const hist = await history(ns)
@@ -347,10 +411,12 @@ test('sync up(), up() returning undefined, ESM default export, plain object: all
 })
 
 test('beforeMigrate.js runs on every migrate and is not recorded', async () => {
-  const { runner, ns } = await runnerFor(project({
-    'beforeMigrate.js': `module.exports = class { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('before')).transaction((n) => (n || 0) + 1); return 'prepared' } }\n`,
-    'V202501010001_a.js': script(`const n = (await db.database.ref(handler.cfg.buildPath('before')).get()).val(); ` + setAt('seen', 'x').replace('"x"', 'n')),
-  }))
+  const { runner, ns } = await runnerFor(
+    project({
+      'beforeMigrate.js': `module.exports = class { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('before')).transaction((n) => (n || 0) + 1); return 'prepared' } }\n`,
+      'V202501010001_a.js': script(`const n = (await db.database.ref(handler.cfg.buildPath('before')).get()).val(); ` + setAt('seen', 'x').replace('"x"', 'n')),
+    }),
+  )
   await runner.migrate()
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/before`), 1)
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/seen`), 1, 'beforeMigrate ran before the migration')
@@ -491,7 +557,10 @@ test('EntityService CRUD; removeAll deletes the node', async () => {
   all = await svc.getAll()
   assert.equal(all.length, 2)
   await svc.removeByIds([k1])
-  assert.deepEqual((await svc.getAll()).map((e) => e.key), ['fixed'])
+  assert.deepEqual(
+    (await svc.getAll()).map((e) => e.key),
+    ['fixed'],
+  )
   await svc.removeAll()
   assert.equal(await h.rawGet(emu, ns, `${SHIFT}/entities`), null)
   assert.equal(await h.rawGet(emu, ns, SHIFT), null, 'nothing left behind, not even ""')

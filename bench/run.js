@@ -40,7 +40,12 @@ async function main() {
   }
   const runner = await runnerFor('bench-lock')
   const lock = runner.getHandler().lockingService
-  rows.push(await measure(emu, 'acquireLock (free)', async () => { await lock.acquireLock('bench'); await lock.forceReleaseLock() }))
+  rows.push(
+    await measure(emu, 'acquireLock (free)', async () => {
+      await lock.acquireLock('bench')
+      await lock.forceReleaseLock()
+    }),
+  )
   rows[rows.length - 1].note = 'includes forceReleaseLock'
   await lock.acquireLock('holder')
   rows.push(await measure(emu, 'acquireLock (held by another)', () => lock.acquireLock('other')))

@@ -49,4 +49,3 @@ native
     console.error(`✗ ${e && e.message ? e.message : e}`)
     process.exit(1)
   })
-

@@ -44,7 +44,13 @@ async function main() {
   const results = await Promise.all(Array.from({ length: PODS }, () => run(['migrate'], env, work)))
   results.forEach((r, i) => {
     console.log(`--- pod ${i + 1} (exit ${r.code})`)
-    console.log(r.out.trim().split('\n').map((l) => `  ${l}`).join('\n'))
+    console.log(
+      r.out
+        .trim()
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    )
   })
   const ran = results.filter((r) => /Successfully executed [1-9]/.test(r.out)).length
   console.log(`\n${results.filter((r) => r.code === 0).length}/${PODS} pods exited 0; ${ran} of them ran the migrations.\n`)

@@ -175,7 +175,10 @@ class Reference extends Query {
   }
   async set(value, onComplete) {
     const v = toJsonValue(value, 'set()', this._path)
-    return done(call(() => this._db._native.set(this._path, v)), onComplete)
+    return done(
+      call(() => this._db._native.set(this._path, v)),
+      onComplete,
+    )
   }
   async update(values, onComplete) {
     if (values === null || typeof values !== 'object' || Array.isArray(values)) {
@@ -183,10 +186,16 @@ class Reference extends Query {
     }
     const v = toJsonValue(values, 'update()', this._path)
     if (Object.keys(v).length === 0) return done(Promise.resolve(), onComplete)
-    return done(call(() => this._db._native.update(this._path, v)), onComplete)
+    return done(
+      call(() => this._db._native.update(this._path, v)),
+      onComplete,
+    )
   }
   async remove(onComplete) {
-    return done(call(() => this._db._native.remove(this._path)), onComplete)
+    return done(
+      call(() => this._db._native.remove(this._path)),
+      onComplete,
+    )
   }
   /**
    * A new child with a time-ordered push id (generated here, as firebase-admin does). With a

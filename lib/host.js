@@ -107,7 +107,8 @@ function findRunnable(mod, file) {
   const name = path.basename(file)
   let candidates
   if (typeof mod === 'function') candidates = [mod]
-  else if (mod && typeof mod.up === 'function') candidates = [mod] // object / namespace with up()
+  else if (mod && typeof mod.up === 'function')
+    candidates = [mod] // object / namespace with up()
   else if (mod && typeof mod === 'object') candidates = [...new Set(Object.values(mod))]
   else candidates = []
   const runnables = []

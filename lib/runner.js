@@ -136,7 +136,9 @@ class FirebaseRunner {
   async down(targetVersion, options = {}) {
     const target = toTarget(targetVersion, 'down()')
     if (target === null && options.steps == null) {
-      return Promise.reject(codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything), or down(null, { steps: N })'))
+      return Promise.reject(
+        codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything), or down(null, { steps: N })'),
+      )
     }
     return this._locked(() => call(() => this._native.down({ ...options, target: target ?? undefined })))
   }
