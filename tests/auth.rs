@@ -296,6 +296,60 @@ async fn metadata_server_named_by_gce_metadata_host() {
 }
 
 #[tokio::test]
+async fn a_metadata_server_still_starting_is_retried_briefly() {
+    // GKE's metadata server answers 5xx for the first seconds of a pod's life.
+    let g = FakeGoogle::start().await;
+    g.state.lock().unwrap().metadata_unavailable = 2;
+    let a = Auth::metadata_server(&g.host());
+    assert_eq!(token_of(&a).await, "ya29.SECRET-access-1");
+    assert_eq!(g.calls("metadata"), 3);
+
+    // One that never gets ready: four attempts in all, then an error saying why.
+    let g = FakeGoogle::start().await;
+    g.state.lock().unwrap().metadata_unavailable = u32::MAX;
+    let a = Auth::metadata_server(&g.host());
+    let e = a.header().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::AuthFailed);
+    assert!(e.message.contains("HTTP 503"), "{}", e.message);
+    assert!(e.message.contains("not ready"), "{}", e.message);
+    assert_eq!(g.calls("metadata"), 4);
+}
+
+#[tokio::test]
+async fn a_metadata_host_dropping_connections_is_retried_then_reported() {
+    // Accepts and resets every connection, as a node whose metadata server is not up yet.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accepted.clone();
+    let reset = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // A zero linger resets the connection on drop at once (it never blocks).
+            #[allow(deprecated)]
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        metadata_host: host.clone(),
+        ..empty_env(dir.path())
+    };
+    let a = Auth::application_default(None, &env).unwrap();
+    let e = a.header().await.unwrap_err();
+    reset.abort();
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(e.code, ErrorCode::AuthFailed);
+    assert!(
+        e.message
+            .contains(&format!("4. the metadata server at {host}:")),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
 async fn a_silent_metadata_server_fails_fast_listing_what_was_tried() {
     // Accepts connections and never answers, as a blackholed metadata address would.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

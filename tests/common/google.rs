@@ -46,6 +46,8 @@ pub struct State {
     pub calls: Vec<String>,
     /// The `scope` of each STS exchange.
     pub sts_scopes: Vec<String>,
+    /// How many more metadata token requests get a 503 (a metadata server still starting).
+    pub metadata_unavailable: u32,
 }
 
 pub struct FakeGoogle {
@@ -285,6 +287,12 @@ fn route(s: &Seen, base: &str, public: &[u8], st: &mut State) -> Answer {
         }
         ("GET", "/computeMetadata/v1/instance/service-accounts/default/token") => {
             st.calls.push("metadata".into());
+            if st.metadata_unavailable > 0 {
+                st.metadata_unavailable -= 1;
+                let mut a = answer(503, "The metadata server is starting.");
+                a.headers.push(("Metadata-Flavor", "Google".into()));
+                return a;
+            }
             if s.header("metadata-flavor") != Some("Google") {
                 return answer(403, "Missing Metadata-Flavor:Google header.");
             }

@@ -15,6 +15,39 @@ pub const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
 pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 /// How long the metadata server gets to answer (connect and response together).
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pauses before the retries of a refused connection or a 5xx (1.75 s in all).
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(1000),
+];
+
+/// How one request to the metadata server failed.
+enum Attempt {
+    /// Worth another try soon (not ready yet).
+    Transient(Error),
+    /// The answer for this run.
+    Final(Error),
+}
+
+/// A connection the host refused or dropped (it is there but not serving yet), as opposed to a
+/// name that does not resolve.
+fn refused_or_reset(e: &reqwest::Error) -> bool {
+    use std::error::Error as _;
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        src = s.source();
+    }
+    false
+}
 
 pub(crate) struct MetadataServer {
     host: String,
@@ -47,32 +80,66 @@ impl MetadataServer {
             self.host,
             utf8_percent_encode(&scopes, NON_ALPHANUMERIC)
         );
+        // GKE's metadata server needs a few seconds after a pod starts before it answers
+        // (Google's documentation says to retry): a refused connection or a 5xx is retried
+        // briefly. Silence (a timeout) and a name that does not resolve are not: off Google
+        // Cloud they are the normal answer, and the chain must end quickly there.
+        let mut delays = RETRY_DELAYS.iter();
+        loop {
+            match self.fetch_once(&url).await {
+                Ok(token) => return Ok(token),
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Transient(e)) => match delays.next() {
+                    Some(d) => tokio::time::sleep(*d).await,
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    async fn fetch_once(&self, url: &str) -> std::result::Result<AccessToken, Attempt> {
         let what = format!(
             "Getting an access token from the metadata server at {}",
             self.host
         );
+        let timed_out = || {
+            Attempt::Final(
+                self.unreachable(&format!("no answer within {}s", METADATA_TIMEOUT.as_secs())),
+            )
+        };
         // The overall bound covers DNS as well, which reqwest's timeouts do not.
         let sent = tokio::time::timeout(
             METADATA_TIMEOUT,
             self.http
-                .get(&url)
+                .get(url)
                 .header("Metadata-Flavor", "Google")
                 .send(),
         )
         .await;
-        let resp =
-            match sent {
-                Err(_) => {
-                    return Err(self
-                        .unreachable(&format!("no answer within {}s", METADATA_TIMEOUT.as_secs())))
-                }
-                Ok(Err(e)) if e.is_timeout() => {
-                    return Err(self
-                        .unreachable(&format!("no answer within {}s", METADATA_TIMEOUT.as_secs())))
-                }
-                Ok(Err(e)) => return Err(self.unreachable(&oauth::describe(&e))),
-                Ok(Ok(r)) => r,
-            };
+        let resp = match sent {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e)) if e.is_timeout() => return Err(timed_out()),
+            Ok(Err(e)) => {
+                let err = self.unreachable(&oauth::describe(&e));
+                return Err(if refused_or_reset(&e) {
+                    Attempt::Transient(err)
+                } else {
+                    Attempt::Final(err)
+                });
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(Attempt::Transient(Error::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "{what} failed: HTTP {} (the metadata server is not ready; on GKE it needs a few \
+                     seconds after the pod starts)",
+                    status.as_u16()
+                ),
+            )));
+        }
         // A real metadata server says so; anything else (a proxy, a captive portal) is not one.
         let flavor = resp
             .headers()
@@ -80,42 +147,41 @@ impl MetadataServer {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if flavor.as_deref() != Some("Google") {
-            return Err(self.unreachable(&format!(
+            return Err(Attempt::Final(self.unreachable(&format!(
                 "HTTP {} without the Metadata-Flavor: Google header, so it is not a metadata server",
-                resp.status().as_u16()
-            )));
+                status.as_u16()
+            ))));
         }
-        let status = resp.status();
         if status.as_u16() == 404 {
-            return Err(Error::new(
+            return Err(Attempt::Final(Error::new(
                 ErrorCode::AuthFailed,
                 format!(
                     "{what} failed: no service account is attached (HTTP 404); attach one to the workload \
                      (GKE: bind the Kubernetes service account with Workload Identity)"
                 ),
-            ));
+            )));
         }
         let body = tokio::time::timeout(METADATA_TIMEOUT, resp.bytes())
             .await
-            .map_err(|_| self.unreachable("the answer stalled"))?
-            .map_err(|e| self.unreachable(&oauth::describe(&e)))?;
+            .map_err(|_| Attempt::Final(self.unreachable("the answer stalled")))?
+            .map_err(|e| Attempt::Final(self.unreachable(&oauth::describe(&e))))?;
         if !status.is_success() {
-            return Err(Error::new(
+            return Err(Attempt::Final(Error::new(
                 ErrorCode::AuthFailed,
                 format!(
                     "{what} failed: HTTP {}; on GKE check that the Kubernetes service account is bound to a \
                      Google service account (Workload Identity)",
                     status.as_u16()
                 ),
-            ));
+            )));
         }
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
-            Error::new(
+            Attempt::Final(Error::new(
                 ErrorCode::AuthFailed,
                 format!("{what} failed: the answer is not JSON"),
-            )
+            ))
         })?;
-        oauth::oauth_token(&v, &what, &url)
+        oauth::oauth_token(&v, &what, url).map_err(Attempt::Final)
     }
 
     /// Nothing usable answered: as the last step of the chain this means "no credentials".
