@@ -69,7 +69,10 @@ export declare class NativeLockGuard {
 export declare class NativeRunner {
   /** The runner's connection, for `db.database`. */
   get database(): NativeDatabase
-  /** The lock service, or null when locking is disabled. */
+  /**
+   * The lock service (its events reach the runner's logger and lock hooks), or null when
+   * locking is disabled.
+   */
   get locking(): NativeLock | null
   connectionInfo(): NativeConnectionInfo
   /** SIGINT/SIGTERM: stop after the current step. */
@@ -112,9 +115,11 @@ export declare function createLockingService(database: NativeDatabase, config: a
 
 /**
  * Validate the config, connect (one real round trip on the runner's own paths), and build the
- * runner.
+ * runner. `log` gets each log line (as text, or as a JSON object's text with
+ * `logFormat: 'json'`); `events` each step of a run (lib/hooks.js calls the hooks and metrics
+ * collectors it names).
  */
-export declare function createRunner(config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void): Promise<NativeRunner>
+export declare function createRunner(config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>): Promise<NativeRunner>
 
 /**
  * Defaults (with the env-derived `databaseUrl` and `applicationCredentials`), as the settings
@@ -141,6 +146,12 @@ export interface NativeConnectionInfo {
   emulator: boolean
 }
 
+/** An error as hooks receive it (lib/hooks.js makes it an `Error` with `code`). */
+export interface NativeErrorInfo {
+  code: string
+  message: string
+}
+
 export declare const enum NativeIssueType {
   Error = 'ERROR',
   Warning = 'WARNING',
@@ -156,6 +167,31 @@ export interface NativeListEntry {
   duration: number | null
   username: string | null
   filepath: string | null
+}
+
+/** What the lock hooks receive (`onLockWait(info)`, `onLockAcquired(info)`, ...). */
+export interface NativeLockInfo {
+  /**
+   * `lock.waiting`, `lock.still-waiting`, `lock.gave-up`, `lock.acquired`, `lock.renewed`,
+   * `lock.lost`, `lock.released`, `lock.force-released`.
+   */
+  event: string
+  path: string
+  /**
+   * The holder: the other process while waiting, this one once acquired (the previous
+   * holder for a force release).
+   */
+  holder?: NativeLockStatus
+  /** ms waited so far. */
+  waited?: number
+  /** ms this wait may last (absent: no limit, or a retry count). */
+  waitLimit?: number
+  /** The setting the limit came from. */
+  limitSetBy?: string
+  attempts?: number
+  epoch?: number
+  /** The log line's text. */
+  message: string
 }
 
 /** Times are ms since the epoch; lib/locking.js turns them into `Date`s. */
@@ -207,6 +243,31 @@ export declare const enum NativeMigrationStatus {
   Pending = 'pending',
   Ignored = 'ignored',
   MissingFile = 'missing-file',
+}
+
+/** One step of a run. */
+export interface NativeRunEvent {
+  /** The stable event name (as in `--log-format json`), e.g. `migration.done`. */
+  event: string
+  /** The hook it calls (`onStart`, `onAfterMigrate`, `onLockWait`, ...). */
+  hook?: string
+  /** The metrics collector methods it calls, in order. */
+  metrics: Array<string>
+  /** The log line's text. */
+  message: string
+  total?: number
+  pending?: number
+  script?: NativeMigrationInfo
+  /** 1-based position of `script` in this run. */
+  index?: number
+  error?: NativeErrorInfo
+  result?: NativeMigrationResult
+  path?: string
+  /** ms */
+  duration?: number
+  strategy?: string
+  success?: boolean
+  lock?: NativeLockInfo
 }
 
 export interface NativeScriptValidation {

@@ -19,6 +19,8 @@ export interface LockingConfig {
   renewInterval?: number | null
   /** Fixed executor id (default `hostname-pid-uuid`). */
   executorId?: string | null
+  /** While waiting for a held lock, log "still waiting" this often, in ms (default 30000). */
+  waitLogInterval?: number
 }
 
 export interface BackupConfig {
@@ -46,6 +48,8 @@ export declare class FirebaseConfig {
   recursive: boolean
   dryRun: boolean
   logLevel: LogLevel
+  /** 'text' (default) or 'json': each log line as one JSON object `{ time, level, event, message, ...fields }`. */
+  logFormat: 'text' | 'json'
   rollbackStrategy: RollbackStrategy
   backupMode: BackupMode
   backup: BackupConfig
@@ -218,8 +222,104 @@ export interface RunOptions {
 
 export type Logger = ((level: LogLevel, message: string) => void) | { info?: Function; warn?: Function; error?: Function; debug?: Function; log?: Function }
 
+export interface MigrationError extends Error {
+  /** A stable code, e.g. SCRIPT_FAILED, LOCK_HELD. */
+  code: string
+}
+
+/** What the lock hooks receive. */
+export interface LockEventInfo {
+  event: 'lock.waiting' | 'lock.still-waiting' | 'lock.gave-up' | 'lock.acquired' | 'lock.renewed' | 'lock.lost' | 'lock.released' | 'lock.force-released'
+  /** The lock node, `{shift}/migrations/_lock`. */
+  path: string
+  /** While waiting: the other process; once acquired or renewed: this one; for a force release: what was released. */
+  holder: LockStatus | null
+  /** ms waited so far. */
+  waited: number | null
+  /** ms this wait may last (null: no time limit). */
+  waitLimit: number | null
+  /** The setting the limit came from, e.g. `locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT)`. */
+  limitSetBy: string | null
+  attempts: number | null
+  epoch: number | null
+  /** The log line's text. */
+  message: string
+}
+
+/**
+ * The predecessor's hooks, plus lock hooks. Called in order and awaited; a hook that throws is
+ * reported as a warning and the run goes on. Order of a migrate: onBeforeBackup, onAfterBackup
+ * (when a backup is taken), onStart, per script onBeforeMigrate then onAfterMigrate or
+ * onMigrationError (then onBeforeRestore/onAfterRestore when the backup is restored), and
+ * finally onComplete or onError (after the lock is released). Lock hooks fire as the lock
+ * changes: onLockWait (when a wait starts, every locking.waitLogInterval, and when it gives up),
+ * onLockAcquired, onLockRenewed, onLockLost, onLockReleased, onForceRelease.
+ */
+export interface MigrationHooks {
+  onStart?(total: number, pending: number): void | Promise<void>
+  onBeforeMigrate?(script: MigrationInfo): void | Promise<void>
+  onAfterMigrate?(script: MigrationInfo, result: unknown): void | Promise<void>
+  onMigrationError?(script: MigrationInfo, error: MigrationError): void | Promise<void>
+  onComplete?(result: MigrationResult): void | Promise<void>
+  onError?(error: MigrationError): void | Promise<void>
+  onBeforeBackup?(): void | Promise<void>
+  onAfterBackup?(backupPath: string): void | Promise<void>
+  onBeforeRestore?(): void | Promise<void>
+  onAfterRestore?(): void | Promise<void>
+  onLockWait?(info: LockEventInfo): void | Promise<void>
+  onLockAcquired?(info: LockEventInfo): void | Promise<void>
+  onLockRenewed?(info: LockEventInfo): void | Promise<void>
+  onLockLost?(info: LockEventInfo): void | Promise<void>
+  onLockReleased?(info: LockEventInfo): void | Promise<void>
+  onForceRelease?(info: LockEventInfo): void | Promise<void>
+}
+
+export interface MigrationContext {
+  total: number
+  pending: number
+  executed: number
+  startTime: number
+}
+
+/** The predecessor's IMetricsCollector: every method optional; errors are isolated. */
+export interface MetricsCollector {
+  recordMigrationStart?(context: MigrationContext): void | Promise<void>
+  recordMigrationComplete?(result: MigrationResult, duration: number): void | Promise<void>
+  recordScriptStart?(script: MigrationInfo): void | Promise<void>
+  recordScriptComplete?(script: MigrationInfo, duration: number): void | Promise<void>
+  recordScriptError?(script: MigrationInfo, error: MigrationError): void | Promise<void>
+  recordRollback?(strategy: RollbackStrategy, success: boolean, duration?: number): void | Promise<void>
+  recordValidationErrors?(errors: Error[]): void | Promise<void>
+  recordBackup?(backupPath: string, duration: number): void | Promise<void>
+  recordError?(error: MigrationError): void | Promise<void>
+  close?(): void | Promise<void>
+}
+
+export declare class LoggerMetricsCollector implements MetricsCollector {
+  constructor(config: { logger: { info: Function; warn: Function; error: Function }; prefix?: string })
+}
+/** LoggerMetricsCollector on the console, prefix `[METRICS]`. */
+export declare class ConsoleMetricsCollector extends LoggerMetricsCollector {
+  constructor()
+}
+/** A JSON summary (summary, migrations, rollbacks, backups, errors) written to `filePath` on close. */
+export declare class JsonMetricsCollector implements MetricsCollector {
+  constructor(config: { filePath: string; pretty?: boolean })
+}
+/** One CSV row per script (timestamp, migration, migrationTimestamp, durationMs, status, error), written on close. */
+export declare class CsvMetricsCollector implements MetricsCollector {
+  constructor(config: { filePath: string; includeHeader?: boolean; delimiter?: string })
+}
+
+export interface RunnerOptions {
+  config?: FirebaseConfig | Partial<FirebaseConfig>
+  logger?: Logger
+  hooks?: MigrationHooks | MigrationHooks[]
+  metricsCollectors?: MetricsCollector[]
+}
+
 export declare class FirebaseRunner {
-  static getInstance(options?: { config?: FirebaseConfig | Partial<FirebaseConfig>; logger?: Logger }): Promise<FirebaseRunner>
+  static getInstance(options?: RunnerOptions): Promise<FirebaseRunner>
   getHandler(): FirebaseHandler
   getDatabase(): Database
   getConnectionInfo(): { databaseUrl: string | null; shift: string | null; tableName: string; emulator: boolean }

@@ -8,6 +8,7 @@ const { EntityService, FirebaseDataService } = require('./lib/entity-service.js'
 const { Database, Reference, Query, DataSnapshot, ServerValue } = require('./lib/database.js')
 const { startEmulator } = require('./lib/emulator.js')
 const { native } = require('./lib/native.js')
+const { LoggerMetricsCollector, ConsoleMetricsCollector, JsonMetricsCollector, CsvMetricsCollector } = require('./lib/metrics.js')
 
 /** Exit codes of the `msr-firebase` CLI. */
 const ExitCode = Object.freeze({
@@ -33,6 +34,10 @@ module.exports = {
   DataSnapshot,
   ServerValue,
   startEmulator,
+  LoggerMetricsCollector,
+  ConsoleMetricsCollector,
+  JsonMetricsCollector,
+  CsvMetricsCollector,
   ExitCode,
   defaultExecutorId: () => native.defaultExecutorId(),
 }

@@ -13,6 +13,10 @@ export const {
   DataSnapshot,
   ServerValue,
   startEmulator,
+  LoggerMetricsCollector,
+  ConsoleMetricsCollector,
+  JsonMetricsCollector,
+  CsvMetricsCollector,
   ExitCode,
   defaultExecutorId,
 } = cjs

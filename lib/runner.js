@@ -6,6 +6,7 @@ const { FirebaseConfig, toSettings } = require('./config.js')
 const { createFirebaseDB } = require('./database.js')
 const { FirebaseLockingService } = require('./locking.js')
 const { createScriptHost } = require('./host.js')
+const { createDispatcher } = require('./hooks.js')
 const signals = require('./signals.js')
 const pkg = require('../package.json')
 
@@ -54,8 +55,10 @@ function createHandler({ cfg, nativeDatabase, nativeLock, backup }) {
 class FirebaseRunner {
   /**
    * Connect (emulator or service account) and build the runner.
-   * options: `{ config, logger }` — `config` a FirebaseConfig or a plain object; `logger` a
-   * function `(level, message)` or an object with info/warn/error/debug.
+   * options: `{ config, logger, hooks, metricsCollectors }` — `config` a FirebaseConfig or a
+   * plain object; `logger` a function `(level, message)` or an object with info/warn/error/debug;
+   * `hooks` the predecessor's hooks (onStart, onBeforeMigrate, ..., plus the lock hooks), an
+   * object or an array of them; `metricsCollectors` the predecessor's collectors.
    */
   static async getInstance(options = {}) {
     const config = options.config instanceof FirebaseConfig ? options.config : new FirebaseConfig(options.config || {})
@@ -63,7 +66,8 @@ class FirebaseRunner {
     let runner
     const host = createScriptHost({ context: async () => runner._scriptContext() })
     const log = toLogFn(options.logger, settings.logLevel)
-    const nat = await call(() => native.createRunner(settings, process.cwd(), host, log))
+    const events = createDispatcher({ hooks: options.hooks, metricsCollectors: options.metricsCollectors, warn: (m) => log('warn', m) })
+    const nat = await call(() => native.createRunner(settings, process.cwd(), host, log, events))
     runner = new FirebaseRunner(nat, config)
     return runner
   }

@@ -10,6 +10,7 @@ pub mod emulator;
 pub mod error;
 pub mod history;
 pub mod lock;
+pub mod log;
 pub mod rtdb;
 pub mod runner;
 pub mod time;

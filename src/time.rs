@@ -9,8 +9,26 @@ pub fn iso_millis(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A duration as people read it in a log: `0.4 s`, `12.3 s`, `4m 05s`, `2h 03m`.
+pub fn human(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{:.1} s", d.as_secs_f64()),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn human_durations() {
+        use std::time::Duration;
+        assert_eq!(super::human(Duration::from_millis(1234)), "1.2 s");
+        assert_eq!(super::human(Duration::from_secs(245)), "4m 05s");
+        assert_eq!(super::human(Duration::from_secs(7380)), "2h 03m");
+    }
+
     #[test]
     fn iso_with_millis_and_z() {
         assert_eq!(

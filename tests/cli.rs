@@ -84,7 +84,8 @@ const HELD: &str =
     "Migration lock is currently held by another process.\nExecutor: holder-elsewhere\n";
 
 /// `locking.waitTimeout` bounds the wait of `down` as it bounds `migrate`'s: both give up with
-/// the guide's LOCK_HELD message and their failure exit code once it has passed.
+/// their failure exit code once it has passed, saying they gave up after the wait limit and
+/// which setting sets it, followed by the guide's LOCK_HELD text.
 #[tokio::test]
 async fn down_and_migrate_give_up_after_locking_wait_timeout() {
     for (cmd, exit_code) in [("down", 4), ("migrate", 3)] {
@@ -101,23 +102,47 @@ async fn down_and_migrate_give_up_after_locking_wait_timeout() {
             "{cmd} did not wait"
         );
         assert_eq!(code, exit_code, "{cmd}: {err}");
-        assert!(err.starts_with(HELD), "{cmd}: {err}");
+        let (gave_up, held) = err.split_once('\n').unwrap();
+        assert!(
+            gave_up.starts_with("Gave up waiting for the migration lock at migrations/_lock after 0.") && gave_up.ends_with(
+                ": the wait limit is 0.7 s, set by locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT); raise it to wait longer."
+            ),
+            "{cmd}: {err}"
+        );
+        assert!(held.starts_with(HELD), "{cmd}: {err}");
         emu.stop().await.unwrap();
     }
 }
 
-/// `--no-wait` fails fast on both commands, and `--wait-timeout` bounds `migrate`.
+/// `--no-wait` fails fast on both commands with the guide's text alone; `--wait-timeout` bounds
+/// `migrate` and `down`, and their give-up message names the flag.
 #[tokio::test]
 async fn no_wait_and_wait_timeout_flags() {
-    let (emu, file, _dir) = held_lock_project("cli-flags", json!({})).await;
+    let (emu, file, _dir) = held_lock_project("cli-flags", json!({"waitTimeout": 60_000})).await;
     for args in [
         vec!["down", "0", "--no-wait", "--config-file", &file],
         vec!["migrate", "--no-wait", "--config-file", &file],
-        vec!["migrate", "--wait-timeout", "300", "--config-file", &file],
     ] {
         let (code, _out, err) = run_within(&args, Duration::from_secs(20)).await;
         assert_ne!(code, 0, "{args:?}");
         assert!(err.starts_with(HELD), "{args:?}: {err}");
+    }
+    for args in [
+        vec!["migrate", "--wait-timeout", "300", "--config-file", &file],
+        vec!["down", "0", "--wait-timeout", "300", "--config-file", &file],
+    ] {
+        let (code, _out, err) = run_within(&args, Duration::from_secs(20)).await;
+        assert_ne!(code, 0, "{args:?}");
+        let (gave_up, held) = err.split_once('\n').unwrap();
+        assert!(
+            gave_up
+                .starts_with("Gave up waiting for the migration lock at migrations/_lock after ")
+                && gave_up.ends_with(
+                    "the wait limit is 0.3 s, set by --wait-timeout; raise it to wait longer."
+                ),
+            "{args:?}: {err}"
+        );
+        assert!(held.starts_with(HELD), "{args:?}: {err}");
     }
     emu.stop().await.unwrap();
 }

@@ -583,9 +583,7 @@ async fn l7_wait_acquires_after_the_holder_releases() {
         let g = ExclusiveGuard::acquire(
             &waiter,
             "waiter",
-            WaitPolicy::Wait {
-                max_wait: Duration::from_secs(20),
-            },
+            WaitPolicy::wait_up_to(Duration::from_secs(20), "test"),
         )
         .await;
         (g, Instant::now())
@@ -616,9 +614,7 @@ async fn l7_wait_acquires_after_the_holder_expires() {
     let g = ExclusiveGuard::acquire(
         &waiter,
         "waiter",
-        WaitPolicy::Wait {
-            max_wait: Duration::from_secs(10),
-        },
+        WaitPolicy::wait_up_to(Duration::from_secs(10), "test"),
     )
     .await
     .expect("waiter never took over the expired lock");
@@ -642,9 +638,7 @@ async fn l7_wait_gives_up_after_max_wait_with_the_guide_message() {
     let e = ExclusiveGuard::acquire(
         &waiter,
         "waiter",
-        WaitPolicy::Wait {
-            max_wait: Duration::from_millis(1200),
-        },
+        WaitPolicy::wait_up_to(Duration::from_millis(1200), "test"),
     )
     .await
     .err()
@@ -655,13 +649,21 @@ async fn l7_wait_gives_up_after_max_wait_with_the_guide_message() {
         "{took:?}"
     );
     assert_eq!(e.code, ErrorCode::LockHeld);
+    // First the line that says the wait gave up and which setting limits it, then the guide's text.
+    let (gave_up, held) = e.message.split_once('\n').unwrap();
+    assert!(
+        gave_up.starts_with("Gave up waiting for the migration lock at migrations/_lock after 1.")
+            && gave_up.ends_with("the wait limit is 1.2 s, set by test; raise it to wait longer."),
+        "{}",
+        e.message
+    );
     let caps = guide_message_regex()
-        .captures(&e.message)
+        .captures(held)
         .unwrap_or_else(|| panic!("not the guide's text:\n{}", e.message));
     assert_eq!(&caps[1], "web-server-2-67890-e5f6g7h8");
     assert_eq!(&caps[2], iso_ms(st.locked_at));
     assert_eq!(&caps[3], iso_ms(st.expires_at));
-    assert_eq!(e.message, st.held_message());
+    assert_eq!(held, st.held_message());
 }
 
 #[tokio::test]
@@ -747,9 +749,7 @@ async fn l7_wait_can_be_observed_and_cancelled() {
     let waiting = {
         let (waiter, hooks) = (waiter.clone(), hooks.clone());
         tokio::spawn(async move {
-            let policy = WaitPolicy::Wait {
-                max_wait: Duration::from_secs(600),
-            };
+            let policy = WaitPolicy::wait_up_to(Duration::from_secs(600), "test");
             ExclusiveGuard::acquire_with(&waiter, "waiter", &policy, &hooks).await
         })
     };

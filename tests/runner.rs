@@ -414,7 +414,8 @@ async fn smoke_scenario_up_down_up() {
         "{}",
         env.log_text()
     );
-    assert!(env.logged(LogLevel::Info, &format!("✓ Executed {USERS} in ")));
+    assert!(env.logged(LogLevel::Info, &format!("[1/2] {USERS} (")));
+    assert!(env.logged(LogLevel::Info, &format!("[2/2] {SETTINGS} (")));
 
     let r = runner
         .down(202501010003, RunOptions::default())

@@ -6,6 +6,7 @@ pub mod config;
 pub mod database;
 pub mod emulator;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod lock;
 pub mod results;

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::database::NativeDatabase;
 use super::error::IntoNapi;
+use super::events::{event_fn, EventCallback};
 use super::host::{HostFn, JsHost};
 use super::lock::wait_request;
 use super::lock::NativeLock;
@@ -20,8 +21,9 @@ use super::results::{
 use crate::config::Config;
 use crate::connection::{self, ConnectionInfo};
 use crate::lock::{LockOptions, WaitDefault, WaitPolicy};
+use crate::log::{LogFormat, LogLine};
 use crate::runner::plan::DownTo;
-use crate::runner::{LogLevel, RunOptions, Runner, StopFlag};
+use crate::runner::{RunOptions, Runner, StopFlag};
 
 /// `(level, message) => void`, called with two arguments, fire-and-forget; weak, so it never
 /// keeps Node alive on its own.
@@ -56,15 +58,6 @@ pub struct RunOptionsJs {
     pub mark_applied: Option<bool>,
     /// `down()`: roll back the newest N executed migrations (instead of a target version).
     pub steps: Option<u32>,
-}
-
-fn level_name(l: LogLevel) -> &'static str {
-    match l {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-    }
 }
 
 impl RunOptionsJs {
@@ -102,10 +95,11 @@ impl NativeRunner {
             check_path: self.runner.cfg.history_path(),
         }
     }
-    /// The lock service, or null when locking is disabled.
+    /// The lock service (its events reach the runner's logger and lock hooks), or null when
+    /// locking is disabled.
     #[napi(getter)]
     pub fn locking(&self) -> Option<NativeLock> {
-        self.runner.lock.clone().map(|svc| NativeLock { svc })
+        self.runner.lock_service().map(|svc| NativeLock { svc })
     }
     #[napi]
     pub fn connection_info(&self) -> NativeConnectionInfo {
@@ -183,15 +177,18 @@ impl NativeRunner {
 }
 
 /// Validate the config, connect (one real round trip on the runner's own paths), and build the
-/// runner.
+/// runner. `log` gets each log line (as text, or as a JSON object's text with
+/// `logFormat: 'json'`); `events` each step of a run (lib/hooks.js calls the hooks and metrics
+/// collectors it names).
 #[napi(
-    ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void"
+    ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>"
 )]
 pub async fn create_runner(
     config: Value,
     cwd: String,
     host: HostFn,
     log: Option<LogCallback>,
+    events: Option<EventCallback>,
 ) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
@@ -210,12 +207,20 @@ pub async fn create_runner(
         .with_stop(stop.clone());
     if let Some(log) = log {
         let log = Arc::new(log);
-        runner = runner.with_log(Arc::new(move |level, msg| {
+        let format = LogFormat::parse(&runner.cfg.log_format);
+        runner = runner.with_log_lines(Arc::new(move |line: &LogLine| {
             log.call(
-                (level_name(level).to_string(), msg.to_string()).into(),
+                (
+                    line.level.as_str().to_string(),
+                    line.render(format, crate::runner::now_ms()),
+                )
+                    .into(),
                 ThreadsafeFunctionCallMode::NonBlocking,
             );
         }));
+    }
+    if let Some(events) = events {
+        runner = runner.with_events(event_fn(events));
     }
     Ok(NativeRunner {
         runner: Arc::new(runner),

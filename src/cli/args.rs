@@ -25,6 +25,12 @@ pub enum Format {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalFlags {
     /// Configuration file (msr.config.js|cjs|mjs|json); default: MSR_CONFIG_FILE, then msr.config.* in the working directory
@@ -60,6 +66,9 @@ pub struct GlobalFlags {
     /// Log level (error, warn, info, debug)
     #[arg(long, global = true, value_name = "level")]
     pub log_level: Option<String>,
+    /// Log lines on stderr as text (default) or one JSON object per line (also MSR_LOG_FORMAT, logFormat)
+    #[arg(long, global = true, value_enum, value_name = "format")]
+    pub log_format: Option<LogFormatArg>,
     /// Rows shown by list: the newest N migrations (0 = all)
     #[arg(long, global = true, value_name = "number")]
     pub display_limit: Option<u64>,
@@ -93,6 +102,16 @@ impl GlobalFlags {
         }
         if let Some(v) = &self.log_level {
             put("logLevel", v.clone().into());
+        }
+        if let Some(v) = self.log_format {
+            put(
+                "logFormat",
+                match v {
+                    LogFormatArg::Text => "text",
+                    LogFormatArg::Json => "json",
+                }
+                .into(),
+            );
         }
         if let Some(v) = self.display_limit {
             put("displayLimit", v.into());

@@ -58,6 +58,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
             return io.fail(&e, exit_code(&e, default_code), text);
         }
     };
+    io.log_json = crate::log::LogFormat::parse(&cfg.log_format) == crate::log::LogFormat::Json;
     if let Command::FirebaseInfo = cli.command {
         return firebase_info(&cfg, io, json, cwd);
     }

@@ -12,6 +12,7 @@ use anstream::ColorChoice;
 use anstyle::{AnsiColor, Effects, Style};
 use serde_json::{json, Map, Value};
 
+use crate::log::{LogLevel, LogLine};
 use crate::Error;
 
 /// `{ code, message, exitCode }`: how an error looks under `--format json`.
@@ -28,6 +29,8 @@ pub struct Io {
     pub fancy: bool,
     /// `--format json`: results and errors are JSON on stdout.
     pub format_json: bool,
+    /// `--log-format json`: what goes to stderr is one JSON object per line.
+    pub log_json: bool,
 }
 
 impl Io {
@@ -42,6 +45,7 @@ impl Io {
                 && !no_color,
             fancy: tty && !no_color,
             format_json: false,
+            log_json: false,
         }
     }
 
@@ -56,6 +60,7 @@ impl Io {
                 color: false,
                 fancy: false,
                 format_json: false,
+                log_json: false,
             },
             out,
             err,
@@ -100,6 +105,11 @@ impl Io {
             };
             obj.insert("error".into(), error_json(e, exit_code));
             self.json(&Value::Object(obj));
+        } else if self.log_json {
+            let line = LogLine::new(LogLevel::Error, "command.failed", e.message.as_str())
+                .with("code", e.code.as_str())
+                .with("exitCode", exit_code);
+            self.eline(line.to_json(crate::runner::now_ms()));
         } else {
             self.eline(text);
         }

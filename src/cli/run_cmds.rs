@@ -1,5 +1,6 @@
 //! `migrate`, `down`, `list`, `validate`: the commands that go through the runner.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,14 +8,18 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::args::{Command, GlobalFlags};
+use super::live::Live;
 use super::output::Io;
 use super::{exit, exit_code, CliHost, SIGNALS};
 use crate::config::Config;
 use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
+use crate::log::{LineFn, LogFormat, LogLevel, LogLine};
 use crate::rtdb::Client;
 use crate::runner::plan::DownTo;
 use crate::runner::validate::{IssueType, ValidationIssue};
-use crate::runner::{LogLevel, MigrationInfo, MigrationResult, RunOptions, Runner};
+use crate::runner::{
+    now_ms, EventFn, Method, MigrationInfo, MigrationResult, RunEvent, RunOptions, Runner,
+};
 use crate::time::iso_millis;
 use crate::{Error, ErrorCode};
 
@@ -29,39 +34,65 @@ fn wait_policy(cfg: &Config, no_wait: bool, wait_timeout: Option<u64>) -> WaitPo
     WaitPolicy::resolve(&cfg.lock_options(), &req, WaitDefault::Wait)
 }
 
-fn level_of(s: &str) -> LogLevel {
-    match s {
-        "error" => LogLevel::Error,
-        "warn" => LogLevel::Warn,
-        "debug" => LogLevel::Debug,
-        _ => LogLevel::Info,
-    }
-}
-
-/// Runner log lines go to stderr (so `--format json` keeps stdout clean), filtered by logLevel.
-/// Error lines are held back until the command ends, so that the one that merely repeats the
-/// command's final error is not printed twice.
-fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<String>>>) -> crate::runner::LogFn {
-    let max = level_of(&cfg.log_level);
-    Arc::new(move |level, msg| {
-        if level == LogLevel::Error {
+/// Runner log lines go to stderr (so `--format json` keeps stdout clean), filtered by logLevel,
+/// as text or JSON per logFormat, above the live progress line on a terminal. Error lines are
+/// held back until the command ends, so that the one that merely repeats the command's final
+/// error is not printed twice.
+fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -> LineFn {
+    let max = LogLevel::parse(&cfg.log_level);
+    let format = LogFormat::parse(&cfg.log_format);
+    Arc::new(move |line: &LogLine| {
+        if line.level == LogLevel::Error {
             held_errors
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(msg.to_string());
-        } else if level <= max {
-            super::output::stderr_line(msg);
+                .push(line.clone());
+            return;
         }
+        if line.level > max {
+            return;
+        }
+        match line.event {
+            // On a terminal the live line shows the running script.
+            "migration.start" if live.enabled() => return,
+            "migration.done" | "migration.marked" => live.stop(),
+            _ => {}
+        }
+        live.line(&line.render(format, now_ms()));
+    })
+}
+
+/// The CLI's listener: the live line follows the running script.
+fn progress(live: Live) -> EventFn {
+    Arc::new(move |ev: &RunEvent| {
+        match ev {
+            RunEvent::BeforeMigrate { script, step } => live.start(match step.method {
+                Method::Up => format!("[{}/{}] {}", step.index, step.total, script.name),
+                Method::Down => format!(
+                    "[{}/{}] Rolling back {}",
+                    step.index, step.total, script.name
+                ),
+            }),
+            RunEvent::AfterMigrate { .. } | RunEvent::MigrationError { .. } => live.stop(),
+            _ => {}
+        }
+        Box::pin(std::future::ready(()))
     })
 }
 
 /// Print the held error lines except those that repeat `final_error`.
-fn flush_errors(io: &mut Io, held: &Mutex<Vec<String>>, final_error: Option<&Error>) {
+fn flush_errors(
+    io: &mut Io,
+    cfg: &Config,
+    held: &Mutex<Vec<LogLine>>,
+    final_error: Option<&Error>,
+) {
+    let format = LogFormat::parse(&cfg.log_format);
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-        if final_error.is_some_and(|e| line.ends_with(&e.message)) {
+        if final_error.is_some_and(|e| line.message.ends_with(&e.message)) {
             continue;
         }
-        io.eline(line);
+        io.eline(line.render(format, now_ms()));
     }
 }
 
@@ -102,9 +133,15 @@ pub async fn run<H: CliHost>(
     }
     let held = Arc::new(Mutex::new(Vec::new()));
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
+    let tty = std::io::stderr().is_terminal();
+    let live = Live::new(
+        Box::new(std::io::stderr()),
+        tty && LogFormat::parse(&cfg.log_format) == LogFormat::Text,
+    );
     let runner = Runner::new(cfg.clone(), client, host, cwd.to_path_buf())
         .with_lock(lock)
-        .with_log(log_fn(&cfg, held.clone()))
+        .with_log_lines(log_fn(&cfg, held.clone(), live.clone()))
+        .with_events(progress(live.clone()))
         .with_stop(SIGNALS.stop.clone());
     let dry_run = flags.dry_run || cfg.dry_run;
     match command {
@@ -129,8 +166,8 @@ pub async fn run<H: CliHost>(
                 wait: wait_policy(&cfg, no_wait, wait_timeout),
                 mark_applied,
             };
-            let outcome = runner.migrate_outcome(opts).await;
-            flush_errors(io, &held, outcome.error.as_ref());
+            let outcome = live.while_running(runner.migrate_outcome(opts)).await;
+            flush_errors(io, &cfg, &held, outcome.error.as_ref());
             let r = &outcome.result;
             match &outcome.error {
                 Some(e) => fail_run(io, "Migration failed", e, failure, r),
@@ -204,8 +241,8 @@ pub async fn run<H: CliHost>(
                 wait: wait_policy(&cfg, no_wait, wait_timeout),
                 mark_applied: false,
             };
-            let outcome = runner.down_to_outcome(to, opts).await;
-            flush_errors(io, &held, outcome.error.as_ref());
+            let outcome = live.while_running(runner.down_to_outcome(to, opts)).await;
+            flush_errors(io, &cfg, &held, outcome.error.as_ref());
             let r = &outcome.result;
             match &outcome.error {
                 Some(e) => fail_run(io, "Rollback failed", e, failure, r),

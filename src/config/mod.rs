@@ -43,6 +43,8 @@ pub struct Config {
     pub recursive: bool,
     pub dry_run: bool,
     pub log_level: String,
+    /// `text` (default) or `json`: one JSON object per log line.
+    pub log_format: String,
     pub rollback_strategy: String,
     pub backup_mode: String,
     pub backup: BackupConfig,
@@ -81,6 +83,8 @@ pub struct LockingConfig {
     pub renew_interval: Option<u64>,
     /// Fixed executor id (default `hostname-pid-uuid`).
     pub executor_id: Option<String>,
+    /// While waiting for a held lock, report "still waiting" this often, in ms.
+    pub wait_log_interval: u64,
 }
 
 impl Default for BackupConfig {
@@ -105,6 +109,7 @@ impl Default for LockingConfig {
             wait_timeout: None,
             renew_interval: None,
             executor_id: None,
+            wait_log_interval: 30_000,
         }
     }
 }
@@ -126,6 +131,7 @@ impl Default for Config {
             recursive: true,
             dry_run: false,
             log_level: "info".into(),
+            log_format: "text".into(),
             rollback_strategy: "backup".into(),
             backup_mode: "full".into(),
             backup: BackupConfig::default(),
@@ -331,6 +337,7 @@ impl Config {
                 .locking
                 .wait_timeout
                 .map(std::time::Duration::from_millis),
+            wait_log_interval: std::time::Duration::from_millis(self.locking.wait_log_interval),
         }
     }
 }

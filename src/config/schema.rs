@@ -44,6 +44,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("recursive", Kind::Bool),
     ("dryRun", Kind::Bool),
     ("logLevel", Kind::Enum(&["error", "warn", "info", "debug"])),
+    ("logFormat", Kind::Enum(&["text", "json"])),
     (
         "rollbackStrategy",
         Kind::Enum(&["backup", "down", "both", "none"]),
@@ -79,6 +80,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("locking.waitTimeout", Kind::OptUInt("ms")),
     ("locking.renewInterval", Kind::OptUInt("ms")),
     ("locking.executorId", Kind::OptStr),
+    ("locking.waitLogInterval", Kind::UInt("ms")),
     ("locking.tableName", Kind::Legacy),
     // The predecessor's settings for features this runner does not have.
     ("transaction", Kind::Legacy),

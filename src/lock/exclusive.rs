@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::{Error, ErrorCode, Result};
 
+use super::events::LockEvent;
 use super::record::{LockNode, LockRecord};
 use super::service::{wrap, Held, LockService, RenewOutcome};
 use super::wait::{wait_for_lock, WaitHooks, WaitPolicy};
@@ -123,15 +124,8 @@ impl ExclusiveGuard {
             Ok(_) => return Ok(()),
             Err(e) => return Err(wrap("Failed to verify lock ownership")(e)),
         };
-        self.mark_lost(&msg);
+        mark_lost(&self.service, &self.state, msg.clone());
         Err(Error::new(ErrorCode::LockLost, msg))
-    }
-
-    fn mark_lost(&self, msg: &str) {
-        let mut s = self.state.lock().unwrap();
-        if s.lost.is_none() {
-            s.lost = Some(msg.to_string());
-        }
     }
 
     /// The fencing epoch this guard holds.
@@ -177,8 +171,15 @@ impl ExclusiveGuard {
         self.service
             .release_owned(&self.executor_id, Some(self.epoch))
             .await
-            .map(|_| ())
-            .map_err(wrap("Failed to release lock"))
+            .map_err(wrap("Failed to release lock"))?;
+        if !self.is_lost() {
+            self.service.emit(LockEvent::Released {
+                path: self.service.path.clone(),
+                executor_id: self.executor_id.clone(),
+                epoch: self.epoch,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -189,6 +190,22 @@ impl Drop for ExclusiveGuard {
                 t.abort();
             }
         }
+    }
+}
+
+/// Record why the lock was lost (the first reason sticks) and tell the observer, once.
+fn mark_lost(service: &LockService, state: &Mutex<GuardState>, msg: String) {
+    let first = {
+        let mut s = state.lock().unwrap();
+        let first = s.lost.is_none();
+        s.lost.get_or_insert_with(|| msg.clone());
+        first
+    };
+    if first {
+        service.emit(LockEvent::Lost {
+            path: service.path.clone(),
+            message: msg,
+        });
     }
 }
 
@@ -206,18 +223,25 @@ async fn renew_loop(service: LockService, executor_id: String, state: Arc<Mutex<
                 held.record.epoch,
                 "ran out of lease before it could be renewed (the lease may have expired and been taken over)",
             );
-            state.lock().unwrap().lost.get_or_insert(msg);
+            mark_lost(&service, &state, msg);
             return;
         }
         // Renew no later than half-way through what is left of the lease.
         tokio::time::sleep(delay.min(left / 2)).await;
         match service.renew(&held).await {
             Ok(RenewOutcome::Renewed(h)) => {
-                let mut s = state.lock().unwrap();
-                if s.lost.is_some() {
-                    return;
+                let record = h.record.clone();
+                {
+                    let mut s = state.lock().unwrap();
+                    if s.lost.is_some() {
+                        return;
+                    }
+                    s.held = h;
                 }
-                s.held = h;
+                service.emit(LockEvent::Renewed {
+                    path: service.path.clone(),
+                    record,
+                });
                 delay = every;
             }
             Ok(RenewOutcome::Lost(node)) => {
@@ -226,7 +250,7 @@ async fn renew_loop(service: LockService, executor_id: String, state: Arc<Mutex<
                     held.record.epoch,
                     &describe(&node, &executor_id),
                 );
-                state.lock().unwrap().lost.get_or_insert(msg);
+                mark_lost(&service, &state, msg);
                 return;
             }
             Err(_) => delay = retry_soon,

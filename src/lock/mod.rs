@@ -13,12 +13,16 @@
 //!   `ExclusiveGuard` adds waiting, background renewal and `check()` between steps.
 //! - `wait`: the one wait policy (`WaitPolicy::resolve` from config + call options) and the one
 //!   wait loop, with an observer and a cancellation seam.
+//! - `events`: what the lock tells observers (`LockService::with_observer`): the wait report
+//!   (who holds it, since when, lease end, how long waited), acquisitions, renewals, loss, release.
 
+pub mod events;
 pub mod exclusive;
 pub mod record;
 pub mod service;
 pub mod wait;
 
+pub use events::{LockEvent, LockObserver, WaitLimit};
 pub use exclusive::ExclusiveGuard;
 pub use record::{held_message, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};

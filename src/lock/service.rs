@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::rtdb::{CasOutcome, Client, Versioned, NULL_ETAG};
 use crate::{Error, ErrorCode, Result};
 
+use super::events::{LockEvent, LockObserver};
 use super::record::{this_host, tombstone, LockNode, LockRecord, LockStatus};
 
 /// How many times a compare-and-set is re-evaluated after a 412 before giving up.
@@ -34,6 +35,8 @@ pub struct LockOptions {
     pub renew_interval: Option<Duration>,
     /// `locking.waitTimeout`: the longest wait for a held lock, when set.
     pub wait_timeout: Option<Duration>,
+    /// `locking.waitLogInterval`: how often a waiting process reports that it still waits.
+    pub wait_log_interval: Duration,
 }
 
 impl Default for LockOptions {
@@ -44,6 +47,7 @@ impl Default for LockOptions {
             retry_delay_ms: 1000,
             renew_interval: None,
             wait_timeout: None,
+            wait_log_interval: Duration::from_secs(30),
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct LockService {
     pub(crate) path: String,
     pub(crate) opts: LockOptions,
     state: Arc<ServiceState>,
+    /// Who hears this service's `LockEvent`s (and its guards').
+    observer: Option<LockObserver>,
 }
 
 /// A lock this process holds, as of its last successful write.
@@ -148,6 +154,19 @@ impl LockService {
             path: super::lock_path(shift),
             opts,
             state: Arc::new(ServiceState::default()),
+            observer: None,
+        }
+    }
+
+    /// This service (sharing its state) with `observer` hearing its `LockEvent`s.
+    pub fn with_observer(mut self, observer: LockObserver) -> LockService {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub(crate) fn emit(&self, ev: LockEvent) {
+        if let Some(o) = &self.observer {
+            o(&ev);
         }
     }
     pub fn path(&self) -> &str {
@@ -206,9 +225,15 @@ impl LockService {
 
     /// Release whatever lock is there; returns what was released.
     pub async fn force_release(&self) -> Result<Option<LockStatus>> {
-        self.tombstone_where(|_, _| true)
+        let previous = self
+            .tombstone_where(|_, _| true)
             .await
-            .map_err(wrap("Failed to force-release lock"))
+            .map_err(wrap("Failed to force-release lock"))?;
+        self.emit(LockEvent::ForceReleased {
+            path: self.path.clone(),
+            previous: previous.clone(),
+        });
+        Ok(previous)
     }
 
     pub async fn check_and_release_expired(&self) -> Result<()> {

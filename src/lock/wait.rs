@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::rtdb::{EventStream, StreamEvent};
 use crate::{Error, ErrorCode, Result};
 
+use super::events::{gave_up_text, LockEvent, WaitLimit};
 use super::record::{held_message, LockNode, LockRecord};
 use super::service::{wrap, AcquireOutcome, Held, LockOptions, LockService};
 
@@ -37,9 +38,20 @@ pub enum WaitPolicy {
     FailFast,
     /// The predecessor's `retryAttempts` × `retryDelay`.
     Retry { attempts: u32, delay: Duration },
-    /// Wait with capped backoff + jitter (or the lock node's event stream) up to `max_wait`.
-    Wait { max_wait: Duration },
+    /// Wait with capped backoff + jitter (or the lock node's event stream) up to `max_wait`;
+    /// `set_by` names the setting the limit came from (for the give-up message).
+    Wait {
+        max_wait: Duration,
+        set_by: &'static str,
+    },
 }
+
+/// Where a wait limit came from, as the give-up message names it.
+const BY_FLAG: &str = "--wait-timeout";
+const BY_OPTION: &str = "the waitTimeout option";
+const BY_CONFIG: &str = "locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT)";
+const BY_DEFAULT: &str = "the default of wait: true, twice locking.timeout";
+const BY_NOTHING: &str = "no setting";
 
 /// What one call asked for; `None` = not said. The library's options
 /// `{ wait, waitTimeout, retryAttempts, retryDelay }`; the CLI's `--no-wait` (`wait: false`)
@@ -72,19 +84,27 @@ impl WaitPolicy {
     ///    (`retryDelay` from the call, else the config), else waits when `locking.waitTimeout`
     ///    is set, else fails fast.
     pub fn resolve(opts: &LockOptions, req: &WaitRequest, default: WaitDefault) -> WaitPolicy {
-        let limit = req.wait_timeout.or(opts.wait_timeout);
-        let wait = |max_wait| WaitPolicy::Wait { max_wait };
+        let by_request = match default {
+            WaitDefault::Wait => BY_FLAG,
+            WaitDefault::FailFast => BY_OPTION,
+        };
+        let limit = req
+            .wait_timeout
+            .map(|t| (t, by_request))
+            .or(opts.wait_timeout.map(|t| (t, BY_CONFIG)));
+        let wait = |(max_wait, set_by)| WaitPolicy::Wait { max_wait, set_by };
         match (req.wait, default) {
             (Some(false), _) => WaitPolicy::FailFast,
-            (Some(true), WaitDefault::FailFast) => {
-                wait(limit.unwrap_or(Duration::from_millis(opts.timeout_ms.saturating_mul(2))))
-            }
+            (Some(true), WaitDefault::FailFast) => wait(limit.unwrap_or((
+                Duration::from_millis(opts.timeout_ms.saturating_mul(2)),
+                BY_DEFAULT,
+            ))),
             (Some(true), WaitDefault::Wait) | (None, WaitDefault::Wait) => {
-                wait(limit.unwrap_or(UNBOUNDED_WAIT))
+                wait(limit.unwrap_or((UNBOUNDED_WAIT, BY_NOTHING)))
             }
             (None, WaitDefault::FailFast) => {
                 if let Some(t) = req.wait_timeout {
-                    return wait(t);
+                    return wait((t, BY_OPTION));
                 }
                 let attempts = req.retry_attempts.unwrap_or(opts.retry_attempts);
                 if attempts > 0 {
@@ -95,11 +115,31 @@ impl WaitPolicy {
                             .unwrap_or(Duration::from_millis(opts.retry_delay_ms)),
                     }
                 } else if let Some(t) = opts.wait_timeout {
-                    wait(t)
+                    wait((t, BY_CONFIG))
                 } else {
                     WaitPolicy::FailFast
                 }
             }
+        }
+    }
+
+    /// A wait of up to `max_wait` (`set_by` names where the limit came from).
+    pub fn wait_up_to(max_wait: Duration, set_by: &'static str) -> WaitPolicy {
+        WaitPolicy::Wait { max_wait, set_by }
+    }
+
+    /// The limit, as observers and messages describe it.
+    pub fn limit(&self) -> WaitLimit {
+        match self {
+            WaitPolicy::FailFast => WaitLimit::None,
+            WaitPolicy::Retry { attempts, delay } => WaitLimit::Attempts {
+                attempts: *attempts,
+                delay: *delay,
+            },
+            WaitPolicy::Wait { max_wait, set_by } => WaitLimit::Time {
+                max_wait: *max_wait,
+                set_by,
+            },
         }
     }
 }
@@ -137,6 +177,47 @@ impl WaitHooks {
         if let Some(o) = &self.observer {
             o(&ev);
         }
+    }
+}
+
+/// The visible side of a wait (`LockEvent::Waiting` through the service's observer): one report
+/// when the wait starts, then one every `every` (`locking.waitLogInterval`), and one at once
+/// when another process becomes the holder. The wait loop wakes up for each report.
+struct WaitReport {
+    every: Duration,
+    /// When the next update is due (None before the first report).
+    next: Option<Instant>,
+    /// Executor and epoch of the holder last reported.
+    holder: Option<(String, u64)>,
+}
+
+impl WaitReport {
+    fn new(every: Duration) -> WaitReport {
+        WaitReport {
+            every: every.max(Duration::from_millis(10)),
+            next: None,
+            holder: None,
+        }
+    }
+
+    /// Whether to report now, having seen `holder` (after a failed attempt).
+    fn due(&mut self, holder: Option<&LockRecord>, now: Instant) -> Option<bool> {
+        let who = holder.map(|r| (r.executor_id.clone(), r.epoch));
+        let first = self.next.is_none();
+        let changed = who.is_some() && who != self.holder;
+        if !(first || changed || self.next.is_some_and(|n| now >= n)) {
+            return None;
+        }
+        self.next = Some(now + self.every);
+        if who.is_some() {
+            self.holder = who;
+        }
+        Some(first)
+    }
+
+    /// How long until the next update is due.
+    fn due_in(&self, now: Instant) -> Option<Duration> {
+        self.next.map(|n| n.saturating_duration_since(now))
     }
 }
 
@@ -199,7 +280,7 @@ pub(crate) async fn wait_for_lock(
     let mut schedule = Schedule {
         policy,
         end: match policy {
-            WaitPolicy::Wait { max_wait } => started.checked_add(*max_wait),
+            WaitPolicy::Wait { max_wait, .. } => started.checked_add(*max_wait),
             _ => None,
         },
         backoff: FIRST_BACKOFF,
@@ -208,6 +289,7 @@ pub(crate) async fn wait_for_lock(
     let mut stream: Option<EventStream> = None;
     let mut stream_tried = false;
     let mut attempt_no = 0u32;
+    let mut report = WaitReport::new(service.opts.wait_log_interval);
     loop {
         if hooks.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             return Err(cancelled(hooks, service, attempt_no, started));
@@ -218,15 +300,47 @@ pub(crate) async fn wait_for_lock(
                 attempt: attempt_no,
                 waited: started.elapsed(),
             });
+            service.emit(LockEvent::Acquired {
+                path: service.path.clone(),
+                record: h.record.clone(),
+                waited: started.elapsed(),
+                attempts: attempt_no,
+            });
             return Ok(h);
         }
-        let Some(pause) = schedule.next(attempt_no, service, last.as_ref()) else {
+        let Some(mut pause) = schedule.next(attempt_no, service, last.as_ref()) else {
+            let waited = started.elapsed();
             hooks.emit(WaitEvent::GaveUp {
                 attempts: attempt_no,
-                waited: started.elapsed(),
+                waited,
             });
-            return Err(held_error(service, last).await);
+            let limit = policy.limit();
+            let gave_up =
+                (limit != WaitLimit::None).then(|| gave_up_text(&service.path, waited, &limit));
+            if gave_up.is_some() {
+                service.emit(LockEvent::GaveUp {
+                    path: service.path.clone(),
+                    holder: last.clone(),
+                    waited,
+                    attempts: attempt_no,
+                    limit,
+                });
+            }
+            return Err(held_error(service, last, gave_up).await);
         };
+        let now = Instant::now();
+        if let Some(first) = report.due(last.as_ref(), now) {
+            service.emit(LockEvent::Waiting {
+                path: service.path.clone(),
+                holder: last.clone(),
+                waited: started.elapsed(),
+                limit: policy.limit(),
+                first,
+            });
+        }
+        if let Some(d) = report.due_in(now) {
+            pause = pause.min(d);
+        }
         hooks.emit(WaitEvent::Held {
             attempt: attempt_no,
             holder: last.clone(),
@@ -287,21 +401,30 @@ async fn attempt(
     }
 }
 
-/// LOCK_HELD with the guide's message for the current (or last seen) holder.
-async fn held_error(service: &LockService, last: Option<LockRecord>) -> Error {
+/// LOCK_HELD with the guide's message for the current (or last seen) holder; after a wait,
+/// preceded by the line that says the wait gave up and which setting limits it.
+async fn held_error(
+    service: &LockService,
+    last: Option<LockRecord>,
+    gave_up: Option<String>,
+) -> Error {
     let holder = match service.read_node().await {
         Ok((LockNode::Held(r), _)) => Some(r),
         _ => last,
     };
+    let prefix = gave_up.map(|g| format!("{g}\n")).unwrap_or_default();
     match holder {
         Some(r) => Error::new(
             ErrorCode::LockHeld,
-            held_message(&r.executor_id, r.locked_at, r.expires_at),
+            format!(
+                "{prefix}{}",
+                held_message(&r.executor_id, r.locked_at, r.expires_at)
+            ),
         ),
         None => Error::new(
             ErrorCode::LockHeld,
             format!(
-                "Failed to acquire lock at {}: it kept changing hands under contention; try again",
+                "{prefix}Failed to acquire lock at {}: it kept changing hands under contention; try again",
                 service.path
             ),
         ),
@@ -376,15 +499,15 @@ mod tests {
         // wait: true -> call limit, else config limit, else twice the lock timeout.
         assert_eq!(
             r(&opts(0, None), &req(Some(true), MS(700).into()), Lib),
-            WaitPolicy::Wait { max_wait: MS(700) }
+            WaitPolicy::wait_up_to(MS(700), BY_OPTION)
         );
         assert_eq!(
             r(&opts(0, S(9).into()), &req(Some(true), None), Lib),
-            WaitPolicy::Wait { max_wait: S(9) }
+            WaitPolicy::wait_up_to(S(9), BY_CONFIG)
         );
         assert_eq!(
             r(&opts(0, None), &req(Some(true), None), Lib),
-            WaitPolicy::Wait { max_wait: S(20) }
+            WaitPolicy::wait_up_to(S(20), BY_DEFAULT)
         );
         // Retries from the config, or from the call (which wins).
         assert_eq!(
@@ -414,7 +537,7 @@ mod tests {
         // A configured waitTimeout waits; retries come first.
         assert_eq!(
             r(&opts(0, S(9).into()), &req(None, None), Lib),
-            WaitPolicy::Wait { max_wait: S(9) }
+            WaitPolicy::wait_up_to(S(9), BY_CONFIG)
         );
         assert_eq!(
             r(&opts(2, S(9).into()), &req(None, None), Lib),
@@ -426,8 +549,30 @@ mod tests {
         // A waitTimeout on the call alone means wait that long.
         assert_eq!(
             r(&opts(2, S(9).into()), &req(None, MS(300).into()), Lib),
-            WaitPolicy::Wait { max_wait: MS(300) }
+            WaitPolicy::wait_up_to(MS(300), BY_OPTION)
         );
+    }
+
+    #[test]
+    fn the_wait_report_comes_first_then_every_interval_and_when_the_holder_changes() {
+        let t0 = Instant::now();
+        let rec = |id: &str, epoch| LockRecord {
+            epoch,
+            ..LockRecord::new(id, 0, epoch)
+        };
+        let a = rec("a", 1);
+        let mut w = WaitReport::new(S(30));
+        assert_eq!(w.due(Some(&a), t0), Some(true), "the first report");
+        assert_eq!(w.due(Some(&a), t0 + S(5)), None, "not before the interval");
+        assert_eq!(w.due_in(t0 + S(5)), Some(S(25)), "the loop wakes up for it");
+        assert_eq!(w.due(Some(&a), t0 + S(30)), Some(false), "an update");
+        assert_eq!(w.due(None, t0 + S(31)), None, "no holder seen: nothing new");
+        assert_eq!(
+            w.due(Some(&rec("b", 2)), t0 + S(32)),
+            Some(false),
+            "a new holder at once"
+        );
+        assert_eq!(w.due(Some(&rec("b", 2)), t0 + S(40)), None);
     }
 
     #[test]
@@ -435,17 +580,15 @@ mod tests {
         let r = WaitPolicy::resolve;
         assert_eq!(
             r(&opts(0, None), &req(None, None), Cli),
-            WaitPolicy::Wait {
-                max_wait: UNBOUNDED_WAIT
-            }
+            WaitPolicy::wait_up_to(UNBOUNDED_WAIT, BY_NOTHING)
         );
         assert_eq!(
             r(&opts(0, S(9).into()), &req(None, None), Cli),
-            WaitPolicy::Wait { max_wait: S(9) }
+            WaitPolicy::wait_up_to(S(9), BY_CONFIG)
         );
         assert_eq!(
             r(&opts(0, S(9).into()), &req(None, MS(300).into()), Cli),
-            WaitPolicy::Wait { max_wait: MS(300) }
+            WaitPolicy::wait_up_to(MS(300), BY_FLAG)
         );
         assert_eq!(
             r(&opts(0, S(9).into()), &req(Some(false), None), Cli),
@@ -454,9 +597,7 @@ mod tests {
         // retryAttempts is a library setting: the CLI still waits.
         assert_eq!(
             r(&opts(3, None), &req(None, None), Cli),
-            WaitPolicy::Wait {
-                max_wait: UNBOUNDED_WAIT
-            }
+            WaitPolicy::wait_up_to(UNBOUNDED_WAIT, BY_NOTHING)
         );
     }
 }

@@ -6,6 +6,7 @@ use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::Discovery;
+use super::events::{Command, RunEvent, Step};
 use super::host::script_info;
 use super::plan::{check_target, plan, DownTo};
 use super::{
@@ -28,16 +29,12 @@ impl<H: ScriptHost> Runner<H> {
     /// `down` to a version or back a number of steps (`down --steps N`: the newest N executed
     /// migrations, counted under the lock).
     pub async fn down_to_outcome(&self, to: DownTo, opts: RunOptions) -> RunOutcome {
+        let started = std::time::Instant::now();
         let mut result = MigrationResult::empty();
         result.dry_run = opts.dry_run || self.cfg.dry_run;
         let error = self.down_run(to, &opts, &mut result).await.err();
-        match &error {
-            None => result.success = true,
-            Some(e) => {
-                result.errors.push(e.message.clone());
-                self.error(&format!("Rollback failed: {}", e.message));
-            }
-        }
+        self.finish(Command::Down, &mut result, error.as_ref(), started)
+            .await;
         RunOutcome { result, error }
     }
 
@@ -63,9 +60,9 @@ impl<H: ScriptHost> Runner<H> {
         if self.lock.is_some() && !opts.no_lock && !dry {
             self.down_preflight(to, &disc).await?;
         }
-        let guard = match (&self.lock, opts.no_lock || dry) {
+        let guard = match (self.lock_service(), opts.no_lock || dry) {
             (Some(service), false) => {
-                Some(ExclusiveGuard::acquire(service, &executor_id, opts.wait.clone()).await?)
+                Some(ExclusiveGuard::acquire(&service, &executor_id, opts.wait.clone()).await?)
             }
             _ => None,
         };
@@ -99,6 +96,11 @@ impl<H: ScriptHost> Runner<H> {
         }
         let plan = plan(&disc.scripts, &records);
         let todo = plan.to_undo(to);
+        let start = RunEvent::Start {
+            command: Command::Down,
+            total: disc.scripts.len(),
+            pending: todo.len(),
+        };
         result.migrated = records
             .iter()
             .filter(|r| !todo.iter().any(|e| e.record.key == r.key))
@@ -112,6 +114,7 @@ impl<H: ScriptHost> Runner<H> {
                 )),
                 DownTo::Steps(_) => self.info("No executed migrations - nothing to roll back"),
             }
+            self.emit(start).await;
             return Ok(());
         }
         // Check everything before changing anything: files exist, load, have down().
@@ -126,8 +129,10 @@ impl<H: ScriptHost> Runner<H> {
             }
             self.info("✓ Dry run completed - no changes made");
             self.info(&format!("Would roll back: {} migration(s)", steps.len()));
+            self.emit(start).await;
             return Ok(());
         }
+        self.emit(start).await;
         let username = current_username();
         for (i, (r, script)) in steps.iter().enumerate() {
             self.check_guard(guard).await?;
@@ -137,7 +142,24 @@ impl<H: ScriptHost> Runner<H> {
                     format!("Rollback interrupted before {}: {} of {} migration(s) rolled back. Run down again to continue.", script.name, i, steps.len()),
                 ));
             }
-            self.info(&format!("Rolling back {}...", script.name));
+            let step = Step {
+                index: i + 1,
+                total: steps.len(),
+                method: Method::Down,
+            };
+            let script_info_js = MigrationInfo::from_record(r);
+            self.emit(RunEvent::BeforeMigrate {
+                script: script_info_js.clone(),
+                step,
+            })
+            .await;
+            let clock = std::time::Instant::now();
+            let failed = |error: &Error| RunEvent::MigrationError {
+                script: script_info_js.clone(),
+                step,
+                error: error.clone(),
+                duration: clock.elapsed(),
+            };
             let info = script_info(
                 &script.name,
                 &script.filepath_str(),
@@ -145,24 +167,30 @@ impl<H: ScriptHost> Runner<H> {
                 now_ms(),
                 &username,
             );
-            self.host
-                .run(&script.filepath, Method::Down, &info)
-                .await
-                .map_err(|e| {
-                    Error::new(
-                        ErrorCode::ScriptFailed,
-                        format!(
-                            "Rollback of migration {} failed: {}",
-                            script.name, e.message
-                        ),
-                    )
-                })?;
-            self.check_guard(guard).await.map_err(|e| {
-                Error::new(e.code, format!("{} (down() of {} ran but its record was not removed because the lock was lost)", e.message, script.name))
-            })?;
+            let ran = self.host.run(&script.filepath, Method::Down, &info).await;
+            if let Err(e) = ran {
+                self.emit(failed(&e)).await;
+                return Err(Error::new(
+                    ErrorCode::ScriptFailed,
+                    format!(
+                        "Rollback of migration {} failed: {}",
+                        script.name, e.message
+                    ),
+                ));
+            }
+            if let Err(e) = self.check_guard(guard).await {
+                let e = Error::new(e.code, format!("{} (down() of {} ran but its record was not removed because the lock was lost)", e.message, script.name));
+                self.emit(failed(&e)).await;
+                return Err(e);
+            }
             history.remove_records([r]).await?;
-            result.executed.push(MigrationInfo::from_record(r));
-            self.info(&format!("✓ Rolled back {}", script.name));
+            result.executed.push(script_info_js.clone());
+            self.emit(RunEvent::AfterMigrate {
+                script: script_info_js,
+                step,
+                duration: clock.elapsed(),
+            })
+            .await;
         }
         Ok(())
     }

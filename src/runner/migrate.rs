@@ -12,6 +12,7 @@ use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::{discover, Discovery, Script};
+use super::events::{Command, RunEvent, Step};
 use super::host::script_info;
 use super::plan::{check_target, plan, Plan};
 use super::rollback::{Attempt, Done, Failure};
@@ -24,6 +25,8 @@ use super::{
 /// What every step of one run's execution needs.
 struct Run<'a> {
     history: &'a History,
+    /// How many scripts this run executes.
+    total: usize,
     guard: Option<&'a ExclusiveGuard>,
     executor_id: &'a str,
     epoch: Option<u64>,
@@ -44,18 +47,47 @@ impl<H: ScriptHost> Runner<H> {
     /// On failure `result.executed` lists the migrations this run executed and recorded
     /// before the failure (their effects may since have been rolled back).
     pub async fn migrate_outcome(&self, opts: RunOptions) -> RunOutcome {
+        let started = Instant::now();
+        let command = if opts.mark_applied {
+            Command::MarkApplied
+        } else {
+            Command::Migrate
+        };
         let mut result = MigrationResult::empty();
         result.dry_run = opts.dry_run || self.cfg.dry_run;
         let error = self.migrate_run(&opts, &mut result).await.err();
-        match &error {
-            None => result.success = true,
-            Some(e) => {
-                result.success = false;
-                result.errors.push(e.message.clone());
-                self.error(&e.message);
-            }
-        }
+        self.finish(command, &mut result, error.as_ref(), started)
+            .await;
         RunOutcome { result, error }
+    }
+
+    /// Settle `result` with the run's error and tell the listeners (`Complete` / `Failed`).
+    pub(crate) async fn finish(
+        &self,
+        command: Command,
+        result: &mut MigrationResult,
+        error: Option<&Error>,
+        started: Instant,
+    ) {
+        let duration = started.elapsed();
+        result.success = error.is_none();
+        let ev = match error {
+            None => RunEvent::Complete {
+                command,
+                result: result.clone(),
+                duration,
+            },
+            Some(e) => {
+                result.errors.push(e.message.clone());
+                RunEvent::Failed {
+                    command,
+                    error: e.clone(),
+                    result: result.clone(),
+                    duration,
+                }
+            }
+        };
+        self.emit(ev).await;
     }
 
     async fn migrate_run(&self, opts: &RunOptions, result: &mut MigrationResult) -> Result<()> {
@@ -74,9 +106,9 @@ impl<H: ScriptHost> Runner<H> {
             // the lock (history may change meanwhile); loaded scripts are not loaded again.
             self.preflight(opts, &disc, &mut metas).await?;
         }
-        let guard = match (&self.lock, locking) {
+        let guard = match (self.lock_service(), locking) {
             (Some(service), true) => {
-                Some(ExclusiveGuard::acquire(service, &executor_id, opts.wait.clone()).await?)
+                Some(ExclusiveGuard::acquire(&service, &executor_id, opts.wait.clone()).await?)
             }
             _ => None,
         };
@@ -174,7 +206,17 @@ impl<H: ScriptHost> Runner<H> {
         // Validation of what is about to run (load, `up` present) and of what ran before.
         self.check_selected(&plan, &selected, metas, !opts.mark_applied, true)
             .await?;
+        let start = RunEvent::Start {
+            command: if opts.mark_applied {
+                Command::MarkApplied
+            } else {
+                Command::Migrate
+            },
+            total: disc.scripts.len(),
+            pending: selected.len(),
+        };
         if self.report_only(dry, opts, &plan, &selected) {
+            self.emit(start).await;
             return Ok(());
         }
         if self.stop.is_requested() {
@@ -184,13 +226,16 @@ impl<H: ScriptHost> Runner<H> {
             ));
         }
         if opts.mark_applied {
+            self.emit(start).await;
             return self
                 .mark_applied(&history, &selected, guard, executor_id, result)
                 .await;
         }
         let backup_path = self.backup_before(guard).await?;
+        self.emit(start).await;
         let run = Run {
             history: &history,
+            total: selected.len(),
             guard,
             executor_id,
             epoch: guard.map(ExclusiveGuard::epoch),
@@ -325,7 +370,8 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(None);
         }
         self.check_guard(guard).await?;
-        self.info("Preparing backup...");
+        self.emit(RunEvent::BeforeBackup).await;
+        let started = Instant::now();
         let p = self
             .backups
             .create(&self.client, &self.cfg, &self.cwd)
@@ -336,14 +382,27 @@ impl<H: ScriptHost> Runner<H> {
                     format!("Backup before migrating failed: {}", e.message),
                 )
             })?;
-        self.info(&format!("Backup prepared successfully:\n {}", p.display()));
+        self.emit(RunEvent::AfterBackup {
+            path: p.clone(),
+            duration: started.elapsed(),
+        })
+        .await;
         Ok(Some(p))
     }
 
     /// Run one script's `up` and record it; on failure, roll back per strategy and return the
     /// error to report.
     async fn run_one(&self, run: &Run<'_>, s: &Script, done: &[Done]) -> Result<Done> {
-        self.info(&format!("Processing {}...", s.name));
+        let step = Step {
+            index: done.len() + 1,
+            total: run.total,
+            method: Method::Up,
+        };
+        self.emit(RunEvent::BeforeMigrate {
+            script: MigrationInfo::pending(s),
+            step,
+        })
+        .await;
         let started_at = now_ms();
         let clock = Instant::now();
         let info = script_info(
@@ -361,23 +420,33 @@ impl<H: ScriptHost> Runner<H> {
             },
             cause,
         };
+        let failed = |error: &Error| RunEvent::MigrationError {
+            script: MigrationInfo::pending(s),
+            step,
+            error: error.clone(),
+            duration: clock.elapsed(),
+        };
         let value = match self.host.run(&s.filepath, Method::Up, &info).await {
             Ok(v) => v,
-            Err(e) => return Err(self.fail_run(run, fail(e), done).await),
+            Err(e) => {
+                self.emit(failed(&e)).await;
+                return Err(self.fail_run(run, fail(e), done).await);
+            }
         };
         let finished_at = now_ms();
-        let elapsed = clock.elapsed().as_millis();
         // The lock may have been lost while the script ran: then this process no longer owns
         // the database and must not write, not even the record.
-        self.check_guard(run.guard).await.map_err(|e| {
-            Error::new(
+        if let Err(e) = self.check_guard(run.guard).await {
+            let e = Error::new(
                 e.code,
                 format!(
                     "{} (the migration {} ran but was not recorded because the lock was lost; no rollback was attempted)",
                     e.message, s.name
                 ),
-            )
-        })?;
+            );
+            self.emit(failed(&e)).await;
+            return Err(e);
+        }
         let record = HistoryRecord {
             key: String::new(),
             name: s.name.clone(),
@@ -397,13 +466,20 @@ impl<H: ScriptHost> Runner<H> {
             Ok(k) => k,
             Err(e) => {
                 let cause = e.context("it ran but could not be recorded in the migration history");
+                self.emit(failed(&cause)).await;
                 return Err(self.fail_run(run, fail(cause), done).await);
             }
         };
-        self.info(&format!("✓ Executed {} in {} ms", s.name, elapsed));
+        let record = HistoryRecord { key, ..record };
+        self.emit(RunEvent::AfterMigrate {
+            script: MigrationInfo::from_record(&record),
+            step,
+            duration: clock.elapsed(),
+        })
+        .await;
         Ok(Done {
             script: s.clone(),
-            record: HistoryRecord { key, ..record },
+            record,
             meta,
         })
     }
@@ -460,15 +536,17 @@ impl<H: ScriptHost> Runner<H> {
                     selected.len()
                 ))
             })?;
-            result
-                .executed
-                .push(MigrationInfo::from_record(&HistoryRecord { key, ..record }));
-            self.info(&format!(
-                "[{}/{}] {} marked as applied (not run)",
-                i + 1,
-                selected.len(),
-                s.name
-            ));
+            let info = MigrationInfo::from_record(&HistoryRecord { key, ..record });
+            result.executed.push(info.clone());
+            self.emit(RunEvent::Marked {
+                script: info,
+                step: Step {
+                    index: i + 1,
+                    total: selected.len(),
+                    method: Method::Up,
+                },
+            })
+            .await;
         }
         Ok(())
     }

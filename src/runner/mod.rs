@@ -17,6 +17,7 @@
 pub mod backups;
 pub mod discover;
 pub mod down;
+pub mod events;
 pub mod host;
 pub mod list;
 pub mod migrate;
@@ -32,27 +33,22 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use backups::{BackupOps, DefaultBackups};
+pub use events::{EventFn, RunEvent, Step};
 pub use host::{Method, ScriptHost, ScriptMeta};
 pub use list::{ListEntry, MigrationList, MigrationStatus};
 pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
 
 use crate::config::Config;
 use crate::history::HistoryRecord;
-use crate::lock::{LockService, WaitPolicy};
+use crate::lock::{LockEvent, LockService, WaitPolicy};
 use crate::rtdb::Client;
 use crate::{Error, Result};
 
-/// Log sink (level, message). The CLI prints; the library logs per `logLevel`.
-pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+pub use crate::log::{LineFn, LogLevel, LogLine};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
+/// Log sink as (level, text). The CLI prints; the library logs per `logLevel`. For the
+/// structured line (event name and fields) use [`Runner::with_log_lines`].
+pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// Set by SIGINT/SIGTERM: the runner stops after the current step.
 #[derive(Clone, Default)]
@@ -195,7 +191,9 @@ pub struct Runner<H: ScriptHost> {
     pub lock: Option<LockService>,
     /// Working directory relative paths resolve against.
     pub cwd: PathBuf,
-    pub log: LogFn,
+    pub log: LineFn,
+    /// Who hears about each step of a run (hooks, metrics, progress); see `events`.
+    pub events: Option<EventFn>,
     pub stop: StopFlag,
     /// How backups are created and restored (`DefaultBackups` = `crate::backup`).
     pub backups: Arc<dyn BackupOps>,
@@ -210,7 +208,8 @@ impl<H: ScriptHost> Runner<H> {
             host,
             lock: None,
             cwd,
-            log: Arc::new(|_, _| {}),
+            log: Arc::new(|_| {}),
+            events: None,
             stop: StopFlag::default(),
             backups: Arc::new(DefaultBackups),
         }
@@ -219,8 +218,18 @@ impl<H: ScriptHost> Runner<H> {
         self.lock = lock;
         self
     }
+    /// Log lines as (level, text).
     pub fn with_log(mut self, log: LogFn) -> Self {
+        self.log = Arc::new(move |l: &LogLine| log(l.level, &l.message));
+        self
+    }
+    /// Log lines with their event names and fields.
+    pub fn with_log_lines(mut self, log: LineFn) -> Self {
         self.log = log;
+        self
+    }
+    pub fn with_events(mut self, events: EventFn) -> Self {
+        self.events = Some(events);
         self
     }
     pub fn with_stop(mut self, stop: StopFlag) -> Self {
@@ -233,16 +242,38 @@ impl<H: ScriptHost> Runner<H> {
     }
 
     pub(crate) fn info(&self, msg: &str) {
-        (self.log)(LogLevel::Info, msg)
+        (self.log)(&LogLine::text(LogLevel::Info, msg))
     }
     pub(crate) fn warn(&self, msg: &str) {
-        (self.log)(LogLevel::Warn, msg)
+        (self.log)(&LogLine::text(LogLevel::Warn, msg))
     }
     pub(crate) fn error(&self, msg: &str) {
-        (self.log)(LogLevel::Error, msg)
+        (self.log)(&LogLine::text(LogLevel::Error, msg))
     }
     pub(crate) fn debug(&self, msg: &str) {
-        (self.log)(LogLevel::Debug, msg)
+        (self.log)(&LogLine::text(LogLevel::Debug, msg))
+    }
+
+    /// Log `ev`'s line, then hand it to the listeners and wait until they are done.
+    pub(crate) async fn emit(&self, ev: RunEvent) {
+        (self.log)(&ev.log_line());
+        if let Some(f) = &self.events {
+            f(&ev).await;
+        }
+    }
+
+    /// The lock service, its events going to this runner's log and listeners (delivered
+    /// without waiting: they come from the wait loop and the renewal task).
+    pub fn lock_service(&self) -> Option<LockService> {
+        let service = self.lock.clone()?;
+        let log = self.log.clone();
+        let events = self.events.clone();
+        Some(service.with_observer(Arc::new(move |ev: &LockEvent| {
+            log(&ev.log_line());
+            if let Some(f) = &events {
+                drop(f(&RunEvent::Lock(ev.clone())));
+            }
+        })))
     }
 
     /// The executor id this process uses for the lock and in history records.
@@ -267,7 +298,7 @@ impl<H: ScriptHost> Runner<H> {
 }
 
 /// Local wall clock, ms since the epoch (history timestamps).
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     use crate::rtdb::Clock;
     crate::rtdb::SystemClock.now_ms()
 }

@@ -10,6 +10,7 @@ use crate::lock::ExclusiveGuard;
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::Script;
+use super::events::RunEvent;
 use super::host::script_info;
 use super::{now_ms, Method, Runner, ScriptHost, ScriptMeta};
 
@@ -51,11 +52,18 @@ impl<H: ScriptHost> Runner<H> {
         executor_id: &str,
     ) -> Error {
         let name = failure.attempt.script.name.clone();
+        // Logged as the `MigrationError` event's line.
         let base = format!("Migration {name} failed: {}", failure.cause.message);
-        self.error(&base);
+        let started = std::time::Instant::now();
         let outcome = self
             .rollback(&failure.attempt, done, backup_path, guard, executor_id)
             .await;
+        self.emit(RunEvent::Rollback {
+            strategy: self.cfg.rollback_strategy.clone(),
+            success: outcome.is_ok(),
+            duration: started.elapsed(),
+        })
+        .await;
         match outcome {
             Ok(()) => Error::new(ErrorCode::ScriptFailed, base),
             Err(e) if e.code == ErrorCode::LockLost => Error::new(
@@ -232,7 +240,9 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         };
         self.check_guard(guard).await?;
-        self.info("Restoring from backup...");
+        self.emit(RunEvent::BeforeRestore { path: path.clone() })
+            .await;
+        let started = std::time::Instant::now();
         self.backups
             .restore(&self.client, &self.cfg, &path)
             .await
@@ -259,10 +269,11 @@ impl<H: ScriptHost> Runner<H> {
             self.check_guard(guard).await?;
             history.remove_records(stale).await?;
         }
-        self.info(&format!(
-            "✓ Database restored from backup\n {}",
-            path.display()
-        ));
+        self.emit(RunEvent::AfterRestore {
+            path,
+            duration: started.elapsed(),
+        })
+        .await;
         Ok(())
     }
 }
