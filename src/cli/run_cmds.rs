@@ -80,7 +80,7 @@ fn progress(live: Live) -> EventFn {
     })
 }
 
-/// Print the held error lines except those that repeat `final_error`.
+/// Print the held error lines (as text, except those that repeat `final_error`).
 fn flush_errors(
     io: &mut Io,
     cfg: &Config,
@@ -89,7 +89,10 @@ fn flush_errors(
 ) {
     let format = LogFormat::parse(&cfg.log_format);
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-        if final_error.is_some_and(|e| line.message.ends_with(&e.message)) {
+        // JSON lines keep their event names, so nothing is dropped there.
+        if format == LogFormat::Text
+            && final_error.is_some_and(|e| line.message.ends_with(&e.message))
+        {
             continue;
         }
         io.eline(line.render(format, now_ms()));

@@ -167,17 +167,19 @@ impl<H: ScriptHost> Runner<H> {
                 now_ms(),
                 &username,
             );
-            let ran = self.host.run(&script.filepath, Method::Down, &info).await;
-            if let Err(e) = ran {
-                self.emit(failed(&e)).await;
-                return Err(Error::new(
-                    ErrorCode::ScriptFailed,
-                    format!(
-                        "Rollback of migration {} failed: {}",
-                        script.name, e.message
-                    ),
-                ));
-            }
+            let returned = match self.host.run(&script.filepath, Method::Down, &info).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.emit(failed(&e)).await;
+                    return Err(Error::new(
+                        ErrorCode::ScriptFailed,
+                        format!(
+                            "Rollback of migration {} failed: {}",
+                            script.name, e.message
+                        ),
+                    ));
+                }
+            };
             if let Err(e) = self.check_guard(guard).await {
                 let e = Error::new(e.code, format!("{} (down() of {} ran but its record was not removed because the lock was lost)", e.message, script.name));
                 self.emit(failed(&e)).await;
@@ -186,7 +188,11 @@ impl<H: ScriptHost> Runner<H> {
             history.remove_records([r]).await?;
             result.executed.push(script_info_js.clone());
             self.emit(RunEvent::AfterMigrate {
-                script: script_info_js,
+                // `result`: what down() returned.
+                script: MigrationInfo {
+                    result: Some(returned).filter(|v| !v.is_null()),
+                    ..script_info_js
+                },
                 step,
                 duration: clock.elapsed(),
             })
