@@ -646,7 +646,10 @@ test('L7: runExclusive waits for a release; gives up with LOCK_HELD after waitTi
   const waited = Date.now() - t
   assert.equal(err.code, 'LOCK_HELD')
   // It says it gave up after the wait limit and which setting sets it, then the guide's text.
-  assert.match(err.message, /^Gave up waiting for the migration lock at [^ ]+ after 0\.\d s: the wait limit is 0\.8 s, set by the waitTimeout option; raise it to wait longer\.\nMigration lock is currently held by another process\.\nExecutor: holder\n/)
+  assert.match(
+    err.message,
+    /^Gave up waiting for the migration lock at [^ ]+ after 0\.\d s: the wait limit is 0\.8 s, set by the waitTimeout option; raise it to wait longer\.\nMigration lock is currently held by another process\.\nExecutor: holder\n/,
+  )
   assert.ok(waited >= 750 && waited < 3000, `waited ${waited} ms`)
 
   const fast = await waiter.runExclusive(async () => 1, { executorId: 'fail-fast' }).catch((e) => e)

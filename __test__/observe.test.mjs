@@ -62,7 +62,9 @@ test('a waiting pod logs who holds the lock, since when, when its lease ends; up
   const updates = lines.filter((l) => /^Still waiting for the migration lock at migrations\/_lock \(\d\.\d s so far\): held by holder-pod \(host /.test(l))
   assert.ok(updates.length >= 1, `no update while waiting:\n${out.stderr}`)
   assert.ok(lines.indexOf(updates[0]) > lines.findIndex((l) => first.test(l)), 'the first line comes first')
-  const gaveUp = lines.findIndex((l) => /^Gave up waiting for the migration lock at migrations\/_lock after 1\.\d s: the wait limit is 1\.5 s, set by --wait-timeout; raise it to wait longer\.$/.test(l))
+  const gaveUp = lines.findIndex((l) =>
+    /^Gave up waiting for the migration lock at migrations\/_lock after 1\.\d s: the wait limit is 1\.5 s, set by --wait-timeout; raise it to wait longer\.$/.test(l),
+  )
   assert.ok(gaveUp > 0, out.stderr)
   assert.equal(lines[gaveUp + 1], 'Migration lock is currently held by another process.')
   assert.equal(lines[gaveUp + 2], 'Executor: holder-pod')
@@ -126,7 +128,10 @@ test('--log-format json: one JSON object per stderr line with time, level, event
   assert.equal(wait.holder.hostname, os.hostname())
   assert.match(wait.holder.expiresAt, /Z$/)
   assert.equal(wait.path, 'migrations/_lock')
-  assert.ok(logs.some((l) => l.event === 'lock.still-waiting' && l.waited > 0), 'updates while waiting')
+  assert.ok(
+    logs.some((l) => l.event === 'lock.still-waiting' && l.waited > 0),
+    'updates while waiting',
+  )
   assert.ok(logs.some((l) => l.event === 'lock.acquired' && l.waited > 0 && l.epoch === 2))
   const done = logs.filter((l) => l.event === 'migration.done')
   assert.deepEqual(
@@ -175,8 +180,17 @@ test('progress under pipes: a plain line when each script starts and when it is 
   assert.equal(out.code, 0, out.stderr)
   const lines = out.stderr.split('\n')
   const at = (re) => lines.findIndex((l) => re.test(l))
-  const order = [/^\[1\/3\] V202501010001_a\.js \.\.\.$/, /^\[1\/3\] V202501010001_a\.js \(\d+\.\d s\)$/, /^\[2\/3\] V202501010002_b\.js \.\.\.$/, /^\[2\/3\] V202501010002_b\.js \(0\.[3-9] s\)$/, /^\[3\/3\] V202501010003_c\.js \(\d+\.\d s\)$/].map(at)
-  assert.ok(order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1])), `${order}\n${out.stderr}`)
+  const order = [
+    /^\[1\/3\] V202501010001_a\.js \.\.\.$/,
+    /^\[1\/3\] V202501010001_a\.js \(\d+\.\d s\)$/,
+    /^\[2\/3\] V202501010002_b\.js \.\.\.$/,
+    /^\[2\/3\] V202501010002_b\.js \(0\.[3-9] s\)$/,
+    /^\[3\/3\] V202501010003_c\.js \(\d+\.\d s\)$/,
+  ].map(at)
+  assert.ok(
+    order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1])),
+    `${order}\n${out.stderr}`,
+  )
   assert.doesNotMatch(out.stderr, /[\r\x1b]/)
   out = await run(dir, ['down', '0', '--database-url', emu.databaseUrl(ns)])
   assert.equal(out.code, 0, out.stderr)
@@ -220,7 +234,10 @@ test('progress on a terminal: the running script is a live line redrawn in place
   assert.doesNotMatch(t, /V202501010002_slow\.js \.\.\./, 'no separate start line on a terminal')
   const result = fs.readFileSync(stdoutFile, 'utf8')
   assert.doesNotMatch(result, /\x1b|\r|\[2\/2\]/)
-  assert.deepEqual(JSON.parse(result).executed.map((e) => e.timestamp), [202501010001, 202501010002])
+  assert.deepEqual(
+    JSON.parse(result).executed.map((e) => e.timestamp),
+    [202501010001, 202501010002],
+  )
 
   const down = await underPty(dir, ['down', '--steps', '1', '--database-url', emu.databaseUrl(ns)], {})
   assert.equal(down.code, 0, down.transcript)
@@ -232,9 +249,11 @@ test('library hooks and metrics collectors: names, arguments and order of the pr
   const ns = h.uniqueNs('hooks')
   const dir = h.project({ 'V202501010001_a.js': okScript('a'), 'V202501010002_b.js': okScript('b') }, 'msr-obs-')
   const calls = []
-  const rec = (name) => (...args) => {
-    calls.push([name, ...args])
-  }
+  const rec =
+    (name) =>
+    (...args) => {
+      calls.push([name, ...args])
+    }
   const hooks = {
     onStart: rec('onStart'),
     onBeforeBackup: rec('onBeforeBackup'),
@@ -271,10 +290,21 @@ test('library hooks and metrics collectors: names, arguments and order of the pr
   const loggerLines = []
   const warnings = []
   const runner = await FirebaseRunner.getInstance({
-    config: { folder: path.join(dir, 'migrations'), databaseUrl: emu.databaseUrl(ns), backup: { folder: path.join(dir, 'backups') }, locking: { enabled: true, timeout: 60000, executorId: 'hooks-test' } },
+    config: {
+      folder: path.join(dir, 'migrations'),
+      databaseUrl: emu.databaseUrl(ns),
+      backup: { folder: path.join(dir, 'backups') },
+      locking: { enabled: true, timeout: 60000, executorId: 'hooks-test' },
+    },
     logger: { info: () => {}, warn: (m) => warnings.push(m), error: () => {}, debug: () => {} },
     hooks: [hooks, second],
-    metricsCollectors: [spy, broken, new JsonMetricsCollector({ filePath: jsonFile }), new CsvMetricsCollector({ filePath: csvFile }), new LoggerMetricsCollector({ logger: { info: (m) => loggerLines.push(m), warn: (m) => loggerLines.push(m), error: (m) => loggerLines.push(m) } })],
+    metricsCollectors: [
+      spy,
+      broken,
+      new JsonMetricsCollector({ filePath: jsonFile }),
+      new CsvMetricsCollector({ filePath: csvFile }),
+      new LoggerMetricsCollector({ logger: { info: (m) => loggerLines.push(m), warn: (m) => loggerLines.push(m), error: (m) => loggerLines.push(m) } }),
+    ],
   })
   const r = await runner.migrate()
   assert.equal(r.success, true)
@@ -314,10 +344,13 @@ test('library hooks and metrics collectors: names, arguments and order of the pr
   const json = JSON.parse(fs.readFileSync(jsonFile, 'utf8'))
   assert.equal(json.summary.migrationsSucceeded, 2)
   assert.equal(json.summary.success, true)
-  assert.deepEqual(json.migrations.map((m) => [m.name, m.status]), [
-    ['V202501010001_a.js', 'success'],
-    ['V202501010002_b.js', 'success'],
-  ])
+  assert.deepEqual(
+    json.migrations.map((m) => [m.name, m.status]),
+    [
+      ['V202501010001_a.js', 'success'],
+      ['V202501010002_b.js', 'success'],
+    ],
+  )
   assert.equal(json.backups[0].path, backupPath)
   const csv = fs.readFileSync(csvFile, 'utf8').trim().split('\n')
   assert.equal(csv[0], 'timestamp,migration,migrationTimestamp,durationMs,status,error')
@@ -340,7 +373,10 @@ test('library hooks and metrics collectors: names, arguments and order of the pr
   )
   assert.deepEqual(calls.find((c) => c[0] === 'onMigrationError').slice(2, 3), ['SCRIPT_FAILED'])
   assert.match(calls.find((c) => c[0] === 'onMigrationError')[3], /kaput/)
-  assert.deepEqual(calls.find((c) => c[0] === 'onError'), ['onError', 'SCRIPT_FAILED'])
+  assert.deepEqual(
+    calls.find((c) => c[0] === 'onError'),
+    ['onError', 'SCRIPT_FAILED'],
+  )
   assert.deepEqual(
     metricCalls.map((c) => c[0]),
     ['recordBackup', 'recordMigrationStart', 'recordScriptStart', 'recordScriptError', 'recordRollback', 'recordError', 'recordMigrationComplete', 'close'],
@@ -360,7 +396,12 @@ test('library hooks and metrics collectors: names, arguments and order of the pr
   await runner.down(null, { steps: 1 })
   assert.deepEqual(
     calls.filter((c) => !c[0].startsWith('onLock') && c[0] !== 'second.onComplete'),
-    [['onStart', 2, 1], ['onBeforeMigrate', 'V202501010002_b.js'], ['onAfterMigrate', 'V202501010002_b.js', ''], ['onComplete', true, ['V202501010002_b.js']]],
+    [
+      ['onStart', 2, 1],
+      ['onBeforeMigrate', 'V202501010002_b.js'],
+      ['onAfterMigrate', 'V202501010002_b.js', ''],
+      ['onComplete', true, ['V202501010002_b.js']],
+    ],
   )
 })
 
@@ -374,9 +415,21 @@ test('lock hooks: onLockWait (start, updates, give-up) with the holder, onLockRe
   const logged = []
   const record = (name) => (info) => events.push([name, info])
   const runner = await FirebaseRunner.getInstance({
-    config: { folder: path.join(dir, 'migrations'), databaseUrl: emu.databaseUrl(ns), rollbackStrategy: 'none', locking: { enabled: true, timeout: 1500, renewInterval: 100, waitLogInterval: 200 } },
+    config: {
+      folder: path.join(dir, 'migrations'),
+      databaseUrl: emu.databaseUrl(ns),
+      rollbackStrategy: 'none',
+      locking: { enabled: true, timeout: 1500, renewInterval: 100, waitLogInterval: 200 },
+    },
     logger: (level, message) => logged.push([level, message]),
-    hooks: { onLockWait: record('wait'), onLockAcquired: record('acquired'), onLockRenewed: record('renewed'), onLockLost: record('lost'), onLockReleased: record('released'), onForceRelease: record('force') },
+    hooks: {
+      onLockWait: record('wait'),
+      onLockAcquired: record('acquired'),
+      onLockRenewed: record('renewed'),
+      onLockLost: record('lost'),
+      onLockReleased: record('released'),
+      onForceRelease: record('force'),
+    },
   })
   const err = await runner.migrate(undefined, { wait: true, waitTimeout: 700 }).then(
     () => assert.fail('must not get the lock'),
@@ -392,10 +445,16 @@ test('lock hooks: onLockWait (start, updates, give-up) with the holder, onLockRe
   assert.equal(waits[0].holder.expiresAt.getTime(), st.expiresAt.getTime())
   assert.equal(waits[0].waitLimit, 700)
   assert.equal(waits[0].limitSetBy, 'the waitTimeout option')
-  assert.ok(waits.some((w) => w.event === 'lock.still-waiting' && w.waited >= 150), JSON.stringify(waits))
+  assert.ok(
+    waits.some((w) => w.event === 'lock.still-waiting' && w.waited >= 150),
+    JSON.stringify(waits),
+  )
   assert.equal(waits[waits.length - 1].event, 'lock.gave-up')
   assert.ok(waits[waits.length - 1].waited >= 650)
-  assert.ok(logged.some(([l, m]) => l === 'info' && m.startsWith('Waiting for the migration lock at migrations/_lock: held by holder-pod (host ')), JSON.stringify(logged))
+  assert.ok(
+    logged.some(([l, m]) => l === 'info' && m.startsWith('Waiting for the migration lock at migrations/_lock: held by holder-pod (host ')),
+    JSON.stringify(logged),
+  )
   assert.ok(logged.some(([, m]) => m.startsWith('Still waiting for the migration lock')))
 
   // force release from the library: onForceRelease names what was released
@@ -409,7 +468,10 @@ test('lock hooks: onLockWait (start, updates, give-up) with the holder, onLockRe
   events.length = 0
   const running = runner.migrate().catch((e) => e)
   await sleep(500)
-  assert.ok(events.some((e) => e[0] === 'renewed' && e[1].epoch === events[0][1].epoch), JSON.stringify(events.map((e) => e[0])))
+  assert.ok(
+    events.some((e) => e[0] === 'renewed' && e[1].epoch === events[0][1].epoch),
+    JSON.stringify(events.map((e) => e[0])),
+  )
   await holder.forceReleaseLock()
   const lost = await running
   assert.equal(lost.code, 'LOCK_LOST', lost.message)
@@ -430,7 +492,10 @@ test('library: logFormat json hands the logger JSON lines; markApplied and down 
     logger: (level, message) => logged.push([level, message]),
   })
   const marked = await runner.migrate(202501010001, { markApplied: true })
-  assert.deepEqual(marked.executed.map((e) => e.name), ['V202501010001_a.js'])
+  assert.deepEqual(
+    marked.executed.map((e) => e.name),
+    ['V202501010001_a.js'],
+  )
   assert.equal((await nsData(ns)).a, undefined, 'not run')
   assert.equal((await nsData(ns)).schema_version.v202501010001.markedApplied, true)
   await runner.migrate()
@@ -440,6 +505,9 @@ test('library: logFormat json hands the logger JSON lines; markApplied and down 
   assert.ok(lines.some((l) => l.event === 'migration.done' && l.migration === 'V202501010002_b.js' && Number.isInteger(l.duration)))
   assert.ok(lines.every((l) => l.time && l.event && l.level))
   const down = await runner.down(null, { steps: 2 })
-  assert.deepEqual(down.executed.map((e) => e.timestamp), [202501010002, 202501010001])
+  assert.deepEqual(
+    down.executed.map((e) => e.timestamp),
+    [202501010002, 202501010001],
+  )
   await assert.rejects(runner.down(), (e) => e.code === 'CONFIG_INVALID' && /steps/.test(e.message))
 })
