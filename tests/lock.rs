@@ -904,3 +904,94 @@ async fn request_counts_per_operation() {
     g.release().await.unwrap();
     count((2, 1, 1), "guard release").await;
 }
+
+/// The wait report through `LockService::with_observer`: one `Waiting { first }` naming the
+/// holder when the wait starts, updates every `wait_log_interval` (the wait loop wakes up for
+/// them), and `GaveUp` with the limit and its setting; then, once the lock is free, `Acquired`
+/// after a wait, `Renewed` by the heartbeat and `Released` at the end; `ForceReleased` from
+/// `force_release`.
+#[tokio::test]
+async fn the_lock_reports_waits_acquisitions_renewals_and_releases_to_its_observer() {
+    use msr_firebase::lock::{LockEvent, WaitLimit};
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder-pod").await.unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<LockEvent>::new()));
+    let sink = seen.clone();
+    let waiter = LockService::new(
+        client(&emu, 0),
+        None,
+        LockOptions {
+            timeout_ms: 3_000,
+            renew_interval: Some(Duration::from_millis(100)),
+            wait_log_interval: Duration::from_millis(150),
+            ..Default::default()
+        },
+    )
+    .with_observer(Arc::new(move |e: &LockEvent| {
+        sink.lock().unwrap().push(e.clone())
+    }));
+    let policy = WaitPolicy::wait_up_to(Duration::from_millis(700), "--wait-timeout");
+    let e = ExclusiveGuard::acquire(&waiter, "waiter", policy.clone())
+        .await
+        .err()
+        .expect("acquired a held lock");
+    assert_eq!(e.code, ErrorCode::LockHeld);
+    let evs = seen.lock().unwrap().clone();
+    let LockEvent::Waiting {
+        holder: Some(h),
+        first: true,
+        limit,
+        ..
+    } = &evs[0]
+    else {
+        panic!("first event {:?}", evs[0])
+    };
+    assert_eq!(h.executor_id, "holder-pod");
+    assert_eq!(h.process_id, Some(std::process::id()));
+    assert_eq!(
+        *limit,
+        WaitLimit::Time {
+            max_wait: Duration::from_millis(700),
+            set_by: "--wait-timeout"
+        }
+    );
+    let updates = evs
+        .iter()
+        .filter(|e| matches!(e, LockEvent::Waiting { first: false, .. }))
+        .count();
+    // 700 ms at one update per 150 ms: about four; the bound only says "steady, not per attempt".
+    assert!((2..=6).contains(&updates), "{updates} updates: {evs:?}");
+    assert!(
+        matches!(evs.last(), Some(LockEvent::GaveUp { waited, .. }) if *waited >= Duration::from_millis(700)),
+        "{evs:?}"
+    );
+    assert!(e.message.starts_with("Gave up waiting for the migration lock at migrations/_lock after 0.7 s: the wait limit is 0.7 s, set by --wait-timeout"), "{}", e.message);
+
+    seen.lock().unwrap().clear();
+    holder.release("holder-pod").await.unwrap();
+    let g = ExclusiveGuard::acquire(&waiter, "waiter", policy)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    g.release().await.unwrap();
+    let names: Vec<&str> = seen.lock().unwrap().iter().map(|e| e.name()).collect();
+    assert_eq!(names.first(), Some(&"lock.acquired"), "{names:?}");
+    assert!(
+        names.iter().filter(|n| **n == "lock.renewed").count() >= 1,
+        "{names:?}"
+    );
+    assert_eq!(names.last(), Some(&"lock.released"), "{names:?}");
+
+    assert!(holder.acquire("holder-pod").await.unwrap());
+    seen.lock().unwrap().clear();
+    let previous = waiter.force_release().await.unwrap();
+    assert_eq!(
+        previous.as_ref().map(|s| s.locked_by.as_str()),
+        Some("holder-pod")
+    );
+    assert!(matches!(
+        seen.lock().unwrap().as_slice(),
+        [LockEvent::ForceReleased { previous: Some(p), .. }] if p.locked_by == "holder-pod"
+    ));
+}

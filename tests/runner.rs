@@ -1309,3 +1309,91 @@ async fn lock_held_by_another_fails_fast() {
         .unwrap();
     assert_eq!(r.executed.len(), 4);
 }
+
+/// Every step of a run as a typed event, in the predecessor's hook order; each names its hook
+/// and collector methods. A slow listener is waited for before the run goes on.
+#[tokio::test]
+async fn run_events_come_in_the_predecessors_order_and_are_awaited() {
+    use msr_firebase::runner::RunEvent;
+    let mut env = Env::new(Some("ev")).await;
+    with(&mut env, "backup", "full");
+    failing_setup(&env, true, false);
+    let seen: Arc<Mutex<Vec<(String, Vec<&'static str>)>>> = Arc::default();
+    let sink = seen.clone();
+    let host_calls = env.host.calls.clone();
+    let runner = env
+        .locked_runner()
+        .with_events(Arc::new(move |ev: &RunEvent| {
+            let name = ev.hook().unwrap_or("-").to_string();
+            let label = match ev {
+                RunEvent::BeforeMigrate { script, step } => {
+                    format!("{name} {} [{}/{}]", script.name, step.index, step.total)
+                }
+                RunEvent::AfterMigrate { script, .. } => format!("{name} {}", script.name),
+                RunEvent::MigrationError { script, error, .. } => {
+                    format!("{name} {} {}", script.name, error.code.as_str())
+                }
+                RunEvent::Start { total, pending, .. } => format!("{name} {total} {pending}"),
+                RunEvent::Rollback {
+                    strategy, success, ..
+                } => format!("rollback {strategy} {success}"),
+                _ => name,
+            };
+            sink.lock().unwrap().push((label, ev.metrics().to_vec()));
+            let calls = host_calls.clone();
+            // A listener that takes its time: no script may start meanwhile.
+            Box::pin(async move {
+                let before = calls.lock().unwrap().len();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                assert_eq!(calls.lock().unwrap().len(), before, "the run went on");
+            })
+        }));
+    let e = runner.migrate(RunOptions::default()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ScriptFailed);
+    let got = seen.lock().unwrap().clone();
+    let labels: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "onLockAcquired",
+            "onBeforeBackup",
+            "onAfterBackup",
+            "onStart 4 4",
+            &format!("onBeforeMigrate {USERS} [1/4]"),
+            &format!("onAfterMigrate {USERS}"),
+            &format!("onBeforeMigrate {POSTS} [2/4]"),
+            &format!("onAfterMigrate {POSTS}"),
+            &format!("onBeforeMigrate {COMMENTS} [3/4]"),
+            &format!("onMigrationError {COMMENTS} SCRIPT_FAILED"),
+            "onBeforeRestore",
+            "onAfterRestore",
+            "rollback backup true",
+            "onLockReleased",
+            "onError",
+        ]
+    );
+    let metrics: Vec<&str> = got.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+    assert_eq!(
+        metrics,
+        [
+            "recordBackup",
+            "recordMigrationStart",
+            "recordScriptStart",
+            "recordScriptComplete",
+            "recordScriptStart",
+            "recordScriptComplete",
+            "recordScriptStart",
+            "recordScriptError",
+            "recordRollback",
+            "recordError",
+            "recordMigrationComplete",
+            "close"
+        ]
+    );
+    // The log carries the same steps as lines with stable event names.
+    assert!(env.logged(LogLevel::Info, &format!("[2/4] {POSTS} (")));
+    assert!(env.logged(
+        LogLevel::Error,
+        &format!("Migration {COMMENTS} failed: TypeError: boom")
+    ));
+}
