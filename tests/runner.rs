@@ -1318,7 +1318,8 @@ async fn run_events_come_in_the_predecessors_order_and_are_awaited() {
     let mut env = Env::new(Some("ev")).await;
     with(&mut env, "backup", "full");
     failing_setup(&env, true, false);
-    let seen: Arc<Mutex<Vec<(String, Vec<&'static str>)>>> = Arc::default();
+    type Seen = Vec<(String, Vec<&'static str>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let sink = seen.clone();
     let host_calls = env.host.calls.clone();
     let runner = env

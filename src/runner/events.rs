@@ -118,6 +118,15 @@ impl Step {
     fn counter(&self) -> String {
         format!("[{}/{}]", self.index, self.total)
     }
+
+    /// The fields every line about a script's step carries.
+    fn fields(&self, line: LogLine, script: &MigrationInfo) -> LogLine {
+        line.with("migration", &script.name)
+            .with("version", script.timestamp)
+            .with("index", self.index)
+            .with("total", self.total)
+            .with("method", self.method)
+    }
 }
 
 impl RunEvent {
@@ -185,12 +194,7 @@ impl RunEvent {
                     Method::Up => format!("{} {} ...", step.counter(), script.name),
                     Method::Down => format!("{} Rolling back {} ...", step.counter(), script.name),
                 };
-                info("migration.start", message)
-                    .with("migration", &script.name)
-                    .with("version", script.timestamp)
-                    .with("index", step.index)
-                    .with("total", step.total)
-                    .with("method", step.method)
+                step.fields(info("migration.start", message), script)
             }
             RunEvent::AfterMigrate {
                 script,
@@ -208,12 +212,7 @@ impl RunEvent {
                         human(*duration)
                     ),
                 };
-                info("migration.done", message)
-                    .with("migration", &script.name)
-                    .with("version", script.timestamp)
-                    .with("index", step.index)
-                    .with("total", step.total)
-                    .with("method", step.method)
+                step.fields(info("migration.done", message), script)
                     .with("duration", ms(*duration))
             }
             RunEvent::MigrationError {
@@ -229,27 +228,24 @@ impl RunEvent {
                         script.name, error.message
                     ),
                 };
-                LogLine::new(LogLevel::Error, "migration.failed", message)
-                    .with("migration", &script.name)
-                    .with("version", script.timestamp)
-                    .with("index", step.index)
-                    .with("total", step.total)
-                    .with("method", step.method)
-                    .with("duration", ms(*duration))
-                    .with("code", error.code.as_str())
+                step.fields(
+                    LogLine::new(LogLevel::Error, "migration.failed", message),
+                    script,
+                )
+                .with("duration", ms(*duration))
+                .with("code", error.code.as_str())
             }
-            RunEvent::Marked { script, step } => info(
-                "migration.marked",
-                format!(
-                    "{} {} marked as applied (not run)",
-                    step.counter(),
-                    script.name
+            RunEvent::Marked { script, step } => step.fields(
+                info(
+                    "migration.marked",
+                    format!(
+                        "{} {} marked as applied (not run)",
+                        step.counter(),
+                        script.name
+                    ),
                 ),
-            )
-            .with("migration", &script.name)
-            .with("version", script.timestamp)
-            .with("index", step.index)
-            .with("total", step.total),
+                script,
+            ),
             RunEvent::BeforeRestore { path } => {
                 info("restore.start", "Restoring from backup...".into()).with("path", path)
             }
