@@ -120,7 +120,9 @@ test('migrate --mark-applied records pending migrations without running them, un
   assert.equal(out.code, 3, out.stderr)
   assert.match(out.stderr, /Executor: other-pod/)
   assert.equal((await nsData(ns)).schema_version, undefined, 'nothing marked without the lock')
-  assert.equal((await run(dir, ['lock:release', '--force'])).code, 0)
+  const released = await run(dir, ['lock:release', '--force', '--format', 'json'])
+  assert.equal(released.code, 0, released.stderr)
+  assert.deepEqual([json(released).released, json(released).previous.executorId], [true, 'other-pod'])
 
   out = await run(dir, ['migrate', '202501010002', '--mark-applied'])
   assert.equal(out.code, 0, out.stderr)

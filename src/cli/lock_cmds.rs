@@ -74,13 +74,6 @@ pub fn release_needs_force(io: &mut Io) -> i32 {
 }
 
 pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> i32 {
-    let current = match svc.status().await {
-        Ok(s) => s,
-        Err(e) => {
-            let text = format!("✗ Lock release error: {}", e.message);
-            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
-        }
-    };
     if json {
         return match svc.force_release().await {
             Ok(released) => {
@@ -93,6 +86,13 @@ pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> i32 {
             Err(e) => io.fail(&e, exit_code(&e, exit::GENERAL), ""),
         };
     }
+    let current = match svc.status().await {
+        Ok(s) => s,
+        Err(e) => {
+            let text = format!("✗ Lock release error: {}", e.message);
+            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
+        }
+    };
     let Some(held) = current else {
         io.line("🔓 Lock Status: UNLOCKED");
         io.line("");
