@@ -17,10 +17,28 @@ function run(args, env, cwd) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env } })
     let out = ''
+    let err = ''
     child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (out += d))
-    child.on('close', (code) => resolve({ code, out }))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('close', (code) => resolve({ code, out: out + err, stdout: out, stderr: err }))
   })
+}
+
+/** The pod's log (JSON lines, `MSR_LOG_FORMAT=json`): the lock and migration lines, as text. */
+function podLog(stderr) {
+  const shown = new Set(['lock.waiting', 'lock.still-waiting', 'lock.acquired', 'migration.done', 'run.failed', 'command.failed'])
+  return stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l)
+      } catch {
+        return { event: 'log', message: l }
+      }
+    })
+    .filter((l) => shown.has(l.event) || l.level === 'warn' || l.level === 'error')
+    .map((l) => l.message)
 }
 
 async function main() {
@@ -38,15 +56,16 @@ async function main() {
 `,
   )
   const env = { FIREBASE_DATABASE_EMULATOR_HOST: emu.hostPort, MSR_LOG_LEVEL: 'warn' }
+  const podEnv = { ...env, MSR_LOG_LEVEL: 'info', MSR_LOG_FORMAT: 'json' }
   console.log(`Embedded RTDB emulator: ${emu.url}  (FIREBASE_DATABASE_EMULATOR_HOST=${emu.hostPort})`)
   console.log(`Working directory: ${work}\n`)
   console.log(`Starting ${PODS} pods that all run \`msr-firebase migrate\` at once...\n`)
-  const results = await Promise.all(Array.from({ length: PODS }, () => run(['migrate'], env, work)))
+  const results = await Promise.all(Array.from({ length: PODS }, () => run(['migrate'], podEnv, work)))
   results.forEach((r, i) => {
     console.log(`--- pod ${i + 1} (exit ${r.code})`)
     console.log(
-      r.out
-        .trim()
+      [...podLog(r.stderr), ...r.stdout.trim().split('\n')]
+        .join('\n')
         .split('\n')
         .map((l) => `  ${l}`)
         .join('\n'),
