@@ -995,3 +995,45 @@ async fn the_lock_reports_waits_acquisitions_renewals_and_releases_to_its_observ
         [LockEvent::ForceReleased { previous: Some(p), .. }] if p.locked_by == "holder-pod"
     ));
 }
+
+/// Retries keep their rhythm however often the wait is reported: `retryAttempts` × `retryDelay`
+/// is still the time spent, and the give-up names the retry settings.
+#[tokio::test]
+async fn frequent_wait_reports_do_not_use_up_retries() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder-pod").await.unwrap());
+    let waiter = LockService::new(
+        client(&emu, 0),
+        None,
+        LockOptions {
+            timeout_ms: 60_000,
+            wait_log_interval: Duration::from_millis(20),
+            ..Default::default()
+        },
+    )
+    .with_observer(Arc::new(|_: &msr_firebase::lock::LockEvent| {}));
+    let started = Instant::now();
+    let e = ExclusiveGuard::acquire(
+        &waiter,
+        "waiter",
+        WaitPolicy::Retry {
+            attempts: 2,
+            delay: Duration::from_millis(300),
+        },
+    )
+    .await
+    .err()
+    .expect("acquired a held lock");
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.message
+            .contains("out of attempts: retryAttempts is 2, retryDelay 300 ms"),
+        "{}",
+        e.message
+    );
+}

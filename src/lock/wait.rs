@@ -338,7 +338,9 @@ pub(crate) async fn wait_for_lock(
                 first,
             });
         }
-        if let Some(d) = report.due_in(now) {
+        // A time-bounded wait wakes up for the next report; retries keep their own rhythm
+        // (each wake-up is an attempt, and attempts are counted).
+        if let (Some(d), true) = (report.due_in(now), schedule.follows_the_node()) {
             pause = pause.min(d);
         }
         hooks.emit(WaitEvent::Held {
