@@ -1407,7 +1407,10 @@ async fn lever_request_counts() {
     // Lever requests are not counted; DELETE resets.
     t.lever(Method::DELETE, "requests", None).await;
     let counts = t.lever(Method::GET, "requests", None).await;
-    assert_eq!(counts, json!({"total": 0, "byMethod": {}, "byPath": {}}));
+    assert_eq!(
+        counts,
+        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0})
+    );
     t.finish().await;
 }
 

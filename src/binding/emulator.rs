@@ -13,6 +13,8 @@ pub struct StartEmulatorOptions {
     pub port: Option<u32>,
     /// Initial data: `{ "<namespace>": <tree> }`.
     pub import: Option<Value>,
+    /// Initial data from a JSON file of that shape, parsed as it is read (any size).
+    pub import_file: Option<String>,
 }
 
 #[napi]
@@ -64,11 +66,13 @@ pub async fn start_emulator(options: Option<StartEmulatorOptions>) -> napi::Resu
         host: None,
         port: None,
         import: None,
+        import_file: None,
     });
     let opts = EmulatorOptions {
         host: o.host.unwrap_or_else(|| "127.0.0.1".into()),
         port: o.port.unwrap_or(0).min(u16::MAX as u32) as u16,
         import: o.import,
+        import_file: o.import_file.map(std::path::PathBuf::from),
     };
     let emu = Emulator::start(opts).await.napi()?;
     let addr = emu.addr();

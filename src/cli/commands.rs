@@ -377,20 +377,11 @@ async fn emulator(
     io: &mut Io,
     cwd: &Path,
 ) -> i32 {
-    let import = match import
-        .map(|f| read_import(&Config::resolve(cwd, f)))
-        .transpose()
-    {
-        Ok(v) => v,
-        Err(e) => {
-            let text = format!("✗ {}", e.message);
-            return io.fail(&e, exit::GENERAL, text);
-        }
-    };
     let emu = match Emulator::start(EmulatorOptions {
         host: host.to_string(),
         port,
-        import,
+        import: None,
+        import_file: import.map(|f| Config::resolve(cwd, f)),
     })
     .await
     {
@@ -411,28 +402,20 @@ async fn emulator(
     if !SIGNALS.stop.is_requested() {
         SIGNALS.notify.notified().await;
     }
-    let data = emu.export();
-    let _ = emu.stop().await;
-    if let Some(file) = export {
+    let exported = export.map(|file| {
         let path = Config::resolve(cwd, file);
-        let text = serde_json::to_string_pretty(&data).unwrap_or_default();
-        if let Err(e) = std::fs::write(&path, text) {
-            let e = Error::io(format!("Cannot write {}", path.display()), e);
-            let text = format!("✗ {}", e.message);
+        (emu.export_to_file(&path), path)
+    });
+    let _ = emu.stop().await;
+    if let Some((written, path)) = exported {
+        if let Err(e) = written {
+            let text = format!("✗ Cannot write {}: {}", path.display(), e.message);
             return io.fail(&e, exit::GENERAL, text);
         }
         io.line(format!("Data exported to {}", path.display()));
     }
     io.line("Emulator stopped.");
     exit::SUCCESS
-}
-
-fn read_import(path: &Path) -> crate::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::config(format!("{} is not valid JSON: {e}", path.display())))?;
-    Ok(v)
 }
 
 use std::io::Write as _;

@@ -12,12 +12,10 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
 
 use super::etag::etag;
-use super::response::{
-    bad_request, error, full, json_response, read_json, respond, with_etag, Body,
-};
+use super::response::{bad_request, error, full, read_body, respond, with_etag, Body};
 use super::sse;
 use super::state::{State, WriteEvent};
-use super::store::{prepare, to_output};
+use super::store::{self, NodeRef, Read};
 use crate::rtdb::order::{Query, QUERY_PARAMS};
 use crate::rtdb::path::{self, MAX_DEPTH};
 
@@ -194,14 +192,14 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             if accept.contains("text/event-stream") {
                 return stream(state, dr);
             }
-            get(state, dr)
+            counted(state, || get(state, dr))
         }
-        Method::PUT => match read_json(req).await {
-            Ok(body) => put(state, dr, body),
+        Method::PUT => match read_body(req).await {
+            Ok(body) => counted(state, || put(state, dr, &body)),
             Err(res) => res,
         },
-        Method::POST => match read_json(req).await {
-            Ok(body) => post(state, dr, body),
+        Method::POST => match read_body(req).await {
+            Ok(body) => counted(state, || post(state, dr, &body)),
             Err(res) => res,
         },
         Method::PATCH => {
@@ -210,12 +208,12 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
                     "X-Firebase-ETag is not supported on PATCH (an update cannot be conditional)",
                 );
             }
-            match read_json(req).await {
-                Ok(body) => patch(state, dr, body),
+            match read_body(req).await {
+                Ok(body) => counted(state, || patch(state, dr, &body)),
                 Err(res) => res,
             }
         }
-        Method::DELETE => delete(state, dr),
+        Method::DELETE => counted(state, || delete(state, dr)),
         other => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("Method {other} is not supported"),
@@ -223,12 +221,39 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     }
 }
 
+/// Run a handler and add the store work it did to the request counts (`storeSteps`).
+fn counted(state: &State, handler: impl FnOnce() -> Response<Body>) -> Response<Body> {
+    let (res, steps) = store::measured(handler);
+    state.levers().store_steps += steps;
+    res
+}
+
+/// `print=pretty`: the same JSON, indented.
+fn pretty(json: Vec<u8>, pretty: bool) -> Vec<u8> {
+    if !pretty {
+        return json;
+    }
+    serde_json::from_slice::<Value>(&json)
+        .and_then(|v| serde_json::to_vec_pretty(&v))
+        .unwrap_or(json)
+}
+
+/// A stored value (null when missing) as the request's JSON.
+fn value_json(node: Option<NodeRef<'_>>, dr: &DataReq) -> Vec<u8> {
+    let json = store::render(node, Read::Value, usize::MAX).expect("no limit");
+    pretty(json, dr.pretty)
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    respond(status, full(body), Some("application/json; charset=utf-8"))
+}
+
 /// 200 with the value (204 under `print=silent`), plus the ETag when asked for.
-fn ok_value(dr: &DataReq, value: &Value, tag: Option<String>) -> Response<Body> {
+fn ok_json(dr: &DataReq, body: impl FnOnce() -> Vec<u8>, tag: Option<String>) -> Response<Body> {
     let res = if dr.silent {
         respond(StatusCode::NO_CONTENT, full(Bytes::new()), None)
     } else {
-        json_response(StatusCode::OK, value, dr.pretty)
+        json_bytes(StatusCode::OK, body())
     };
     with_etag(res, if dr.want_etag { tag } else { None })
 }
@@ -272,166 +297,187 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
         Ok(q) => q,
         Err(e) => return bad_request(e.message),
     };
-    let (value, tag) = {
+    let (body, tag) = {
         let store = state.store();
-        let node = store.get_ref(&dr.ns, &dr.segs);
-        let tag = etag(node.unwrap_or(&Value::Null));
-        if dr.if_none_match.as_deref() == Some(tag.as_str()) {
+        let node = store.node(&dr.ns, &dr.segs);
+        let tag = (dr.want_etag || dr.if_none_match.is_some()).then(|| etag(node));
+        if dr.if_none_match.is_some() && dr.if_none_match == tag {
             return with_etag(
                 respond(StatusCode::NOT_MODIFIED, full(Bytes::new()), None),
-                Some(tag),
+                tag,
             );
         }
-        let value = match node {
-            None => Value::Null,
-            Some(Value::Object(m)) if shallow => {
-                Value::Object(m.keys().map(|k| (k.clone(), Value::Bool(true))).collect())
-            }
-            Some(v @ Value::Object(_)) if !query.is_empty() => Value::Object(
-                query
-                    .apply(v)
-                    .into_iter()
-                    .map(|(k, v)| (k, to_output(&v)))
-                    .collect::<Map<_, _>>(),
-            ),
-            Some(v) => to_output(v),
+        let body = if dr.silent {
+            Vec::new()
+        } else {
+            let read = if shallow {
+                Read::Shallow
+            } else {
+                Read::Query(&query)
+            };
+            let json = store::render(node, read, usize::MAX).expect("no limit");
+            pretty(json, dr.pretty)
         };
-        (value, tag)
+        (body, tag)
     };
-    ok_value(&dr, &value, Some(tag))
+    ok_json(&dr, || body, tag)
 }
 
 /// The 412 for a failed `if-match`: the current value as plain JSON and its ETag.
-fn precondition_failed(current: &Value, tag: String, pretty: bool) -> Response<Body> {
+fn precondition_failed(current: Option<NodeRef<'_>>, dr: &DataReq) -> Response<Body> {
+    let body = value_json(current, dr);
     with_etag(
-        json_response(StatusCode::PRECONDITION_FAILED, &to_output(current), pretty),
-        Some(tag),
+        json_bytes(StatusCode::PRECONDITION_FAILED, body),
+        Some(etag(current)),
     )
 }
 
-fn put(state: &Arc<State>, dr: DataReq, body: Value) -> Response<Body> {
-    let (written, tag) = {
+/// Publish a write to the open event streams (only built when someone listens).
+fn publish(state: &State, event: impl FnOnce() -> WriteEvent) {
+    if state.events.receiver_count() > 0 {
+        let _ = state.events.send(Arc::new(event()));
+    }
+}
+
+fn stored(node: &Option<store::Node>) -> Value {
+    node.as_ref()
+        .map(|n| n.view().to_stored_value())
+        .unwrap_or(Value::Null)
+}
+
+fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
+    // Parse outside the lock; resolve and apply under it.
+    let parsed = match store::parse(body, dr.segs.len()) {
+        Ok(p) => p,
+        Err(e) => return bad_request(e.0),
+    };
+    let mut node = parsed.node;
+    let (echo, tag) = {
         let mut store = state.store();
         let now = state.levers().now_ms();
-        let current = store.get_ref(&dr.ns, &dr.segs);
-        let data = match prepare(&body, dr.segs.len(), current, now) {
-            Ok(d) => d,
-            Err(e) => return bad_request(e.0),
-        };
+        let current = store.node(&dr.ns, &dr.segs);
         if let Some(expected) = &dr.if_match {
-            let current = current.cloned().unwrap_or(Value::Null);
-            let tag = etag(&current);
-            if *expected != tag {
-                return precondition_failed(&current, tag, dr.pretty);
+            if *expected != etag(current) {
+                return precondition_failed(current, &dr);
             }
         }
-        store.set(&dr.ns, &dr.segs, data.clone());
-        let _ = state.events.send(Arc::new(WriteEvent::Put {
+        if parsed.has_sv {
+            if let Some(n) = &mut node {
+                store::resolve(n, current, now);
+            }
+        }
+        let view = node.as_ref().map(|n| n.view());
+        let echo = (!dr.silent).then(|| value_json(view, &dr));
+        let tag = (dr.want_etag || dr.if_match.is_some()).then(|| etag(view));
+        publish(state, || WriteEvent::Put {
             ns: dr.ns.clone(),
             path: dr.segs.clone(),
-            data: data.clone(),
-        }));
-        let tag = etag(&data);
-        (data, tag)
+            data: stored(&node),
+        });
+        store.set(&dr.ns, &dr.segs, node);
+        (echo, tag)
     };
-    ok_value(&dr, &to_output(&written), Some(tag))
+    ok_json(&dr, || echo.unwrap_or_default(), tag)
 }
 
 fn delete(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     {
         let mut store = state.store();
         if let Some(expected) = &dr.if_match {
-            let current = store.get(&dr.ns, &dr.segs);
-            let tag = etag(&current);
-            if *expected != tag {
-                return precondition_failed(&current, tag, dr.pretty);
+            let current = store.node(&dr.ns, &dr.segs);
+            if *expected != etag(current) {
+                return precondition_failed(current, &dr);
             }
         }
-        store.set(&dr.ns, &dr.segs, Value::Null);
-        let _ = state.events.send(Arc::new(WriteEvent::Put {
+        store.set(&dr.ns, &dr.segs, None);
+        publish(state, || WriteEvent::Put {
             ns: dr.ns.clone(),
             path: dr.segs.clone(),
             data: Value::Null,
-        }));
+        });
     }
-    ok_value(&dr, &Value::Null, Some(etag(&Value::Null)))
+    ok_json(&dr, || b"null".to_vec(), Some(etag(None)))
 }
 
-fn post(state: &Arc<State>, dr: DataReq, body: Value) -> Response<Body> {
+fn post(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
     if dr.segs.len() + 1 >= MAX_DEPTH {
         return bad_request(format!("Invalid path: a pushed child would be {} levels deep; paths must be fewer than {MAX_DEPTH} levels deep", dr.segs.len() + 1));
     }
+    let parsed = match store::parse(body, dr.segs.len() + 1) {
+        Ok(p) => p,
+        Err(e) => return bad_request(e.0),
+    };
+    let mut node = parsed.node;
     let (name, tag) = {
         let mut store = state.store();
         let now = state.levers().now_ms();
         let name = state.push_ids.lock().expect("push id lock").next_id(now);
         let mut at = dr.segs.clone();
         at.push(name.clone());
-        let data = match prepare(&body, at.len(), None, now) {
-            Ok(d) => d,
-            Err(e) => return bad_request(e.0),
-        };
-        store.set(&dr.ns, &at, data.clone());
-        let tag = etag(&data);
-        let _ = state.events.send(Arc::new(WriteEvent::Put {
+        if let Some(n) = &mut node {
+            store::resolve(n, None, now);
+        }
+        let tag = dr.want_etag.then(|| etag(node.as_ref().map(|n| n.view())));
+        publish(state, || WriteEvent::Put {
             ns: dr.ns.clone(),
-            path: at,
-            data,
-        }));
+            path: at.clone(),
+            data: stored(&node),
+        });
+        store.set(&dr.ns, &at, node);
         (name, tag)
     };
-    ok_value(&dr, &json!({ "name": name }), Some(tag))
+    ok_json(
+        &dr,
+        || pretty(json!({ "name": name }).to_string().into_bytes(), dr.pretty),
+        tag,
+    )
 }
 
-fn patch(state: &Arc<State>, dr: DataReq, body: Value) -> Response<Body> {
-    let Value::Object(entries) = body else {
-        return bad_request(
-            "Invalid data; an update (PATCH) must be a JSON object of paths to values",
-        );
+fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
+    let mut entries = match store::parse_update(body, dr.segs.len()) {
+        Ok(e) => e,
+        Err(e) => return bad_request(e.0),
     };
-    let mut targets: Vec<(String, Vec<String>)> = Vec::with_capacity(entries.len());
-    for k in entries.keys() {
-        let rel = match path::segments(k) {
-            Ok(rel) if !rel.is_empty() => rel,
-            Ok(_) => return bad_request(format!("Invalid data; update key {k:?} is empty")),
-            Err(e) => return bad_request(format!("Invalid data; {}", e.message)),
-        };
-        if dr.segs.len() + rel.len() >= MAX_DEPTH {
-            return bad_request(format!("Invalid data; update path {k:?} is too deep: paths must be fewer than {MAX_DEPTH} levels deep"));
-        }
-        if let Some((other, _)) = targets
-            .iter()
-            .find(|(_, o)| o.starts_with(&rel) || rel.starts_with(o))
-        {
-            return bad_request(format!("Invalid data; update paths {other:?} and {k:?} overlap (one is an ancestor of the other)"));
-        }
-        targets.push((k.clone(), rel));
+    let paths: Vec<Vec<String>> = entries.iter().map(|e| e.rel.clone()).collect();
+    if let Some((a, b)) = store::check_disjoint(&paths) {
+        let (a, b) = (&entries[a].key, &entries[b].key);
+        return bad_request(format!(
+            "Invalid data; update paths {a:?} and {b:?} overlap (one is an ancestor of the other)"
+        ));
     }
     let echo = {
         let mut store = state.store();
         let now = state.levers().now_ms();
-        let mut prepared = Vec::with_capacity(targets.len());
-        for (k, rel) in targets {
-            let full: Vec<String> = dr.segs.iter().chain(rel.iter()).cloned().collect();
-            match prepare(&entries[&k], full.len(), store.get_ref(&dr.ns, &full), now) {
-                Ok(d) => prepared.push((k, rel, d)),
-                Err(e) => return bad_request(e.0),
+        for e in entries.iter_mut().filter(|e| e.data.has_sv) {
+            let full: Vec<String> = dr.segs.iter().chain(e.rel.iter()).cloned().collect();
+            if let Some(n) = &mut e.data.node {
+                store::resolve(n, store.node(&dr.ns, &full), now);
             }
         }
-        for (_, rel, data) in &prepared {
-            let full: Vec<String> = dr.segs.iter().chain(rel.iter()).cloned().collect();
-            store.set(&dr.ns, &full, data.clone());
-        }
-        let echo: Map<String, Value> = prepared
-            .iter()
-            .map(|(k, _, d)| (k.clone(), to_output(d)))
-            .collect();
-        let _ = state.events.send(Arc::new(WriteEvent::Patch {
+        let echo = (!dr.silent).then(|| {
+            let map: Map<String, Value> = entries
+                .iter()
+                .map(|e| {
+                    let v = e.data.node.as_ref().map(|n| n.view().to_value());
+                    (e.key.clone(), v.unwrap_or(Value::Null))
+                })
+                .collect();
+            pretty(Value::Object(map).to_string().into_bytes(), dr.pretty)
+        });
+        publish(state, || WriteEvent::Patch {
             ns: dr.ns.clone(),
             path: dr.segs.clone(),
-            entries: prepared,
-        }));
-        Value::Object(echo)
+            entries: entries
+                .iter()
+                .map(|e| (e.key.clone(), e.rel.clone(), stored(&e.data.node)))
+                .collect(),
+        });
+        store.update(
+            &dr.ns,
+            &dr.segs,
+            entries.into_iter().map(|e| (e.rel, e.data.node)).collect(),
+        );
+        echo
     };
-    ok_value(&dr, &echo, None)
+    ok_json(&dr, || echo.unwrap_or_default(), None)
 }

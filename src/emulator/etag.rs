@@ -1,70 +1,58 @@
-//! ETags: a content hash of the value at a location. The hash is the hex SHA-256 of the value's
-//! canonical JSON (object keys sorted by bytes, numbers as stored), so equal values always have
+//! ETags: a content hash of the value at a location, the hex SHA-256 of its compact JSON as the
+//! store writes it (children in RTDB key order, numbers as stored), so equal values always have
 //! equal ETags whatever the order of writes. A missing node's ETag is the literal `null_etag`.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::store::{render, NodeRef, Read};
 pub use crate::rtdb::NULL_ETAG;
 
-/// The ETag of a stored value (`null_etag` for null / missing).
-pub fn etag(value: &Value) -> String {
-    if value.is_null() {
-        return NULL_ETAG.to_string();
+struct Hasher(Sha256);
+
+impl std::io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
     }
-    let mut canonical = String::new();
-    write_canonical(value, &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Canonical JSON: keys sorted, no whitespace.
-pub fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
+/// The ETag of a stored value (`null_etag` for a missing node).
+pub fn etag(node: Option<NodeRef<'_>>) -> String {
+    let Some(node) = node else {
+        return NULL_ETAG.to_string();
+    };
+    let mut h = Hasher(Sha256::new());
+    let json = render(Some(node), Read::Value, usize::MAX).expect("no limit");
+    std::io::Write::write_all(&mut h, &json).expect("hashing cannot fail");
+    hex::encode(h.0.finalize())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::emulator::store::parse;
+
+    fn tag(json: &str) -> String {
+        let p = parse(json.as_bytes(), 0).unwrap();
+        etag(p.node.as_ref().map(|n| n.view()))
+    }
 
     #[test]
     fn null_is_null_etag() {
-        assert_eq!(etag(&Value::Null), "null_etag");
+        assert_eq!(etag(None), "null_etag");
+        assert_eq!(tag("null"), "null_etag");
+        assert_eq!(tag("{}"), "null_etag");
     }
 
     #[test]
     fn key_order_does_not_matter_but_content_does() {
-        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"x":true,"y":"s"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"b":{"y":"s","x":true},"a":1}"#).unwrap();
-        assert_eq!(etag(&a), etag(&b));
-        assert_ne!(etag(&a), etag(&json!({"a": 2, "b": {"x": true, "y": "s"}})));
-        assert_ne!(etag(&json!(1)), etag(&json!("1")));
-        assert_eq!(etag(&json!(1)).len(), 64);
+        let a = tag(r#"{"a":1,"b":{"x":true,"y":"s"}}"#);
+        assert_eq!(a, tag(r#"{"b":{"y":"s","x":true},"a":1.0}"#));
+        assert_ne!(a, tag(r#"{"a":2,"b":{"x":true,"y":"s"}}"#));
+        assert_ne!(tag("1"), tag("\"1\""));
+        assert_eq!(tag("1").len(), 64);
     }
 }

@@ -173,11 +173,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             // Data first, under the store lock, with an event so open streams see the wipe.
             {
                 let mut store = state.store();
-                let namespaces: Vec<String> = store
-                    .export()
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
+                let namespaces = store.namespaces();
                 store.clear();
                 for ns in namespaces {
                     let _ = state.events.send(Arc::new(WriteEvent::Put {

@@ -36,7 +36,9 @@
 //!   the indexes up to the largest are present (as RTDB does).
 //!
 //! # Test levers (`/.emulator/...`; JSON in and out; not counted, not delayed, not denied)
-//! - `GET /.emulator/requests` -> `{"total": n, "byMethod": {"GET": n}, "byPath": {"GET /a/b": n}}`
+//! - `GET /.emulator/requests` -> `{"total": n, "byMethod": {"GET": n}, "byPath": {"GET /a/b": n},
+//!   "storeSteps": n}` (storeSteps: the store work data requests did, binary-search steps plus
+//!   entries moved, a stable measure of their cost)
 //!   (every data request, whatever its outcome; paths without `.json` and `ns`);
 //!   `DELETE /.emulator/requests` resets the counts.
 //! - `PUT /.emulator/deny` `{"ns": "<namespace>", "paths": ["migrations/_lock"]}` replaces the deny
@@ -97,6 +99,8 @@ pub struct EmulatorOptions {
     pub port: u16,
     /// Initial data: `{ "<namespace>": <tree>, ... }`.
     pub import: Option<Value>,
+    /// Initial data from a JSON file of the same shape, parsed as it is read (any size).
+    pub import_file: Option<std::path::PathBuf>,
 }
 
 impl Default for EmulatorOptions {
@@ -105,6 +109,7 @@ impl Default for EmulatorOptions {
             host: "127.0.0.1".into(),
             port: 0,
             import: None,
+            import_file: None,
         }
     }
 }
@@ -125,19 +130,43 @@ fn import(data: &Value) -> Result<store::Store> {
             "Emulator import must be a JSON object of namespaces: {\"<namespace>\": <data>}",
         ));
     };
+    let now = crate::rtdb::Clock::now_ms(&crate::rtdb::SystemClock);
     for (ns, tree) in dbs {
-        let prepared = store::prepare(tree, 0, None, 0)
+        let mut parsed = store::parse_value(tree, 0)
             .map_err(|e| Error::config(format!("Emulator import, namespace {ns:?}: {}", e.0)))?;
-        st.set(ns, &[], prepared);
+        if let Some(n) = &mut parsed.node {
+            store::resolve(n, None, now);
+        }
+        st.set(ns, &[], parsed.node);
     }
     Ok(st)
 }
 
+/// Build the initial store from a JSON file `{ "<ns>": <tree> }`, parsed as it is read.
+fn import_file(path: &std::path::Path) -> Result<store::Store> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
+    let now = crate::rtdb::Clock::now_ms(&crate::rtdb::SystemClock);
+    store::import_reader(f, now).map_err(|e| {
+        Error::config(format!(
+            "Emulator import {}: {}",
+            path.display(),
+            e.0.trim_start_matches("Invalid data; ")
+        ))
+    })
+}
+
 impl Emulator {
     pub async fn start(opts: EmulatorOptions) -> Result<Emulator> {
-        let st = match &opts.import {
-            Some(data) => import(data)?,
-            None => store::Store::new(),
+        let st = match (&opts.import, &opts.import_file) {
+            (Some(data), _) => import(data)?,
+            (None, Some(path)) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || import_file(&path))
+                    .await
+                    .map_err(|e| Error::internal(format!("The import failed: {e}")))??
+            }
+            (None, None) => store::Store::new(),
         };
         let (listener, addr) = bind(&opts.host, opts.port).await.map_err(|e| {
             Error::io(
@@ -169,6 +198,52 @@ impl Emulator {
     /// Every namespace's data: `{ "<namespace>": <tree> }`.
     pub fn export(&self) -> Value {
         self.state.store.lock().expect("store lock").export()
+    }
+    /// Write every namespace's data to `path` as JSON, straight from the store.
+    pub fn export_to_file(&self, path: &std::path::Path) -> Result<()> {
+        let f = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
+        let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+        self.state
+            .store
+            .lock()
+            .expect("store lock")
+            .write_export(&mut w)
+            .map_err(|e| Error::io(path.display(), e))?;
+        std::io::Write::flush(&mut w).map_err(|e| Error::io(path.display(), e))
+    }
+    /// Parse JSON from `reader` as it is read (any size) and write it at `path` in namespace
+    /// `ns`, replacing what is there, as one PUT would (keys, depth and strings validated,
+    /// server values resolved). For loading data streamed from elsewhere, e.g. the body of
+    /// `crate::backup::walk` over a production subtree.
+    pub async fn import_json<R: std::io::Read + Send + 'static>(
+        &self,
+        ns: &str,
+        path: &str,
+        reader: R,
+    ) -> Result<()> {
+        if !crate::rtdb::database_url::valid_namespace(ns) {
+            return Err(Error::config(format!(
+                "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
+            )));
+        }
+        let segs = crate::rtdb::path::segments(path)?;
+        let depth = segs.len();
+        let parsed = tokio::task::spawn_blocking(move || store::parse_reader(reader, depth))
+            .await
+            .map_err(|e| Error::internal(format!("The import failed: {e}")))?
+            .map_err(|e| Error::config(format!("Import at /{}: {}", segs.join("/"), e.0)))?;
+        let mut node = parsed.node;
+        let mut st = self.state.store.lock().expect("store lock");
+        if let Some(n) = &mut node {
+            let now = self.state.levers.lock().expect("levers lock").now_ms();
+            store::resolve(n, st.node(ns, &segs), now);
+        }
+        st.set(ns, &segs, node);
+        Ok(())
+    }
+    /// Bytes of memory the stored data takes (allocations as glibc sizes them).
+    pub fn data_heap_bytes(&self) -> usize {
+        self.state.store.lock().expect("store lock").heap_bytes()
     }
     /// Stop accepting, close streams, wait for in-flight requests.
     pub async fn stop(self) -> Result<()> {

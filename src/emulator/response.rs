@@ -65,19 +65,22 @@ pub fn with_etag(mut res: Response<Body>, tag: Option<String>) -> Response<Body>
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 pub async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
-    let bytes = match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES)
+    let bytes = read_body(req).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| bad_request("Invalid data; couldn't parse JSON object, array, or value."))
+}
+
+/// The request body (at most the REST write limit).
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
     {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Write too large: a REST write can be at most 256 MB",
-            ))
-        }
-        Err(e) => return Err(bad_request(format!("Could not read the request body: {e}"))),
-    };
-    serde_json::from_slice(&bytes)
-        .map_err(|_| bad_request("Invalid data; couldn't parse JSON object, array, or value."))
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Write too large: a REST write can be at most 256 MB",
+        )),
+        Err(e) => Err(bad_request(format!("Could not read the request body: {e}"))),
+    }
 }

@@ -71,6 +71,9 @@ pub struct Levers {
     pub total: u64,
     pub by_method: BTreeMap<String, u64>,
     pub by_path: BTreeMap<String, u64>,
+    /// Store work (binary-search steps and entries moved) done by data requests: a stable
+    /// measure of their cost.
+    pub store_steps: u64,
     /// ns (or `*`) -> denied paths (as segments).
     pub deny: HashMap<String, Vec<Vec<String>>>,
     /// ns (or `*`) -> the only subtrees a request may touch (allow-list rules).
@@ -91,6 +94,7 @@ impl Default for Levers {
             total: 0,
             by_method: BTreeMap::new(),
             by_path: BTreeMap::new(),
+            store_steps: 0,
             deny: HashMap::new(),
             allow: HashMap::new(),
             required_tokens: Vec::new(),
@@ -114,10 +118,11 @@ impl Levers {
         self.total = 0;
         self.by_method.clear();
         self.by_path.clear();
+        self.store_steps = 0;
     }
 
     pub fn counts_json(&self) -> Value {
-        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path })
+        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps })
     }
 
     /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it (reading
@@ -247,7 +252,7 @@ mod tests {
         l.count("PUT", "/b");
         assert_eq!(
             l.counts_json(),
-            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}})
+            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0})
         );
         l.reset_counts();
         assert_eq!(l.counts_json()["total"], 0);

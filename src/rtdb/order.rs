@@ -175,55 +175,82 @@ impl Query {
         *self == Query::default()
     }
 
+    /// The ordering in effect: `$key` when none is given.
+    pub fn order(&self) -> OrderBy {
+        self.order_by.clone().unwrap_or(OrderBy::Key)
+    }
+
+    /// Does a child (its key and the value it is ordered by) pass the filters?
+    pub fn in_range(&self, order: &OrderBy, key: &str, sort: &Value) -> bool {
+        let cmp = |arg: &Value| -> Ordering {
+            match order {
+                OrderBy::Key => compare_keys(key, arg.as_str().unwrap_or_default()),
+                _ => compare_values(sort, arg),
+            }
+        };
+        if let Some(eq) = &self.equal_to {
+            return cmp(eq) == Ordering::Equal;
+        }
+        self.start_at
+            .as_ref()
+            .is_none_or(|s| cmp(s) != Ordering::Less)
+            && self
+                .end_at
+                .as_ref()
+                .is_none_or(|e| cmp(e) != Ordering::Greater)
+    }
+
+    /// Sort, filter and limit children given as `(key, value ordered by, item)`; the value ordered
+    /// by is ignored for `$key`. Shared by `apply` and the emulator's store.
+    pub fn select<K: AsRef<str>, T>(&self, mut items: Vec<(K, Value, T)>) -> Vec<(K, Value, T)> {
+        let order = self.order();
+        items.sort_by(|(ka, va, _), (kb, vb, _)| match &order {
+            OrderBy::Key => compare_keys(ka.as_ref(), kb.as_ref()),
+            _ => compare_values(va, vb).then_with(|| compare_keys(ka.as_ref(), kb.as_ref())),
+        });
+        items.retain(|(k, v, _)| self.in_range(&order, k.as_ref(), v));
+        if let Some(n) = self.limit_to_first {
+            items.truncate(n as usize);
+        }
+        if let Some(n) = self.limit_to_last {
+            let n = n as usize;
+            if items.len() > n {
+                items.drain(..items.len() - n);
+            }
+        }
+        items
+    }
+
     /// Apply to a node's value: children sorted, filtered, limited. A primitive or null has no
     /// children; an array's non-null elements are children keyed by index. Without `orderBy`,
     /// children come in `$key` order.
     pub fn apply(&self, node: &Value) -> Vec<(String, Value)> {
-        let mut children: Vec<(String, Value)> = match node {
+        let children: Vec<(String, &Value)> = match node {
             Value::Object(m) => m
                 .iter()
                 .filter(|(k, _)| !k.starts_with('.'))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), v))
                 .collect(),
             Value::Array(a) => a
                 .iter()
                 .enumerate()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(i, v)| (i.to_string(), v.clone()))
+                .map(|(i, v)| (i.to_string(), v))
                 .collect(),
             _ => Vec::new(),
         };
-        let order = self.order_by.clone().unwrap_or(OrderBy::Key);
-        children.sort_by(|(ka, va), (kb, vb)| compare_children(&order, ka, va, kb, vb));
-        let in_range = |k: &str, v: &Value| -> bool {
-            let cmp = |arg: &Value| -> Ordering {
-                match &order {
-                    OrderBy::Key => compare_keys(k, arg.as_str().unwrap_or_default()),
-                    other => compare_values(&sort_value(other, v), arg),
-                }
-            };
-            if let Some(eq) = &self.equal_to {
-                return cmp(eq) == Ordering::Equal;
-            }
-            self.start_at
-                .as_ref()
-                .is_none_or(|s| cmp(s) != Ordering::Less)
-                && self
-                    .end_at
-                    .as_ref()
-                    .is_none_or(|e| cmp(e) != Ordering::Greater)
-        };
-        children.retain(|(k, v)| in_range(k, v));
-        if let Some(n) = self.limit_to_first {
-            children.truncate(n as usize);
-        }
-        if let Some(n) = self.limit_to_last {
-            let n = n as usize;
-            if children.len() > n {
-                children.drain(..children.len() - n);
-            }
-        }
-        children
+        let order = self.order();
+        let items = children
+            .into_iter()
+            .map(|(k, v)| {
+                let sort = sort_value(&order, v);
+                (k, sort, v)
+            })
+            .collect();
+        self.select(items)
+            .into_iter()
+            .map(|(k, _, v)| (k, v.clone()))
+            .collect()
     }
 }
 

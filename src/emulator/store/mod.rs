@@ -1,0 +1,596 @@
+//! The data trees, one per namespace, and what happens to written data before it is stored.
+//!
+//! - `tree`: the compact representation (chunked objects in RTDB key order, small subtrees
+//!   packed as JSON text), lookups, `$key` ranges and queries.
+//! - `json`: writing stored values as JSON (with a byte limit) and walking packed text.
+//! - `parse`: written JSON parsed and validated straight into nodes (keys, depth, 10 MB
+//!   strings, server values as placeholders, arrays as objects, pruning).
+//!
+//! Numbers are stored as doubles (as RTDB stores them) and written back as integers when they
+//! are integral and exact. `null` and empty objects never exist: writing them deletes, and a
+//! parent left empty disappears. Reads show objects whose keys are all array indexes, with more
+//! than half of the indexes up to the largest present, as arrays (missing entries `null`).
+
+mod json;
+mod parse;
+mod tree;
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub use json::TooBig;
+pub use parse::{import_reader, parse, parse_reader, parse_update, parse_value};
+pub use tree::{Node, NodeRef, Obj, ServerValue};
+
+use crate::rtdb::order::Query;
+use tree::array_index;
+
+/// Why written data was refused (becomes a 400).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataError(pub String);
+
+thread_local! {
+    /// Work done by store calls on this thread (binary-search steps plus entries moved): a
+    /// stable measure of an operation's cost, used to check that updates stay linear.
+    static STEPS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn step(n: usize) {
+    STEPS.with(|s| s.set(s.get() + n as u64));
+}
+
+/// Run `f` and return its result with the store work it did.
+pub fn measured<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let before = STEPS.with(Cell::get);
+    let r = f();
+    (r, STEPS.with(Cell::get) - before)
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    dbs: BTreeMap<String, Node>,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value at `segs` in `ns` (None when missing).
+    pub fn node(&self, ns: &str, segs: &[String]) -> Option<NodeRef<'_>> {
+        self.dbs.get(ns)?.view().descend(segs)
+    }
+
+    /// The value at `segs` in output form (null when missing).
+    pub fn get(&self, ns: &str, segs: &[String]) -> Value {
+        self.node(ns, segs)
+            .map(NodeRef::to_value)
+            .unwrap_or(Value::Null)
+    }
+
+    /// Replace the value at `segs` with resolved data (`None` deletes and prunes).
+    pub fn set(&mut self, ns: &str, segs: &[String], node: Option<Node>) {
+        let Some((last, parents)) = segs.split_last() else {
+            match node {
+                Some(n) => {
+                    self.dbs.insert(ns.to_string(), n);
+                }
+                None => {
+                    self.dbs.remove(ns);
+                }
+            }
+            return;
+        };
+        if !matches!(self.dbs.get(ns), Some(Node::Obj(_))) {
+            if node.is_none() {
+                return;
+            }
+            self.dbs.insert(ns.to_string(), Node::Obj(Box::default()));
+        }
+        let Some(Node::Obj(root)) = self.dbs.get_mut(ns) else {
+            unreachable!("the namespace root is an object")
+        };
+        set_in(root, parents, last, node);
+        if root.is_empty() {
+            self.dbs.remove(ns);
+        }
+    }
+
+    /// Apply a multi-path update at `base`: each `(relative path, data)` replaces that node
+    /// (`None` deletes). The paths must not overlap (see `check_disjoint`).
+    pub fn update(&mut self, ns: &str, base: &[String], entries: Vec<(Vec<String>, Option<Node>)>) {
+        for (rel, node) in entries {
+            let full: Vec<String> = base.iter().chain(rel.iter()).cloned().collect();
+            self.set(ns, &full, node);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.dbs.clear();
+    }
+
+    pub fn namespaces(&self) -> Vec<String> {
+        self.dbs.keys().cloned().collect()
+    }
+
+    /// `{ "<ns>": <tree> }` in output form.
+    pub fn export(&self) -> Value {
+        Value::Object(
+            self.dbs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.view().to_value()))
+                .collect(),
+        )
+    }
+
+    /// `export()` written as JSON (compact), without building it in memory.
+    pub fn write_export(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        w.write_all(b"{")?;
+        for (i, (k, v)) in self.dbs.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",\n")?;
+            }
+            json::write_str(w, k)?;
+            w.write_all(b":")?;
+            json::write(w, v.view())?;
+        }
+        w.write_all(b"}\n")
+    }
+
+    /// Bytes of heap the stored data takes (allocation sizes as glibc rounds them).
+    pub fn heap_bytes(&self) -> usize {
+        self.dbs
+            .iter()
+            .map(|(k, v)| {
+                tree::malloc(k.len())
+                    + match v {
+                        Node::Str(s) => tree::malloc(s.len()),
+                        Node::Obj(o) => o.heap_bytes_boxed(),
+                        _ => 0,
+                    }
+            })
+            .sum()
+    }
+}
+
+/// Set `last` under `parents` of `obj`, pruning what a delete empties and packing what a change
+/// left small.
+fn set_in(obj: &mut Obj, parents: &[String], last: &str, node: Option<Node>) {
+    let Some((first, rest)) = parents.split_first() else {
+        obj.put(last, node);
+        return;
+    };
+    if node.is_none() {
+        let Some(child) = obj.child_obj_existing(first) else {
+            return; // nothing there, or a primitive: nothing to delete below it
+        };
+        set_in(child, rest, last, None);
+    } else {
+        set_in(obj.child_obj(first), rest, last, node);
+    }
+    obj.settle(first);
+}
+
+/// What a GET asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Read<'q> {
+    Value,
+    /// Each child of an object as `true`; a primitive as is.
+    Shallow,
+    /// The children a query selects, as an object in RTDB order (a primitive as is).
+    Query(&'q Query),
+}
+
+/// The JSON a read of `node` returns (`null` when missing), at most `limit` bytes.
+pub fn render(node: Option<NodeRef<'_>>, read: Read<'_>, limit: usize) -> Result<Vec<u8>, TooBig> {
+    let mut out = Vec::new();
+    let mut w = json::Limited {
+        inner: &mut out,
+        written: 0,
+        limit,
+    };
+    let res = match (node, read) {
+        (None, _) => std::io::Write::write_all(&mut w, b"null"),
+        (Some(n), Read::Shallow) if n.has_children() => json::write_members(
+            &mut w,
+            n.children()
+                .iter()
+                .map(|(k, _)| (k.as_ref(), NodeRef::Bool(true))),
+        ),
+        (Some(n), Read::Query(q)) if n.has_children() && !q.is_empty() => {
+            let selected = n.query(q);
+            json::write_members(&mut w, selected.iter().map(|(k, v)| (k.as_ref(), *v)))
+        }
+        (Some(n), _) => json::write(&mut w, n),
+    };
+    match res {
+        Ok(()) => Ok(out),
+        Err(_) => Err(TooBig),
+    }
+}
+
+/// Multi-path update keys must not overlap (`a` and `a/b`): sorted, an ancestor comes right
+/// before its first descendant, so checking neighbours finds every overlap. Returns the pair.
+pub fn check_disjoint(paths: &[Vec<String>]) -> Option<(usize, usize)> {
+    let mut order: Vec<usize> = (0..paths.len()).collect();
+    step(paths.len() * (usize::BITS as usize - paths.len().leading_zeros() as usize));
+    order.sort_by(|&a, &b| paths[a].cmp(&paths[b]));
+    order
+        .windows(2)
+        .find(|w| paths[w[1]].starts_with(&paths[w[0]]))
+        .map(|w| (w[0], w[1]))
+}
+
+/// Resolve the server values in freshly parsed `node` against `current` (the value stored at
+/// the same place before the write) and the server clock.
+pub fn resolve(node: &mut Node, current: Option<NodeRef<'_>>, now_ms: i64) {
+    match node {
+        Node::Sv(sv) => *node = Node::Num(sv_value(*sv, current, now_ms)),
+        Node::Obj(o) => o.resolve(current, now_ms),
+        _ => {}
+    }
+}
+
+fn sv_value(sv: ServerValue, current: Option<NodeRef<'_>>, now_ms: i64) -> f64 {
+    match sv {
+        ServerValue::Timestamp => now_ms as f64,
+        ServerValue::Increment(d) => match current {
+            Some(NodeRef::Num(n)) => n + d,
+            Some(NodeRef::Json(t)) => match serde_json::from_str::<Value>(t) {
+                Ok(Value::Number(n)) => n.as_f64().unwrap_or(0.0) + d,
+                _ => d,
+            },
+            _ => d,
+        },
+    }
+}
+
+/// Objects that look like arrays become arrays, for data kept as `serde_json::Value` in stored
+/// form (event streams).
+pub fn to_output(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let indexes: Option<Vec<usize>> = map.keys().map(|k| array_index(k)).collect();
+            if let Some(indexes) = indexes.filter(|ix| !ix.is_empty()) {
+                let max = *indexes.iter().max().expect("non-empty");
+                if max < 2 * indexes.len() {
+                    let mut arr = vec![Value::Null; max + 1];
+                    for (k, v) in map {
+                        arr[array_index(k).expect("index")] = to_output(v);
+                    }
+                    return Value::Array(arr);
+                }
+            }
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), to_output(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use crate::rtdb::order::OrderBy;
+    use parse::MAX_STRING_BYTES;
+    const BAD_JSON: &str = "Invalid data; couldn't parse JSON object, array, or value.";
+
+    use crate::emulator::test_segs as segs;
+
+    fn node(v: Value) -> Option<Node> {
+        let mut p = parse_value(&v, 0).unwrap();
+        if let Some(n) = &mut p.node {
+            resolve(n, None, 0);
+        }
+        p.node
+    }
+
+    #[test]
+    fn set_get_and_prune() {
+        let mut s = Store::new();
+        s.set("ns", &segs("a/b/c"), node(json!(1)));
+        s.set("ns", &segs("a/x"), node(json!("y")));
+        assert_eq!(s.get("ns", &segs("a")), json!({"b": {"c": 1}, "x": "y"}));
+        s.set("ns", &segs("a/b/c"), None);
+        assert_eq!(s.get("ns", &segs("")), json!({"a": {"x": "y"}}));
+        s.set("ns", &segs("a/x"), None);
+        assert_eq!(s.get("ns", &segs("")), Value::Null);
+        assert_eq!(s.export(), json!({}));
+        // Writing below a primitive replaces it with an object.
+        s.set("ns", &segs("p"), node(json!(5)));
+        s.set("ns", &segs("p/q"), node(json!(6)));
+        assert_eq!(s.get("ns", &segs("p")), json!({"q": 6}));
+        // Deleting below a primitive is a no-op.
+        s.set("ns", &segs("p/q/r"), None);
+        assert_eq!(s.get("ns", &segs("p/q")), json!(6));
+        assert_eq!(s.get("other", &segs("p")), Value::Null);
+        // A primitive at the root, then an object over it.
+        s.set("r", &[], node(json!("top")));
+        assert_eq!(s.get("r", &[]), json!("top"));
+        s.set("r", &segs("k"), node(json!(true)));
+        assert_eq!(s.get("r", &[]), json!({"k": true}));
+    }
+
+    #[test]
+    fn parse_prunes_normalises_and_validates() {
+        let d = node(
+            json!({"a": {}, "b": null, "c": {"d": {}}, "e": 1.0, "f": 1.5, "g": [1, null, 3]}),
+        );
+        let mut s = Store::new();
+        s.set("n", &[], d);
+        assert_eq!(
+            s.get("n", &[]),
+            json!({"e": 1, "f": 1.5, "g": [1, null, 3]})
+        );
+        assert!(parse_value(&json!({}), 3,).unwrap().node.is_none());
+        for bad in [
+            json!({"a.b": 1}),
+            json!({"ok": {"$bad": 1}}),
+            json!({".priority": 1}),
+        ] {
+            assert!(parse_value(&bad, 0).is_err(), "{bad}");
+        }
+        assert!(parse_value(&json!({"x": 1}), 30).is_ok());
+        let e = parse_value(&json!({"x": 1}), 31).unwrap_err();
+        assert!(e.0.contains("levels deep"), "{e:?}");
+        assert_eq!(parse(b"{nope", 0).unwrap_err().0, BAD_JSON);
+        assert_eq!(parse(b"1 2", 0).unwrap_err().0, BAD_JSON);
+        // Duplicate keys: the last one wins.
+        let p = parse(br#"{"a":1,"b":2,"a":3}"#, 0).unwrap();
+        assert_eq!(p.node.unwrap().view().to_value(), json!({"a": 3, "b": 2}));
+    }
+
+    #[test]
+    fn strings_up_to_10_mb() {
+        let ok = format!("\"{}\"", "x".repeat(MAX_STRING_BYTES));
+        assert!(parse(ok.as_bytes(), 0).is_ok());
+        let big = format!("{{\"k\":\"{}\"}}", "é".repeat(MAX_STRING_BYTES / 2 + 1));
+        let e = parse(big.as_bytes(), 0).unwrap_err();
+        assert!(e.0.contains("10 MB"), "{e:?}");
+    }
+
+    #[test]
+    fn server_values() {
+        let mut p = parse_value(&json!({"t": {".sv": "timestamp"}}), 0).unwrap();
+        assert!(p.has_sv);
+        resolve(p.node.as_mut().unwrap(), None, 42);
+        assert_eq!(p.node.unwrap().view().to_value(), json!({"t": 42}));
+        let mut s = Store::new();
+        s.set("n", &[], node(json!({"n": 5, "s": "x", "f": 1.5})));
+        let inc = |k: &str, by: Value| {
+            let mut p = parse_value(&json!({k: {".sv": {"increment": by}}}), 0).unwrap();
+            resolve(p.node.as_mut().unwrap(), s.node("n", &[]), 0);
+            p.node.unwrap().view().to_value()[k].clone()
+        };
+        assert_eq!(inc("n", json!(2)), json!(7));
+        assert_eq!(inc("s", json!(2)), json!(2));
+        assert_eq!(inc("missing", json!(3)), json!(3));
+        assert_eq!(inc("f", json!(1)), json!(2.5));
+        assert_eq!(inc("n", json!(0.5)), json!(5.5));
+        assert_eq!(inc("n", json!(-5)), json!(0));
+        for bad in [
+            json!({".sv": "nope"}),
+            json!({".sv": {"increment": "1"}}),
+            json!({".sv": "timestamp", "x": 1}),
+            json!({"x": 1, ".sv": "timestamp"}),
+        ] {
+            assert!(parse_value(&bad, 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn output_arrays() {
+        let o = |v: Value| node(v).unwrap().view().to_value();
+        assert_eq!(o(json!({"0": "a", "1": "b"})), json!(["a", "b"]));
+        assert_eq!(o(json!({"0": "a", "2": "c"})), json!(["a", null, "c"]));
+        assert_eq!(o(json!({"0": "a", "5": "c"})), json!({"0": "a", "5": "c"}));
+        assert_eq!(o(json!({"01": 1})), json!({"01": 1}));
+        assert_eq!(o(json!({"x": {"1": 1}})), json!({"x": [null, 1]}));
+        assert_eq!(o(json!({"-1": 1, "0": 2})), json!({"-1": 1, "0": 2}));
+        assert_eq!(o(json!({"1": 1, "a": 2})), json!({"1": 1, "a": 2}));
+    }
+
+    #[test]
+    fn numbers_are_doubles() {
+        let o = |t: &str| {
+            parse(t.as_bytes(), 0)
+                .unwrap()
+                .node
+                .unwrap()
+                .view()
+                .to_value()
+        };
+        assert_eq!(o("1.0"), json!(1));
+        assert_eq!(o("-0.0"), json!(0));
+        assert_eq!(o("1e3"), json!(1000));
+        assert_eq!(o("0.1"), json!(0.1));
+        assert_eq!(o("9007199254740993"), json!(9007199254740992.0));
+        assert_eq!(o("1e300"), json!(1e300));
+    }
+
+    /// Many children spread over chunks: lookups, inserts, deletes and iteration stay in RTDB key
+    /// order, and deleting everything prunes the parent.
+    #[test]
+    fn large_objects_across_chunks() {
+        let mut s = Store::new();
+        let n = 5000;
+        // Insert in a scrambled order, one at a time.
+        for i in 0..n {
+            let k = (i * 7919) % n;
+            s.set("n", &segs(&format!("c/k{k:05}")), node(json!({"i": k})));
+        }
+        // Integer keys sort first.
+        s.set("n", &segs("c/7"), node(json!("seven")));
+        let NodeRef::Obj(o) = s.node("n", &segs("c")).unwrap() else {
+            panic!()
+        };
+        assert!(o.chunk_sizes().len() > 5, "{:?}", o.chunk_sizes());
+        let keys: Vec<&str> = o.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), n + 1);
+        assert_eq!(keys[0], "7");
+        assert!(keys[1..].windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(s.get("n", &segs("c/k04321/i")), json!(4321));
+        for i in 0..n {
+            s.set("n", &segs(&format!("c/k{i:05}")), None);
+        }
+        assert_eq!(s.get("n", &segs("c")), json!({"7": "seven"}));
+        s.set("n", &segs("c/7"), None);
+        assert_eq!(s.export(), json!({}));
+    }
+
+    #[test]
+    fn bulk_built_objects_sort_and_split() {
+        let children: serde_json::Map<String, Value> = (0..3000)
+            .rev()
+            .map(|i| (format!("u{i:04}"), json!(format!("v{i}"))))
+            .collect();
+        let n = node(Value::Object(children.clone())).unwrap();
+        let NodeRef::Obj(o) = n.view() else { panic!() };
+        assert!(o.chunk_sizes().iter().all(|n| *n <= tree::CHUNK_MAX));
+        assert_eq!(o.len(), 3000);
+        assert_eq!(n.view().to_value(), Value::Object(children));
+        let (first, _) = o.iter().next().unwrap();
+        assert_eq!(first, "u0000");
+    }
+
+    #[test]
+    fn queries() {
+        let n = node(json!({
+            "carol": {"age": 30}, "alice": {"age": 25}, "bob": {"age": 25},
+            "dave": {"x": 1}, "10": {"age": "old"}, "2": {"age": true}
+        }))
+        .unwrap();
+        let q = |o: OrderBy, f: fn(&mut Query)| {
+            let mut q = Query {
+                order_by: Some(o),
+                ..Default::default()
+            };
+            f(&mut q);
+            n.view()
+                .query(&q)
+                .into_iter()
+                .map(|(k, _)| k.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(OrderBy::Key, |_| {}),
+            vec!["2", "10", "alice", "bob", "carol", "dave"]
+        );
+        assert_eq!(
+            q(OrderBy::Key, |q| {
+                q.start_at = Some(json!("b"));
+                q.limit_to_first = Some(2)
+            }),
+            vec!["bob", "carol"]
+        );
+        assert_eq!(
+            q(OrderBy::Key, |q| {
+                q.end_at = Some(json!("bob"));
+                q.limit_to_last = Some(2)
+            }),
+            vec!["alice", "bob"]
+        );
+        assert_eq!(
+            q(OrderBy::Key, |q| q.equal_to = Some(json!("carol"))),
+            vec!["carol"]
+        );
+        assert_eq!(
+            q(OrderBy::Key, |q| q.start_at = Some(json!("zz"))),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            q(OrderBy::Child("age".into()), |_| {}),
+            vec!["dave", "2", "alice", "bob", "carol", "10"]
+        );
+        assert_eq!(
+            q(OrderBy::Child("age".into()), |q| {
+                q.start_at = Some(json!(25));
+                q.end_at = Some(json!(26))
+            }),
+            vec!["alice", "bob"]
+        );
+        assert_eq!(
+            q(OrderBy::Value, |q| q.limit_to_last = Some(1)),
+            vec!["dave"]
+        );
+    }
+
+    #[test]
+    fn disjoint_paths() {
+        let p = |v: &[&str]| v.iter().map(|s| segs(s)).collect::<Vec<_>>();
+        assert_eq!(check_disjoint(&p(&["a/b", "a/c", "b"])), None);
+        assert!(check_disjoint(&p(&["a/b/c", "x", "a/b"])).is_some());
+        assert!(check_disjoint(&p(&["a", "ab", "a/z"])).is_some());
+    }
+
+    #[test]
+    fn import_from_a_reader() {
+        let text = br#"{"one": {"a": {"b": [1, 2]}, "t": {".sv": "timestamp"}}, "two": 5}"#;
+        let s = import_reader(&text[..], 99).unwrap();
+        assert_eq!(
+            s.export(),
+            json!({"one": {"a": {"b": [1, 2]}, "t": 99}, "two": 5})
+        );
+        let e = import_reader(&br#"{"one": {"a.b": 1}}"#[..], 0).unwrap_err();
+        assert!(e.0.contains("one") && e.0.contains("a.b"), "{e:?}");
+        assert!(import_reader(&b"[1]"[..], 0).is_err());
+        assert!(import_reader(&br#"{"bad ns!": 1}"#[..], 0).is_err());
+    }
+
+    /// Memory per stored byte, as allocations cost it: at most 4x the JSON text, for user-like
+    /// records and for a wide object of short values.
+    #[test]
+    fn compact_in_memory() {
+        let users: serde_json::Map<String, Value> = (0..20_000)
+            .map(|i| {
+                (
+                    format!("user{i:06}"),
+                    json!({"name": format!("User {i}"), "email": format!("u{i}@example.com"), "age": 20 + i % 50, "active": i % 3 == 0, "tags": {"a": true, "b": i}}),
+                )
+            })
+            .collect();
+        let text = serde_json::to_vec(&json!({"db": {"users": users}})).unwrap();
+        let s = import_reader(&text[..], 0).unwrap();
+        let ratio = s.heap_bytes() as f64 / text.len() as f64;
+        assert!(ratio <= 4.0, "records: {ratio:.2}x");
+        let wide: serde_json::Map<String, Value> =
+            (0..50_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let text = serde_json::to_vec(&json!({"db": wide})).unwrap();
+        let s = import_reader(&text[..], 0).unwrap();
+        let ratio2 = s.heap_bytes() as f64 / text.len() as f64;
+        assert!(ratio2 <= 4.0, "wide: {ratio2:.2}x");
+        println!("memory per JSON byte: records {ratio:.2}x, wide {ratio2:.2}x");
+    }
+
+    /// A multi-path update's cost grows linearly with its key count: 10x the keys is about 10x
+    /// the work (binary-search steps and entries moved), not 100x.
+    #[test]
+    fn updates_are_linear_in_their_key_count() {
+        let work = |k: usize| {
+            let mut s = Store::new();
+            s.set("n", &[], node(json!({"base": 1})));
+            let entries: Vec<(Vec<String>, Option<Node>)> = (0..k)
+                .map(|i| (segs(&format!("users/u{i:06}")), node(json!({"n": i}))))
+                .collect();
+            let paths: Vec<Vec<String>> = entries.iter().map(|(p, _)| p.clone()).collect();
+            let ((), steps) = measured(|| {
+                assert!(check_disjoint(&paths).is_none());
+                s.update("n", &[], entries);
+            });
+            assert_eq!(
+                s.get("n", &segs(&format!("users/u{:06}/n", k - 1))),
+                json!(k - 1)
+            );
+            steps
+        };
+        let (small, large) = (work(4_000), work(40_000));
+        let ratio = large as f64 / small as f64;
+        assert!(
+            ratio < 14.0,
+            "4k keys: {small} steps, 40k keys: {large} steps ({ratio:.1}x)"
+        );
+    }
+}

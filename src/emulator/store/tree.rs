@@ -1,0 +1,730 @@
+//! The compact tree. An object is a list of chunks; a chunk holds up to `CHUNK_MAX` children in
+//! RTDB key order as 24-byte entries, plus one string arena with the children's keys, string
+//! values and packed subtrees. A child object whose JSON is at most `PACK_MAX` bytes is packed:
+//! its compact JSON in output form lives in the arena (see `json`), so a small record costs its
+//! JSON text plus one entry; a larger one is an `Obj` of its own. Looking a key up is two binary
+//! searches; inserting or removing one moves at most `CHUNK_MAX` entries.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use serde_json::Value;
+use smallvec::SmallVec;
+
+use super::json;
+use super::step;
+use crate::rtdb::order::{compare_keys, OrderBy, Query};
+
+/// Children per chunk before it is split in two.
+pub(super) const CHUNK_MAX: usize = 512;
+/// Children per chunk when an object is built in one go (room left for inserts).
+const CHUNK_FILL: usize = 384;
+/// Child objects up to this many bytes of JSON are packed.
+pub(super) const PACK_MAX: usize = 1024;
+
+/// A server value placeholder, resolved when the write is applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ServerValue {
+    Timestamp,
+    Increment(f64),
+}
+
+/// A value outside any object: the root of a namespace, or data about to be written. Never null,
+/// never an empty object.
+#[derive(Debug)]
+pub enum Node {
+    Bool(bool),
+    Num(f64),
+    Str(Box<str>),
+    Obj(Box<Obj>),
+    /// Only in freshly parsed data, never in the store.
+    Sv(ServerValue),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    off: u32,
+    len: u32,
+}
+
+/// A child inside a chunk (16 bytes); strings and packed JSON live in the chunk's arena.
+#[derive(Debug)]
+pub(super) enum Slot {
+    Bool(bool),
+    Num(f64),
+    Str(Span),
+    Json(Span),
+    Obj(Box<Obj>),
+    Sv(ServerValue),
+}
+
+#[derive(Debug)]
+pub(super) struct Entry {
+    key: Span,
+    slot: Slot,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Chunk {
+    text: String,
+    entries: Vec<Entry>,
+    /// Bytes of `text` no longer referenced.
+    dead: usize,
+}
+
+/// An object: non-empty chunks in key order.
+#[derive(Debug, Default)]
+pub struct Obj {
+    chunks: SmallVec<[Chunk; 1]>,
+}
+
+/// A borrowed view of a stored value.
+#[derive(Debug, Clone, Copy)]
+pub enum NodeRef<'a> {
+    Bool(bool),
+    Num(f64),
+    Str(&'a str),
+    /// A packed subtree, or a value inside one: compact JSON in output form.
+    Json(&'a str),
+    Obj(&'a Obj),
+}
+
+impl Node {
+    pub fn view(&self) -> NodeRef<'_> {
+        match self {
+            Node::Bool(b) => NodeRef::Bool(*b),
+            Node::Num(n) => NodeRef::Num(*n),
+            Node::Str(s) => NodeRef::Str(s),
+            Node::Obj(o) => NodeRef::Obj(o),
+            Node::Sv(_) => NodeRef::Num(0.0),
+        }
+    }
+}
+
+fn span_of(slot: &Slot) -> Option<Span> {
+    match slot {
+        Slot::Str(s) | Slot::Json(s) => Some(*s),
+        _ => None,
+    }
+}
+
+impl Chunk {
+    fn push_text(&mut self, s: &str) -> Span {
+        let off = self.text.len() as u32;
+        self.text.push_str(s);
+        Span {
+            off,
+            len: s.len() as u32,
+        }
+    }
+    fn str(&self, span: Span) -> &str {
+        &self.text[span.off as usize..(span.off + span.len) as usize]
+    }
+    fn key(&self, i: usize) -> &str {
+        self.str(self.entries[i].key)
+    }
+    fn last_key(&self) -> &str {
+        self.key(self.entries.len() - 1)
+    }
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Append the compact JSON of `obj` to the arena when it is small enough.
+    fn try_pack(&mut self, obj: &Obj) -> Option<Span> {
+        // An empty object is only ever a child about to be filled: keep it an object.
+        if obj.is_empty() || obj.len() > PACK_MAX / 6 {
+            return None; // every member takes at least 6 bytes: cannot fit
+        }
+        let start = self.text.len();
+        let mut buf = Vec::with_capacity(128);
+        match json::write_limited(&mut buf, NodeRef::Obj(obj), PACK_MAX) {
+            Ok(_) => {
+                // JSON written from valid strings is valid UTF-8.
+                self.text
+                    .push_str(std::str::from_utf8(&buf).expect("JSON is UTF-8"));
+                Some(Span {
+                    off: start as u32,
+                    len: (self.text.len() - start) as u32,
+                })
+            }
+            Err(json::TooBig) => None,
+        }
+    }
+
+    /// The slot for a node; small objects are packed (`pack` false: keep them as objects, for
+    /// data with unresolved server values).
+    pub(super) fn slot_of(&mut self, node: Node, pack: bool) -> Slot {
+        match node {
+            Node::Bool(b) => Slot::Bool(b),
+            Node::Num(n) => Slot::Num(n),
+            Node::Str(s) => Slot::Str(self.push_text(&s)),
+            Node::Obj(o) => match pack.then(|| self.try_pack(&o)).flatten() {
+                Some(span) => Slot::Json(span),
+                None => Slot::Obj(o),
+            },
+            Node::Sv(sv) => Slot::Sv(sv),
+        }
+    }
+
+    /// Add a child while building (any order; `Obj::build` sorts).
+    pub(super) fn push(&mut self, key: &str, node: Node, pack: bool) {
+        let key = self.push_text(key);
+        let slot = self.slot_of(node, pack);
+        self.entries.push(Entry { key, slot });
+    }
+
+    fn view(&self, i: usize) -> NodeRef<'_> {
+        match &self.entries[i].slot {
+            Slot::Bool(b) => NodeRef::Bool(*b),
+            Slot::Num(n) => NodeRef::Num(*n),
+            Slot::Str(s) => NodeRef::Str(self.str(*s)),
+            Slot::Json(s) => NodeRef::Json(self.str(*s)),
+            Slot::Obj(o) => NodeRef::Obj(o),
+            Slot::Sv(_) => NodeRef::Num(0.0),
+        }
+    }
+    fn forget(&mut self, slot: &Slot) {
+        if let Some(s) = span_of(slot) {
+            self.dead += s.len as usize;
+        }
+    }
+    /// Replace entry `i`'s value.
+    fn replace(&mut self, i: usize, node: Node) {
+        let slot = self.slot_of(node, true);
+        let old = std::mem::replace(&mut self.entries[i].slot, slot);
+        self.forget(&old);
+        self.maybe_compact();
+    }
+    fn insert(&mut self, i: usize, key: &str, node: Node) {
+        let key = self.push_text(key);
+        let slot = self.slot_of(node, true);
+        step(self.entries.len() - i);
+        self.entries.insert(i, Entry { key, slot });
+    }
+    fn remove(&mut self, i: usize) {
+        step(self.entries.len() - i);
+        let e = self.entries.remove(i);
+        self.dead += e.key.len as usize;
+        self.forget(&e.slot);
+        self.maybe_compact();
+    }
+    /// Rebuild the arena once more than half of it is garbage.
+    fn maybe_compact(&mut self) {
+        if self.dead > 64 && self.dead * 2 > self.text.len() {
+            let mut text = String::with_capacity(self.text.len() - self.dead);
+            let old = std::mem::take(&mut self.text);
+            let copy = |s: &mut Span, text: &mut String| {
+                let v = &old[s.off as usize..(s.off + s.len) as usize];
+                *s = Span {
+                    off: text.len() as u32,
+                    len: v.len() as u32,
+                };
+                text.push_str(v);
+            };
+            for e in &mut self.entries {
+                copy(&mut e.key, &mut text);
+                if let Slot::Str(s) | Slot::Json(s) = &mut e.slot {
+                    copy(s, &mut text);
+                }
+            }
+            self.text = text;
+            self.dead = 0;
+        }
+    }
+    /// Move entries `from..` into a new chunk with its own arena.
+    fn split_off(&mut self, from: usize) -> Chunk {
+        let moved: Vec<Entry> = self.entries.drain(from..).collect();
+        step(moved.len());
+        let mut out = Chunk::default();
+        for e in moved {
+            let key = out.push_text(self.str(e.key));
+            self.dead += e.key.len as usize;
+            let slot = match e.slot {
+                Slot::Str(s) => {
+                    self.dead += s.len as usize;
+                    Slot::Str(out.push_text(self.str(s)))
+                }
+                Slot::Json(s) => {
+                    self.dead += s.len as usize;
+                    Slot::Json(out.push_text(self.str(s)))
+                }
+                other => other,
+            };
+            out.entries.push(Entry { key, slot });
+        }
+        self.maybe_compact();
+        out
+    }
+    fn heap_bytes(&self) -> usize {
+        let mut n = malloc(self.text.capacity())
+            + malloc(self.entries.capacity() * std::mem::size_of::<Entry>());
+        for e in &self.entries {
+            if let Slot::Obj(o) = &e.slot {
+                n += o.heap_bytes_boxed();
+            }
+        }
+        n
+    }
+}
+
+/// What an allocation of `n` bytes costs with glibc malloc (8-byte header, 16-byte granules,
+/// 32-byte minimum).
+pub(super) fn malloc(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// Where a key is, or where it would go.
+type Pos = Result<(usize, usize), (usize, usize)>;
+
+impl Obj {
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+
+    /// Chunk sizes (for tests of the representation).
+    #[cfg(test)]
+    pub(super) fn chunk_sizes(&self) -> Vec<usize> {
+        self.chunks.iter().map(Chunk::len).collect()
+    }
+
+    fn locate(&self, key: &str) -> Pos {
+        if self.chunks.is_empty() {
+            return Err((0, 0));
+        }
+        let n = self.chunks.len();
+        step(usize::BITS as usize - n.leading_zeros() as usize);
+        let ci = self
+            .chunks
+            .partition_point(|c| compare_keys(c.last_key(), key) == Ordering::Less);
+        if ci == n {
+            return Err((n - 1, self.chunks[n - 1].len()));
+        }
+        let c = &self.chunks[ci];
+        step(usize::BITS as usize - c.len().leading_zeros() as usize);
+        match c
+            .entries
+            .binary_search_by(|e| compare_keys(c.str(e.key), key))
+        {
+            Ok(i) => Ok((ci, i)),
+            Err(i) => Err((ci, i)),
+        }
+    }
+
+    /// The child at `key`.
+    pub fn get(&self, key: &str) -> Option<NodeRef<'_>> {
+        match self.locate(key) {
+            Ok((ci, i)) => Some(self.chunks[ci].view(i)),
+            Err(_) => None,
+        }
+    }
+
+    /// Children in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, NodeRef<'_>)> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| (0..c.len()).map(move |i| (c.key(i), c.view(i))))
+    }
+
+    /// Replace, insert (`Some`) or remove (`None`) the child `key`.
+    pub fn put(&mut self, key: &str, node: Option<Node>) {
+        match (self.locate(key), node) {
+            (Ok((ci, i)), Some(n)) => self.chunks[ci].replace(i, n),
+            (Ok((ci, i)), None) => {
+                self.chunks[ci].remove(i);
+                if self.chunks[ci].entries.is_empty() {
+                    self.chunks.remove(ci);
+                }
+            }
+            (Err(_), None) => {}
+            (Err((ci, i)), Some(n)) => {
+                if self.chunks.is_empty() {
+                    self.chunks.push(Chunk::default());
+                }
+                self.chunks[ci].insert(i, key, n);
+                if self.chunks[ci].len() > CHUNK_MAX {
+                    let half = self.chunks[ci].len() / 2;
+                    let tail = self.chunks[ci].split_off(half);
+                    step(self.chunks.len() - ci);
+                    self.chunks.insert(ci + 1, tail);
+                }
+            }
+        }
+    }
+
+    /// Turn a packed object child into an `Obj` so it can be changed in place.
+    fn unpack(&mut self, ci: usize, i: usize) {
+        let c = &mut self.chunks[ci];
+        if let Slot::Json(s) = c.entries[i].slot {
+            let text = c.str(s);
+            if json::has_children(text) {
+                let parsed = super::parse::parse(text.as_bytes(), 0)
+                    .expect("packed JSON parses back")
+                    .node;
+                if let Some(Node::Obj(o)) = parsed {
+                    c.entries[i].slot = Slot::Obj(o);
+                    c.dead += s.len as usize;
+                }
+            }
+        }
+    }
+
+    /// Mutable access to the object child `key`, turning a primitive there (or nothing) into an
+    /// empty object first.
+    pub(super) fn child_obj(&mut self, key: &str) -> &mut Obj {
+        let (ci, i) = match self.locate(key) {
+            Ok((ci, i)) => {
+                self.unpack(ci, i);
+                if !matches!(self.chunks[ci].entries[i].slot, Slot::Obj(_)) {
+                    let c = &mut self.chunks[ci];
+                    let old = std::mem::replace(&mut c.entries[i].slot, Slot::Obj(Box::default()));
+                    c.forget(&old);
+                }
+                (ci, i)
+            }
+            Err(_) => {
+                // Inserted as an empty object, which `put` never packs (it has no members yet).
+                self.put(key, Some(Node::Obj(Box::default())));
+                self.locate(key).expect("just inserted")
+            }
+        };
+        match &mut self.chunks[ci].entries[i].slot {
+            Slot::Obj(o) => o,
+            _ => unreachable!("child is an object"),
+        }
+    }
+
+    /// The object child `key` for a change below it (None: missing or a primitive).
+    pub(super) fn child_obj_existing(&mut self, key: &str) -> Option<&mut Obj> {
+        let (ci, i) = self.locate(key).ok()?;
+        self.unpack(ci, i);
+        match &mut self.chunks[ci].entries[i].slot {
+            Slot::Obj(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// After a change below `key`: remove the child when it became empty, else pack it again
+    /// when it is small.
+    pub(super) fn settle(&mut self, key: &str) {
+        let Ok((ci, i)) = self.locate(key) else {
+            return;
+        };
+        let empty = match &self.chunks[ci].entries[i].slot {
+            Slot::Obj(o) => o.is_empty(),
+            _ => return,
+        };
+        if empty {
+            self.put(key, None);
+            return;
+        }
+        let c = &mut self.chunks[ci];
+        if let Some(span) = c.try_pack_at(i) {
+            c.entries[i].slot = Slot::Json(span);
+        }
+    }
+
+    /// Objects whose keys are all array indexes, more than half of them present up to the
+    /// largest: the array length.
+    pub(super) fn array_len(&self) -> Option<usize> {
+        // Integer keys sort first and numerically: when the last key is an index all keys are
+        // integers, and when the first is an index none is negative.
+        array_index(self.chunks.first()?.key(0))?;
+        let hi = array_index(self.chunks.last()?.last_key())?;
+        (hi < 2 * self.len()).then_some(hi + 1)
+    }
+
+    pub(super) fn heap_bytes_boxed(&self) -> usize {
+        let mut n = malloc(std::mem::size_of::<Obj>());
+        if self.chunks.spilled() {
+            n += malloc(self.chunks.capacity() * std::mem::size_of::<Chunk>());
+        }
+        n + self.chunks.iter().map(Chunk::heap_bytes).sum::<usize>()
+    }
+
+    /// Resolve server values in place (see `super::resolve`), packing children that become
+    /// plain data.
+    pub(super) fn resolve(&mut self, current: Option<NodeRef<'_>>, now_ms: i64) {
+        for c in self.chunks.iter_mut() {
+            for i in 0..c.entries.len() {
+                let cur = current.and_then(|n| n.child(c.key(i)));
+                let packed = match &mut c.entries[i].slot {
+                    Slot::Sv(sv) => {
+                        c.entries[i].slot = Slot::Num(super::sv_value(*sv, cur, now_ms));
+                        None
+                    }
+                    Slot::Obj(child) => {
+                        child.resolve(cur, now_ms);
+                        Some(())
+                    }
+                    _ => None,
+                };
+                if packed.is_some() {
+                    if let Some(span) = c.try_pack_at(i) {
+                        c.entries[i].slot = Slot::Json(span);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Build from children pushed in any order (later duplicates win); `None` when there are
+    /// none.
+    pub(super) fn build(mut first: Chunk) -> Option<Obj> {
+        if first.entries.is_empty() {
+            return None;
+        }
+        step(first.entries.len());
+        let mut entries = std::mem::take(&mut first.entries);
+        {
+            let text = &first.text;
+            let key = |e: &Entry| &text[e.key.off as usize..(e.key.off + e.key.len) as usize];
+            entries.sort_by(|x, y| compare_keys(key(x), key(y)));
+            // Keep the last of equal keys (the sort is stable).
+            let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
+            for e in entries {
+                if let Some(prev) = kept.last_mut() {
+                    if key(prev) == key(&e) {
+                        first.dead += prev.key.len as usize
+                            + span_of(&prev.slot).map_or(0, |s| s.len as usize);
+                        *prev = e;
+                        continue;
+                    }
+                }
+                kept.push(e);
+            }
+            entries = kept;
+        }
+        first.entries = entries;
+        let mut rest = Vec::new();
+        if first.len() > CHUNK_MAX {
+            // Split off the last group of CHUNK_FILL children until one group is left.
+            while first.len() > CHUNK_FILL {
+                let at = (first.len() - 1) / CHUNK_FILL * CHUNK_FILL;
+                rest.push(first.split_off(at));
+            }
+        }
+        first.maybe_compact();
+        first.text.shrink_to_fit();
+        first.entries.shrink_to_fit();
+        let mut chunks = SmallVec::new();
+        chunks.push(first);
+        chunks.extend(rest.into_iter().rev());
+        Some(Obj { chunks })
+    }
+}
+
+impl Chunk {
+    /// Pack the object child at `i` into the arena when it is small enough.
+    fn try_pack_at(&mut self, i: usize) -> Option<Span> {
+        let Slot::Obj(o) = &self.entries[i].slot else {
+            return None;
+        };
+        if o.len() > PACK_MAX / 6 {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(128);
+        json::write_limited(&mut buf, NodeRef::Obj(o), PACK_MAX).ok()?;
+        let start = self.text.len();
+        self.text
+            .push_str(std::str::from_utf8(&buf).expect("JSON is UTF-8"));
+        Some(Span {
+            off: start as u32,
+            len: buf.len() as u32,
+        })
+    }
+}
+
+pub(super) fn array_index(k: &str) -> Option<usize> {
+    if k == "0" || (!k.starts_with('0') && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())) {
+        k.parse::<i32>().ok().map(|i| i as usize)
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+impl<'a> NodeRef<'a> {
+    /// The child `key` (None when missing or this is a primitive).
+    pub fn child(self, key: &str) -> Option<NodeRef<'a>> {
+        match self {
+            NodeRef::Obj(o) => o.get(key),
+            NodeRef::Json(t) => json::child(t, key).map(NodeRef::Json),
+            _ => None,
+        }
+    }
+
+    /// The node below `segs` (None when missing).
+    pub fn descend(self, segs: &[String]) -> Option<NodeRef<'a>> {
+        let mut cur = self;
+        for s in segs {
+            cur = cur.child(s)?;
+        }
+        Some(cur)
+    }
+
+    /// Children in key order (an array's non-null elements keyed by index).
+    pub fn children(self) -> Vec<(Cow<'a, str>, NodeRef<'a>)> {
+        match self {
+            NodeRef::Obj(o) => o.iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect(),
+            NodeRef::Json(t) => {
+                let mut kids: Vec<(Cow<'a, str>, NodeRef<'a>)> = json::children(t)
+                    .into_iter()
+                    .map(|(k, v)| (k, NodeRef::Json(v)))
+                    .collect();
+                kids.sort_by(|a, b| compare_keys(&a.0, &b.0));
+                kids
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn has_children(self) -> bool {
+        match self {
+            NodeRef::Obj(_) => true,
+            NodeRef::Json(t) => json::has_children(t),
+            _ => false,
+        }
+    }
+
+    /// In output form (arrays where RTDB shows arrays).
+    pub fn to_value(self) -> Value {
+        match self {
+            NodeRef::Json(t) => json::to_value(t),
+            other => {
+                let mut buf = Vec::new();
+                json::write(&mut buf, other).expect("writing to memory");
+                serde_json::from_slice(&buf).unwrap_or(Value::Null)
+            }
+        }
+    }
+
+    /// In stored form (objects only), as event streams describe writes.
+    pub fn to_stored_value(self) -> Value {
+        fn stored(v: Value) -> Value {
+            match v {
+                Value::Array(items) => Value::Object(
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(i, v)| (i.to_string(), stored(v)))
+                        .collect(),
+                ),
+                Value::Object(m) => {
+                    Value::Object(m.into_iter().map(|(k, v)| (k, stored(v))).collect())
+                }
+                other => other,
+            }
+        }
+        stored(self.to_value())
+    }
+
+    /// Children selected by a query, in RTDB order (none for a primitive).
+    pub fn query(self, q: &Query) -> Vec<(Cow<'a, str>, NodeRef<'a>)> {
+        let order = q.order();
+        if let (NodeRef::Obj(o), OrderBy::Key) = (self, &order) {
+            return key_range(o, q)
+                .into_iter()
+                .map(|(k, v)| (Cow::Borrowed(k), v))
+                .collect();
+        }
+        let items = self
+            .children()
+            .into_iter()
+            .map(|(k, v)| {
+                let sort = sort_value(&order, v);
+                (k, sort, v)
+            })
+            .collect();
+        q.select(items)
+            .into_iter()
+            .map(|(k, _, v)| (k, v))
+            .collect()
+    }
+}
+
+/// A `$key` query by binary search and a walk over the range: O(log n + result).
+fn key_range<'a>(o: &'a Obj, q: &Query) -> Vec<(&'a str, NodeRef<'a>)> {
+    let lo = q
+        .equal_to
+        .as_ref()
+        .or(q.start_at.as_ref())
+        .and_then(Value::as_str);
+    let hi = q
+        .equal_to
+        .as_ref()
+        .or(q.end_at.as_ref())
+        .and_then(Value::as_str);
+    let below_hi = |k: &str| hi.is_none_or(|h| compare_keys(k, h) != Ordering::Greater);
+    let above_lo = |k: &str| lo.is_none_or(|l| compare_keys(k, l) != Ordering::Less);
+    if let Some(n) = q.limit_to_last {
+        // Backwards from the first key past `hi`.
+        let end = match hi {
+            None => (o.chunks.len(), 0),
+            Some(h) => match o.locate(h) {
+                Ok((ci, i)) => (ci, i + 1),
+                Err(p) => p,
+            },
+        };
+        let mut out: Vec<_> = o
+            .chunks
+            .iter()
+            .enumerate()
+            .take((end.0 + 1).min(o.chunks.len()))
+            .rev()
+            .flat_map(move |(ci, c)| {
+                let upto = if ci == end.0 { end.1 } else { c.len() };
+                (0..upto).rev().map(move |i| (c.key(i), c.view(i)))
+            })
+            .take_while(|(k, _)| above_lo(k))
+            .take(n as usize)
+            .collect();
+        out.reverse();
+        return out;
+    }
+    let start = match lo {
+        None => (0, 0),
+        Some(l) => match o.locate(l) {
+            Ok(p) | Err(p) => p,
+        },
+    };
+    let limit = q.limit_to_first.map(|n| n as usize).unwrap_or(usize::MAX);
+    o.chunks
+        .iter()
+        .enumerate()
+        .skip(start.0)
+        .flat_map(move |(ci, c)| {
+            let from = if ci == start.0 { start.1 } else { 0 };
+            (from..c.len()).map(move |i| (c.key(i), c.view(i)))
+        })
+        .take_while(|(k, _)| below_hi(k))
+        .take(limit)
+        .collect()
+}
+
+/// The value a child is ordered by, for value and child orderings (objects all compare equal).
+fn sort_value(order: &OrderBy, child: NodeRef<'_>) -> Value {
+    let target = match order {
+        OrderBy::Key | OrderBy::Priority => return Value::Null,
+        OrderBy::Value => Some(child),
+        OrderBy::Child(path) => path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .try_fold(child, |n, s| n.child(s)),
+    };
+    match target {
+        None => Value::Null,
+        Some(n) if n.has_children() => Value::Object(serde_json::Map::new()),
+        Some(v) => v.to_value(),
+    }
+}
