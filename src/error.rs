@@ -35,6 +35,8 @@ pub enum ErrorCode {
     BadRequest,
     /// A write whose outcome is unknown (e.g. 500 or a reset after the request was sent).
     WriteOutcomeUnknown,
+    /// A read refused because its response would pass the service's size limit (256 MB).
+    TooBig,
     /// The migration lock is held by another process.
     LockHeld,
     /// The lock was lost (force-released, taken over) while work was running under it.
@@ -138,6 +140,7 @@ mod tests {
                 "AUTH_FAILED",
                 "BAD_REQUEST",
                 "WRITE_OUTCOME_UNKNOWN",
+                "TOO_BIG",
                 "LOCK_HELD",
                 "LOCK_LOST",
                 "LOCK_ERROR",

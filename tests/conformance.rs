@@ -815,6 +815,186 @@ async fn concurrent_compare_and_set_increments_are_exact() {
     }
 }
 
+/// firebase-admin-python's `db` module over REST: `get_if_changed` sends `if-none-match` and
+/// `set_if_unchanged` sends `if-match`, neither with `X-Firebase-ETag`, and both return the
+/// response's `ETag`; `transaction` reads with `get(etag=True)` and loops on
+/// `set_if_unchanged`. Its integration tests against the real service (test_get_if_changed,
+/// test_set_if_unchanged, test_transaction) expect a string ETag from every one of these calls.
+#[tokio::test]
+async fn python_admin_sdk_conditional_requests_get_etags_unasked() {
+    let t = target().await;
+    let data = json!({"dinosaurs": {"a": 1}, "scores": {"b": 2}});
+    t.put("python", data.clone()).await;
+
+    // get_if_changed('wrong_etag') -> (True, data, <etag>)
+    let r = t
+        .req(
+            Method::GET,
+            "python",
+            "",
+            &[("if-none-match", "wrong_etag")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json(), data);
+    let etag = r
+        .etag
+        .clone()
+        .expect("an ETag on a conditional GET, unasked");
+    assert_eq!(etag, t.get_etag("python").await.1, "the current ETag");
+    // get_if_changed(etag) -> (False, None, None): 304, no body.
+    let r = t
+        .req(Method::GET, "python", "", &[("if-none-match", &etag)], None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(r.text, "");
+
+    // set_if_unchanged('invalid-etag', v) -> (False, current, <etag>): a 412 with both.
+    let pushed = json!({"name": "Edward Cope", "since": 1800});
+    t.put("python/users/edward", pushed.clone()).await;
+    let update = json!({"name": "Jack Horner", "since": 1940});
+    let r = t
+        .req(
+            Method::PUT,
+            "python/users/edward",
+            "",
+            &[("if-match", "invalid-etag")],
+            Some(update.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.json(), pushed);
+    let etag = r.etag.clone().expect("an ETag on a 412");
+    // set_if_unchanged(etag, v) -> (True, v, <new etag>), the new ETag differing from the old.
+    let r = t
+        .req(
+            Method::PUT,
+            "python/users/edward",
+            "",
+            &[("if-match", &etag)],
+            Some(update.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json(), update);
+    let new_etag = r
+        .etag
+        .clone()
+        .expect("an ETag on a conditional PUT, unasked");
+    assert_ne!(new_etag, etag);
+    assert_eq!(
+        t.get_etag("python/users/edward").await,
+        (update.clone(), new_etag.clone())
+    );
+    // ... also under print=silent (204).
+    let r = t
+        .req(
+            Method::PUT,
+            "python/users/edward",
+            "print=silent",
+            &[("if-match", &new_etag)],
+            Some(json!({"name": "Jack Horner", "since": 1941})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let silent_etag = r.etag.clone().expect("an ETag on a silent conditional PUT");
+    assert_eq!(silent_etag, t.get_etag("python/users/edward").await.1);
+
+    // transaction(): get(etag=True), then set_if_unchanged until it lands. Another writer gets
+    // in between once; the loop continues from the 412's value and ETag alone.
+    let (mut value, mut etag) = t.get_etag("python/users/edward").await;
+    t.put("python/users/edward/since", json!(2000)).await;
+    let mut tries = 0;
+    let committed = loop {
+        tries += 1;
+        assert!(tries <= 25, "transaction aborted after failed retries");
+        let mut next = value.clone();
+        next["name"] = json!(format!("{} Owen", value["name"].as_str().unwrap()));
+        next["since"] = json!(value["since"].as_i64().unwrap() + 4);
+        let r = t
+            .req(
+                Method::PUT,
+                "python/users/edward",
+                "",
+                &[("if-match", &etag)],
+                Some(next.clone()),
+            )
+            .await;
+        let tag = r.etag.clone().expect("an ETag on every conditional PUT");
+        if r.status == StatusCode::OK {
+            break next;
+        }
+        assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+        (value, etag) = (r.json(), tag);
+    };
+    assert_eq!(tries, 2);
+    assert_eq!(
+        committed,
+        json!({"name": "Jack Horner Owen", "since": 2004})
+    );
+    assert_eq!(t.get("python/users/edward").await, committed);
+
+    // A conditional DELETE answers with the ETag of what is now there: null_etag.
+    let (_, tag) = t.get_etag("python/users/edward").await;
+    let r = t
+        .req(
+            Method::DELETE,
+            "python/users/edward",
+            "",
+            &[("if-match", &tag)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.etag.as_deref(), Some("null_etag"));
+    // Plain requests still get no ETag unless asked for.
+    let r = t.req(Method::GET, "python", "", &[], None).await;
+    assert_eq!(r.etag, None);
+    let r = t
+        .req(Method::PUT, "python/x", "", &[], Some(json!(1)))
+        .await;
+    assert_eq!(r.etag, None);
+    t.finish().await;
+}
+
+/// Strings: at most 10 MB of UTF-8.
+#[tokio::test]
+async fn strings_over_10_mb_are_400() {
+    let t = target().await;
+    let ten_mb = 10 * 1024 * 1024;
+    let r = t
+        .req(
+            Method::PUT,
+            "s",
+            "print=silent",
+            &[],
+            Some(json!("x".repeat(ten_mb))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    for body in [
+        json!("x".repeat(ten_mb + 1)),
+        json!({"deep": {"text": "é".repeat(ten_mb / 2 + 1)}}),
+    ] {
+        let r = t.req(Method::PUT, "s2", "", &[], Some(body)).await;
+        let msg = r.assert_error(StatusCode::BAD_REQUEST);
+        assert!(msg.contains("10 MB"), "{msg}");
+    }
+    let r = t
+        .req(
+            Method::PATCH,
+            "",
+            "",
+            &[],
+            Some(json!({"s3/a": "y".repeat(ten_mb + 1)})),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    assert_eq!(t.get("s2").await, Value::Null, "nothing written");
+    t.finish().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // print, shallow, queries
 
@@ -1387,6 +1567,147 @@ async fn event_stream_keepalive_and_end_on_stop() {
 
 // ---------------------------------------------------------------------------------------------
 // Levers (embedded emulator only)
+
+/// Reads whose response would pass the limit (the service's 256 MB; the `limits` lever lowers
+/// it) are refused with the service's text, whole reads, shallow reads and queries alike;
+/// smaller reads of the same node (a shallow listing, a page) still work.
+#[tokio::test]
+async fn lever_limits_refuses_reads_over_the_response_size() {
+    let t = embedded_target().await;
+    assert_eq!(
+        t.lever(Method::GET, "limits", None).await,
+        json!({"responseBytes": 268435456})
+    );
+    let users: serde_json::Map<String, Value> = (0..100)
+        .map(|i| (format!("u{i:03}"), json!({"name": "x".repeat(90)})))
+        .collect();
+    t.put("big/users", Value::Object(users)).await;
+    let whole = t.req(Method::GET, "big", "", &[], None).await.text.len();
+    t.lever(Method::PUT, "limits", Some(json!({"responseBytes": whole})))
+        .await;
+    assert_eq!(
+        t.get("big").await["users"]["u042"]["name"]
+            .as_str()
+            .unwrap()
+            .len(),
+        90
+    );
+    // `{"users":` and `}` are 10 bytes: below this, the users query is too big as well.
+    t.lever(
+        Method::PUT,
+        "limits",
+        Some(json!({"responseBytes": whole - 11})),
+    )
+    .await;
+    let too_big =
+        "The data requested exceeds the maximum size that can be accessed with a single request.";
+    let r = t.req(Method::GET, "big", "", &[], None).await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    let r = t
+        .req(
+            Method::GET,
+            "big/users",
+            "orderBy=%22%24key%22&startAt=%22u000%22",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    // A page and a shallow listing fit.
+    let r = t
+        .req(
+            Method::GET,
+            "big/users",
+            "orderBy=%22%24key%22&startAt=%22u010%22&limitToFirst=10",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(keys(&r.json()).len(), 10);
+    assert_eq!(
+        keys(
+            &t.req(Method::GET, "big/users", "shallow=true", &[], None)
+                .await
+                .json()
+        )
+        .len(),
+        100
+    );
+    // A shallow listing over the limit is refused too.
+    t.lever(Method::PUT, "limits", Some(json!({"responseBytes": 100})))
+        .await;
+    let r = t
+        .req(Method::GET, "big/users", "shallow=true", &[], None)
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    // Writes are not reads: a PUT whose echo is large still works.
+    let r = t
+        .req(Method::PUT, "big/w", "", &[], Some(json!("y".repeat(500))))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/.emulator/limits", t.base),
+            &[],
+            Some("{\"responseBytes\": 0}".into()),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    t.lever(Method::POST, "reset", None).await;
+    assert_eq!(
+        t.lever(Method::GET, "limits", None).await,
+        json!({"responseBytes": 268435456})
+    );
+    t.finish().await;
+}
+
+/// A multi-path PATCH costs the store work linear in its key count: 40,000 keys take about 10x
+/// the work of 4,000 (the `storeSteps` count: binary-search steps and entries moved), not 100x.
+#[tokio::test]
+async fn patch_work_is_linear_in_its_key_count() {
+    let t = embedded_target().await;
+    let mut steps = Vec::new();
+    for n in [4_000usize, 40_000] {
+        let at = format!("linear{n}");
+        t.put(&at, json!({"keep": true})).await;
+        let patch: serde_json::Map<String, Value> = (0..n)
+            .map(|i| {
+                (
+                    format!("users/u{i:06}/profile"),
+                    json!({"n": i, "s": "abc"}),
+                )
+            })
+            .collect();
+        t.lever(Method::DELETE, "requests", None).await;
+        let r = t
+            .req(
+                Method::PATCH,
+                &at,
+                "print=silent",
+                &[],
+                Some(Value::Object(patch)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        steps.push(
+            t.lever(Method::GET, "requests", None).await["storeSteps"]
+                .as_u64()
+                .unwrap(),
+        );
+        let last = format!("{at}/users/u{:06}/profile/n", n - 1);
+        assert_eq!(t.get(&last).await, json!(n - 1));
+    }
+    let ratio = steps[1] as f64 / steps[0] as f64;
+    assert!(
+        ratio < 15.0,
+        "4k keys: {} steps, 40k keys: {} steps ({ratio:.1}x; quadratic would be ~100x)",
+        steps[0],
+        steps[1]
+    );
+    t.finish().await;
+}
 
 #[tokio::test]
 async fn lever_request_counts() {

@@ -248,15 +248,22 @@ fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     respond(status, full(body), Some("application/json; charset=utf-8"))
 }
 
-/// 200 with the value (204 under `print=silent`), plus the ETag when asked for.
+/// 200 with the value (204 under `print=silent`), plus the ETag when asked for with
+/// `X-Firebase-ETag: true` or when the request is conditional (`if-match`, `if-none-match`): the
+/// service answers those with the ETag whether asked or not.
 fn ok_json(dr: &DataReq, body: impl FnOnce() -> Vec<u8>, tag: Option<String>) -> Response<Body> {
     let res = if dr.silent {
         respond(StatusCode::NO_CONTENT, full(Bytes::new()), None)
     } else {
         json_bytes(StatusCode::OK, body())
     };
-    with_etag(res, if dr.want_etag { tag } else { None })
+    let send = dr.want_etag || dr.if_match.is_some() || dr.if_none_match.is_some();
+    with_etag(res, if send { tag } else { None })
 }
+
+/// The service's answer to a read whose response would pass its size limit.
+pub const TOO_BIG: &str =
+    "The data requested exceeds the maximum size that can be accessed with a single request.";
 
 fn stream(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     if dr
@@ -315,8 +322,11 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
             } else {
                 Read::Query(&query)
             };
-            let json = store::render(node, read, usize::MAX).expect("no limit");
-            pretty(json, dr.pretty)
+            let limit = state.levers().max_response_bytes;
+            match store::render(node, read, limit) {
+                Ok(json) => pretty(json, dr.pretty),
+                Err(store::TooBig) => return bad_request(TOO_BIG),
+            }
         };
         (body, tag)
     };

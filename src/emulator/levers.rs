@@ -157,6 +157,20 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             },
             Err(res) => res,
         },
+        (Method::GET, "limits") => ok(limits_json(&state.levers())),
+        (Method::PUT, "limits") => match read_json(req).await {
+            Ok(b) => match b.get("responseBytes").and_then(Value::as_u64).filter(|n| *n > 0) {
+                Some(n) => {
+                    let mut l = state.levers();
+                    l.max_response_bytes = n as usize;
+                    ok(limits_json(&l))
+                }
+                None => bad_request(
+                    "limits: expected {\"responseBytes\": <positive integer>} (the largest response a read may have)",
+                ),
+            },
+            Err(res) => res,
+        },
         (Method::GET, "keepalive") => ok(json!({ "ms": state.levers().keepalive_ms })),
         (Method::PUT, "keepalive") => match read_json(req).await {
             Ok(b) => match b.get("ms").and_then(Value::as_u64).filter(|ms| *ms > 0) {
@@ -191,4 +205,8 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             format!("Unknown emulator lever: {method} /.emulator/{name}"),
         ),
     }
+}
+
+fn limits_json(l: &Levers) -> Value {
+    json!({ "responseBytes": l.max_response_bytes })
 }

@@ -22,8 +22,13 @@
 //!   is shown by `GET /.emulator/auth`.
 //!
 //! # Behaviour where the real service is unspecified (choices made here)
-//! - ETags are the hex SHA-256 of the value's canonical JSON (keys sorted); `null_etag` for a
-//!   missing node. They are sent only when asked for with `X-Firebase-ETag: true`.
+//! - ETags are the hex SHA-256 of the value's JSON as the store writes it (children in key
+//!   order); `null_etag` for a missing node. They are sent when asked for with
+//!   `X-Firebase-ETag: true` and on every response to a conditional request (`if-match` PUT or
+//!   DELETE, `if-none-match` GET), asked for or not, as the service does.
+//! - A read whose response would pass the response-size limit (256 MB, lowered with the
+//!   `limits` lever) is a 400 with the service's text, "The data requested exceeds the maximum
+//!   size that can be accessed with a single request." (shallow reads and queries included).
 //! - `X-Firebase-ETag: true` on PATCH, `if-match` on GET/POST/PATCH, `if-none-match` on anything
 //!   but GET, and query parameters (`shallow`, `orderBy`, ...) on anything but GET are 400s.
 //! - A 412 always carries the current value as its body, even under `print=silent`.
@@ -60,6 +65,9 @@
 //!   ids). `GET` -> `{"offsetMs": n, "now": <server ms>}`.
 //! - `PUT /.emulator/keepalive` `{"ms": n}`: keep-alive interval of event streams opened from
 //!   then on (default 30000).
+//! - `PUT /.emulator/limits` `{"responseBytes": n}`: reads whose response would pass n bytes are
+//!   refused (default 268435456, the service's 256 MB), so tests can use small data. `GET`
+//!   shows it.
 //! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}`.
 //! - `POST /.emulator/reset`: clears all data, all levers and the counts.
 

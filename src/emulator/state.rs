@@ -65,6 +65,8 @@ pub enum WriteEvent {
 /// Namespace key for deny rules that apply to every namespace.
 pub const ALL_NAMESPACES: &str = "*";
 pub const DEFAULT_KEEPALIVE_MS: u64 = 30_000;
+/// The service refuses reads whose response would pass 256 MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct Levers {
@@ -86,6 +88,8 @@ pub struct Levers {
     pub unavailable_probability: f64,
     pub clock_offset_ms: i64,
     pub keepalive_ms: u64,
+    /// Reads whose response would be larger are refused (as the service does).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Levers {
@@ -103,6 +107,7 @@ impl Default for Levers {
             unavailable_probability: 0.0,
             clock_offset_ms: 0,
             keepalive_ms: DEFAULT_KEEPALIVE_MS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

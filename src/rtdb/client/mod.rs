@@ -138,6 +138,60 @@ impl Client {
         }
         Ok(query.apply(&value))
     }
+    /// GET with query parameters; the body as the server sent it (JSON text, not parsed).
+    pub async fn get_raw(&self, path: &str, query: &Query) -> Result<Bytes> {
+        let p = norm(path)?;
+        let mut req = Req::new(Method::GET, &p);
+        for (k, v) in query.to_params() {
+            req = req.param(k, &v);
+        }
+        Ok(self.read(req).await?.body)
+    }
+    /// GET `shallow=true`; the body as the server sent it.
+    pub async fn get_shallow_raw(&self, path: &str) -> Result<Bytes> {
+        let p = norm(path)?;
+        Ok(self
+            .read(Req::new(Method::GET, &p).param("shallow", "true"))
+            .await?
+            .body)
+    }
+    /// PUT of JSON text (`print=silent`). Without server values (`".sv"`) the write is
+    /// idempotent and retried like a read when its outcome is unknown; with them it is settled
+    /// by reading the node back, as `set` does.
+    pub async fn set_raw(&self, path: &str, json: Bytes) -> Result<()> {
+        let p = norm(path)?;
+        let mut req = Req::new(Method::PUT, &p).param("print", "silent");
+        req.body = Some(json.clone());
+        match self.write_raw(req, &json).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => {
+                let value = parse_body(&json)?;
+                self.settle("PUT", &p, &why, |current| matches_written(&value, current))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+    /// PATCH of JSON text (an object of paths to values, `print=silent`); the keys are checked
+    /// by the server. Retried or settled like `set_raw`.
+    pub async fn update_raw(&self, path: &str, json: Bytes) -> Result<()> {
+        let p = norm(path)?;
+        let mut req = Req::new(Method::PATCH, &p).param("print", "silent");
+        req.body = Some(json.clone());
+        match self.write_raw(req, &json).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => {
+                let Value::Object(patch) = parse_body(&json)? else {
+                    return Err(self.outcome_unknown("PATCH", &p, &why));
+                };
+                self.settle("PATCH", &p, &why, |current| patch_landed(&patch, current))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
     /// PUT with `print=silent` (no echo).
     pub async fn set(&self, path: &str, value: &Value) -> Result<()> {
         let p = norm(path)?;
@@ -234,18 +288,10 @@ impl Client {
         match self.write(req).await {
             Ok(_) => Ok(()),
             Err(WriteError::Failed(e)) => Err(e),
-            Err(WriteError::Unknown(why)) => {
-                let landed = |current: &Value| {
-                    patch.iter().all(|(k, v)| {
-                        let mut node = current;
-                        for seg in k.split('/').filter(|s| !s.is_empty()) {
-                            node = node.get(seg).unwrap_or(&Value::Null);
-                        }
-                        matches_written(v, node)
-                    })
-                };
-                self.settle("PATCH", &p, &why, landed).await.map(|_| ())
-            }
+            Err(WriteError::Unknown(why)) => self
+                .settle("PATCH", &p, &why, |current| patch_landed(patch, current))
+                .await
+                .map(|_| ()),
         }
     }
     /// DELETE.
@@ -262,6 +308,12 @@ impl Client {
     }
     // ---- internals ----
 
+    /// A write of JSON text: repeated on an unknown outcome when it holds no server value.
+    async fn write_raw(&self, req: Req, json: &[u8]) -> Result<(), WriteError> {
+        let idempotent = !json.windows(5).any(|w| w == b"\".sv\"");
+        self.attempts(&req, idempotent).await.map(|_| ())
+    }
+
     async fn get_versioned_norm(&self, p: &str) -> Result<Versioned> {
         let r = self
             .read(Req::new(Method::GET, p).header(ETAG_REQUEST_HEADER, "true"))
@@ -272,4 +324,24 @@ impl Client {
             etag,
         })
     }
+}
+
+/// Does `current` (read back at the updated node) hold every path of `patch`?
+fn patch_landed(patch: &serde_json::Map<String, Value>, current: &Value) -> bool {
+    patch.iter().all(|(k, v)| {
+        let mut node = current;
+        for seg in k.split('/').filter(|s| !s.is_empty()) {
+            node = node.get(seg).unwrap_or(&Value::Null);
+        }
+        matches_written(v, node)
+    })
+}
+
+fn parse_body(json: &[u8]) -> Result<Value> {
+    serde_json::from_slice(json).map_err(|e| {
+        Error::new(
+            ErrorCode::BadRequest,
+            format!("The data to write is not JSON: {e}"),
+        )
+    })
 }

@@ -246,6 +246,14 @@ impl Client {
                 ErrorCode::DatabaseNotFound,
                 format!("Database not found at {}{}; check databaseUrl (the database name and region)", self.inner.opts.url, suffix(&text)),
             )),
+            400 | 413 if is_too_big_text(&text) => Failure::Fatal(Error::new(
+                ErrorCode::TooBig,
+                format!(
+                    "Reading {} was refused: {text}; read it in pages (orderByKey().startAfter(last).limitToFirst(n), \
+                     or the paging helpers) or read smaller nodes below it",
+                    self.at(p)
+                ),
+            )),
             400 => Failure::Fatal(Error::new(
                 ErrorCode::BadRequest,
                 format!("Bad request for {}: {}", self.at(p), if text.is_empty() { "no details".to_string() } else { text }),
@@ -431,6 +439,14 @@ pub(super) fn server_error_text(body: &[u8]) -> String {
         _ => String::from_utf8_lossy(body).trim().to_string(),
     };
     truncate(&text)
+}
+
+/// The service's refusal of a read over its response-size limit (the SDKs call it `too_big`).
+fn is_too_big_text(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("exceeds the maximum size")
+        || t.contains("too_big")
+        || t.contains("payload is too large")
 }
 
 pub(super) fn suffix(text: &str) -> String {
