@@ -335,7 +335,10 @@ async fn a_tiny_chunk_limit_splits_the_restore_into_many_writes() {
         .unwrap();
     e.client.set("prod/stale", &json!(1)).await.unwrap();
     e.reset_counts().await;
-    let opts = RestoreOptions { chunk_limit: 200 };
+    let opts = RestoreOptions {
+        chunk_limit: 200,
+        ..RestoreOptions::default()
+    };
     let report = backup::restore_with(&e.client, &cfg, &path, &opts)
         .await
         .unwrap();
@@ -395,6 +398,7 @@ async fn a_large_subtree_streams_to_disk_and_back() {
         &path,
         &RestoreOptions {
             chunk_limit: 256 * 1024,
+            ..RestoreOptions::default()
         },
     )
     .await

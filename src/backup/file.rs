@@ -18,17 +18,18 @@
 //! The readers are streaming (`serde_json` over a `BufReader`, one pass per use):
 //! - `Mode::Head` stops as soon as the metadata block is read (listing);
 //! - `Mode::Validate` checks the whole file (well-formed JSON, metadata, every key a legal RTDB
-//!   key) and collects the top-level keys of `data`, holding no data in memory;
-//! - `Mode::Stream` hands `data` over one top-level child at a time (restore), so memory is
-//!   bounded by the largest top-level child, not by the backup.
+//!   key) and collects the keys of `data` and of `data.migrations` (the lock's parent), holding
+//!   no data in memory;
+//! - `Mode::Shred` hands `data` to the restore's `Shredder`, which turns it into writes as it
+//!   is read, so memory does not grow with the backup.
 
 use std::fmt;
 use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::restore::Shredder;
 use crate::rtdb::path;
 
 /// Current format version.
@@ -72,21 +73,12 @@ impl Metadata {
 /// What goes after the streamed body.
 pub const SUFFIX: &[u8] = b"}\n";
 
-/// One piece of `data` handed over in `Mode::Stream`.
-#[derive(Debug)]
-pub enum Item {
-    /// A top-level child of an object `data`.
-    Child(String, Value),
-    /// `data` when it is not an object (null, a primitive or an array).
-    Whole(Value),
-}
-
 /// How much of the file to read.
 pub enum Mode<'a> {
     Head,
     Validate,
-    /// The callback returns false to stop reading (the receiver has gone away).
-    Stream(&'a mut dyn FnMut(Item) -> bool),
+    /// Hand `data` to a shredder (it stops the read by failing when its receiver is gone).
+    Shred(&'a mut Shredder),
 }
 
 /// What a scan found.
@@ -96,7 +88,9 @@ pub struct Scan {
     pub has_data: bool,
     /// `Validate`: the top-level keys of `data` when it is an object (`None` otherwise).
     pub top_keys: Option<Vec<String>>,
-    /// `Stream`: the callback asked to stop.
+    /// `Validate`: the keys of `data.<protected parent>` (`migrations`) when it is an object.
+    pub protected_keys: Option<Vec<String>>,
+    /// `Shred`: the shredder asked to stop.
     pub stopped: bool,
 }
 
@@ -187,6 +181,7 @@ impl<'de> Visitor<'de> for FileSeed<'_, '_> {
                     if matches!(self.mode, Mode::Head) {
                         map.next_value::<IgnoredAny>()?;
                     } else {
+                        // (Validate and Shred both go through DataSeed.)
                         map.next_value_seed(DataSeed {
                             st: &mut *self.st,
                             mode: &mut *self.mode,
@@ -202,7 +197,7 @@ impl<'de> Visitor<'de> for FileSeed<'_, '_> {
     }
 }
 
-/// The `data` value: validated (`Validate`) or handed over child by child (`Stream`).
+/// The `data` value: validated (`Validate`) or handed to the shredder (`Shred`).
 struct DataSeed<'s, 'm> {
     st: &'s mut Scan,
     mode: &'s mut Mode<'m>,
@@ -211,25 +206,14 @@ struct DataSeed<'s, 'm> {
 impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl DataSeed<'_, '_> {
-    fn whole<E: de::Error>(self, v: Value) -> Result<(), E> {
-        match self.mode {
-            Mode::Stream(cb) => {
-                if !cb(Item::Whole(v)) {
-                    self.st.stopped = true;
-                    return Err(E::custom(STOP));
-                }
-                Ok(())
+        if let Mode::Shred(sh) = self.mode {
+            let res = (&mut **sh).deserialize(d);
+            if sh.stopped() {
+                self.st.stopped = true;
             }
-            _ => {
-                self.st.top_keys = None;
-                Ok(())
-            }
+            return res;
         }
+        d.deserialize_any(self)
     }
 }
 
@@ -240,63 +224,92 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut keys = Vec::new();
+        let protected_parent = EXCLUDED[0].split('/').next().unwrap_or_default();
         while let Some(key) = map.next_key::<String>()? {
-            match self.mode {
-                Mode::Stream(cb) => {
-                    let v: Value = map.next_value()?;
-                    if !cb(Item::Child(key, v)) {
-                        self.st.stopped = true;
-                        return Err(de::Error::custom(STOP));
-                    }
-                }
-                _ => {
-                    check_key(&key)?;
-                    map.next_value_seed(KeyCheck)?;
-                    keys.push(key);
-                }
+            check_key(&key)?;
+            if key == protected_parent {
+                self.st.protected_keys = map.next_value_seed(ChildKeys)?;
+            } else {
+                map.next_value_seed(KeyCheck)?;
             }
+            keys.push(key);
         }
         self.st.top_keys = Some(keys);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        match self.mode {
-            Mode::Stream(_) => {
-                let mut items = Vec::new();
-                while let Some(v) = seq.next_element::<Value>()? {
-                    items.push(v);
-                }
-                self.whole(Value::Array(items))
-            }
-            _ => {
-                while seq.next_element_seed(KeyCheck)?.is_some() {}
-                self.whole(Value::Null)
-            }
-        }
+        while seq.next_element_seed(KeyCheck)?.is_some() {}
+        self.st.top_keys = None;
+        Ok(())
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.whole(Value::Null)
+        Ok(())
     }
     fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.whole(Value::Null)
+        Ok(())
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.whole(Value::Bool(v))
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.whole(Value::from(v))
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.whole(Value::from(v))
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.whole(Value::from(v))
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.whole(Value::String(v.to_string()))
+        check_string(v)
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.whole(Value::String(v))
+}
+
+/// Checks a value like `KeyCheck`, returning its keys when it is an object.
+struct ChildKeys;
+
+impl<'de> DeserializeSeed<'de> for ChildKeys {
+    type Value = Option<Vec<String>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChildKeys {
+    type Value = Option<Vec<String>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            check_key(&key)?;
+            map.next_value_seed(KeyCheck)?;
+            keys.push(key);
+        }
+        Ok(Some(keys))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element_seed(KeyCheck)?.is_some() {}
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        check_string(v).map(|()| None)
     }
 }
 
@@ -309,7 +322,20 @@ fn check_key<E: de::Error>(key: &str) -> Result<(), E> {
     })
 }
 
-/// Walks a value checking every object key, keeping nothing.
+/// RTDB stores strings of at most 10 MB.
+const MAX_STRING_BYTES: usize = 10 * 1024 * 1024;
+
+fn check_string<E: de::Error>(v: &str) -> Result<(), E> {
+    if v.len() > MAX_STRING_BYTES {
+        return Err(E::custom(format!(
+            "the data holds a string of {} bytes; RTDB stores strings of at most 10 MB",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Walks a value checking every object key and string, keeping nothing.
 struct KeyCheck;
 
 impl<'de> DeserializeSeed<'de> for KeyCheck {
@@ -353,8 +379,8 @@ impl<'de> Visitor<'de> for KeyCheck {
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        check_string(v)
     }
 }
 
@@ -385,7 +411,7 @@ mod tests {
     #[test]
     fn written_prefix_body_suffix_is_one_json_document() {
         let f = file(r#"{"a":{"b":1},"c":"x"}"#);
-        let v: Value = serde_json::from_slice(&f).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&f).unwrap();
         assert_eq!(v["data"], json!({"a": {"b": 1}, "c": "x"}));
         assert_eq!(v["metadata"]["shift"], "prod");
         assert_eq!(v["metadata"]["excluded"], json!(["migrations/_lock"]));
@@ -408,6 +434,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.top_keys, Some(vec!["a".to_string(), "z".to_string()]));
+        assert_eq!(s.protected_keys, None);
+        let s = scan(
+            &file(r#"{"migrations":{"_lock":{"x":1},"note":2},"b":3}"#)[..],
+            Mode::Validate,
+        )
+        .unwrap();
+        assert_eq!(
+            s.protected_keys,
+            Some(vec!["_lock".to_string(), "note".to_string()])
+        );
         let s = scan(&file("42")[..], Mode::Validate).unwrap();
         assert_eq!(s.top_keys, None);
         assert!(s.has_data);
@@ -430,27 +466,6 @@ mod tests {
         f.truncate(f.len() - 3);
         let e = scan(&f[..], Mode::Validate).unwrap_err();
         assert!(e.contains("truncated"), "{e}");
-    }
-
-    #[test]
-    fn stream_hands_over_children_in_order() {
-        let mut got = Vec::new();
-        let mut cb = |i: Item| {
-            got.push(i);
-            true
-        };
-        scan(&file(r#"{"b":{"x":1},"a":2}"#)[..], Mode::Stream(&mut cb)).unwrap();
-        assert_eq!(got.len(), 2);
-        assert!(matches!(&got[0], Item::Child(k, v) if k == "b" && *v == json!({"x": 1})));
-        assert!(matches!(&got[1], Item::Child(k, v) if k == "a" && *v == json!(2)));
-        let mut got = Vec::new();
-        let mut cb = |i: Item| {
-            got.push(i);
-            false
-        };
-        let s = scan(&file(r#"{"b":1,"a":2}"#)[..], Mode::Stream(&mut cb)).unwrap();
-        assert!(s.stopped);
-        assert_eq!(got.len(), 1);
     }
 
     #[test]

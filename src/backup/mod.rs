@@ -17,13 +17,14 @@
 //! - `list_nodes` / `backup_nodes`: the top-level keys under the shift, and a map of chosen nodes.
 
 pub mod file;
+pub mod progress;
 pub mod restore;
+pub mod walk;
 
-use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
@@ -33,7 +34,9 @@ use crate::rtdb::{path, Client};
 use crate::{Error, ErrorCode, Result};
 
 pub use file::{Metadata, EXCLUDED, FORMAT_VERSION, TOOL};
+pub use progress::{Phase, Progress, Snapshot};
 pub use restore::{RestoreReport, DEFAULT_CHUNK_LIMIT};
+pub use walk::{walk, Walk, WalkOptions};
 
 /// One backup file in the backup folder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,12 +57,18 @@ pub struct BackupInfo {
 pub struct RestoreOptions {
     /// Upper bound for the JSON size of one write, in bytes (default 8 MB).
     pub chunk_limit: usize,
+    /// Counted into while the restore runs (file bytes read, keys, writes).
+    pub progress: Option<Arc<Progress>>,
+    /// Set (by a signal handler) to stop before the next write; the error says what was written.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for RestoreOptions {
     fn default() -> Self {
         RestoreOptions {
             chunk_limit: DEFAULT_CHUNK_LIMIT,
+            progress: None,
+            stop: None,
         }
     }
 }
@@ -120,8 +129,26 @@ fn file_name(cfg: &Config, stamp: &str, n: u32) -> String {
     name
 }
 
+/// Options of a backup.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub walk: WalkOptions,
+    /// Counted into while the backup runs (bytes, keys, requests).
+    pub progress: Option<Arc<Progress>>,
+}
+
 /// Back up the `{shift}` subtree (root when no shift) to a new file; returns its path.
 pub async fn create(client: &Client, cfg: &Config, cwd: &Path) -> Result<PathBuf> {
+    create_with(client, cfg, cwd, &BackupOptions::default()).await
+}
+
+/// `create` with options.
+pub async fn create_with(
+    client: &Client,
+    cfg: &Config,
+    cwd: &Path,
+    opts: &BackupOptions,
+) -> Result<PathBuf> {
     let shift = cfg.shift_path();
     let folder = cfg.backup_folder_path(cwd);
     let what = shown(shift.as_deref());
@@ -155,7 +182,15 @@ pub async fn create(client: &Client, cfg: &Config, cwd: &Path) -> Result<PathBuf
         ))
     };
 
-    let written = write_temp(client, shift.as_deref().unwrap_or(""), &metadata, &tmp).await;
+    let progress = opts.progress.clone().unwrap_or_default();
+    progress.phase(Phase::Backup, None);
+    let body = walk(
+        client,
+        shift.as_deref().unwrap_or(""),
+        opts.walk.clone(),
+        progress,
+    );
+    let written = write_temp(body, &metadata, &tmp).await;
     let published = match written {
         Ok(()) => publish(&tmp, cfg, &folder, &stamp).await,
         Err(e) => Err(e),
@@ -171,8 +206,7 @@ pub async fn create(client: &Client, cfg: &Config, cwd: &Path) -> Result<PathBuf
 
 /// Stream metadata + body + closing brace into `tmp`, then check and sync it.
 async fn write_temp(
-    client: &Client,
-    at: &str,
+    mut body: Walk,
     metadata: &Metadata,
     tmp: &Path,
 ) -> std::result::Result<(), String> {
@@ -184,7 +218,6 @@ async fn write_temp(
         .map_err(|e| format!("could not create {}: {e}", tmp.display()))?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, f);
     let io = |e: std::io::Error| format!("could not write {}: {e}", tmp.display());
-    let mut body = client.get_stream(at).await.map_err(|e| e.message)?;
     out.write_all(&metadata.prefix()).await.map_err(io)?;
     let mut body_bytes = 0u64;
     while let Some(chunk) = body.next().await {
@@ -270,10 +303,16 @@ pub async fn restore_with(
     };
 
     // Pass 1: validate everything before touching the database.
+    let progress = opts.progress.clone();
+    let size = std::fs::metadata(file).map(|m| m.len()).ok();
+    if let Some(p) = &progress {
+        p.phase(Phase::Validate, size);
+    }
     let path = file.to_path_buf();
+    let counted = progress.clone();
     let scan = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&path).map_err(|e| format!("cannot open the file ({e})"))?;
-        file::scan(f, file::Mode::Validate)
+        file::scan(Counted::new(f, counted), file::Mode::Validate)
     })
     .await
     .map_err(|e| bad(format!("the check failed ({e})")))?
@@ -294,41 +333,49 @@ pub async fn restore_with(
         )));
     }
 
-    // Pass 2: stream the data and write it.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<file::Item>(2);
+    // Pass 2: parse the data again, as writes, while the previous write is in flight.
+    if let Some(p) = &progress {
+        p.phase(Phase::Restore, size);
+    }
+    let protect = protected();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<restore::Piece>(1);
     let path = file.to_path_buf();
+    let (budget, guard, counted) = (opts.chunk_limit, protect.clone(), progress.clone());
     let reader = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&path).map_err(|e| format!("cannot open the file ({e})"))?;
-        let mut send = |item| tx.blocking_send(item).is_ok();
-        file::scan(f, file::Mode::Stream(&mut send))
+        let send = Box::new(move |piece| tx.blocking_send(piece).is_ok());
+        let mut shredder = restore::Shredder::new(budget, guard, counted.clone(), send);
+        file::scan(Counted::new(f, counted), file::Mode::Shred(&mut shredder))
     });
-    let mut writer = restore::Writer::new(client, opts.chunk_limit);
-    let protect = protected();
+    let mut writer = restore::Writer::new(client, opts.chunk_limit, progress.clone());
+    let stopped = || {
+        opts.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    };
     let written: Result<()> = async {
-        match &scan.top_keys {
-            Some(keys) => {
-                let keys: HashSet<String> = keys.iter().cloned().collect();
-                let mut batch = restore::Batch::new(&at);
-                writer.remove_missing(&mut batch, &keys, &protect).await?;
-                while let Some(item) = rx.recv().await {
-                    match item {
-                        file::Item::Child(k, v) => writer.child(&mut batch, k, v, &protect).await?,
-                        file::Item::Whole(_) => {
-                            return Err(Error::internal(
-                                "the file changed while it was being restored",
-                            ))
-                        }
-                    }
-                }
-                writer.flush(&mut batch).await
-            }
-            None => match rx.recv().await {
-                Some(file::Item::Whole(v)) => writer.replace(&at, v, &protect).await,
-                _ => Err(Error::internal(
-                    "the file changed while it was being restored",
-                )),
-            },
+        if let Some(keys) = &scan.top_keys {
+            writer
+                .prepare(&at, keys, scan.protected_keys.as_deref(), &protect)
+                .await?;
         }
+        while let Some(piece) = rx.recv().await {
+            if stopped() {
+                return Err(Error::new(
+                    ErrorCode::Interrupted,
+                    "interrupted by a signal",
+                ));
+            }
+            match piece {
+                restore::Piece::Patch { body, last, .. } => writer.patch(&at, body, last).await?,
+                restore::Piece::Whole(json) => writer.whole(&at, json, &protect).await?,
+                restore::Piece::ProtectedPrimitive(json) => {
+                    let parent = path::join(&at, &protect[0]);
+                    writer.primitive(&parent, json, &protect[1..]).await?
+                }
+            }
+        }
+        Ok(())
     }
     .await;
     drop(rx);
@@ -337,20 +384,67 @@ pub async fn restore_with(
         .map_err(|e| format!("reading failed ({e})"))
         .and_then(|r| r);
     let report = writer.report.clone();
-    let partial = |why: String| {
-        restore_failed(format!(
-            "Restore of {} from {name} failed after {} write(s): {why}; the data may be partly restored, run the restore again",
-            shown(shift.as_deref()),
-            report.writes
-        ))
+    let partial = |code: ErrorCode, why: String| {
+        let how_far = match &report.last {
+            Some(last) => format!(
+                "{} write(s), {} bytes, the last at {}",
+                report.writes,
+                report.bytes,
+                shown(Some(&path::join(&at, last)))
+            ),
+            None => format!("{} write(s)", report.writes),
+        };
+        Error::new(
+            code,
+            format!(
+                "Restore of {} from {name} stopped after {how_far}: {why}; the data may be partly restored, run the restore again",
+                shown(shift.as_deref()),
+            ),
+        )
     };
-    written.map_err(|e| partial(e.message))?;
+    if let Err(e) = written {
+        let code = if e.code == ErrorCode::Interrupted {
+            ErrorCode::Interrupted
+        } else {
+            ErrorCode::RestoreFailed
+        };
+        return Err(partial(code, e.message));
+    }
     match read {
         Ok(s) if !s.stopped && s.metadata.as_ref() == Some(&meta) => Ok(report),
         Ok(_) => Err(partial(
+            ErrorCode::RestoreFailed,
             "the file changed while it was being restored".into(),
         )),
-        Err(e) => Err(partial(e)),
+        Err(e) => Err(partial(ErrorCode::RestoreFailed, e)),
+    }
+}
+
+/// A reader that counts what it reads into `progress`.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+    progress: Option<Arc<Progress>>,
+}
+
+impl<R> Counted<R> {
+    fn new(inner: R, progress: Option<Arc<Progress>>) -> Counted<R> {
+        Counted {
+            inner,
+            read: 0,
+            progress,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if let Some(p) = &self.progress {
+            p.set_bytes(self.read);
+        }
+        Ok(n)
     }
 }
 

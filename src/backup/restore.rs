@@ -1,25 +1,36 @@
-//! Writing backed-up data back in chunks that respect RTDB's write limits.
+//! Writing backed-up data back as it is read from the file, in writes that respect RTDB's
+//! limits, with memory that does not grow with the file.
 //!
-//! A node is replaced like this:
-//! - if it is not an ancestor of a protected path and its JSON fits in `chunk_limit`, one PUT;
-//! - otherwise a shallow GET lists the live children; children missing from the backup are
-//!   deleted with `null`s, and backed-up children are written with PATCHes at the node, as many
-//!   children per PATCH as fit in `chunk_limit` (a PATCH replaces each child it names). A child
-//!   whose JSON alone is larger than `chunk_limit` is replaced the same way, recursively.
-//! - the protected path (the live lock, `migrations/_lock` below the backed-up path) is never
-//!   written or deleted: its ancestors are always replaced child by child and the protected node
-//!   is skipped, whatever the backup holds there.
+//! The data is parsed as a stream (`Shredder`): each finished child is kept as compact JSON in
+//! its parent until the parent is finished, so small nodes are written whole. When what is kept
+//! passes `chunk_limit`, the unfinished nodes are "opened": each is written with the children
+//! it has so far (one multi-path entry `"a/b": {...}`, which replaces the node and so also
+//! clears what the backup does not have there), and from then on each of its children is its
+//! own entry. Entries are packed into PATCHes at the restored path of at most `chunk_limit`
+//! bytes (an entry larger than that goes alone); a PATCH never holds two entries where one is
+//! inside the other (RTDB refuses those), and PATCHes are sent in order, one at a time, while
+//! the next one is being parsed.
+//!
+//! The restored path itself and the live lock's parent (`migrations`) are never replaced whole:
+//! their live children that the backup does not have are deleted (`null`s, from a shallow
+//! read), and the lock node (`migrations/_lock`) is never written or deleted, whatever the
+//! backup holds there.
 //!
 //! The writes are not one transaction: RTDB offers none across several writes. A restore that
-//! fails half way leaves the subtree partly restored; running it again finishes it (every write
-//! is a plain replace, so repeating is safe).
+//! fails half way leaves the subtree partly restored, and the error says how far it got; running
+//! it again finishes it (every write is a plain replace, so repeating is safe).
 
 use std::collections::HashSet;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::progress::Progress;
 use crate::rtdb::{path, Client};
 use crate::{Error, ErrorCode, Result};
 
@@ -35,11 +46,375 @@ pub struct RestoreReport {
     pub reads: usize,
     /// JSON bytes written.
     pub bytes: usize,
+    /// The last path written (relative to the restored path), for messages.
+    pub last: Option<String>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parsing the data into writes
+
+/// What the shredder hands the writer, in order.
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// A PATCH body at the restored path: `{"<rel path>": <json>, ...}`.
+    Patch { body: Vec<u8>, last: String },
+    /// `data` is not an object: its JSON (a primitive; `null` for nothing).
+    Whole(Vec<u8>),
+    /// The lock's parent holds a primitive in the backup: its JSON.
+    ProtectedPrimitive(Vec<u8>),
+}
+
+/// A node being read: finished children as `"key":json,...` until it is opened.
+struct Frame {
+    path: Vec<String>,
+    open: bool,
+    text: Vec<u8>,
+    count: usize,
+}
+
+/// Turns the `data` value of a backup file into `Piece`s (see the module docs).
+pub struct Shredder {
+    budget: usize,
+    /// The lock node relative to the restored path, as segments.
+    protect: Vec<String>,
+    frames: Vec<Frame>,
+    /// Bytes kept in frames that are not open.
+    kept: usize,
+    batch: Vec<u8>,
+    batch_entries: usize,
+    batch_last: String,
+    send: Box<dyn FnMut(Piece) -> bool + Send>,
+    stopped: bool,
+    progress: Option<Arc<Progress>>,
+}
+
+impl Shredder {
+    pub(crate) fn new(
+        budget: usize,
+        protect: Vec<String>,
+        progress: Option<Arc<Progress>>,
+        send: Box<dyn FnMut(Piece) -> bool + Send>,
+    ) -> Shredder {
+        Shredder {
+            budget: budget.max(1),
+            protect,
+            frames: Vec::new(),
+            kept: 0,
+            batch: Vec::new(),
+            batch_entries: 0,
+            batch_last: String::new(),
+            send,
+            stopped: false,
+            progress,
+        }
+    }
+
+    /// The receiver went away (the write side failed or was stopped).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    fn hand<E: de::Error>(&mut self, piece: Piece) -> Result<(), E> {
+        if !(self.send)(piece) {
+            self.stopped = true;
+            return Err(E::custom("the restore stopped"));
+        }
+        Ok(())
+    }
+
+    fn flush<E: de::Error>(&mut self) -> Result<(), E> {
+        if self.batch_entries == 0 {
+            return Ok(());
+        }
+        let mut body = std::mem::take(&mut self.batch);
+        body.push(b'}');
+        self.batch_entries = 0;
+        let piece = Piece::Patch {
+            body,
+            last: std::mem::take(&mut self.batch_last),
+        };
+        self.hand(piece)
+    }
+
+    /// One multi-path entry: `path` (relative, non-empty) replaced by `json`.
+    fn entry<E: de::Error>(&mut self, path: &[String], json: &[u8]) -> Result<(), E> {
+        let rel = path.join("/");
+        let key = serde_json::to_vec(&rel).expect("a path serialises");
+        if self.batch_entries > 0 && self.batch.len() + key.len() + json.len() + 3 > self.budget {
+            self.flush()?;
+        }
+        self.batch
+            .push(if self.batch_entries == 0 { b'{' } else { b',' });
+        self.batch.extend_from_slice(&key);
+        self.batch.push(b':');
+        self.batch.extend_from_slice(json);
+        self.batch_entries += 1;
+        self.batch_last = rel;
+        Ok(())
+    }
+
+    /// A child of the innermost frame is finished.
+    fn child<E: de::Error>(&mut self, key: &str, json: &[u8]) -> Result<(), E> {
+        if let Some(p) = &self.progress {
+            p.nodes(1);
+        }
+        let top = self.frames.last_mut().expect("inside an object");
+        if top.open {
+            let mut path = top.path.clone();
+            path.push(key.to_string());
+            return self.entry(&path, json);
+        }
+        let before = top.text.len();
+        if top.count > 0 {
+            top.text.push(b',');
+        }
+        top.text
+            .extend_from_slice(&serde_json::to_vec(key).expect("a key serialises"));
+        top.text.push(b':');
+        top.text.extend_from_slice(json);
+        top.count += 1;
+        self.kept += top.text.len() - before;
+        if self.kept > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Open every frame that is not open yet, outermost first: write each with the children it
+    /// has so far, as one entry in a PATCH of its own (entries below it follow in later ones).
+    fn spill<E: de::Error>(&mut self) -> Result<(), E> {
+        for i in 0..self.frames.len() {
+            if self.frames[i].open {
+                continue;
+            }
+            let f = &mut self.frames[i];
+            let mut json = Vec::with_capacity(f.text.len() + 2);
+            json.push(b'{');
+            json.append(&mut f.text);
+            json.push(b'}');
+            self.kept -= json.len() - 2;
+            f.open = true;
+            f.count = 0;
+            let path = f.path.clone();
+            self.entry(&path, &json)?;
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn is_protected_parent(&self, path: &[String], key: &str) -> bool {
+        self.protect.len() > 1 && path.is_empty() && key == self.protect[0]
+    }
+
+    fn is_protected(&self, path: &[String], key: &str) -> bool {
+        path.len() + 1 == self.protect.len()
+            && path == &self.protect[..path.len()]
+            && key == self.protect[path.len()]
+    }
+}
+
+/// The whole `data` value.
+impl<'de> DeserializeSeed<'de> for &mut Shredder {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(Top(self))
+    }
+}
+
+struct Top<'s>(&'s mut Shredder);
+
+fn scalar<T: serde::Serialize>(v: T) -> Vec<u8> {
+    serde_json::to_vec(&v).expect("a scalar serialises")
+}
+
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("RTDB data")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let sh = self.0;
+        sh.frames.push(Frame {
+            path: Vec::new(),
+            open: true,
+            text: Vec::new(),
+            count: 0,
+        });
+        Children { sh }.visit_map(map)?;
+        sh.frames.pop();
+        sh.flush()
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let sh = self.0;
+        sh.frames.push(Frame {
+            path: Vec::new(),
+            open: true,
+            text: Vec::new(),
+            count: 0,
+        });
+        Children { sh }.visit_seq(seq)?;
+        sh.frames.pop();
+        sh.flush()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.hand(Piece::Whole(b"null".to_vec()))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.hand(Piece::Whole(scalar(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.hand(Piece::Whole(scalar(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.hand(Piece::Whole(scalar(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.hand(Piece::Whole(scalar(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.hand(Piece::Whole(scalar(v)))
+    }
+}
+
+/// The children of the innermost frame (an object, or an array as an object keyed by index).
+struct Children<'s> {
+    sh: &'s mut Shredder,
+}
+
+impl<'de> Visitor<'de> for Children<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(ChildSeed {
+                sh: &mut *self.sh,
+                key,
+            })?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let seed = ChildSeed {
+                sh: &mut *self.sh,
+                key: i.to_string(),
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+}
+
+/// One child value of the innermost frame.
+struct ChildSeed<'s> {
+    sh: &'s mut Shredder,
+    key: String,
+}
+
+impl<'de> DeserializeSeed<'de> for ChildSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let parent = &self.sh.frames.last().expect("inside an object").path;
+        if self.sh.is_protected(parent, &self.key) {
+            // The live lock: whatever the backup holds there is skipped.
+            IgnoredAny::deserialize(d)?;
+            return Ok(());
+        }
+        d.deserialize_any(self)
+    }
+}
+
+use serde::Deserialize as _;
+
+impl ChildSeed<'_> {
+    fn open_child<A, F>(self, read: F) -> Result<(), A>
+    where
+        A: de::Error,
+        F: FnOnce(Children<'_>) -> Result<(), A>,
+    {
+        let sh = self.sh;
+        let parent = sh.frames.last().expect("inside an object");
+        let mut path = parent.path.clone();
+        let protected_parent = sh.is_protected_parent(&parent.path, &self.key);
+        path.push(self.key.clone());
+        sh.frames.push(Frame {
+            path,
+            // The lock's parent is never replaced whole: its children are written one by one.
+            open: protected_parent,
+            text: Vec::new(),
+            count: 0,
+        });
+        read(Children { sh: &mut *sh })?;
+        let f = sh.frames.pop().expect("pushed above");
+        if f.open || f.count == 0 {
+            // Written already (open), or empty (nothing to keep: RTDB has no empty objects).
+            return Ok(());
+        }
+        sh.kept -= f.text.len();
+        let mut json = Vec::with_capacity(f.text.len() + 2);
+        json.push(b'{');
+        json.extend_from_slice(&f.text);
+        json.push(b'}');
+        sh.child(&self.key, &json)
+    }
+
+    fn leaf<E: de::Error>(self, json: Vec<u8>) -> Result<(), E> {
+        let parent = &self.sh.frames.last().expect("inside an object").path;
+        if self.sh.is_protected_parent(parent, &self.key) {
+            return self.sh.hand(Piece::ProtectedPrimitive(json));
+        }
+        self.sh.child(&self.key, &json)
+    }
+}
+
+impl<'de> Visitor<'de> for ChildSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("RTDB data")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.open_child(|c| c.visit_map(map))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.open_child(|c| c.visit_seq(seq))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(()) // null: nothing there
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.leaf(scalar(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.leaf(scalar(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.leaf(scalar(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.leaf(scalar(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.leaf(scalar(v))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
 
 type Fut<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
-/// Children queued for one PATCH at `at`.
+/// Children queued for one PATCH at `at` (the protected nodes' deletions).
 pub(crate) struct Batch {
     at: String,
     map: Map<String, Value>,
@@ -59,75 +434,133 @@ impl Batch {
 pub(crate) struct Writer<'c> {
     client: &'c Client,
     chunk_limit: usize,
+    progress: Option<Arc<Progress>>,
     pub(crate) report: RestoreReport,
 }
 
 impl<'c> Writer<'c> {
-    pub(crate) fn new(client: &'c Client, chunk_limit: usize) -> Writer<'c> {
+    pub(crate) fn new(
+        client: &'c Client,
+        chunk_limit: usize,
+        progress: Option<Arc<Progress>>,
+    ) -> Writer<'c> {
         Writer {
             client,
             chunk_limit: chunk_limit.max(1),
+            progress,
             report: RestoreReport::default(),
         }
     }
 
-    /// Replace the node at `at` with `value`, never touching `protect` (a path relative to `at`
-    /// as segments; empty = nothing protected below `at`).
-    pub(crate) fn replace<'a>(
-        &'a mut self,
-        at: &'a str,
-        value: Value,
-        protect: &'a [String],
-    ) -> Fut<'a> {
+    fn wrote(&mut self, bytes: usize, last: Option<String>) {
+        self.report.writes += 1;
+        self.report.bytes += bytes;
+        if last.is_some() {
+            self.report.last = last;
+        }
+        if let Some(p) = &self.progress {
+            p.write();
+        }
+    }
+
+    /// Before the data: delete the live children of `at` (the restored path) and of its
+    /// protected descendants that the backup does not have, never the protected node.
+    pub(crate) async fn prepare(
+        &mut self,
+        at: &str,
+        top_keys: &[String],
+        protected_keys: Option<&[String]>,
+        protect: &[String],
+    ) -> Result<()> {
+        let keys: HashSet<String> = top_keys.iter().cloned().collect();
+        let mut batch = Batch::new(at);
+        self.remove_missing(&mut batch, &keys, protect).await?;
+        self.flush(&mut batch).await?;
+        if let (Some(parent_keys), Some(parent)) = (protected_keys, protect.first()) {
+            if keys.contains(parent) && protect.len() > 1 {
+                let keys: HashSet<String> = parent_keys.iter().cloned().collect();
+                let mut batch = Batch::new(&path::join(at, parent));
+                self.remove_missing(&mut batch, &keys, &protect[1..])
+                    .await?;
+                self.flush(&mut batch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Send one PATCH of restored data at `at`.
+    pub(crate) async fn patch(&mut self, at: &str, body: Vec<u8>, last: String) -> Result<()> {
+        let n = body.len();
+        self.client.update_raw(at, Bytes::from(body)).await?;
+        self.wrote(n, Some(last));
+        Ok(())
+    }
+
+    /// `data` is a primitive or null: the restored path becomes it, except that the lock is
+    /// never deleted.
+    pub(crate) async fn whole(
+        &mut self,
+        at: &str,
+        json: Vec<u8>,
+        protect: &[String],
+    ) -> Result<()> {
+        if json == b"null" {
+            let mut batch = Batch::new(at);
+            self.remove_missing(&mut batch, &HashSet::new(), protect)
+                .await?;
+            return self.flush(&mut batch).await;
+        }
+        self.primitive(at, json, protect).await
+    }
+
+    /// A primitive at `at`, above the protected node: written only when that node is absent.
+    pub(crate) async fn primitive(
+        &mut self,
+        at: &str,
+        json: Vec<u8>,
+        protect: &[String],
+    ) -> Result<()> {
+        if !protect.is_empty() {
+            let guarded = path::join(at, &protect.join("/"));
+            self.report.reads += 1;
+            if !self.client.get_shallow(&guarded).await?.is_null() {
+                return Err(Error::new(
+                    ErrorCode::RestoreFailed,
+                    format!(
+                        "the backup holds a plain value at /{at}, which cannot be written without deleting \
+                         the live lock at /{guarded}; release the lock first"
+                    ),
+                ));
+            }
+        }
+        let n = json.len();
+        self.client.set_raw(at, Bytes::from(json)).await?;
+        self.wrote(n, Some(at.to_string()));
+        Ok(())
+    }
+
+    /// Replace the node at `at` with nothing, never touching `protect` below it.
+    fn clear<'a>(&'a mut self, at: &'a str, protect: &'a [String]) -> Fut<'a> {
         Box::pin(async move {
-            if protect.is_empty() {
-                let size = json_size(&value);
-                if size <= self.chunk_limit {
-                    return self.put(at, &value, size).await;
-                }
-            }
-            match into_children(value) {
-                Ok(children) => {
-                    let keys: HashSet<String> = children.keys().cloned().collect();
-                    let mut batch = Batch::new(at);
-                    self.remove_missing(&mut batch, &keys, protect).await?;
-                    for (k, v) in children {
-                        self.child(&mut batch, k, v, protect).await?;
-                    }
-                    self.flush(&mut batch).await
-                }
-                // A primitive: nothing to split. Above a protected node it may only be written when
-                // that node does not exist (writing it would delete the live lock).
-                Err(value) => {
-                    if !protect.is_empty() {
-                        let guarded = path::join(at, &protect.join("/"));
-                        self.report.reads += 1;
-                        if !self.client.get_shallow(&guarded).await?.is_null() {
-                            return Err(Error::new(
-                                ErrorCode::RestoreFailed,
-                                format!(
-                                    "the backup holds a plain value at /{at}, which cannot be written without deleting \
-                                     the live lock at /{guarded}; release the lock first"
-                                ),
-                            ));
-                        }
-                    }
-                    let size = json_size(&value);
-                    self.put(at, &value, size).await
-                }
-            }
+            let mut batch = Batch::new(at);
+            self.remove_missing(&mut batch, &HashSet::new(), protect)
+                .await?;
+            self.flush(&mut batch).await
         })
     }
 
-    /// Queue `null`s for live children of `batch.at` that are not in `keys`; a protected child is
-    /// emptied around the protected node instead of deleted.
-    pub(crate) async fn remove_missing(
+    /// Queue `null`s for live children of `batch.at` that are not in `keys`; a protected child
+    /// is emptied around the protected node instead of deleted.
+    async fn remove_missing(
         &mut self,
         batch: &mut Batch,
         keys: &HashSet<String>,
         protect: &[String],
     ) -> Result<()> {
         self.report.reads += 1;
+        if let Some(p) = &self.progress {
+            p.request();
+        }
         let live = self.client.get_shallow(&batch.at).await?;
         let Value::Object(live) = live else {
             return Ok(());
@@ -139,104 +572,30 @@ impl<'c> Writer<'c> {
             if protect.first() == Some(k) {
                 if protect.len() > 1 {
                     let at = path::join(&batch.at, k);
-                    self.replace(&at, Value::Object(Map::new()), &protect[1..])
-                        .await?;
+                    self.clear(&at, &protect[1..]).await?;
                 }
                 continue;
             }
-            self.add(batch, k.clone(), Value::Null, 4).await?;
-        }
-        Ok(())
-    }
-
-    /// Write one backed-up child of `batch.at`.
-    pub(crate) async fn child(
-        &mut self,
-        batch: &mut Batch,
-        key: String,
-        value: Value,
-        protect: &[String],
-    ) -> Result<()> {
-        if protect.first() == Some(&key) {
-            if protect.len() == 1 {
-                return Ok(()); // the protected node itself: never written
+            let entry = k.len() + 8;
+            if !batch.map.is_empty() && batch.bytes + entry > self.chunk_limit {
+                self.flush(batch).await?;
             }
-            let at = path::join(&batch.at, &key);
-            return self.replace(&at, value, &protect[1..]).await;
+            batch.bytes += entry;
+            batch.map.insert(k.clone(), Value::Null);
         }
-        let size = json_size(&value);
-        if size + key.len() + 4 > self.chunk_limit {
-            let at = path::join(&batch.at, &key);
-            return self.replace(&at, value, &[]).await;
-        }
-        self.add(batch, key, value, size).await
-    }
-
-    async fn add(
-        &mut self,
-        batch: &mut Batch,
-        key: String,
-        value: Value,
-        size: usize,
-    ) -> Result<()> {
-        let entry = size + key.len() + 4;
-        if !batch.map.is_empty() && batch.bytes + entry > self.chunk_limit {
-            self.flush(batch).await?;
-        }
-        batch.bytes += entry;
-        batch.map.insert(key, value);
         Ok(())
     }
 
-    pub(crate) async fn flush(&mut self, batch: &mut Batch) -> Result<()> {
+    async fn flush(&mut self, batch: &mut Batch) -> Result<()> {
         if batch.map.is_empty() {
             return Ok(());
         }
         let map = std::mem::take(&mut batch.map);
-        self.report.writes += 1;
-        self.report.bytes += batch.bytes;
-        batch.bytes = 2;
-        self.client.update(&batch.at, &map).await
+        let bytes = std::mem::replace(&mut batch.bytes, 2);
+        self.client.update(&batch.at, &map).await?;
+        self.wrote(bytes, None);
+        Ok(())
     }
-
-    async fn put(&mut self, at: &str, value: &Value, size: usize) -> Result<()> {
-        self.report.writes += 1;
-        self.report.bytes += size;
-        self.client.set(at, value).await
-    }
-}
-
-/// The children of an object (or of an array, which RTDB stores as an object with index keys;
-/// `null` elements are absent). Anything else comes back as `Err(value)`.
-fn into_children(value: Value) -> std::result::Result<Map<String, Value>, Value> {
-    match value {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
-        Value::Array(items) => Ok(items
-            .into_iter()
-            .enumerate()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(i, v)| (i.to_string(), v))
-            .collect()),
-        other => Err(other),
-    }
-}
-
-/// Length of the compact JSON encoding, computed without allocating it.
-pub(crate) fn json_size(v: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
 }
 
 #[cfg(test)]
@@ -244,14 +603,109 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn sizes_and_children() {
-        assert_eq!(json_size(&json!({"a": [1, "x"]})), r#"{"a":[1,"x"]}"#.len());
-        assert_eq!(
-            into_children(json!([1, null, 3])).unwrap(),
-            json!({"0": 1, "2": 3}).as_object().unwrap().clone()
+    /// Run the shredder over `data` and return what it hands over, as (path -> value) writes.
+    fn shred(data: &str, budget: usize) -> Vec<Value> {
+        let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let mut sh = Shredder::new(
+            budget,
+            vec!["migrations".into(), "_lock".into()],
+            None,
+            Box::new(move |p| {
+                sink.lock().unwrap().push(p);
+                true
+            }),
         );
-        assert!(into_children(json!(5)).is_err());
-        assert!(into_children(Value::Null).unwrap().is_empty());
+        let mut de = serde_json::Deserializer::from_str(data);
+        (&mut sh).deserialize(&mut de).unwrap();
+        let pieces = std::mem::take(&mut *out.lock().unwrap());
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                Piece::Patch { body, .. } => serde_json::from_slice(&body).unwrap(),
+                Piece::Whole(j) => json!({"whole": serde_json::from_slice::<Value>(&j).unwrap()}),
+                Piece::ProtectedPrimitive(j) => {
+                    json!({"protected": serde_json::from_slice::<Value>(&j).unwrap()})
+                }
+            })
+            .collect()
+    }
+
+    /// Applying the writes in order to an empty tree gives back the data (minus the lock).
+    fn apply(writes: &[Value]) -> Value {
+        let mut root = json!({});
+        for w in writes {
+            for (k, v) in w.as_object().unwrap() {
+                let segs: Vec<&str> = k.split('/').collect();
+                let mut node = &mut root;
+                for s in &segs[..segs.len() - 1] {
+                    if !node.get(*s).is_some_and(Value::is_object) {
+                        node[*s] = json!({});
+                    }
+                    node = node.get_mut(*s).unwrap();
+                }
+                node[segs[segs.len() - 1]] = v.clone();
+            }
+        }
+        root
+    }
+
+    #[test]
+    fn small_data_is_one_patch_of_whole_children() {
+        let w = shred(r#"{"a":{"b":1,"c":[1,2]},"d":"x","n":null,"e":{}}"#, 1000);
+        assert_eq!(
+            w,
+            vec![json!({"a": {"b": 1, "c": {"0": 1, "1": 2}}, "d": "x"})]
+        );
+    }
+
+    #[test]
+    fn big_nodes_are_opened_and_written_in_budget_sized_patches() {
+        let users: Map<String, Value> = (0..200)
+            .map(|i| {
+                (
+                    format!("u{i:03}"),
+                    json!({"name": format!("user {i}"), "tags": {"a": i}}),
+                )
+            })
+            .collect();
+        let data = json!({"users": users, "config": {"x": 1}, "migrations": {"_lock": {"owner": "old"}, "note": "keep"}});
+        let w = shred(&data.to_string(), 600);
+        assert!(w.len() > 10, "{}", w.len());
+        for write in &w {
+            let body = write.to_string();
+            let keys: Vec<&String> = write.as_object().unwrap().keys().collect();
+            assert!(body.len() <= 600 || keys.len() == 1, "{body}");
+            for a in &keys {
+                for b in &keys {
+                    assert!(
+                        a == b || !b.starts_with(&format!("{a}/")),
+                        "overlap {a} {b}"
+                    );
+                }
+            }
+        }
+        let mut expected = data.clone();
+        expected["migrations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("_lock");
+        assert_eq!(apply(&w), expected);
+    }
+
+    #[test]
+    fn the_lock_and_its_parent_are_special() {
+        let w = shred(r#"{"migrations":{"_lock":{"x":1},"a":2}}"#, 1000);
+        assert_eq!(w, vec![json!({"migrations/a": 2})]);
+        let w = shred(r#"{"migrations":5}"#, 1000);
+        assert_eq!(w, vec![json!({"protected": 5})]);
+        let w = shred(r#"{"x":{"migrations":{"_lock":1}}}"#, 1000);
+        assert_eq!(
+            w,
+            vec![json!({"x": {"migrations": {"_lock": 1}}})],
+            "only at the top"
+        );
+        assert_eq!(shred("7", 10), vec![json!({"whole": 7})]);
+        assert_eq!(shred("null", 10), vec![json!({"whole": null})]);
     }
 }
