@@ -181,6 +181,7 @@ async fn a_subtree_30x_the_response_limit_backs_up_and_restores_identically_into
                 in_flight: 3,
             },
             progress: Some(progress.clone()),
+            stop: None,
         },
     )
     .await

@@ -135,6 +135,8 @@ pub struct BackupOptions {
     pub walk: WalkOptions,
     /// Counted into while the backup runs (bytes, keys, requests).
     pub progress: Option<Arc<Progress>>,
+    /// Set (by a signal handler) to stop; no file is left behind.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Back up the `{shift}` subtree (root when no shift) to a new file; returns its path.
@@ -190,7 +192,7 @@ pub async fn create_with(
         opts.walk.clone(),
         progress,
     );
-    let written = write_temp(body, &metadata, &tmp).await;
+    let written = write_temp(body, &metadata, &tmp, opts.stop.as_deref()).await;
     let published = match written {
         Ok(()) => publish(&tmp, cfg, &folder, &stamp).await,
         Err(e) => Err(e),
@@ -209,6 +211,7 @@ async fn write_temp(
     mut body: Walk,
     metadata: &Metadata,
     tmp: &Path,
+    stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> std::result::Result<(), String> {
     let f = tokio::fs::OpenOptions::new()
         .write(true)
@@ -221,6 +224,9 @@ async fn write_temp(
     out.write_all(&metadata.prefix()).await.map_err(io)?;
     let mut body_bytes = 0u64;
     while let Some(chunk) = body.next().await {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err("interrupted by a signal; no backup file was written".into());
+        }
         let chunk = chunk.map_err(|e| e.message)?;
         body_bytes += chunk.len() as u64;
         out.write_all(&chunk).await.map_err(io)?;

@@ -1,6 +1,7 @@
 //! The commands. Each returns its exit code; output goes through `Io`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -265,7 +266,7 @@ async fn backup(
     cwd: &Path,
 ) -> i32 {
     match cmd {
-        BackupCommand::Create => match crate::backup::create(client, cfg, cwd).await {
+        BackupCommand::Create => match create_backup(client, cfg, io, cwd).await {
             Ok(path) => {
                 if json {
                     io.json(&json!({"path": path}));
@@ -285,8 +286,16 @@ async fn backup(
         },
         BackupCommand::Restore { file } => {
             let path = Config::resolve(cwd, &file);
-            match crate::backup::restore(client, cfg, &path).await {
-                Ok(()) => {
+            let progress = Arc::new(crate::backup::Progress::default());
+            let opts = crate::backup::RestoreOptions {
+                progress: Some(progress.clone()),
+                stop: Some(SIGNALS.stop.shared()),
+                ..Default::default()
+            };
+            let what = format!("/{}", cfg.shift_path().unwrap_or_default());
+            let work = crate::backup::restore_with(client, cfg, &path, &opts);
+            match super::progress::drawn(io, &what, &progress, work).await {
+                Ok(_) => {
                     if json {
                         io.json(&json!({"restored": path}));
                     } else {
@@ -331,6 +340,24 @@ async fn backup(
             }
         },
     }
+}
+
+/// `backup create` with progress on stderr, stopped by SIGINT/SIGTERM.
+async fn create_backup(
+    client: &Client,
+    cfg: &Config,
+    io: &mut Io,
+    cwd: &Path,
+) -> crate::Result<std::path::PathBuf> {
+    let progress = Arc::new(crate::backup::Progress::default());
+    let opts = crate::backup::BackupOptions {
+        progress: Some(progress.clone()),
+        stop: Some(SIGNALS.stop.shared()),
+        ..Default::default()
+    };
+    let what = format!("/{}", cfg.shift_path().unwrap_or_default());
+    let work = crate::backup::create_with(client, cfg, cwd, &opts);
+    super::progress::drawn(io, &what, &progress, work).await
 }
 
 async fn create<H: CliHost>(

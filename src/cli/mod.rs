@@ -9,6 +9,7 @@ mod env_file;
 mod live;
 mod lock_cmds;
 pub mod output;
+mod progress;
 mod run_cmds;
 mod scaffold;
 

@@ -31,6 +31,8 @@ pub struct Io {
     pub format_json: bool,
     /// `--log-format json`: what goes to stderr is one JSON object per line.
     pub log_json: bool,
+    /// stderr is a terminal (progress lines are redrawn in place).
+    pub err_tty: bool,
 }
 
 impl Io {
@@ -46,6 +48,7 @@ impl Io {
             fancy: tty && !no_color,
             format_json: false,
             log_json: false,
+            err_tty: std::io::stderr().is_terminal(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Io {
                 fancy: false,
                 format_json: false,
                 log_json: false,
+                err_tty: false,
             },
             out,
             err,

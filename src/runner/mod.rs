@@ -61,6 +61,10 @@ impl StopFlag {
     pub fn is_requested(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+    /// The flag itself, for code below the runner that checks it (backups, restores).
+    pub fn shared(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
 }
 
 /// One migration as reported to users (and stored in history, see `crate::history`).
