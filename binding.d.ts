@@ -352,8 +352,6 @@ export interface StartEmulatorOptions {
   port?: number
   /** Initial data: `{ "<namespace>": <tree> }`. */
   import?: any
-  /** Initial data from a JSON file of that shape, parsed as it is read (any size). */
-  importFile?: string
 }
 
 /** Validate a (partial) config object; returns the complete normalised config. */

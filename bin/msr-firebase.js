@@ -21,7 +21,8 @@ const host = createScriptHost({
       const nativeDatabase = await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd()))
       const cfg = new FirebaseConfig(settings.config)
       const nativeLock = cfg.locking && cfg.locking.enabled ? native.createLockingService(nativeDatabase, settings.config) : null
-      const handler = createHandler({ cfg, nativeDatabase, nativeLock })
+      const log = (level, message) => process.stderr.write(`${message}\n`)
+      const handler = createHandler({ cfg, nativeDatabase, nativeLock, log })
       context = { db: handler.db, handler }
     }
     return context

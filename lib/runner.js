@@ -41,10 +41,10 @@ function toTarget(v, what) {
 }
 
 /** The `handler` scripts receive (also built by the CLI for its scripts). */
-function createHandler({ cfg, nativeDatabase, nativeLock, backup }) {
+function createHandler({ cfg, nativeDatabase, nativeLock, backup, log }) {
   return {
     cfg,
-    db: createFirebaseDB(nativeDatabase),
+    db: createFirebaseDB(nativeDatabase, { log }),
     lockingService: nativeLock ? new FirebaseLockingService(nativeLock) : undefined,
     backup,
     getName: () => 'Firebase Realtime Database Runner',
@@ -69,6 +69,7 @@ class FirebaseRunner {
     const events = createDispatcher({ hooks: options.hooks, metricsCollectors: options.metricsCollectors, warn: (m) => log('warn', m) })
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log, events))
     runner = new FirebaseRunner(nat, config)
+    runner._log = logFn
     return runner
   }
 
@@ -86,6 +87,7 @@ class FirebaseRunner {
         cfg: this._config,
         nativeDatabase: this._native.database,
         nativeLock: this._native.locking,
+        log: this._log,
         backup: {
           backup: () => runner.createBackup(),
           restore: (path) => runner.restoreFromBackup(path),

@@ -12,8 +12,8 @@ use common::{answer, fake_server, lever, with_etag};
 use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
-    Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, Query, RetryPolicy, StreamEvent,
-    SystemClock, Versioned, NULL_ETAG,
+    Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, PageQuery, Query, RetryPolicy,
+    StreamEvent, SystemClock, Versioned, NULL_ETAG,
 };
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
@@ -1163,4 +1163,169 @@ async fn redirects_are_followed_only_within_the_database() {
     assert_eq!(e.code, ErrorCode::BadRequest);
     assert!(e.message.contains("redirect"), "{}", e.message);
     assert_eq!(fake.seen().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exclusive bounds and limits without an ordering (PageQuery)
+
+fn keys_of(rows: &[(String, Value)]) -> Vec<&str> {
+    rows.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+/// The firebase-admin paging loop, `orderByKey().startAfter(last).limitToFirst(n)`, visits every
+/// child once in key order; `endBefore` and `limitToLast` page backwards; child orderings drop
+/// ties with the bound even when they fill a whole page; limits alone order by key.
+#[tokio::test]
+async fn exclusive_bounds_and_limits_without_ordering() {
+    let (emu, url) = emulator().await;
+    let c = client(&url, 0);
+    let users: serde_json::Map<String, Value> = (0..25)
+        .map(|i| (format!("u{i:02}"), json!({"age": i / 10, "n": i})))
+        .chain([
+            ("7".to_string(), json!({"age": 9})),
+            ("10".to_string(), json!({"age": 9})),
+        ])
+        .collect();
+    c.set("users", &Value::Object(users)).await.unwrap();
+    let by_key = |after: Option<&str>, n: u32| PageQuery {
+        query: Query {
+            order_by: Some(OrderBy::Key),
+            limit_to_first: Some(n),
+            ..Query::default()
+        },
+        start_after: after.map(|a| json!(a)),
+        ..PageQuery::default()
+    };
+    // The paging loop.
+    let mut seen = Vec::new();
+    let mut last: Option<String> = None;
+    reset_counts(&emu).await;
+    loop {
+        let page = c
+            .query_page("users", &by_key(last.as_deref(), 4))
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        last = page.last().map(|(k, _)| k.clone());
+        seen.extend(page.into_iter().map(|(k, _)| k));
+    }
+    let mut want: Vec<String> = vec!["7".into(), "10".into()];
+    want.extend((0..25).map(|i| format!("u{i:02}")));
+    assert_eq!(
+        seen, want,
+        "every child once, in key order (integer keys first)"
+    );
+    assert_eq!(
+        request_total(&emu).await,
+        8,
+        "27 children in pages of 4: 7 full pages and an empty one"
+    );
+
+    // Limits without an ordering order by key.
+    let q = PageQuery {
+        query: Query {
+            limit_to_first: Some(3),
+            ..Query::default()
+        },
+        ..PageQuery::default()
+    };
+    assert_eq!(
+        keys_of(&c.query_page("users", &q).await.unwrap()),
+        vec!["7", "10", "u00"]
+    );
+    let q = PageQuery {
+        query: Query {
+            limit_to_last: Some(2),
+            ..Query::default()
+        },
+        ..PageQuery::default()
+    };
+    assert_eq!(
+        keys_of(&c.query_page("users", &q).await.unwrap()),
+        vec!["u23", "u24"]
+    );
+
+    // endBefore pages backwards.
+    let q = PageQuery {
+        query: Query {
+            order_by: Some(OrderBy::Key),
+            limit_to_last: Some(3),
+            ..Query::default()
+        },
+        end_before: Some(json!("u10")),
+        ..PageQuery::default()
+    };
+    assert_eq!(
+        keys_of(&c.query_page("users", &q).await.unwrap()),
+        vec!["u07", "u08", "u09"]
+    );
+
+    // By child: ten children tie at age 0; startAfter(0) skips all of them even with a page of 2.
+    let by_age = |after: Option<Value>,
+                  before: Option<Value>,
+                  first: Option<u32>,
+                  last: Option<u32>| PageQuery {
+        query: Query {
+            order_by: Some(OrderBy::Child("age".into())),
+            limit_to_first: first,
+            limit_to_last: last,
+            ..Query::default()
+        },
+        start_after: after,
+        end_before: before,
+    };
+    assert_eq!(
+        keys_of(
+            &c.query_page("users", &by_age(Some(json!(0)), None, Some(2), None))
+                .await
+                .unwrap()
+        ),
+        vec!["u10", "u11"]
+    );
+    assert_eq!(
+        keys_of(
+            &c.query_page("users", &by_age(None, Some(json!(2)), None, Some(2)))
+                .await
+                .unwrap()
+        ),
+        vec!["u18", "u19"]
+    );
+    let all_between = c
+        .query_page("users", &by_age(Some(json!(0)), Some(json!(2)), None, None))
+        .await
+        .unwrap();
+    assert_eq!(all_between.len(), 10, "only age 1");
+
+    // Refused as the SDKs refuse them, before any request.
+    reset_counts(&emu).await;
+    for bad in [
+        PageQuery {
+            query: Query {
+                order_by: Some(OrderBy::Key),
+                start_at: Some(json!("a")),
+                ..Query::default()
+            },
+            start_after: Some(json!("b")),
+            ..PageQuery::default()
+        },
+        PageQuery {
+            query: Query {
+                order_by: Some(OrderBy::Key),
+                ..Query::default()
+            },
+            start_after: Some(json!(5)),
+            ..PageQuery::default()
+        },
+        PageQuery {
+            start_after: Some(json!("a")),
+            ..PageQuery::default()
+        },
+    ] {
+        let e = c.query_page("users", &bad).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{bad:?}");
+    }
+    assert_eq!(request_total(&emu).await, 0);
+    emu.stop().await.unwrap();
 }

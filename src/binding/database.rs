@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::IntoNapi;
 use crate::config::Config;
-use crate::rtdb::{CasOutcome, Client, OrderBy, Query};
+use crate::rtdb::{CasOutcome, Client, OrderBy, PageQuery, Query};
 use crate::Error;
 
 #[napi]
@@ -29,6 +29,29 @@ pub struct QueryOptions {
     pub equal_to: Option<Value>,
     pub limit_to_first: Option<u32>,
     pub limit_to_last: Option<u32>,
+    /// Children strictly after this value (by the ordering).
+    pub start_after: Option<Value>,
+    /// Children strictly before this value.
+    pub end_before: Option<Value>,
+}
+
+/// Query results as JSON text: an object of the children in RTDB order, and their keys in that
+/// order (JS objects put integer-like keys first, so the order is not the object's own).
+#[napi(object)]
+pub struct JsonPage {
+    pub json: String,
+    pub keys: Vec<String>,
+}
+
+impl From<QueryOptions> for PageQuery {
+    fn from(mut q: QueryOptions) -> PageQuery {
+        let (start_after, end_before) = (q.start_after.take(), q.end_before.take());
+        PageQuery {
+            query: q.into(),
+            start_after,
+            end_before,
+        }
+    }
 }
 
 impl From<QueryOptions> for Query {
@@ -111,7 +134,39 @@ impl NativeDatabase {
         path: String,
         query: QueryOptions,
     ) -> napi::Result<Vec<(String, Value)>> {
-        self.client.query(&path, &query.into()).await.napi()
+        self.client.query_page(&path, &query.into()).await.napi()
+    }
+    /// The value at `path` as the JSON text the server sent (`"null"` when missing): cheaper for
+    /// JS to parse than a converted value.
+    #[napi]
+    pub async fn get_json(&self, path: String) -> napi::Result<String> {
+        let body = self.client.get_raw(&path, &Query::default()).await.napi()?;
+        String::from_utf8(body.to_vec())
+            .map_err(|_| {
+                Error::new(
+                    crate::ErrorCode::BadRequest,
+                    "The server sent a body that is not UTF-8",
+                )
+            })
+            .napi()
+    }
+    /// A query (exclusive bounds allowed) as JSON text.
+    #[napi]
+    pub async fn query_json(&self, path: String, query: QueryOptions) -> napi::Result<JsonPage> {
+        let rows = self.client.query_page(&path, &query.into()).await.napi()?;
+        let keys = rows.iter().map(|(k, _)| k.clone()).collect();
+        let json = Value::Object(rows.into_iter().collect()).to_string();
+        Ok(JsonPage { json, keys })
+    }
+    /// PUT of JSON text (from `JSON.stringify`).
+    #[napi]
+    pub async fn set_json(&self, path: String, json: String) -> napi::Result<()> {
+        self.client.set_raw(&path, json.into()).await.napi()
+    }
+    /// Multi-path PATCH of JSON text (an object of paths to values).
+    #[napi]
+    pub async fn update_json(&self, path: String, json: String) -> napi::Result<()> {
+        self.client.update_raw(&path, json.into()).await.napi()
     }
     #[napi]
     pub async fn set(&self, path: String, value: Value) -> napi::Result<()> {
@@ -186,4 +241,11 @@ pub async fn connect_database(config: Value, cwd: String) -> napi::Result<Native
         client,
         check_path: cfg.history_path(),
     })
+}
+
+/// `path` normalised (`a/b`, `""` for the root); throws INVALID_PATH naming the bad key and why
+/// (RTDB keys: at most 768 bytes, none of `. $ # [ ] /`, no control characters; depth below 32).
+#[napi]
+pub fn normalize_path(path: String) -> napi::Result<String> {
+    crate::rtdb::path::normalize(&path).napi()
 }

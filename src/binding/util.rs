@@ -30,6 +30,13 @@ pub fn ordered_keys(value: Value) -> Vec<String> {
     keys
 }
 
+/// Keys sorted in RTDB's `$key` order (integer keys first, numerically).
+#[napi]
+pub fn sort_keys(mut keys: Vec<String>) -> Vec<String> {
+    keys.sort_by(|a, b| crate::rtdb::order::compare_keys(a, b));
+    keys
+}
+
 /// `hostname-pid-uuid`
 #[napi]
 pub fn default_executor_id() -> String {

@@ -15,6 +15,8 @@
 //! - `push_id`: `PushIdGenerator` — time-ordered push ids (client-side `push()` keys; the emulator
 //!   makes its POST ids with it too).
 //! - `client`: `Client`, the HTTP client (facade, transport, settling unknown outcomes, streams).
+//! - `page`: `PageQuery` — queries with exclusive bounds (`startAfter`, `endBefore`), which REST
+//!   lacks, and limits without an ordering (by key).
 
 pub mod auth;
 pub mod client;
@@ -22,6 +24,7 @@ pub mod clock;
 pub mod database_url;
 mod http_error;
 pub mod order;
+pub mod page;
 pub mod path;
 pub mod push_id;
 pub mod retry;
@@ -31,6 +34,7 @@ pub use client::{CasOutcome, Client, ClientOptions, EventStream, StreamEvent, Ve
 pub use clock::{Clock, ServerClock, SystemClock};
 pub use database_url::DatabaseUrl;
 pub use order::{OrderBy, Query};
+pub use page::PageQuery;
 pub use push_id::{PushIdGenerator, PUSH_CHARS};
 pub use retry::RetryPolicy;
 
