@@ -112,40 +112,73 @@ export declare class FirebaseLockingService {
 export interface DataSnapshot {
   readonly key: string | null
   readonly ref: Reference
+  /** A fresh copy of the value on every call (firebase-admin semantics). */
   val(): any
   exportVal(): any
   toJSON(): any
   exists(): boolean
+  /** Always null: priorities are not supported. */
+  getPriority(): null
   child(path: string): DataSnapshot
   hasChild(path: string): boolean
   hasChildren(): boolean
   numChildren(): number
+  readonly size: number
+  /** Children in RTDB order; stops (and returns true) when `action` returns true. */
   forEach(action: (child: DataSnapshot) => boolean | void): boolean
 }
+
+/** A query bound: a primitive (strings only when ordering by key). */
+export type QueryBound = string | number | boolean | null
 
 export interface Query {
   readonly ref: Reference
   orderByChild(path: string): Query
   orderByKey(): Query
   orderByValue(): Query
-  orderByPriority(): Query
-  startAt(value: unknown): Query
-  endAt(value: unknown): Query
-  equalTo(value: unknown): Query
+  /** Throws NOT_SUPPORTED: priorities are not supported (order by a child instead). */
+  orderByPriority(): never
+  startAt(value?: QueryBound): Query
+  /** Children strictly after `value` (the paging loop: orderByKey().startAfter(last).limitToFirst(n)). */
+  startAfter(value?: QueryBound): Query
+  endAt(value?: QueryBound): Query
+  /** Children strictly before `value`. */
+  endBefore(value?: QueryBound): Query
+  equalTo(value: QueryBound): Query
+  /** Without orderBy*(), limits order by key (as firebase-admin). */
   limitToFirst(n: number): Query
   limitToLast(n: number): Query
   get(): Promise<DataSnapshot>
   once(eventType?: 'value', callback?: (snap: DataSnapshot) => void): Promise<DataSnapshot>
+  /** Throws NOT_SUPPORTED: no realtime listeners in migration scripts (use get()/once('value')). */
+  on(...args: unknown[]): never
+  off(...args: unknown[]): void
+  /** The absolute, URL-encoded location (`https://<db>.firebaseio.com/a/b`; `?ns=` for an emulator). */
   toString(): string
+  toJSON(): string
+  isEqual(other: Query | null): boolean
 }
 
 export interface ThenableReference extends Reference, PromiseLike<Reference> {}
+
+export interface ChildrenOptions {
+  /** Children per request (default 1000). */
+  pageSize?: number
+}
+
+/** The children of a node in key order, read a page at a time. */
+export interface Children extends AsyncIterable<DataSnapshot> {
+  /** The same children, one page (an array of snapshots) at a time. */
+  pages(): AsyncIterable<DataSnapshot[]>
+}
 
 export interface Reference extends Query {
   readonly key: string | null
   readonly parent: Reference | null
   readonly root: Reference
+  /** Throws INVALID_PATH (firebase-admin's message) for keys RTDB cannot store. */
   child(path: string): Reference
+  /** Throws synchronously for data RTDB cannot store (undefined, NaN, functions, invalid keys). */
   set(value: unknown, onComplete?: (err: Error | null) => void): Promise<void>
   update(values: Record<string, unknown>, onComplete?: (err: Error | null) => void): Promise<void>
   remove(onComplete?: (err: Error | null) => void): Promise<void>
@@ -154,10 +187,56 @@ export interface Reference extends Query {
     update: (current: any) => unknown,
     onComplete?: (err: Error | null, committed: boolean, snapshot: DataSnapshot | null) => void,
   ): Promise<{ committed: boolean; snapshot: DataSnapshot }>
+  /** `for await (const child of ref.children({ pageSize: 1000 }))`: bounded memory for any size. */
+  children(options?: ChildrenOptions): Children
+  /** Throw NOT_SUPPORTED, naming the alternative. */
+  onDisconnect(): never
+  setPriority(priority: unknown, onComplete?: unknown): never
+  setWithPriority(value: unknown, priority: unknown, onComplete?: unknown): never
+}
+
+export interface BulkWriterOptions {
+  /** Largest PATCH body in bytes (default 4 MB; RTDB's limit is 256 MB). */
+  maxBytes?: number
+  /** Most paths in one PATCH (default 10000). */
+  maxEntries?: number
+  /** PATCHes in flight at once (default 4). */
+  inFlight?: number
+  /** How often progress goes to the runner's logger, in ms (default 10000). */
+  logEveryMs?: number
+  /** Where progress goes (default: the runner's logger). */
+  log?: (level: LogLevel, message: string) => void
+}
+
+export interface BulkWriterStats {
+  writes: number
+  batches: number
+  bytes: number
+}
+
+/**
+ * Batched writes for big jobs: each call is one path of a multi-path update; paths are packed into
+ * PATCHes within the budget, written in order wherever they overlap. The returned promises resolve
+ * once the entry is queued with room to spare (await them to keep memory bounded); flush()/close()
+ * resolve once everything is written, and reject if a batch failed (the next call throws then too).
+ */
+export interface BulkWriter {
+  set(target: Reference | string, value: unknown): Promise<void>
+  /** Each key of `values` (a path below `target`) becomes one entry, like ref.update(). */
+  update(target: Reference | string, values: Record<string, unknown>): Promise<void>
+  delete(target: Reference | string): Promise<void>
+  remove(target: Reference | string): Promise<void>
+  flush(): Promise<void>
+  close(): Promise<BulkWriterStats>
 }
 
 export interface Database {
-  ref(path?: string): Reference
+  /** Throws INVALID_PATH (firebase-admin's message) for keys RTDB cannot store. */
+  ref(path?: string | Reference): Reference
+  /** A reference from an absolute URL of this database (what ref.toString() gives). */
+  refFromURL(url: string): Reference
+  readonly ServerValue: typeof ServerValue
+  bulkWriter(options?: BulkWriterOptions): BulkWriter
 }
 
 export declare const ServerValue: {
@@ -400,7 +479,14 @@ export interface RunningEmulator {
   stop(): Promise<void>
 }
 
-export declare function startEmulator(options?: { host?: string; port?: number; import?: Record<string, unknown> }): Promise<RunningEmulator>
+export declare function startEmulator(options?: {
+  host?: string
+  port?: number
+  /** Initial data `{ "<namespace>": <tree> }`. */
+  import?: Record<string, unknown>
+  /** Initial data from a JSON file of that shape, parsed as it is read (any size). */
+  importFile?: string
+}): Promise<RunningEmulator>
 
 export declare const ExitCode: {
   readonly SUCCESS: 0
