@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict'
 // npm run bench: HTTP requests per operation (a stable figure) and timings (machine-dependent)
-// for the lock and a full migrate, against the embedded emulator.
+// for the lock and a full migrate, against the embedded emulator; then the big-data figures
+// (bench/big.js), as ratios measured side by side.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -69,6 +70,10 @@ async function main() {
   console.table(rows)
   await emu.stop()
   fs.rmSync(work, { recursive: true, force: true })
+  if (process.env.BENCH_BIG !== '0') {
+    console.log('\nBig data (BENCH_USERS users, default 1000000; BENCH_BIG=0 skips this part):')
+    console.table(await require('./big.js').bigData())
+  }
 }
 
 main().catch((e) => {

@@ -10,6 +10,10 @@
 
 const { call, codedError } = require('./native.js')
 
+// database.js requires this module lazily; its exports are looked up once, on first use.
+let dbModule = null
+const database = () => dbModule || (dbModule = require('./database.js'))
+
 /** The reference a path or reference stands for (a path is relative to the root). */
 function refOf(db, target) {
   return typeof target === 'string' ? db.ref(target) : target.ref
@@ -27,7 +31,7 @@ function positive(name, v, dflt) {
 // Reading in pages
 
 async function* pages(ref, pageSize) {
-  const { DataSnapshot } = require('./database.js')
+  const { DataSnapshot } = database()
   const nat = ref._db._native
   const read = (after) => call(() => nat.queryJson(ref._path, { orderBy: '$key', limitToFirst: pageSize, startAfter: after }))
   let next = read(undefined)
@@ -64,33 +68,53 @@ function children(ref, options = {}) {
 // ---------------------------------------------------------------------------------------------
 // Writing in batches
 
+/** One child of an update, checked like ref.update() checks it. */
+function encode1(path, key, value) {
+  const { encode } = database()
+  if (key.length === 0 || /[\[\].#$\/\u0000-\u001F\u007F]/.test(key)) {
+    throw codedError('BAD_REQUEST', `BulkWriter.update failed: values argument contains an invalid key (${key}) in path /${key}. Keys must be non-empty strings and can't contain ".", "#", "$", "/", "[", or "]"`)
+  }
+  return encode('BulkWriter.update', 'values', value, path ? `${path}/${key}` : key)
+}
+
 /** A batch: entries `[path, json]` and the paths it touches, for overlap checks. */
 class Batch {
   constructor() {
-    this.entries = []
+    this.paths = []
+    this.jsons = []
     this.bytes = 2
-    this.paths = new Set()
+    this.written = new Set()
     this.ancestors = new Set()
   }
-  /** Would `path` (segments) overlap an entry here (one inside the other)? */
-  overlaps(segs) {
-    const p = segs.join('/')
-    if (this.paths.has(p) || this.ancestors.has(p)) return true
-    for (let i = 1; i < segs.length; i++) if (this.paths.has(segs.slice(0, i).join('/'))) return true
+  get size() {
+    return this.paths.length
+  }
+  /** Would `path` overlap an entry here (one inside the other, or the same)? */
+  overlaps(path) {
+    if (this.written.has(path) || this.ancestors.has(path)) return true
+    for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
+      if (this.written.has(path.slice(0, i))) return true
+    }
     return false
   }
-  add(segs, json) {
-    const p = segs.join('/')
-    this.entries.push([p, json])
-    this.bytes += p.length + json.length + 4
-    this.paths.add(p)
-    for (let i = 1; i < segs.length; i++) this.ancestors.add(segs.slice(0, i).join('/'))
+  add(path, json) {
+    this.paths.push(path)
+    this.jsons.push(json)
+    this.bytes += path.length + json.length + 4
+    this.written.add(path)
+    for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
+      const a = path.slice(0, i)
+      if (this.ancestors.has(a)) break // and so are all of its own ancestors
+      this.ancestors.add(a)
+    }
   }
   body() {
-    return `{${this.entries.map(([p, j]) => `${JSON.stringify(p)}:${j}`).join(',')}}`
+    let out = '{'
+    for (let i = 0; i < this.paths.length; i++) out += `${i ? ',' : ''}${JSON.stringify(this.paths[i])}:${this.jsons[i]}`
+    return `${out}}`
   }
   overlapsBatch(other) {
-    for (const [p] of this.entries) if (other.overlaps(p.split('/'))) return true
+    for (const p of this.paths) if (other.overlaps(p)) return true
     return false
   }
 }
@@ -115,19 +139,23 @@ class BulkWriter {
   }
   /** Replace the node at `target` (a reference or a path) with `value`. */
   set(target, value) {
-    const { encode } = require('./database.js')
+    const { encode } = database()
     const ref = refOf(this._db, target)
     return this._entry(ref._path, encode('BulkWriter.set', 'value', value, ref._path))
   }
   /** Write the children of `values` below `target` (each key may be a path), like ref.update(). */
   update(target, values) {
-    const { encodeUpdate, join } = require('./database.js')
+    const { encodeUpdate, join } = database()
     const ref = refOf(this._db, target)
-    encodeUpdate('BulkWriter.update', ref._path, values) // checks the keys and values
+    const keys = values !== null && typeof values === 'object' && !Array.isArray(values) ? Object.keys(values) : null
+    if (keys === null || keys.length !== 1 || keys[0].includes('/')) {
+      encodeUpdate('BulkWriter.update', ref._path, values) // checks the keys, values and overlaps
+    }
     let last = Promise.resolve()
-    for (const key of Object.keys(values)) {
-      const rel = key.split('/').filter((s) => s.length > 0).join('/')
-      last = this._entry(join(ref._path, rel), JSON.stringify(values[key]))
+    for (const key of keys) {
+      const rel = key.includes('/') ? key.split('/').filter((s) => s.length > 0).join('/') : key
+      const json = keys.length === 1 && !key.includes('/') ? encode1(ref._path, key, values[key]) : JSON.stringify(values[key])
+      last = this._entry(join(ref._path, rel), json)
     }
     return last
   }
@@ -163,19 +191,18 @@ class BulkWriter {
     // A failed batch surfaces at the next call (and at flush/close), never as a stray rejection.
     if (this._error) throw this._error
     if (path === '') throw codedError('BAD_REQUEST', 'BulkWriter: the root itself cannot be an entry; write below it')
-    const segs = path.split('/')
     const entryBytes = path.length + json.length + 4
     const cur = this._current
-    if (cur.entries.length > 0 && (cur.overlaps(segs) || cur.bytes + entryBytes > this._maxBytes || cur.entries.length >= this._maxEntries)) {
+    if (cur.size > 0 && (cur.bytes + entryBytes > this._maxBytes || cur.size >= this._maxEntries || cur.overlaps(path))) {
       this._seal()
     }
-    this._current.add(segs, json)
+    this._current.add(path, json)
     this._pump()
     if (this._queue.length < this._inFlight) return Promise.resolve()
     return new Promise((resolve) => this._waiters.push({ room: true, resolve }))
   }
   _seal() {
-    if (this._current.entries.length === 0) return
+    if (this._current.size === 0) return
     this._queue.push(this._current)
     this._current = new Batch()
     this._pump()
@@ -195,7 +222,7 @@ class BulkWriter {
     call(() => this._db._native.updateJson('', body)).then(
       () => {
         this._running.delete(batch)
-        this._stats.writes += batch.entries.length
+        this._stats.writes += batch.size
         this._stats.batches += 1
         this._stats.bytes += body.length
         this._report(false)
@@ -205,10 +232,10 @@ class BulkWriter {
       (err) => {
         this._running.delete(batch)
         if (!this._error) {
-          const first = batch.entries[0][0]
+          const first = batch.paths[0]
           this._error = codedError(
             err.code || 'WRITE_FAILED',
-            `BulkWriter: a batch of ${batch.entries.length} writes (from /${first}) failed after ${this._stats.writes} writes in ${this._stats.batches} batches had been written: ${err.message}`,
+            `BulkWriter: a batch of ${batch.size} writes (from /${first}) failed after ${this._stats.writes} writes in ${this._stats.batches} batches had been written: ${err.message}`,
             err,
           )
         }

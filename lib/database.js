@@ -8,6 +8,9 @@
 
 const { native, call, callSync, codedError } = require('./native.js')
 
+let bulkModule = null
+const bulk = () => bulkModule || (bulkModule = require('./bulk.js'))
+
 const ServerValue = Object.freeze({
   TIMESTAMP: Object.freeze({ '.sv': 'timestamp' }),
   increment: (delta) => ({ '.sv': { increment: delta } }),
@@ -455,7 +458,7 @@ class Reference extends Query {
    * next one, read while you work on this one).
    */
   children(options = {}) {
-    return require('./bulk.js').children(this, options)
+    return bulk().children(this, options)
   }
 }
 
@@ -511,7 +514,7 @@ class Database {
   }
   /** Batched multi-path writes for big jobs (see bulk.js). */
   bulkWriter(options = {}) {
-    return require('./bulk.js').bulkWriter(this, options)
+    return bulk().bulkWriter(this, options)
   }
   get app() {
     return { name: 'msr-firebase', options: { databaseURL: this._native.url } }

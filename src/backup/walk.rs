@@ -82,7 +82,7 @@ impl Drop for Walk {
 
 /// Walk the subtree at `path`, counting into `progress` (bytes, keys, requests).
 pub fn walk(client: &Client, path: &str, opts: WalkOptions, progress: Arc<Progress>) -> Walk {
-    let (tx, rx) = mpsc::channel(8);
+    let (tx, rx) = mpsc::channel(4);
     let mut w = Walker {
         client: client.clone(),
         opts,
@@ -165,9 +165,8 @@ impl Walker {
     }
 
     /// Children of `p` read in key-range pages, the keys known.
-    async fn keyed(&mut self, p: &str, mut keys: Vec<String>) -> Result<()> {
-        keys.sort_by(|a, b| compare_keys(a, b));
-        let keys = Arc::new(keys);
+    async fn keyed(&mut self, p: &str, mut keys: Keys) -> Result<()> {
+        keys.sort();
         self.emit(Bytes::from_static(b"{")).await?;
         let mut first = true;
         let mut sizer = Sizer::new(self.opts.page_bytes);
@@ -186,15 +185,16 @@ impl Walker {
                     }
                     None => break,
                 };
-                let (client, keys, path) = (self.client.clone(), keys.clone(), p.to_string());
+                let (client, path) = (self.client.clone(), p.to_string());
+                let (first_key, last_key) = (keys.get(range.0), keys.get(range.1 - 1));
+                let q = Query {
+                    order_by: Some(OrderBy::Key),
+                    start_at: Some(Value::String(first_key.to_string())),
+                    end_at: Some(Value::String(last_key.to_string())),
+                    ..Query::default()
+                };
                 self.progress.request();
                 in_flight.push(tokio::spawn(async move {
-                    let q = Query {
-                        order_by: Some(OrderBy::Key),
-                        start_at: Some(Value::String(keys[range.0].clone())),
-                        end_at: Some(Value::String(keys[range.1 - 1].clone())),
-                        ..Query::default()
-                    };
                     (range, client.get_raw(&path, &q).await)
                 }));
             }
@@ -222,7 +222,7 @@ impl Walker {
                 }
                 Err(e) if too_big(&e) => {
                     // One child too big for a response: walk it on its own.
-                    let key = &keys[range.0];
+                    let key = keys.get(range.0);
                     let mut head = BytesMut::new();
                     if !first {
                         head.extend_from_slice(b",");
@@ -346,36 +346,63 @@ impl Sizer {
     }
 }
 
+/// Keys of one node, compactly: one text and 8 bytes per key.
+#[derive(Debug, Default)]
+struct Keys {
+    text: String,
+    spans: Vec<(u32, u32)>,
+}
+
+impl Keys {
+    fn push(&mut self, k: &str) {
+        self.spans.push((self.text.len() as u32, k.len() as u32));
+        self.text.push_str(k);
+    }
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+    fn get(&self, i: usize) -> &str {
+        let (at, n) = self.spans[i];
+        &self.text[at as usize..(at + n) as usize]
+    }
+    /// In RTDB key order.
+    fn sort(&mut self) {
+        let text = &self.text;
+        let s = |(at, n): (u32, u32)| &text[at as usize..(at + n) as usize];
+        self.spans.sort_by(|a, b| compare_keys(s(*a), s(*b)));
+    }
+}
+
 /// The keys of a shallow listing; `None` when the node is not an object.
-fn shallow_keys(body: &[u8]) -> Result<Option<Vec<String>>> {
-    struct Keys;
-    impl<'de> Visitor<'de> for Keys {
-        type Value = Option<Vec<String>>;
+fn shallow_keys(body: &[u8]) -> Result<Option<Keys>> {
+    struct Listing;
+    impl<'de> Visitor<'de> for Listing {
+        type Value = Option<Keys>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a shallow listing")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(k) = map.next_key::<String>()? {
+            let mut out = Keys::default();
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 map.next_value::<de::IgnoredAny>()?;
-                out.push(k);
+                out.push(&k);
             }
             Ok(Some(out))
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             // An array node: its keys are the indexes of its non-null elements.
-            let mut out = Vec::new();
+            let mut out = Keys::default();
             let mut i = 0usize;
             while let Some(v) = seq.next_element::<Value>()? {
                 if !v.is_null() {
-                    out.push(i.to_string());
+                    out.push(&i.to_string());
                 }
                 i += 1;
             }
             Ok(Some(out))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Some(Vec::new()))
+            Ok(Some(Keys::default()))
         }
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok(None)
@@ -394,7 +421,7 @@ fn shallow_keys(body: &[u8]) -> Result<Option<Vec<String>>> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    de.deserialize_any(Keys)
+    de.deserialize_any(Listing)
         .map_err(|e| bad_answer("shallow listing", &e))
 }
 
@@ -466,12 +493,14 @@ mod tests {
 
     #[test]
     fn shallow_listings_and_pages() {
-        assert_eq!(
-            shallow_keys(br#"{"b":true,"a":true}"#).unwrap(),
-            Some(vec!["b".to_string(), "a".to_string()])
-        );
-        assert_eq!(shallow_keys(b"null").unwrap(), Some(vec![]));
-        assert_eq!(shallow_keys(b"\"text\"").unwrap(), None);
+        let mut k = shallow_keys(br#"{"b":true,"a":true,"10":true,"9":true}"#)
+            .unwrap()
+            .unwrap();
+        k.sort();
+        let sorted: Vec<&str> = (0..k.len()).map(|i| k.get(i)).collect();
+        assert_eq!(sorted, vec!["9", "10", "a", "b"]);
+        assert_eq!(shallow_keys(b"null").unwrap().unwrap().len(), 0);
+        assert!(shallow_keys(b"\"text\"").unwrap().is_none());
         assert!(shallow_keys(b"{nope").is_err());
         let body = Bytes::from_static(br#" {"a":{"x":[1,2]},"b":"}"} "#);
         assert_eq!(

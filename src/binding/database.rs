@@ -153,10 +153,15 @@ impl NativeDatabase {
     /// A query (exclusive bounds allowed) as JSON text.
     #[napi]
     pub async fn query_json(&self, path: String, query: QueryOptions) -> napi::Result<JsonPage> {
-        let rows = self.client.query_page(&path, &query.into()).await.napi()?;
-        let keys = rows.iter().map(|(k, _)| k.clone()).collect();
-        let json = Value::Object(rows.into_iter().collect()).to_string();
-        Ok(JsonPage { json, keys })
+        let page = self
+            .client
+            .query_page_raw(&path, &query.into())
+            .await
+            .napi()?;
+        Ok(JsonPage {
+            json: page.json,
+            keys: page.keys,
+        })
     }
     /// PUT of JSON text (from `JSON.stringify`).
     #[napi]

@@ -34,7 +34,7 @@ pub use client::{CasOutcome, Client, ClientOptions, EventStream, StreamEvent, Ve
 pub use clock::{Clock, ServerClock, SystemClock};
 pub use database_url::DatabaseUrl;
 pub use order::{OrderBy, Query};
-pub use page::PageQuery;
+pub use page::{PageQuery, RawPage};
 pub use push_id::{PushIdGenerator, PUSH_CHARS};
 pub use retry::RetryPolicy;
 

@@ -6,7 +6,11 @@
 //! for `$key` (keys are unique) one extra child is always enough.
 
 use std::cmp::Ordering;
+use std::ops::Range;
 
+use bytes::Bytes;
+use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::order::{compare_keys, compare_values, OrderBy, Query};
@@ -70,20 +74,147 @@ fn sort_value<'a>(order: &OrderBy, child: &'a Value) -> Option<&'a Value> {
     }
 }
 
-fn ties(order: &OrderBy, bound: &Value, key: &str, child: &Value) -> bool {
+/// Is a child (its key and the value it is ordered by) equal to a bound?
+fn ties(order: &OrderBy, bound: &Value, key: &str, sort: &Value) -> bool {
     match order {
         OrderBy::Key => compare_keys(key, bound.as_str().unwrap_or_default()) == Ordering::Equal,
         OrderBy::Priority => bound.is_null(),
-        other => {
-            let v = sort_value(other, child).unwrap_or(&Value::Null);
-            compare_values(v, bound) == Ordering::Equal
+        _ => compare_values(sort, bound) == Ordering::Equal,
+    }
+}
+
+/// The children of a query's response: `(key, raw JSON)` in document order (an array's non-null
+/// elements keyed by index; nothing for null or a primitive).
+fn members(body: &[u8]) -> Result<Vec<(String, &RawValue)>> {
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(String, &'de RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("query results")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = map.next_key::<String>()? {
+                out.push((k, map.next_value::<&RawValue>()?));
+            }
+            Ok(out)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            let mut i = 0usize;
+            while let Some(v) = seq.next_element::<&RawValue>()? {
+                if v.get() != "null" {
+                    out.push((i.to_string(), v));
+                }
+                i += 1;
+            }
+            Ok(out)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
         }
     }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_any(Members).map_err(|e| {
+        Error::new(
+            ErrorCode::BadRequest,
+            format!("The server's answer to a query is not JSON ({e})"),
+        )
+    })
+}
+
+/// Query results in RTDB order, as JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPage {
+    /// The children's keys in RTDB order.
+    pub keys: Vec<String>,
+    /// `{"<key>": <value>, ...}` in that order (`{}` when none).
+    pub json: String,
+}
+
+/// One child of a response: key, the value it is ordered by, where its JSON is in the body.
+type Row = (String, Value, Range<usize>);
+
+/// The children of a response, sorted, filtered and limited by `wire` as RTDB would.
+fn select(body: &[u8], wire: &Query) -> Result<Vec<Row>> {
+    let order = wire.order();
+    let base = body.as_ptr() as usize;
+    let mut items = Vec::new();
+    for (k, raw) in members(body)? {
+        let sort = match &order {
+            OrderBy::Key | OrderBy::Priority => Value::Null,
+            other => {
+                let v: Value = serde_json::from_str(raw.get()).map_err(|e| {
+                    Error::new(ErrorCode::BadRequest, format!("query results: {e}"))
+                })?;
+                match sort_value(other, &v) {
+                    None => Value::Null,
+                    Some(Value::Object(_) | Value::Array(_)) => Value::Object(Default::default()),
+                    Some(x) => x.clone(),
+                }
+            }
+        };
+        let start = raw.get().as_ptr() as usize - base;
+        items.push((k, sort, start..start + raw.get().len()));
+    }
+    Ok(wire.select(items))
 }
 
 impl Client {
     /// A query that may have exclusive bounds; children in RTDB order as `(key, value)`.
     pub async fn query_page(&self, path: &str, page: &PageQuery) -> Result<Vec<(String, Value)>> {
+        let (body, rows) = self.page_rows(path, page).await?;
+        rows.into_iter()
+            .map(|(k, _, at)| {
+                serde_json::from_slice(&body[at])
+                    .map(|v| (k, v))
+                    .map_err(|e| Error::new(ErrorCode::BadRequest, format!("query results: {e}")))
+            })
+            .collect()
+    }
+
+    /// `query_page` as JSON text: no value is converted, the children's JSON is passed through.
+    pub async fn query_page_raw(&self, path: &str, page: &PageQuery) -> Result<RawPage> {
+        let (body, rows) = self.page_rows(path, page).await?;
+        let mut json = Vec::with_capacity(body.len() + 2);
+        json.push(b'{');
+        let mut keys = Vec::with_capacity(rows.len());
+        for (i, (k, _, at)) in rows.into_iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            serde_json::to_writer(&mut json, &k).expect("a key serialises");
+            json.push(b':');
+            json.extend_from_slice(&body[at]);
+            keys.push(k);
+        }
+        json.push(b'}');
+        let json = String::from_utf8(json).map_err(|_| {
+            Error::new(
+                ErrorCode::BadRequest,
+                "The server sent query results that are not UTF-8",
+            )
+        })?;
+        Ok(RawPage { keys, json })
+    }
+
+    /// The rows of a page query in RTDB order, with the response body they point into.
+    async fn page_rows(&self, path: &str, page: &PageQuery) -> Result<(Bytes, Vec<Row>)> {
         page.check()?;
         let mut wire = page.query.clone();
         if page.start_after.is_some() {
@@ -107,14 +238,11 @@ impl Client {
             }
         }
         let order = wire.order();
-        let is_bound = |k: &str, v: &Value| {
-            page.start_after
-                .as_ref()
-                .is_some_and(|b| ties(&order, b, k, v))
-                || page
-                    .end_before
-                    .as_ref()
-                    .is_some_and(|b| ties(&order, b, k, v))
+        let is_bound = |k: &str, sort: &Value| {
+            [&page.start_after, &page.end_before]
+                .into_iter()
+                .flatten()
+                .any(|b| ties(&order, b, k, sort))
         };
         // The limit the dropped children can eat into, if any.
         let eaten = match (
@@ -137,12 +265,15 @@ impl Client {
                     wire.limit_to_last = Some(asked);
                 }
             }
-            let rows = self.query(path, &wire).await?;
+            let body = self.get_raw(path, &wire).await?;
+            let rows = select(&body, &wire)?;
             let returned = rows.len();
-            let mut kept: Vec<(String, Value)> =
-                rows.into_iter().filter(|(k, v)| !is_bound(k, v)).collect();
+            let mut kept: Vec<Row> = rows
+                .into_iter()
+                .filter(|(k, sort, _)| !is_bound(k, sort))
+                .collect();
             let Some((n, first)) = eaten else {
-                return Ok(kept);
+                return Ok((body, kept));
             };
             let n = n as usize;
             let asked = n.saturating_add(extra as usize);
@@ -160,7 +291,7 @@ impl Client {
                     kept.drain(..kept.len() - n);
                 }
             }
-            return Ok(kept);
+            return Ok((body, kept));
         }
     }
 }
