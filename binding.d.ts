@@ -17,6 +17,17 @@ export declare class NativeDatabase {
   getShallow(path: string): Promise<unknown>
   /** Children as `[key, value]` pairs in RTDB order. */
   query(path: string, query: QueryOptions): Promise<Array<[string, unknown]>>
+  /**
+   * The value at `path` as the JSON text the server sent (`"null"` when missing): cheaper for
+   * JS to parse than a converted value.
+   */
+  getJson(path: string): Promise<string>
+  /** A query (exclusive bounds allowed) as JSON text. */
+  queryJson(path: string, query: QueryOptions): Promise<JsonPage>
+  /** PUT of JSON text (from `JSON.stringify`). */
+  setJson(path: string, json: string): Promise<void>
+  /** Multi-path PATCH of JSON text (an object of paths to values). */
+  updateJson(path: string, json: string): Promise<void>
   set(path: string, value: any): Promise<void>
   update(path: string, patch: any): Promise<void>
   remove(path: string): Promise<void>
@@ -129,6 +140,15 @@ export declare function defaultConfig(): Record<string, unknown>
 
 /** `hostname-pid-uuid` */
 export declare function defaultExecutorId(): string
+
+/**
+ * Query results as JSON text: an object of the children in RTDB order, and their keys in that
+ * order (JS objects put integer-like keys first, so the order is not the object's own).
+ */
+export interface JsonPage {
+  json: string
+  keys: Array<string>
+}
 
 /** A conditional write: `written`, else the node's current value and ETag. */
 export interface NativeCasResult {
@@ -303,8 +323,11 @@ export interface NativeVersioned {
 /** A new 20-character, time-ordered push id (strictly increasing within this process). */
 export declare function newPushId(): string
 
-/** The keys of an object (or array) in RTDB's `$key` order. */
-export declare function orderedKeys(value: any): Array<string>
+/**
+ * `path` normalised (`a/b`, `""` for the root); throws INVALID_PATH naming the bad key and why
+ * (RTDB keys: at most 768 bytes, none of `. $ # [ ] /`, no control characters; depth below 32).
+ */
+export declare function normalizePath(path: string): string
 
 /** Query parameters as JS passes them. */
 export interface QueryOptions {
@@ -315,6 +338,10 @@ export interface QueryOptions {
   equalTo?: any
   limitToFirst?: number
   limitToLast?: number
+  /** Children strictly after this value (by the ordering). */
+  startAfter?: any
+  /** Children strictly before this value. */
+  endBefore?: any
 }
 
 /** Run the CLI; resolves with the exit code. */
@@ -345,6 +372,9 @@ export interface RunOptionsJs {
   steps?: number
 }
 
+/** Keys sorted in RTDB's `$key` order (integer keys first, numerically). */
+export declare function sortKeys(keys: Array<string>): Array<string>
+
 export declare function startEmulator(options?: StartEmulatorOptions | undefined | null): Promise<NativeEmulator>
 
 export interface StartEmulatorOptions {
@@ -352,6 +382,8 @@ export interface StartEmulatorOptions {
   port?: number
   /** Initial data: `{ "<namespace>": <tree> }`. */
   import?: any
+  /** Initial data from a JSON file of that shape, parsed as it is read (any size). */
+  importFile?: string
 }
 
 /** Validate a (partial) config object; returns the complete normalised config. */

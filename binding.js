@@ -851,7 +851,6 @@ module.exports.NativeIssueType = nativeBinding.NativeIssueType
 module.exports.NativeMigrationStatus = nativeBinding.NativeMigrationStatus
 module.exports.newPushId = nativeBinding.newPushId
 module.exports.normalizePath = nativeBinding.normalizePath
-module.exports.orderedKeys = nativeBinding.orderedKeys
 module.exports.runCli = nativeBinding.runCli
 module.exports.sortKeys = nativeBinding.sortKeys
 module.exports.startEmulator = nativeBinding.startEmulator

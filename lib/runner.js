@@ -69,7 +69,7 @@ class FirebaseRunner {
     const events = createDispatcher({ hooks: options.hooks, metricsCollectors: options.metricsCollectors, warn: (m) => log('warn', m) })
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log, events))
     runner = new FirebaseRunner(nat, config)
-    runner._log = logFn
+    runner._log = log
     return runner
   }
 

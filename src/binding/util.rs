@@ -3,7 +3,6 @@
 use std::sync::Mutex;
 
 use napi_derive::napi;
-use serde_json::Value;
 
 use crate::rtdb::PushIdGenerator;
 use crate::rtdb::{Clock, SystemClock};
@@ -16,18 +15,6 @@ pub fn new_push_id() -> String {
     let mut g = PUSH_IDS.lock().unwrap_or_else(|p| p.into_inner());
     g.get_or_insert_with(PushIdGenerator::new)
         .next_id(SystemClock.now_ms())
-}
-
-/// The keys of an object (or array) in RTDB's `$key` order.
-#[napi]
-pub fn ordered_keys(value: Value) -> Vec<String> {
-    let mut keys: Vec<String> = match value {
-        Value::Object(m) => m.into_iter().map(|(k, _)| k).collect(),
-        Value::Array(a) => (0..a.len()).map(|i| i.to_string()).collect(),
-        _ => Vec::new(),
-    };
-    keys.sort_by(|a, b| crate::rtdb::order::compare_keys(a, b));
-    keys
 }
 
 /// Keys sorted in RTDB's `$key` order (integer keys first, numerically).
