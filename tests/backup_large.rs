@@ -451,6 +451,54 @@ async fn an_interrupted_restore_says_what_was_written_and_a_second_run_finishes_
     d.emu.stop().await.unwrap();
 }
 
+/// The seam for rehearsals (issue 14): a walk of a subtree in one database, loaded as it arrives
+/// into an emulator of its own, gives the same content.
+#[tokio::test]
+async fn a_walk_streams_into_another_emulator() {
+    let src = db(Some(LIMIT)).await;
+    let data = big_data();
+    src.emu
+        .import_json(
+            NS,
+            "prod",
+            std::io::Cursor::new(serde_json::to_vec(&data).unwrap()),
+        )
+        .await
+        .unwrap();
+    let copy = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let walk = backup::walk(
+        &src.client,
+        "prod",
+        WalkOptions::default(),
+        Arc::new(Progress::default()),
+    );
+    copy.import_stream("rehearsal", "shifted/prod", walk.into_stream())
+        .await
+        .unwrap();
+    assert_same(
+        &copy.export()["rehearsal"]["shifted"]["prod"],
+        &src.data()["prod"],
+        "the copy",
+    );
+    // A walk that fails (the source denies reads) fails the import, which writes nothing.
+    src.lever("PUT", "deny", Some(json!({"paths": ["prod/users"]})))
+        .await;
+    let walk = backup::walk(
+        &src.client,
+        "prod",
+        WalkOptions::default(),
+        Arc::new(Progress::default()),
+    );
+    let err = copy
+        .import_stream("rehearsal", "other", walk.into_stream())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::PermissionDenied, "{err:?}");
+    assert_eq!(copy.export()["rehearsal"].get("other"), None);
+    src.emu.stop().await.unwrap();
+    copy.stop().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Restore memory: a child process restores a file and reports its peak RSS.
 

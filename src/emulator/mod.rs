@@ -249,6 +249,38 @@ impl Emulator {
         st.set(ns, &segs, node);
         Ok(())
     }
+    /// `import_json` from an async stream of JSON pieces (e.g. `crate::backup::walk` of a
+    /// subtree elsewhere): parsed as the pieces arrive, so memory holds the tree being built and
+    /// a few pieces. A failed stream fails the import and changes nothing.
+    pub async fn import_stream<S>(&self, ns: &str, path: &str, stream: S) -> Result<()>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<bytes::Bytes>>(4);
+        let feed = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut stream = std::pin::pin!(stream);
+            while let Some(piece) = stream.next().await {
+                let failed = piece.is_err();
+                if tx.send(piece).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let failure = std::sync::Arc::new(std::sync::Mutex::new(None::<Error>));
+        let reader = PieceReader {
+            rx,
+            cur: bytes::Bytes::new(),
+            failure: failure.clone(),
+        };
+        let res = self.import_json(ns, path, reader).await;
+        feed.abort();
+        let stream_error = failure.lock().expect("failure lock").take();
+        match (stream_error, res) {
+            (Some(e), _) => Err(e),
+            (None, res) => res,
+        }
+    }
     /// Bytes of memory the stored data takes (allocations as glibc sizes them).
     pub fn data_heap_bytes(&self) -> usize {
         self.state.store.lock().expect("store lock").heap_bytes()
@@ -311,6 +343,33 @@ pub async fn bind(host: &str, port: u16) -> std::io::Result<(TcpListener, Socket
     let listener = TcpListener::bind((host, port)).await?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
+}
+
+/// A blocking reader over pieces sent from an async stream (for `import_stream`).
+struct PieceReader {
+    rx: std::sync::mpsc::Receiver<Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+    failure: std::sync::Arc<std::sync::Mutex<Option<Error>>>,
+}
+
+impl std::io::Read for PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(piece)) => self.cur = piece,
+                Ok(Err(e)) => {
+                    let msg = e.message.clone();
+                    *self.failure.lock().expect("failure lock") = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
 }
 
 /// `"a/b"` -> `["a", "b"]`, for the emulator's unit tests.
