@@ -223,6 +223,22 @@ impl<'de> DeserializeSeed<'de> for &mut Shredder {
 
 struct Top<'s>(&'s mut Shredder);
 
+impl Top<'_> {
+    /// `data` is an object (or array): the restored path is open from the start.
+    fn root<E: de::Error>(self, read: impl FnOnce(Children<'_>) -> Result<(), E>) -> Result<(), E> {
+        let sh = self.0;
+        sh.frames.push(Frame {
+            path: Vec::new(),
+            open: true,
+            text: Vec::new(),
+            count: 0,
+        });
+        read(Children { sh: &mut *sh })?;
+        sh.frames.pop();
+        sh.flush()
+    }
+}
+
 fn scalar<T: serde::Serialize>(v: T) -> Vec<u8> {
     serde_json::to_vec(&v).expect("a scalar serialises")
 }
@@ -233,28 +249,10 @@ impl<'de> Visitor<'de> for Top<'_> {
         f.write_str("RTDB data")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let sh = self.0;
-        sh.frames.push(Frame {
-            path: Vec::new(),
-            open: true,
-            text: Vec::new(),
-            count: 0,
-        });
-        Children { sh }.visit_map(map)?;
-        sh.frames.pop();
-        sh.flush()
+        self.root(|c| c.visit_map(map))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let sh = self.0;
-        sh.frames.push(Frame {
-            path: Vec::new(),
-            open: true,
-            text: Vec::new(),
-            count: 0,
-        });
-        Children { sh }.visit_seq(seq)?;
-        sh.frames.pop();
-        sh.flush()
+        self.root(|c| c.visit_seq(seq))
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         self.0.hand(Piece::Whole(b"null".to_vec()))

@@ -17,7 +17,6 @@
 //! can load it as it arrives (`Emulator::import_stream`), e.g. to rehearse migrations on a copy
 //! of production's `{shift}`.
 
-use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -32,6 +31,7 @@ use tokio::sync::mpsc;
 
 use super::progress::{KeyCounter, Progress};
 use crate::rtdb::order::compare_keys;
+use crate::rtdb::page::members;
 use crate::rtdb::{path, Client, OrderBy, Query};
 use crate::{Error, ErrorCode, Result};
 
@@ -206,12 +206,11 @@ impl Walker {
             match res {
                 Ok(body) => {
                     sizer.saw(range.1 - range.0, body.len());
-                    if let Some(inner) = members_text(&body)? {
-                        if !first {
-                            self.emit(Bytes::from_static(b",")).await?;
-                        }
-                        first = false;
-                        self.emit(inner).await?;
+                    let mut out = BytesMut::with_capacity(body.len());
+                    put_members(&mut out, &members(&body)?, None, &mut first);
+                    drop(body);
+                    if !out.is_empty() {
+                        self.emit(out.freeze()).await?;
                     }
                 }
                 Err(e) if too_big(&e) && range.1 - range.0 > 1 => {
@@ -279,23 +278,12 @@ impl Walker {
             let members = members(&body)?;
             let got = members.len();
             let mut out = BytesMut::with_capacity(body.len());
-            let mut last: Option<&str> = None;
-            for (k, v) in &members {
-                if last.is_none_or(|l| compare_keys(k, l) == Ordering::Greater) {
-                    last = Some(k);
-                }
-                if after.as_deref() == Some(k.as_str()) {
-                    continue;
-                }
-                if !first {
-                    out.extend_from_slice(b",");
-                }
-                first = false;
-                out.extend_from_slice(&serde_json::to_vec(k).expect("a key serialises"));
-                out.extend_from_slice(b":");
-                out.extend_from_slice(v.get().as_bytes());
-            }
-            let next = last.map(str::to_string);
+            put_members(&mut out, &members, after.as_deref(), &mut first);
+            let next = members
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .max_by(|a, b| compare_keys(a, b))
+                .map(str::to_string);
             drop(members);
             if !out.is_empty() {
                 self.emit(out.freeze()).await?;
@@ -432,47 +420,26 @@ fn bad_answer(what: &str, e: &serde_json::Error) -> Error {
     )
 }
 
-/// A page's members as `"k":v,...` without the braces (None when it has none). The text is
-/// checked to be one JSON object.
-fn members_text(body: &Bytes) -> Result<Option<Bytes>> {
-    let m = members(body)?;
-    if m.is_empty() {
-        return Ok(None);
-    }
-    drop(m);
-    let start = body.iter().position(|b| *b == b'{').expect("an object");
-    let end = body.iter().rposition(|b| *b == b'}').expect("an object");
-    Ok(Some(body.slice(start + 1..end)))
-}
-
-/// A page's members; empty for `null`.
-fn members(body: &[u8]) -> Result<Vec<(String, &RawValue)>> {
-    let v: Option<Vec<(String, &RawValue)>> = {
-        struct Members;
-        impl<'de> Visitor<'de> for Members {
-            type Value = Option<Vec<(String, &'de RawValue)>>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of children")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    out.push((k, map.next_value::<&RawValue>()?));
-                }
-                Ok(Some(out))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
+/// Append `"k":v` for each member (but `skip`) to `out`, a comma before each but the first of
+/// the object (`first` tracks that across pages).
+fn put_members(
+    out: &mut BytesMut,
+    members: &[(String, &RawValue)],
+    skip: Option<&str>,
+    first: &mut bool,
+) {
+    for (k, v) in members {
+        if skip == Some(k.as_str()) {
+            continue;
         }
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let v = de
-            .deserialize_any(Members)
-            .map_err(|e| bad_answer("page read", &e))?;
-        de.end().map_err(|e| bad_answer("page read", &e))?;
-        v
-    };
-    Ok(v.unwrap_or_default())
+        if !*first {
+            out.extend_from_slice(b",");
+        }
+        *first = false;
+        out.extend_from_slice(&serde_json::to_vec(k).expect("a key serialises"));
+        out.extend_from_slice(b":");
+        out.extend_from_slice(v.get().as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -502,14 +469,13 @@ mod tests {
         assert_eq!(shallow_keys(b"null").unwrap().unwrap().len(), 0);
         assert!(shallow_keys(b"\"text\"").unwrap().is_none());
         assert!(shallow_keys(b"{nope").is_err());
-        let body = Bytes::from_static(br#" {"a":{"x":[1,2]},"b":"}"} "#);
-        assert_eq!(
-            members_text(&body).unwrap().unwrap(),
-            Bytes::from_static(br#""a":{"x":[1,2]},"b":"}""#)
-        );
-        assert_eq!(members_text(&Bytes::from_static(b"null")).unwrap(), None);
-        assert_eq!(members_text(&Bytes::from_static(b"{}")).unwrap(), None);
-        assert!(members_text(&Bytes::from_static(b"[1]")).is_err());
-        assert!(members_text(&Bytes::from_static(br#"{"a":1} x"#)).is_err());
+        let body = br#" {"a":{"x":[1,2]},"b":"}"} "#;
+        let mut out = BytesMut::new();
+        let mut first = true;
+        put_members(&mut out, &members(body).unwrap(), Some("b"), &mut first);
+        put_members(&mut out, &members(br#"{"c":3}"#).unwrap(), None, &mut first);
+        assert_eq!(&out[..], br#""a":{"x":[1,2]},"c":3"#);
+        assert!(members(b"null").unwrap().is_empty());
+        assert!(members(b"{nope").is_err());
     }
 }

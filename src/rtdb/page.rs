@@ -83,9 +83,9 @@ fn ties(order: &OrderBy, bound: &Value, key: &str, sort: &Value) -> bool {
     }
 }
 
-/// The children of a query's response: `(key, raw JSON)` in document order (an array's non-null
-/// elements keyed by index; nothing for null or a primitive).
-fn members(body: &[u8]) -> Result<Vec<(String, &RawValue)>> {
+/// The children of a read's response: `(key, raw JSON)` in document order (an array's non-null
+/// elements keyed by index; nothing for null or a primitive). Shared with the backup walk.
+pub(crate) fn members(body: &[u8]) -> Result<Vec<(String, &RawValue)>> {
     struct Members;
     impl<'de> Visitor<'de> for Members {
         type Value = Vec<(String, &'de RawValue)>;

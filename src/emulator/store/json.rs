@@ -93,18 +93,7 @@ pub fn write(out: &mut impl Write, node: NodeRef<'_>) -> std::io::Result<()> {
                 debug_assert_eq!(next, len);
                 out.write_all(b"]")
             }
-            None => {
-                out.write_all(b"{")?;
-                for (i, (k, v)) in o.iter().enumerate() {
-                    if i > 0 {
-                        out.write_all(b",")?;
-                    }
-                    write_str(out, k)?;
-                    out.write_all(b":")?;
-                    write(out, v)?;
-                }
-                out.write_all(b"}")
-            }
+            None => write_members(out, o.iter()),
         },
     }
 }

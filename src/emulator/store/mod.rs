@@ -454,6 +454,15 @@ mod tests {
         assert_eq!(n.view().to_value(), Value::Object(children));
         let (first, _) = o.iter().next().unwrap();
         assert_eq!(first, "u0000");
+        // In key order already (as exports and backups are): built chunk by chunk.
+        let text = serde_json::to_vec(&n.view().to_value()).unwrap();
+        let again = parse(&text, 0).unwrap().node.unwrap();
+        let NodeRef::Obj(o2) = again.view() else {
+            panic!()
+        };
+        assert!(o2.chunk_sizes().len() > 5, "{:?}", o2.chunk_sizes());
+        assert!(o2.chunk_sizes().iter().all(|n| *n <= tree::CHUNK_MAX));
+        assert_eq!(again.view().to_value(), n.view().to_value());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::Read;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::tree::{Chunk, Node, Obj, ServerValue};
+use super::tree::{Builder, Node, ServerValue};
 use super::{resolve, DataError, Store};
 use crate::rtdb::path::{validate_key, MAX_DEPTH};
 
@@ -126,8 +126,8 @@ impl NodeSeed<'_> {
     }
 }
 
-fn wrap(b: Chunk) -> Option<Node> {
-    Obj::build(b).map(|o| Node::Obj(Box::new(o)))
+fn wrap(b: Builder) -> Option<Node> {
+    b.finish().map(|o| Node::Obj(Box::new(o)))
 }
 
 impl<'de> Visitor<'de> for NodeSeed<'_> {
@@ -160,7 +160,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
         self.string(&v)
     }
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Option<Node>, A::Error> {
-        let mut b = Chunk::default();
+        let mut b = Builder::default();
         let mut i = 0usize;
         loop {
             let before = std::mem::take(&mut self.ctx.has_sv);
@@ -184,7 +184,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
         Ok(wrap(b))
     }
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Option<Node>, A::Error> {
-        let mut b = Chunk::default();
+        let mut b = Builder::default();
         let mut sv: Option<ServerValue> = None;
         let mut seen_other = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {

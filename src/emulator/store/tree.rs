@@ -78,6 +78,69 @@ pub struct Obj {
     chunks: SmallVec<[Chunk; 1]>,
 }
 
+/// Builds an object from children pushed one by one. Children arriving in key order (exports,
+/// backups, most imports) go straight into chunks, nothing held twice; any other order is
+/// collected and sorted at the end (`Obj::build`).
+#[derive(Debug, Default)]
+pub(super) struct Builder {
+    done: Vec<Chunk>,
+    cur: Chunk,
+    /// Every key so far came after the one before.
+    unsorted: bool,
+}
+
+impl Builder {
+    pub(super) fn push(&mut self, key: &str, node: Node, pack: bool) {
+        let last = self
+            .cur
+            .entries
+            .last()
+            .map(|_| self.cur.last_key())
+            .or_else(|| self.done.last().map(Chunk::last_key));
+        if last.is_some_and(|l| compare_keys(l, key) != Ordering::Less) {
+            self.unsorted = true;
+        }
+        if !self.unsorted && self.cur.len() >= CHUNK_FILL {
+            let mut full = std::mem::take(&mut self.cur);
+            full.text.shrink_to_fit();
+            full.entries.shrink_to_fit();
+            self.done.push(full);
+        }
+        self.cur.push(key, node, pack);
+    }
+
+    pub(super) fn finish(mut self) -> Option<Obj> {
+        if !self.unsorted {
+            if !self.cur.entries.is_empty() {
+                self.cur.text.shrink_to_fit();
+                self.cur.entries.shrink_to_fit();
+                self.done.push(self.cur);
+            }
+            if self.done.is_empty() {
+                return None;
+            }
+            step(self.done.iter().map(Chunk::len).sum());
+            return Some(Obj {
+                chunks: self.done.into_iter().collect(),
+            });
+        }
+        // Out of order: everything into one chunk, sorted there.
+        let mut all = Chunk::default();
+        for mut c in self.done.into_iter().chain(std::iter::once(self.cur)) {
+            for e in std::mem::take(&mut c.entries) {
+                let key = all.push_text(c.str(e.key));
+                let slot = match e.slot {
+                    Slot::Str(s) => Slot::Str(all.push_text(c.str(s))),
+                    Slot::Json(s) => Slot::Json(all.push_text(c.str(s))),
+                    other => other,
+                };
+                all.entries.push(Entry { key, slot });
+            }
+        }
+        Obj::build(all)
+    }
+}
+
 /// A borrowed view of a stored value.
 #[derive(Debug, Clone, Copy)]
 pub enum NodeRef<'a> {
