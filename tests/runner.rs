@@ -570,6 +570,54 @@ fn with(env: &mut Env, strategy: &str, mode: &str) {
     env.cfg.backup_mode = mode.into();
 }
 
+/// The backup taken before a run (backupMode full) goes through the same walk as `backup
+/// create`, and the rollback restore streams: both work for a `{shift}` the service would refuse
+/// to send in one response.
+#[tokio::test]
+async fn the_pre_migrate_backup_and_its_restore_handle_data_bigger_than_one_response() {
+    let mut env = Env::new(Some("app")).await;
+    with(&mut env, "backup", "full");
+    failing_setup(&env, true, false);
+    let users: serde_json::Map<String, Value> = (0..3000)
+        .map(|i| {
+            (
+                format!("u{i:05}"),
+                json!({"name": format!("User {i}"), "bio": "b".repeat(250)}),
+            )
+        })
+        .collect();
+    env.client
+        .set(&env.path("existing"), &Value::Object(users))
+        .await
+        .unwrap();
+    let before = env.export();
+    let limit = 64 * 1024;
+    reqwest::Client::new()
+        .put(format!("{}/.emulator/limits", env.emu.url()))
+        .json(&json!({ "responseBytes": limit }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        env.client.get(&env.path("")).await.unwrap_err().code,
+        ErrorCode::TooBig,
+        "one read of the shift is refused"
+    );
+    let out = env
+        .locked_runner()
+        .migrate_outcome(RunOptions::default())
+        .await;
+    assert_eq!(out.error.unwrap().code, ErrorCode::ScriptFailed);
+    assert_eq!(env.export(), before, "restored from the walked backup");
+    let file = std::fs::read_dir(env.dir.path().join("backups"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(std::fs::metadata(&file).unwrap().len() > 10 * limit as u64);
+}
+
 #[tokio::test]
 async fn failure_with_backup_strategy_restores_data_and_history() {
     let mut env = Env::new(Some("app")).await;

@@ -1,10 +1,10 @@
 //! ETags: a content hash of the value at a location, the hex SHA-256 of its compact JSON as the
-//! store writes it (children in RTDB key order, numbers as stored), so equal values always have
+//! store writes it for a read (children in RTDB key order, numbers as stored), so equal values always have
 //! equal ETags whatever the order of writes. A missing node's ETag is the literal `null_etag`.
 
 use sha2::{Digest, Sha256};
 
-use super::store::{render, NodeRef, Read};
+use super::store::{write_json, NodeRef};
 pub use crate::rtdb::NULL_ETAG;
 
 struct Hasher(Sha256);
@@ -24,9 +24,9 @@ pub fn etag(node: Option<NodeRef<'_>>) -> String {
     let Some(node) = node else {
         return NULL_ETAG.to_string();
     };
+    // Hashed as it is written: no copy of the value's JSON is kept.
     let mut h = Hasher(Sha256::new());
-    let json = render(Some(node), Read::Value, usize::MAX).expect("no limit");
-    std::io::Write::write_all(&mut h, &json).expect("hashing cannot fail");
+    write_json(&mut h, node).expect("hashing cannot fail");
     hex::encode(h.0.finalize())
 }
 

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-pub use json::TooBig;
+pub use json::{write as write_json, TooBig};
 pub use parse::{import_reader, parse, parse_reader, parse_update, parse_value};
 pub use tree::{Node, NodeRef, Obj, ServerValue};
 
