@@ -55,30 +55,47 @@ function onTerminal(args, cwd) {
   })
 }
 
-test('backup create: a progress line on a terminal, plain lines elsewhere, only JSON on stdout with --format json', { skip: !hasScript && 'needs script(1) for a pseudo-terminal' }, async () => {
-  const dir = h.project(null, 'msr-backup-')
-  const ns = h.uniqueNs('bk')
-  await seed(ns, data(1))
-  // Slow requests so the backup takes more than the second before progress is drawn.
-  await h.lever(emu, 'PUT', 'latency', { ms: 1100 })
-  try {
-    const tty = await onTerminal(['backup', 'create', ...flags(ns)], dir)
-    assert.equal(tty.code, 0, tty.output)
-    assert.match(tty.output, /\r\x1b\[2KBacking up \/app: \d+\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, \d+ requests/)
-    assert.match(tty.output, /Backup created successfully/)
+test(
+  'backup create: a progress line on a terminal, plain lines elsewhere, only JSON on stdout with --format json',
+  { skip: !hasScript && 'needs script(1) for a pseudo-terminal' },
+  async () => {
+    const dir = h.project(null, 'msr-backup-')
+    const ns = h.uniqueNs('bk')
+    await seed(ns, data(1))
+    // Slow requests so the backup takes more than the second before progress is drawn.
+    await h.lever(emu, 'PUT', 'latency', { ms: 1100 })
+    try {
+      const tty = await onTerminal(['backup', 'create', ...flags(ns)], dir)
+      assert.equal(tty.code, 0, tty.output)
+      assert.match(tty.output, /\r\x1b\[2KBacking up \/app: \d+\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, \d+ requests/)
+      assert.match(tty.output, /Backup created successfully/)
 
-    const plain = await h.cli(['backup', 'create', '--format', 'json', ...flags(ns)], { cwd: dir })
-    assert.equal(plain.code, 0, plain.stderr)
-    const result = JSON.parse(plain.stdout)
-    assert.ok(fs.existsSync(result.path), 'stdout is the result alone')
-    assert.match(plain.stderr, /^Backing up \/app: 1\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, \d+ requests$/m)
-    assert.doesNotMatch(plain.stderr, /\r|\x1b/, 'no terminal control codes in plain output')
-    const backed = JSON.parse(fs.readFileSync(result.path, 'utf8'))
-    assert.equal(Object.keys(backed.data.users).length, 4000)
-  } finally {
-    await h.lever(emu, 'PUT', 'latency', { ms: 0 })
-  }
-})
+      const plain = await h.cli(['backup', 'create', '--format', 'json', ...flags(ns)], { cwd: dir })
+      assert.equal(plain.code, 0, plain.stderr)
+      const result = JSON.parse(plain.stdout)
+      assert.ok(fs.existsSync(result.path), 'stdout is the result alone')
+      assert.match(plain.stderr, /^Backing up \/app: 1\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, \d+ requests$/m)
+      assert.doesNotMatch(plain.stderr, /\r|\x1b/, 'no terminal control codes in plain output')
+      const backed = JSON.parse(fs.readFileSync(result.path, 'utf8'))
+      assert.equal(Object.keys(backed.data.users).length, 4000)
+
+      // --log-format json: the progress is a JSON log line too.
+      const logged = await h.cli(['backup', 'create', '--log-format', 'json', ...flags(ns)], { cwd: dir })
+      assert.equal(logged.code, 0, logged.stderr)
+      const lines = logged.stderr
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+      const progress = lines.filter((l) => l.event === 'backup.progress').pop()
+      assert.ok(progress, logged.stderr)
+      assert.equal(progress.level, 'info')
+      assert.equal(progress.path, '/app')
+      assert.ok(progress.bytes > 0 && progress.nodes > 0 && progress.requests > 0, JSON.stringify(progress))
+    } finally {
+      await h.lever(emu, 'PUT', 'latency', { ms: 0 })
+    }
+  },
+)
 
 test('a quick backup draws no progress at all', async () => {
   const dir = h.project(null, 'msr-backup-')

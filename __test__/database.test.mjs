@@ -94,10 +94,16 @@ test('ref.toString() is the absolute URL-encoded location; toJSON and refFromURL
   assert.equal(db.ref(db.ref('p/q')).key, 'q', 'ref(reference) as in firebase-admin')
 })
 
-test('invalid keys throw at ref() and child(), with firebase-admin\'s message', async () => {
+test("invalid keys throw at ref() and child(), with firebase-admin's message", async () => {
   const { db } = await setup()
   for (const bad of ['a.b', 'x/$y', 'h#sh', 'a[0]', 'b]', 'c\u0001']) {
-    assert.throws(() => db.ref(bad), (e) => e.code === 'INVALID_PATH' && e.message.startsWith(`child failed: path argument was an invalid path = "${bad}". Paths must be non-empty strings and can't contain ".", "#", "$", "[", or "]"`), bad)
+    assert.throws(
+      () => db.ref(bad),
+      (e) =>
+        e.code === 'INVALID_PATH' &&
+        e.message.startsWith(`child failed: path argument was an invalid path = "${bad}". Paths must be non-empty strings and can't contain ".", "#", "$", "[", or "]"`),
+      bad,
+    )
     assert.throws(() => db.ref('ok').child(bad), /child failed: path argument was an invalid path/, bad)
   }
   assert.throws(() => db.ref('k'.repeat(769)), /768 bytes/)
@@ -107,7 +113,7 @@ test('invalid keys throw at ref() and child(), with firebase-admin\'s message', 
   assert.throws(() => snap.child('a.b'), /invalid path/)
 })
 
-test('set/update with undefined (and other data RTDB cannot store) throw synchronously with firebase-admin\'s messages', async () => {
+test("set/update with undefined (and other data RTDB cannot store) throw synchronously with firebase-admin's messages", async () => {
   const { db, ns } = await setup()
   const ref = db.ref('people/p1')
   // firebase-admin: `Reference.set failed: value argument contains undefined in property 'people.p1.age'`
@@ -160,7 +166,10 @@ test('what is not offered throws a clear error naming the alternative', async ()
   await assert.rejects(ref.once('child_added'), (e) => e.code === 'NOT_SUPPORTED' && /once\('value'\)/.test(e.message))
   // Query misuse, as firebase-admin words it.
   assert.throws(() => ref.orderByKey().orderByValue(), { message: "orderByValue: You can't combine multiple orderBy calls." })
-  assert.throws(() => ref.orderByKey().startAt(1), /When ordering by key, the argument passed to startAt\(\), startAfter\(\), endAt\(\), endBefore\(\), or equalTo\(\) must be a string/)
+  assert.throws(
+    () => ref.orderByKey().startAt(1),
+    /When ordering by key, the argument passed to startAt\(\), startAfter\(\), endAt\(\), endBefore\(\), or equalTo\(\) must be a string/,
+  )
   assert.throws(() => ref.limitToFirst(0), { message: 'limitToFirst: First argument must be a positive integer.' })
   assert.throws(() => ref.limitToFirst(1).limitToLast(1), { message: 'limitToLast: Limit was already set (by another call to limitToFirst or limitToLast).' })
   assert.throws(() => ref.orderByKey().startAt('a').startAfter('b'), /startAfter: Starting point was already set/)
@@ -215,7 +224,10 @@ test('bulkWriter(): entries packed into multi-path PATCHes within the budget, in
   assert.equal(data.users.u0001.plan, 'pro')
   assert.equal(data.users.u0002.plan, 'free')
   assert.deepEqual(data.flags, { x: { a: 2 } })
-  assert.ok(logs.some(([lvl, msg]) => lvl === 'info' && /^BulkWriter: 3,003 writes in 8 batches \([\d.]+ MB, [\d,]+ writes\/s\), done$/.test(msg)), JSON.stringify(logs.slice(-3)))
+  assert.ok(
+    logs.some(([lvl, msg]) => lvl === 'info' && /^BulkWriter: 3,003 writes in 8 batches \([\d.]+ MB, [\d,]+ writes\/s\), done$/.test(msg)),
+    JSON.stringify(logs.slice(-3)),
+  )
   // A byte budget: 100-byte batches.
   const small = db.bulkWriter({ maxBytes: 100 })
   for (let i = 0; i < 10; i++) await small.set(`b/k${i}`, 'x'.repeat(30))

@@ -519,7 +519,10 @@ test('db facade: push ids, transactions under contention, queries, snapshots, se
   assert.ok(Math.abs(stamp.at - t0) < 60000, `${stamp.at} vs ${t0}`)
   assert.equal(stamp.n, 15)
   // undefined throws at once, as in firebase-admin (see database.test.mjs)
-  assert.throws(() => base.child('x').set(undefined), /set failed: value argument contains undefined in property 'smoke\.facade\.x'|set failed: value argument contains undefined in property 'facade\.x'/)
+  assert.throws(
+    () => base.child('x').set(undefined),
+    /set failed: value argument contains undefined in property 'smoke\.facade\.x'|set failed: value argument contains undefined in property 'facade\.x'/,
+  )
 })
 
 test('EntityService CRUD; removeAll deletes the node', async () => {

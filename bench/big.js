@@ -140,7 +140,11 @@ async function bigData() {
     const emu = await startEmulatorProcess(file)
     const afterImport = status(emu.pid)
     const base = status(process.pid) // a node process with the addon, for scale
-    rows.push({ figure: 'emulator --import', value: `${mb(fileBytes / 1024)} MB in ${(emu.importMs / 1000).toFixed(1)} s`, ratio: `${ratio(fileBytes / 1e6, emu.importMs / 1000)} MB/s` })
+    rows.push({
+      figure: 'emulator --import',
+      value: `${mb(fileBytes / 1024)} MB in ${(emu.importMs / 1000).toFixed(1)} s`,
+      ratio: `${ratio(fileBytes / 1e6, emu.importMs / 1000)} MB/s`,
+    })
     rows.push({
       figure: 'emulator memory per JSON byte',
       value: `RSS ${mb(afterImport.rssKb)} MB for ${mb(fileBytes / 1024)} MB`,
@@ -153,7 +157,11 @@ async function bigData() {
     const plain = await node([path.join(__dirname, 'read.js'), 'fetch', emu.db('read'), readPath, '3'])
     const f = JSON.parse(facade.stdout)
     const p = JSON.parse(plain.stdout)
-    rows.push({ figure: `read ${f.children} children: facade vs fetch().json()`, value: `${median(f.ms).toFixed(0)} ms vs ${median(p.ms).toFixed(0)} ms`, ratio: `${ratio(median(f.ms), median(p.ms))}x time` })
+    rows.push({
+      figure: `read ${f.children} children: facade vs fetch().json()`,
+      value: `${median(f.ms).toFixed(0)} ms vs ${median(p.ms).toFixed(0)} ms`,
+      ratio: `${ratio(median(f.ms), median(p.ms))}x time`,
+    })
     rows.push({ figure: '  peak RSS, facade vs fetch', value: `${mb(facade.peakKb)} MB vs ${mb(plain.peakKb)} MB`, ratio: `${ratio(facade.peakKb, plain.peakKb)}x` })
 
     // Add a field to every user: the README recipe vs the same job with fetch().
@@ -166,7 +174,11 @@ async function bigData() {
       t.push({ ...JSON.parse(r.stdout), peakKb: r.peakKb })
     }
     if (t[0].writes !== users || t[1].writes !== users) throw new Error(`transform wrote ${t[0].writes} / ${t[1].writes} of ${users}`)
-    rows.push({ figure: `add a field to ${users.toLocaleString('en-US')} users: helpers vs fetch`, value: `${(t[0].ms / 1000).toFixed(1)} s vs ${(t[1].ms / 1000).toFixed(1)} s`, ratio: `${ratio(t[0].ms, t[1].ms)}x time` })
+    rows.push({
+      figure: `add a field to ${users.toLocaleString('en-US')} users: helpers vs fetch`,
+      value: `${(t[0].ms / 1000).toFixed(1)} s vs ${(t[1].ms / 1000).toFixed(1)} s`,
+      ratio: `${ratio(t[0].ms, t[1].ms)}x time`,
+    })
     rows.push({ figure: '  peak RSS, helpers vs fetch', value: `${mb(t[0].peakKb)} MB vs ${mb(t[1].peakKb)} MB`, ratio: `${ratio(t[0].peakKb, t[1].peakKb)}x` })
 
     // Multi-path PATCH: linear in its paths.
@@ -188,8 +200,16 @@ async function bigData() {
       p40.push(await patchMs(emu, `linear-b${round}`, '', patch(40000)))
       p1.push(await patchMs(emu, `linear-c${round}`, '', one(40000)))
     }
-    rows.push({ figure: 'PATCH 40k paths vs 4k paths', value: `${median(p40).toFixed(0)} ms vs ${median(p4).toFixed(0)} ms`, ratio: `${ratio(median(p40), median(p4))}x (linear: ~10x)` })
-    rows.push({ figure: 'PATCH 40k paths vs the same data as 1 path', value: `${median(p40).toFixed(0)} ms vs ${median(p1).toFixed(0)} ms`, ratio: `${ratio(median(p40), median(p1))}x` })
+    rows.push({
+      figure: 'PATCH 40k paths vs 4k paths',
+      value: `${median(p40).toFixed(0)} ms vs ${median(p4).toFixed(0)} ms`,
+      ratio: `${ratio(median(p40), median(p4))}x (linear: ~10x)`,
+    })
+    rows.push({
+      figure: 'PATCH 40k paths vs the same data as 1 path',
+      value: `${median(p40).toFixed(0)} ms vs ${median(p1).toFixed(0)} ms`,
+      ratio: `${ratio(median(p40), median(p1))}x`,
+    })
 
     // Backup and restore under a 16 MB response limit, at two sizes.
     await emu.lever('PUT', 'limits', { responseBytes: 16 * 1024 * 1024 })
@@ -207,8 +227,16 @@ async function bigData() {
       const counted = Object.keys(await (await fetch(`${emu.url}/users.json?ns=${ns}&shallow=true`)).json()).length
       await emu.lever('PUT', 'limits', { responseBytes: 16 * 1024 * 1024 })
       if (counted !== n) throw new Error(`restore of ${ns}: ${counted} of ${n} users`)
-      rows.push({ figure: `backup create, ${mb(size / 1024)} MB (16 MB limit)`, value: `${(made.ms / 1000).toFixed(1)} s, client peak ${mb(made.peakKb)} MB`, ratio: `${ratio(size / 1e6, made.ms / 1000)} MB/s` })
-      rows.push({ figure: `backup restore, ${mb(size / 1024)} MB`, value: `${(restored.ms / 1000).toFixed(1)} s, client peak ${mb(restored.peakKb)} MB`, ratio: `${ratio(size / 1e6, restored.ms / 1000)} MB/s` })
+      rows.push({
+        figure: `backup create, ${mb(size / 1024)} MB (16 MB limit)`,
+        value: `${(made.ms / 1000).toFixed(1)} s, client peak ${mb(made.peakKb)} MB`,
+        ratio: `${ratio(size / 1e6, made.ms / 1000)} MB/s`,
+      })
+      rows.push({
+        figure: `backup restore, ${mb(size / 1024)} MB`,
+        value: `${(restored.ms / 1000).toFixed(1)} s, client peak ${mb(restored.peakKb)} MB`,
+        ratio: `${ratio(size / 1e6, restored.ms / 1000)} MB/s`,
+      })
       fs.rmSync(backupFile)
     }
     const emuPeak = status(emu.pid)

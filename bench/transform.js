@@ -22,7 +22,10 @@ async function plainFetch() {
   const u = new URL(databaseUrl)
   const ns = u.searchParams.get('ns')
   const url = (p, q = '') => `${u.origin}/${p}.json?ns=${ns}${q}`
-  const q = (o) => Object.entries(o).map(([k, v]) => `&${k}=${encodeURIComponent(JSON.stringify(v))}`).join('')
+  const q = (o) =>
+    Object.entries(o)
+      .map(([k, v]) => `&${k}=${encodeURIComponent(JSON.stringify(v))}`)
+      .join('')
   let last = null
   let batch = {}
   let n = 0
@@ -45,7 +48,9 @@ async function plainFetch() {
     const params = last === null ? { orderBy: '$key', limitToFirst: 1000 } : { orderBy: '$key', startAt: last, limitToFirst: 1001 }
     const res = await fetch(url(path, q(params)))
     const page = await res.json()
-    const keys = Object.keys(page || {}).filter((k) => k !== last).sort()
+    const keys = Object.keys(page || {})
+      .filter((k) => k !== last)
+      .sort()
     if (keys.length === 0) break
     for (const k of keys) {
       batch[`${path}/${k}/${field}`] = 'free'

@@ -70,9 +70,12 @@ function children(ref, options = {}) {
 
 /** One child of an update, checked like ref.update() checks it. */
 function encode1(path, key, value) {
-  const { encode } = database()
-  if (key.length === 0 || /[\[\].#$\/\u0000-\u001F\u007F]/.test(key)) {
-    throw codedError('BAD_REQUEST', `BulkWriter.update failed: values argument contains an invalid key (${key}) in path /${key}. Keys must be non-empty strings and can't contain ".", "#", "$", "/", "[", or "]"`)
+  const { encode, INVALID_KEY } = database()
+  if (key.length === 0 || INVALID_KEY.test(key)) {
+    throw codedError(
+      'BAD_REQUEST',
+      `BulkWriter.update failed: values argument contains an invalid key (${key}) in path /${key}. Keys must be non-empty strings and can't contain ".", "#", "$", "/", "[", or "]"`,
+    )
   }
   return encode('BulkWriter.update', 'values', value, path ? `${path}/${key}` : key)
 }
@@ -153,7 +156,12 @@ class BulkWriter {
     }
     let last = Promise.resolve()
     for (const key of keys) {
-      const rel = key.includes('/') ? key.split('/').filter((s) => s.length > 0).join('/') : key
+      const rel = key.includes('/')
+        ? key
+            .split('/')
+            .filter((s) => s.length > 0)
+            .join('/')
+        : key
       const json = keys.length === 1 && !key.includes('/') ? encode1(ref._path, key, values[key]) : JSON.stringify(values[key])
       last = this._entry(join(ref._path, rel), json)
     }

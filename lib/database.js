@@ -19,7 +19,7 @@ const ServerValue = Object.freeze({
 // ---------------------------------------------------------------------------------------------
 // Paths and written data, checked as firebase-admin checks them
 
-const INVALID_KEY = /[\[\].#$\/\u0000-\u001F\u007F]/
+const INVALID_KEY = /[[\].#$/\u0000-\u001F\u007F]/
 const MAX_LEAF_BYTES = 10 * 1024 * 1024
 
 /** `path` normalised by the core (`a/b`), or firebase-admin's error for an invalid path. */
@@ -217,7 +217,8 @@ class DataSnapshot {
 
 const NOT_OFFERED = {
   on: 'Realtime listeners (on()) are not available to migration scripts; read with get() or once("value"), and page through big collections with ref.children()',
-  onDisconnect: 'onDisconnect() is not available to migration scripts (they talk REST, there is no connection to lose); write the final value yourself with set(), update() or remove()',
+  onDisconnect:
+    'onDisconnect() is not available to migration scripts (they talk REST, there is no connection to lose); write the final value yourself with set(), update() or remove()',
   priority: 'Priorities are not supported; keep the order in a child and query it with orderByChild()',
 }
 
@@ -263,7 +264,12 @@ class Query {
     }
     checkData(`${fnName} failed: value argument `, value, [])
     if (clash.some((c) => this._params[c] !== undefined)) {
-      const others = { startAt: 'startAt, startAfter, or equalTo', startAfter: 'startAt, startAfter, or equalTo', endAt: 'endAt, endBefore or equalTo', endBefore: 'endAt, endBefore or equalTo' }
+      const others = {
+        startAt: 'startAt, startAfter, or equalTo',
+        startAfter: 'startAt, startAfter, or equalTo',
+        endAt: 'endAt, endBefore or equalTo',
+        endBefore: 'endAt, endBefore or equalTo',
+      }
       throw codedError('BAD_REQUEST', `${fnName}: Starting point was already set (by another call to ${others[name]}).`)
     }
     const q = this._with({ [name]: value })
@@ -334,7 +340,10 @@ class Query {
       return new DataSnapshot(ref, { json: await call(() => this._db._native.getJson(this._path)) })
     }
     if (p.orderBy === undefined && [p.startAt, p.endAt, p.equalTo, p.startAfter, p.endBefore].some((v) => v !== undefined)) {
-      throw codedError('BAD_REQUEST', `Query at '/${this._path}': startAt(), endAt(), equalTo(), startAfter() and endBefore() need orderByKey(), orderByChild() or orderByValue() first (priorities are not supported)`)
+      throw codedError(
+        'BAD_REQUEST',
+        `Query at '/${this._path}': startAt(), endAt(), equalTo(), startAfter() and endBefore() need orderByKey(), orderByChild() or orderByValue() first (priorities are not supported)`,
+      )
     }
     // Limits without orderBy*() order by key, as firebase-admin does.
     const page = await call(() => this._db._native.queryJson(this._path, p.orderBy === undefined ? { ...p, orderBy: '$key' } : p))
@@ -392,15 +401,24 @@ class Reference extends Query {
   }
   set(value, onComplete) {
     const json = encode('set', 'value', value, this._path)
-    return done(call(() => this._db._native.setJson(this._path, json)), onComplete)
+    return done(
+      call(() => this._db._native.setJson(this._path, json)),
+      onComplete,
+    )
   }
   update(values, onComplete) {
     const { json, count } = encodeUpdate('update', this._path, values)
     if (count === 0) return done(Promise.resolve(), onComplete)
-    return done(call(() => this._db._native.updateJson(this._path, json)), onComplete)
+    return done(
+      call(() => this._db._native.updateJson(this._path, json)),
+      onComplete,
+    )
   }
   remove(onComplete) {
-    return done(call(() => this._db._native.remove(this._path)), onComplete)
+    return done(
+      call(() => this._db._native.remove(this._path)),
+      onComplete,
+    )
   }
   /**
    * A new child with a time-ordered push id (generated here, as firebase-admin does). With a
@@ -500,9 +518,15 @@ class Database {
     }
     const ns = u.searchParams.get('ns')
     if (u.origin !== this._origin || (this._ns !== null && ns !== null && ns !== this._ns)) {
-      throw codedError('INVALID_PATH', `refFromURL: Host name does not match the current database: (found ${u.host}${ns ? `?ns=${ns}` : ''} but expected ${new URL(this._origin).host}${this._ns ? `?ns=${this._ns}` : ''})`)
+      throw codedError(
+        'INVALID_PATH',
+        `refFromURL: Host name does not match the current database: (found ${u.host}${ns ? `?ns=${ns}` : ''} but expected ${new URL(this._origin).host}${this._ns ? `?ns=${this._ns}` : ''})`,
+      )
     }
-    const segs = u.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s))
+    const segs = u.pathname
+      .split('/')
+      .filter(Boolean)
+      .map((s) => decodeURIComponent(s))
     return this.ref(segs.join('/'))
   }
   _urlFor(path) {
@@ -542,4 +566,4 @@ function createFirebaseDB(nativeDatabase, options = {}) {
   }
 }
 
-module.exports = { Database, Reference, Query, DataSnapshot, ServerValue, createFirebaseDB, callSync, encode, encodeUpdate, checkPath, join }
+module.exports = { INVALID_KEY, Database, Reference, Query, DataSnapshot, ServerValue, createFirebaseDB, callSync, encode, encodeUpdate, checkPath, join }
