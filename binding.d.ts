@@ -115,6 +115,12 @@ export interface AcquireOptions {
 
 export declare function buildPath(shift: string | undefined | null, path: string): string
 
+/**
+ * The `db` for the scripts of the running command: the runner's connection, fenced by its
+ * lease. Null before a command that runs scripts has started.
+ */
+export declare function cliDatabase(): NativeDatabase | null
+
 /** SIGINT/SIGTERM: running migrations stop after the current step; the emulator shuts down. */
 export declare function cliSignal(): void
 
@@ -140,6 +146,13 @@ export declare function defaultConfig(): Record<string, unknown>
 
 /** `hostname-pid-uuid` */
 export declare function defaultExecutorId(): string
+
+/**
+ * The last resort (L10): release what is still held when the Node environment shuts down
+ * (a cleanup hook) and when the process exits (`atexit`, which `process.exit()` reaches even
+ * when no JS 'exit' listener runs). Installed once, by lib/native.js.
+ */
+export declare function installExitHook(): void
 
 /**
  * Query results as JSON text: an object of the children in RTDB order, and their keys in that
@@ -343,6 +356,15 @@ export interface QueryOptions {
   /** Children strictly before this value. */
   endBefore?: any
 }
+
+/**
+ * Release every migration lock this process holds through a guard (a run or `runExclusive`),
+ * bounded to 2 s; resolves with how many were released. For a second SIGINT/SIGTERM.
+ */
+export declare function releaseHeldLocks(): Promise<number>
+
+/** `releaseHeldLocks`, blocking (at most about 2 s): for `process.on('exit')`. */
+export declare function releaseHeldLocksSync(): number
 
 /** Run the CLI; resolves with the exit code. */
 export declare function runCli(argv: string[], host: (request: any) => Promise<any>): Promise<number>

@@ -9,6 +9,7 @@ const { native, call, convert } = require('../lib/native.js')
 const { createScriptHost } = require('../lib/host.js')
 const { FirebaseConfig } = require('../lib/config.js')
 const { createHandler } = require('../lib/runner.js')
+const { SIGNALS, forceExit } = require('../lib/signals.js')
 
 let context = null
 let settings = null
@@ -18,7 +19,8 @@ const host = createScriptHost({
   },
   context: async () => {
     if (!context) {
-      const nativeDatabase = await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd()))
+      // The runner's own connection, fenced by its lease (L12); a connection of its own otherwise.
+      const nativeDatabase = native.cliDatabase() ?? (await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd())))
       const cfg = new FirebaseConfig(settings.config)
       const nativeLock = cfg.locking && cfg.locking.enabled ? native.createLockingService(nativeDatabase, settings.config) : null
       const log = (level, message) => process.stderr.write(`${message}\n`)
@@ -29,11 +31,13 @@ const host = createScriptHost({
   },
 })
 
+// The first SIGINT/SIGTERM stops the command after its current step (a wait for the lock ends at
+// once); a second one releases the lock (bounded to 2 s) and exits 130/143.
 let signalled = 0
-for (const sig of ['SIGINT', 'SIGTERM']) {
+for (const sig of SIGNALS) {
   process.on(sig, () => {
     signalled += 1
-    if (signalled > 1) process.exit(sig === 'SIGINT' ? 130 : 143)
+    if (signalled > 1) return forceExit(sig)
     native.cliSignal()
   })
 }

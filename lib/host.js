@@ -142,6 +142,87 @@ function findRunnable(mod, file) {
   return runnables[0]
 }
 
+// While a script runs, what would end or crash the process fails that script instead (L10): its
+// `process.exit()`, and uncaught exceptions and unhandled rejections (they come from the script:
+// nothing else of ours runs meanwhile). The runner then applies the rollback strategy and the
+// lock is released as on any other failure; without this, process.exit(0) would be a false
+// success that leaves the migration unrecorded and the lock held for its whole lease.
+const running = new Set() // fail(err) of each script run in progress
+let realExit = null
+
+function failRunning(err) {
+  for (const fail of running) fail(err)
+}
+
+function onUncaught(e) {
+  failRunning(scriptCrash('threw an uncaught exception', e))
+}
+
+function onRejection(e) {
+  failRunning(scriptCrash('left a promise rejection unhandled', e))
+}
+
+function scriptCrash(what, e) {
+  const err = new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`)
+  err.code = 'SCRIPT_FAILED'
+  return err
+}
+
+function intercept() {
+  if (realExit) return
+  realExit = process.exit
+  process.exit = function exitDuringMigration(code) {
+    const err = new Error(
+      `called process.exit(${code === undefined ? '' : code}); a migration must return (or throw) instead of ending the process, ` +
+        'so that it can be recorded, or rolled back, and the lock released',
+    )
+    err.code = 'SCRIPT_FAILED'
+    failRunning(err)
+    // Stop the script's own flow here (its caller sees the error).
+    throw err
+  }
+  process.on('uncaughtException', onUncaught)
+  process.on('unhandledRejection', onRejection)
+}
+
+/** End the process for real, even while a script's process.exit() is intercepted (a second signal). */
+function exitProcess(code) {
+  return (realExit || process.exit).call(process, code)
+}
+
+function restore() {
+  if (!realExit) return
+  process.exit = realExit
+  realExit = null
+  process.removeListener('uncaughtException', onUncaught)
+  process.removeListener('unhandledRejection', onRejection)
+}
+
+/** Run `fn` (a script's up/down) so that a process.exit() or a crash from it rejects. */
+function guarded(label, fn) {
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const settle = (f, v) => {
+      if (settled) return
+      settled = true
+      running.delete(fail)
+      // Not at once: a process.exit() from a callback throws right after failing the run, and
+      // that throw must still land in our uncaughtException listener.
+      setImmediate(() => running.size === 0 && restore())
+      f(v)
+    }
+    const fail = (err) => settle(reject, Object.assign(new Error(`${label} ${err.message}`), { code: err.code || 'SCRIPT_FAILED' }))
+    running.add(fail)
+    intercept()
+    Promise.resolve()
+      .then(fn)
+      .then(
+        (v) => settle(resolve, v),
+        (e) => settle(reject, e),
+      )
+  })
+}
+
 function isAsync(fn) {
   return typeof fn === 'function' && fn.constructor && fn.constructor.name === 'AsyncFunction'
 }
@@ -184,7 +265,7 @@ function createScriptHost({ context, init } = {}) {
       throw Object.assign(new Error(`Migration ${path.basename(file)} does not have a ${method}() method`), { code: 'SCRIPT_FAILED' })
     }
     const { db, handler } = await context()
-    return jsonResult(await script[method](db, info, handler))
+    return jsonResult(await guarded(`${path.basename(file)}: ${method}()`, () => script[method](db, info, handler)))
   }
 
   async function loadConfig(file) {
@@ -235,4 +316,4 @@ function createScriptHost({ context, init } = {}) {
   }
 }
 
-module.exports = { createScriptHost, findRunnable, importModule }
+module.exports = { createScriptHost, findRunnable, importModule, exitProcess }

@@ -4,6 +4,12 @@
 
 const native = require('./native-loader.js').load()
 
+// The last resort for a lock this process still holds when it ends (L10): a release (bounded,
+// owner-checked) at 'exit' — reached by process.exit() and by a normal end — and a native
+// cleanup hook when the Node environment shuts down.
+native.installExitHook()
+process.on('exit', () => native.releaseHeldLocksSync())
+
 const SEP = '\u001f'
 
 function codedError(code, message, cause) {

@@ -1,21 +1,31 @@
 'use strict'
 // SIGINT/SIGTERM during locked work: the first signal asks the work to stop after its current
-// step (`onSignal`), and once the work has finished and the lock is released, the signal takes its
-// default course, so the process still exits non-zero. A second signal runs `onForce` (best-effort
-// lock release) and exits at once.
+// step (`onSignal`; a wait for the lock ends at once), and once the work has finished and the lock
+// is released, the signal takes its default course, so the process still exits non-zero. A second
+// signal releases every lock this process holds (bounded to 2 s; `onForce` runs first) and exits
+// with 130 (SIGINT) or 143 (SIGTERM).
+
+const { native } = require('./native.js')
 
 const SIGNALS = ['SIGINT', 'SIGTERM']
+
+/** The exit code for a second `sig`: 128 + its number. */
+const forcedExitCode = (sig) => (sig === 'SIGINT' ? 130 : 143)
+
+/** Release what this process holds (bounded), then exit as a second `sig` says. */
+function forceExit(sig, onForce = () => {}) {
+  Promise.resolve()
+    .then(onForce)
+    .catch(() => {})
+    .then(() => native.releaseHeldLocks())
+    .catch(() => {})
+    .finally(() => require('./host.js').exitProcess(forcedExitCode(sig)))
+}
 
 function trap({ onSignal = () => {}, onForce = () => {} } = {}) {
   const state = { requested: null }
   const handler = (sig) => {
-    if (state.requested) {
-      Promise.resolve()
-        .then(onForce)
-        .catch(() => {})
-        .finally(() => process.exit(sig === 'SIGINT' ? 130 : 143))
-      return
-    }
+    if (state.requested) return forceExit(sig, onForce)
     state.requested = sig
     onSignal(sig)
   }
@@ -29,4 +39,4 @@ function trap({ onSignal = () => {}, onForce = () => {} } = {}) {
   return state
 }
 
-module.exports = { trap, SIGNALS }
+module.exports = { trap, forceExit, SIGNALS }

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     LockError,
     /// A migration script failed (load or run).
     ScriptFailed,
+    /// A migration script did not finish within `scriptTimeout`; it was abandoned.
+    ScriptTimeout,
     /// Migration scripts or history failed validation.
     ValidationFailed,
     /// Rolling back after a failure did not complete.
@@ -145,6 +147,7 @@ mod tests {
                 "LOCK_LOST",
                 "LOCK_ERROR",
                 "SCRIPT_FAILED",
+                "SCRIPT_TIMEOUT",
                 "VALIDATION_FAILED",
                 "ROLLBACK_FAILED",
                 "BACKUP_FAILED",

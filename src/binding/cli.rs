@@ -2,6 +2,7 @@
 
 use napi_derive::napi;
 
+use super::database::NativeDatabase;
 use super::host::{HostFn, JsHost};
 use crate::cli::{self, Io};
 
@@ -16,4 +17,17 @@ pub async fn run_cli(argv: Vec<String>, host: HostFn) -> napi::Result<i32> {
 #[napi]
 pub fn cli_signal() {
     cli::signal();
+}
+
+/// The `db` for the scripts of the running command: the runner's connection, fenced by its
+/// lease. Null before a command that runs scripts has started.
+#[napi]
+pub fn cli_database() -> Option<NativeDatabase> {
+    let db = cli::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner());
+    db.as_ref()
+        .map(|(client, fence, check_path)| NativeDatabase {
+            client: client.clone(),
+            check_path: check_path.clone(),
+            fence: fence.clone(),
+        })
 }

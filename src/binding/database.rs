@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::error::IntoNapi;
 use crate::config::Config;
+use crate::lock::Fence;
 use crate::rtdb::{CasOutcome, Client, OrderBy, PageQuery, Query};
 use crate::Error;
 
@@ -17,6 +18,9 @@ pub struct NativeDatabase {
     /// What `checkConnection()` reads (shallow): the history node, one of the runner's own
     /// paths; never the root, which Security Rules usually deny.
     pub(crate) check_path: String,
+    /// The runner's fence when this is the `db` given to its scripts: every write checks it
+    /// first (L12); reads are never fenced.
+    pub(crate) fence: Fence,
 }
 
 /// Query parameters as JS passes them.
@@ -166,19 +170,23 @@ impl NativeDatabase {
     /// PUT of JSON text (from `JSON.stringify`).
     #[napi]
     pub async fn set_json(&self, path: String, json: String) -> napi::Result<()> {
+        self.fence.check().napi()?;
         self.client.set_raw(&path, json.into()).await.napi()
     }
     /// Multi-path PATCH of JSON text (an object of paths to values).
     #[napi]
     pub async fn update_json(&self, path: String, json: String) -> napi::Result<()> {
+        self.fence.check().napi()?;
         self.client.update_raw(&path, json.into()).await.napi()
     }
     #[napi]
     pub async fn set(&self, path: String, value: Value) -> napi::Result<()> {
+        self.fence.check().napi()?;
         self.client.set(&path, &value).await.napi()
     }
     #[napi]
     pub async fn update(&self, path: String, patch: Value) -> napi::Result<()> {
+        self.fence.check().napi()?;
         match patch {
             Value::Object(map) => self.client.update(&path, &map).await.napi(),
             other => Err(Error::new(
@@ -190,11 +198,13 @@ impl NativeDatabase {
     }
     #[napi]
     pub async fn remove(&self, path: String) -> napi::Result<()> {
+        self.fence.check().napi()?;
         self.client.remove(&path).await.napi()
     }
     /// New child with a time-ordered push id; returns the id.
     #[napi]
     pub async fn push(&self, path: String, value: Value) -> napi::Result<String> {
+        self.fence.check().napi()?;
         self.client.push(&path, &value).await.napi()
     }
     /// Conditional PUT (on a mismatch, the current value and ETag).
@@ -205,6 +215,7 @@ impl NativeDatabase {
         value: Value,
         etag: String,
     ) -> napi::Result<NativeCasResult> {
+        self.fence.check().napi()?;
         Ok(self
             .client
             .put_if_match(&path, &value, &etag)
@@ -218,6 +229,7 @@ impl NativeDatabase {
         path: String,
         etag: String,
     ) -> napi::Result<NativeCasResult> {
+        self.fence.check().napi()?;
         Ok(self
             .client
             .delete_if_match(&path, &etag)
@@ -245,6 +257,7 @@ pub async fn connect_database(config: Value, cwd: String) -> napi::Result<Native
     Ok(NativeDatabase {
         client,
         check_path: cfg.history_path(),
+        fence: Fence::default(),
     })
 }
 

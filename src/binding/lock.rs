@@ -183,3 +183,44 @@ pub fn create_locking_service(
         svc: cfg.lock_service(&database.client),
     })
 }
+
+/// Release every migration lock this process holds through a guard (a run or `runExclusive`),
+/// bounded to 2 s; resolves with how many were released. For a second SIGINT/SIGTERM.
+#[napi]
+pub async fn release_held_locks() -> u32 {
+    crate::lock::exit::release_all(crate::lock::exit::EXIT_BUDGET).await as u32
+}
+
+/// `releaseHeldLocks`, blocking (at most about 2 s): for `process.on('exit')`.
+#[napi]
+pub fn release_held_locks_sync() -> u32 {
+    crate::lock::exit::release_all_blocking(crate::lock::exit::EXIT_BUDGET) as u32
+}
+
+static EXIT_HOOK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process is exiting (`exit()`, which `process.exit()` ends in, whatever ran before).
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+extern "C" fn release_at_exit() {
+    crate::lock::exit::release_all_blocking(crate::lock::exit::EXIT_BUDGET);
+}
+
+/// The last resort (L10): release what is still held when the Node environment shuts down
+/// (a cleanup hook) and when the process exits (`atexit`, which `process.exit()` reaches even
+/// when no JS 'exit' listener runs). Installed once, by lib/native.js.
+#[napi]
+pub fn install_exit_hook(env: napi::Env) -> napi::Result<()> {
+    if EXIT_HOOK.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    env.add_env_cleanup_hook((), |_| {
+        crate::lock::exit::release_all_blocking(crate::lock::exit::EXIT_BUDGET);
+    })?;
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    // SAFETY: registers a plain `extern "C" fn()` with the C runtime; it only touches this
+    // crate's own statics and spawns a thread of its own.
+    unsafe {
+        libc::atexit(release_at_exit);
+    }
+    Ok(())
+}

@@ -93,6 +93,7 @@ impl NativeRunner {
         NativeDatabase {
             client: self.runner.client.clone(),
             check_path: self.runner.cfg.history_path(),
+            fence: self.runner.fence.clone(),
         }
     }
     /// The lock service (its events reach the runner's logger and lock hooks), or null when

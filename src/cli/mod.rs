@@ -70,6 +70,13 @@ pub static SIGNALS: LazyLock<Signals> = LazyLock::new(|| Signals {
     notify: Notify::new(),
 });
 
+/// The connection and fence of the CLI's runner, for the `db` its scripts get (`cliDatabase()`
+/// in the binding): scripts share the runner's connection and are fenced by its lease (L12).
+/// `(client, fence, the path checkConnection() reads)`.
+pub type ScriptDb = (crate::rtdb::Client, crate::lock::Fence, String);
+
+pub static SCRIPT_DB: std::sync::Mutex<Option<ScriptDb>> = std::sync::Mutex::new(None);
+
 pub fn signal() {
     SIGNALS.stop.request();
     SIGNALS.notify.notify_waiters();

@@ -141,7 +141,11 @@ pub async fn run<H: CliHost>(
         Box::new(std::io::stderr()),
         tty && LogFormat::parse(&cfg.log_format) == LogFormat::Text,
     );
+    let fence = crate::lock::Fence::default();
+    *super::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((client.clone(), fence.clone(), cfg.history_path()));
     let runner = Runner::new(cfg.clone(), client, host, cwd.to_path_buf())
+        .with_fence(fence)
         .with_lock(lock)
         .with_log_lines(log_fn(&cfg, held.clone(), live.clone()))
         .with_events(progress(live.clone()))

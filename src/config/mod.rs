@@ -54,6 +54,8 @@ pub struct Config {
     pub checksum_algorithm: String,
     pub duplicate_timestamp_mode: String,
     pub display_limit: u64,
+    /// Longest time one script's `up`/`down` may run, in ms (unset: no limit).
+    pub script_timeout: Option<u64>,
     pub locking: LockingConfig,
 }
 
@@ -141,6 +143,7 @@ impl Default for Config {
             checksum_algorithm: "sha256".into(),
             duplicate_timestamp_mode: "warn".into(),
             display_limit: 0,
+            script_timeout: None,
             locking: LockingConfig::default(),
         }
     }

@@ -72,6 +72,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
         Kind::Enum(&["warn", "error", "ignore"]),
     ),
     ("displayLimit", Kind::UInt("rows")),
+    ("scriptTimeout", Kind::OptUInt("ms")),
     ("locking", Kind::Object),
     ("locking.enabled", Kind::Bool),
     ("locking.timeout", Kind::UInt("ms")),

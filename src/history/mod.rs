@@ -216,12 +216,15 @@ impl History {
     }
 
     /// Record an executed migration with a conditional create at `v<timestamp>`.
-    /// Returns the key it was stored under. Already recorded -> `Err` (VALIDATION_FAILED).
+    /// Returns the key it was stored under. Already recorded by another run -> `Err`
+    /// (VALIDATION_FAILED); already recorded by this very record (an earlier attempt whose answer
+    /// was lost landed after all) -> `Ok`, so retrying a record never records twice.
     pub async fn record(&self, rec: &HistoryRecord) -> Result<String> {
         let value = rec.to_value();
         let key = record_key(rec.timestamp);
         match self.create(&key, &value).await? {
             None => Ok(key),
+            Some(existing) if is_same_record(&existing, rec) => Ok(key),
             Some(existing) => {
                 let existing_name = existing.get("name").and_then(Value::as_str).unwrap_or("");
                 if !existing_name.is_empty() && existing_name != rec.name {
@@ -229,6 +232,7 @@ impl History {
                     let key2 = duplicate_key(rec.timestamp, &rec.name);
                     match self.create(&key2, &value).await? {
                         None => return Ok(key2),
+                        Some(existing) if is_same_record(&existing, rec) => return Ok(key2),
                         Some(_) => return Err(already_recorded(&self.child(&key2), &rec.name)),
                     }
                 }
@@ -272,6 +276,17 @@ impl History {
         }
         Ok(removed)
     }
+}
+
+/// Whether a stored record is `rec` itself: same migration, run, executor and lock epoch.
+fn is_same_record(stored: &Value, rec: &HistoryRecord) -> bool {
+    HistoryRecord::from_entry("", stored).is_ok_and(|r| {
+        r.timestamp == rec.timestamp
+            && r.name == rec.name
+            && r.started_at == rec.started_at
+            && r.executor_id == rec.executor_id
+            && r.lock_epoch == rec.lock_epoch
+    })
 }
 
 fn already_recorded(path: &str, name: &str) -> Error {

@@ -1,47 +1,52 @@
 //! Running work while holding the lock: acquire (waiting per `WaitPolicy`, in `lock::wait`),
 //! renew in the background, check ownership between steps, release at the end (also on error).
+//! The lease itself (deadline, lost vs unreachable, fencing) is `lock::lease`.
 //!
 //! - Renewal (L3): a tokio task renews the lease every `renew_interval` (default timeout/3)
-//!   with a conditional PUT on the last known ETag. A 412 showing another owner or epoch marks
-//!   the guard LOST; transient errors are retried soon; if the local (monotonic) lease deadline
-//!   passes without a successful renewal, the guard is LOST.
-//! - `check()` (L4): LOCK_LOST when marked lost, when the local lease ran out, or when a fresh
-//!   read shows another owner/epoch or no lock at all (force release).
+//!   with a conditional PUT on the last known ETag. A 412 showing another owner or epoch ends
+//!   the lease as lost; a failure to reach the database is retried soon, each attempt bounded by
+//!   the time left (L11: an outage is not a loss); a lease whose deadline passes without a
+//!   confirmed renewal is over.
+//! - `check()` (L4): fails once the lease is over; otherwise reads the node, riding out
+//!   connectivity failures while the lease lasts: LOCK_LOST when it shows another owner or epoch
+//!   or no lock at all (force release).
+//! - Every held guard is known to `lock::exit`, which releases it when the process ends another
+//!   way (a second signal, `process.exit()`, a crash of the JS side).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use crate::{Error, ErrorCode, Result};
 
 use super::events::LockEvent;
+use super::exit;
+use super::lease::{judge, Lease, LeaseEnd, Verdict};
 use super::record::{LockNode, LockRecord};
-use super::service::{wrap, Held, LockService, RenewOutcome};
+use super::service::{wrap, LockService, RenewOutcome};
 use super::wait::{wait_for_lock, WaitHooks, WaitPolicy};
-
-/// Mutable state shared with the renewal task.
-struct GuardState {
-    held: Held,
-    /// Why the lock was lost, once it was (sticky).
-    lost: Option<String>,
-}
 
 /// Held lock with a background renewal task.
 pub struct ExclusiveGuard {
     service: LockService,
     executor_id: String,
     epoch: u64,
-    state: Arc<Mutex<GuardState>>,
+    lease: Lease,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// This guard's entry in `lock::exit`.
+    exit_id: u64,
 }
 
 const VERIFY_FAILED: &str = "Lock ownership verification failed. Lock was acquired but is no longer owned by this executor. \
      This may indicate a race condition or clock skew between servers.";
 
-fn lost_message(path: &str, epoch: u64, what: &str) -> String {
-    format!("Migration lock lost: the lock at {path} {what} while this process held it (epoch {epoch}); no further steps were run")
-}
+/// How long `check()` waits for a read that only improves the message of a lease that ran out.
+const REPORT_READ: Duration = Duration::from_secs(2);
+
+/// How long a normal release may take (it rides out a short outage; `lock::exit` has its own,
+/// shorter bound).
+pub const RELEASE_BUDGET: Duration = Duration::from_secs(10);
 
 /// What happened to the lock, for LOCK_LOST messages.
 fn describe(node: &LockNode, executor_id: &str) -> String {
@@ -75,57 +80,78 @@ impl ExclusiveGuard {
         hooks: &WaitHooks,
     ) -> Result<ExclusiveGuard> {
         let held = wait_for_lock(service, executor_id, wait, hooks).await?;
-        // Two-phase: confirm ownership (owner and epoch) before any work runs under the lock.
         let epoch = held.record.epoch;
+        // Known to `lock::exit` from now on, so no exit path leaves it behind.
+        let exit_id = exit::register(service, executor_id, epoch);
+        // Two-phase: confirm ownership (owner and epoch) before any work runs under the lock.
         let ok = match service.verify(executor_id, Some(epoch)).await {
             Ok(ok) => ok,
             Err(e) => {
                 // Do not leave a lock nobody will renew or release: best effort, owner-checked.
                 let _ = service.release_owned(executor_id, Some(epoch)).await;
+                exit::unregister(exit_id);
                 return Err(wrap("Failed to verify lock ownership")(e));
             }
         };
         if !ok {
+            exit::unregister(exit_id);
             return Err(Error::new(ErrorCode::LockLost, VERIFY_FAILED));
         }
-        let state = Arc::new(Mutex::new(GuardState { held, lost: None }));
+        let lease = Lease::new(held, &service.path);
+        // The observer hears the end of the lease once, however it came.
+        let observer = service.clone();
+        lease.on_end(move |message| {
+            observer.emit(LockEvent::Lost {
+                path: observer.path.clone(),
+                message,
+            })
+        });
         let task = tokio::spawn(renew_loop(
             service.clone(),
             executor_id.to_string(),
-            state.clone(),
+            lease.clone(),
         ));
         Ok(ExclusiveGuard {
             service: service.clone(),
             executor_id: executor_id.to_string(),
             epoch,
-            state,
+            lease,
             task: Mutex::new(Some(task)),
+            exit_id,
         })
     }
 
-    /// Err(LOCK_LOST) when the lock is no longer ours. Call between steps.
+    /// Err when the lock is no longer ours (LOCK_LOST), or when the database could not be
+    /// reached for the rest of the lease (CONNECTION_FAILED). Call between steps.
     pub async fn check(&self) -> Result<()> {
-        let (lost, deadline) = {
-            let s = self.state.lock().unwrap();
-            (s.lost.clone(), s.held.deadline)
-        };
-        if let Some(msg) = lost {
-            return Err(Error::new(ErrorCode::LockLost, msg));
+        self.check_with(&|_, _| {}).await
+    }
+
+    /// `check`, with `on_retry(error, time left)` hearing each retry of an unreachable database.
+    pub async fn check_with(&self, on_retry: &(dyn Fn(&Error, Duration) + Sync)) -> Result<()> {
+        if let Some(LeaseEnd::RanOut { .. }) = self.lease.end() {
+            // Over for good; when the database answers at once, say what became of the lock.
+            let read = tokio::time::timeout(REPORT_READ, self.service.read_node()).await;
+            if let Ok(Ok((node, _))) = read {
+                if let Verdict::Lost(node) = judge(Ok(node), &self.executor_id, self.epoch) {
+                    self.lease.lose(describe(&node, &self.executor_id));
+                }
+            }
+            return Err(self.lease.check_local().expect("over"));
         }
-        let read = self.service.read_node().await;
-        let ours = |node: &LockNode| matches!(node, LockNode::Held(r) if r.executor_id == self.executor_id && r.epoch == self.epoch);
-        let msg = match read {
-            Ok((node, _)) if !ours(&node) => lost_message(&self.service.path, self.epoch, &describe(&node, &self.executor_id)),
-            _ if Instant::now() >= deadline => lost_message(
-                &self.service.path,
-                self.epoch,
-                "ran out of lease before it could be renewed (the lease may have expired and been taken over)",
-            ),
-            Ok(_) => return Ok(()),
-            Err(e) => return Err(wrap("Failed to verify lock ownership")(e)),
+        let read = || async {
+            let node = self.service.read_node().await.map(|(n, _)| n);
+            match judge(node, &self.executor_id, self.epoch) {
+                Verdict::Ours => Ok(()),
+                Verdict::Lost(node) => {
+                    self.lease.lose(describe(&node, &self.executor_id));
+                    Err(self.lease.check_local().expect("lost"))
+                }
+                Verdict::Unreachable(e) => Err(e),
+                Verdict::Failed(e) => Err(wrap("Failed to verify lock ownership")(e)),
+            }
         };
-        mark_lost(&self.service, &self.state, msg.clone());
-        Err(Error::new(ErrorCode::LockLost, msg))
+        self.lease.within(read, on_retry).await
     }
 
     /// The fencing epoch this guard holds.
@@ -135,22 +161,21 @@ impl ExclusiveGuard {
     pub fn executor_id(&self) -> &str {
         &self.executor_id
     }
+    /// The lease (deadline, how it ended, fencing), shared with the renewal task.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
     /// The lock record as of the last successful acquisition or renewal.
     pub fn record(&self) -> LockRecord {
-        self.state.lock().unwrap().held.record.clone()
+        self.lease.held().record
     }
-    /// True once the renewal task or `check()` found the lock lost.
+    /// True once the lease is over (lost, or ran out).
     pub fn is_lost(&self) -> bool {
-        self.state.lock().unwrap().lost.is_some()
+        self.lease.is_over()
     }
     /// Time left on the local (conservative) lease.
     pub fn lease_remaining(&self) -> Duration {
-        self.state
-            .lock()
-            .unwrap()
-            .held
-            .deadline
-            .saturating_duration_since(Instant::now())
+        self.lease.remaining()
     }
 
     /// Stop the background renewal without releasing: simulates a process that stalls (tests,
@@ -161,17 +186,38 @@ impl ExclusiveGuard {
         }
     }
 
-    /// Stop renewing and release (owner- and epoch-checked; a no-op if the lock is no longer ours).
+    /// Stop renewing and release (owner- and epoch-checked; a no-op if the lock is no longer
+    /// ours), riding out a short outage (`RELEASE_BUDGET`).
     pub async fn release(self) -> Result<()> {
         let task = self.task.lock().unwrap().take();
         if let Some(t) = task {
             t.abort();
             let _ = t.await;
         }
-        self.service
-            .release_owned(&self.executor_id, Some(self.epoch))
-            .await
-            .map_err(wrap("Failed to release lock"))?;
+        let released = tokio::time::timeout(
+            RELEASE_BUDGET,
+            super::lease::within_lease_or(
+                None,
+                RELEASE_BUDGET,
+                || {
+                    self.service
+                        .release_owned(&self.executor_id, Some(self.epoch))
+                },
+                &|_, _| {},
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorCode::ConnectionFailed,
+                format!(
+                    "no answer from the database within {} s",
+                    RELEASE_BUDGET.as_secs()
+                ),
+            ))
+        });
+        exit::unregister(self.exit_id);
+        released.map_err(wrap("Failed to release lock"))?;
         if !self.is_lost() {
             self.service.emit(LockEvent::Released {
                 path: self.service.path.clone(),
@@ -193,67 +239,51 @@ impl Drop for ExclusiveGuard {
     }
 }
 
-/// Record why the lock was lost (the first reason sticks) and tell the observer, once.
-fn mark_lost(service: &LockService, state: &Mutex<GuardState>, msg: String) {
-    let first = {
-        let mut s = state.lock().unwrap();
-        let first = s.lost.is_none();
-        s.lost.get_or_insert_with(|| msg.clone());
-        first
-    };
-    if first {
-        service.emit(LockEvent::Lost {
-            path: service.path.clone(),
-            message: msg,
-        });
-    }
-}
-
-/// The heartbeat: renew before the lease runs out; stop when the lock is lost.
-async fn renew_loop(service: LockService, executor_id: String, state: Arc<Mutex<GuardState>>) {
+/// The heartbeat: renew before the lease runs out; stop when the lease is over.
+async fn renew_loop(service: LockService, executor_id: String, lease: Lease) {
     let every = service.opts.renew_every();
     let retry_soon = (every / 10).clamp(Duration::from_millis(50), Duration::from_secs(2));
     let mut delay = every;
     loop {
-        let held = state.lock().unwrap().held.clone();
-        let left = held.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let msg = lost_message(
-                &service.path,
-                held.record.epoch,
-                "ran out of lease before it could be renewed (the lease may have expired and been taken over)",
-            );
-            mark_lost(&service, &state, msg);
+        if lease.is_over() {
             return;
         }
         // Renew no later than half-way through what is left of the lease.
-        tokio::time::sleep(delay.min(left / 2)).await;
-        match service.renew(&held).await {
-            Ok(RenewOutcome::Renewed(h)) => {
+        tokio::time::sleep(delay.min(lease.remaining() / 2)).await;
+        // Passing the deadline (e.g. while this process was stopped) ends the lease for good.
+        if lease.is_over() {
+            return;
+        }
+        let held = lease.held();
+        let left = lease.remaining();
+        match tokio::time::timeout(left, service.renew(&held)).await {
+            Ok(Ok(RenewOutcome::Renewed(h))) => {
                 let record = h.record.clone();
-                {
-                    let mut s = state.lock().unwrap();
-                    if s.lost.is_some() {
-                        return;
-                    }
-                    s.held = h;
+                if lease.confirm(h) {
+                    service.emit(LockEvent::Renewed {
+                        path: service.path.clone(),
+                        record,
+                    });
                 }
-                service.emit(LockEvent::Renewed {
-                    path: service.path.clone(),
-                    record,
-                });
                 delay = every;
             }
-            Ok(RenewOutcome::Lost(node)) => {
-                let msg = lost_message(
-                    &service.path,
-                    held.record.epoch,
-                    &describe(&node, &executor_id),
-                );
-                mark_lost(&service, &state, msg);
+            Ok(Ok(RenewOutcome::Lost(node))) => {
+                lease.lose(describe(&node, &executor_id));
                 return;
             }
-            Err(_) => delay = retry_soon,
+            Ok(Err(e)) => {
+                if super::lease::is_connectivity(&e) {
+                    lease.unreachable(&e.message);
+                }
+                delay = retry_soon;
+            }
+            Err(_) => {
+                lease.unreachable(&format!(
+                    "no answer to the lease renewal within the {} ms left",
+                    left.as_millis()
+                ));
+                delay = retry_soon;
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The distributed migration lock at `{shift}/migrations/_lock`. Properties L1–L9 of
+//! The distributed migration lock at `{shift}/migrations/_lock`. Properties L1–L12 of
 //! shared/spec/product.md §5.
 //!
 //! Design in short:
@@ -8,7 +8,12 @@
 //!   and `renewedAt` are server timestamps, `expiresAt` = server-time estimate + timeout.
 //!   Released: a tombstone `{epoch, releasedAt}` so the fencing epoch grows with every owner.
 //! - Expiry is judged against the server-time estimate (`ServerClock`, a lower bound), never the
-//!   local wall clock. A holder's own lease end is a monotonic `Instant`.
+//!   local wall clock. A holder's own lease end is on the lease clock (`lease`: monotonic,
+//!   counting while the machine sleeps), from its last confirmed renewal.
+//! - `lease`: the one place that decides "lost" (the database shows another owner) vs
+//!   "unreachable" (a failed request proves nothing), and fencing of writes once the lease is over.
+//! - `fence`: what the `db` given to migration scripts checks before every write (L12).
+//! - `exit`: every held guard, released on whatever exit path ends the process (L10).
 //! - `LockService` is the predecessor's API (acquire/verify/release/status/force...);
 //!   `ExclusiveGuard` adds waiting, background renewal and `check()` between steps.
 //! - `wait`: the one wait policy (`WaitPolicy::resolve` from config + call options) and the one
@@ -18,12 +23,17 @@
 
 pub mod events;
 pub mod exclusive;
+pub mod exit;
+pub mod fence;
+pub mod lease;
 pub mod record;
 pub mod service;
 pub mod wait;
 
 pub use events::{LockEvent, LockObserver, WaitLimit};
 pub use exclusive::ExclusiveGuard;
+pub use fence::Fence;
+pub use lease::{is_connectivity, Lease, LeaseEnd, LeaseInstant};
 pub use record::{held_message, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};
 pub use wait::{WaitDefault, WaitEvent, WaitHooks, WaitPolicy, WaitRequest};

@@ -19,6 +19,7 @@ use crate::rtdb::{CasOutcome, Client, Versioned, NULL_ETAG};
 use crate::{Error, ErrorCode, Result};
 
 use super::events::{LockEvent, LockObserver};
+use super::lease::LeaseInstant;
 use super::record::{this_host, tombstone, LockNode, LockRecord, LockStatus};
 
 /// How many times a compare-and-set is re-evaluated after a 412 before giving up.
@@ -86,8 +87,9 @@ pub(crate) struct Held {
     /// The record as stored (server timestamps resolved).
     pub record: LockRecord,
     pub etag: String,
-    /// Local (monotonic) end of the lease: conservative, before the server-side `expiresAt`.
-    pub deadline: Instant,
+    /// Local end of the lease on the lease clock: conservative, before the server-side
+    /// `expiresAt` (see `lock::lease`).
+    pub deadline: LeaseInstant,
 }
 
 #[derive(Debug)]
@@ -171,6 +173,14 @@ impl LockService {
     }
     pub fn path(&self) -> &str {
         &self.path
+    }
+    /// The same service on fresh connections of its own (for releasing at process exit, from
+    /// another runtime).
+    pub(crate) fn detached(&self) -> Result<LockService> {
+        Ok(LockService {
+            client: self.client.detached()?,
+            ..self.clone()
+        })
     }
     pub fn options(&self) -> &LockOptions {
         &self.opts
@@ -325,7 +335,7 @@ impl LockService {
     /// Conditionally write a held record; on success learn server time from the echo and
     /// compute the local lease deadline.
     async fn write_record(&self, record: &LockRecord, etag: &str, renewal: bool) -> Result<Wrote> {
-        let sent = Instant::now();
+        let sent = LeaseInstant::now();
         let out = self
             .client
             .put_if_match(&self.path, &record.to_write(renewal), etag)
@@ -351,7 +361,7 @@ impl LockService {
                 // request left; the lease therefore has at least `expiresAt - last_write_at` left
                 // from `sent`. Keep a 2% margin for clock-rate drift.
                 let remaining = (stored.expires_at - stored.last_write_at()).max(0) as u64;
-                let deadline = sent + Duration::from_millis(remaining - remaining / 50);
+                let deadline = sent.after(Duration::from_millis(remaining - remaining / 50));
                 Ok(Wrote::Written(Held {
                     record: stored,
                     etag: v.etag,

@@ -8,7 +8,8 @@
 //!   with jitter, woken early by the lock node's event stream and when the holder's lease runs
 //!   out), until acquired, out of time, or cancelled.
 //! - `WaitHooks` are its seams: an observer that hears every step (`WaitEvent`), and a
-//!   cancellation token that ends the wait at once with INTERRUPTED.
+//!   cancellation token that ends the wait at once with INTERRUPTED, writing nothing (an attempt
+//!   in flight gets `CANCEL_GRACE` to finish, and a lock it took is released).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ pub const UNBOUNDED_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest pause between two attempts while waiting.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// How long a cancelled wait lets its attempt in flight finish (and releases what it took).
+const CANCEL_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitPolicy {
@@ -295,7 +298,29 @@ pub(crate) async fn wait_for_lock(
             return Err(cancelled(hooks, service, attempt_no, started));
         }
         attempt_no += 1;
-        if let Some(h) = attempt(service, id, &mut last).await? {
+        let tried = attempt(service, id, &mut last);
+        let got = match &hooks.cancel {
+            None => tried.await?,
+            Some(cancel) => {
+                tokio::pin!(tried);
+                tokio::select! {
+                    r = &mut tried => r?,
+                    _ = cancel.cancelled() => {
+                        // Give the attempt in flight a moment: a lock it took must not be left
+                        // behind (released, owner- and epoch-checked).
+                        if let Ok(Ok(Some(h))) = tokio::time::timeout(CANCEL_GRACE, &mut tried).await {
+                            let _ = tokio::time::timeout(
+                                CANCEL_GRACE,
+                                service.release_owned(id, Some(h.record.epoch)),
+                            )
+                            .await;
+                        }
+                        return Err(cancelled(hooks, service, attempt_no, started));
+                    }
+                }
+            }
+        };
+        if let Some(h) = got {
             hooks.emit(WaitEvent::Acquired {
                 attempt: attempt_no,
                 waited: started.elapsed(),

@@ -2,7 +2,7 @@
 //! (newest first) and remove each one's record right after it succeeds.
 
 use crate::history::{current_username, History, HistoryRecord};
-use crate::lock::ExclusiveGuard;
+use crate::lock::{is_connectivity, ExclusiveGuard};
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::Discovery;
@@ -60,20 +60,13 @@ impl<H: ScriptHost> Runner<H> {
         if self.lock.is_some() && !opts.no_lock && !dry {
             self.down_preflight(to, &disc).await?;
         }
-        let guard = match (self.lock_service(), opts.no_lock || dry) {
-            (Some(service), false) => {
-                Some(ExclusiveGuard::acquire(&service, &executor_id, opts.wait.clone()).await?)
-            }
-            _ => None,
-        };
+        let guard = self
+            .take_lock(opts, &executor_id, !(opts.no_lock || dry))
+            .await?;
         let r = self
             .down_locked(to, dry, &disc, guard.as_ref(), result)
             .await;
-        if let Some(g) = guard {
-            if let Err(e) = g.release().await {
-                self.warn(&format!("Failed to release migration lock: {}", e.message));
-            }
-        }
+        self.give_back(guard).await;
         r
     }
 
@@ -167,12 +160,20 @@ impl<H: ScriptHost> Runner<H> {
                 now_ms(),
                 &username,
             );
-            let returned = match self.host.run(&script.filepath, Method::Down, &info).await {
+            let returned = match self
+                .run_script(&script.name, &script.filepath, Method::Down, &info)
+                .await
+            {
                 Ok(v) => v,
                 Err(e) => {
                     self.emit(failed(&e)).await;
+                    let code = match e.code {
+                        ErrorCode::ScriptTimeout => e.code,
+                        _ if guard.is_some_and(|g| g.lease().is_over()) => ErrorCode::LockLost,
+                        _ => ErrorCode::ScriptFailed,
+                    };
                     return Err(Error::new(
-                        ErrorCode::ScriptFailed,
+                        code,
                         format!(
                             "Rollback of migration {} failed: {}",
                             script.name, e.message
@@ -180,12 +181,37 @@ impl<H: ScriptHost> Runner<H> {
                     ));
                 }
             };
+            let unremoved = |e: Error| {
+                Error::new(
+                    if is_connectivity(&e) {
+                        ErrorCode::ConnectionFailed
+                    } else {
+                        e.code
+                    },
+                    format!(
+                        "{} (down() of {} ran but its record was not removed: remove {}/{} before running down again)",
+                        e.message,
+                        script.name,
+                        history.path(),
+                        r.key
+                    ),
+                )
+            };
             if let Err(e) = self.check_guard(guard).await {
-                let e = Error::new(e.code, format!("{} (down() of {} ran but its record was not removed because the lock was lost)", e.message, script.name));
+                let e = unremoved(e);
                 self.emit(failed(&e)).await;
                 return Err(e);
             }
-            history.remove_records([r]).await?;
+            if let Err(e) = self
+                .ride_out(guard, "remove the migration's history record", || {
+                    history.remove_records([r])
+                })
+                .await
+            {
+                let e = unremoved(e);
+                self.emit(failed(&e)).await;
+                return Err(e);
+            }
             result.executed.push(script_info_js.clone());
             self.emit(RunEvent::AfterMigrate {
                 // `result`: what down() returned.

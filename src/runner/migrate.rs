@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::history::{current_username, History, HistoryRecord};
-use crate::lock::ExclusiveGuard;
+use crate::lock::{is_connectivity, ExclusiveGuard};
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::{discover, Discovery, Script};
@@ -106,12 +106,7 @@ impl<H: ScriptHost> Runner<H> {
             // the lock (history may change meanwhile); loaded scripts are not loaded again.
             self.preflight(opts, &disc, &mut metas).await?;
         }
-        let guard = match (self.lock_service(), locking) {
-            (Some(service), true) => {
-                Some(ExclusiveGuard::acquire(&service, &executor_id, opts.wait.clone()).await?)
-            }
-            _ => None,
-        };
+        let guard = self.take_lock(opts, &executor_id, locking).await?;
         let r = self
             .migrate_locked(
                 opts,
@@ -122,11 +117,7 @@ impl<H: ScriptHost> Runner<H> {
                 &mut metas,
             )
             .await;
-        if let Some(g) = guard {
-            if let Err(e) = g.release().await {
-                self.warn(&format!("Failed to release migration lock: {}", e.message));
-            }
-        }
+        self.give_back(guard).await;
         r
     }
 
@@ -140,13 +131,6 @@ impl<H: ScriptHost> Runner<H> {
             self.warn(&w);
         }
         Ok(disc)
-    }
-
-    pub(crate) async fn check_guard(&self, guard: Option<&ExclusiveGuard>) -> Result<()> {
-        match guard {
-            Some(g) => g.check().await,
-            None => Ok(()),
-        }
     }
 
     async fn run_before_migrate(&self, path: &std::path::Path) -> Result<()> {
@@ -176,7 +160,14 @@ impl<H: ScriptHost> Runner<H> {
             now_ms(),
             &current_username(),
         );
-        let out = self.host.run(path, Method::Up, &info).await.map_err(fail)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out = self
+            .run_script(&name, path, Method::Up, &info)
+            .await
+            .map_err(fail)?;
         self.info(&format!(
             "✓ beforeMigrate completed successfully in {}ms",
             started.elapsed().as_millis()
@@ -426,24 +417,33 @@ impl<H: ScriptHost> Runner<H> {
             error: error.clone(),
             duration: clock.elapsed(),
         };
-        let value = match self.host.run(&s.filepath, Method::Up, &info).await {
+        let value = match self
+            .run_script(&s.name, &s.filepath, Method::Up, &info)
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 self.emit(failed(&e)).await;
-                return Err(self.fail_run(run, fail(e), done).await);
+                // Abandoned (scriptTimeout): it may still be running, so nothing is undone
+                // under it.
+                if e.code == ErrorCode::ScriptTimeout {
+                    return Err(e);
+                }
+                return Err(match run.guard.and_then(|g| g.lease().check_local()) {
+                    // L4/L11: a holder whose lease is over never rolls back (a restore or
+                    // down() would undo the new holder's work); it stops and says what it
+                    // leaves behind.
+                    Some(over) => stopped_under(over, s, &e),
+                    None => self.fail_run(run, fail(e), done).await,
+                });
             }
         };
         let finished_at = now_ms();
         // The lock may have been lost while the script ran: then this process no longer owns
-        // the database and must not write, not even the record.
+        // the database and must not write, not even the record. An unreachable database is
+        // ridden out while the lease lasts (L11).
         if let Err(e) = self.check_guard(run.guard).await {
-            let e = Error::new(
-                e.code,
-                format!(
-                    "{} (the migration {} ran but was not recorded because the lock was lost; no rollback was attempted)",
-                    e.message, s.name
-                ),
-            );
+            let e = ran_unrecorded(e, s, run.history);
             self.emit(failed(&e)).await;
             return Err(e);
         }
@@ -462,8 +462,20 @@ impl<H: ScriptHost> Runner<H> {
             lock_epoch: run.epoch,
             marked_applied: None,
         };
-        let key = match run.history.record(&record).await {
+        // Recorded whatever the network does: retried while the lease lasts; the create is
+        // conditional and recognises its own earlier attempt, so a retry never records twice.
+        let recorded = self
+            .ride_out(run.guard, "record the migration in the history", || {
+                run.history.record(&record)
+            })
+            .await;
+        let key = match recorded {
             Ok(k) => k,
+            Err(e) if is_connectivity(&e) || e.code == ErrorCode::LockLost => {
+                let e = ran_unrecorded(e, s, run.history);
+                self.emit(failed(&e)).await;
+                return Err(e);
+            }
             Err(e) => {
                 let cause = e.context("it ran but could not be recorded in the migration history");
                 self.emit(failed(&cause)).await;
@@ -529,13 +541,18 @@ impl<H: ScriptHost> Runner<H> {
                 lock_epoch: guard.map(ExclusiveGuard::epoch),
                 marked_applied: Some(true),
             };
-            let key = history.record(&record).await.map_err(|e| {
-                e.context(format!(
-                    "Marking {} as applied failed after {i} of {} migration(s)",
-                    s.name,
-                    selected.len()
-                ))
-            })?;
+            let key = self
+                .ride_out(guard, "record the migration in the history", || {
+                    history.record(&record)
+                })
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "Marking {} as applied failed after {i} of {} migration(s)",
+                        s.name,
+                        selected.len()
+                    ))
+                })?;
             let info = MigrationInfo::from_record(&HistoryRecord { key, ..record });
             result.executed.push(info.clone());
             self.emit(RunEvent::Marked {
@@ -639,6 +656,42 @@ fn lost_marking(e: Error, s: &Script, marked: usize) -> Error {
     } else {
         e
     }
+}
+
+/// `s` ran to completion but is not in the history, because the lease ended (`e`: LOCK_LOST, or
+/// CONNECTION_FAILED when the database could not be reached for the rest of the lease).
+fn ran_unrecorded(e: Error, s: &Script, history: &History) -> Error {
+    let code = if is_connectivity(&e) {
+        ErrorCode::ConnectionFailed
+    } else {
+        e.code
+    };
+    Error::new(
+        code,
+        format!(
+            "{} — the migration {} RAN (its up() completed) but is NOT RECORDED in the migration history at {} and was not \
+             rolled back, so the next migrate would run it again. Once the database is reachable and its changes are \
+             confirmed, record it without running it again: msr-firebase migrate --mark-applied {} (or, if its up() is \
+             safe to run twice, just run migrate again).",
+            e.message,
+            s.name,
+            history.path(),
+            s.version,
+        ),
+    )
+}
+
+/// `s` failed (`cause`) after this process's lease ended (`over`): nothing is undone.
+fn stopped_under(over: Error, s: &Script, cause: &Error) -> Error {
+    Error::new(
+        over.code,
+        format!(
+            "{} — the migration {} was stopped part-way ({}) and is not recorded. No rollback was run: this process no \
+             longer holds the lock, and a restore or down() would undo the work of the holder that took over. Check the \
+             data {} touches; the next migrate runs it again.",
+            over.message, s.name, cause.message, s.name
+        ),
+    )
 }
 
 fn lost_before(e: Error, s: &Script, done: &[Done]) -> Error {

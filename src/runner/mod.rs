@@ -18,6 +18,7 @@ pub mod backups;
 pub mod discover;
 pub mod down;
 pub mod events;
+pub mod guard;
 pub mod host;
 pub mod list;
 pub mod migrate;
@@ -28,6 +29,8 @@ pub mod validate;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -40,7 +43,7 @@ pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationRepor
 
 use crate::config::Config;
 use crate::history::HistoryRecord;
-use crate::lock::{LockEvent, LockService, WaitPolicy};
+use crate::lock::{Fence, LockEvent, LockService, WaitPolicy};
 use crate::rtdb::Client;
 use crate::{Error, Result};
 
@@ -50,20 +53,29 @@ pub use crate::log::{LineFn, LogLevel, LogLine};
 /// structured line (event name and fields) use [`Runner::with_log_lines`].
 pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
-/// Set by SIGINT/SIGTERM: the runner stops after the current step.
+/// Set by SIGINT/SIGTERM: the runner stops after the current step, and a wait for the lock
+/// ends at once.
 #[derive(Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag {
+    flag: Arc<AtomicBool>,
+    token: CancellationToken,
+}
 
 impl StopFlag {
     pub fn request(&self) {
-        self.0.store(true, Ordering::SeqCst)
+        self.flag.store(true, Ordering::SeqCst);
+        self.token.cancel()
     }
     pub fn is_requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst)
+    }
+    /// Cancelled when a stop is requested (for waits that must end at once).
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
     }
     /// The flag itself, for code below the runner that checks it (backups, restores).
     pub fn shared(&self) -> Arc<AtomicBool> {
-        self.0.clone()
+        self.flag.clone()
     }
 }
 
@@ -201,6 +213,8 @@ pub struct Runner<H: ScriptHost> {
     pub stop: StopFlag,
     /// How backups are created and restored (`DefaultBackups` = `crate::backup`).
     pub backups: Arc<dyn BackupOps>,
+    /// What the `db` given to scripts checks before each write (L12; see `runner::guard`).
+    pub fence: Fence,
 }
 
 impl<H: ScriptHost> Runner<H> {
@@ -216,6 +230,7 @@ impl<H: ScriptHost> Runner<H> {
             events: None,
             stop: StopFlag::default(),
             backups: Arc::new(DefaultBackups),
+            fence: Fence::default(),
         }
     }
     pub fn with_lock(mut self, lock: Option<LockService>) -> Self {
@@ -238,6 +253,11 @@ impl<H: ScriptHost> Runner<H> {
     }
     pub fn with_stop(mut self, stop: StopFlag) -> Self {
         self.stop = stop;
+        self
+    }
+    /// Share `fence` with the `db` given to scripts.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
         self
     }
     pub fn with_backups(mut self, backups: Arc<dyn BackupOps>) -> Self {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::history::{current_username, History, HistoryRecord};
-use crate::lock::ExclusiveGuard;
+use crate::lock::{is_connectivity, ExclusiveGuard};
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::Script;
@@ -66,6 +66,15 @@ impl<H: ScriptHost> Runner<H> {
         .await;
         match outcome {
             Ok(()) => Error::new(ErrorCode::ScriptFailed, base),
+            // The database went away: exit 7 (connection), never a lock error.
+            Err(e) if is_connectivity(&e) => Error::new(
+                ErrorCode::ConnectionFailed,
+                format!(
+                    "{base}; the rollback could not reach the database ({}): the database may hold part of {name}'s \
+                     changes; it is not recorded, so the next migrate runs it again",
+                    e.message
+                ),
+            ),
             Err(e) if e.code == ErrorCode::LockLost => Error::new(
                 ErrorCode::LockLost,
                 format!(
@@ -183,8 +192,7 @@ impl<H: ScriptHost> Runner<H> {
             now_ms(),
             username,
         );
-        self.host
-            .run(&script.filepath, Method::Down, &info)
+        self.run_script(&script.name, &script.filepath, Method::Down, &info)
             .await
             .map_err(|e| {
                 DownError::Script(Error::new(

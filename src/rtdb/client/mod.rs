@@ -99,6 +99,11 @@ impl Client {
             }),
         })
     }
+    /// A client with the same options on connections of its own (nothing shared but the
+    /// credentials): for work on another runtime, e.g. releasing the lock as the process exits.
+    pub fn detached(&self) -> Result<Client> {
+        Client::new(self.inner.opts.clone())
+    }
     pub fn url(&self) -> &DatabaseUrl {
         &self.inner.opts.url
     }

@@ -1,0 +1,502 @@
+//! The holder's lease, and the one place that decides "lost" vs "unreachable" (L11, L12).
+//!
+//! - **Time** is `LeaseInstant`: a monotonic clock that keeps counting while the machine sleeps
+//!   (`CLOCK_BOOTTIME` on Linux, `CLOCK_MONOTONIC` on macOS), so a frozen VM or a closed laptop
+//!   lid finds its lease over when it wakes, as the other contenders do.
+//! - **The deadline** comes only from the last *confirmed* write of the lock record (acquisition
+//!   or renewal): the lease the server stored, counted from when that request left, less a 2%
+//!   margin for clock-rate drift (`LockService::write_record`). Nothing else moves it.
+//! - **Lost vs unreachable** ([`judge`], [`is_connectivity`]): the lock is lost only when the
+//!   database shows another owner or epoch, or no lock at all. A request that failed to reach
+//!   the database proves nothing about ownership; it is retried while the lease lasts
+//!   ([`Lease::within`]).
+//! - **The end** is sticky ([`LeaseEnd`]): once lost, or once the deadline passed without a
+//!   confirmed renewal, the lease is over for good. Ran out while the database could not be
+//!   reached: CONNECTION_FAILED (exit 7). Ran out while it could (this process was paused, e.g.
+//!   SIGSTOP or a long GC pause): LOCK_LOST. Lost: LOCK_LOST.
+//! - **Fencing** ([`Lease::allows_writes`]): writes under the lease are refused (LOCK_LOST) from
+//!   the deadline on, or once it ended.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::{Error, ErrorCode, Result};
+
+use super::record::LockNode;
+use super::service::Held;
+
+/// A point on the lease clock (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LeaseInstant(Duration);
+
+impl LeaseInstant {
+    pub fn now() -> LeaseInstant {
+        LeaseInstant(clock_now())
+    }
+    /// `self + d` (saturating).
+    pub fn after(self, d: Duration) -> LeaseInstant {
+        LeaseInstant(self.0.saturating_add(d))
+    }
+    /// `self - earlier`, or zero.
+    pub fn saturating_duration_since(self, earlier: LeaseInstant) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+    /// Time from now until `self` (zero once it passed).
+    pub fn remaining(self) -> Duration {
+        self.saturating_duration_since(LeaseInstant::now())
+    }
+    pub fn elapsed(self) -> Duration {
+        LeaseInstant::now().saturating_duration_since(self)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn clock_now() -> Duration {
+    #[cfg(target_os = "linux")]
+    const CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
+    #[cfg(target_os = "macos")]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is supported on this OS.
+    let rc = unsafe { libc::clock_gettime(CLOCK, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn clock_now() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// A failure that says nothing about who holds the lock: the request did not reach the
+/// database, or its outcome is unknown.
+pub fn is_connectivity(e: &Error) -> bool {
+    matches!(
+        e.code,
+        ErrorCode::ConnectionFailed | ErrorCode::WriteOutcomeUnknown
+    )
+}
+
+/// What a read of the lock node says about a holder (`executor_id`, `epoch`).
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// The node holds this owner and epoch.
+    Ours,
+    /// The node holds someone else, another epoch, or no lock: what it holds.
+    Lost(LockNode),
+    /// The database could not be reached: proves nothing.
+    Unreachable(Error),
+    /// Any other failure (e.g. permission denied): not a loss either, but not retried.
+    Failed(Error),
+}
+
+/// The one decision "lost" vs "unreachable" for a read of the lock node.
+pub(crate) fn judge(read: Result<LockNode>, executor_id: &str, epoch: u64) -> Verdict {
+    match read {
+        Ok(LockNode::Held(r)) if r.executor_id == executor_id && r.epoch == epoch => Verdict::Ours,
+        Ok(node) => Verdict::Lost(node),
+        Err(e) if is_connectivity(&e) => Verdict::Unreachable(e),
+        Err(e) => Verdict::Failed(e),
+    }
+}
+
+/// How a lease ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseEnd {
+    /// The database showed another owner or epoch, or no lock: what happened.
+    Lost(String),
+    /// The deadline passed without a confirmed renewal; `unreachable`: why the database could not
+    /// be reached meanwhile (`None`: it could, this process did not get to renew in time).
+    RanOut { unreachable: Option<String> },
+}
+
+struct LeaseState {
+    held: Held,
+    end: Option<LeaseEnd>,
+    /// The last failure to reach the database since the last successful contact.
+    failure: Option<String>,
+}
+
+/// Told the lease's error message when the lease ends (once).
+type OnEnd = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The lease of one held lock, shared by its guard, the renewal task and the fence.
+#[derive(Clone)]
+pub struct Lease {
+    state: Arc<Mutex<LeaseState>>,
+    path: Arc<str>,
+    epoch: u64,
+    on_end: Arc<Mutex<Option<OnEnd>>>,
+}
+
+impl Lease {
+    pub(crate) fn new(held: Held, path: &str) -> Lease {
+        Lease {
+            epoch: held.record.epoch,
+            path: path.into(),
+            state: Arc::new(Mutex::new(LeaseState {
+                held,
+                end: None,
+                failure: None,
+            })),
+            on_end: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// `f` hears the error message once, when the lease ends.
+    pub(crate) fn on_end(&self, f: impl Fn(String) + Send + Sync + 'static) {
+        *self.on_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
+    }
+
+    /// Tell `on_end` about `end` (called once, when the lease first ended; outside the lock).
+    fn ended(&self, end: &LeaseEnd) {
+        let f = self.on_end.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = f {
+            f(self.error(end).message);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeaseState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    /// The lock node's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    pub(crate) fn held(&self) -> Held {
+        self.lock().held.clone()
+    }
+    pub fn deadline(&self) -> LeaseInstant {
+        self.lock().held.deadline
+    }
+    /// Time left before the deadline (zero once it passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline().remaining()
+    }
+
+    /// A renewal was confirmed by the database: the new deadline. Ignored (false) once the
+    /// lease ended.
+    pub(crate) fn confirm(&self, held: Held) -> bool {
+        let mut s = self.lock();
+        if s.end.is_none() && LeaseInstant::now() < s.held.deadline {
+            s.held = held;
+            s.failure = None;
+            return true;
+        }
+        false
+    }
+    /// The database answered (so it is reachable).
+    pub(crate) fn reached(&self) {
+        self.lock().failure = None;
+    }
+    /// A request failed to reach the database.
+    pub(crate) fn unreachable(&self, why: &str) {
+        self.lock().failure = Some(why.to_string());
+    }
+    /// The database shows the lock is no longer ours: `what` happened to it. (This also says
+    /// more about a lease that ran out: the lock was then taken over.)
+    pub(crate) fn lose(&self, what: String) {
+        let first = {
+            let mut s = self.lock();
+            if matches!(s.end, Some(LeaseEnd::Lost(_))) {
+                return;
+            }
+            let first = s.end.is_none();
+            s.end = Some(LeaseEnd::Lost(what));
+            first.then(|| s.end.clone()).flatten()
+        };
+        if let Some(end) = first {
+            self.ended(&end);
+        }
+    }
+
+    /// How the lease ended, once it did (passing the deadline ends it, for good).
+    pub fn end(&self) -> Option<LeaseEnd> {
+        let (end, first) = {
+            let mut s = self.lock();
+            let first = s.end.is_none() && LeaseInstant::now() >= s.held.deadline;
+            if first {
+                s.end = Some(LeaseEnd::RanOut {
+                    unreachable: s.failure.clone(),
+                });
+            }
+            (s.end.clone(), first)
+        };
+        if let (true, Some(e)) = (first, &end) {
+            self.ended(e);
+        }
+        end
+    }
+    pub fn is_over(&self) -> bool {
+        self.end().is_some()
+    }
+
+    /// The error for an ended lease: LOCK_LOST, or CONNECTION_FAILED when it ran out while the
+    /// database could not be reached.
+    pub fn error(&self, end: &LeaseEnd) -> Error {
+        let (code, what) = match end {
+            LeaseEnd::Lost(what) => (ErrorCode::LockLost, what.clone()),
+            LeaseEnd::RanOut { unreachable: None } => (
+                ErrorCode::LockLost,
+                "ran out of lease before it could be renewed (was this process paused? the lease may have expired and been taken over)"
+                    .to_string(),
+            ),
+            LeaseEnd::RanOut {
+                unreachable: Some(why),
+            } => {
+                return Error::new(
+                    ErrorCode::ConnectionFailed,
+                    format!(
+                        "The database could not be reached for the rest of the migration lock's lease (the lock at {} is no longer \
+                         safely held; epoch {}): {why}",
+                        self.path, self.epoch
+                    ),
+                )
+            }
+        };
+        Error::new(code, lost_message(&self.path, self.epoch, &what))
+    }
+
+    /// The error once the lease is over, `None` while it lasts.
+    pub fn check_local(&self) -> Option<Error> {
+        self.end().map(|e| self.error(&e))
+    }
+
+    /// L12: Ok while writes made under this lease are allowed; LOCK_LOST from the deadline on or
+    /// once the lease ended.
+    pub fn allows_writes(&self) -> Result<()> {
+        match self.end() {
+            None => Ok(()),
+            Some(end) => {
+                let why = match &end {
+                    LeaseEnd::Lost(what) => what.clone(),
+                    LeaseEnd::RanOut { .. } => {
+                        "passed its lease deadline without a confirmed renewal".to_string()
+                    }
+                };
+                Err(Error::new(
+                    ErrorCode::LockLost,
+                    format!(
+                        "Write refused: the migration lock at {} {why} (epoch {}); this process no longer owns the database",
+                        self.path, self.epoch
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Run `op` until it gives an answer: a connectivity failure (the database was not reached)
+    /// is retried with backoff for as long as the lease lasts, each attempt bounded by the time
+    /// left; `on_retry(error, time left)` hears each retry. Ends with the lease's error once it
+    /// is over, or `op`'s own error for anything else.
+    pub async fn within<T, F, Fut>(
+        &self,
+        mut op: F,
+        on_retry: &(dyn Fn(&Error, Duration) + Sync),
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut pause = FIRST_PAUSE;
+        loop {
+            if let Some(end) = self.end() {
+                return Err(self.error(&end));
+            }
+            let left = self.remaining();
+            let outcome = match tokio::time::timeout(left, op()).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(
+                    ErrorCode::ConnectionFailed,
+                    format!(
+                        "no answer from the database within the {} ms left on the lease",
+                        left.as_millis()
+                    ),
+                )),
+            };
+            match outcome {
+                Ok(v) => {
+                    self.reached();
+                    return Ok(v);
+                }
+                Err(e) if is_connectivity(&e) => {
+                    self.unreachable(&e.message);
+                    let left = self.remaining();
+                    if !left.is_zero() {
+                        on_retry(&e, left);
+                    }
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// The LOCK_LOST message.
+pub(crate) fn lost_message(path: &str, epoch: u64, what: &str) -> String {
+    format!("Migration lock lost: the lock at {path} {what} while this process held it (epoch {epoch}); no further steps were run")
+}
+
+/// Retry `op`'s connectivity failures within `lease` when there is one, else within `budget`
+/// (work without a lock has no lease to bound it).
+pub async fn within_lease_or<T, F, Fut>(
+    lease: Option<&Lease>,
+    budget: Duration,
+    mut op: F,
+    on_retry: &(dyn Fn(&Error, Duration) + Sync),
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    if let Some(l) = lease {
+        return l.within(op, on_retry).await;
+    }
+    let end = LeaseInstant::now().after(budget);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match op().await {
+            Err(e) if is_connectivity(&e) && !end.remaining().is_zero() => {
+                on_retry(&e, end.remaining());
+                tokio::time::sleep(pause.min(end.remaining())).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::record::LockRecord;
+
+    fn held(ms: u64) -> Held {
+        Held {
+            record: LockRecord::new("me", 0, 3),
+            etag: "e".into(),
+            deadline: LeaseInstant::now().after(Duration::from_millis(ms)),
+        }
+    }
+
+    #[test]
+    fn the_lease_clock_is_monotonic() {
+        let a = LeaseInstant::now();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = LeaseInstant::now();
+        assert!(b > a && b.saturating_duration_since(a) >= Duration::from_millis(5));
+        assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_failed_read_is_never_a_loss() {
+        let e = Error::new(ErrorCode::ConnectionFailed, "refused");
+        assert!(matches!(judge(Err(e), "me", 3), Verdict::Unreachable(_)));
+        let e = Error::new(ErrorCode::WriteOutcomeUnknown, "reset");
+        assert!(matches!(judge(Err(e), "me", 3), Verdict::Unreachable(_)));
+        let e = Error::new(ErrorCode::PermissionDenied, "denied");
+        assert!(matches!(judge(Err(e), "me", 3), Verdict::Failed(_)));
+        let mine = LockNode::Held(LockRecord::new("me", 0, 3));
+        assert!(matches!(judge(Ok(mine), "me", 3), Verdict::Ours));
+        let newer = LockNode::Held(LockRecord::new("me", 0, 4));
+        assert!(matches!(judge(Ok(newer), "me", 3), Verdict::Lost(_)));
+        let other = LockNode::Held(LockRecord::new("you", 0, 3));
+        assert!(matches!(judge(Ok(other), "me", 3), Verdict::Lost(_)));
+        assert!(matches!(
+            judge(Ok(LockNode::Free { epoch: 3 }), "me", 3),
+            Verdict::Lost(_)
+        ));
+    }
+
+    #[test]
+    fn running_out_is_sticky_and_says_why() {
+        let lease = Lease::new(held(30), "migrations/_lock");
+        assert!(lease.allows_writes().is_ok());
+        lease.unreachable("connection refused");
+        std::thread::sleep(Duration::from_millis(40));
+        let end = lease.end().unwrap();
+        assert_eq!(
+            end,
+            LeaseEnd::RanOut {
+                unreachable: Some("connection refused".into())
+            }
+        );
+        let e = lease.error(&end);
+        assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+        assert!(e.message.contains("connection refused"), "{}", e.message);
+        assert_eq!(lease.allows_writes().unwrap_err().code, ErrorCode::LockLost);
+        // A late confirmation does not revive it.
+        lease.confirm(held(60_000));
+        assert!(lease.is_over());
+
+        // Ran out while the database was reachable: the process was paused.
+        let lease = Lease::new(held(10), "migrations/_lock");
+        std::thread::sleep(Duration::from_millis(20));
+        let e = lease.check_local().unwrap();
+        assert_eq!(e.code, ErrorCode::LockLost);
+        assert!(e.message.contains("lock"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn within_rides_out_connectivity_failures_until_the_lease_ends() {
+        let lease = Lease::new(held(10_000), "migrations/_lock");
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let retries = std::sync::atomic::AtomicU32::new(0);
+        let v = lease
+            .within(
+                || async {
+                    if tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+                        Err(Error::new(ErrorCode::ConnectionFailed, "down"))
+                    } else {
+                        Ok(7)
+                    }
+                },
+                &|_, _| {
+                    retries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((v, retries.into_inner()), (7, 3));
+        // Other failures are not retried.
+        let e = lease
+            .within(
+                || async { Err::<(), _>(Error::new(ErrorCode::PermissionDenied, "no")) },
+                &|_, _| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied);
+        // Never reachable: the lease ends, with CONNECTION_FAILED.
+        let short = Lease::new(held(300), "migrations/_lock");
+        let e = short
+            .within(
+                || async { Err::<(), _>(Error::new(ErrorCode::ConnectionFailed, "down")) },
+                &|_, _| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+        // An attempt that hangs is cut at the deadline.
+        let hang = Lease::new(held(200), "migrations/_lock");
+        let e = hang
+            .within(std::future::pending::<Result<()>>, &|_, _| {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+    }
+}

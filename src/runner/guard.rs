@@ -1,0 +1,149 @@
+//! How a run holds the lock and its scripts (L10–L12): take the lock (a wait that a stop request
+//! ends at once), fence the scripts' `db` by the lease, check ownership and write what must not
+//! be lost while riding out outages for as long as the lease lasts, run scripts under the
+//! optional `scriptTimeout`, and give the lock back.
+//!
+//! The decisions themselves ("lost" vs "unreachable", the deadline) are `lock::lease`'s; this
+//! module only applies them to the runner's steps and words the messages.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::lock::lease::within_lease_or;
+use crate::lock::{ExclusiveGuard, WaitHooks};
+use crate::{Error, ErrorCode, Result};
+
+use super::{Method, RunOptions, Runner, ScriptHost};
+
+/// How long work without a lock rides out an unreachable database before it gives up (with a
+/// lock, the lease bounds it).
+pub const UNLOCKED_RIDE_OUT: Duration = Duration::from_secs(30);
+
+impl<H: ScriptHost> Runner<H> {
+    /// The lock for this run (`None` without locking): waits per `opts.wait`, ends the wait at
+    /// once when a stop is requested (INTERRUPTED, nothing written), then fences the scripts'
+    /// `db` by the lease.
+    pub(crate) async fn take_lock(
+        &self,
+        opts: &RunOptions,
+        executor_id: &str,
+        locking: bool,
+    ) -> Result<Option<ExclusiveGuard>> {
+        let Some(service) = self.lock_service().filter(|_| locking) else {
+            self.fence.open();
+            return Ok(None);
+        };
+        let hooks = self.wait_hooks();
+        let guard = ExclusiveGuard::acquire_with(&service, executor_id, &opts.wait, &hooks).await?;
+        self.fence.hold(guard.lease());
+        Ok(Some(guard))
+    }
+
+    /// The seams of a lock wait: a stop request cancels it.
+    pub(crate) fn wait_hooks(&self) -> WaitHooks {
+        WaitHooks {
+            observer: None,
+            cancel: Some(self.stop.token()),
+        }
+    }
+
+    /// Release the run's lock (riding out a short outage) and lift the fence, unless a script
+    /// was abandoned (its writes stay refused).
+    pub(crate) async fn give_back(&self, guard: Option<ExclusiveGuard>) {
+        if let Some(g) = guard {
+            if let Err(e) = g.release().await {
+                self.warn(&format!("Failed to release migration lock: {}", e.message));
+            }
+        }
+        if !self.fence.is_closed() {
+            self.fence.open();
+        }
+    }
+
+    /// Err when the lock is no longer ours; an unreachable database is retried while the lease
+    /// lasts (L11), with a warning now and then.
+    pub(crate) async fn check_guard(&self, guard: Option<&ExclusiveGuard>) -> Result<()> {
+        match guard {
+            Some(g) => {
+                g.check_with(&self.retry_notice("verify the migration lock"))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Run `op` (a step that must not be lost, e.g. the history record), retrying while the
+    /// database cannot be reached: within the lease, or `UNLOCKED_RIDE_OUT` without a lock.
+    pub(crate) async fn ride_out<T, F, Fut>(
+        &self,
+        guard: Option<&ExclusiveGuard>,
+        what: &str,
+        op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        within_lease_or(
+            guard.map(ExclusiveGuard::lease),
+            UNLOCKED_RIDE_OUT,
+            op,
+            &self.retry_notice(what),
+        )
+        .await
+    }
+
+    /// A warning for retry 1, 2, 4, 8, ... of `what`.
+    fn retry_notice(&self, what: &str) -> impl Fn(&Error, Duration) + Sync + '_ {
+        let n = AtomicU32::new(0);
+        let what = what.to_string();
+        move |e: &Error, left: Duration| {
+            let i = n.fetch_add(1, Ordering::Relaxed) + 1;
+            if i.is_power_of_two() {
+                self.warn(&format!(
+                    "⚠ Could not {what} ({}); retrying for up to {:.1} s more",
+                    e.message,
+                    left.as_secs_f64()
+                ));
+            }
+        }
+    }
+
+    /// Run one script's `up`/`down`, within `scriptTimeout` when set. A script that does not
+    /// finish in time is abandoned: SCRIPT_TIMEOUT, and its further writes through `db` are
+    /// refused (it may still be running; nothing can stop a JS promise).
+    pub(crate) async fn run_script(
+        &self,
+        name: &str,
+        file: &Path,
+        method: Method,
+        info: &Value,
+    ) -> Result<Value> {
+        let run = self.host.run(file, method, info);
+        let Some(ms) = self.cfg.script_timeout else {
+            return run.await;
+        };
+        match tokio::time::timeout(Duration::from_millis(ms), run).await {
+            Ok(r) => r,
+            Err(_) => {
+                let m = match method {
+                    Method::Up => "up",
+                    Method::Down => "down",
+                };
+                let e = Error::new(
+                    ErrorCode::ScriptTimeout,
+                    format!(
+                        "{name}: {m}() did not finish within scriptTimeout ({ms} ms) and was abandoned; its further writes \
+                         through db are refused. No rollback was run (the script may still be running); check the data it \
+                         touches, then raise scriptTimeout (or fix the script) and run again"
+                    ),
+                );
+                self.fence.close(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
