@@ -315,6 +315,8 @@ test('unreachable database and missing credentials: exit 7, message names the pr
   assert.equal(out.code, 7, out.stderr)
   assert.match(out.stderr, /127\.0\.0\.1:1/)
   assert.match(out.stderr, /Could not reach the database/)
+  // While it retries (riding out a short outage), it says so on stderr.
+  assert.match(out.stderr, /⚠ Could not reach the database at 127\.0\.0\.1:1 \(.*refused.*\); retry \d/)
   assert.ok(Date.now() - t0 < 20000)
 
   out = await run(dir, ['migrate', '--database-url', 'https://x.firebaseio.com', '--credentials', './nope.json'], noEmu)

@@ -858,7 +858,8 @@ test('CLI: firebase:test-connection against a dead port exits 7', async () => {
   const port = srv.address().port
   await new Promise((r) => srv.close(r))
   const opts = cliProject(uniqueNs('dead'), { migrations: false })
-  const res = await cli(['firebase:test-connection'], { ...opts, env: { FIREBASE_DATABASE_EMULATOR_HOST: `127.0.0.1:${port}` } })
+  // (A short retry window: the default rides out ~5 s of refused connections before exit 7.)
+  const res = await cli(['firebase:test-connection'], { ...opts, env: { FIREBASE_DATABASE_EMULATOR_HOST: `127.0.0.1:${port}`, MSR_NETWORK_RETRY_WINDOW: '1000' } })
   assert.equal(res.code, 7, `${res.stdout}\n${res.stderr}`)
 })
 

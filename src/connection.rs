@@ -5,7 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::rtdb::{auth, clock, Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
+use crate::log::{LogLevel, LogLine};
+use crate::rtdb::{
+    auth, clock, Auth, Client, ClientOptions, DatabaseUrl, RetryObserver, RetryPolicy,
+};
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
 use crate::Result;
 
 /// The seam that points the production auth path at an emulator: with
@@ -28,6 +35,11 @@ fn env_path(name: &str, cwd: &Path) -> Option<std::path::PathBuf> {
 /// Build a client for `cfg` (no request is made; the first token is fetched with the first
 /// request). Relative credential paths resolve against `cwd`.
 pub fn client_for(cfg: &Config, cwd: &Path) -> Result<Client> {
+    client_with(cfg, cwd, None)
+}
+
+/// `client_for`, with `on_retry` hearing every retry of a failing request.
+pub fn client_with(cfg: &Config, cwd: &Path, on_retry: Option<RetryObserver>) -> Result<Client> {
     let url = DatabaseUrl::resolve(cfg.database_url.as_deref())?;
     let auth = if url.emulator && !emulator_uses_credentials() {
         Auth::EmulatorOwner
@@ -49,10 +61,48 @@ pub fn client_for(cfg: &Config, cwd: &Path) -> Result<Client> {
     Client::new(ClientOptions {
         url,
         auth,
-        retry: RetryPolicy::default(),
-        request_timeout: Duration::from_secs(30),
+        retry: RetryPolicy {
+            window: Some(ms(cfg.network.retry_window)),
+            ..RetryPolicy::default()
+        },
+        request_timeout: ms(cfg.network.response_timeout),
+        connect_timeout: Some(ms(cfg.network.connect_timeout)),
+        on_retry,
         clock: clock::clock_from_env(),
         auth_variable_override: cfg.database_auth_variable_override.clone(),
+    })
+}
+
+/// A retry observer that tells a person what is going on while a request is retried: one log
+/// line (`network.retry`: `⚠ Could not reach the database at 127.0.0.1:9000 (no response within
+/// 10 s (timed out)); retry 2 in 0.6 s (10.4 s so far)`, with the host, retry, pause and time so
+/// far as fields), at most one a second, through `sink`.
+pub fn retry_reporter(sink: impl Fn(&LogLine) + Send + Sync + 'static) -> RetryObserver {
+    let last: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    std::sync::Arc::new(move |n: &crate::rtdb::RetryNotice| {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let line = LogLine::new(
+            LogLevel::Warn,
+            "network.retry",
+            format!(
+                "⚠ Could not reach the database at {} ({}); retry {} in {:.1} s ({:.1} s so far)",
+                n.host,
+                n.why,
+                n.retry,
+                n.pause.as_secs_f64(),
+                n.elapsed.as_secs_f64()
+            ),
+        )
+        .with("host", &n.host)
+        .with("reason", &n.why)
+        .with("retry", n.retry)
+        .with("pauseMs", n.pause.as_millis() as u64)
+        .with("elapsedMs", n.elapsed.as_millis() as u64);
+        sink(&line);
     })
 }
 

@@ -489,8 +489,11 @@ fn client(emu: &Emulator, ns: &str, auth: Auth, auth_variable_override: Option<V
             max_retries: 0,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(1),
+            window: None,
         },
         request_timeout: Duration::from_secs(5),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override,
     })
@@ -640,6 +643,8 @@ async fn the_auth_override_goes_with_every_request_and_the_token_never_in_a_url(
         auth: Auth::metadata_server(&g.host()),
         retry: RetryPolicy::default(),
         request_timeout: Duration::from_secs(5),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: Some(json!({"uid": "migrator"})),
     })

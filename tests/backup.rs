@@ -26,6 +26,8 @@ async fn env() -> Env {
         auth: Auth::EmulatorOwner,
         retry: RetryPolicy::none(),
         request_timeout: Duration::from_secs(60),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })

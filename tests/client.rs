@@ -26,6 +26,7 @@ fn fast_retries(n: u32) -> RetryPolicy {
         max_retries: n,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        window: None,
     }
 }
 
@@ -35,6 +36,8 @@ fn client_with(url: DatabaseUrl, auth: Auth, retry: RetryPolicy) -> Client {
         auth,
         retry,
         request_timeout: Duration::from_secs(3),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })
@@ -878,6 +881,8 @@ async fn timeouts_retry_reads_and_are_settled_for_writes() {
         auth: Auth::EmulatorOwner,
         retry: fast_retries(2),
         request_timeout: Duration::from_millis(500),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })
@@ -890,6 +895,8 @@ async fn timeouts_retry_reads_and_are_settled_for_writes() {
         auth: Auth::EmulatorOwner,
         retry: fast_retries(2),
         request_timeout: Duration::from_millis(500),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })

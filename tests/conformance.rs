@@ -1803,6 +1803,141 @@ async fn lever_deny_gives_401_permission_denied() {
 }
 
 #[tokio::test]
+async fn lever_outage_fails_every_request_for_its_window_then_ends() {
+    let t = embedded_target().await;
+    t.put("o", json!(1)).await;
+    let before = t.lever(Method::GET, "requests", None).await["total"]
+        .as_u64()
+        .unwrap();
+    t.lever(Method::PUT, "outage", Some(json!({"ms": 60_000})))
+        .await;
+    // Dropped: the connection closes without an answer, and nothing happens.
+    for (m, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some("2")),
+        (Method::DELETE, None),
+    ] {
+        let mut rb = t.http.request(m.clone(), t.url("o", ""));
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let e = rb.send().await.expect_err("no answer during an outage");
+        assert!(
+            !e.is_connect(),
+            "{m}: the connection was made, then dropped: {e}"
+        );
+    }
+    assert!(
+        t.lever(Method::GET, "outage", None).await["remainingMs"]
+            .as_u64()
+            .unwrap()
+            > 50_000
+    );
+    t.lever(Method::DELETE, "outage", None).await;
+    assert_eq!(t.get("o").await, json!(1), "nothing was applied");
+    // Requests during the outage are counted.
+    let after = t.lever(Method::GET, "requests", None).await["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(after - before, 4);
+    // The 500 mode, and the window ends by itself.
+    t.lever(
+        Method::PUT,
+        "outage",
+        Some(json!({"ms": 300, "mode": "500"})),
+    )
+    .await;
+    t.req(Method::PUT, "o", "", &[], Some(json!(3)))
+        .await
+        .assert_error(StatusCode::INTERNAL_SERVER_ERROR);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(t.put("o", json!(4)).await, json!(4));
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/.emulator/outage", t.base),
+            &[],
+            Some("{\"ms\": -1}".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn lever_lost_responses_apply_the_write_then_lose_its_answer() {
+    let t = embedded_target().await;
+    // The second write loses its response; the first and third are answered.
+    t.lever(
+        Method::PUT,
+        "lost-responses",
+        Some(json!({"skip": 1, "count": 1})),
+    )
+    .await;
+    assert_eq!(t.put("w/a", json!(1)).await, json!(1));
+    let e = t
+        .http
+        .put(t.url("w/b", ""))
+        .body("2")
+        .send()
+        .await
+        .expect_err("the answer to the second write is lost");
+    assert!(!e.is_connect(), "{e}");
+    assert_eq!(t.put("w/c", json!(3)).await, json!(3));
+    // ...but the write itself was applied.
+    assert_eq!(t.get("w").await, json!({"a": 1, "b": 2, "c": 3}));
+    assert_eq!(
+        t.lever(Method::GET, "lost-responses", None).await["lost"],
+        json!(1)
+    );
+    // Reads are never affected; 500 mode answers every write with 500 after applying it, for
+    // every write method (a conditional PUT included).
+    t.lever(
+        Method::PUT,
+        "lost-responses",
+        Some(json!({"count": null, "mode": "500"})),
+    )
+    .await;
+    assert_eq!(t.get("w/a").await, json!(1));
+    let (_, tag) = t.get_etag("w/a").await;
+    for (m, path, headers, body) in [
+        (
+            Method::PUT,
+            "w/a",
+            vec![("if-match", tag.as_str())],
+            Some(json!(10)),
+        ),
+        (Method::PATCH, "w", vec![], Some(json!({"d": 4}))),
+        (Method::POST, "w/list", vec![], Some(json!("x"))),
+        (Method::DELETE, "w/c", vec![], None),
+    ] {
+        t.req(m, path, "", &headers, body)
+            .await
+            .assert_error(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let w = t.get("w").await;
+    assert_eq!(
+        (w["a"].clone(), w["d"].clone(), w.get("c")),
+        (json!(10), json!(4), None)
+    );
+    assert_eq!(w["list"].as_object().map(|m| m.len()), Some(1));
+    // A write that fails (412) keeps its answer.
+    let r = t
+        .req(
+            Method::PUT,
+            "w/a",
+            "",
+            &[("if-match", "nope")],
+            Some(json!(11)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    t.lever(Method::DELETE, "lost-responses", None).await;
+    assert_eq!(t.put("w/e", json!(5)).await, json!(5));
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn lever_faults_inject_503_before_anything() {
     let t = embedded_target().await;
     t.lever(

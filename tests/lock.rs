@@ -33,6 +33,8 @@ fn client(emu: &Emulator, skew_ms: i64) -> Client {
         auth: Auth::EmulatorOwner,
         retry: RetryPolicy::default(),
         request_timeout: Duration::from_secs(10),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SkewedClock(skew_ms)),
         auth_variable_override: None,
     })

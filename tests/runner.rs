@@ -161,8 +161,11 @@ fn client_for(url: &str) -> Client {
             max_retries: 2,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
+            window: None,
         },
         request_timeout: Duration::from_secs(10),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })
@@ -1098,11 +1101,22 @@ async fn history_conditional_create_prevents_a_second_record() {
     let rec = HistoryRecord {
         name: USERS.into(),
         timestamp: 202501010001,
+        started_at: Some(1000),
+        executor_id: Some("run-1".into()),
+        lock_epoch: Some(1),
         ..Default::default()
     };
     assert_eq!(h.record(&rec).await.unwrap(), "v202501010001");
-    let e = h.record(&rec).await.unwrap_err();
+    // Another run recording the same migration is refused...
+    let other = HistoryRecord {
+        executor_id: Some("run-2".into()),
+        lock_epoch: Some(2),
+        ..rec.clone()
+    };
+    let e = h.record(&other).await.unwrap_err();
     assert!(e.message.contains("already recorded"), "{}", e.message);
+    // ...while the same record again (a retry whose first answer was lost) is recognised.
+    assert_eq!(h.record(&rec).await.unwrap(), "v202501010001");
     assert_eq!(h.read().await.unwrap().0.len(), 1);
     // A push-id record with another timestamp is removed by its own key.
     env.client

@@ -175,7 +175,10 @@ pub async fn create_with(
     let tmp = folder.join(format!(
         ".{}.{}.tmp",
         file_name(cfg, &stamp, 0),
-        uuid::Uuid::new_v4().simple()
+        temp_owner(
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()
+        )
     ));
     let fail = |why: String| {
         backup_failed(format!(
@@ -184,6 +187,8 @@ pub async fn create_with(
         ))
     };
 
+    // The temp files of backups killed outright (SIGKILL) on this host.
+    sweep_stale_temps(&folder).await;
     let progress = opts.progress.clone().unwrap_or_default();
     progress.phase(Phase::Backup, None);
     let body = walk(
@@ -203,6 +208,51 @@ pub async fn create_with(
             let _ = tokio::fs::remove_file(&tmp).await;
             Err(fail(why))
         }
+    }
+}
+
+/// The part of a temp file's name that says who writes it: `<host>~<pid>~<uuid>`.
+fn temp_owner(pid: u32, unique: &str) -> String {
+    format!("{}~{pid}~{unique}", crate::lock::record::this_host())
+}
+
+/// Remove temp files left by a backup of this host whose process is gone (SIGKILL, a crash):
+/// `.<name>.<host>~<pid>~<uuid>.tmp` with no process `pid`. Other hosts' files (a shared folder)
+/// are left alone.
+async fn sweep_stale_temps(folder: &Path) {
+    let marker = format!(".{}~", crate::lock::record::this_host());
+    let Ok(mut dir) = tokio::fs::read_dir(folder).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rfind(&marker).map(|i| &n[i + marker.len()..]))
+            .and_then(|rest| rest.split('~').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !process_alive(p)) {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
+/// Whether process `pid` exists on this machine (unknown platforms: assume it does).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = pid;
+        true
     }
 }
 

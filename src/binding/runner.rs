@@ -193,7 +193,22 @@ pub async fn create_runner(
 ) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
-    let client = connection::client_for(&cfg, &cwd).napi()?;
+    let log = log.map(Arc::new);
+    let format = LogFormat::parse(&cfg.log_format);
+    // Retries of a failing request are reported through the logger, as warnings.
+    let notice = log.clone().map(|log| {
+        connection::retry_reporter(move |line: &LogLine| {
+            log.call(
+                (
+                    line.level.as_str().to_string(),
+                    line.render(format, crate::runner::now_ms()),
+                )
+                    .into(),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        })
+    });
+    let client = connection::client_with(&cfg, &cwd, notice).napi()?;
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
     // The first request: with locking on, initialise the lock storage (as the predecessor does),
     // so a denied lock path reports itself; otherwise a shallow read of the history node. Never
@@ -207,8 +222,6 @@ pub async fn create_runner(
         .with_lock(lock)
         .with_stop(stop.clone());
     if let Some(log) = log {
-        let log = Arc::new(log);
-        let format = LogFormat::parse(&runner.cfg.log_format);
         runner = runner.with_log_lines(Arc::new(move |line: &LogLine| {
             log.call(
                 (

@@ -75,6 +75,9 @@ pub struct GlobalFlags {
     /// Backup mode (full, create_only, restore_only, manual)
     #[arg(long, global = true, value_name = "mode")]
     pub backup_mode: Option<String>,
+    /// Longest time one migration script may run, in ms (default: no limit; scriptTimeout)
+    #[arg(long, global = true, value_name = "ms")]
+    pub script_timeout: Option<u64>,
 }
 
 impl GlobalFlags {
@@ -118,6 +121,9 @@ impl GlobalFlags {
         }
         if let Some(v) = &self.backup_mode {
             put("backupMode", v.clone().into());
+        }
+        if let Some(v) = self.script_timeout {
+            put("scriptTimeout", v.into());
         }
         crate::config::layer_from_pairs(pairs)
     }

@@ -63,7 +63,11 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     if let Command::FirebaseInfo = cli.command {
         return firebase_info(&cfg, io, json, cwd);
     }
-    let client = match connection::client_for(&cfg, cwd) {
+    let format = crate::log::LogFormat::parse(&cfg.log_format);
+    let notice = connection::retry_reporter(move |line| {
+        super::output::stderr_line(&line.render(format, crate::runner::now_ms()))
+    });
+    let client = match connection::client_with(&cfg, cwd, Some(notice)) {
         Ok(c) => c,
         Err(e) => {
             let text = format!("✗ Connection error: {}", e.message);

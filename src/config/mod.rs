@@ -57,6 +57,29 @@ pub struct Config {
     /// Longest time one script's `up`/`down` may run, in ms (unset: no limit).
     pub script_timeout: Option<u64>,
     pub locking: LockingConfig,
+    pub network: NetworkConfig,
+}
+
+/// Deadlines of requests to the database, in ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkConfig {
+    /// Longest wait for a connection to be established.
+    pub connect_timeout: u64,
+    /// Longest wait for the server to answer (and for each further piece of a response).
+    pub response_timeout: u64,
+    /// How long a failing request is retried before its error is reported.
+    pub retry_window: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            connect_timeout: crate::rtdb::client::DEFAULT_CONNECT_TIMEOUT.as_millis() as u64,
+            response_timeout: crate::rtdb::client::DEFAULT_RESPONSE_TIMEOUT.as_millis() as u64,
+            retry_window: crate::rtdb::retry::DEFAULT_WINDOW.as_millis() as u64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +168,7 @@ impl Default for Config {
             display_limit: 0,
             script_timeout: None,
             locking: LockingConfig::default(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -258,6 +282,21 @@ impl Config {
                 "Invalid configuration: locking.timeout must be at least 1000 ms (got {}); the default is 600000 (10 minutes)",
                 self.locking.timeout
             )));
+        }
+        for (field, ms) in [
+            ("network.connectTimeout", self.network.connect_timeout),
+            ("network.responseTimeout", self.network.response_timeout),
+        ] {
+            if ms < 100 {
+                return Err(Error::config(format!(
+                    "Invalid configuration: {field} must be at least 100 ms (got {ms})"
+                )));
+            }
+        }
+        if self.script_timeout == Some(0) {
+            return Err(Error::config(
+                "Invalid configuration: scriptTimeout must be at least 1 ms (leave it unset for no limit)",
+            ));
         }
         if let Some(r) = self.locking.renew_interval {
             if r == 0 || r >= self.locking.timeout {

@@ -83,6 +83,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("locking.executorId", Kind::OptStr),
     ("locking.waitLogInterval", Kind::UInt("ms")),
     ("locking.tableName", Kind::Legacy),
+    ("network", Kind::Object),
+    ("network.connectTimeout", Kind::UInt("ms")),
+    ("network.responseTimeout", Kind::UInt("ms")),
+    ("network.retryWindow", Kind::UInt("ms")),
     // The predecessor's settings for features this runner does not have.
     ("transaction", Kind::Legacy),
     ("logging", Kind::Legacy),

@@ -12,9 +12,11 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
 
 use super::etag::etag;
-use super::response::{bad_request, error, full, read_body, respond, with_etag, Body};
+use super::response::{
+    bad_request, error, full, read_body, respond, with_etag, Body, Dropped, Reply,
+};
 use super::sse;
-use super::state::{State, WriteEvent};
+use super::state::{FaultMode, State, WriteEvent};
 use super::store::{self, NodeRef, Read};
 use crate::rtdb::order::{Query, QUERY_PARAMS};
 use crate::rtdb::path::{self, MAX_DEPTH};
@@ -61,7 +63,29 @@ fn default_namespace(req: &Request<Incoming>) -> String {
     }
 }
 
-pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+/// A data request, with the outage and lost-responses levers applied around it.
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Reply {
+    let is_write = matches!(
+        *req.method(),
+        Method::PUT | Method::PATCH | Method::POST | Method::DELETE
+    );
+    let res = serve(state, req).await?;
+    if is_write && res.status().is_success() {
+        match state.levers().lose_response() {
+            None => {}
+            Some(FaultMode::Drop) => return Err(Dropped),
+            Some(FaultMode::ServerError) => {
+                return Ok(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error (injected by the emulator's lost-responses lever; the write was applied)",
+                ))
+            }
+        }
+    }
+    Ok(res)
+}
+
+async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let decoded = percent_decode_str(&raw_path)
@@ -70,7 +94,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     let data_path = decoded.strip_suffix(".json");
     let parsed_segs = data_path.map(path::segments);
 
-    // Count, then latency, then injected faults: before anything else.
+    // Count, then latency, then an outage and injected faults: before anything else.
     let (latency, fault_p) = {
         let mut l = state.levers();
         let key = match &parsed_segs {
@@ -83,10 +107,29 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    if fault_p > 0.0 && rand::random::<f64>() < fault_p {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable (injected by the emulator's faults lever); the request was not attempted");
+    match state.levers().outage() {
+        None => {}
+        Some(FaultMode::Drop) => return Err(Dropped),
+        Some(FaultMode::ServerError) => {
+            return Ok(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error (an outage injected by the emulator's outage lever); the request was not attempted",
+            ))
+        }
     }
+    if fault_p > 0.0 && rand::random::<f64>() < fault_p {
+        return Ok(error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable (injected by the emulator's faults lever); the request was not attempted"));
+    }
+    Ok(serve_data(state, req, method, raw_path, parsed_segs).await)
+}
 
+async fn serve_data(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    method: Method,
+    raw_path: String,
+    parsed_segs: Option<crate::Result<Vec<String>>>,
+) -> Response<Body> {
     let segs = match parsed_segs {
         None => return error(StatusCode::NOT_FOUND, format!("Not found: {raw_path} is not a data endpoint (data paths end in .json, e.g. /a/b.json)")),
         Some(Err(e)) => return bad_request(e.message),

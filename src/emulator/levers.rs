@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::response::{bad_request, error, json_response, read_json, Body};
-use super::state::{Levers, State, WriteEvent, ALL_NAMESPACES};
+use super::state::{FaultMode, Levers, LostResponses, State, WriteEvent, ALL_NAMESPACES};
 use crate::rtdb::path;
 
 /// `{"ns": "<namespace>", "paths": ["a/b", ...]}` (`ns` omitted: every namespace).
@@ -182,6 +183,47 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             },
             Err(res) => res,
         },
+        (Method::GET, "outage") => ok(state.levers().outage_json()),
+        (Method::PUT, "outage") => match read_json(req).await {
+            Ok(b) => {
+                let mode = FaultMode::parse(b.get("mode").and_then(Value::as_str));
+                match (b.get("ms").and_then(Value::as_u64), mode) {
+                    (Some(ms), Some(mode)) => {
+                        let mut l = state.levers();
+                        l.outage_until = Some(Instant::now() + Duration::from_millis(ms));
+                        l.outage_mode = mode;
+                        ok(l.outage_json())
+                    }
+                    _ => bad_request(
+                        "outage: expected {\"ms\": <non-negative integer>, \"mode\": \"drop\" (default) or \"500\"}",
+                    ),
+                }
+            }
+            Err(res) => res,
+        },
+        (Method::DELETE, "outage") => {
+            state.levers().outage_until = None;
+            ok(state.levers().outage_json())
+        }
+        (Method::GET, "lost-responses") => ok(state.levers().lost_responses_json()),
+        (Method::PUT, "lost-responses") => match read_json(req).await {
+            Ok(b) => match lost_responses(&b) {
+                Some(l) => {
+                    let mut levers = state.levers();
+                    levers.lost_responses = Some(l);
+                    ok(levers.lost_responses_json())
+                }
+                None => bad_request(
+                    "lost-responses: expected {\"skip\": <writes to let through, default 0>, \"count\": <writes that lose their \
+                     response, default 1, null for all>, \"probability\": <0..1, default 1>, \"mode\": \"drop\" (default) or \"500\"}",
+                ),
+            },
+            Err(res) => res,
+        },
+        (Method::DELETE, "lost-responses") => {
+            state.levers().lost_responses = None;
+            ok(state.levers().lost_responses_json())
+        }
         (Method::GET, "export") => ok(state.store().export()),
         (Method::POST, "reset") => {
             // Data first, under the store lock, with an event so open streams see the wipe.
@@ -209,4 +251,32 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
 
 fn limits_json(l: &Levers) -> Value {
     json!({ "responseBytes": l.max_response_bytes })
+}
+
+/// The lost-responses lever's settings from its JSON body.
+fn lost_responses(b: &Value) -> Option<LostResponses> {
+    let skip = match b.get("skip") {
+        None => 0,
+        Some(v) => v.as_u64()?,
+    };
+    let count = match b.get("count") {
+        None => Some(1),
+        Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64()?),
+    };
+    let probability = match b.get("probability") {
+        None => 1.0,
+        Some(v) => v.as_f64().filter(|p| (0.0..=1.0).contains(p))?,
+    };
+    let mode = FaultMode::parse(match b.get("mode") {
+        None => None,
+        Some(v) => Some(v.as_str()?),
+    })?;
+    Some(LostResponses {
+        skip,
+        count,
+        probability,
+        mode,
+        lost: 0,
+    })
 }

@@ -61,6 +61,16 @@
 //! - `PUT /.emulator/latency` `{"ms": n}`: every data request waits n ms first. `GET` shows it.
 //! - `PUT /.emulator/faults` `{"unavailableProbability": p}` (0..=1): each data request fails with
 //!   503 `{"error": "..."}` with that probability before doing anything. `GET` shows it.
+//! - `PUT /.emulator/outage` `{"ms": n, "mode": "drop"}`: an outage of n ms from now: every data
+//!   request (of any method) fails before doing anything — its connection is closed without an
+//!   answer (`"drop"`, the default) or it gets 500 (`"500"`). `GET` -> `{"remainingMs", "mode"}`;
+//!   `DELETE` ends it.
+//! - `PUT /.emulator/lost-responses` `{"skip": k, "count": n, "probability": p, "mode": "drop"}`:
+//!   "write applied but response lost". Of the successful writes (PUT, PATCH, POST, DELETE) from
+//!   now on, the first `k` (default 0) pass; then each of the next `n` (default 1; `null`: all)
+//!   loses its response with probability `p` (default 1): the write is applied, then the
+//!   connection is closed (`"drop"`) or answered 500 (`"500"`). `GET` shows the settings and
+//!   `lost`, how many responses were lost; `DELETE` turns it off.
 //! - `PUT /.emulator/clock` `{"offsetMs": n}`: shifts the server clock (server timestamps, push
 //!   ids). `GET` -> `{"offsetMs": n, "now": <server ms>}`.
 //! - `PUT /.emulator/keepalive` `{"ms": n}`: keep-alive interval of event streams opened from
@@ -79,7 +89,6 @@ mod sse;
 mod state;
 mod store;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +96,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -95,7 +104,6 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{Error, Result};
-use response::Body;
 use state::{stopped, State};
 
 pub use data::DEFAULT_NAMESPACE;
@@ -330,12 +338,12 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
     while conns.join_next().await.is_some() {}
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> response::Reply {
     let path = req.uri().path().to_string();
     if path == "/.emulator" || path.starts_with("/.emulator/") {
         return Ok(levers::handle(&state, req).await);
     }
-    Ok(data::handle(&state, req).await)
+    data::handle(&state, req).await
 }
 
 /// Bind and start serving; returns the bound address and the serving task.

@@ -12,6 +12,22 @@ use serde_json::{json, Value};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
+/// An injected fault that closes the connection without an answer (the service's error: hyper
+/// then drops the connection).
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an emulator lever")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// A response, or a dropped connection.
+pub type Reply = Result<Response<Body>, Dropped>;
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }

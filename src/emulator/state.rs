@@ -68,6 +68,46 @@ pub const DEFAULT_KEEPALIVE_MS: u64 = 30_000;
 /// The service refuses reads whose response would pass 256 MB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
+/// How an injected fault looks to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// The connection is closed without an answer.
+    Drop,
+    /// 500 `{"error": ...}`.
+    ServerError,
+}
+
+impl FaultMode {
+    pub fn parse(s: Option<&str>) -> Option<FaultMode> {
+        match s {
+            None | Some("drop") => Some(FaultMode::Drop),
+            Some("500") => Some(FaultMode::ServerError),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultMode::Drop => "drop",
+            FaultMode::ServerError => "500",
+        }
+    }
+}
+
+/// "Write applied but response lost": which writes (PUT, PATCH, POST, DELETE on data paths)
+/// are applied and then answered with `mode` instead of their response.
+#[derive(Debug, Clone)]
+pub struct LostResponses {
+    /// Writes to let through first.
+    pub skip: u64,
+    /// How many writes lose their response after that (`None`: all).
+    pub count: Option<u64>,
+    /// Each candidate write loses its response with this probability.
+    pub probability: f64,
+    pub mode: FaultMode,
+    /// Responses lost so far.
+    pub lost: u64,
+}
+
 #[derive(Debug)]
 pub struct Levers {
     pub total: u64,
@@ -90,6 +130,10 @@ pub struct Levers {
     pub keepalive_ms: u64,
     /// Reads whose response would be larger are refused (as the service does).
     pub max_response_bytes: usize,
+    /// An outage: until then, every data request fails per `outage_mode` before doing anything.
+    pub outage_until: Option<std::time::Instant>,
+    pub outage_mode: FaultMode,
+    pub lost_responses: Option<LostResponses>,
 }
 
 impl Default for Levers {
@@ -108,6 +152,9 @@ impl Default for Levers {
             clock_offset_ms: 0,
             keepalive_ms: DEFAULT_KEEPALIVE_MS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            outage_until: None,
+            outage_mode: FaultMode::Drop,
+            lost_responses: None,
         }
     }
 }
@@ -168,6 +215,51 @@ impl Levers {
     /// What `GET /.emulator/auth` shows (how many tokens, never which).
     pub fn auth_json(&self) -> Value {
         json!({ "tokens": self.required_tokens.len(), "lastOverride": self.last_override })
+    }
+
+    /// The outage's fault, while one is on.
+    pub fn outage(&self) -> Option<FaultMode> {
+        self.outage_until
+            .filter(|t| std::time::Instant::now() < *t)
+            .map(|_| self.outage_mode)
+    }
+
+    pub fn outage_json(&self) -> Value {
+        let left = self
+            .outage_until
+            .map(|t| {
+                t.saturating_duration_since(std::time::Instant::now())
+                    .as_millis() as u64
+            })
+            .unwrap_or(0);
+        json!({ "remainingMs": left, "mode": self.outage_mode.name() })
+    }
+
+    /// Whether this write loses its response (and how), per the lost-responses lever.
+    pub fn lose_response(&mut self) -> Option<FaultMode> {
+        let l = self.lost_responses.as_mut()?;
+        if l.skip > 0 {
+            l.skip -= 1;
+            return None;
+        }
+        if l.count == Some(0) || rand::random::<f64>() >= l.probability {
+            return None;
+        }
+        if let Some(c) = l.count.as_mut() {
+            *c -= 1;
+        }
+        l.lost += 1;
+        Some(l.mode)
+    }
+
+    pub fn lost_responses_json(&self) -> Value {
+        match &self.lost_responses {
+            None => json!({ "lost": 0 }),
+            Some(l) => json!({
+                "skip": l.skip, "count": l.count, "probability": l.probability,
+                "mode": l.mode.name(), "lost": l.lost,
+            }),
+        }
     }
 
     /// The server's clock in ms since the epoch (wall clock plus the offset lever).

@@ -187,18 +187,23 @@ impl ExclusiveGuard {
     }
 
     /// Stop renewing and release (owner- and epoch-checked; a no-op if the lock is no longer
-    /// ours), riding out a short outage (`RELEASE_BUDGET`).
+    /// ours), riding out a short outage: up to `RELEASE_BUDGET` while the lease lasts, the exit
+    /// paths' 2 s once it is over (the lock then expires on its own soon).
     pub async fn release(self) -> Result<()> {
         let task = self.task.lock().unwrap().take();
         if let Some(t) = task {
             t.abort();
             let _ = t.await;
         }
+        let budget = self
+            .lease
+            .remaining()
+            .clamp(super::exit::EXIT_BUDGET, RELEASE_BUDGET);
         let released = tokio::time::timeout(
-            RELEASE_BUDGET,
+            budget,
             super::lease::within_lease_or(
                 None,
-                RELEASE_BUDGET,
+                budget,
                 || {
                     self.service
                         .release_owned(&self.executor_id, Some(self.epoch))
@@ -211,8 +216,8 @@ impl ExclusiveGuard {
             Err(Error::new(
                 ErrorCode::ConnectionFailed,
                 format!(
-                    "no answer from the database within {} s",
-                    RELEASE_BUDGET.as_secs()
+                    "no answer from the database within {} ms",
+                    budget.as_millis()
                 ),
             ))
         });

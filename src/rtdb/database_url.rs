@@ -277,6 +277,13 @@ impl DatabaseUrl {
             },
         }
     }
+    /// `host[:port]`, for messages.
+    pub fn host_port(&self) -> String {
+        self.origin
+            .split_once("://")
+            .map_or(self.origin.as_str(), |(_, h)| h)
+            .to_string()
+    }
     /// `<origin>/<path>.json` (no query string; the client adds `ns` and other params).
     pub fn data_url(&self, path: &str) -> String {
         let mut out = self.origin.clone();

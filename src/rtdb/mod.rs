@@ -36,7 +36,7 @@ pub use database_url::DatabaseUrl;
 pub use order::{OrderBy, Query};
 pub use page::{PageQuery, RawPage};
 pub use push_id::{PushIdGenerator, PUSH_CHARS};
-pub use retry::RetryPolicy;
+pub use retry::{RetryNotice, RetryObserver, RetryPolicy};
 
 /// The ETag RTDB gives a missing node; `if-match: null_etag` means "create only if absent".
 pub const NULL_ETAG: &str = "null_etag";

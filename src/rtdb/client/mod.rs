@@ -18,6 +18,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::retry::RetryObserver;
 use super::{path, Auth, Clock, DatabaseUrl, Query, RetryPolicy, ServerClock};
 use crate::{Error, ErrorCode, Result};
 use settle::matches_written;
@@ -31,8 +32,14 @@ pub struct ClientOptions {
     pub url: DatabaseUrl,
     pub auth: Auth,
     pub retry: RetryPolicy,
-    /// Per-request timeout.
+    /// The response deadline: how long a request waits for the server to answer, and for each
+    /// further piece of the body (an inactivity bound, so large reads that keep flowing are fine).
+    /// Event streams wait this long for their first answer only.
     pub request_timeout: Duration,
+    /// The connect deadline (`None`: `DEFAULT_CONNECT_TIMEOUT`, at most `request_timeout`).
+    pub connect_timeout: Option<Duration>,
+    /// Hears every retry (the CLI prints a line on stderr while it retries).
+    pub on_retry: Option<RetryObserver>,
     /// Wall clock used for the server-time estimate (injectable for clock-skew tests).
     pub clock: Arc<dyn Clock>,
     /// firebase-admin's `databaseAuthVariableOverride`, sent as `auth_variable_override` on every
@@ -40,6 +47,11 @@ pub struct ClientOptions {
     /// unauthenticated.
     pub auth_variable_override: Option<Value>,
 }
+
+/// The default response deadline (`network.responseTimeout`).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default connect deadline (`network.connectTimeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A value with the ETag it was read or written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +78,11 @@ pub struct Client {
 
 struct Inner {
     opts: ClientOptions,
+    /// Requests with a response deadline (`read_timeout`).
     http: reqwest::Client,
+    /// Streaming requests (event streams wait for events indefinitely; streamed reads bound
+    /// their own idle time).
+    http_stream: reqwest::Client,
     server_clock: ServerClock,
     /// `auth_variable_override` as sent (compact JSON).
     auth_override: Option<String>,
@@ -79,21 +95,30 @@ impl Client {
         // needed; nothing here can hit rustls' "no provider" panic. Redirects are followed by hand (see `send`) so the Bearer header never goes to a
         // host it was not meant for.
         let connect_timeout = opts
-            .request_timeout
-            .min(Duration::from_secs(10))
+            .connect_timeout
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+            .min(opts.request_timeout)
             .max(Duration::from_millis(100));
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("msr-firebase/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("Could not build the HTTP client: {e}")))?;
+        let build = |read_timeout: Option<Duration>| {
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("msr-firebase/", env!("CARGO_PKG_VERSION")));
+            if let Some(t) = read_timeout {
+                b = b.read_timeout(t);
+            }
+            b.build()
+                .map_err(|e| Error::internal(format!("Could not build the HTTP client: {e}")))
+        };
+        let http = build(Some(opts.request_timeout))?;
+        let http_stream = build(None)?;
         let server_clock = ServerClock::new(opts.clock.clone());
         let auth_override = opts.auth_variable_override.as_ref().map(|v| v.to_string());
         Ok(Client {
             inner: Arc::new(Inner {
                 opts,
                 http,
+                http_stream,
                 server_clock,
                 auth_override,
             }),

@@ -10,9 +10,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::Client;
+use crate::rtdb::retry::RetryNotice;
 use crate::rtdb::Auth;
 use crate::rtdb::{database_url, path};
 use crate::{Error, ErrorCode, Result};
+use std::time::Duration;
 
 pub(super) const ETAG_REQUEST_HEADER: &str = "X-Firebase-ETag";
 const MAX_REDIRECTS: usize = 5;
@@ -46,6 +48,7 @@ impl Client {
     /// (reads), and otherwise returned as `WriteError::Unknown` for the caller to settle.
     pub(super) async fn attempts(&self, req: &Req, idempotent: bool) -> Result<Reply, WriteError> {
         let policy = &self.inner.opts.retry;
+        let started = std::time::Instant::now();
         let mut attempt = 0u32;
         loop {
             let failure = match self.send(req).await {
@@ -58,11 +61,25 @@ impl Client {
                 Failure::Unknown(why) if idempotent => why,
                 Failure::Unknown(why) => return Err(WriteError::Unknown(why)),
             };
-            if attempt >= policy.max_retries {
-                return Err(WriteError::Failed(self.unreachable(&why, attempt + 1)));
+            let pause = policy.delay(attempt + 1);
+            if !policy.allows(attempt + 1, started.elapsed(), pause) {
+                return Err(WriteError::Failed(self.unreachable_after(
+                    &why,
+                    attempt + 1,
+                    started.elapsed(),
+                )));
             }
             attempt += 1;
-            tokio::time::sleep(policy.delay(attempt)).await;
+            if let Some(observe) = &self.inner.opts.on_retry {
+                observe(&RetryNotice {
+                    host: self.inner.opts.url.host_port(),
+                    why: why.clone(),
+                    retry: attempt,
+                    pause,
+                    elapsed: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -98,9 +115,12 @@ impl Client {
         }
         let mut redirects = 0;
         loop {
-            let mut rb = self
-                .inner
-                .http
+            let http = if req.streaming {
+                &self.inner.http_stream
+            } else {
+                &self.inner.http
+            };
+            let mut rb = http
                 .request(req.method.clone(), target.clone())
                 .header("Authorization", &bearer.header);
             for (k, v) in &req.headers {
@@ -111,21 +131,23 @@ impl Client {
                     .header("Content-Type", "application/json")
                     .body(body.clone());
             }
+            let no_answer = || {
+                Failure::Unknown(format!(
+                    "no response within {} (timed out)",
+                    seconds(opts.request_timeout)
+                ))
+            };
             let sent = if req.streaming {
                 match tokio::time::timeout(opts.request_timeout, rb.send()).await {
                     Ok(r) => r,
-                    Err(_) => {
-                        return Err(Failure::Unknown(format!(
-                            "no response within {:?}",
-                            opts.request_timeout
-                        )))
-                    }
+                    Err(_) => return Err(no_answer()),
                 }
             } else {
-                rb.timeout(opts.request_timeout).send().await
+                rb.send().await
             };
             let resp = match sent {
                 Ok(r) => r,
+                Err(e) if e.is_timeout() && !e.is_connect() => return Err(no_answer()),
                 Err(e) => return Err(classify(&e)),
             };
             self.observe_date(&resp);
@@ -284,6 +306,19 @@ impl Client {
         format!("{} at {}", show(p), self.inner.opts.url)
     }
 
+    /// `unreachable`, saying how long the attempts took.
+    pub(super) fn unreachable_after(&self, why: &str, attempts: u32, spent: Duration) -> Error {
+        let mut e = self.unreachable(why, attempts);
+        if attempts > 1 {
+            e.message = e.message.replacen(
+                &format!("{attempts} attempts)"),
+                &format!("{attempts} attempts over {})", seconds(spent)),
+                1,
+            );
+        }
+        e
+    }
+
     pub(super) fn unreachable(&self, why: &str, attempts: u32) -> Error {
         Error::new(
             ErrorCode::ConnectionFailed,
@@ -389,6 +424,16 @@ pub(super) enum WriteError {
 impl From<Error> for WriteError {
     fn from(e: Error) -> Self {
         WriteError::Failed(e)
+    }
+}
+
+/// `2.5 s`
+pub(super) fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
     }
 }
 
