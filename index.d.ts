@@ -31,6 +31,16 @@ export interface BackupConfig {
   existingBackupPath?: string | null
 }
 
+/** Deadlines of requests to the database, in ms. */
+export interface NetworkConfig {
+  /** Connect deadline (default 5000). */
+  connectTimeout?: number
+  /** How long a request waits for the server to answer, and for each further piece of a large answer (default 10000). */
+  responseTimeout?: number
+  /** How long a failing request is retried before its error is reported (default 30000). */
+  retryWindow?: number
+}
+
 export declare class FirebaseConfig {
   constructor(values?: Partial<FirebaseConfig>)
   folder: string
@@ -59,7 +69,10 @@ export declare class FirebaseConfig {
   checksumAlgorithm: 'sha256' | 'md5'
   duplicateTimestampMode: 'warn' | 'error' | 'ignore'
   displayLimit: number
+  /** Longest run of one script's up/down in ms; unset = no limit. When it fires: SCRIPT_TIMEOUT, no rollback, the script's further writes refused. */
+  scriptTimeout?: number | null
   locking: LockingConfig
+  network: NetworkConfig
   assign(values: Partial<FirebaseConfig>): this
   /** `p` under the shift; with no shift, `p` itself. */
   buildPath(p: string): string
@@ -302,7 +315,7 @@ export interface RunOptions {
 export type Logger = ((level: LogLevel, message: string) => void) | { info?: Function; warn?: Function; error?: Function; debug?: Function; log?: Function }
 
 export interface MigrationError extends Error {
-  /** A stable code, e.g. SCRIPT_FAILED, LOCK_HELD. */
+  /** A stable code, e.g. SCRIPT_FAILED, SCRIPT_TIMEOUT, LOCK_HELD, LOCK_LOST, CONNECTION_FAILED, INTERRUPTED. */
   code: string
 }
 

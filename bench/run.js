@@ -2,7 +2,8 @@
 'use strict'
 // npm run bench: HTTP requests per operation (a stable figure) and timings (machine-dependent)
 // for the lock and a full migrate, against the embedded emulator; then the big-data figures
-// (bench/big.js), as ratios measured side by side.
+// (bench/big.js), as ratios measured side by side; then the fault campaign at a larger scale than
+// CI runs it, with its figures.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -74,6 +75,49 @@ async function main() {
     console.log('\nBig data (BENCH_USERS users, default 1000000; BENCH_BIG=0 skips this part):')
     console.table(await require('./big.js').bigData())
   }
+  faultCampaign()
+}
+
+/**
+ * The fault campaign of __test__/faults.test.mjs, larger than in CI: FAULT_ROUNDS rounds (default
+ * 5) of the repeated scenarios, both lost-response modes for every write, and the default
+ * black-hole timing. Prints its figures (runs, double executions, stale writes after a takeover,
+ * live locks left, exit times). BENCH_FAULTS=0 skips it.
+ */
+function faultCampaign() {
+  if (process.env.BENCH_FAULTS === '0') return
+  const { spawnSync } = require('node:child_process')
+  const report = path.join(os.tmpdir(), `msr-faults-${process.pid}.jsonl`)
+  const rounds = process.env.FAULT_ROUNDS || '5'
+  console.log(`\nFault campaign (${rounds} rounds, full) ...`)
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', path.join(__dirname, '..', '__test__', 'faults.test.mjs')], {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, FAULT_ROUNDS: rounds, FAULT_FULL: '1', FAULT_REPORT: report },
+    encoding: 'utf8',
+  })
+  const failed = (r.stdout.match(/^not ok .*$/gm) || []).join('\n')
+  if (failed) console.log(failed)
+  const fig = fs.existsSync(report) ? JSON.parse(fs.readFileSync(report, 'utf8').trim().split('\n').pop()) : null
+  fs.rmSync(report, { force: true })
+  if (!fig) {
+    console.log(r.stdout.slice(-4000), r.stderr.slice(-2000))
+    process.exitCode = 1
+    return
+  }
+  const stats = (xs) => (xs.length ? `${Math.min(...xs)} / ${Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)} / ${Math.max(...xs)}` : '-')
+  console.table([
+    { figure: 'runs (CLI processes)', value: fig.runs },
+    { figure: 'responses lost after the write was applied', value: fig.lostResponsesInjected },
+    { figure: 'double executions (must be 0)', value: fig.doubleExecutions },
+    { figure: 'double records (must be 0)', value: fig.doubleRecords },
+    { figure: 'live locks left after an exit (must be 0)', value: fig.liveLocksAfterExit },
+    { figure: 'stale writes after takeover, per SIGSTOP run (min / mean / max, must be <= 1)', value: stats(fig.staleWritesAfterTakeover) },
+    { figure: 'SIGTERM while waiting: exit after, ms (min / mean / max)', value: stats(fig.sigtermWhileWaitingMs) },
+    { figure: 'second SIGINT/SIGTERM: exit after, ms (min / mean / max)', value: stats(fig.secondSignalExitMs) },
+    ...fig.blackHoleExitMs.map((b) => ({ figure: `black-holed endpoint: exit 7 after, ms (${Object.keys(b.env).length ? 'short deadlines' : 'defaults'})`, value: b.ms })),
+    { figure: 'exit codes', value: JSON.stringify(fig.exitCodes) },
+  ])
+  if (failed || r.status !== 0) process.exitCode = 1
 }
 
 main().catch((e) => {

@@ -30,6 +30,8 @@ async fn db(limit: Option<usize>) -> Db {
         auth: Auth::EmulatorOwner,
         retry: RetryPolicy::none(),
         request_timeout: Duration::from_secs(60),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })
@@ -514,6 +516,8 @@ async fn rss_child() {
         auth: Auth::EmulatorOwner,
         retry: RetryPolicy::none(),
         request_timeout: Duration::from_secs(120),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })

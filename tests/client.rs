@@ -738,19 +738,33 @@ async fn reads_retry_500s_and_dropped_connections() {
 
 #[tokio::test]
 async fn write_with_unknown_outcome_is_not_repeated_blindly() {
-    // Unconditional PUT answered 500; the node does not hold our value: WRITE_OUTCOME_UNKNOWN
-    // after one re-read, and the PUT is not sent again.
+    // Unconditional PUT answered 500; every re-read shows the node without our value: the PUT is
+    // sent again only after each re-check, at most `max_retries` times, then
+    // WRITE_OUTCOME_UNKNOWN.
     let fake = fake_server(Arc::new(|s, _| match s.method.as_str() {
         "PUT" => answer(500, r#"{"error":"internal"}"#),
         _ => answer(200, r#""somebody else""#),
     }))
     .await;
-    let c = client(&fake.url(), 5);
+    let c = client(&fake.url(), 2);
     let e = c.set("n", &json!("mine")).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::WriteOutcomeUnknown, "{e}");
     assert!(e.message.contains("/n"), "{}", e.message);
     let methods: Vec<String> = fake.seen().iter().map(|s| s.method.clone()).collect();
-    assert_eq!(methods, ["PUT", "GET"]);
+    assert_eq!(methods, ["PUT", "GET", "PUT", "GET", "PUT", "GET"]);
+
+    // A write an outage dropped before it was applied (the node does not hold it) is sent again
+    // once the re-read shows so, and then lands.
+    let fake = fake_server(Arc::new(|s, i| match (s.method.as_str(), i) {
+        ("PUT", 0) => answer(0, ""),
+        ("PUT", _) => answer(204, ""),
+        _ => answer(200, "null"),
+    }))
+    .await;
+    let c = client(&fake.url(), 5);
+    c.set("n", &json!("mine")).await.unwrap();
+    let methods: Vec<String> = fake.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["PUT", "GET", "PUT"]);
 
     // Same, but the value is there: the write happened.
     let fake = fake_server(Arc::new(|s, _| match s.method.as_str() {

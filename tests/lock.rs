@@ -1039,3 +1039,131 @@ async fn frequent_wait_reports_do_not_use_up_retries() {
         e.message
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// L10–L12: exit paths, outages are not loss, fencing
+
+/// A service whose client gives up on a failing request after `window_ms` (the lease-level
+/// retries then take over).
+fn impatient(emu: &Emulator, timeout_ms: u64, window_ms: u64) -> LockService {
+    let c = Client::new(ClientOptions {
+        url: DatabaseUrl::parse(&format!("{}?ns=test", emu.url())).expect("url"),
+        auth: Auth::EmulatorOwner,
+        retry: RetryPolicy {
+            window: Some(Duration::from_millis(window_ms)),
+            ..RetryPolicy::default()
+        },
+        request_timeout: Duration::from_secs(2),
+        connect_timeout: None,
+        on_retry: None,
+        clock: Arc::new(SkewedClock(0)),
+        auth_variable_override: None,
+    })
+    .expect("client");
+    LockService::new(
+        c,
+        None,
+        LockOptions {
+            timeout_ms,
+            ..Default::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn l11_an_outage_shorter_than_the_lease_is_not_a_loss() {
+    let emu = emulator().await;
+    let holder = impatient(&emu, 3000, 200);
+    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "outage",
+        Some(json!({"ms": 1500})),
+    )
+    .await;
+    // The check rides the outage out (its requests fail for 1.5 s), and so does renewal.
+    let retries = AtomicUsize::new(0);
+    guard
+        .check_with(&|e, _| {
+            assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+            retries.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    assert!(retries.into_inner() > 0, "the check met the outage");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    guard.check().await.unwrap();
+    assert!(!guard.is_lost());
+    assert!(guard.lease_remaining() > Duration::from_millis(1000));
+    let st = holder.status().await.unwrap().unwrap();
+    assert_eq!((st.locked_by.as_str(), st.epoch), ("holder", 1));
+    assert!(st.is_locked);
+    guard.release().await.unwrap();
+    assert!(node(&emu).await.get("executorId").is_none());
+}
+
+#[tokio::test]
+async fn l11_an_outage_longer_than_the_lease_ends_it_as_unreachable_not_lost() {
+    let emu = emulator().await;
+    let holder = impatient(&emu, 1500, 200);
+    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "outage",
+        Some(json!({"ms": 3000})),
+    )
+    .await;
+    let e = guard.check().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+    assert!(e.message.contains("lease"), "{}", e.message);
+    assert!(guard.is_lost());
+    // L12: from the deadline on, writes under the lease are refused.
+    let refused = guard.lease().allows_writes().unwrap_err();
+    assert_eq!(refused.code, ErrorCode::LockLost);
+    // Once the database is back and another process took over, the report says so.
+    lever(&emu, reqwest::Method::DELETE, "outage", None).await;
+    let other = service(&emu, 60_000);
+    acquire_within(&other, "other", Duration::from_secs(5))
+        .await
+        .expect("taken over once expired");
+    let e = guard.check().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost, "{}", e.message);
+    assert!(e.message.contains("other"), "{}", e.message);
+    // The stale guard's release leaves the new owner's lock alone.
+    guard.release().await.unwrap();
+    assert_eq!(other.status().await.unwrap().unwrap().locked_by, "other");
+}
+
+#[tokio::test]
+async fn l11_a_renewal_whose_answer_is_lost_is_settled_and_the_lease_goes_on() {
+    let emu = emulator().await;
+    let holder = service(&emu, 1200);
+    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    // Every write (the renewals) is applied and its answer lost, by dropping or by a 500.
+    for mode in ["drop", "500"] {
+        lever(
+            &emu,
+            reqwest::Method::PUT,
+            "lost-responses",
+            Some(json!({"count": null, "mode": mode})),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        guard.check().await.unwrap();
+        let lost = lever(&emu, reqwest::Method::GET, "lost-responses", None).await["lost"]
+            .as_u64()
+            .unwrap();
+        assert!(lost >= 2, "{mode}: {lost} renewals lost their answer");
+    }
+    lever(&emu, reqwest::Method::DELETE, "lost-responses", None).await;
+    assert_eq!(epoch_of(&node(&emu).await), 1);
+    guard.release().await.unwrap();
+}

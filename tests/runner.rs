@@ -1460,3 +1460,188 @@ async fn run_events_come_in_the_predecessors_order_and_are_awaited() {
         &format!("Migration {COMMENTS} failed: TypeError: boom")
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults (L11, L12): outages within the lease, a lease that ran out, scriptTimeout
+
+/// PUT a lever of `env`'s emulator.
+async fn put_lever(emu_url: &str, name: &str, body: Value) {
+    reqwest::Client::new()
+        .put(format!("{emu_url}/.emulator/{name}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// up: set `node`, then start an outage of `ms` (right after up() resolves, in effect).
+fn set_then_outage(client: &Client, node: &str, emu_url: &str, ms: u64) -> FakeScript {
+    let (c, n, url) = (client.clone(), node.to_string(), emu_url.to_string());
+    FakeScript {
+        up: Some(func(move |_| {
+            let (c, n, url) = (c.clone(), n.clone(), url.clone());
+            async move {
+                c.set(&n, &json!(true)).await?;
+                put_lever(&url, "outage", json!({ "ms": ms })).await;
+                Ok(Value::Null)
+            }
+        })),
+        down: Some(failing("down must not run")),
+        load_error: None,
+    }
+}
+
+#[tokio::test]
+async fn an_outage_right_after_up_is_ridden_out_within_the_lease_and_recorded_once() {
+    let mut env = Env::new(Some("app")).await;
+    env.cfg.locking.timeout = 4000;
+    env.smoke_scripts();
+    let url = env.emu.url();
+    env.add(POSTS, set_then_outage(&env.client, "app/posts", &url, 2000));
+    let out = env
+        .locked_runner()
+        .migrate_outcome(RunOptions::default())
+        .await;
+    assert!(out.error.is_none(), "{:?}\n{}", out.error, env.log_text());
+    assert_eq!(
+        env.history_names().await,
+        [USERS, POSTS, COMMENTS, SETTINGS]
+    );
+    assert!(
+        env.logged(LogLevel::Warn, "retrying for up to"),
+        "{}",
+        env.log_text()
+    );
+    assert!(
+        env.lock_service().status().await.unwrap().is_none(),
+        "released"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_lease_stops_with_a_connection_error_naming_what_ran_unrecorded()
+{
+    let mut env = Env::new(Some("app")).await;
+    env.cfg.locking.timeout = 1200;
+    env.cfg.rollback_strategy = "down".into();
+    env.smoke_scripts();
+    let url = env.emu.url();
+    env.add(POSTS, set_then_outage(&env.client, "app/posts", &url, 3000));
+    let out = env
+        .locked_runner()
+        .migrate_outcome(RunOptions::default())
+        .await;
+    let e = out.error.expect("fails");
+    assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+    assert!(
+        e.message.contains(&format!("the migration {POSTS} RAN"))
+            && e.message.contains("NOT RECORDED")
+            && e.message.contains("--mark-applied 202501010002"),
+        "{}",
+        e.message
+    );
+    assert!(
+        !env.host.calls().iter().any(|c| c.starts_with("down")),
+        "no rollback"
+    );
+    tokio::time::sleep(Duration::from_millis(1900)).await; // the outage ends
+    assert_eq!(env.history_names().await, [USERS]);
+    assert_eq!(env.get("posts").await, json!(true), "its changes stay");
+}
+
+#[tokio::test]
+async fn a_script_failing_after_the_lease_ran_out_is_not_rolled_back() {
+    let mut env = Env::new(Some("app")).await;
+    env.cfg.locking.timeout = 1000;
+    env.cfg.rollback_strategy = "down".into();
+    env.smoke_scripts();
+    let (c, url) = (env.client.clone(), env.emu.url());
+    env.host.set(
+        POSTS,
+        FakeScript {
+            up: Some(func(move |_| {
+                let (c, url) = (c.clone(), url.clone());
+                async move {
+                    c.set("app/posts", &json!(1)).await?;
+                    put_lever(&url, "outage", json!({"ms": 2500})).await;
+                    // Its next write fails once the client gives up: the lease has run out by then.
+                    tokio::time::sleep(Duration::from_millis(1200)).await;
+                    c.set("app/posts", &json!(2)).await?;
+                    Ok(Value::Null)
+                }
+            })),
+            down: Some(failing("down must not run")),
+            load_error: None,
+        },
+    );
+    let out = env
+        .locked_runner()
+        .migrate_outcome(RunOptions::default())
+        .await;
+    let e = out.error.expect("fails");
+    assert!(
+        matches!(e.code, ErrorCode::ConnectionFailed | ErrorCode::LockLost),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("No rollback was run"), "{}", e.message);
+    assert!(!env.host.calls().iter().any(|c| c.starts_with("down")));
+}
+
+#[tokio::test]
+async fn script_timeout_abandons_the_script_fences_its_writes_and_releases_the_lock() {
+    let mut env = Env::new(Some("app")).await;
+    env.cfg.script_timeout = Some(200);
+    env.cfg.rollback_strategy = "down".into();
+    env.add(
+        USERS,
+        FakeScript {
+            up: Some(func(|_| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(Value::Null)
+            })),
+            down: Some(failing("down must not run")),
+            load_error: None,
+        },
+    );
+    let fence = msr_firebase::lock::Fence::default();
+    let runner = env.locked_runner().with_fence(fence.clone());
+    let e = runner.migrate(RunOptions::default()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ScriptTimeout, "{}", e.message);
+    assert!(
+        e.message.contains(USERS) && e.message.contains("scriptTimeout (200 ms)"),
+        "{}",
+        e.message
+    );
+    assert_eq!(env.host.calls(), [format!("up {USERS}")], "no rollback");
+    // The abandoned script's writes through db stay refused; the lock is free.
+    assert_eq!(fence.check().unwrap_err().code, ErrorCode::ScriptTimeout);
+    assert!(env.lock_service().status().await.unwrap().is_none());
+    assert!(env.history_names().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_scripts_db_is_fenced_by_the_lease_while_a_run_holds_the_lock() {
+    let env = Env::new(Some("app")).await;
+    let fence = msr_firebase::lock::Fence::default();
+    let seen: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let (f, s) = (fence.clone(), seen.clone());
+    env.add(
+        USERS,
+        FakeScript {
+            up: Some(func(move |_| {
+                let (f, s) = (f.clone(), s.clone());
+                async move {
+                    s.lock().unwrap().push(f.check().is_ok());
+                    Ok(Value::Null)
+                }
+            })),
+            down: None,
+            load_error: None,
+        },
+    );
+    let runner = env.locked_runner().with_fence(fence.clone());
+    runner.migrate(RunOptions::default()).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), [true]);
+    fence.check().unwrap();
+}

@@ -260,8 +260,12 @@ async fn renew_loop(service: LockService, executor_id: String, lease: Lease) {
             return;
         }
         let held = lease.held();
+        // One attempt gets a slice of what is left, so that after an outage the next attempt
+        // comes soon (rather than after the client's own growing backoff). A cut-off renewal
+        // that landed after all is adopted by the next one (a 412 showing this owner and epoch).
         let left = lease.remaining();
-        match tokio::time::timeout(left, service.renew(&held)).await {
+        let slice = left.min((every / 3).max(Duration::from_millis(500)));
+        match tokio::time::timeout(slice, service.renew(&held)).await {
             Ok(Ok(RenewOutcome::Renewed(h))) => {
                 let record = h.record.clone();
                 if lease.confirm(h) {
@@ -284,8 +288,8 @@ async fn renew_loop(service: LockService, executor_id: String, lease: Lease) {
             }
             Err(_) => {
                 lease.unreachable(&format!(
-                    "no answer to the lease renewal within the {} ms left",
-                    left.as_millis()
+                    "no answer to the lease renewal within {} ms",
+                    slice.as_millis()
                 ));
                 delay = retry_soon;
             }

@@ -118,7 +118,7 @@ pub enum LeaseEnd {
 struct LeaseState {
     held: Held,
     end: Option<LeaseEnd>,
-    /// The last failure to reach the database since the last successful contact.
+    /// The last failure to reach the database since the last confirmed renewal.
     failure: Option<String>,
 }
 
@@ -193,10 +193,6 @@ impl Lease {
             return true;
         }
         false
-    }
-    /// The database answered (so it is reachable).
-    pub(crate) fn reached(&self) {
-        self.lock().failure = None;
     }
     /// A request failed to reach the database.
     pub(crate) fn unreachable(&self, why: &str) {
@@ -324,10 +320,7 @@ impl Lease {
                 )),
             };
             match outcome {
-                Ok(v) => {
-                    self.reached();
-                    return Ok(v);
-                }
+                Ok(v) => return Ok(v),
                 Err(e) if is_connectivity(&e) => {
                     self.unreachable(&e.message);
                     let left = self.remaining();

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::retry::RetryObserver;
 use super::{path, Auth, Clock, DatabaseUrl, Query, RetryPolicy, ServerClock};
 use crate::{Error, ErrorCode, Result};
-use settle::matches_written;
+use settle::{matches_written, Settled};
 use transport::{norm, show, truncate, Req, WriteError, ETAG_REQUEST_HEADER};
 
 pub use stream::{EventStream, StreamEvent};
@@ -192,12 +192,12 @@ impl Client {
         let p = norm(path)?;
         let mut req = Req::new(Method::PUT, &p).param("print", "silent");
         req.body = Some(json.clone());
-        match self.write_raw(req, &json).await {
+        match self.write_raw(req.clone(), &json).await {
             Ok(()) => Ok(()),
             Err(WriteError::Failed(e)) => Err(e),
             Err(WriteError::Unknown(why)) => {
                 let value = parse_body(&json)?;
-                self.settle("PUT", &p, &why, |current| matches_written(&value, current))
+                self.resettle(req, &p, why, |current| matches_written(&value, current))
                     .await
                     .map(|_| ())
             }
@@ -209,14 +209,14 @@ impl Client {
         let p = norm(path)?;
         let mut req = Req::new(Method::PATCH, &p).param("print", "silent");
         req.body = Some(json.clone());
-        match self.write_raw(req, &json).await {
+        match self.write_raw(req.clone(), &json).await {
             Ok(()) => Ok(()),
             Err(WriteError::Failed(e)) => Err(e),
             Err(WriteError::Unknown(why)) => {
                 let Value::Object(patch) = parse_body(&json)? else {
                     return Err(self.outcome_unknown("PATCH", &p, &why));
                 };
-                self.settle("PATCH", &p, &why, |current| patch_landed(&patch, current))
+                self.resettle(req, &p, why, |current| patch_landed(&patch, current))
                     .await
                     .map(|_| ())
             }
@@ -228,26 +228,20 @@ impl Client {
         let req = Req::new(Method::PUT, &p)
             .param("print", "silent")
             .json_body(value)?;
-        match self.write(req).await {
-            Ok(_) => Ok(()),
-            Err(WriteError::Failed(e)) => Err(e),
-            Err(WriteError::Unknown(why)) => self
-                .settle("PUT", &p, &why, |current| matches_written(value, current))
-                .await
-                .map(|_| ()),
-        }
+        self.idempotent_write(req, &p, |current| matches_written(value, current))
+            .await
+            .map(|_| ())
     }
     /// PUT returning the echo (server values resolved).
     pub async fn set_echo(&self, path: &str, value: &Value) -> Result<Value> {
         let p = norm(path)?;
         let req = Req::new(Method::PUT, &p).json_body(value)?;
-        match self.write(req).await {
-            Ok(r) => r.json(),
-            Err(WriteError::Failed(e)) => Err(e),
-            Err(WriteError::Unknown(why)) => {
-                self.settle("PUT", &p, &why, |current| matches_written(value, current))
-                    .await
-            }
+        match self
+            .idempotent_write(req, &p, |current| matches_written(value, current))
+            .await?
+        {
+            Settled::Answered(r) => r.json(),
+            Settled::Landed(current) => Ok(current),
         }
     }
     /// Conditional PUT (`if-match: etag`; `NULL_ETAG` = create only if absent).
@@ -315,26 +309,16 @@ impl Client {
         let req = Req::new(Method::PATCH, &p)
             .param("print", "silent")
             .json_body(&body)?;
-        match self.write(req).await {
-            Ok(_) => Ok(()),
-            Err(WriteError::Failed(e)) => Err(e),
-            Err(WriteError::Unknown(why)) => self
-                .settle("PATCH", &p, &why, |current| patch_landed(patch, current))
-                .await
-                .map(|_| ()),
-        }
+        self.idempotent_write(req, &p, |current| patch_landed(patch, current))
+            .await
+            .map(|_| ())
     }
     /// DELETE.
     pub async fn remove(&self, path: &str) -> Result<()> {
         let p = norm(path)?;
-        match self.write(Req::new(Method::DELETE, &p)).await {
-            Ok(_) => Ok(()),
-            Err(WriteError::Failed(e)) => Err(e),
-            Err(WriteError::Unknown(why)) => self
-                .settle("DELETE", &p, &why, Value::is_null)
-                .await
-                .map(|_| ()),
-        }
+        self.idempotent_write(Req::new(Method::DELETE, &p), &p, Value::is_null)
+            .await
+            .map(|_| ())
     }
     // ---- internals ----
 

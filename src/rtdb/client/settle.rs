@@ -1,35 +1,27 @@
 //! Settling writes whose outcome is unknown (a 500, or a connection reset or timeout after the
 //! request was sent). Writes are never repeated blindly: the node is read back and the write
-//! counts as done only when the node holds what was written (`matches_written`); a conditional
-//! write whose node is unchanged is tried again; anything else is WRITE_OUTCOME_UNKNOWN.
+//! counts as done only when the node holds what was written (`matches_written`). A conditional
+//! write whose node is unchanged is tried again; so is an idempotent write (PUT, PATCH, DELETE:
+//! sending it twice leaves what sending it once leaves) that is not there, as when an outage
+//! dropped it before it was applied. Anything else is WRITE_OUTCOME_UNKNOWN.
 
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::transport::{Req, WriteError, ETAG_REQUEST_HEADER};
+use super::transport::{Full, Req, WriteError, ETAG_REQUEST_HEADER};
 use super::{CasOutcome, Client, Versioned};
 use crate::rtdb::NULL_ETAG;
 use crate::{Error, ErrorCode, Result};
 
-impl Client {
-    /// After a write to `p` with an unknown outcome: re-read the node; `Ok(current)` when
-    /// `landed(current)` says the write is there, WRITE_OUTCOME_UNKNOWN otherwise.
-    pub(super) async fn settle(
-        &self,
-        method: &str,
-        p: &str,
-        why: &str,
-        landed: impl FnOnce(&Value) -> bool,
-    ) -> Result<Value> {
-        let current = self.recheck_read(p, why).await?;
-        if landed(&current) {
-            Ok(current)
-        } else {
-            Err(self.outcome_unknown(method, p, why))
-        }
-    }
+/// How an idempotent write ended: answered, or found applied after an unknown outcome (the
+/// node as read back).
+pub(super) enum Settled {
+    Answered(Full),
+    Landed(Value),
+}
 
+impl Client {
     /// A conditional PUT (`body` = Some) or DELETE. An unknown outcome is settled by re-reading the
     /// node: our value there -> written; the node unchanged -> the write did not happen, try again;
     /// anything else -> WRITE_OUTCOME_UNKNOWN.
@@ -99,6 +91,51 @@ impl Client {
                     return Err(self.outcome_unknown(method.as_str(), p, &why));
                 }
             }
+        }
+    }
+
+    /// Send an idempotent write (PUT, PATCH, DELETE). When its outcome is unknown, read the node
+    /// back: `landed(current)` -> done (`Settled::Landed(current)`); not there -> send it again,
+    /// up to the retry policy's count, then WRITE_OUTCOME_UNKNOWN.
+    pub(super) async fn idempotent_write(
+        &self,
+        req: Req,
+        p: &str,
+        landed: impl Fn(&Value) -> bool,
+    ) -> Result<Settled> {
+        match self.write(req.clone()).await {
+            Ok(r) => Ok(Settled::Answered(r)),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::Unknown(why)) => self.resettle(req, p, why, landed).await,
+        }
+    }
+
+    /// `req` was sent and its outcome is unknown (`why`): re-read the node; if the write is not
+    /// there, send it again (then the same), up to the retry policy's count.
+    pub(super) async fn resettle(
+        &self,
+        req: Req,
+        p: &str,
+        mut why: String,
+        landed: impl Fn(&Value) -> bool,
+    ) -> Result<Settled> {
+        let method = req.method.to_string();
+        let mut resends = 0u32;
+        loop {
+            let current = self.recheck_read(p, &why).await?;
+            if landed(&current) {
+                return Ok(Settled::Landed(current));
+            }
+            if resends >= self.inner.opts.retry.max_retries {
+                return Err(self.outcome_unknown(&method, p, &why));
+            }
+            resends += 1;
+            tokio::time::sleep(self.inner.opts.retry.delay(resends)).await;
+            why = match self.write(req.clone()).await {
+                Ok(r) => return Ok(Settled::Answered(r)),
+                Err(WriteError::Failed(e)) => return Err(e),
+                Err(WriteError::Unknown(why)) => why,
+            };
         }
     }
 
