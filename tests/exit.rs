@@ -6,33 +6,21 @@ use std::time::Duration;
 
 mod common;
 
-use common::emulator;
+use common::{emulator, emulator_client, lock_service_on};
 use msr_firebase::emulator::Emulator;
-use msr_firebase::lock::{ExclusiveGuard, LockOptions, LockService, WaitPolicy};
-use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
+use msr_firebase::lock::{ExclusiveGuard, LockService, WaitPolicy};
+use msr_firebase::rtdb::{RetryPolicy, SystemClock};
 use msr_firebase::ErrorCode;
 use serde_json::Value;
 
 fn service(emu: &Emulator, timeout_ms: u64) -> LockService {
-    let c = Client::new(ClientOptions {
-        url: DatabaseUrl::parse(&format!("{}?ns=test", emu.url())).expect("url"),
-        auth: Auth::EmulatorOwner,
-        retry: RetryPolicy::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: None,
-        on_retry: None,
-        clock: Arc::new(SystemClock),
-        auth_variable_override: None,
-    })
-    .expect("client");
-    LockService::new(
-        c,
-        None,
-        LockOptions {
-            timeout_ms,
-            ..Default::default()
-        },
-    )
+    let c = emulator_client(
+        emu,
+        Arc::new(SystemClock),
+        RetryPolicy::default(),
+        Duration::from_secs(10),
+    );
+    lock_service_on(c, timeout_ms)
 }
 
 async fn node(svc: &LockService) -> Value {

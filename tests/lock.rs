@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{emulator, lever, reset_counts};
+use common::{emulator, emulator_client, lever, lock_service_on, reset_counts};
 use msr_firebase::emulator::Emulator;
 use msr_firebase::lock::{
     ExclusiveGuard, LockOptions, LockService, WaitEvent, WaitHooks, WaitPolicy,
 };
 use msr_firebase::rtdb::clock::SkewedClock;
-use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy};
+use msr_firebase::rtdb::{Client, RetryPolicy};
 use msr_firebase::time::iso_millis as iso_ms;
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
@@ -28,28 +28,16 @@ const HOUR: i64 = 3_600_000;
 /// A separate client (own connection pool and server-clock estimate) whose local clock is off by
 /// `skew_ms`.
 fn client(emu: &Emulator, skew_ms: i64) -> Client {
-    Client::new(ClientOptions {
-        url: DatabaseUrl::parse(&format!("{}?ns=test", emu.url())).expect("url"),
-        auth: Auth::EmulatorOwner,
-        retry: RetryPolicy::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: None,
-        on_retry: None,
-        clock: Arc::new(SkewedClock(skew_ms)),
-        auth_variable_override: None,
-    })
-    .expect("client")
+    emulator_client(
+        emu,
+        Arc::new(SkewedClock(skew_ms)),
+        RetryPolicy::default(),
+        Duration::from_secs(10),
+    )
 }
 
 fn service_with(emu: &Emulator, skew_ms: i64, timeout_ms: u64) -> LockService {
-    LockService::new(
-        client(emu, skew_ms),
-        None,
-        LockOptions {
-            timeout_ms,
-            ..Default::default()
-        },
-    )
+    lock_service_on(client(emu, skew_ms), timeout_ms)
 }
 
 fn service(emu: &Emulator, timeout_ms: u64) -> LockService {
@@ -1046,44 +1034,38 @@ async fn frequent_wait_reports_do_not_use_up_retries() {
 /// A service whose client gives up on a failing request after `window_ms` (the lease-level
 /// retries then take over).
 fn impatient(emu: &Emulator, timeout_ms: u64, window_ms: u64) -> LockService {
-    let c = Client::new(ClientOptions {
-        url: DatabaseUrl::parse(&format!("{}?ns=test", emu.url())).expect("url"),
-        auth: Auth::EmulatorOwner,
-        retry: RetryPolicy {
-            window: Some(Duration::from_millis(window_ms)),
-            ..RetryPolicy::default()
-        },
-        request_timeout: Duration::from_secs(2),
-        connect_timeout: None,
-        on_retry: None,
-        clock: Arc::new(SkewedClock(0)),
-        auth_variable_override: None,
-    })
-    .expect("client");
-    LockService::new(
-        c,
-        None,
-        LockOptions {
-            timeout_ms,
-            ..Default::default()
-        },
+    let retry = RetryPolicy {
+        window: Some(Duration::from_millis(window_ms)),
+        ..RetryPolicy::default()
+    };
+    let c = emulator_client(emu, Arc::new(SkewedClock(0)), retry, Duration::from_secs(2));
+    lock_service_on(c, timeout_ms)
+}
+
+/// A guard on `holder`'s lock, then an outage of `outage_ms` from now.
+async fn held_into_an_outage(
+    emu: &Emulator,
+    holder: &LockService,
+    outage_ms: u64,
+) -> ExclusiveGuard {
+    let guard = ExclusiveGuard::acquire(holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    lever(
+        emu,
+        reqwest::Method::PUT,
+        "outage",
+        Some(json!({ "ms": outage_ms })),
     )
+    .await;
+    guard
 }
 
 #[tokio::test]
 async fn l11_an_outage_shorter_than_the_lease_is_not_a_loss() {
     let emu = emulator().await;
     let holder = impatient(&emu, 3000, 200);
-    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
-        .await
-        .unwrap();
-    lever(
-        &emu,
-        reqwest::Method::PUT,
-        "outage",
-        Some(json!({"ms": 1500})),
-    )
-    .await;
+    let guard = held_into_an_outage(&emu, &holder, 1500).await;
     // The check rides the outage out (its requests fail for 1.5 s), and so does renewal.
     let retries = AtomicUsize::new(0);
     guard
@@ -1109,16 +1091,7 @@ async fn l11_an_outage_shorter_than_the_lease_is_not_a_loss() {
 async fn l11_an_outage_longer_than_the_lease_ends_it_as_unreachable_not_lost() {
     let emu = emulator().await;
     let holder = impatient(&emu, 1500, 200);
-    let guard = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
-        .await
-        .unwrap();
-    lever(
-        &emu,
-        reqwest::Method::PUT,
-        "outage",
-        Some(json!({"ms": 3000})),
-    )
-    .await;
+    let guard = held_into_an_outage(&emu, &holder, 3000).await;
     let e = guard.check().await.unwrap_err();
     assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
     assert!(e.message.contains("lease"), "{}", e.message);

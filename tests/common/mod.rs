@@ -23,6 +23,43 @@ pub async fn emulator() -> Emulator {
         .expect("emulator")
 }
 
+/// A client for namespace `test` of `emu`, with a connection pool and server-clock estimate of
+/// its own, on `clock`.
+pub fn emulator_client(
+    emu: &Emulator,
+    clock: Arc<dyn msr_firebase::rtdb::Clock>,
+    retry: msr_firebase::rtdb::RetryPolicy,
+    request_timeout: Duration,
+) -> msr_firebase::rtdb::Client {
+    msr_firebase::rtdb::Client::new(msr_firebase::rtdb::ClientOptions {
+        url: msr_firebase::rtdb::DatabaseUrl::parse(&format!("{}?ns=test", emu.url()))
+            .expect("url"),
+        auth: msr_firebase::rtdb::Auth::EmulatorOwner,
+        retry,
+        request_timeout,
+        connect_timeout: None,
+        on_retry: None,
+        clock,
+        auth_variable_override: None,
+    })
+    .expect("client")
+}
+
+/// A lock service (no shift) with a lease of `timeout_ms` on `client`.
+pub fn lock_service_on(
+    client: msr_firebase::rtdb::Client,
+    timeout_ms: u64,
+) -> msr_firebase::lock::LockService {
+    msr_firebase::lock::LockService::new(
+        client,
+        None,
+        msr_firebase::lock::LockOptions {
+            timeout_ms,
+            ..Default::default()
+        },
+    )
+}
+
 /// Call a test lever (`/.emulator/<path>`); its JSON answer (`null` when it has none).
 pub async fn lever(
     emu: &Emulator,
