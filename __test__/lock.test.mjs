@@ -876,3 +876,35 @@ test('CLI: 5 `migrate` processes at once: all exit 0, each migration recorded ex
   assert.equal(node.executorId, undefined, 'no lock left behind')
   assert.equal(node.epoch, 5, 'every process took the lock in turn')
 })
+
+test('CLI: request floors: a locked migrate of 4 scripts; with nothing pending, the history alone and no lock request', async () => {
+  const ns = uniqueNs('floor')
+  const opts = cliProject(ns)
+  const counts = async () => {
+    const c = await lever(emu, 'GET', 'requests')
+    await lever(emu, 'DELETE', 'requests')
+    const on = (suffix) =>
+      Object.entries(c.byPath)
+        .filter(([k]) => k.endsWith(suffix))
+        .reduce((n, [, v]) => n + v, 0)
+    return {
+      lock: on('/migrations/_lock'),
+      history:
+        on('/schema_version') +
+        Object.entries(c.byPath)
+          .filter(([k]) => k.includes('/schema_version/'))
+          .reduce((n, [, v]) => n + v, 0),
+    }
+  }
+  await lever(emu, 'DELETE', 'requests')
+  const first = await cli(['migrate'], opts)
+  assert.equal(first.code, 0, first.stderr)
+  // Lock: take (create if absent), after the backup and after each script one conditional
+  // write proving ownership, release. History: read, read again under the lock, 4 records.
+  assert.deepEqual(await counts(), { lock: 1 + 1 + 4 + 1, history: 2 + 4 })
+  const idle = await cli(['migrate'], opts)
+  assert.equal(idle.code, 0, idle.stderr)
+  assert.match(idle.stdout + idle.stderr, /Nothing to do/)
+  const c = await lever(emu, 'GET', 'requests')
+  assert.deepEqual(c.byPath, { 'GET /schema_version': 1 }, 'an idle migrate reads the history, nothing else')
+})

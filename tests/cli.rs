@@ -13,7 +13,7 @@ use msr_firebase::runner::{Method, ScriptHost, ScriptMeta};
 use msr_firebase::{Error, ErrorCode, Result};
 use serde_json::{json, Value};
 
-/// A host without scripts (the tests' migration folders are empty) and without JS config files
+/// A host that loads no scripts (the tests' folders hold only a beforeMigrate script, never run) and no JS config files
 /// (the tests use `msr.config.json`, which the CLI reads itself).
 #[derive(Clone)]
 struct NoJs;
@@ -46,6 +46,10 @@ async fn held_lock_project(ns: &str, locking: Value) -> (Emulator, String, tempf
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("migrations");
     std::fs::create_dir(&folder).unwrap();
+    // Something to do under the lock (a `migrate` with nothing to do never takes it): a
+    // beforeMigrate script, which runs on every migrate, under the lock. Never loaded here: the
+    // lock stays held.
+    std::fs::write(folder.join("beforeMigrate.js"), "").unwrap();
     let mut lock = json!({"enabled": true, "timeout": 60_000});
     msr_firebase::config::deep_merge(&mut lock, &locking);
     let config = json!({

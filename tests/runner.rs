@@ -1645,3 +1645,130 @@ async fn the_scripts_db_is_fenced_by_the_lease_while_a_run_holds_the_lock() {
     assert_eq!(*seen.lock().unwrap(), [true]);
     fence.check().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// request floors (issue 10): counts are stable figures, asserted exactly
+
+impl Env {
+    /// (total, requests on the lock node) since the last reset.
+    async fn requests(&self) -> (u64, u64) {
+        let counts = self.lever(reqwest::Method::GET, "requests").await;
+        let lock = format!(
+            "/{}",
+            msr_firebase::lock::lock_path(self.cfg.shift_path().as_deref())
+        );
+        let on_lock = counts["byPath"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.ends_with(&lock))
+                    .map(|(_, v)| v.as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        (counts["total"].as_u64().unwrap(), on_lock)
+    }
+
+    /// `n` migrations whose `up` does nothing.
+    fn no_op_scripts(&self, n: usize) {
+        for i in 1..=n {
+            self.add(
+                &format!("V{:012}_noop.js", 202501010000u64 + i as u64),
+                FakeScript {
+                    up: Some(func(|_| async { Ok(Value::Null) })),
+                    ..FakeScript::default()
+                },
+            );
+        }
+    }
+}
+
+/// A locked `migrate` of N no-op migrations costs 2N + 4 requests: the history (read without
+/// the lock; it is the connection check too), one conditional write taking the lock, the history
+/// again under it, per migration one conditional write that proves ownership and renews the
+/// lease plus the record, and one conditional write releasing it. With nothing pending, a migrate
+/// reads the history and touches no lock: 1 request.
+#[tokio::test]
+async fn locked_migrate_runs_at_its_request_floor() {
+    let mut env = Env::new(None).await;
+    // No backup before running (a backup is a walk of the data, and ownership is proved again
+    // after it).
+    env.cfg.backup_mode = "manual".into();
+    env.no_op_scripts(100);
+    env.reset_counts().await;
+    let r = env
+        .locked_runner()
+        .migrate(RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.executed.len(), 100);
+    assert_eq!(
+        env.requests().await,
+        (204, 102),
+        "(total, on the lock node): 100 no-op migrations on a never-locked database"
+    );
+
+    env.reset_counts().await;
+    let r = env
+        .locked_runner()
+        .migrate(RunOptions::default())
+        .await
+        .unwrap();
+    assert!(r.executed.is_empty() && r.migrated.len() == 100);
+    assert_eq!(
+        env.requests().await,
+        (1, 0),
+        "nothing pending: the history only"
+    );
+    assert!(
+        env.log_text().contains("Nothing to do"),
+        "{}",
+        env.log_text()
+    );
+
+    // One more pending migration, on a lock node holding the last release's tombstone: a new
+    // process guesses "absent" (create if absent), and the 412 hands it the tombstone's ETag.
+    env.no_op_scripts(101);
+    env.reset_counts().await;
+    let r = env
+        .locked_runner()
+        .migrate(RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.executed.len(), 1);
+    assert_eq!(
+        env.requests().await,
+        (7, 4),
+        "1 migration, lock released before"
+    );
+}
+
+/// A `beforeMigrate` script runs on every migrate, under the lock: with one, the lock is taken
+/// even when nothing is pending.
+#[tokio::test]
+async fn migrate_with_nothing_pending_takes_the_lock_only_for_before_migrate() {
+    let mut env = Env::new(None).await;
+    env.cfg.backup_mode = "manual".into();
+    env.no_op_scripts(1);
+    env.locked_runner()
+        .migrate(RunOptions::default())
+        .await
+        .unwrap();
+    env.add(
+        "beforeMigrate.js",
+        FakeScript {
+            up: Some(func(|_| async { Ok(Value::Null) })),
+            ..FakeScript::default()
+        },
+    );
+    env.reset_counts().await;
+    env.host.clear_calls();
+    env.locked_runner()
+        .migrate(RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(env.host.calls(), vec!["up beforeMigrate.js"]);
+    let (total, on_lock) = env.requests().await;
+    // history, lock (412 + write), history under the lock, proof after beforeMigrate, release.
+    assert_eq!((total, on_lock), (6, 4));
+}

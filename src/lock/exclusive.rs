@@ -13,7 +13,7 @@
 //! - Every held guard is known to `lock::exit`, which releases it when the process ends another
 //!   way (a second signal, `process.exit()`, a crash of the JS side).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -33,13 +33,12 @@ pub struct ExclusiveGuard {
     executor_id: String,
     epoch: u64,
     lease: Lease,
+    /// Held while a renewal is in flight: a check and the heartbeat never race each other.
+    renewing: Arc<tokio::sync::Mutex<()>>,
     task: Mutex<Option<JoinHandle<()>>>,
     /// This guard's entry in `lock::exit`.
     exit_id: u64,
 }
-
-const VERIFY_FAILED: &str = "Lock ownership verification failed. Lock was acquired but is no longer owned by this executor. \
-     This may indicate a race condition or clock skew between servers.";
 
 /// How long `check()` waits for a read that only improves the message of a lease that ran out.
 const REPORT_READ: Duration = Duration::from_secs(2);
@@ -81,22 +80,9 @@ impl ExclusiveGuard {
     ) -> Result<ExclusiveGuard> {
         let held = wait_for_lock(service, executor_id, wait, hooks).await?;
         let epoch = held.record.epoch;
-        // Known to `lock::exit` from now on, so no exit path leaves it behind.
+        // Known to `lock::exit` from now on, so no exit path leaves it behind. The conditional
+        // write that took the lock is the proof of ownership: no read follows it.
         let exit_id = exit::register(service, executor_id, epoch);
-        // Two-phase: confirm ownership (owner and epoch) before any work runs under the lock.
-        let ok = match service.verify(executor_id, Some(epoch)).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                // Do not leave a lock nobody will renew or release: best effort, owner-checked.
-                let _ = service.release_owned(executor_id, Some(epoch)).await;
-                exit::unregister(exit_id);
-                return Err(wrap("Failed to verify lock ownership")(e));
-            }
-        };
-        if !ok {
-            exit::unregister(exit_id);
-            return Err(Error::new(ErrorCode::LockLost, VERIFY_FAILED));
-        }
         let lease = Lease::new(held, &service.path);
         // The observer hears the end of the lease once, however it came.
         let observer = service.clone();
@@ -106,16 +92,19 @@ impl ExclusiveGuard {
                 message,
             })
         });
+        let renewing = Arc::new(tokio::sync::Mutex::new(()));
         let task = tokio::spawn(renew_loop(
             service.clone(),
             executor_id.to_string(),
             lease.clone(),
+            renewing.clone(),
         ));
         Ok(ExclusiveGuard {
             service: service.clone(),
             executor_id: executor_id.to_string(),
             epoch,
             lease,
+            renewing,
             task: Mutex::new(Some(task)),
             exit_id,
         })
@@ -139,19 +128,43 @@ impl ExclusiveGuard {
             }
             return Err(self.lease.check_local().expect("over"));
         }
-        let read = || async {
-            let node = self.service.read_node().await.map(|(n, _)| n);
+        // One conditional write proves ownership and renews the lease (no read): a 412 showing
+        // another owner or epoch, or no lock, is the loss.
+        let prove = || async {
+            // A slice of the lease per attempt (as the heartbeat's), so that after an outage
+            // the next attempt comes soon.
+            let slice = attempt_slice(self.service.opts.renew_every(), self.lease.remaining());
+            let outcome = tokio::time::timeout(
+                slice,
+                renew_once(
+                    &self.service,
+                    &self.executor_id,
+                    &self.lease,
+                    &self.renewing,
+                    false,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err(no_answer(slice)));
+            let node = match outcome {
+                Ok(RenewOutcome::Renewed(_)) => return Ok(()),
+                Ok(RenewOutcome::Lost(node)) => Ok(node),
+                Err(e) => Err(e),
+            };
             match judge(node, &self.executor_id, self.epoch) {
                 Verdict::Ours => Ok(()),
-                Verdict::Lost(node) => {
-                    self.lease.lose(describe(&node, &self.executor_id));
-                    Err(self.lease.check_local().expect("lost"))
-                }
+                Verdict::Lost(_) => Err(self.lease.check_local().expect("lost")),
+                // A failed request proves nothing: retried while the lease lasts.
                 Verdict::Unreachable(e) => Err(e),
                 Verdict::Failed(e) => Err(wrap("Failed to verify lock ownership")(e)),
             }
         };
-        self.lease.within(read, on_retry).await
+        self.lease.within(prove, on_retry).await?;
+        // A renewal that landed after the deadline does not revive the lease.
+        match self.lease.check_local() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The fencing epoch this guard holds.
@@ -244,54 +257,100 @@ impl Drop for ExclusiveGuard {
     }
 }
 
-/// The heartbeat: renew before the lease runs out; stop when the lease is over.
-async fn renew_loop(service: LockService, executor_id: String, lease: Lease) {
+/// How long one renewal attempt may take: a slice of what is left of the lease, so that after
+/// an outage the next attempt comes soon (rather than after the client's own growing backoff).
+/// A cut-off renewal that landed after all is adopted by the next one (a 412 showing this owner
+/// and epoch).
+fn attempt_slice(every: Duration, left: Duration) -> Duration {
+    left.min((every / 3).max(Duration::from_millis(500)))
+}
+
+fn no_answer(slice: Duration) -> Error {
+    Error::new(
+        ErrorCode::ConnectionFailed,
+        format!(
+            "no answer to the lease renewal within {} ms",
+            slice.as_millis()
+        ),
+    )
+}
+
+/// One renewal of the lease (a conditional write on the last confirmed ETag), one at a time:
+/// confirmed into the lease, or the loss recorded. `heartbeat`: the observer hears it as a
+/// renewal (`check()`'s renewals are proofs of ownership, not reported).
+async fn renew_once(
+    service: &LockService,
+    executor_id: &str,
+    lease: &Lease,
+    renewing: &tokio::sync::Mutex<()>,
+    heartbeat: bool,
+) -> Result<RenewOutcome> {
+    let _one = renewing.lock().await;
+    let out = service.renew(&lease.held()).await?;
+    match &out {
+        RenewOutcome::Renewed(h) => {
+            if lease.confirm(h.clone()) && heartbeat {
+                service.emit(LockEvent::Renewed {
+                    path: service.path.clone(),
+                    record: h.record.clone(),
+                });
+            }
+        }
+        RenewOutcome::Lost(node) => lease.lose(describe(node, executor_id)),
+    }
+    Ok(out)
+}
+
+/// The heartbeat: renew `renew_every` after the last confirmed write of the record (a check's
+/// renewal counts), and no later than half-way through what is left of the lease; stop when
+/// the lease is over.
+async fn renew_loop(
+    service: LockService,
+    executor_id: String,
+    lease: Lease,
+    renewing: Arc<tokio::sync::Mutex<()>>,
+) {
     let every = service.opts.renew_every();
     let retry_soon = (every / 10).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    let mut delay = every;
+    let mut failing = false;
     loop {
         if lease.is_over() {
             return;
         }
-        // Renew no later than half-way through what is left of the lease.
-        tokio::time::sleep(delay.min(lease.remaining() / 2)).await;
+        let last = lease.held().written;
+        let pause = if failing {
+            retry_soon
+        } else {
+            last.after(every).remaining()
+        };
+        tokio::time::sleep(pause.min(lease.remaining() / 2)).await;
         // Passing the deadline (e.g. while this process was stopped) ends the lease for good.
         if lease.is_over() {
             return;
         }
-        let held = lease.held();
-        // One attempt gets a slice of what is left, so that after an outage the next attempt
-        // comes soon (rather than after the client's own growing backoff). A cut-off renewal
-        // that landed after all is adopted by the next one (a 412 showing this owner and epoch).
-        let left = lease.remaining();
-        let slice = left.min((every / 3).max(Duration::from_millis(500)));
-        match tokio::time::timeout(slice, service.renew(&held)).await {
-            Ok(Ok(RenewOutcome::Renewed(h))) => {
-                let record = h.record.clone();
-                if lease.confirm(h) {
-                    service.emit(LockEvent::Renewed {
-                        path: service.path.clone(),
-                        record,
-                    });
-                }
-                delay = every;
-            }
-            Ok(Ok(RenewOutcome::Lost(node))) => {
-                lease.lose(describe(&node, &executor_id));
-                return;
-            }
+        if lease.held().written != last {
+            // Renewed meanwhile (by a check): plan from that renewal.
+            failing = false;
+            continue;
+        }
+        let slice = attempt_slice(every, lease.remaining());
+        match tokio::time::timeout(
+            slice,
+            renew_once(&service, &executor_id, &lease, &renewing, true),
+        )
+        .await
+        {
+            Ok(Ok(RenewOutcome::Renewed(_))) => failing = false,
+            Ok(Ok(RenewOutcome::Lost(_))) => return,
             Ok(Err(e)) => {
                 if super::lease::is_connectivity(&e) {
                     lease.unreachable(&e.message);
                 }
-                delay = retry_soon;
+                failing = true;
             }
             Err(_) => {
-                lease.unreachable(&format!(
-                    "no answer to the lease renewal within {} ms",
-                    slice.as_millis()
-                ));
-                delay = retry_soon;
+                lease.unreachable(&no_answer(slice).message);
+                failing = true;
             }
         }
     }

@@ -79,6 +79,7 @@ mod tests {
             Held {
                 record: LockRecord::new("me", 0, 1),
                 etag: "e".into(),
+                written: LeaseInstant::now(),
                 deadline: LeaseInstant::now().after(Duration::from_millis(40)),
             },
             "migrations/_lock",

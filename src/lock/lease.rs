@@ -382,6 +382,7 @@ mod tests {
         Held {
             record: LockRecord::new("me", 0, 3),
             etag: "e".into(),
+            written: LeaseInstant::now(),
             deadline: LeaseInstant::now().after(Duration::from_millis(ms)),
         }
     }

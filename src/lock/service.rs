@@ -69,6 +69,10 @@ struct ServiceState {
     seen: Mutex<Option<(String, Instant)>>,
     /// Epochs this service acquired, per executor id (releases check them).
     owned: Mutex<HashMap<String, u64>>,
+    /// The lock node as this service last saw it (value and ETag, from a read, a 412 or a
+    /// write's answer): where the next compare-and-set starts, so that an uncontended acquire
+    /// or release is one conditional write. A stale entry costs one 412, never correctness.
+    last: Mutex<Option<Versioned>>,
 }
 
 #[derive(Clone)]
@@ -87,6 +91,8 @@ pub(crate) struct Held {
     /// The record as stored (server timestamps resolved).
     pub record: LockRecord,
     pub etag: String,
+    /// When the write that confirmed this record left (the lease clock).
+    pub written: LeaseInstant,
     /// Local end of the lease on the lease clock: conservative, before the server-side
     /// `expiresAt` (see `lock::lease`).
     pub deadline: LeaseInstant,
@@ -220,8 +226,7 @@ impl LockService {
     /// `Some` for a held record (`is_locked` false once expired), `None` when unlocked.
     pub async fn status(&self) -> Result<Option<LockStatus>> {
         let cur = self
-            .client
-            .get_versioned(&self.path)
+            .fetch()
             .await
             .map_err(wrap("Failed to get lock status"))?;
         Ok(match LockNode::parse(&cur.value) {
@@ -256,14 +261,17 @@ impl LockService {
     /// A read plus a no-op conditional write proving read and write access to the lock path.
     pub async fn init_storage(&self) -> Result<()> {
         let res = async {
-            let cur = self.client.get_versioned(&self.path).await?;
+            let cur = self.fetch().await?;
             // Either outcome proves access: a 412 only means someone changed the node meanwhile.
-            if cur.value.is_null() {
-                self.client.delete_if_match(&self.path, NULL_ETAG).await?;
+            let out = if cur.value.is_null() {
+                self.client.delete_if_match(&self.path, NULL_ETAG).await?
             } else {
                 self.client
                     .put_if_match(&self.path, &cur.value, &cur.etag)
-                    .await?;
+                    .await?
+            };
+            match out {
+                CasOutcome::Written(v) | CasOutcome::Mismatch(v) => self.remember(&v),
             }
             Ok::<(), Error>(())
         }
@@ -287,6 +295,27 @@ impl LockService {
     }
 
     // ---- internals shared with `ExclusiveGuard` ----
+
+    /// GET the lock node with its ETag, remembering it.
+    async fn fetch(&self) -> Result<Versioned> {
+        let cur = self.client.get_versioned(&self.path).await?;
+        self.remember(&cur);
+        Ok(cur)
+    }
+
+    fn remember(&self, v: &Versioned) {
+        *self.state.last.lock().unwrap() = Some(v.clone());
+    }
+
+    /// The lock node as last seen, when `usable` says a compare-and-set may start from it;
+    /// otherwise a fresh read.
+    async fn start_from(&self, usable: impl Fn(&Versioned) -> bool) -> Result<Versioned> {
+        let known = self.state.last.lock().unwrap().clone();
+        match known {
+            Some(v) if usable(&v) => Ok(v),
+            _ => self.fetch().await,
+        }
+    }
 
     fn owned_epoch(&self, executor_id: &str) -> Option<u64> {
         self.state.owned.lock().unwrap().get(executor_id).copied()
@@ -362,20 +391,45 @@ impl LockService {
                 // from `sent`. Keep a 2% margin for clock-rate drift.
                 let remaining = (stored.expires_at - stored.last_write_at()).max(0) as u64;
                 let deadline = sent.after(Duration::from_millis(remaining - remaining / 50));
+                self.remember(&v);
                 Ok(Wrote::Written(Held {
                     record: stored,
                     etag: v.etag,
+                    written: sent,
                     deadline,
                 }))
             }
-            CasOutcome::Mismatch(v) => Ok(Wrote::Mismatch(v)),
+            CasOutcome::Mismatch(v) => {
+                self.remember(&v);
+                Ok(Wrote::Mismatch(v))
+            }
         }
     }
 
-    /// One acquisition: GET, then conditional PUTs re-evaluated on 412. Two requests when
-    /// uncontended.
+    /// One acquisition: conditional PUTs re-evaluated on 412, starting from the node as last
+    /// seen (a free or expired lock, or one of ours), or from "absent" (`null_etag`: create only
+    /// if absent) when this service has seen nothing yet but knows the server's time. A held lock
+    /// last seen live is read again first: "held" is never decided on an old answer. One request
+    /// when uncontended.
     pub(crate) async fn try_acquire(&self, executor_id: &str) -> Result<AcquireOutcome> {
-        let mut cur = self.client.get_versioned(&self.path).await?;
+        // A guess needs the server's time (to write the expiry); before any answer taught it,
+        // read first.
+        let from_known = self.state.last.lock().unwrap().is_some() || self.server_now().is_none();
+        let mut cur = if from_known {
+            self.start_from(|v| match LockNode::parse(&v.value) {
+                LockNode::Held(r) => {
+                    self.is_mine(&r, executor_id, self.owned_epoch(executor_id))
+                        || self.is_expired(&r, &v.etag)
+                }
+                LockNode::Free { .. } => true,
+            })
+            .await?
+        } else {
+            Versioned {
+                value: Value::Null,
+                etag: NULL_ETAG.to_string(),
+            }
+        };
         // The epoch of the new record this call last tried to write: if it is found stored (a
         // write whose outcome was unknown, or a provisional expiry written while the server clock
         // was unknown), it is ours and is renewed.
@@ -433,10 +487,16 @@ impl LockService {
                         .insert(executor_id.to_string(), held.record.epoch);
                     return Ok(AcquireOutcome::Acquired(held));
                 }
-                Ok(Wrote::Mismatch(v)) => cur = v,
+                Ok(Wrote::Mismatch(v)) => {
+                    // A 412 proves the new record was not written: what it shows is not ours.
+                    if !renewal {
+                        tried = None;
+                    }
+                    cur = v
+                }
                 // A write whose outcome is unknown: look again (a record of ours is then renewed).
                 Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => {
-                    cur = self.client.get_versioned(&self.path).await?;
+                    cur = self.fetch().await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -462,9 +522,7 @@ impl LockService {
             let cur = match self.write_record(&record, &etag, true).await {
                 Ok(Wrote::Written(h)) => return Ok(RenewOutcome::Renewed(h)),
                 Ok(Wrote::Mismatch(v)) => v,
-                Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => {
-                    self.client.get_versioned(&self.path).await?
-                }
+                Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => self.fetch().await?,
                 Err(e) => return Err(e),
             };
             match LockNode::parse(&cur.value) {
@@ -482,7 +540,7 @@ impl LockService {
 
     /// GET: the node holds `executor_id` (and `epoch` when given) and has not expired.
     pub(crate) async fn verify(&self, executor_id: &str, epoch: Option<u64>) -> Result<bool> {
-        let cur = self.client.get_versioned(&self.path).await?;
+        let cur = self.fetch().await?;
         Ok(match LockNode::parse(&cur.value) {
             LockNode::Held(r) => {
                 self.is_mine(&r, executor_id, epoch) && !self.is_expired(&r, &cur.etag)
@@ -493,7 +551,7 @@ impl LockService {
 
     /// The node's current state (for loss reports).
     pub(crate) async fn read_node(&self) -> Result<(LockNode, String)> {
-        let cur = self.client.get_versioned(&self.path).await?;
+        let cur = self.fetch().await?;
         Ok((LockNode::parse(&cur.value), cur.etag))
     }
 
@@ -522,7 +580,15 @@ impl LockService {
     where
         F: Fn(&LockService, (&LockRecord, &str)) -> bool,
     {
-        let mut cur = self.client.get_versioned(&self.path).await?;
+        // From the node as last seen when it shows a record to release (a stale one costs a
+        // 412 that hands back the current one); a read otherwise, since "nothing to release"
+        // must not be decided on an old answer.
+        let mut cur = self
+            .start_from(|v| match LockNode::parse(&v.value) {
+                LockNode::Held(r) => pred(self, (&r, &v.etag)),
+                LockNode::Free { .. } => false,
+            })
+            .await?;
         for _ in 0..MAX_CAS_ROUNDS {
             let r = match LockNode::parse(&cur.value) {
                 LockNode::Held(r) if pred(self, (&r, &cur.etag)) => r,
@@ -534,15 +600,19 @@ impl LockService {
                 .await
             {
                 Ok(CasOutcome::Written(v)) => {
+                    self.remember(&v);
                     if let Some(ms) = num(&v.value, "releasedAt") {
                         self.client.server_clock().observe(ms);
                     }
                     let expired = self.is_expired(&r, &cur.etag);
                     return Ok(Some(r.status(!expired)));
                 }
-                Ok(CasOutcome::Mismatch(v)) => cur = v,
+                Ok(CasOutcome::Mismatch(v)) => {
+                    self.remember(&v);
+                    cur = v;
+                }
                 Err(e) if e.code == ErrorCode::WriteOutcomeUnknown => {
-                    cur = self.client.get_versioned(&self.path).await?;
+                    cur = self.fetch().await?;
                 }
                 Err(e) => return Err(e),
             }

@@ -435,9 +435,13 @@ async fn held_error(
     last: Option<LockRecord>,
     gave_up: Option<String>,
 ) -> Error {
-    let holder = match service.read_node().await {
-        Ok((LockNode::Held(r), _)) => Some(r),
-        _ => last,
+    // The holder the last attempt saw (its 412 is a fresh answer); a read only when none was.
+    let holder = match last {
+        Some(r) => Some(r),
+        None => match service.read_node().await {
+            Ok((LockNode::Held(r), _)) => Some(r),
+            _ => None,
+        },
     };
     let prefix = gave_up.map(|g| format!("{g}\n")).unwrap_or_default();
     match holder {

@@ -55,16 +55,17 @@ impl<H: ScriptHost> Runner<H> {
             DownTo::Steps(_) => {}
         }
         let disc = self.discover_checked()?;
-        self.check_connection("rollback").await?;
         let executor_id = self.executor_id();
-        if self.lock.is_some() && !opts.no_lock && !dry {
+        // The first request (the history) is also the connection check.
+        let preflight = self.lock.is_some() && !opts.no_lock && !dry;
+        if preflight {
             self.down_preflight(to, &disc).await?;
         }
         let guard = self
             .take_lock(opts, &executor_id, !(opts.no_lock || dry))
             .await?;
         let r = self
-            .down_locked(to, dry, &disc, guard.as_ref(), result)
+            .down_locked(to, dry, &disc, guard.as_ref(), result, !preflight)
             .await;
         self.give_back(guard).await;
         r
@@ -77,13 +78,14 @@ impl<H: ScriptHost> Runner<H> {
         disc: &Discovery,
         guard: Option<&ExclusiveGuard>,
         result: &mut MigrationResult,
+        first: bool,
     ) -> Result<()> {
         match to {
             DownTo::Version(target) => self.info(&format!("Rolling back to version {target}...")),
             DownTo::Steps(n) => self.info(&format!("Rolling back the newest {n} migration(s)...")),
         }
         let history = History::new(self.client.clone(), &self.cfg);
-        let (records, warnings) = history.read().await?;
+        let (records, warnings) = self.read_history(first.then_some("rollback")).await?;
         for w in &warnings {
             self.warn(w);
         }
@@ -276,7 +278,7 @@ impl<H: ScriptHost> Runner<H> {
     /// Pre-flight of `down` before taking the lock: the same checks, so a missing file or
     /// `down()` fails without touching the lock node.
     async fn down_preflight(&self, to: DownTo, disc: &Discovery) -> Result<()> {
-        let (records, _) = History::new(self.client.clone(), &self.cfg).read().await?;
+        let (records, _) = self.read_history(Some("rollback")).await?;
         let todo = plan(&disc.scripts, &records).to_undo(to);
         self.down_steps(&todo, disc).await.map(|_| ())
     }

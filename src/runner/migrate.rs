@@ -22,6 +22,17 @@ use super::{
     ScriptMeta,
 };
 
+/// The history as read: records and warnings for skipped entries.
+type HistoryRead = (Vec<HistoryRecord>, Vec<String>);
+
+/// Err once the lease is over (known locally, no request).
+fn check_lease(guard: Option<&ExclusiveGuard>) -> Result<()> {
+    match guard.and_then(|g| g.lease().check_local()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// What every step of one run's execution needs.
 struct Run<'a> {
     history: &'a History,
@@ -96,17 +107,34 @@ impl<H: ScriptHost> Runner<H> {
             check_target(t, false)?;
         }
         let disc = self.discover_checked()?;
-        self.check_connection("migration").await?;
         let executor_id = self.executor_id();
         let mut metas = HashMap::new();
+        // The history first, without the lock: this read is also the connection check.
+        let first = self.read_history(Some("migration")).await?;
         let locking = self.lock.is_some() && !opts.no_lock && !dry;
-        if locking {
-            // Pre-flight without the lock: scripts that cannot load (or drifted files) fail
-            // every contender the same way, without touching the lock node. Repeated under
-            // the lock (history may change meanwhile); loaded scripts are not loaded again.
-            self.preflight(opts, &disc, &mut metas).await?;
+        if !locking || self.nothing_to_run(opts, &disc, &first.0) {
+            // Without a lock (locking off, --no-lock, a dry run), or nothing to run and no
+            // beforeMigrate script (which runs on every migrate, under the lock): the run ends
+            // on what was read, without touching the lock.
+            let guard = self.take_lock(opts, &executor_id, false).await?;
+            return self
+                .migrate_locked(
+                    opts,
+                    &disc,
+                    guard.as_ref(),
+                    &executor_id,
+                    result,
+                    &mut metas,
+                    Some(first),
+                )
+                .await;
         }
+        // Pre-flight without the lock: scripts that cannot load (or drifted files) fail every
+        // contender the same way, without touching the lock node. Repeated under the lock
+        // (history may change meanwhile); loaded scripts are not loaded again.
+        self.preflight(opts, &disc, &first.0, &mut metas).await?;
         let guard = self.take_lock(opts, &executor_id, locking).await?;
+        // Under the lock the history is read again: another process may have run them meanwhile.
         let r = self
             .migrate_locked(
                 opts,
@@ -115,10 +143,25 @@ impl<H: ScriptHost> Runner<H> {
                 &executor_id,
                 result,
                 &mut metas,
+                None,
             )
             .await;
         self.give_back(guard).await;
         r
+    }
+
+    /// Nothing to run for this migrate, judged on `records`: no pending migration selected, and
+    /// no `beforeMigrate` script to run (`--mark-applied` runs none).
+    fn nothing_to_run(
+        &self,
+        opts: &RunOptions,
+        disc: &Discovery,
+        records: &[HistoryRecord],
+    ) -> bool {
+        plan(&disc.scripts, records)
+            .pending_up_to(opts.target)
+            .is_empty()
+            && (disc.before_migrate.is_none() || opts.mark_applied)
     }
 
     /// Discovery plus its warnings and the duplicate policy.
@@ -178,7 +221,9 @@ impl<H: ScriptHost> Runner<H> {
         Ok(())
     }
 
-    /// The run under the lock, step by step.
+    /// The run under the lock (or without one), step by step. `read`: the history as already
+    /// read (a run without the lock), else it is read now.
+    #[allow(clippy::too_many_arguments)]
     async fn migrate_locked(
         &self,
         opts: &RunOptions,
@@ -187,11 +232,16 @@ impl<H: ScriptHost> Runner<H> {
         executor_id: &str,
         result: &mut MigrationResult,
         metas: &mut HashMap<PathBuf, ScriptMeta>,
+        read: Option<HistoryRead>,
     ) -> Result<()> {
         let dry = opts.dry_run || self.cfg.dry_run;
         self.setup(dry, opts.mark_applied, disc, guard).await?;
         let history = History::new(self.client.clone(), &self.cfg);
-        let plan = self.read_plan(&history, disc, result).await?;
+        let read = match read {
+            Some(r) => r,
+            None => self.read_history(None).await?,
+        };
+        let plan = self.read_plan(read, disc, result);
         let selected = plan.pending_up_to(opts.target);
         result.plan = selected.iter().map(MigrationInfo::pending).collect();
         // Validation of what is about to run (load, `up` present) and of what ran before.
@@ -240,9 +290,9 @@ impl<H: ScriptHost> Runner<H> {
         }
         let mut done: Vec<Done> = Vec::new();
         for s in &selected {
-            self.check_guard(guard)
-                .await
-                .map_err(|e| lost_before(e, s, &done))?;
+            // The previous step ended with a proof of ownership (a conditional write): here the
+            // lease is checked locally; the proof for this script comes after it ran.
+            check_lease(guard).map_err(|e| lost_before(e, s, &done))?;
             if self.stop.is_requested() {
                 return Err(Error::new(
                     ErrorCode::Interrupted,
@@ -278,13 +328,18 @@ impl<H: ScriptHost> Runner<H> {
             self.info("🔍 DRY RUN MODE - No changes will be made");
             return Ok(());
         }
-        self.check_guard(guard).await?;
+        // Just acquired: the lease, checked locally (no request).
+        check_lease(guard)?;
         if mark_applied {
             return Ok(());
         }
         self.info("Checking for beforeMigrate setup script...");
         match &disc.before_migrate {
-            Some(p) => self.run_before_migrate(p).await,
+            Some(p) => {
+                self.run_before_migrate(p).await?;
+                // It took time: ownership is proved again before anything else runs.
+                self.check_guard(guard).await
+            }
             None => {
                 self.info("No beforeMigrate script found, skipping setup phase");
                 Ok(())
@@ -292,14 +347,9 @@ impl<H: ScriptHost> Runner<H> {
         }
     }
 
-    /// Read the history and plan against it; fills `result.migrated` and `result.ignored`.
-    async fn read_plan(
-        &self,
-        history: &History,
-        disc: &Discovery,
-        result: &mut MigrationResult,
-    ) -> Result<Plan> {
-        let (records, warnings) = history.read().await?;
+    /// Plan against the history as read; fills `result.migrated` and `result.ignored`.
+    fn read_plan(&self, read: HistoryRead, disc: &Discovery, result: &mut MigrationResult) -> Plan {
+        let (records, warnings) = read;
         for w in &warnings {
             self.warn(w);
         }
@@ -314,7 +364,7 @@ impl<H: ScriptHost> Runner<H> {
                 plan.ignored.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
-        Ok(plan)
+        plan
     }
 
     /// Nothing to do, or a dry run: say so and what would run. True when the run ends here.
@@ -360,7 +410,7 @@ impl<H: ScriptHost> Runner<H> {
         if !self.should_create_backup() {
             return Ok(None);
         }
-        self.check_guard(guard).await?;
+        check_lease(guard)?;
         self.emit(RunEvent::BeforeBackup).await;
         let started = Instant::now();
         let p = self
@@ -378,6 +428,8 @@ impl<H: ScriptHost> Runner<H> {
             duration: started.elapsed(),
         })
         .await;
+        // It took time: ownership is proved again before the first script runs.
+        self.check_guard(guard).await?;
         Ok(Some(p))
     }
 
@@ -577,10 +629,10 @@ impl<H: ScriptHost> Runner<H> {
         &self,
         opts: &RunOptions,
         disc: &Discovery,
+        records: &[HistoryRecord],
         metas: &mut HashMap<PathBuf, ScriptMeta>,
     ) -> Result<()> {
-        let (records, _) = History::new(self.client.clone(), &self.cfg).read().await?;
-        let plan = plan(&disc.scripts, &records);
+        let plan = plan(&disc.scripts, records);
         let selected = plan.pending_up_to(opts.target);
         self.check_selected(&plan, &selected, metas, !opts.mark_applied, false)
             .await

@@ -309,15 +309,23 @@ impl<H: ScriptHost> Runner<H> {
             .unwrap_or_else(crate::lock::default_executor_id)
     }
 
-    /// One real round trip on the history node (`connection::check`); a clear error otherwise.
-    pub(crate) async fn check_connection(&self, what: &str) -> Result<()> {
-        crate::connection::check(&self.client, &self.cfg)
-            .await
-            .map_err(|e| {
+    /// Read the migration history. `first`: the command this is the first request of (the
+    /// connection check folds into it: a failure says the connection check failed).
+    pub(crate) async fn read_history(
+        &self,
+        first: Option<&str>,
+    ) -> Result<(Vec<HistoryRecord>, Vec<String>)> {
+        let read = crate::history::History::new(self.client.clone(), &self.cfg)
+            .read()
+            .await;
+        match first {
+            Some(what) => read.map_err(|e| {
                 e.context(format!(
                     "Database connection check failed. Cannot proceed with {what} operations"
                 ))
-            })
+            }),
+            None => read,
+        }
     }
 }
 

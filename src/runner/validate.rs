@@ -221,10 +221,7 @@ impl<H: ScriptHost> super::Runner<H> {
         for w in &disc.warnings {
             self.warn(w);
         }
-        self.check_connection("validation").await?;
-        let (records, warnings) = crate::history::History::new(self.client.clone(), &self.cfg)
-            .read()
-            .await?;
+        let (records, warnings) = self.read_history(Some("validation")).await?;
         for w in &warnings {
             self.warn(w);
         }
