@@ -58,7 +58,17 @@ pub fn client_with(cfg: &Config, cwd: &Path, on_retry: Option<RetryObserver>) ->
             .filter(|p| Some(p) != env.credentials_file.as_ref());
         Auth::application_default(explicit.as_deref(), &env)?
     };
-    Client::new(ClientOptions {
+    Client::new(options(cfg, url, auth, on_retry))
+}
+
+/// The client options for `cfg`'s network settings.
+fn options(
+    cfg: &Config,
+    url: DatabaseUrl,
+    auth: Auth,
+    on_retry: Option<RetryObserver>,
+) -> ClientOptions {
+    ClientOptions {
         url,
         auth,
         retry: RetryPolicy {
@@ -70,7 +80,7 @@ pub fn client_with(cfg: &Config, cwd: &Path, on_retry: Option<RetryObserver>) ->
         on_retry,
         clock: clock::clock_from_env(),
         auth_variable_override: cfg.database_auth_variable_override.clone(),
-    })
+    }
 }
 
 /// A retry observer that tells a person what is going on while a request is retried: one log
@@ -104,6 +114,24 @@ pub fn retry_reporter(sink: impl Fn(&LogLine) + Send + Sync + 'static) -> RetryO
         .with("elapsedMs", n.elapsed.as_millis() as u64);
         sink(&line);
     })
+}
+
+/// A client for the in-process emulator at `url` (`http://127.0.0.1:<port>?ns=<ns>`, a
+/// rehearsal's sandbox), exactly there: `FIREBASE_DATABASE_EMULATOR_HOST` and the credentials
+/// chain are not consulted, so a sandbox client can never reach another database. Anything but
+/// a loopback emulator URL is refused.
+pub fn sandbox_client(url: &str, cfg: &Config) -> Result<Client> {
+    let parsed = DatabaseUrl::parse(url)?;
+    let loopback = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]");
+    if !parsed.emulator || !loopback {
+        return Err(crate::Error::config(format!(
+            "{url} is not a loopback emulator URL; a sandbox lives on 127.0.0.1"
+        )));
+    }
+    Client::new(options(cfg, parsed, Auth::EmulatorOwner, None))
 }
 
 /// Prove the database answers and lets this identity in, with one cheap request on one of the

@@ -64,6 +64,8 @@ pub enum ErrorCode {
     Internal,
     /// The command line was used wrongly (unknown or missing arguments, a required flag left out).
     Usage,
+    /// A rehearsal could not read its data (the database's `{shift}` subtree, or the backup file).
+    SourceUnreadable,
 }
 
 impl ErrorCode {
@@ -155,7 +157,8 @@ mod tests {
                 "INTERRUPTED",
                 "IO_ERROR",
                 "INTERNAL",
-                "USAGE"
+                "USAGE",
+                "SOURCE_UNREADABLE"
             ]
         );
         let e = Error::new(ErrorCode::LockHeld, "held");

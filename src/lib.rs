@@ -11,6 +11,7 @@ pub mod error;
 pub mod history;
 pub mod lock;
 pub mod log;
+pub mod rehearse;
 pub mod rtdb;
 pub mod runner;
 pub mod time;

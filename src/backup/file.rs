@@ -21,7 +21,9 @@
 //!   key) and collects the keys of `data` and of `data.migrations` (the lock's parent), holding
 //!   no data in memory;
 //! - `Mode::Shred` hands `data` to the restore's `Shredder`, which turns it into writes as it
-//!   is read, so memory does not grow with the backup.
+//!   is read, so memory does not grow with the backup;
+//! - `Mode::Copy` writes `data` out again as compact JSON as it is read (a rehearsal streams it
+//!   into its emulator).
 
 use std::fmt;
 use std::io::Read;
@@ -79,6 +81,8 @@ pub enum Mode<'a> {
     Validate,
     /// Hand `data` to a shredder (it stops the read by failing when its receiver is gone).
     Shred(&'a mut Shredder),
+    /// Write `data` as compact JSON to a writer (a failed write stops the read).
+    Copy(&'a mut dyn std::io::Write),
 }
 
 /// What a scan found.
@@ -181,7 +185,7 @@ impl<'de> Visitor<'de> for FileSeed<'_, '_> {
                     if matches!(self.mode, Mode::Head) {
                         map.next_value::<IgnoredAny>()?;
                     } else {
-                        // (Validate and Shred both go through DataSeed.)
+                        // (Validate, Shred and Copy go through DataSeed.)
                         map.next_value_seed(DataSeed {
                             st: &mut *self.st,
                             mode: &mut *self.mode,
@@ -206,14 +210,20 @@ struct DataSeed<'s, 'm> {
 impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if let Mode::Shred(sh) = self.mode {
-            let res = (&mut **sh).deserialize(d);
-            if sh.stopped() {
-                self.st.stopped = true;
+        match self.mode {
+            Mode::Shred(sh) => {
+                let res = (&mut **sh).deserialize(d);
+                if sh.stopped() {
+                    self.st.stopped = true;
+                }
+                res
             }
-            return res;
+            Mode::Copy(w) => {
+                serde_transcode::transcode(d, &mut serde_json::Serializer::new(&mut **w))
+                    .map_err(de::Error::custom)
+            }
+            _ => d.deserialize_any(self),
         }
-        d.deserialize_any(self)
     }
 }
 
@@ -447,6 +457,28 @@ mod tests {
         let s = scan(&file("42")[..], Mode::Validate).unwrap();
         assert_eq!(s.top_keys, None);
         assert!(s.has_data);
+    }
+
+    #[test]
+    fn copy_writes_the_data_out_again() {
+        let mut out = Vec::new();
+        let s = scan(
+            &file(r#"{ "a": {"b": [1, {"c": 2.5}]}, "z": "q\"" }"#)[..],
+            Mode::Copy(&mut out),
+        )
+        .unwrap();
+        assert_eq!(s.metadata, Some(meta()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"b":[1,{"c":2.5}]},"z":"q\""}"#
+        );
+        // Data before the metadata is copied too.
+        let mut out = Vec::new();
+        let mut f = br#"{"data":7,"metadata":"#.to_vec();
+        f.extend_from_slice(&serde_json::to_vec(&meta()).unwrap());
+        f.push(b'}');
+        scan(&f[..], Mode::Copy(&mut out)).unwrap();
+        assert_eq!(out, b"7");
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn restore_failed(msg: impl Into<String>) -> Error {
 }
 
 /// The database URL for the metadata: origin and `?ns=`, never credentials.
-fn public_url(client: &Client) -> String {
+pub(crate) fn public_url(client: &Client) -> String {
     let shown = client.url().to_string();
     match url::Url::parse(&shown) {
         Ok(mut u) => {

@@ -89,9 +89,10 @@ pub fn exit_code(e: &Error, command_default: i32) -> i32 {
         ErrorCode::ConfigInvalid | ErrorCode::ValidationFailed | ErrorCode::InvalidPath => {
             exit::VALIDATION
         }
-        ErrorCode::ConnectionFailed | ErrorCode::DatabaseNotFound | ErrorCode::AuthFailed => {
-            exit::CONNECTION
-        }
+        ErrorCode::ConnectionFailed
+        | ErrorCode::DatabaseNotFound
+        | ErrorCode::AuthFailed
+        | ErrorCode::SourceUnreadable => exit::CONNECTION,
         ErrorCode::Usage => exit::GENERAL,
         ErrorCode::RollbackFailed => exit::ROLLBACK_FAILED,
         ErrorCode::BackupFailed => exit::BACKUP_FAILED,

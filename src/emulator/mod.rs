@@ -107,6 +107,7 @@ use crate::{Error, Result};
 use state::{stopped, State};
 
 pub use data::DEFAULT_NAMESPACE;
+pub use store::{write_json, NodeRef, Obj};
 
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
@@ -289,6 +290,15 @@ impl Emulator {
             (None, res) => res,
         }
     }
+    /// A read-only view of the stored data, for in-process consumers that walk it without
+    /// copying (a rehearsal's diff). Sendable to a blocking thread.
+    pub fn view(&self) -> StoreView {
+        StoreView(self.state.clone())
+    }
+    /// The data requests counted so far (what `GET /.emulator/requests` shows), then reset.
+    pub fn take_request_counts(&self) -> RequestCounts {
+        self.view().take_request_counts()
+    }
     /// Bytes of memory the stored data takes (allocations as glibc sizes them).
     pub fn data_heap_bytes(&self) -> usize {
         self.state.store.lock().expect("store lock").heap_bytes()
@@ -300,6 +310,43 @@ impl Emulator {
             .await
             .map_err(|e| Error::internal(format!("The emulator's server task failed: {e}")))
     }
+}
+
+/// See [`Emulator::view`].
+#[derive(Clone)]
+pub struct StoreView(Arc<State>);
+
+impl StoreView {
+    /// Run `f` on the value at `segs` in `ns` (None when missing) under the store's lock:
+    /// requests wait meanwhile, so call it off the async threads (`spawn_blocking`).
+    pub fn read<R>(
+        &self,
+        ns: &str,
+        segs: &[String],
+        f: impl FnOnce(Option<NodeRef<'_>>) -> R,
+    ) -> R {
+        let st = self.0.store.lock().expect("store lock");
+        f(st.node(ns, segs))
+    }
+    /// See [`Emulator::take_request_counts`].
+    pub fn take_request_counts(&self) -> RequestCounts {
+        let mut l = self.0.levers();
+        let counts = RequestCounts {
+            total: l.total,
+            by_method: std::mem::take(&mut l.by_method),
+            by_path: std::mem::take(&mut l.by_path),
+        };
+        l.reset_counts();
+        counts
+    }
+}
+
+/// Data requests counted by method (`"GET"`) and by method and path (`"GET /a/b"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub by_method: std::collections::BTreeMap<String, u64>,
+    pub by_path: std::collections::BTreeMap<String, u64>,
 }
 
 /// Accept connections until shutdown, then wait for every connection to finish.

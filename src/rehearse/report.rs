@@ -1,0 +1,246 @@
+//! What a rehearsal reports (serialised as camelCase: the CLI's `--format json` and the
+//! library's typed result carry the same fields).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::Error;
+
+/// A difference's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// The topmost node of one difference, e.g. `/app/users/u1/fullName` added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Example {
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+/// Changes under one top-level child of the rehearsed subtree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildChanges {
+    pub key: String,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    /// JSON bytes of the child before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// What a step changed in the data (leaf values; the history and the lock left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    /// JSON bytes of the data before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// The top-level children that changed, in key order.
+    pub children: Vec<ChildChanges>,
+    /// Up to the asked number of example paths, in key order.
+    pub examples: Vec<Example>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.added + self.removed + self.changed == 0
+    }
+}
+
+/// Requests a step sent to the sandbox (the runner's own lock checks and history records left
+/// out): `{ total, GET: n, PATCH: n, ... }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Requests {
+    pub total: u64,
+    #[serde(flatten)]
+    pub by_method: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Not reached: an earlier one failed (or the run was stopped).
+    NotRun,
+}
+
+/// One pending migration, rehearsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RehearsedMigration {
+    pub name: String,
+    pub version: u64,
+    pub filepath: String,
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    pub requests: Requests,
+    /// What it changed (a failed one: what it had changed when it failed, before the rollback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where the data came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    /// `database` (a walk of the live subtree) or `backup` (a file).
+    pub kind: SourceKind,
+    /// The rehearsed path: `/<shift>`, or `/`.
+    pub path: String,
+    /// The database read (no credentials), or the one the backup names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// When the backup was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// JSON bytes loaded.
+    pub bytes: u64,
+    /// Requests sent to the database (reads only); 0 for a backup.
+    pub requests: u64,
+    /// Whether the data is one point in time (a backup of a small subtree read in one GET is;
+    /// a walk in pages is not).
+    pub snapshot: bool,
+    /// A live lock found in the data, and not copied.
+    pub lock_skipped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Database,
+    Backup,
+}
+
+/// The rollback the runner did after a failure (in the sandbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackInfo {
+    pub strategy: String,
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownOutcome {
+    /// `down` brought the data back to what it was before `up`.
+    Undone,
+    /// It left differences (see `changes`).
+    Differs,
+    /// The migration has no `down()`.
+    NoDown,
+    /// `down` threw.
+    Failed,
+    /// Not checked: a newer migration has no `down()` or failed.
+    NotChecked,
+}
+
+/// One migration's round trip (`--down`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownCheck {
+    pub name: String,
+    pub version: u64,
+    pub outcome: DownOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// What differs from the data before its `up` (differs: the paths its `down` did not put
+    /// back; differences a newer migration's `down` already left are not repeated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `--down`: the downs back to where the data started, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownReport {
+    /// Every rehearsed migration has a `down` and the data after them all equals the data
+    /// before the first `up`.
+    pub round_trip: bool,
+    pub migrations: Vec<DownCheck>,
+    /// The data after the downs compared with the data before the first `up` (absent when the
+    /// downs could not all run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<Changes>,
+}
+
+/// Sums over the rehearsed migrations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub migrations: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub not_run: usize,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    /// The data before the first migration and after the last one that ran.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub duration_ms: u64,
+    pub requests: u64,
+}
+
+/// Why a rehearsal did not pass.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportError {
+    pub code: String,
+    pub message: String,
+    /// The migration that failed, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<String>,
+}
+
+/// What a rehearsal did and found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RehearsalReport {
+    /// Every rehearsed migration succeeded (and, with `down`, round-tripped).
+    pub success: bool,
+    pub source: SourceInfo,
+    /// Migrations already executed in the data's history.
+    pub executed: usize,
+    /// Pending migrations rehearsed (up to the target), in order.
+    pub migrations: Vec<RehearsedMigration>,
+    /// What `beforeMigrate` changed, when the folder has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_migrate: Option<Changes>,
+    pub totals: Totals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<DownReport>,
+    /// The `keep` file written with the resulting data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReportError>,
+    pub duration_ms: u64,
+}
+
+impl RehearsalReport {
+    /// The error to exit with, when the rehearsal did not pass.
+    pub fn failure(&self) -> Option<Error> {
+        let e = self.error.as_ref()?;
+        let code = crate::ErrorCode::parse(&e.code).unwrap_or(crate::ErrorCode::ScriptFailed);
+        Some(Error::new(code, e.message.clone()))
+    }
+}
