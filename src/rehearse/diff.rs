@@ -655,3 +655,133 @@ impl<'de> Visitor<'de> for CountSeed {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::{Emulator, EmulatorOptions};
+    use serde_json::{json, Value};
+
+    /// Diff `before` against `after` (both loaded into an emulator, as the rehearsal sees them).
+    async fn changes(before: Value, after: Value, excl: &[&str]) -> DiffResult {
+        let excl: Exclusions = excl
+            .iter()
+            .map(|p| p.split('/').map(String::from).collect())
+            .collect();
+        let emu = Emulator::start(EmulatorOptions {
+            import: Some(json!({"b": {"app": before}, "a": {"app": after}})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let view = emu.view();
+        let segs = vec!["app".to_string()];
+        let mut snap = Vec::new();
+        let before_sizes = view.read("b", &segs, |n| write_snapshot(&mut snap, n, &excl).unwrap());
+        let mut after_snap = Vec::new();
+        let after_sizes =
+            view.read("a", &segs, |n| write_snapshot(&mut after_snap, n, &excl).unwrap());
+        let input = DiffInput {
+            base: "app",
+            exclusions: &excl,
+            before_sizes: &before_sizes,
+            after_sizes: &after_sizes,
+            examples: 10,
+            known: None,
+            collect: true,
+        };
+        let d = view.read("a", &segs, |n| diff(&snap[..], n, &input).unwrap());
+        emu.stop().await.unwrap();
+        d
+    }
+
+    fn shown(d: &DiffResult) -> Vec<String> {
+        d.changes
+            .examples
+            .iter()
+            .map(|e| format!("{:?} {}", e.kind, e.path))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn leaves_are_counted_and_the_topmost_differing_node_is_named() {
+        let d = changes(
+            json!({"a": {"x": 1, "y": "s"}, "gone": {"p": 1, "q": {"r": true}}, "n": 2.5}),
+            json!({"a": {"x": 1, "y": "t", "z": [1, 2]}, "new": {"k": "v"}, "n": 2.5}),
+            &[],
+        )
+        .await;
+        let c = &d.changes;
+        assert_eq!((c.added, c.removed, c.changed), (3, 2, 1));
+        assert_eq!(
+            shown(&d),
+            [
+                "Changed /app/a/y",
+                "Added /app/a/z",
+                "Removed /app/gone",
+                "Added /app/new"
+            ]
+        );
+        let keys: Vec<&str> = c.children.iter().map(|ch| ch.key.as_str()).collect();
+        assert_eq!(keys, ["a", "gone", "new"]);
+        assert_eq!(c.children[1].bytes_before, r#"{"p":1,"q":{"r":true}}"#.len() as u64);
+        assert_eq!(c.children[1].bytes_after, 0);
+        assert_eq!(c.children[2].bytes_after, r#"{"k":"v"}"#.len() as u64);
+        assert_eq!(d.paths.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn arrays_numbers_type_changes_and_big_objects() {
+        // Arrays (stored as objects, written as arrays), gaps, equal numbers written alike.
+        let d = changes(
+            json!({"l": [1, null, 3], "n": 1.0, "t": 5, "o": {"a": 1, "b": 2}}),
+            json!({"l": [1, 2, 3, 4], "n": 1, "t": {"x": 1, "y": 2}, "o": "flat"}),
+            &[],
+        )
+        .await;
+        let c = &d.changes;
+        assert_eq!(
+            shown(&d),
+            ["Added /app/l/1", "Added /app/l/3", "Changed /app/o", "Changed /app/t"]
+        );
+        assert_eq!((c.added, c.removed, c.changed), (2 + 1 + 2, 2 + 1, 0));
+        // Nothing changed: nothing reported, whatever the size.
+        let big: serde_json::Map<String, Value> = (0..3000)
+            .map(|i| (format!("k{i:05}"), json!({"v": i, "s": "x".repeat(i % 50)})))
+            .collect();
+        let d = changes(json!({"big": big.clone()}), json!({"big": big.clone()}), &[]).await;
+        assert!(d.changes.is_empty() && d.changes.children.is_empty());
+        let mut edited = big;
+        edited.insert("k01500".into(), json!({"v": -1, "s": ""}));
+        edited.remove("k00007");
+        let d = changes(json!({"big": big}), json!({"big": edited.clone()}), &[]).await;
+        assert_eq!(
+            shown(&d),
+            ["Removed /app/big/k00007", "Changed /app/big/k01500/v"]
+        );
+        assert_eq!((d.changes.removed, d.changes.changed), (2, 1));
+        let d = changes(json!({"o": 1}), json!({"o": 1, "big": edited}), &[]).await;
+        assert_eq!(d.changes.added, 2999 * 2);
+        assert_eq!(shown(&d), ["Added /app/big"]);
+    }
+
+    #[tokio::test]
+    async fn excluded_paths_and_empty_roots() {
+        let d = changes(
+            json!({"schema_version": {"v1": {"name": "a"}}, "migrations": {"_lock": {"e": 1}}, "x": 1}),
+            json!({"schema_version": {"v2": {"name": "b"}}, "migrations": {"_lock": {"e": 2}, "keep": 1}, "x": 1}),
+            &["schema_version", "migrations/_lock"],
+        )
+        .await;
+        // Before, `migrations` held only the (excluded) lock: it was not there.
+        assert_eq!(shown(&d), ["Added /app/migrations"]);
+        assert_eq!(d.changes.children[0].bytes_before, 0);
+        let d = changes(Value::Null, json!({"a": 1}), &[]).await;
+        assert_eq!(shown(&d), ["Added /app"]);
+        let d = changes(json!({"a": {"b": 1}}), Value::Null, &[]).await;
+        assert_eq!(shown(&d), ["Removed /app"]);
+        assert_eq!(d.changes.removed, 1);
+        let d = changes(json!("top"), json!("top"), &[]).await;
+        assert!(d.changes.is_empty());
+    }
+}

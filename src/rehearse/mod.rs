@@ -236,7 +236,7 @@ async fn load(r: &Rehearsal<'_>, emu: &Emulator, at: &str, shown: &str) -> Resul
                 lock_skipped: false,
             })
         }
-        Source::Backup(file) => load_backup(r, emu, at, shown, file, progress).await,
+        Source::Backup(file) => load_backup(emu, at, shown, file, progress).await,
     }
 }
 
@@ -260,7 +260,6 @@ impl std::io::Write for Pipe {
 }
 
 async fn load_backup(
-    r: &Rehearsal<'_>,
     emu: &Emulator,
     at: &str,
     shown: &str,
@@ -344,7 +343,6 @@ async fn load_backup(
         (Ok(n), Ok(())) => n,
     };
     progress.set_bytes(size);
-    let _ = r;
     Ok(SourceInfo {
         kind: SourceKind::Backup,
         path: shown.to_string(),
