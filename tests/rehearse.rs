@@ -139,8 +139,11 @@ fn client_for(url: &str) -> Client {
             max_retries: 1,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
+            window: None,
         },
         request_timeout: Duration::from_secs(10),
+        connect_timeout: None,
+        on_retry: None,
         clock: Arc::new(SystemClock),
         auth_variable_override: None,
     })

@@ -751,7 +751,7 @@ mod tests {
             .collect();
         let d = changes(json!({"big": big.clone()}), json!({"big": big.clone()}), &[]).await;
         assert!(d.changes.is_empty() && d.changes.children.is_empty());
-        let mut edited = big;
+        let mut edited = big.clone();
         edited.insert("k01500".into(), json!({"v": -1, "s": ""}));
         edited.remove("k00007");
         let d = changes(json!({"big": big}), json!({"big": edited.clone()}), &[]).await;
