@@ -410,6 +410,109 @@ export interface RunnerOptions {
   metricsCollectors?: MetricsCollector[]
 }
 
+/** `runner.rehearse()` options. */
+export interface RehearseOptions {
+  /** Stop at this version. */
+  target?: number | string
+  /** Rehearse on this backup file instead of reading the database (no database is contacted). */
+  fromBackup?: string
+  /** After the ups, run the downs back to the start and check that each undoes its up. */
+  down?: boolean
+  /** Write the data as the migrations left it to this file, as a backup file (restorable). */
+  keep?: string
+  /** Example paths per migration (default 10). */
+  examples?: number
+  /** Run the rehearsal without the lock. */
+  noLock?: boolean
+}
+
+/** A difference's topmost node, e.g. `{ path: '/app/users/u1/fullName', kind: 'added' }`. */
+export interface RehearsalExample {
+  path: string
+  kind: 'added' | 'removed' | 'changed'
+}
+
+/** What a step changed in the data, counted in leaf values (history and lock left out). */
+export interface RehearsalChanges {
+  added: number
+  removed: number
+  changed: number
+  /** JSON bytes of the data before and after. */
+  bytesBefore: number
+  bytesAfter: number
+  /** The top-level children of the shift that changed. */
+  children: Array<{ key: string; added: number; removed: number; changed: number; bytesBefore: number; bytesAfter: number }>
+  examples: RehearsalExample[]
+}
+
+export interface RehearsedMigration {
+  name: string
+  version: number
+  filepath: string
+  outcome: 'succeeded' | 'failed' | 'not-run'
+  durationMs: number
+  /** The script's requests to the copy (the runner's lock checks and history records left out). */
+  requests: { total: number; byMethod: Record<string, number> }
+  /** What it changed (a failed one: what it had changed when it failed). */
+  changes?: RehearsalChanges
+  error?: string
+}
+
+export interface RehearsalDownCheck {
+  name: string
+  version: number
+  outcome: 'undone' | 'differs' | 'no-down' | 'failed' | 'not-checked'
+  durationMs?: number
+  /** How the data after its down differs from the data before its up. */
+  changes?: RehearsalChanges
+  error?: string
+}
+
+/** What `rehearse()` did and found (the CLI's `rehearse --format json` prints the same). */
+export interface RehearsalReport {
+  /** Every rehearsed migration succeeded (and, with `down`, round-tripped). */
+  success: boolean
+  source: {
+    kind: 'database' | 'backup'
+    /** `/<shift>` or `/`. */
+    path: string
+    databaseUrl?: string
+    file?: string
+    createdAt?: string
+    bytes: number
+    /** Requests sent to the database: reads only (0 for a backup). */
+    requests: number
+    /** One point in time; false for a walk in pages (writes during it may or may not be in it). */
+    snapshot: boolean
+    /** A live lock was in the data and was not copied. */
+    lockSkipped: boolean
+  }
+  /** Migrations already executed in the data's history. */
+  executed: number
+  migrations: RehearsedMigration[]
+  beforeMigrate?: RehearsalChanges
+  totals: {
+    migrations: number
+    succeeded: number
+    failed: number
+    notRun: number
+    added: number
+    removed: number
+    changed: number
+    bytesBefore: number
+    bytesAfter: number
+    durationMs: number
+    requests: number
+  }
+  /** The rollback after a failure, in the copy. */
+  rollback?: { strategy: string; success: boolean }
+  down?: { roundTrip: boolean; migrations: RehearsalDownCheck[]; remaining?: RehearsalChanges }
+  /** The `keep` file. */
+  kept?: string
+  error?: { code: string; message: string; migration?: string }
+  durationMs: number
+}
+
 export declare class FirebaseRunner {
   static getInstance(options?: RunnerOptions): Promise<FirebaseRunner>
   getHandler(): FirebaseHandler
@@ -418,6 +521,8 @@ export declare class FirebaseRunner {
   migrate(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
   up(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
   down(targetVersion: number | string | null, options?: RunOptions): Promise<MigrationResult>
+  /** Run the pending migrations on a copy of the data in an embedded emulator and report what they would change; the database is only read. */
+  rehearse(options?: RehearseOptions): Promise<RehearsalReport>
   list(): Promise<{
     migrations: Array<{
       name: string

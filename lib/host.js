@@ -237,7 +237,8 @@ function jsonResult(value) {
 }
 
 /**
- * `context()` returns `{ db, handler }` for running scripts (created on first use);
+ * `context(sandbox)` returns `{ db, handler }` for running scripts (created on first use;
+ * `sandbox` is set during a rehearsal: `{ id, config }`, whose database the scripts must get);
  * `init(config)` is sent by the Rust CLI before the first script runs.
  */
 function createScriptHost({ context, init } = {}) {
@@ -258,13 +259,13 @@ function createScriptHost({ context, init } = {}) {
     return { hasUp: typeof s.up === 'function', hasDown: typeof s.down === 'function', upIsAsync: isAsync(s.up) }
   }
 
-  async function run(file, method, info) {
+  async function run(file, method, info, req) {
     await load(file)
     const script = scripts.get(file)
     if (!script || typeof script[method] !== 'function') {
       throw Object.assign(new Error(`Migration ${path.basename(file)} does not have a ${method}() method`), { code: 'SCRIPT_FAILED' })
     }
-    const { db, handler } = await context()
+    const { db, handler } = await context(req.sandbox)
     return jsonResult(await guarded(`${path.basename(file)}: ${method}()`, () => script[method](db, info, handler)))
   }
 
@@ -296,7 +297,7 @@ function createScriptHost({ context, init } = {}) {
         case 'load':
           return { ok: true, value: await load(req.file) }
         case 'run':
-          return { ok: true, value: await run(req.file, req.method, req.info) }
+          return { ok: true, value: await run(req.file, req.method, req.info, req) }
         case 'loadConfig':
           return { ok: true, value: await loadConfig(req.file) }
         case 'init':

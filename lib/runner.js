@@ -52,6 +52,26 @@ function createHandler({ cfg, nativeDatabase, nativeLock, backup, log }) {
   }
 }
 
+const sandboxes = new Map()
+
+/** The scripts' context during a rehearsal: the sandbox's `db` (fenced by the rehearsal runner's
+ * lease) and a handler on it; `handler.backup` is refused there. One per rehearsal. */
+function sandboxContext(sandbox, log) {
+  let ctx = sandboxes.get(sandbox.id)
+  if (!ctx) {
+    const nativeDatabase = native.rehearsalDatabase(sandbox.id)
+    if (!nativeDatabase) throw codedError('INTERNAL', `rehearsal ${sandbox.id} is over`)
+    const cfg = new FirebaseConfig(sandbox.config)
+    const nativeLock = cfg.locking && cfg.locking.enabled ? native.createLockingService(nativeDatabase, sandbox.config) : null
+    const refuse = () => Promise.reject(codedError('CONFIG_INVALID', 'handler.backup is not available during a rehearsal (the runner takes its own backup of the copy)'))
+    const handler = createHandler({ cfg, nativeDatabase, nativeLock, log, backup: { backup: refuse, restore: refuse } })
+    ctx = { db: handler.db, handler }
+    sandboxes.clear()
+    sandboxes.set(sandbox.id, ctx)
+  }
+  return ctx
+}
+
 class FirebaseRunner {
   /**
    * Connect (emulator or service account) and build the runner.
@@ -64,7 +84,7 @@ class FirebaseRunner {
     const config = options.config instanceof FirebaseConfig ? options.config : new FirebaseConfig(options.config || {})
     const settings = toSettings(config)
     let runner
-    const host = createScriptHost({ context: async () => runner._scriptContext() })
+    const host = createScriptHost({ context: async (sandbox) => runner._scriptContext(sandbox) })
     const log = toLogFn(options.logger, settings.logLevel)
     const events = createDispatcher({ hooks: options.hooks, metricsCollectors: options.metricsCollectors, warn: (m) => log('warn', m) })
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log, events))
@@ -97,7 +117,9 @@ class FirebaseRunner {
     return this._handler
   }
 
-  _scriptContext() {
+  /** What scripts get: this runner's `db` and handler, or during a rehearsal the sandbox's. */
+  _scriptContext(sandbox) {
+    if (sandbox) return sandboxContext(sandbox, this._log)
     const handler = this.getHandler()
     return { db: handler.db, handler }
   }
@@ -155,6 +177,21 @@ class FirebaseRunner {
 
   validate() {
     return call(() => this._native.validate())
+  }
+
+  /**
+   * Rehearse the pending migrations on a copy of the data in an embedded emulator and report
+   * what each would change: `{ target, fromBackup, down, keep, examples, noLock }`. The database
+   * is only read (a walk of the shift subtree), or not at all with `fromBackup`. Resolves with
+   * the report (`success: false` when a migration failed or a down does not undo its up);
+   * rejects when there is nothing to rehearse on (bad input, the source unreadable).
+   */
+  async rehearse(options = {}) {
+    const target = toTarget(options.target, 'rehearse()')
+    const opts = { ...options, target: target ?? undefined }
+    if (opts.fromBackup != null) opts.fromBackup = String(opts.fromBackup)
+    if (opts.keep != null) opts.keep = String(opts.keep)
+    return this._locked(() => call(() => this._native.rehearse(opts)))
   }
 
   /** Back up the shift subtree to a JSON file; resolves with its path. */

@@ -254,7 +254,7 @@ impl Prod {
             stop: StopFlag::default(),
             progress: None,
         };
-        rehearse::rehearse(r, |sb| self.host(sb.client.clone())).await
+        rehearse::rehearse(r, |sb| std::future::ready(Ok(self.host(sb.client.clone())))).await
     }
 
     /// Production got reads only, each at or under `/app`.
@@ -556,7 +556,7 @@ async fn from_backup_works_with_no_database_reachable() {
         stop: StopFlag::default(),
         progress: None,
     };
-    let report = rehearse::rehearse(r, |sb| prod.host(sb.client.clone()))
+    let report = rehearse::rehearse(r, |sb| std::future::ready(Ok(prod.host(sb.client.clone()))))
         .await
         .unwrap();
     assert!(report.success, "{report:#?}");
@@ -591,10 +591,12 @@ async fn fails(
         progress: None,
     };
     let host = prod.host(prod.client.clone());
-    rehearse::rehearse(r, |sb| Host {
-        client: sb.client.clone(),
-        calls: calls.clone(),
-        ..host
+    rehearse::rehearse(r, |sb| {
+        std::future::ready(Ok(Host {
+            client: sb.client.clone(),
+            calls: calls.clone(),
+            ..host
+        }))
     })
     .await
     .expect_err("fails")

@@ -21,11 +21,25 @@ pub type HostFn = ThreadsafeFunction<Value, Promise<Value>, Value, Status, false
 #[derive(Clone)]
 pub struct JsHost {
     f: Arc<HostFn>,
+    /// A rehearsal's sandbox (`{ id, config }`): its scripts get that database as their `db`.
+    sandbox: Option<Arc<Value>>,
 }
 
 impl JsHost {
     pub fn new(f: HostFn) -> JsHost {
-        JsHost { f: Arc::new(f) }
+        JsHost {
+            f: Arc::new(f),
+            sandbox: None,
+        }
+    }
+
+    /// This host for a rehearsal: scripts run with the sandbox `{ id, config }` as their `db`
+    /// (lib/host.js asks `rehearsalDatabase(id)` for it), never the runner's own.
+    pub fn for_sandbox(&self, sandbox: Value) -> JsHost {
+        JsHost {
+            f: self.f.clone(),
+            sandbox: Some(Arc::new(sandbox)),
+        }
     }
 
     async fn call(&self, req: Value) -> Result<Value> {
@@ -71,8 +85,11 @@ impl ScriptHost for JsHost {
     }
 
     async fn run(&self, file: &Path, method: Method, info: &Value) -> Result<Value> {
-        self.call(json!({"op": "run", "file": path_str(file), "method": method, "info": info}))
-            .await
+        let mut req = json!({"op": "run", "file": path_str(file), "method": method, "info": info});
+        if let Some(sb) = &self.sandbox {
+            req["sandbox"] = (**sb).clone();
+        }
+        self.call(req).await
     }
 }
 

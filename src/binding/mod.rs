@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod lock;
+pub mod rehearse;
 pub mod results;
 pub mod runner;
 pub mod util;

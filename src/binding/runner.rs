@@ -15,6 +15,7 @@ use super::events::{event_fn, EventCallback};
 use super::host::{HostFn, JsHost};
 use super::lock::wait_request;
 use super::lock::NativeLock;
+use super::rehearse::{register, NativeRehearsalReport, RehearseOptionsJs};
 use super::results::{
     NativeConnectionInfo, NativeMigrationList, NativeMigrationResult, NativeValidationReport,
 };
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::connection::{self, ConnectionInfo};
 use crate::lock::{LockOptions, WaitDefault, WaitPolicy};
 use crate::log::{LogFormat, LogLine};
+use crate::rehearse::{Rehearsal, RehearseOptions, Source};
 use crate::runner::plan::DownTo;
 use crate::runner::{RunOptions, Runner, StopFlag};
 
@@ -142,6 +144,54 @@ impl NativeRunner {
     #[napi]
     pub async fn validate(&self) -> napi::Result<NativeValidationReport> {
         Ok(self.runner.validate().await.napi()?.into())
+    }
+    /// Rehearse the pending migrations on a copy of the data (see `crate::rehearse`); the
+    /// database is only read. Resolves with the report, `success: false` when a migration
+    /// failed or a `down` does not undo its `up`; rejects when there is nothing to rehearse on
+    /// (bad input, the source unreadable). Hooks and metrics collectors are not called.
+    #[napi]
+    pub async fn rehearse(
+        &self,
+        options: Option<RehearseOptionsJs>,
+    ) -> napi::Result<NativeRehearsalReport> {
+        let o = options.unwrap_or_default();
+        let r = &self.runner;
+        let source = match &o.from_backup {
+            Some(f) => Source::Backup(Config::resolve(&r.cwd, f)),
+            None => Source::Database(&r.client),
+        };
+        let options = RehearseOptions {
+            target: o.target.map(|t| t.max(0.0) as u64),
+            down: o.down.unwrap_or(false),
+            keep: o.keep.as_deref().map(|k| Config::resolve(&r.cwd, k)),
+            examples: o
+                .examples
+                .map_or(crate::rehearse::DEFAULT_EXAMPLES, |e| e as usize),
+            no_lock: o.no_lock.unwrap_or(false),
+            ..RehearseOptions::default()
+        };
+        let rehearsal = Rehearsal {
+            cfg: &r.cfg,
+            cwd: &r.cwd,
+            source,
+            options,
+            log: r.log.clone(),
+            events: None,
+            stop: self.stop.clone(),
+            progress: None,
+        };
+        let mut registered = None;
+        let report = crate::rehearse::rehearse(rehearsal, |sb| {
+            let reg = register((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
+            let host = r
+                .host
+                .for_sandbox(serde_json::json!({"id": reg.0, "config": sb.cfg.to_value()}));
+            registered = Some(reg);
+            std::future::ready(Ok(host))
+        })
+        .await;
+        drop(registered);
+        Ok(report.napi()?.into())
     }
     /// Path of the new backup file.
     #[napi]

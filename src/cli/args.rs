@@ -173,6 +173,24 @@ pub enum Command {
         #[arg(long, value_name = "ms")]
         wait_timeout: Option<u64>,
     },
+    /// Run the pending migrations on a copy of the data in an embedded emulator and report what they would change (the database is only read)
+    Rehearse {
+        /// Stop at this version (e.g. 202501010002)
+        #[arg(value_name = "targetVersion")]
+        target: Option<String>,
+        /// Rehearse on this backup file instead of reading the database (no database is contacted)
+        #[arg(long, value_name = "file")]
+        from_backup: Option<String>,
+        /// After the ups, run the downs back to the start and report every down that does not undo its up
+        #[arg(long)]
+        down: bool,
+        /// Write the data as the migrations left it to this file, as a backup file (restorable, e.g. into staging)
+        #[arg(long, value_name = "file")]
+        keep: Option<String>,
+        /// Example paths shown per migration
+        #[arg(long, value_name = "N", default_value_t = crate::rehearse::DEFAULT_EXAMPLES)]
+        examples: usize,
+    },
     /// Validate migration scripts without executing them
     Validate,
     /// Backup and restore operations

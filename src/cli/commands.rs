@@ -67,6 +67,9 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     let notice = connection::retry_reporter(move |line| {
         super::output::stderr_line(&line.render(format, crate::runner::now_ms()))
     });
+    if let Command::Rehearse { .. } = &cli.command {
+        return super::rehearse::run(cli.command, &cli.global, cfg, host, io, cwd, notice).await;
+    }
     let client = match connection::client_with(&cfg, cwd, Some(notice)) {
         Ok(c) => c,
         Err(e) => {
@@ -99,7 +102,7 @@ fn connection_or(e: &Error, code: i32) -> i32 {
 
 fn command_failure_code(c: &Command) -> i32 {
     match c {
-        Command::Migrate { .. } => exit::MIGRATION_FAILED,
+        Command::Migrate { .. } | Command::Rehearse { .. } => exit::MIGRATION_FAILED,
         Command::Down { .. } => exit::ROLLBACK_FAILED,
         Command::Validate => exit::VALIDATION,
         Command::Backup(BackupCommand::Create) => exit::BACKUP_FAILED,

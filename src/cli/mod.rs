@@ -10,6 +10,7 @@ mod live;
 mod lock_cmds;
 pub mod output;
 mod progress;
+mod rehearse;
 mod run_cmds;
 mod scaffold;
 

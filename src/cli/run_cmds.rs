@@ -25,7 +25,7 @@ use crate::{Error, ErrorCode};
 
 /// How `migrate` and `down` wait for a held lock: the lock core's one rule, with the CLI's
 /// default (wait; `--no-wait` fails fast; `--wait-timeout` or `locking.waitTimeout` bound it).
-fn wait_policy(cfg: &Config, no_wait: bool, wait_timeout: Option<u64>) -> WaitPolicy {
+pub(super) fn wait_policy(cfg: &Config, no_wait: bool, wait_timeout: Option<u64>) -> WaitPolicy {
     let req = WaitRequest {
         wait: no_wait.then_some(false),
         wait_timeout: wait_timeout.map(Duration::from_millis),
@@ -38,7 +38,7 @@ fn wait_policy(cfg: &Config, no_wait: bool, wait_timeout: Option<u64>) -> WaitPo
 /// as text or JSON per logFormat, above the live progress line on a terminal. Error lines are
 /// held back until the command ends, so that the one that merely repeats the command's final
 /// error is not printed twice.
-fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -> LineFn {
+pub(super) fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -> LineFn {
     let max = LogLevel::parse(&cfg.log_level);
     let format = LogFormat::parse(&cfg.log_format);
     Arc::new(move |line: &LogLine| {
@@ -63,7 +63,7 @@ fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -> Li
 }
 
 /// The CLI's listener: the live line follows the running script.
-fn progress(live: Live) -> EventFn {
+pub(super) fn progress(live: Live) -> EventFn {
     Arc::new(move |ev: &RunEvent| {
         match ev {
             RunEvent::BeforeMigrate { script, step } => live.start(match step.method {
@@ -81,7 +81,7 @@ fn progress(live: Live) -> EventFn {
 }
 
 /// Print the held error lines (as text, except those that repeat `final_error`).
-fn flush_errors(
+pub(super) fn flush_errors(
     io: &mut Io,
     cfg: &Config,
     held: &Mutex<Vec<LogLine>>,
@@ -99,7 +99,7 @@ fn flush_errors(
     }
 }
 
-fn parse_version(raw: &str, what: &str, allow_zero: bool) -> Result<u64, Error> {
+pub(super) fn parse_version(raw: &str, what: &str, allow_zero: bool) -> Result<u64, Error> {
     match raw.trim().parse::<u64>() {
         Ok(0) if allow_zero => Ok(0),
         Ok(v) if (100_000_000_000..=999_999_999_999).contains(&v) => Ok(v),
@@ -372,7 +372,7 @@ fn fail_run(io: &mut Io, what: &str, e: &Error, default: i32, r: &MigrationResul
     io.fail_with(to_json(r), e, exit_code(e, default), text)
 }
 
-fn fail_text(io: &Io, what: &str, e: &Error) -> String {
+pub(super) fn fail_text(io: &Io, what: &str, e: &Error) -> String {
     if e.code == ErrorCode::LockHeld {
         // The guide's text, verbatim.
         e.message.clone()

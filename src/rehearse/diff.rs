@@ -679,8 +679,9 @@ mod tests {
         let mut snap = Vec::new();
         let before_sizes = view.read("b", &segs, |n| write_snapshot(&mut snap, n, &excl).unwrap());
         let mut after_snap = Vec::new();
-        let after_sizes =
-            view.read("a", &segs, |n| write_snapshot(&mut after_snap, n, &excl).unwrap());
+        let after_sizes = view.read("a", &segs, |n| {
+            write_snapshot(&mut after_snap, n, &excl).unwrap()
+        });
         let input = DiffInput {
             base: "app",
             exclusions: &excl,
@@ -724,7 +725,10 @@ mod tests {
         );
         let keys: Vec<&str> = c.children.iter().map(|ch| ch.key.as_str()).collect();
         assert_eq!(keys, ["a", "gone", "new"]);
-        assert_eq!(c.children[1].bytes_before, r#"{"p":1,"q":{"r":true}}"#.len() as u64);
+        assert_eq!(
+            c.children[1].bytes_before,
+            r#"{"p":1,"q":{"r":true}}"#.len() as u64
+        );
         assert_eq!(c.children[1].bytes_after, 0);
         assert_eq!(c.children[2].bytes_after, r#"{"k":"v"}"#.len() as u64);
         assert_eq!(d.paths.len(), 4);
@@ -742,14 +746,24 @@ mod tests {
         let c = &d.changes;
         assert_eq!(
             shown(&d),
-            ["Added /app/l/1", "Added /app/l/3", "Changed /app/o", "Changed /app/t"]
+            [
+                "Added /app/l/1",
+                "Added /app/l/3",
+                "Changed /app/o",
+                "Changed /app/t"
+            ]
         );
         assert_eq!((c.added, c.removed, c.changed), (2 + 1 + 2, 2 + 1, 0));
         // Nothing changed: nothing reported, whatever the size.
         let big: serde_json::Map<String, Value> = (0..3000)
             .map(|i| (format!("k{i:05}"), json!({"v": i, "s": "x".repeat(i % 50)})))
             .collect();
-        let d = changes(json!({"big": big.clone()}), json!({"big": big.clone()}), &[]).await;
+        let d = changes(
+            json!({"big": big.clone()}),
+            json!({"big": big.clone()}),
+            &[],
+        )
+        .await;
         assert!(d.changes.is_empty() && d.changes.children.is_empty());
         let mut edited = big.clone();
         edited.insert("k01500".into(), json!({"v": -1, "s": ""}));

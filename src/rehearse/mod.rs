@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 use crate::backup::{self, Metadata, Progress, WalkOptions};
 use crate::config::Config;
 use crate::emulator::{Emulator, EmulatorOptions, RequestCounts, StoreView};
+use crate::lock::Fence;
 use crate::log::{LineFn, LogLine};
 use crate::rtdb::{path, Client};
 use crate::runner::plan::{check_target, DownTo};
@@ -114,6 +115,8 @@ pub struct Sandbox {
     pub cfg: Config,
     /// A client for it (`connection::sandbox_client`).
     pub client: Client,
+    /// The rehearsal runner's fence: the scripts' `db` is to be fenced by it, as in a real run.
+    pub fence: Fence,
 }
 
 impl Sandbox {
@@ -138,14 +141,15 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Rehearse the pending migrations (see the module docs). `host_for` builds the script host
-/// whose scripts see the sandbox as their `db`. `Err` when there was nothing to rehearse on
+/// whose scripts see the sandbox as their `db` (its client, fenced by its fence). `Err` when there was nothing to rehearse on
 /// (bad input: CONFIG_INVALID / VALIDATION_FAILED; the source unreadable: SOURCE_UNREADABLE);
 /// a failing migration or a `down` that does not undo its `up` is a report with
 /// `success: false` and its `error`.
-pub async fn rehearse<H, F>(r: Rehearsal<'_>, host_for: F) -> Result<RehearsalReport>
+pub async fn rehearse<H, F, Fut>(r: Rehearsal<'_>, host_for: F) -> Result<RehearsalReport>
 where
     H: ScriptHost,
-    F: FnOnce(&Sandbox) -> H,
+    F: FnOnce(&Sandbox) -> Fut,
+    Fut: std::future::Future<Output = Result<H>>,
 {
     let started = Instant::now();
     if let Some(t) = r.options.target {
@@ -174,6 +178,7 @@ where
         client: crate::connection::sandbox_client(&url, &sandbox_cfg)?,
         url,
         cfg: sandbox_cfg,
+        fence: Fence::default(),
     };
 
     let loaded = load(&r, &emu, &at, &shown).await;
@@ -643,7 +648,7 @@ impl Watch {
 }
 
 /// The run in the sandbox, then the report.
-async fn run<H, F>(
+async fn run<H, F, Fut>(
     r: &Rehearsal<'_>,
     emu: &Emulator,
     sandbox: Sandbox,
@@ -654,9 +659,10 @@ async fn run<H, F>(
 ) -> Result<RehearsalReport>
 where
     H: ScriptHost,
-    F: FnOnce(&Sandbox) -> H,
+    F: FnOnce(&Sandbox) -> Fut,
+    Fut: std::future::Future<Output = Result<H>>,
 {
-    let host = host_for(&sandbox);
+    let host = host_for(&sandbox).await?;
     let cfg = sandbox.cfg.clone();
     let shift = cfg.shift_path();
     let has_before_migrate = crate::runner::discover::discover(&cfg, r.cwd)

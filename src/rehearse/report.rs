@@ -59,11 +59,11 @@ impl Changes {
 }
 
 /// Requests a step sent to the sandbox (the runner's own lock checks and history records left
-/// out): `{ total, GET: n, PATCH: n, ... }`.
+/// out): `{ total, byMethod: { GET: n, PATCH: n, ... } }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Requests {
     pub total: u64,
-    #[serde(flatten)]
     pub by_method: std::collections::BTreeMap<String, u64>,
 }
 

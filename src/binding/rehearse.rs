@@ -1,0 +1,386 @@
+//! `runner.rehearse()`: its report as typed JS objects (field for field what
+//! `crate::rehearse::RehearsalReport` serialises to; counts and bytes as numbers), and the
+//! sandboxes' `db` for the scripts of a library rehearsal (`rehearsalDatabase(id)`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{LazyLock, Mutex};
+
+use napi_derive::napi;
+
+use super::database::NativeDatabase;
+use crate::cli::ScriptDb;
+use crate::rehearse::{
+    ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Outcome, RehearsalReport,
+    RehearsedMigration, Requests, SourceKind,
+};
+
+static SANDBOXES: LazyLock<Mutex<HashMap<u32, ScriptDb>>> = LazyLock::new(Default::default);
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// A sandbox's `db` registered for the scripts of one rehearsal; unregistered when dropped.
+pub(crate) struct Registered(pub u32);
+
+pub(crate) fn register(db: ScriptDb) -> Registered {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    SANDBOXES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, db);
+    Registered(id)
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        SANDBOXES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// The `db` for the scripts of rehearsal `id`: the sandbox's connection, fenced by the
+/// rehearsal runner's lease. Null once the rehearsal is over.
+#[napi]
+pub fn rehearsal_database(id: u32) -> Option<NativeDatabase> {
+    let dbs = SANDBOXES.lock().unwrap_or_else(|p| p.into_inner());
+    dbs.get(&id)
+        .map(|(client, fence, check_path)| NativeDatabase {
+            client: client.clone(),
+            check_path: check_path.clone(),
+            fence: fence.clone(),
+        })
+}
+
+/// Options of `rehearse()`.
+#[napi(object)]
+#[derive(Default)]
+pub struct RehearseOptionsJs {
+    /// Stop at this version.
+    pub target: Option<f64>,
+    /// Rehearse on this backup file instead of reading the database.
+    pub from_backup: Option<String>,
+    /// After the ups, run the downs back and check that each undoes its up.
+    pub down: Option<bool>,
+    /// Write the data as the migrations left it to this file (a backup file).
+    pub keep: Option<String>,
+    /// Example paths per migration (default 10).
+    pub examples: Option<u32>,
+    /// Run without the lock.
+    pub no_lock: Option<bool>,
+}
+
+fn n(v: u64) -> f64 {
+    v as f64
+}
+
+#[napi(string_enum = "lowercase")]
+pub enum NativeChangeKind {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// The topmost node of one difference.
+#[napi(object)]
+pub struct NativeChangeExample {
+    pub path: String,
+    pub kind: NativeChangeKind,
+}
+
+/// Changes under one top-level child.
+#[napi(object)]
+pub struct NativeChildChanges {
+    pub key: String,
+    pub added: f64,
+    pub removed: f64,
+    pub changed: f64,
+    pub bytes_before: f64,
+    pub bytes_after: f64,
+}
+
+/// What a step changed in the data, in leaf values (history and lock left out).
+#[napi(object)]
+pub struct NativeChanges {
+    pub added: f64,
+    pub removed: f64,
+    pub changed: f64,
+    pub bytes_before: f64,
+    pub bytes_after: f64,
+    pub children: Vec<NativeChildChanges>,
+    pub examples: Vec<NativeChangeExample>,
+}
+
+impl From<Changes> for NativeChanges {
+    fn from(c: Changes) -> Self {
+        NativeChanges {
+            added: n(c.added),
+            removed: n(c.removed),
+            changed: n(c.changed),
+            bytes_before: n(c.bytes_before),
+            bytes_after: n(c.bytes_after),
+            children: c
+                .children
+                .into_iter()
+                .map(|ch| NativeChildChanges {
+                    key: ch.key,
+                    added: n(ch.added),
+                    removed: n(ch.removed),
+                    changed: n(ch.changed),
+                    bytes_before: n(ch.bytes_before),
+                    bytes_after: n(ch.bytes_after),
+                })
+                .collect(),
+            examples: c
+                .examples
+                .into_iter()
+                .map(|e| NativeChangeExample {
+                    path: e.path,
+                    kind: match e.kind {
+                        ChangeKind::Added => NativeChangeKind::Added,
+                        ChangeKind::Removed => NativeChangeKind::Removed,
+                        ChangeKind::Changed => NativeChangeKind::Changed,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Requests a step sent to the sandbox (the runner's own lock checks and records left out).
+#[napi(object)]
+pub struct NativeRequests {
+    pub total: f64,
+    /// `{ GET: n, PATCH: n, ... }`
+    pub by_method: HashMap<String, f64>,
+}
+
+impl From<Requests> for NativeRequests {
+    fn from(r: Requests) -> Self {
+        NativeRequests {
+            total: n(r.total),
+            by_method: r.by_method.into_iter().map(|(k, v)| (k, n(v))).collect(),
+        }
+    }
+}
+
+#[napi(string_enum = "kebab-case")]
+pub enum NativeRehearsalOutcome {
+    Succeeded,
+    Failed,
+    NotRun,
+}
+
+/// One pending migration, rehearsed.
+#[napi(object)]
+pub struct NativeRehearsedMigration {
+    pub name: String,
+    pub version: f64,
+    pub filepath: String,
+    pub outcome: NativeRehearsalOutcome,
+    pub duration_ms: f64,
+    pub requests: NativeRequests,
+    /// What it changed (a failed one: what it had changed when it failed).
+    pub changes: Option<NativeChanges>,
+    pub error: Option<String>,
+}
+
+impl From<RehearsedMigration> for NativeRehearsedMigration {
+    fn from(m: RehearsedMigration) -> Self {
+        NativeRehearsedMigration {
+            name: m.name,
+            version: n(m.version),
+            filepath: m.filepath,
+            outcome: match m.outcome {
+                Outcome::Succeeded => NativeRehearsalOutcome::Succeeded,
+                Outcome::Failed => NativeRehearsalOutcome::Failed,
+                Outcome::NotRun => NativeRehearsalOutcome::NotRun,
+            },
+            duration_ms: n(m.duration_ms),
+            requests: m.requests.into(),
+            changes: m.changes.map(Into::into),
+            error: m.error,
+        }
+    }
+}
+
+#[napi(string_enum = "lowercase")]
+pub enum NativeSourceKind {
+    Database,
+    Backup,
+}
+
+/// Where the rehearsed data came from.
+#[napi(object)]
+pub struct NativeRehearsalSource {
+    pub kind: NativeSourceKind,
+    /// `/<shift>` or `/`.
+    pub path: String,
+    pub database_url: Option<String>,
+    pub file: Option<String>,
+    pub created_at: Option<String>,
+    pub bytes: f64,
+    /// Requests sent to the database: reads only.
+    pub requests: f64,
+    /// One point in time (false for a walk in pages).
+    pub snapshot: bool,
+    /// A live lock was in the data and was not copied.
+    pub lock_skipped: bool,
+}
+
+#[napi(object)]
+pub struct NativeRollbackInfo {
+    pub strategy: String,
+    pub success: bool,
+}
+
+#[napi(string_enum = "kebab-case")]
+pub enum NativeDownOutcome {
+    Undone,
+    Differs,
+    NoDown,
+    Failed,
+    NotChecked,
+}
+
+/// One migration's round trip.
+#[napi(object)]
+pub struct NativeDownCheck {
+    pub name: String,
+    pub version: f64,
+    pub outcome: NativeDownOutcome,
+    pub duration_ms: Option<f64>,
+    pub changes: Option<NativeChanges>,
+    pub error: Option<String>,
+}
+
+impl From<DownCheck> for NativeDownCheck {
+    fn from(c: DownCheck) -> Self {
+        NativeDownCheck {
+            name: c.name,
+            version: n(c.version),
+            outcome: match c.outcome {
+                DownOutcome::Undone => NativeDownOutcome::Undone,
+                DownOutcome::Differs => NativeDownOutcome::Differs,
+                DownOutcome::NoDown => NativeDownOutcome::NoDown,
+                DownOutcome::Failed => NativeDownOutcome::Failed,
+                DownOutcome::NotChecked => NativeDownOutcome::NotChecked,
+            },
+            duration_ms: c.duration_ms.map(n),
+            changes: c.changes.map(Into::into),
+            error: c.error,
+        }
+    }
+}
+
+/// `down: true`: the downs back to the start, newest first.
+#[napi(object)]
+pub struct NativeDownReport {
+    pub round_trip: bool,
+    pub migrations: Vec<NativeDownCheck>,
+    pub remaining: Option<NativeChanges>,
+}
+
+impl From<DownReport> for NativeDownReport {
+    fn from(d: DownReport) -> Self {
+        NativeDownReport {
+            round_trip: d.round_trip,
+            migrations: d.migrations.into_iter().map(Into::into).collect(),
+            remaining: d.remaining.map(Into::into),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct NativeRehearsalTotals {
+    pub migrations: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub not_run: u32,
+    pub added: f64,
+    pub removed: f64,
+    pub changed: f64,
+    pub bytes_before: f64,
+    pub bytes_after: f64,
+    pub duration_ms: f64,
+    pub requests: f64,
+}
+
+#[napi(object)]
+pub struct NativeRehearsalError {
+    pub code: String,
+    pub message: String,
+    pub migration: Option<String>,
+}
+
+/// What `rehearse()` did and found.
+#[napi(object)]
+pub struct NativeRehearsalReport {
+    pub success: bool,
+    pub source: NativeRehearsalSource,
+    pub executed: u32,
+    pub migrations: Vec<NativeRehearsedMigration>,
+    pub before_migrate: Option<NativeChanges>,
+    pub totals: NativeRehearsalTotals,
+    pub rollback: Option<NativeRollbackInfo>,
+    pub down: Option<NativeDownReport>,
+    pub kept: Option<String>,
+    pub error: Option<NativeRehearsalError>,
+    pub duration_ms: f64,
+}
+
+fn count(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl From<RehearsalReport> for NativeRehearsalReport {
+    fn from(r: RehearsalReport) -> Self {
+        let s = r.source;
+        let t = r.totals;
+        NativeRehearsalReport {
+            success: r.success,
+            source: NativeRehearsalSource {
+                kind: match s.kind {
+                    SourceKind::Database => NativeSourceKind::Database,
+                    SourceKind::Backup => NativeSourceKind::Backup,
+                },
+                path: s.path,
+                database_url: s.database_url,
+                file: s.file.map(|f| f.to_string_lossy().into_owned()),
+                created_at: s.created_at,
+                bytes: n(s.bytes),
+                requests: n(s.requests),
+                snapshot: s.snapshot,
+                lock_skipped: s.lock_skipped,
+            },
+            executed: count(r.executed),
+            migrations: r.migrations.into_iter().map(Into::into).collect(),
+            before_migrate: r.before_migrate.map(Into::into),
+            totals: NativeRehearsalTotals {
+                migrations: count(t.migrations),
+                succeeded: count(t.succeeded),
+                failed: count(t.failed),
+                not_run: count(t.not_run),
+                added: n(t.added),
+                removed: n(t.removed),
+                changed: n(t.changed),
+                bytes_before: n(t.bytes_before),
+                bytes_after: n(t.bytes_after),
+                duration_ms: n(t.duration_ms),
+                requests: n(t.requests),
+            },
+            rollback: r.rollback.map(|rb| NativeRollbackInfo {
+                strategy: rb.strategy,
+                success: rb.success,
+            }),
+            down: r.down.map(Into::into),
+            kept: r.kept.map(|k| k.to_string_lossy().into_owned()),
+            error: r.error.map(|e| NativeRehearsalError {
+                code: e.code,
+                message: e.message,
+                migration: e.migration,
+            }),
+            duration_ms: n(r.duration_ms),
+        }
+    }
+}

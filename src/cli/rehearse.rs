@@ -1,0 +1,369 @@
+//! `rehearse [target] [--from-backup file] [--down] [--keep file] [--examples N]`: the report of
+//! `crate::rehearse` as text (or `--format json`), and its exit code: 0 when every rehearsed
+//! migration succeeded (and, with `--down`, round-tripped), 3 when one failed, 2 for bad input,
+//! 7 when the source cannot be read.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::args::{Command, GlobalFlags};
+use super::live::Live;
+use super::output::Io;
+use super::run_cmds::{fail_text, flush_errors, log_fn, parse_version, progress};
+use super::{exit, exit_code, CliHost, SIGNALS};
+use crate::config::Config;
+use crate::log::LogFormat;
+use crate::rehearse::{
+    self, kind_word, Changes, DownOutcome, Outcome, Rehearsal, RehearsalReport, RehearseOptions,
+    Source, SourceKind,
+};
+use crate::rtdb::RetryObserver;
+use crate::Error;
+
+pub async fn run<H: CliHost>(
+    command: Command,
+    flags: &GlobalFlags,
+    cfg: Config,
+    host: &H,
+    io: &mut Io,
+    cwd: &Path,
+    notice: RetryObserver,
+) -> i32 {
+    let Command::Rehearse {
+        target,
+        from_backup,
+        down,
+        keep,
+        examples,
+    } = command
+    else {
+        return exit::GENERAL;
+    };
+    let failure = exit::MIGRATION_FAILED;
+    let target = match target
+        .as_deref()
+        .map(|t| parse_version(t, "rehearse", false))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => return fail(io, &e),
+    };
+    let client = match &from_backup {
+        Some(_) => None,
+        None => match crate::connection::client_with(&cfg, cwd, Some(notice)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let text = format!("✗ Connection error: {}", e.message);
+                return io.fail(&e, exit_code(&e, exit::CONNECTION), text);
+            }
+        },
+    };
+    let source = match (&from_backup, &client) {
+        (Some(f), _) => Source::Backup(Config::resolve(cwd, f)),
+        (None, Some(c)) => Source::Database(c),
+        (None, None) => return exit::GENERAL,
+    };
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let tty = std::io::stderr().is_terminal();
+    let live = Live::new(
+        Box::new(std::io::stderr()),
+        tty && LogFormat::parse(&cfg.log_format) == LogFormat::Text,
+    );
+    let r = Rehearsal {
+        cfg: &cfg,
+        cwd,
+        source,
+        options: RehearseOptions {
+            target,
+            down,
+            keep: keep.map(|k| Config::resolve(cwd, &k)),
+            examples,
+            no_lock: flags.no_lock,
+            ..RehearseOptions::default()
+        },
+        log: log_fn(&cfg, held.clone(), live.clone()),
+        events: Some(progress(live.clone())),
+        stop: SIGNALS.stop.clone(),
+        progress: None,
+    };
+    let cwd_shown = cwd.to_path_buf();
+    let outcome = live
+        .while_running(rehearse::rehearse(r, |sb| {
+            // The CLI's scripts get the runner's connection (`cliDatabase()`): here the
+            // sandbox's, fenced by the rehearsal runner's lease.
+            *super::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
+            let init = json!({"config": sb.cfg.to_value(), "cwd": cwd_shown});
+            let host = host.clone();
+            async move {
+                host.init(&init).await?;
+                Ok(host)
+            }
+        }))
+        .await;
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            flush_errors(io, &cfg, &held, Some(&e));
+            return fail(io, &e);
+        }
+    };
+    let err = report.failure();
+    flush_errors(io, &cfg, &held, err.as_ref());
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    if flags.json() {
+        return match &err {
+            None => {
+                io.json(&value);
+                exit::SUCCESS
+            }
+            Some(e) => io.fail_with(value, e, exit_code(e, failure), ""),
+        };
+    }
+    print_report(io, &report);
+    match &err {
+        None => exit::SUCCESS,
+        Some(e) => {
+            let text = fail_text(io, "Rehearsal failed", e);
+            io.fail(e, exit_code(e, failure), text)
+        }
+    }
+}
+
+fn fail(io: &mut Io, e: &Error) -> i32 {
+    let text = fail_text(io, "Rehearsal error", e);
+    io.fail(e, exit_code(e, exit::MIGRATION_FAILED), text)
+}
+
+/// `1.2 MB`, `340 B`.
+fn size(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1_000_000.0),
+        n if n >= 1_000 => format!("{:.1} KB", n as f64 / 1_000.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn counts(c: &Changes) -> String {
+    format!(
+        "+{} added, -{} removed, ~{} changed",
+        c.added, c.removed, c.changed
+    )
+}
+
+fn marker(k: rehearse::ChangeKind) -> &'static str {
+    match k {
+        rehearse::ChangeKind::Added => "+",
+        rehearse::ChangeKind::Removed => "-",
+        rehearse::ChangeKind::Changed => "~",
+    }
+}
+
+/// A step's changes, indented under its line.
+fn print_changes(io: &mut Io, c: &Changes) {
+    if c.is_empty() {
+        io.line(format!("    no data changed ({})", size(c.bytes_after)));
+        return;
+    }
+    io.line(format!(
+        "    {}; {} -> {}",
+        counts(c),
+        size(c.bytes_before),
+        size(c.bytes_after)
+    ));
+    for ch in &c.children {
+        io.line(format!(
+            "      {}: +{} -{} ~{} ({} -> {})",
+            ch.key,
+            ch.added,
+            ch.removed,
+            ch.changed,
+            size(ch.bytes_before),
+            size(ch.bytes_after)
+        ));
+    }
+    for e in &c.examples {
+        io.line(format!("      {} {}", marker(e.kind), e.path));
+    }
+}
+
+fn print_report(io: &mut Io, r: &RehearsalReport) {
+    let s = &r.source;
+    let from = match s.kind {
+        SourceKind::Database => format!(
+            "{} of {} (read in {} request(s), {})",
+            s.path,
+            s.database_url.as_deref().unwrap_or("the database"),
+            s.requests,
+            size(s.bytes)
+        ),
+        SourceKind::Backup => format!(
+            "{} from the backup {} (made {}, {})",
+            s.path,
+            s.file
+                .as_deref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            s.created_at.as_deref().unwrap_or("at an unknown time"),
+            size(s.bytes)
+        ),
+    };
+    io.line(format!("Rehearsal on a copy of {from}"));
+    if !s.snapshot {
+        io.line(
+            "  The data was read in pages: a walk is not a point-in-time snapshot (writes made while it ran may or may not be in it).",
+        );
+    }
+    if s.lock_skipped {
+        io.line("  The live migration lock in the data was not copied.");
+    }
+    if r.migrations.is_empty() {
+        io.line(format!(
+            "{} Nothing to rehearse: all {} migration(s) already executed in the data's history",
+            io.green("✓"),
+            r.executed
+        ));
+        return;
+    }
+    io.line(format!(
+        "  History: {} migration(s) executed; rehearsing {} pending",
+        r.executed,
+        r.migrations.len()
+    ));
+    if let Some(c) = &r.before_migrate {
+        io.line("");
+        io.line("beforeMigrate");
+        print_changes(io, c);
+    }
+    io.line("");
+    let total = r.migrations.len();
+    for (i, m) in r.migrations.iter().enumerate() {
+        let requests = if m.requests.by_method.is_empty() {
+            "no requests".to_string()
+        } else {
+            let each: Vec<String> = m
+                .requests
+                .by_method
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            format!("{} request(s): {}", m.requests.total, each.join(", "))
+        };
+        let head = format!("[{}/{total}] {}", i + 1, m.name);
+        match m.outcome {
+            Outcome::Succeeded => {
+                io.line(format!(
+                    "{} {head} ({} ms, {requests})",
+                    io.green("✓"),
+                    m.duration_ms
+                ));
+            }
+            Outcome::Failed => io.line(format!(
+                "{} {head} failed ({} ms, {requests}): {}",
+                io.red("✗"),
+                m.duration_ms,
+                m.error.as_deref().unwrap_or("")
+            )),
+            Outcome::NotRun => {
+                io.line(format!("- {head} not run"));
+                continue;
+            }
+        }
+        if let Some(c) = &m.changes {
+            print_changes(io, c);
+        }
+    }
+    if let Some(rb) = &r.rollback {
+        io.line(format!(
+            "  Rollback ({}) in the copy: {}",
+            rb.strategy,
+            if rb.success { "done" } else { "failed" }
+        ));
+    }
+    let t = &r.totals;
+    io.line("");
+    io.line(format!(
+        "Total: {} migration(s), {} succeeded, {} failed, {} not run; +{} -{} ~{} values; {} -> {}; {} ms, {} request(s)",
+        t.migrations,
+        t.succeeded,
+        t.failed,
+        t.not_run,
+        t.added,
+        t.removed,
+        t.changed,
+        size(t.bytes_before),
+        size(t.bytes_after),
+        t.duration_ms,
+        t.requests
+    ));
+    if let Some(d) = &r.down {
+        io.line("");
+        io.line("Downs, newest first:");
+        for c in &d.migrations {
+            match c.outcome {
+                DownOutcome::Undone => {
+                    io.line(format!("{} {}: down() undoes up()", io.green("✓"), c.name))
+                }
+                DownOutcome::Differs => {
+                    let ch = c.changes.clone().unwrap_or_default();
+                    io.line(format!(
+                        "{} {}: down() does not undo up(); after it, compared with before up(): {}",
+                        io.red("✗"),
+                        c.name,
+                        counts(&ch)
+                    ));
+                    for e in &ch.examples {
+                        io.line(format!(
+                            "      {} {} ({})",
+                            marker(e.kind),
+                            e.path,
+                            kind_word(e.kind)
+                        ));
+                    }
+                }
+                DownOutcome::NoDown => {
+                    io.line(format!("{} {}: has no down()", io.red("✗"), c.name))
+                }
+                DownOutcome::Failed => io.line(format!(
+                    "{} {}: down() failed: {}",
+                    io.red("✗"),
+                    c.name,
+                    c.error.as_deref().unwrap_or("")
+                )),
+                DownOutcome::NotChecked => io.line(format!(
+                    "- {}: not checked (a newer migration could not be undone)",
+                    c.name
+                )),
+            }
+        }
+        if d.round_trip {
+            io.line(format!(
+                "{} The data is back to what it was before the first up()",
+                io.green("✓")
+            ));
+        }
+    }
+    if let Some(k) = &r.kept {
+        io.line("");
+        io.line(format!(
+            "Kept the data as the migrations left it in {} (a backup file: msr-firebase backup restore <file>)",
+            k.display()
+        ));
+    }
+    if s.kind == SourceKind::Database {
+        io.line(format!(
+            "The database was only read ({} GET request(s) under {}); nothing was written to it.",
+            s.requests, s.path
+        ));
+    }
+    if r.success {
+        io.line(format!(
+            "{} Rehearsal passed: {} migration(s) would run",
+            io.green("✓"),
+            t.succeeded
+        ));
+    }
+}
