@@ -92,6 +92,13 @@ export declare class NativeRunner {
   down(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
   list(): Promise<NativeMigrationList>
   validate(): Promise<NativeValidationReport>
+  /**
+   * Rehearse the pending migrations on a copy of the data (see `crate::rehearse`); the
+   * database is only read. Resolves with the report, `success: false` when a migration
+   * failed or a `down` does not undo its `up`; rejects when there is nothing to rehearse on
+   * (bad input, the source unreadable). Hooks and metrics collectors are not called.
+   */
+  rehearse(options?: RehearseOptionsJs | undefined | null): Promise<NativeRehearsalReport>
   /** Path of the new backup file. */
   createBackup(): Promise<string>
   restoreFromBackup(path: string): Promise<void>
@@ -171,12 +178,70 @@ export interface NativeCasResult {
   etag: string
 }
 
+/** The topmost node of one difference. */
+export interface NativeChangeExample {
+  path: string
+  kind: NativeChangeKind
+}
+
+export declare const enum NativeChangeKind {
+  Added = 'added',
+  Removed = 'removed',
+  Changed = 'changed',
+}
+
+/** What a step changed in the data, in leaf values (history and lock left out). */
+export interface NativeChanges {
+  added: number
+  removed: number
+  changed: number
+  bytesBefore: number
+  bytesAfter: number
+  children: Array<NativeChildChanges>
+  examples: Array<NativeChangeExample>
+}
+
+/** Changes under one top-level child. */
+export interface NativeChildChanges {
+  key: string
+  added: number
+  removed: number
+  changed: number
+  bytesBefore: number
+  bytesAfter: number
+}
+
 /** `{ databaseUrl, shift, tableName, emulator }` */
 export interface NativeConnectionInfo {
   databaseUrl: string | null
   shift: string | null
   tableName: string
   emulator: boolean
+}
+
+/** One migration's round trip. */
+export interface NativeDownCheck {
+  name: string
+  version: number
+  outcome: NativeDownOutcome
+  durationMs?: number
+  changes?: NativeChanges
+  error?: string
+}
+
+export declare const enum NativeDownOutcome {
+  Undone = 'undone',
+  Differs = 'differs',
+  NoDown = 'no-down',
+  Failed = 'failed',
+  NotChecked = 'not-checked',
+}
+
+/** `down: true`: the downs back to the start, newest first. */
+export interface NativeDownReport {
+  roundTrip: boolean
+  migrations: Array<NativeDownCheck>
+  remaining?: NativeChanges
 }
 
 /** An error as hooks receive it (lib/hooks.js makes it an `Error` with `code`). */
@@ -278,6 +343,89 @@ export declare const enum NativeMigrationStatus {
   MissingFile = 'missing-file',
 }
 
+export interface NativeRehearsalError {
+  code: string
+  message: string
+  migration?: string
+}
+
+export declare const enum NativeRehearsalOutcome {
+  Succeeded = 'succeeded',
+  Failed = 'failed',
+  NotRun = 'not-run',
+}
+
+/** What `rehearse()` did and found. */
+export interface NativeRehearsalReport {
+  success: boolean
+  source: NativeRehearsalSource
+  executed: number
+  migrations: Array<NativeRehearsedMigration>
+  beforeMigrate?: NativeChanges
+  totals: NativeRehearsalTotals
+  rollback?: NativeRollbackInfo
+  down?: NativeDownReport
+  kept?: string
+  error?: NativeRehearsalError
+  durationMs: number
+}
+
+/** Where the rehearsed data came from. */
+export interface NativeRehearsalSource {
+  kind: NativeSourceKind
+  /** `/<shift>` or `/`. */
+  path: string
+  databaseUrl?: string
+  file?: string
+  createdAt?: string
+  bytes: number
+  /** Requests sent to the database: reads only. */
+  requests: number
+  /** One point in time (false for a walk in pages). */
+  snapshot: boolean
+  /** A live lock was in the data and was not copied. */
+  lockSkipped: boolean
+}
+
+export interface NativeRehearsalTotals {
+  migrations: number
+  succeeded: number
+  failed: number
+  notRun: number
+  added: number
+  removed: number
+  changed: number
+  bytesBefore: number
+  bytesAfter: number
+  durationMs: number
+  requests: number
+}
+
+/** One pending migration, rehearsed. */
+export interface NativeRehearsedMigration {
+  name: string
+  version: number
+  filepath: string
+  outcome: NativeRehearsalOutcome
+  durationMs: number
+  requests: NativeRequests
+  /** What it changed (a failed one: what it had changed when it failed). */
+  changes?: NativeChanges
+  error?: string
+}
+
+/** Requests a step sent to the sandbox (the runner's own lock checks and records left out). */
+export interface NativeRequests {
+  total: number
+  /** `{ GET: n, PATCH: n, ... }` */
+  byMethod: Record<string, number>
+}
+
+export interface NativeRollbackInfo {
+  strategy: string
+  success: boolean
+}
+
 /** One step of a run. */
 export interface NativeRunEvent {
   /** The stable event name (as in `--log-format json`), e.g. `migration.done`. */
@@ -309,6 +457,11 @@ export interface NativeScriptValidation {
   timestamp: number
   valid: boolean
   issues: Array<NativeValidationIssue>
+}
+
+export declare const enum NativeSourceKind {
+  Database = 'database',
+  Backup = 'backup',
 }
 
 export interface NativeValidationIssue {
@@ -355,6 +508,28 @@ export interface QueryOptions {
   startAfter?: any
   /** Children strictly before this value. */
   endBefore?: any
+}
+
+/**
+ * The `db` for the scripts of rehearsal `id`: the sandbox's connection, fenced by the
+ * rehearsal runner's lease. Null once the rehearsal is over.
+ */
+export declare function rehearsalDatabase(id: number): NativeDatabase | null
+
+/** Options of `rehearse()`. */
+export interface RehearseOptionsJs {
+  /** Stop at this version. */
+  target?: number
+  /** Rehearse on this backup file instead of reading the database. */
+  fromBackup?: string
+  /** After the ups, run the downs back and check that each undoes its up. */
+  down?: boolean
+  /** Write the data as the migrations left it to this file (a backup file). */
+  keep?: string
+  /** Example paths per migration (default 10). */
+  examples?: number
+  /** Run without the lock. */
+  noLock?: boolean
 }
 
 /**

@@ -249,4 +249,4 @@ async function bigData() {
   return rows
 }
 
-module.exports = { bigData }
+module.exports = { bigData, writeImport, node, startEmulatorProcess, status, mb, ratio }

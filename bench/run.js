@@ -2,7 +2,8 @@
 'use strict'
 // npm run bench: HTTP requests per operation (a stable figure) and timings (machine-dependent)
 // for the lock and a full migrate, against the embedded emulator; then the big-data figures
-// (bench/big.js), as ratios measured side by side; then the fault campaign at a larger scale than
+// (bench/big.js), as ratios measured side by side; then a rehearsal vs the same migrations run
+// directly (bench/rehearse.js); then the fault campaign at a larger scale than
 // CI runs it, with its figures.
 
 const fs = require('node:fs')
@@ -74,6 +75,10 @@ async function main() {
   if (process.env.BENCH_BIG !== '0') {
     console.log('\nBig data (BENCH_USERS users, default 1000000; BENCH_BIG=0 skips this part):')
     console.table(await require('./big.js').bigData())
+  }
+  if (process.env.BENCH_REHEARSE !== '0') {
+    console.log('\nRehearsal (BENCH_REHEARSE_USERS users, default BENCH_USERS; BENCH_REHEARSE=0 skips this part):')
+    console.table(await require('./rehearse.js').rehearsal())
   }
   faultCampaign()
 }

@@ -718,4 +718,5 @@ async fn nothing_pending_says_so() {
     assert!(report.migrations.is_empty());
     assert_eq!(report.executed, 1);
     prod.only_read().await;
+    assert_eq!(prod.counts().await["total"], json!(report.source.requests));
 }

@@ -1,0 +1,108 @@
+'use strict'
+// The rehearsal figures of `npm run bench`: `msr-firebase rehearse` of two migrations that touch
+// every user, over a subtree of N users (BENCH_REHEARSE_USERS, default 1M: ~240 MB of JSON) read
+// from an emulator process standing in for production, side by side with the same migrations
+// run directly (`msr-firebase migrate`) against a copy of the same data in the same emulator:
+// wall time and peak RSS of each CLI process, the rehearsal's peak per byte of data, and what
+// production received (reads only).
+//
+// Standalone: `node bench/rehearse.js`.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { writeImport, node, startEmulatorProcess, mb, ratio } = require('./big.js')
+
+const BIN = path.join(__dirname, '..', 'bin', 'msr-firebase.js')
+
+const addPlan = `module.exports = class AddPlan {
+  async up(db) {
+    const writer = db.database.bulkWriter()
+    for await (const user of db.database.ref('users').children({ pageSize: 1000 })) {
+      if (!user.hasChild('plan')) await writer.update(user.ref, { plan: 'free' })
+    }
+    const { writes } = await writer.close()
+    return 'plan on ' + writes
+  }
+}
+`
+const renameCity = `module.exports = class RenameCity {
+  async up(db) {
+    const writer = db.database.bulkWriter()
+    for await (const user of db.database.ref('users').children({ pageSize: 1000 })) {
+      const city = user.child('city').val()
+      if (city !== null) await writer.update(user.ref, { town: city, city: null })
+    }
+    const { writes } = await writer.close()
+    return 'renamed on ' + writes
+  }
+}
+`
+
+function project(dir, name) {
+  const cwd = path.join(dir, name)
+  fs.mkdirSync(path.join(cwd, 'migrations'), { recursive: true })
+  fs.writeFileSync(path.join(cwd, 'migrations', 'V202501010001_add_plan.js'), addPlan)
+  fs.writeFileSync(path.join(cwd, 'migrations', 'V202501010002_rename_city.js'), renameCity)
+  fs.writeFileSync(path.join(cwd, 'msr.config.js'), "module.exports = { folder: './migrations', locking: { enabled: true } }\n")
+  return cwd
+}
+
+async function rehearsal() {
+  const users = Number(process.env.BENCH_REHEARSE_USERS || process.env.BENCH_USERS || 1_000_000)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'msr-bench-rehearse-'))
+  const rows = []
+  try {
+    const file = path.join(dir, 'import.json')
+    await writeImport(file, { prod: users, direct: users })
+    const dataBytes = (fs.statSync(file).size - 30) / 2
+    const emu = await startEmulatorProcess(file)
+    fs.rmSync(file)
+    try {
+      await emu.lever('DELETE', 'requests')
+      const rehearsed = await node([BIN, 'rehearse', '--format', 'json', '--database-url', emu.db('prod')], { cwd: project(dir, 'rehearse') })
+      const report = JSON.parse(rehearsed.stdout)
+      const seen = await emu.lever('GET', 'requests')
+      if (!report.success) throw new Error(`the rehearsal failed: ${JSON.stringify(report.error)}`)
+      const direct = await node([BIN, 'migrate', '--database-url', emu.db('direct')], { cwd: project(dir, 'direct') })
+      const t = report.totals
+      rows.push({
+        figure: `rehearse, ${users} users (${mb(dataBytes / 1024)} MB of JSON), 2 migrations`,
+        value: `${(rehearsed.ms / 1000).toFixed(1)} s, peak RSS ${mb(rehearsed.peakKb)} MB`,
+        ratio: `${ratio(rehearsed.peakKb * 1024, dataBytes)}x the data (peak)`,
+      })
+      rows.push({
+        figure: '  the same 2 migrations run directly (migrate)',
+        value: `${(direct.ms / 1000).toFixed(1)} s, peak RSS ${mb(direct.peakKb)} MB`,
+        ratio: `rehearsal ${ratio(rehearsed.ms, direct.ms)}x the time`,
+      })
+      rows.push({
+        figure: '  what the rehearsal found',
+        value: `+${t.added} -${t.removed} ~${t.changed} values; ${mb(t.bytesBefore / 1024)} -> ${mb(t.bytesAfter / 1024)} MB`,
+        ratio: `${report.migrations.map((m) => `${m.durationMs} ms`).join(' + ')} in scripts`,
+      })
+      rows.push({
+        figure: '  what production received',
+        value: `${seen.total} request(s): ${JSON.stringify(seen.byMethod)}`,
+        ratio: report.source.snapshot ? 'one GET (a snapshot)' : 'a walk in pages',
+      })
+    } finally {
+      await emu.stop()
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  return rows
+}
+
+module.exports = { rehearsal }
+
+if (require.main === module) {
+  rehearsal().then(
+    (rows) => console.table(rows),
+    (e) => {
+      console.error(e)
+      process.exit(1)
+    },
+  )
+}
