@@ -3,15 +3,16 @@
 // every user, over a subtree of N users (BENCH_REHEARSE_USERS, default 1M: ~240 MB of JSON) read
 // from an emulator process standing in for production, side by side with the same migrations
 // run directly (`msr-firebase migrate`) against a copy of the same data in the same emulator:
-// wall time and peak RSS of each CLI process, the rehearsal's peak per byte of data, and what
-// production received (reads only).
+// wall time and peak RSS of each CLI process, the rehearsal's peak per byte of data and against
+// what a direct run needs (its client plus one copy's emulator store, which grows as the scripts'
+// writes unpack it), and what production received (reads only).
 //
 // Standalone: `node bench/rehearse.js`.
 
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { writeImport, node, startEmulatorProcess, mb, ratio } = require('./big.js')
+const { writeImport, node, startEmulatorProcess, status, mb, ratio } = require('./big.js')
 
 const BIN = path.join(__dirname, '..', 'bin', 'msr-firebase.js')
 
@@ -64,7 +65,9 @@ async function rehearsal() {
       const report = JSON.parse(rehearsed.stdout)
       const seen = await emu.lever('GET', 'requests')
       if (!report.success) throw new Error(`the rehearsal failed: ${JSON.stringify(report.error)}`)
+      const emuBefore = status(emu.pid).rssKb
       const direct = await node([BIN, 'migrate', '--database-url', emu.db('direct')], { cwd: project(dir, 'direct') })
+      const emuAfter = status(emu.pid).rssKb
       const t = report.totals
       rows.push({
         figure: `rehearse, ${users} users (${mb(dataBytes / 1024)} MB of JSON), 2 migrations`,
@@ -75,6 +78,11 @@ async function rehearsal() {
         figure: '  the same 2 migrations run directly (migrate)',
         value: `${(direct.ms / 1000).toFixed(1)} s, peak RSS ${mb(direct.peakKb)} MB`,
         ratio: `rehearsal ${ratio(rehearsed.ms, direct.ms)}x the time`,
+      })
+      rows.push({
+        figure: '  the emulator process (both copies) before -> after migrate',
+        value: `${mb(emuBefore)} -> ${mb(emuAfter)} MB`,
+        ratio: `the run grew the store by ${mb(emuAfter - emuBefore)} MB`,
       })
       rows.push({
         figure: '  what the rehearsal found',

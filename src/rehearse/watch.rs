@@ -1,0 +1,298 @@
+//! What a rehearsal run changed, step by step: `Watch` hears the sandbox runner's events; at
+//! each step's end it writes the data to an on-disk snapshot and diffs the previous snapshot
+//! against the tree (`diff`), so memory holds the emulator's data and no second copy of it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::emulator::{RequestCounts, StoreView};
+use crate::runner::{Method, MigrationInfo, RunEvent};
+use crate::Error;
+
+use super::diff::{self, DiffInput, Exclusions};
+use super::{ms, Changes, DownCheck, DownOutcome, Outcome, Requests, RollbackInfo, NAMESPACE};
+
+/// A snapshot file and the sizes of its top-level children.
+#[derive(Debug, Clone)]
+pub(super) struct Snap {
+    pub(super) file: PathBuf,
+    pub(super) bytes: u64,
+    pub(super) sizes: Vec<u64>,
+}
+
+/// One up as the events told it.
+#[derive(Debug, Clone)]
+pub(super) struct Up {
+    pub(super) version: u64,
+    pub(super) outcome: Outcome,
+    pub(super) duration_ms: u64,
+    pub(super) requests: Requests,
+    pub(super) changes: Changes,
+    pub(super) error: Option<String>,
+    /// The data before it (kept for `down`).
+    pub(super) before: Snap,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// The data as the last step left it.
+    pub(super) current: Option<Snap>,
+    pub(super) next_file: usize,
+    pub(super) before_migrate: Option<Changes>,
+    pub(super) ups: Vec<Up>,
+    pub(super) rollback: Option<RollbackInfo>,
+    pub(super) downs: Vec<DownCheck>,
+    /// Differences the downs so far left (hashed topmost paths).
+    pub(super) known: HashSet<u64>,
+    /// After the oldest down: the data against the data before the first up.
+    pub(super) remaining: Option<Changes>,
+    /// The first internal failure of the watcher (disk full, ...).
+    pub(super) failure: Option<String>,
+}
+
+/// Hears the sandbox run's events, takes snapshots and diffs at each step's end.
+pub(super) struct Watch {
+    pub(super) view: StoreView,
+    pub(super) segs: Vec<String>,
+    pub(super) base: String,
+    pub(super) exclusions: Exclusions,
+    pub(super) dir: PathBuf,
+    pub(super) examples: usize,
+    pub(super) keep_snapshots: bool,
+    pub(super) has_before_migrate: bool,
+    /// Paths whose requests are the runner's own (lock, history): `/a/b`.
+    pub(super) own: Vec<String>,
+    pub(super) seen: Mutex<Seen>,
+}
+
+impl Watch {
+    pub(super) fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn requests(&self, counts: RequestCounts) -> Requests {
+        let mut out = Requests::default();
+        for (key, n) in counts.by_path {
+            let Some((method, p)) = key.split_once(' ') else {
+                continue;
+            };
+            let own = self
+                .own
+                .iter()
+                .any(|o| p == o || p.starts_with(&format!("{o}/")));
+            if !own {
+                out.total += n;
+                *out.by_method.entry(method.to_string()).or_default() += n;
+            }
+        }
+        out
+    }
+
+    /// Write the data to a new snapshot; with `against`, diff that snapshot with the data too.
+    pub(super) async fn step(
+        self: &Arc<Self>,
+        against: Option<(Snap, Option<HashSet<u64>>)>,
+    ) -> std::result::Result<(Snap, Option<diff::DiffResult>), String> {
+        let file = {
+            let mut s = self.seen();
+            s.next_file += 1;
+            self.dir.join(format!("snapshot-{}.json", s.next_file))
+        };
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.step_blocking(file, against))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    pub(super) fn step_blocking(
+        &self,
+        file: PathBuf,
+        against: Option<(Snap, Option<HashSet<u64>>)>,
+    ) -> std::result::Result<(Snap, Option<diff::DiffResult>), String> {
+        let io = |e: std::io::Error| format!("writing {}: {e}", file.display());
+        self.view.read(NAMESPACE, &self.segs, |node| {
+            let f = std::fs::File::create(&file).map_err(io)?;
+            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+            let sizes = diff::write_snapshot(&mut w, node, &self.exclusions).map_err(io)?;
+            let f = w.into_inner().map_err(|e| io(e.into_error()))?;
+            let bytes = f.metadata().map_err(io)?.len();
+            drop(f);
+            let snap = Snap {
+                file: file.clone(),
+                bytes,
+                sizes,
+            };
+            let Some((before, known)) = against else {
+                return Ok((snap, None));
+            };
+            let input = DiffInput {
+                base: &self.base,
+                exclusions: &self.exclusions,
+                before_sizes: &before.sizes,
+                after_sizes: &snap.sizes,
+                examples: self.examples,
+                known: known.as_ref(),
+                collect: known.is_some(),
+            };
+            let f = std::fs::File::open(&before.file)
+                .map_err(|e| format!("reading {}: {e}", before.file.display()))?;
+            let mut d = diff::diff(f, node, &input)?;
+            d.changes.bytes_before = before.bytes;
+            d.changes.bytes_after = snap.bytes;
+            Ok((snap, Some(d)))
+        })
+    }
+
+    pub(super) fn fail(&self, why: String) {
+        let mut s = self.seen();
+        if s.failure.is_none() {
+            s.failure = Some(why);
+        }
+    }
+
+    /// Replace the current snapshot, removing the old file unless `down` needs it.
+    pub(super) fn advance(&self, s: &mut Seen, snap: Snap, keep_old: bool) {
+        if let Some(old) = s.current.replace(snap) {
+            if !keep_old {
+                let _ = std::fs::remove_file(&old.file);
+            }
+        }
+    }
+
+    pub(super) async fn on(self: Arc<Self>, ev: RunEvent) {
+        match ev {
+            RunEvent::Start { pending, .. } if self.has_before_migrate && pending > 0 => {
+                let Some(before) = self.seen().current.clone() else {
+                    return;
+                };
+                match self.step(Some((before, None))).await {
+                    Ok((snap, d)) => {
+                        let mut s = self.seen();
+                        s.before_migrate = d.map(|d| d.changes);
+                        self.advance(&mut s, snap, false);
+                    }
+                    Err(e) => self.fail(e),
+                }
+            }
+            RunEvent::BeforeMigrate { .. } => {
+                self.view.take_request_counts();
+            }
+            RunEvent::AfterMigrate {
+                script,
+                step,
+                duration,
+            } if step.method == Method::Up => self.up_done(script, duration, None).await,
+            RunEvent::MigrationError {
+                script,
+                step,
+                error,
+                duration,
+            } if step.method == Method::Up => {
+                self.up_done(script, duration, Some(error.message)).await
+            }
+            RunEvent::Rollback {
+                strategy, success, ..
+            } => {
+                self.seen().rollback = Some(RollbackInfo { strategy, success });
+            }
+            RunEvent::AfterMigrate {
+                script, duration, ..
+            } => self.down_done(script, duration, None).await,
+            RunEvent::MigrationError {
+                script,
+                error,
+                duration,
+                ..
+            } => self.down_done(script, duration, Some(error)).await,
+            _ => {}
+        }
+    }
+
+    pub(super) async fn up_done(
+        self: &Arc<Self>,
+        script: MigrationInfo,
+        duration: Duration,
+        error: Option<String>,
+    ) {
+        let requests = self.requests(self.view.take_request_counts());
+        let Some(before) = self.seen().current.clone() else {
+            return;
+        };
+        match self.step(Some((before.clone(), None))).await {
+            Ok((snap, d)) => {
+                let mut s = self.seen();
+                s.ups.push(Up {
+                    version: script.timestamp,
+                    outcome: if error.is_some() {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Succeeded
+                    },
+                    duration_ms: ms(duration),
+                    requests,
+                    changes: d.map(|d| d.changes).unwrap_or_default(),
+                    error,
+                    before,
+                });
+                self.advance(&mut s, snap, self.keep_snapshots);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// A down ran (or threw): compare the data with the data before its up.
+    pub(super) async fn down_done(
+        self: &Arc<Self>,
+        script: MigrationInfo,
+        duration: Duration,
+        error: Option<Error>,
+    ) {
+        let check = |outcome, changes, error| DownCheck {
+            name: script.name.clone(),
+            version: script.timestamp,
+            outcome,
+            duration_ms: Some(ms(duration)),
+            changes,
+            error,
+        };
+        if let Some(e) = error {
+            self.seen()
+                .downs
+                .push(check(DownOutcome::Failed, None, Some(e.message)));
+            return;
+        }
+        let (reference, known, oldest) = {
+            let s = self.seen();
+            let Some(up) = s.ups.iter().find(|u| u.version == script.timestamp) else {
+                return;
+            };
+            let oldest = s.ups.first().map(|u| u.version) == Some(script.timestamp);
+            (up.before.clone(), s.known.clone(), oldest)
+        };
+        match self.step(Some((reference, Some(known)))).await {
+            Ok((snap, Some(d))) => {
+                let mut s = self.seen();
+                let outcome = if d.fresh > 0 {
+                    DownOutcome::Differs
+                } else {
+                    DownOutcome::Undone
+                };
+                if oldest {
+                    let mut all = d.changes.clone();
+                    all.examples = d.all_examples.clone();
+                    s.remaining = Some(all);
+                }
+                let changes = (!d.changes.is_empty()).then_some(d.changes);
+                s.downs.push(check(outcome, changes, None));
+                s.known = d.paths;
+                let _ = std::fs::remove_file(&snap.file);
+            }
+            Ok((snap, None)) => {
+                let _ = std::fs::remove_file(&snap.file);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+}
