@@ -90,7 +90,11 @@ function json(out) {
 /** Production received reads only, each of the shift subtree. */
 async function onlyReads() {
   const counts = await h.lever(prod, 'GET', 'requests')
-  assert.deepEqual(Object.keys(counts.byMethod).filter((m) => m !== 'GET'), [], JSON.stringify(counts))
+  assert.deepEqual(
+    Object.keys(counts.byMethod).filter((m) => m !== 'GET'),
+    [],
+    JSON.stringify(counts),
+  )
   for (const p of Object.keys(counts.byPath)) assert.match(p, /^GET \/app(\/|$)/, `read outside the shift: ${p}`)
   return counts
 }
@@ -122,7 +126,13 @@ test('rehearse: a rename shows its counts and example paths, production is only 
   ])
   assert.deepEqual(
     c.children.map((ch) => [ch.key, ch.bytesBefore, ch.bytesAfter]),
-    [['users', JSON.stringify({ u1: { age: 30, name: 'Alice' }, u2: { age: 25, name: 'Bob' } }).length, JSON.stringify({ u1: { age: 30, fullName: 'Alice' }, u2: { age: 25, fullName: 'Bob' } }).length]],
+    [
+      [
+        'users',
+        JSON.stringify({ u1: { age: 30, name: 'Alice' }, u2: { age: 25, name: 'Bob' } }).length,
+        JSON.stringify({ u1: { age: 30, fullName: 'Alice' }, u2: { age: 25, fullName: 'Bob' } }).length,
+      ],
+    ],
   )
   assert.deepEqual(r.migrations[0].requests, { total: 2, byMethod: { GET: 1, PATCH: 1 } })
 
@@ -215,13 +225,17 @@ test('rehearse --from-backup works with no database reachable; bad inputs exit 2
       srv.close(() => resolve(p))
     })
   })
-  const offline = (args) => h.cli([...args, '--database-url', `http://127.0.0.1:${port}?ns=${ns}`], { cwd: dir, env: { FIREBASE_DATABASE_EMULATOR_HOST: '', MSR_NETWORK_RETRY_WINDOW: '500' } })
+  const offline = (args) =>
+    h.cli([...args, '--database-url', `http://127.0.0.1:${port}?ns=${ns}`], { cwd: dir, env: { FIREBASE_DATABASE_EMULATOR_HOST: '', MSR_NETWORK_RETRY_WINDOW: '500' } })
   const out = await offline(['rehearse', '--from-backup', file, '--format', 'json'])
   assert.equal(out.code, 0, out.stderr)
   const r = json(out)
   assert.equal(r.source.kind, 'backup')
   assert.equal(r.source.requests, 0)
-  assert.deepEqual(r.migrations.map((m) => [m.name, m.changes.added, m.changes.removed]), [[RENAME, 2, 2]])
+  assert.deepEqual(
+    r.migrations.map((m) => [m.name, m.changes.added, m.changes.removed]),
+    [[RENAME, 2, 2]],
+  )
   // Even without any database URL.
   const noUrl = await h.cli(['rehearse', '--from-backup', file], { cwd: dir, env: { FIREBASE_DATABASE_EMULATOR_HOST: '', FIREBASE_DATABASE_URL: '', DATABASE_URL: '' } })
   assert.equal(noUrl.code, 0, noUrl.stderr)
