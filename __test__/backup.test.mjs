@@ -97,6 +97,32 @@ test(
   },
 )
 
+test(
+  'migrate with backupMode full: the backup before the run draws its progress like backup create, above the scripts',
+  { skip: !hasScript && 'needs script(1) for a pseudo-terminal' },
+  async () => {
+    const dir = h.project({ 'V202501010001_a.js': 'module.exports = class { async up() {} }\n' }, 'msr-backup-')
+    const ns = h.uniqueNs('bk')
+    await seed(ns, data(1))
+    await h.lever(emu, 'PUT', 'latency', { ms: 1100 })
+    try {
+      const tty = await onTerminal(['migrate', '--no-lock', '--backup-mode', 'full', ...flags(ns)], dir)
+      assert.equal(tty.code, 0, tty.output)
+      assert.match(tty.output, /\r\x1b\[2KBacking up \/app: 1\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, \d+ requests\r?\nBackup prepared successfully/)
+      assert.match(tty.output, /\[1\/1\] V202501010001_a\.js \(/)
+
+      const ns2 = h.uniqueNs('bk')
+      await seed(ns2, data(1))
+      const plain = await h.cli(['migrate', '--no-lock', '--backup-mode', 'full', ...flags(ns2)], { cwd: dir })
+      assert.equal(plain.code, 0, plain.stderr)
+      assert.match(plain.stderr, /^Backing up \/app: 1\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, \d+ requests\nBackup prepared successfully/m)
+      assert.doesNotMatch(plain.stderr, /\r|\x1b/, 'no terminal control codes in plain output')
+    } finally {
+      await h.lever(emu, 'PUT', 'latency', { ms: 0 })
+    }
+  },
+)
+
 test('a quick backup draws no progress at all', async () => {
   const dir = h.project(null, 'msr-backup-')
   const ns = h.uniqueNs('bk')

@@ -154,6 +154,22 @@ test('rehearse: a rename shows its counts and example paths, production is only 
   await onlyReads()
 })
 
+test('rehearse: a read of production that takes a while shows a progress line; --format json stdout stays one document', async () => {
+  const { dir, ns } = await setUp({ [RENAME]: rename })
+  // Slow answers so the read takes more than the second before progress is drawn.
+  await h.lever(prod, 'PUT', 'latency', { ms: 1500 })
+  try {
+    const out = await run(dir, ns, ['rehearse', '--format', 'json'])
+    assert.equal(out.code, 0, out.stderr)
+    assert.equal(json(out).success, true)
+    assert.match(out.stderr, /^Reading \/app: \d+\.\d MB, [\d,]+ nodes, \d+\.\d MB\/s, 1 requests$/m)
+    assert.doesNotMatch(out.stderr, /\r|\x1b/, 'no terminal control codes off a terminal')
+  } finally {
+    await h.lever(prod, 'PUT', 'latency', { ms: 0 })
+  }
+  await onlyReads()
+})
+
 test('rehearse: a failing script exits 3 naming it, production untouched', async () => {
   const failing = `module.exports = { async up(db, info, handler) {
     await db.database.ref(handler.cfg.buildPath('half')).set('written before the failure')

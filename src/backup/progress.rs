@@ -1,8 +1,9 @@
 //! The progress seam of backups and restores: the core counts into a `Progress` (atomics, cheap
 //! to update from any task), whoever runs the operation reads `snapshot()` when it likes (the CLI
-//! draws a line on a terminal). The core never prints.
+//! draws a line on a terminal) and marks it `finish()`ed when the operation is over; one
+//! `Progress` can be `restart()`ed for the next operation. The core never prints.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// What an operation is doing.
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 pub enum Phase {
     /// Reading the database into a backup.
     Backup,
+    /// Reading the database for another use (a rehearsal's copy).
+    Read,
     /// Checking a backup file before anything is written.
     Validate,
     /// Writing a backup back.
@@ -25,7 +28,10 @@ pub struct Progress {
     nodes: AtomicU64,
     requests: AtomicU64,
     writes: AtomicU64,
-    started: Instant,
+    base: Instant,
+    /// When the operation started, in ns after `base`.
+    started: AtomicU64,
+    done: AtomicBool,
 }
 
 /// A consistent-enough reading of `Progress`.
@@ -43,6 +49,8 @@ pub struct Snapshot {
     /// Writes sent (restore).
     pub writes: u64,
     pub elapsed: Duration,
+    /// The operation is over.
+    pub done: bool,
 }
 
 impl Default for Progress {
@@ -60,8 +68,25 @@ impl Progress {
             nodes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
-            started: Instant::now(),
+            base: Instant::now(),
+            started: AtomicU64::new(0),
+            done: AtomicBool::new(false),
         }
+    }
+
+    /// Count a new operation from zero (counters, clock, not done).
+    pub fn restart(&self, phase: Phase) {
+        self.phase(phase, None);
+        self.requests.store(0, Ordering::Relaxed);
+        self.writes.store(0, Ordering::Relaxed);
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.started.store(now, Ordering::Relaxed);
+        self.done.store(false, Ordering::Relaxed);
+    }
+
+    /// The operation is over (whatever its outcome).
+    pub fn finish(&self) {
+        self.done.store(true, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -69,7 +94,8 @@ impl Progress {
         Snapshot {
             phase: match self.phase.load(Ordering::Relaxed) {
                 0 => Phase::Backup,
-                1 => Phase::Validate,
+                1 => Phase::Read,
+                2 => Phase::Validate,
                 _ => Phase::Restore,
             },
             bytes: self.bytes.load(Ordering::Relaxed),
@@ -77,7 +103,11 @@ impl Progress {
             nodes: self.nodes.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
-            elapsed: self.started.elapsed(),
+            elapsed: self
+                .base
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(self.started.load(Ordering::Relaxed))),
+            done: self.done.load(Ordering::Relaxed),
         }
     }
 

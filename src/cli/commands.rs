@@ -301,7 +301,14 @@ async fn backup(
             };
             let what = format!("/{}", cfg.shift_path().unwrap_or_default());
             let work = crate::backup::restore_with(client, cfg, &path, &opts);
-            match super::progress::drawn(io, &what, &progress, work).await {
+            match super::live::Live::gauged(
+                super::live::Mode::of_io(io),
+                &what,
+                progress.clone(),
+                work,
+            )
+            .await
+            {
                 Ok(_) => {
                     if json {
                         io.json(&json!({"restored": path}));
@@ -364,7 +371,7 @@ async fn create_backup(
     };
     let what = format!("/{}", cfg.shift_path().unwrap_or_default());
     let work = crate::backup::create_with(client, cfg, cwd, &opts);
-    super::progress::drawn(io, &what, &progress, work).await
+    super::live::Live::gauged(super::live::Mode::of_io(io), &what, progress.clone(), work).await
 }
 
 async fn create<H: CliHost>(

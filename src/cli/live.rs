@@ -1,18 +1,59 @@
-//! Progress of `migrate` and `down` on stderr. On a terminal the script that is running shows
-//! as one live line, `[3/30] V202501010003_add_roles  4.1 s`, redrawn in place under the log
-//! (log lines print above it); when it is done its `[3/30] V..._add_roles (4.3 s)` line stays.
-//! Elsewhere (pipes, files, CI and Kubernetes logs) there is no live line and nothing is
-//! redrawn: the log's own plain lines are the progress, one when a script starts and one when
-//! it is done. stdout is never touched, so `--format json` output stays one JSON document.
+//! Progress on stderr, drawn in one place. Two kinds of work show progress:
+//!
+//! - a **step** (`start`): the running script of `migrate` and `down`. On a terminal it is one
+//!   live line, `[3/30] V202501010003_add_roles  4.1 s`, redrawn in place under the log (log
+//!   lines print above it); when it is done its `[3/30] V..._add_roles (4.3 s)` log line stays.
+//!   Elsewhere nothing is drawn: the log's own plain lines are the progress, one when a script
+//!   starts and one when it is done.
+//! - a **gauge** (`gauge`): a backup, restore or a rehearsal's read of the data, counted in a
+//!   `backup::Progress` (`cli::progress::render` says what its line reads). Nothing for the
+//!   first second; then on a terminal the line is redrawn in place a few times a second, and
+//!   elsewhere a plain line every 10 s — or, under `--log-format json`, a JSON log line
+//!   (`backup.progress` / `restore.progress` with the counters). When the operation is over
+//!   (`Progress::finish`, or `stop`) a gauge that was shown prints its last line.
+//!
+//! stdout is never touched, so `--format json` output stays one JSON document.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::output::Io;
+use crate::backup::Progress;
 use crate::time::human;
 
 /// How often the live line is redrawn.
 pub const TICK: Duration = Duration::from_millis(200);
+/// A gauge shows nothing for operations done within this.
+const GAUGE_FIRST: Duration = Duration::from_secs(1);
+/// A gauge's plain (or JSON) line, off a terminal.
+const GAUGE_PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// How stderr is drawn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A terminal with text logs: live lines redrawn in place.
+    Terminal,
+    /// Pipes, files, CI and Kubernetes logs: plain lines, no control characters.
+    Plain,
+    /// `--log-format json`: a gauge is a JSON log line.
+    Json,
+}
+
+impl Mode {
+    /// How `io`'s stderr is drawn on.
+    pub fn of_io(io: &Io) -> Mode {
+        Mode::of(io.err_tty, io.log_json)
+    }
+
+    pub fn of(tty: bool, log_json: bool) -> Mode {
+        match (log_json, tty) {
+            (true, _) => Mode::Json,
+            (false, true) => Mode::Terminal,
+            (false, false) => Mode::Plain,
+        }
+    }
+}
 
 /// stderr, shared by the log and the live line.
 #[derive(Clone)]
@@ -20,11 +61,23 @@ pub struct Live {
     state: Arc<Mutex<State>>,
 }
 
+enum Current {
+    Step {
+        text: String,
+        since: Instant,
+    },
+    Gauge {
+        what: String,
+        progress: Arc<Progress>,
+        /// When it is drawn next.
+        next: Instant,
+        shown: bool,
+    },
+}
+
 struct State {
-    /// Draw a live line (stderr is a terminal and the log is text).
-    enabled: bool,
-    /// The running step's text and when it started.
-    current: Option<(String, Instant)>,
+    mode: Mode,
+    current: Option<Current>,
     /// The live line is on screen (the cursor is at its end).
     drawn: bool,
     out: Box<dyn Write + Send>,
@@ -40,21 +93,112 @@ impl State {
         }
     }
 
-    fn draw(&mut self) {
-        if let (true, Some((text, since))) = (self.enabled, &self.current) {
-            let _ = write!(self.out, "{CLEAR}{text}  {}", human(since.elapsed()));
-            let _ = self.out.flush();
-            self.drawn = true;
+    /// Redraw the live line on a terminal (a log line was printed above it).
+    fn redraw(&mut self) {
+        if self.mode != Mode::Terminal {
+            return;
         }
+        let text = match &self.current {
+            Some(Current::Step { text, since }) => format!("{text}  {}", human(since.elapsed())),
+            Some(Current::Gauge {
+                what,
+                progress,
+                shown: true,
+                ..
+            }) => super::progress::render(what, &progress.snapshot()),
+            _ => return,
+        };
+        let _ = write!(self.out, "{CLEAR}{text}");
+        let _ = self.out.flush();
+        self.drawn = true;
+    }
+
+    /// What a tick does: move the step's clock, draw a gauge that is due, end a finished one.
+    fn tick(&mut self, now: Instant) {
+        if self.settle() {
+            return;
+        }
+        let every = match self.mode {
+            Mode::Terminal => TICK,
+            Mode::Plain | Mode::Json => GAUGE_PLAIN_EVERY,
+        };
+        match &mut self.current {
+            Some(Current::Step { .. }) => self.redraw(),
+            Some(Current::Gauge { next, shown, .. }) if now >= *next => {
+                *shown = true;
+                *next = now + every;
+                self.gauge_line(false);
+            }
+            _ => {}
+        }
+    }
+
+    /// End a gauge whose operation is over; true if it did.
+    fn settle(&mut self) -> bool {
+        let over = matches!(&self.current, Some(Current::Gauge { progress, .. }) if progress.snapshot().done);
+        if over {
+            self.end_gauge();
+        }
+        over
+    }
+
+    /// A gauge's line: redrawn in place, a plain line, or a JSON log line.
+    fn gauge_line(&mut self, last: bool) {
+        let Some(Current::Gauge { what, progress, .. }) = &self.current else {
+            return;
+        };
+        let s = progress.snapshot();
+        match self.mode {
+            Mode::Terminal => {
+                let line = super::progress::render(what, &s);
+                let _ = write!(self.out, "{CLEAR}{line}");
+                self.drawn = true;
+                if last {
+                    let _ = writeln!(self.out);
+                    self.drawn = false;
+                }
+            }
+            Mode::Plain => {
+                let line = super::progress::render(what, &s);
+                let _ = writeln!(self.out, "{line}");
+            }
+            Mode::Json => {
+                let line = super::progress::json_line(what, &s);
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
+        let _ = self.out.flush();
+    }
+
+    /// Whatever is current ends: a gauge that was shown prints its last line.
+    fn end(&mut self) {
+        match &self.current {
+            Some(Current::Gauge { .. }) => self.end_gauge(),
+            Some(Current::Step { .. }) => {
+                self.current = None;
+                self.clear();
+                let _ = self.out.flush();
+            }
+            None => {}
+        }
+    }
+
+    fn end_gauge(&mut self) {
+        if let Some(Current::Gauge { shown: true, .. }) = &self.current {
+            self.gauge_line(true);
+        }
+        self.current = None;
+        self.clear();
+        let _ = self.out.flush();
     }
 }
 
 impl Live {
-    /// On `out`; `enabled` draws the live line.
-    pub fn new(out: Box<dyn Write + Send>, enabled: bool) -> Live {
+    /// On `out`, drawn per `mode`.
+    pub fn new(out: Box<dyn Write + Send>, mode: Mode) -> Live {
         Live {
             state: Arc::new(Mutex::new(State {
-                enabled,
+                mode,
                 current: None,
                 drawn: false,
                 out,
@@ -62,49 +206,77 @@ impl Live {
         }
     }
 
-    /// Whether a live line is drawn (then the log leaves out the "started" lines).
+    /// On the process's stderr.
+    pub fn stderr(mode: Mode) -> Live {
+        Live::new(Box::new(std::io::stderr()), mode)
+    }
+
+    /// Whether steps are drawn live (then the log leaves out the "started" lines).
     pub fn enabled(&self) -> bool {
-        self.lock().enabled
+        self.lock().mode == Mode::Terminal
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A log line, above the live line.
+    /// A log line, above the live line (after the last line of a gauge whose operation is over).
     pub fn line(&self, text: &str) {
         let mut s = self.lock();
+        s.settle();
         s.clear();
         let _ = writeln!(s.out, "{text}");
-        s.draw();
+        s.redraw();
         let _ = s.out.flush();
     }
 
-    /// A step started: show it live.
+    /// A step started: show it live (a gauge still running ends first).
     pub fn start(&self, text: String) {
         let mut s = self.lock();
-        s.current = Some((text, Instant::now()));
-        s.draw();
+        s.end();
+        s.current = Some(Current::Step {
+            text,
+            since: Instant::now(),
+        });
+        s.redraw();
     }
 
-    /// The step ended: remove the live line.
-    pub fn stop(&self) {
+    /// An operation counted in `progress` started, about `what` (e.g. `/prod`): show its gauge.
+    pub fn gauge(&self, what: &str, progress: Arc<Progress>) {
         let mut s = self.lock();
-        s.current = None;
-        s.clear();
-        let _ = s.out.flush();
+        s.end();
+        s.current = Some(Current::Gauge {
+            what: what.to_string(),
+            progress,
+            next: Instant::now() + GAUGE_FIRST,
+            shown: false,
+        });
     }
 
-    /// Redraw the live line (its clock moves on).
+    /// The step or operation ended.
+    pub fn stop(&self) {
+        self.lock().end();
+    }
+
+    /// Redraw what is due (a step's clock moves on; a gauge's counters).
     pub fn tick(&self) {
-        self.lock().draw();
+        self.lock().tick(Instant::now());
     }
 
-    /// Run `work`, redrawing the live line every `TICK` meanwhile.
+    /// `work`, an operation counted in `progress` about `what`, with its gauge on stderr.
+    pub async fn gauged<F: std::future::Future>(
+        mode: Mode,
+        what: &str,
+        progress: Arc<Progress>,
+        work: F,
+    ) -> F::Output {
+        let live = Live::stderr(mode);
+        live.gauge(what, progress);
+        live.while_running(work).await
+    }
+
+    /// Run `work`, ticking every `TICK` meanwhile; whatever is current ends with it.
     pub async fn while_running<F: std::future::Future>(&self, work: F) -> F::Output {
-        if !self.enabled() {
-            return work.await;
-        }
         tokio::pin!(work);
         let mut every = tokio::time::interval(TICK);
         loop {
@@ -127,7 +299,7 @@ mod tests {
     #[test]
     fn log_lines_print_above_the_live_line_which_is_cleared_when_done() {
         let out = Captured::default();
-        let live = Live::new(Box::new(out.clone()), true);
+        let live = Live::new(Box::new(out.clone()), Mode::Terminal);
         live.line("Processing...");
         live.start("[1/2] V202501010001_a.js".into());
         live.line("a warning");
@@ -140,7 +312,7 @@ mod tests {
         );
 
         let plain = Captured::default();
-        let live = Live::new(Box::new(plain.clone()), false);
+        let live = Live::new(Box::new(plain.clone()), Mode::Plain);
         live.start("[1/2] x".into());
         live.line("a line");
         live.tick();
@@ -149,6 +321,111 @@ mod tests {
             plain.text(),
             "a line\n",
             "no control characters off a terminal"
+        );
+    }
+
+    fn counted(bytes: u64) -> Arc<Progress> {
+        let p = Arc::new(Progress::default());
+        p.restart(crate::backup::Phase::Backup);
+        p.bytes(bytes);
+        p.nodes(3);
+        p.request();
+        p
+    }
+
+    #[test]
+    fn a_gauge_shows_after_a_second_redraws_in_place_and_leaves_its_last_line() {
+        let out = Captured::default();
+        let live = Live::new(Box::new(out.clone()), Mode::Terminal);
+        let p = counted(1_500_000);
+        let t0 = Instant::now();
+        live.gauge("/app", p.clone());
+        live.lock().tick(t0 + Duration::from_millis(500));
+        assert_eq!(out.text(), "", "nothing within the first second");
+        live.lock().tick(t0 + Duration::from_millis(1100));
+        live.line("a log line");
+        p.bytes(1_000_000);
+        live.lock().tick(t0 + Duration::from_millis(1400));
+        p.finish();
+        live.line("Backup prepared successfully");
+        let text = out.text();
+        let lines: Vec<&str> = text.split(CLEAR).collect();
+        assert!(
+            lines[1].starts_with("Backing up /app: 1.5 MB, 3 nodes, "),
+            "{text:?}"
+        );
+        assert!(
+            lines[2].starts_with("a log line\n"),
+            "log lines above it: {text:?}"
+        );
+        assert!(
+            lines[3].starts_with("Backing up /app: 1.5 MB"),
+            "redrawn: {text:?}"
+        );
+        assert!(lines[4].starts_with("Backing up /app: 2.5 MB"), "{text:?}");
+        assert!(
+            text.ends_with(" requests\nBackup prepared successfully\n"),
+            "its last line stays, then the log goes on: {text:?}"
+        );
+        assert!(live.lock().current.is_none());
+
+        let quick = Captured::default();
+        let live = Live::new(Box::new(quick.clone()), Mode::Terminal);
+        live.gauge("/app", counted(10));
+        live.stop();
+        live.line("done");
+        assert_eq!(
+            quick.text(),
+            "done\n",
+            "an operation within a second prints nothing"
+        );
+    }
+
+    #[test]
+    fn off_a_terminal_a_gauge_is_a_plain_or_json_line_every_ten_seconds() {
+        let out = Captured::default();
+        let live = Live::new(Box::new(out.clone()), Mode::Plain);
+        let t0 = Instant::now();
+        live.gauge("/app", counted(2_000_000));
+        for ms in [1100, 5000, 10_000, 11_200] {
+            live.lock().tick(t0 + Duration::from_millis(ms));
+        }
+        live.stop();
+        let text = out.text();
+        assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+        assert_eq!(
+            text.lines().count(),
+            3,
+            "at 1 s, at 11 s, and the last: {text:?}"
+        );
+        assert!(text
+            .lines()
+            .all(|l| l.starts_with("Backing up /app: 2.0 MB, 3 nodes")));
+
+        let json = Captured::default();
+        let live = Live::new(Box::new(json.clone()), Mode::Json);
+        live.gauge("/app", counted(2_000_000));
+        live.lock().tick(t0 + Duration::from_millis(1100));
+        live.stop();
+        let lines: Vec<serde_json::Value> = json
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["event"], "backup.progress");
+        assert_eq!(lines[0]["bytes"], 2_000_000);
+        assert_eq!(lines[0]["path"], "/app");
+
+        let steps = Captured::default();
+        let live = Live::new(Box::new(steps.clone()), Mode::Json);
+        live.start("[1/1] V202501010001_a.js".into());
+        live.tick();
+        live.stop();
+        assert_eq!(
+            steps.text(),
+            "",
+            "steps are the log's own lines off a terminal"
         );
     }
 }

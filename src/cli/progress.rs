@@ -1,69 +1,25 @@
-//! Drawing the progress of a backup or restore on stderr while it runs: on a terminal one line
-//! redrawn in place a few times a second; elsewhere (logs, pipes) a plain line every 10 s, or a
-//! JSON log line (`backup.progress`, with the counters as fields) under `--log-format json`.
-//! Operations done within a second print nothing. stdout is never touched, so `--format json`
-//! output stays clean.
+//! What the progress line of a backup, restore or a rehearsal's read says (`render`), and its
+//! JSON log line (`json_line`); `cli::live` decides when and how it is drawn.
 
-use std::future::Future;
-use std::io::Write as _;
-use std::time::Duration;
-
-use crate::backup::{Phase, Progress, Snapshot};
+use crate::backup::{Phase, Snapshot};
 use crate::log::{LogLevel, LogLine};
 
-use super::Io;
-
-const FIRST_AFTER: Duration = Duration::from_secs(1);
-const TTY_EVERY: Duration = Duration::from_millis(200);
-const PLAIN_EVERY: Duration = Duration::from_secs(10);
-
-/// Run `work`, drawing `progress` about `what` (e.g. `/prod`) meanwhile.
-pub async fn drawn<F: Future>(io: &mut Io, what: &str, progress: &Progress, work: F) -> F::Output {
-    let tty = io.err_tty && !io.log_json;
-    let every = if tty { TTY_EVERY } else { PLAIN_EVERY };
-    tokio::pin!(work);
-    let mut drew = false;
-    let mut next = FIRST_AFTER;
-    loop {
-        tokio::select! {
-            out = &mut work => {
-                if drew {
-                    draw(io, what, &progress.snapshot(), tty, true);
-                }
-                return out;
-            }
-            _ = tokio::time::sleep(next) => {
-                draw(io, what, &progress.snapshot(), tty, false);
-                drew = true;
-                next = every;
-            }
-        }
-    }
-}
-
-fn draw(io: &mut Io, what: &str, s: &Snapshot, tty: bool, last: bool) {
-    let line = render(what, s);
-    if io.log_json {
-        let event = match s.phase {
-            Phase::Backup => "backup.progress",
-            Phase::Validate | Phase::Restore => "restore.progress",
-        };
-        let json = LogLine::new(LogLevel::Info, event, line)
-            .with("path", what)
-            .with("bytes", s.bytes)
-            .with("totalBytes", s.total_bytes)
-            .with("nodes", s.nodes)
-            .with("requests", s.requests)
-            .with("writes", s.writes)
-            .with("elapsedMs", s.elapsed.as_millis() as u64)
-            .to_json(crate::runner::now_ms());
-        let _ = writeln!(io.err, "{json}");
-    } else if tty {
-        let _ = write!(io.err, "\r\x1b[2K{line}{}", if last { "\n" } else { "" });
-    } else {
-        let _ = writeln!(io.err, "{line}");
-    }
-    let _ = io.err.flush();
+/// A gauge's JSON log line (`backup.progress` / `restore.progress`, the counters as fields).
+pub fn json_line(what: &str, s: &Snapshot) -> String {
+    let event = match s.phase {
+        Phase::Backup => "backup.progress",
+        Phase::Read => "read.progress",
+        Phase::Validate | Phase::Restore => "restore.progress",
+    };
+    LogLine::new(LogLevel::Info, event, render(what, s))
+        .with("path", what)
+        .with("bytes", s.bytes)
+        .with("totalBytes", s.total_bytes)
+        .with("nodes", s.nodes)
+        .with("requests", s.requests)
+        .with("writes", s.writes)
+        .with("elapsedMs", s.elapsed.as_millis() as u64)
+        .to_json(crate::runner::now_ms())
 }
 
 fn mb(bytes: u64) -> String {
@@ -101,6 +57,10 @@ pub fn render(what: &str, s: &Snapshot) -> String {
             "Backing up {what}: {done}, {nodes} nodes, {rate}, {} requests",
             thousands(s.requests)
         ),
+        Phase::Read => format!(
+            "Reading {what}: {done}, {nodes} nodes, {rate}, {} requests",
+            thousands(s.requests)
+        ),
         Phase::Validate => format!("Checking the backup of {what}: {done}, {rate}"),
         Phase::Restore => format!(
             "Restoring {what}: {done}, {nodes} nodes, {rate}, {} writes",
@@ -112,6 +72,7 @@ pub fn render(what: &str, s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn lines() {
@@ -123,6 +84,7 @@ mod tests {
             requests: 9,
             writes: 7,
             elapsed: Duration::from_secs(2),
+            done: false,
         };
         assert_eq!(
             render("/prod", &s),

@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::args::{Command, GlobalFlags};
-use super::live::Live;
+use super::live::{Live, Mode};
 use super::output::Io;
 use super::run_cmds::{fail_text, flush_errors, log_fn, parse_version, progress};
 use super::{exit, exit_code, CliHost, SIGNALS};
+use crate::backup::Progress;
 use crate::config::Config;
 use crate::log::LogFormat;
 use crate::rehearse::{
@@ -68,9 +69,15 @@ pub async fn run<H: CliHost>(
     };
     let held = Arc::new(Mutex::new(Vec::new()));
     let tty = std::io::stderr().is_terminal();
-    let live = Live::new(
-        Box::new(std::io::stderr()),
-        tty && LogFormat::parse(&cfg.log_format) == LogFormat::Text,
+    let live = Live::stderr(Mode::of(
+        tty,
+        LogFormat::parse(&cfg.log_format) == LogFormat::Json,
+    ));
+    // The read of the data (a walk of the database or the backup file) is a gauge.
+    let reading = Arc::new(Progress::default());
+    live.gauge(
+        &format!("/{}", cfg.shift_path().unwrap_or_default()),
+        reading.clone(),
     );
     let r = Rehearsal {
         cfg: &cfg,
@@ -85,9 +92,9 @@ pub async fn run<H: CliHost>(
             ..RehearseOptions::default()
         },
         log: log_fn(&cfg, held.clone(), live.clone()),
-        events: Some(progress(live.clone())),
+        events: Some(progress(live.clone(), None)),
         stop: SIGNALS.stop.clone(),
-        progress: None,
+        progress: Some(reading),
     };
     let cwd_shown = cwd.to_path_buf();
     let outcome = live

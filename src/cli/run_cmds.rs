@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::args::{Command, GlobalFlags};
-use super::live::Live;
+use super::live::{Live, Mode};
 use super::output::Io;
 use super::{exit, exit_code, CliHost, SIGNALS};
+use crate::backup::Progress;
 use crate::config::Config;
 use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
 use crate::log::{LineFn, LogFormat, LogLevel, LogLine};
@@ -18,7 +19,8 @@ use crate::rtdb::Client;
 use crate::runner::plan::DownTo;
 use crate::runner::validate::{IssueType, ValidationIssue};
 use crate::runner::{
-    now_ms, EventFn, Method, MigrationInfo, MigrationResult, RunEvent, RunOptions, Runner,
+    now_ms, DefaultBackups, EventFn, Method, MigrationInfo, MigrationResult, RunEvent, RunOptions,
+    Runner,
 };
 use crate::time::iso_millis;
 use crate::{Error, ErrorCode};
@@ -55,17 +57,24 @@ pub(super) fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: 
         match line.event {
             // On a terminal the live line shows the running script.
             "migration.start" if live.enabled() => return,
-            "migration.done" | "migration.marked" => live.stop(),
+            // A step's or a backup's live line ends before its "done" line.
+            "migration.done" | "migration.marked" | "backup.done" | "restore.done" => live.stop(),
             _ => {}
         }
         live.line(&line.render(format, now_ms()));
     })
 }
 
-/// The CLI's listener: the live line follows the running script.
-pub(super) fn progress(live: Live) -> EventFn {
+/// The CLI's listener: the live line follows the running script, and the runner's backup and
+/// restore (counted into `gauge`, about `/<shift>`).
+pub(super) fn progress(live: Live, gauge: Option<(String, Arc<Progress>)>) -> EventFn {
     Arc::new(move |ev: &RunEvent| {
         match ev {
+            RunEvent::BeforeBackup | RunEvent::BeforeRestore { .. } => {
+                if let Some((what, p)) = &gauge {
+                    live.gauge(what, p.clone());
+                }
+            }
             RunEvent::BeforeMigrate { script, step } => live.start(match step.method {
                 Method::Up => format!("[{}/{}] {}", step.index, step.total, script.name),
                 Method::Down => format!(
@@ -137,10 +146,12 @@ pub async fn run<H: CliHost>(
     let held = Arc::new(Mutex::new(Vec::new()));
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
     let tty = std::io::stderr().is_terminal();
-    let live = Live::new(
-        Box::new(std::io::stderr()),
-        tty && LogFormat::parse(&cfg.log_format) == LogFormat::Text,
-    );
+    let live = Live::stderr(Mode::of(
+        tty,
+        LogFormat::parse(&cfg.log_format) == LogFormat::Json,
+    ));
+    let gauge = Arc::new(Progress::default());
+    let shown = format!("/{}", cfg.shift_path().unwrap_or_default());
     let fence = crate::lock::Fence::default();
     *super::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner()) =
         Some((client.clone(), fence.clone(), cfg.history_path()));
@@ -148,7 +159,8 @@ pub async fn run<H: CliHost>(
         .with_fence(fence)
         .with_lock(lock)
         .with_log_lines(log_fn(&cfg, held.clone(), live.clone()))
-        .with_events(progress(live.clone()))
+        .with_events(progress(live.clone(), Some((shown, gauge.clone()))))
+        .with_backups(Arc::new(DefaultBackups::with_progress(gauge)))
         .with_stop(SIGNALS.stop.clone());
     let dry_run = flags.dry_run || cfg.dry_run;
     match command {

@@ -172,6 +172,9 @@ where
     };
 
     let loaded = load(&r, &emu, &at, &shown).await;
+    if let Some(p) = &r.progress {
+        p.finish();
+    }
     let mut source = match loaded {
         Ok(s) => s,
         Err(e) => {

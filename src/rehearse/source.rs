@@ -31,7 +31,7 @@ pub(super) async fn load(
     let progress = r.progress.clone().unwrap_or_default();
     match &r.source {
         Source::Database(client) => {
-            progress.phase(backup::Phase::Backup, None);
+            progress.phase(backup::Phase::Read, None);
             let url = backup::public_url(client);
             let walk = backup::walk(client, at, r.options.walk.clone(), progress.clone());
             emu.import_stream(NAMESPACE, at, walk.into_stream())

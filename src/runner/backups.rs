@@ -1,10 +1,13 @@
 //! The backup seam: how the runner creates and restores backups of the `{shift}` subtree.
-//! `DefaultBackups` uses `crate::backup`; tests may substitute their own.
+//! `DefaultBackups` uses `crate::backup`, counting into a `Progress` when given one (the CLI
+//! draws it); tests may substitute their own.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use crate::backup::{BackupOptions, Phase, Progress, RestoreOptions};
 use crate::config::Config;
 use crate::rtdb::Client;
 use crate::Result;
@@ -27,8 +30,31 @@ pub trait BackupOps: Send + Sync {
 }
 
 /// Backups through `crate::backup`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultBackups;
+#[derive(Debug, Clone, Default)]
+pub struct DefaultBackups {
+    /// Restarted for each backup and restore, finished when it is over.
+    pub progress: Option<Arc<Progress>>,
+}
+
+impl DefaultBackups {
+    pub fn with_progress(progress: Arc<Progress>) -> DefaultBackups {
+        DefaultBackups {
+            progress: Some(progress),
+        }
+    }
+
+    fn counted(&self, phase: Phase) -> Option<Arc<Progress>> {
+        let p = self.progress.clone()?;
+        p.restart(phase);
+        Some(p)
+    }
+
+    fn finish(&self) {
+        if let Some(p) = &self.progress {
+            p.finish();
+        }
+    }
+}
 
 impl BackupOps for DefaultBackups {
     fn create<'a>(
@@ -37,7 +63,15 @@ impl BackupOps for DefaultBackups {
         cfg: &'a Config,
         cwd: &'a Path,
     ) -> BoxFuture<'a, Result<PathBuf>> {
-        Box::pin(crate::backup::create(client, cfg, cwd))
+        Box::pin(async move {
+            let opts = BackupOptions {
+                progress: self.counted(Phase::Backup),
+                ..BackupOptions::default()
+            };
+            let out = crate::backup::create_with(client, cfg, cwd, &opts).await;
+            self.finish();
+            out
+        })
     }
     fn restore<'a>(
         &'a self,
@@ -45,6 +79,14 @@ impl BackupOps for DefaultBackups {
         cfg: &'a Config,
         path: &'a Path,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(crate::backup::restore(client, cfg, path))
+        Box::pin(async move {
+            let opts = RestoreOptions {
+                progress: self.counted(Phase::Validate),
+                ..RestoreOptions::default()
+            };
+            let out = crate::backup::restore_with(client, cfg, path, &opts).await;
+            self.finish();
+            out.map(|_| ())
+        })
     }
 }

@@ -229,7 +229,7 @@ impl<H: ScriptHost> Runner<H> {
             log: Arc::new(|_| {}),
             events: None,
             stop: StopFlag::default(),
-            backups: Arc::new(DefaultBackups),
+            backups: Arc::new(DefaultBackups::default()),
             fence: Fence::default(),
         }
     }
