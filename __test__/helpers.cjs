@@ -39,8 +39,17 @@ async function rawPut(emu, ns, p, value) {
   return res.json()
 }
 
+// Every test folder goes when the test file's process ends (MSR_KEEP_TEST_DIRS=1 keeps them).
+const made = []
+process.on('exit', () => {
+  if (process.env.MSR_KEEP_TEST_DIRS) return
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true })
+})
+
 function tmpDir(prefix = 'msr-test-') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  made.push(dir)
+  return dir
 }
 
 /** Run a node process; resolves { code, signal, stdout, stderr }. */
