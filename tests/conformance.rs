@@ -1730,7 +1730,7 @@ async fn lever_request_counts() {
     let counts = t.lever(Method::GET, "requests", None).await;
     assert_eq!(
         counts,
-        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0})
+        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0})
     );
     t.finish().await;
 }
@@ -2149,5 +2149,76 @@ async fn namespace_defaults_to_default_or_host_label() {
         )
         .await;
     r.assert_error(StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
+
+/// The streams lever: event streams refused with a chosen HTTP status (as a proxy that does not
+/// pass them), or ended by the server after a while; cleared by DELETE.
+#[tokio::test]
+async fn lever_streams_refuses_or_ends_event_streams() {
+    let t = embedded_target().await;
+    t.put("n", json!(1)).await;
+    t.lever(Method::PUT, "streams", Some(json!({"refuse": 400})))
+        .await;
+    let r = t
+        .req(
+            Method::GET,
+            "n",
+            "",
+            &[("Accept", "text/event-stream")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.error_message().contains("streams"), "{}", r.text);
+    // Plain reads are not affected.
+    assert_eq!(t.get("n").await, json!(1));
+    let shown = t
+        .lever(Method::PUT, "streams", Some(json!({"closeAfterMs": 150})))
+        .await;
+    assert_eq!(shown, json!({"refuse": null, "closeAfterMs": 150}));
+    let mut s = Sse::open(&t, "n").await;
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/", "data": 1}))
+    );
+    // Ended by the server (keep-alives every 30 s would come later).
+    assert_eq!(s.next().await, None);
+    let cleared = t.lever(Method::DELETE, "streams", None).await;
+    assert_eq!(cleared, json!({"refuse": null, "closeAfterMs": null}));
+    let bad = t
+        .send(
+            Method::PUT,
+            format!("{}/.emulator/streams", t.base),
+            &[],
+            Some(json!({"refuse": 200}).to_string()),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    t.finish().await;
+}
+
+/// Connections that carried data requests are counted: a client's kept-alive connection is
+/// reused for request after request.
+#[tokio::test]
+async fn lever_requests_counts_connections() {
+    let t = embedded_target().await;
+    t.lever(Method::DELETE, "requests", None).await;
+    let fresh = http_client();
+    for i in 0..5 {
+        let r = fresh
+            .put(t.url("c", ""))
+            .body(json!(i).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap();
+    }
+    let counts = t.lever(Method::GET, "requests", None).await;
+    assert_eq!(
+        (counts["total"].clone(), counts["connections"].clone()),
+        (json!(5), json!(1))
+    );
     t.finish().await;
 }

@@ -735,6 +735,7 @@ async fn l7_wait_can_be_observed_and_cancelled() {
             seen.lock().unwrap().push(e.clone())
         })),
         cancel: Some(tokio_util::sync::CancellationToken::new()),
+        ..WaitHooks::default()
     };
     let cancel = hooks.cancel.clone().unwrap();
     let waiting = {
@@ -744,9 +745,9 @@ async fn l7_wait_can_be_observed_and_cancelled() {
             ExclusiveGuard::acquire_with(&waiter, "waiter", &policy, &hooks).await
         })
     };
-    // Cancel once the waiter has found the lock held twice.
+    // Cancel once the waiter has found the lock held (it then watches the node's event stream).
     for _ in 0..500 {
-        if events.lock().unwrap().len() >= 2 {
+        if !events.lock().unwrap().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1173,4 +1174,215 @@ async fn l11_a_renewal_whose_answer_is_lost_is_settled_and_the_lease_goes_on() {
     lever(&emu, reqwest::Method::DELETE, "lost-responses", None).await;
     assert_eq!(epoch_of(&node(&emu).await), 1);
     guard.release().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// waiting: the lock node's event stream, keep-alives, reconnects, polling when refused
+
+/// A waiter on `holder`'s lock (Wait policy, up to a minute) with `hooks`; its result.
+fn waiter(
+    emu: &Emulator,
+    hooks: WaitHooks,
+) -> tokio::task::JoinHandle<msr_firebase::Result<ExclusiveGuard>> {
+    let w = service(emu, 60_000);
+    tokio::spawn(async move {
+        let policy = WaitPolicy::wait_up_to(Duration::from_secs(60), "test");
+        ExclusiveGuard::acquire_with(&w, "waiter", &policy, &hooks).await
+    })
+}
+
+/// Requests on the lock node that are not the holder's: (GETs and stream opens).
+async fn lock_gets(emu: &Emulator) -> u64 {
+    counts(emu).await.1
+}
+
+/// Until `f` holds (bounded: 10 s).
+async fn eventually<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F, what: &str) {
+    for _ in 0..500 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never: {what}");
+}
+
+/// A waiting process costs one open event stream: one attempt (a read of the held lock), one
+/// stream, and nothing more however long it waits and however often the holder renews (the
+/// renewals arrive on the stream and move the lease end it waits for). The release arrives on
+/// the stream too and the waiter takes the lock at once (one read, one write).
+#[tokio::test]
+async fn a_waiting_process_costs_one_open_stream() {
+    let emu = emulator().await;
+    let holder = LockService::new(
+        client(&emu, 0),
+        None,
+        LockOptions {
+            timeout_ms: 60_000,
+            renew_interval: Some(Duration::from_millis(200)),
+            ..LockOptions::default()
+        },
+    );
+    let g = ExclusiveGuard::acquire(&holder, "holder", WaitPolicy::FailFast)
+        .await
+        .unwrap();
+    reset_counts(&emu).await;
+    let w = waiter(&emu, WaitHooks::default());
+    // Several renewals by the holder while the waiter waits.
+    eventually(|| async { counts(&emu).await.2 >= 8 }, "8 renewals").await;
+    assert!(!w.is_finished());
+    assert_eq!(
+        lock_gets(&emu).await,
+        2,
+        "one read and one stream while waiting"
+    );
+    g.release().await.unwrap();
+    let wg = w
+        .await
+        .unwrap()
+        .expect("the waiter takes the released lock");
+    assert_eq!(wg.epoch(), 2);
+    // After the release: one read (its last answer was the held lock) and one write.
+    assert_eq!(lock_gets(&emu).await, 3);
+    wg.release().await.unwrap();
+}
+
+/// Where event streams are refused (a proxy that does not pass them), a waiting process polls
+/// with backoff and jitter: about one read per 2.5–5 s once the backoff is up, and it still takes
+/// the lock once it is released.
+#[tokio::test]
+async fn refused_streams_fall_back_to_polling_with_backoff() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder").await.unwrap());
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "streams",
+        Some(json!({"refuse": 400})),
+    )
+    .await;
+    reset_counts(&emu).await;
+    let started = Instant::now();
+    let w = waiter(&emu, WaitHooks::default());
+    // Polling reads: 0.1–0.2, 0.2–0.4, 0.4–0.8, 0.8–1.6, 1.6–3.2 s apart, then 2.5–5 s.
+    eventually(|| async { lock_gets(&emu).await >= 7 }, "polling reads").await;
+    let (gets, secs) = (lock_gets(&emu).await, started.elapsed().as_secs_f64());
+    // The attempt, one refused stream, and the polls: never more than the backoff allows.
+    assert!(gets <= 10, "{gets} reads in {secs:.1} s");
+    assert!(!w.is_finished());
+    holder.release("holder").await.unwrap();
+    let wg = w
+        .await
+        .unwrap()
+        .expect("a polling waiter takes the released lock");
+    assert_eq!(wg.epoch(), 2);
+    wg.release().await.unwrap();
+    lever(&emu, reqwest::Method::DELETE, "streams", None).await;
+}
+
+/// A stream the server ends is reopened (after a pause with jitter), and one that goes silent —
+/// no event and no keep-alive for longer than the silence limit, as a half-open connection would —
+/// is reopened too; one that keeps sending keep-alives is kept.
+#[tokio::test]
+async fn streams_are_reopened_when_they_end_or_go_silent_and_kept_while_alive() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder").await.unwrap());
+    let silence = |ms| WaitHooks {
+        stream_silence: Some(Duration::from_millis(ms)),
+        ..WaitHooks::default()
+    };
+
+    // Keep-alives every 100 ms, silence limit 400 ms: one stream for the whole wait.
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "keepalive",
+        Some(json!({"ms": 100})),
+    )
+    .await;
+    reset_counts(&emu).await;
+    let w = waiter(&emu, silence(400));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(lock_gets(&emu).await, 2, "the attempt and one stream");
+    w.abort();
+
+    // No keep-alives (one an hour): the silent stream is reopened, each time with a read.
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "keepalive",
+        Some(json!({"ms": 3_600_000})),
+    )
+    .await;
+    reset_counts(&emu).await;
+    let w = waiter(&emu, silence(300));
+    eventually(|| async { lock_gets(&emu).await >= 6 }, "reopened streams").await;
+    w.abort();
+
+    // The server ends streams after 200 ms: reopened, and the release is still seen.
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "keepalive",
+        Some(json!({"ms": 100})),
+    )
+    .await;
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "streams",
+        Some(json!({"closeAfterMs": 200})),
+    )
+    .await;
+    reset_counts(&emu).await;
+    let w = waiter(&emu, WaitHooks::default());
+    eventually(|| async { lock_gets(&emu).await >= 6 }, "reopened streams").await;
+    lever(&emu, reqwest::Method::DELETE, "streams", None).await;
+    holder.release("holder").await.unwrap();
+    let wg = w
+        .await
+        .unwrap()
+        .expect("the waiter takes the released lock");
+    wg.release().await.unwrap();
+}
+
+/// Once the holder releases, a waiter first asks whether there is still work under the lock
+/// (`still_needed`: the runner re-reads the history) and, when there is none, ends its wait
+/// without writing to the lock at all.
+#[tokio::test]
+async fn a_waiter_with_nothing_left_to_do_does_not_contend() {
+    let emu = emulator().await;
+    let holder = service(&emu, 60_000);
+    assert!(holder.acquire("holder").await.unwrap());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let hooks = WaitHooks {
+        still_needed: Some({
+            let asked = asked.clone();
+            Arc::new(move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(false) })
+            })
+        }),
+        ..WaitHooks::default()
+    };
+    let w = service(&emu, 60_000);
+    let waiting = tokio::spawn(async move {
+        let policy = WaitPolicy::wait_up_to(Duration::from_secs(60), "test");
+        ExclusiveGuard::acquire_if_needed(&w, "waiter", &policy, &hooks).await
+    });
+    eventually(|| async { lock_gets(&emu).await >= 2 }, "waiting").await;
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        0,
+        "not asked while the lock is held"
+    );
+    reset_counts(&emu).await;
+    holder.release("holder").await.unwrap();
+    let got = waiting.await.unwrap().unwrap();
+    assert!(got.is_none(), "contended for a lock it did not need");
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // The holder's release and nothing else on the lock node.
+    assert_eq!(counts(&emu).await, (1, 0, 1));
 }

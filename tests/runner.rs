@@ -1707,6 +1707,9 @@ async fn locked_migrate_runs_at_its_request_floor() {
         (204, 102),
         "(total, on the lock node): 100 no-op migrations on a never-locked database"
     );
+    // All of them on one kept-alive connection.
+    let counts = env.lever(reqwest::Method::GET, "requests").await;
+    assert_eq!(counts["connections"], 1, "{counts}");
 
     env.reset_counts().await;
     let r = env

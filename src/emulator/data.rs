@@ -316,6 +316,10 @@ fn stream(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     {
         return bad_request("This emulator does not support query parameters on event streams");
     }
+    if let Some(code) = state.levers().stream_refusal {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+        return super::response::error(status, "Event streams are refused here (streams lever)");
+    }
     let body = sse::open(state.clone(), dr.ns, dr.segs);
     respond(StatusCode::OK, body, Some("text/event-stream"))
 }

@@ -172,6 +172,29 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             },
             Err(res) => res,
         },
+        (Method::GET, "streams") => ok(state.levers().streams_json()),
+        (Method::DELETE, "streams") => {
+            let mut levers = state.levers();
+            levers.stream_refusal = None;
+            levers.stream_close_after_ms = None;
+            ok(levers.streams_json())
+        }
+        (Method::PUT, "streams") => match read_json(req).await {
+            Ok(b) => {
+                let refuse = b.get("refuse").and_then(Value::as_u64).map(|c| c as u16);
+                let close = b.get("closeAfterMs").and_then(Value::as_u64);
+                let status_ok = refuse.is_none_or(|c| (400..600).contains(&c));
+                if !status_ok || (b.get("refuse").is_some_and(|v| !v.is_null()) && refuse.is_none()) {
+                    bad_request("streams: expected {\"refuse\": <HTTP error status 400-599 or null>, \"closeAfterMs\": <ms or null>}")
+                } else {
+                    let mut levers = state.levers();
+                    levers.stream_refusal = refuse;
+                    levers.stream_close_after_ms = close;
+                    ok(levers.streams_json())
+                }
+            }
+            Err(res) => res,
+        },
         (Method::GET, "keepalive") => ok(json!({ "ms": state.levers().keepalive_ms })),
         (Method::PUT, "keepalive") => match read_json(req).await {
             Ok(b) => match b.get("ms").and_then(Value::as_u64).filter(|ms| *ms > 0) {

@@ -42,8 +42,9 @@
 //!
 //! # Test levers (`/.emulator/...`; JSON in and out; not counted, not delayed, not denied)
 //! - `GET /.emulator/requests` -> `{"total": n, "byMethod": {"GET": n}, "byPath": {"GET /a/b": n},
-//!   "storeSteps": n}` (storeSteps: the store work data requests did, binary-search steps plus
-//!   entries moved, a stable measure of their cost)
+//!   "storeSteps": n, "connections": n}` (storeSteps: the store work data requests did,
+//!   binary-search steps plus entries moved, a stable measure of their cost; connections: the
+//!   connections that carried a data request, so reuse shows)
 //!   (every data request, whatever its outcome; paths without `.json` and `ns`);
 //!   `DELETE /.emulator/requests` resets the counts.
 //! - `PUT /.emulator/deny` `{"ns": "<namespace>", "paths": ["migrations/_lock"]}` replaces the deny
@@ -75,6 +76,11 @@
 //!   ids). `GET` -> `{"offsetMs": n, "now": <server ms>}`.
 //! - `PUT /.emulator/keepalive` `{"ms": n}`: keep-alive interval of event streams opened from
 //!   then on (default 30000).
+//! - `PUT /.emulator/streams` `{"refuse": 400, "closeAfterMs": n}`: event streams are refused with
+//!   that HTTP status (as a proxy that does not pass them would; `null`: served), and streams
+//!   opened from then on are ended by the server after n ms (`null`: never). `GET` shows the
+//!   settings, `DELETE` clears them. Events on a stream arrive half the latency lever's delay
+//!   after the write (one way of a round trip).
 //! - `PUT /.emulator/limits` `{"responseBytes": n}`: reads whose response would pass n bytes are
 //!   refused (default 268435456, the service's 256 MB), so tests can use small data. `GET`
 //!   shows it.
@@ -369,7 +375,16 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
         conns.spawn(async move {
             let mut shutdown = state.shutdown.clone();
             let svc_state = state.clone();
-            let svc = service_fn(move |req| handle(svc_state.clone(), req));
+            // Connections that carry data requests are counted (keep-alive reuse shows there).
+            let carried_data = std::sync::atomic::AtomicBool::new(false);
+            let svc = service_fn(move |req: Request<Incoming>| {
+                if !req.uri().path().starts_with("/.emulator")
+                    && !carried_data.swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    svc_state.levers().connections += 1;
+                }
+                handle(svc_state.clone(), req)
+            });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {

@@ -95,16 +95,25 @@ pub fn events_for(ns: &str, at: &[String], ev: &WriteEvent) -> Vec<Bytes> {
 /// Open a stream on `(ns, at)`: the first event is a `put` of the current value.
 pub fn open(state: Arc<State>, ns: String, at: Vec<String>) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let (mut events, initial, keepalive_ms) = {
+    let (mut events, initial, keepalive_ms, close_after) = {
         let store = state.store.lock().expect("store lock");
         // Subscribe under the store lock: no write can slip between the snapshot and the feed.
         let events = state.events.subscribe();
         let initial = store.get(&ns, &at);
+        let levers = state.levers.lock().expect("levers lock");
         (
             events,
             initial,
-            state.levers.lock().expect("levers lock").keepalive_ms,
+            levers.keepalive_ms,
+            levers.stream_close_after_ms,
         )
+    };
+    // The `closeAfterMs` lever: the server ends the stream then.
+    let closed_by_server = async move {
+        match close_after {
+            Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            None => std::future::pending().await,
+        }
     };
     let mut shutdown = state.shutdown.clone();
     tokio::spawn(async move {
@@ -114,9 +123,11 @@ pub fn open(state: Arc<State>, ns: String, at: Vec<String>) -> Body {
         }
         let mut keepalive = tokio::time::interval(Duration::from_millis(keepalive_ms.max(1)));
         keepalive.tick().await;
+        tokio::pin!(closed_by_server);
         loop {
             let msgs = tokio::select! {
                 _ = stopped(&mut shutdown) => return,
+                _ = &mut closed_by_server => return,
                 _ = tx.closed() => return,
                 _ = keepalive.tick() => vec![sse("keep-alive", &Value::Null)],
                 ev = events.recv() => match ev {
@@ -129,6 +140,11 @@ pub fn open(state: Arc<State>, ns: String, at: Vec<String>) -> Body {
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
             };
+            // An event takes half a round trip of the latency lever to arrive.
+            let latency = state.levers.lock().expect("levers lock").latency_ms;
+            if latency > 1 && !msgs.is_empty() {
+                tokio::time::sleep(Duration::from_millis(latency / 2)).await;
+            }
             for m in msgs {
                 if tx.send(m).await.is_err() {
                     return;

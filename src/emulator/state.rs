@@ -116,6 +116,8 @@ pub struct Levers {
     /// Store work (binary-search steps and entries moved) done by data requests: a stable
     /// measure of their cost.
     pub store_steps: u64,
+    /// Connections that carried a data request (keep-alive reuse shows here).
+    pub connections: u64,
     /// ns (or `*`) -> denied paths (as segments).
     pub deny: HashMap<String, Vec<Vec<String>>>,
     /// ns (or `*`) -> the only subtrees a request may touch (allow-list rules).
@@ -128,6 +130,10 @@ pub struct Levers {
     pub unavailable_probability: f64,
     pub clock_offset_ms: i64,
     pub keepalive_ms: u64,
+    /// Event streams refused with this HTTP status (a proxy that does not pass them).
+    pub stream_refusal: Option<u16>,
+    /// Event streams opened from then on are closed by the server after this long.
+    pub stream_close_after_ms: Option<u64>,
     /// Reads whose response would be larger are refused (as the service does).
     pub max_response_bytes: usize,
     /// An outage: until then, every data request fails per `outage_mode` before doing anything.
@@ -143,6 +149,7 @@ impl Default for Levers {
             by_method: BTreeMap::new(),
             by_path: BTreeMap::new(),
             store_steps: 0,
+            connections: 0,
             deny: HashMap::new(),
             allow: HashMap::new(),
             required_tokens: Vec::new(),
@@ -151,6 +158,8 @@ impl Default for Levers {
             unavailable_probability: 0.0,
             clock_offset_ms: 0,
             keepalive_ms: DEFAULT_KEEPALIVE_MS,
+            stream_refusal: None,
+            stream_close_after_ms: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             outage_until: None,
             outage_mode: FaultMode::Drop,
@@ -166,15 +175,20 @@ impl Levers {
         *self.by_path.entry(format!("{method} {path}")).or_default() += 1;
     }
 
+    pub fn streams_json(&self) -> Value {
+        serde_json::json!({ "refuse": self.stream_refusal, "closeAfterMs": self.stream_close_after_ms })
+    }
+
     pub fn reset_counts(&mut self) {
         self.total = 0;
+        self.connections = 0;
         self.by_method.clear();
         self.by_path.clear();
         self.store_steps = 0;
     }
 
     pub fn counts_json(&self) -> Value {
-        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps })
+        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps, "connections": self.connections })
     }
 
     /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it (reading
@@ -349,7 +363,7 @@ mod tests {
         l.count("PUT", "/b");
         assert_eq!(
             l.counts_json(),
-            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0})
+            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0, "connections": 0})
         );
         l.reset_counts();
         assert_eq!(l.counts_json()["total"], 0);

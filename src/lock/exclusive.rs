@@ -78,7 +78,27 @@ impl ExclusiveGuard {
         wait: &WaitPolicy,
         hooks: &WaitHooks,
     ) -> Result<ExclusiveGuard> {
-        let held = wait_for_lock(service, executor_id, wait, hooks).await?;
+        Self::acquire_if_needed(service, executor_id, wait, hooks)
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::Interrupted,
+                    "The wait for the migration lock ended: nothing is left to do under it",
+                )
+            })
+    }
+
+    /// `acquire_with`; `None` when `hooks.still_needed` said, once the lock was free again,
+    /// that nothing is left to do under it.
+    pub async fn acquire_if_needed(
+        service: &LockService,
+        executor_id: &str,
+        wait: &WaitPolicy,
+        hooks: &WaitHooks,
+    ) -> Result<Option<ExclusiveGuard>> {
+        let Some(held) = wait_for_lock(service, executor_id, wait, hooks).await? else {
+            return Ok(None);
+        };
         let epoch = held.record.epoch;
         // Known to `lock::exit` from now on, so no exit path leaves it behind. The conditional
         // write that took the lock is the proof of ownership: no read follows it.
@@ -99,7 +119,7 @@ impl ExclusiveGuard {
             lease.clone(),
             renewing.clone(),
         ));
-        Ok(ExclusiveGuard {
+        Ok(Some(ExclusiveGuard {
             service: service.clone(),
             executor_id: executor_id.to_string(),
             epoch,
@@ -107,7 +127,7 @@ impl ExclusiveGuard {
             renewing,
             task: Mutex::new(Some(task)),
             exit_id,
-        })
+        }))
     }
 
     /// Err when the lock is no longer ours (LOCK_LOST), or when the database could not be

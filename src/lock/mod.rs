@@ -17,7 +17,10 @@
 //! - `LockService` is the predecessor's API (acquire/verify/release/status/force...);
 //!   `ExclusiveGuard` adds waiting, background renewal and `check()` between steps.
 //! - `wait`: the one wait policy (`WaitPolicy::resolve` from config + call options) and the one
-//!   wait loop, with an observer and a cancellation seam.
+//!   wait loop, with an observer and a cancellation seam, and `still_needed`: once the lock is
+//!   free, is there still work under it (no stampede of pods that would find nothing to do).
+//! - `watch`: the lock node's event stream while waiting (keep-alives, reconnects, polling when
+//!   streams are refused).
 //! - `events`: what the lock tells observers (`LockService::with_observer`): the wait report
 //!   (who holds it, since when, lease end, how long waited), acquisitions, renewals, loss, release.
 
@@ -29,6 +32,7 @@ pub mod lease;
 pub mod record;
 pub mod service;
 pub mod wait;
+pub mod watch;
 
 pub use events::{LockEvent, LockObserver, WaitLimit};
 pub use exclusive::ExclusiveGuard;
@@ -36,7 +40,7 @@ pub use fence::Fence;
 pub use lease::{is_connectivity, Lease, LeaseEnd, LeaseInstant};
 pub use record::{held_message, LockNode, LockRecord, LockStatus};
 pub use service::{LockOptions, LockService};
-pub use wait::{WaitDefault, WaitEvent, WaitHooks, WaitPolicy, WaitRequest};
+pub use wait::{StillNeeded, WaitDefault, WaitEvent, WaitHooks, WaitPolicy, WaitRequest};
 
 /// Where the lock lives under the shift (the database root without one).
 pub const LOCK_NODE: &str = "migrations/_lock";

@@ -14,15 +14,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::rtdb::{EventStream, StreamEvent};
 use crate::{Error, ErrorCode, Result};
 
 use super::events::{gave_up_text, LockEvent, WaitLimit};
 use super::record::{held_message, LockNode, LockRecord};
 use super::service::{wrap, AcquireOutcome, Held, LockOptions, LockService};
+use super::watch::{Wake, Watch, STREAM_SILENCE};
 
 /// How long "wait until the holder is done" is when nothing sets a limit: as long as the holder
 /// keeps renewing (a crashed holder's lease expires and is taken over, so this never hangs on a
@@ -173,7 +174,17 @@ pub type WaitObserver = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
 pub struct WaitHooks {
     pub observer: Option<WaitObserver>,
     pub cancel: Option<CancellationToken>,
+    /// Asked once the lock is free again (or its holder's lease ran out), before contending:
+    /// whether there is still work to do under it (the runner re-reads the history). `false`
+    /// ends the wait without the lock.
+    pub still_needed: Option<StillNeeded>,
+    /// How long the lock node's event stream may stay silent before it is reopened (default
+    /// `lock::watch::STREAM_SILENCE`).
+    pub stream_silence: Option<Duration>,
 }
+
+/// See `WaitHooks::still_needed`.
+pub type StillNeeded = Arc<dyn Fn() -> BoxFuture<'static, Result<bool>> + Send + Sync>;
 
 impl WaitHooks {
     fn emit(&self, ev: WaitEvent) {
@@ -233,11 +244,14 @@ struct Schedule<'a> {
 
 impl Schedule<'_> {
     /// The pause after failed attempt number `attempt` (1-based), or `None` to give up.
+    /// `watching`: a live event stream tells of every change, so a wait needs no polling: it
+    /// wakes up only when the holder's lease runs out (or the wait does).
     fn next(
         &mut self,
         attempt: u32,
         service: &LockService,
         last: Option<&LockRecord>,
+        watching: bool,
     ) -> Option<Duration> {
         match self.policy {
             WaitPolicy::FailFast => None,
@@ -249,8 +263,13 @@ impl Schedule<'_> {
                 if self.end.is_some_and(|e| now >= e) {
                     return None;
                 }
-                let mut d = jittered(self.backoff);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                let mut d = if watching && last.is_some() {
+                    UNBOUNDED_WAIT
+                } else {
+                    let d = jittered(self.backoff);
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    d
+                };
                 if let (Some(r), Some(server_now)) = (last, service.client.server_clock().now_ms())
                 {
                     // Try again right after the holder's lease runs out.
@@ -265,20 +284,27 @@ impl Schedule<'_> {
         }
     }
 
-    /// Whether pauses end early when the lock node changes (the event stream).
+    /// Whether the wait follows the lock node (its event stream, or polling reads) and
+    /// contends only when it is free or its lease ran out; retries attempt on every wake-up.
     fn follows_the_node(&self) -> bool {
         matches!(self.policy, WaitPolicy::Wait { .. })
     }
 }
 
 /// Acquire per `policy`: the lock as held, LOCK_HELD (the guide's message) when out of
-/// attempts or time, INTERRUPTED when cancelled.
+/// attempts or time, INTERRUPTED when cancelled; `None` when `hooks.still_needed` said, once
+/// the lock was free again, that there is nothing left to do under it.
+///
+/// A wait (`WaitPolicy::Wait`) follows the lock node's event stream (`lock::watch`): one open
+/// stream and no requests while the holder works; when the stream shows it free (or the
+/// holder's lease ran out) it asks `still_needed` and only then contends. Where streams are
+/// refused it polls the node (one read per pause, backoff with jitter up to 5 s).
 pub(crate) async fn wait_for_lock(
     service: &LockService,
     id: &str,
     policy: &WaitPolicy,
     hooks: &WaitHooks,
-) -> Result<Held> {
+) -> Result<Option<Held>> {
     let started = Instant::now();
     let mut schedule = Schedule {
         policy,
@@ -289,51 +315,65 @@ pub(crate) async fn wait_for_lock(
         backoff: FIRST_BACKOFF,
     };
     let mut last: Option<LockRecord> = None;
-    let mut stream: Option<EventStream> = None;
-    let mut stream_tried = false;
+    let mut watch = Watch::new(hooks.stream_silence.unwrap_or(STREAM_SILENCE));
     let mut attempt_no = 0u32;
     let mut report = WaitReport::new(service.opts.wait_log_interval);
+    // Whether the next round attempts to take the lock (the first round always does).
+    let mut contend = true;
     loop {
         if hooks.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             return Err(cancelled(hooks, service, attempt_no, started));
         }
-        attempt_no += 1;
-        let tried = attempt(service, id, &mut last);
-        let got = match &hooks.cancel {
-            None => tried.await?,
-            Some(cancel) => {
-                tokio::pin!(tried);
-                tokio::select! {
-                    r = &mut tried => r?,
-                    _ = cancel.cancelled() => {
-                        // Give the attempt in flight a moment: a lock it took must not be left
-                        // behind (released, owner- and epoch-checked).
-                        if let Ok(Ok(Some(h))) = tokio::time::timeout(CANCEL_GRACE, &mut tried).await {
-                            let _ = tokio::time::timeout(
-                                CANCEL_GRACE,
-                                service.release_owned(id, Some(h.record.epoch)),
-                            )
-                            .await;
-                        }
-                        return Err(cancelled(hooks, service, attempt_no, started));
+        if contend {
+            if attempt_no > 0 {
+                if let Some(still) = &hooks.still_needed {
+                    match until_cancelled(hooks, still()).await {
+                        Some(Ok(true)) => {}
+                        Some(Ok(false)) => return Ok(None),
+                        Some(Err(e)) => return Err(e),
+                        None => return Err(cancelled(hooks, service, attempt_no, started)),
                     }
                 }
             }
-        };
-        if let Some(h) = got {
-            hooks.emit(WaitEvent::Acquired {
-                attempt: attempt_no,
-                waited: started.elapsed(),
-            });
-            service.emit(LockEvent::Acquired {
-                path: service.path.clone(),
-                record: h.record.clone(),
-                waited: started.elapsed(),
-                attempts: attempt_no,
-            });
-            return Ok(h);
+            attempt_no += 1;
+            let tried = attempt(service, id, &mut last);
+            let got = match &hooks.cancel {
+                None => tried.await?,
+                Some(cancel) => {
+                    tokio::pin!(tried);
+                    tokio::select! {
+                        r = &mut tried => r?,
+                        _ = cancel.cancelled() => {
+                            // Give the attempt in flight a moment: a lock it took must not be
+                            // left behind (released, owner- and epoch-checked).
+                            if let Ok(Ok(Some(h))) = tokio::time::timeout(CANCEL_GRACE, &mut tried).await {
+                                let _ = tokio::time::timeout(
+                                    CANCEL_GRACE,
+                                    service.release_owned(id, Some(h.record.epoch)),
+                                )
+                                .await;
+                            }
+                            return Err(cancelled(hooks, service, attempt_no, started));
+                        }
+                    }
+                }
+            };
+            if let Some(h) = got {
+                hooks.emit(WaitEvent::Acquired {
+                    attempt: attempt_no,
+                    waited: started.elapsed(),
+                });
+                service.emit(LockEvent::Acquired {
+                    path: service.path.clone(),
+                    record: h.record.clone(),
+                    waited: started.elapsed(),
+                    attempts: attempt_no,
+                });
+                return Ok(Some(h));
+            }
         }
-        let Some(mut pause) = schedule.next(attempt_no, service, last.as_ref()) else {
+        let Some(mut pause) = schedule.next(attempt_no, service, last.as_ref(), watch.live())
+        else {
             let waited = started.elapsed();
             hooks.emit(WaitEvent::GaveUp {
                 attempts: attempt_no,
@@ -368,24 +408,70 @@ pub(crate) async fn wait_for_lock(
         if let (Some(d), true) = (report.due_in(now), schedule.follows_the_node()) {
             pause = pause.min(d);
         }
-        hooks.emit(WaitEvent::Held {
-            attempt: attempt_no,
-            holder: last.clone(),
-            waited: started.elapsed(),
-            retry_in: pause,
-        });
-        if schedule.follows_the_node() && !stream_tried {
-            stream_tried = true;
-            stream = service.client.stream(&service.path).await.ok();
+        if contend {
+            hooks.emit(WaitEvent::Held {
+                attempt: attempt_no,
+                holder: last.clone(),
+                waited: started.elapsed(),
+                retry_in: pause,
+            });
         }
-        let paused = wait_for_change(&mut stream, pause);
-        match &hooks.cancel {
-            Some(cancel) => tokio::select! {
-                _ = paused => {}
-                _ = cancel.cancelled() => return Err(cancelled(hooks, service, attempt_no, started)),
-            },
-            None => paused.await,
+        if !schedule.follows_the_node() {
+            if until_cancelled(hooks, tokio::time::sleep(pause))
+                .await
+                .is_none()
+            {
+                return Err(cancelled(hooks, service, attempt_no, started));
+            }
+            contend = true;
+            continue;
         }
+        let Some(()) = until_cancelled(hooks, watch.ensure(service)).await else {
+            return Err(cancelled(hooks, service, attempt_no, started));
+        };
+        let Some(wake) = until_cancelled(hooks, watch.nap(pause, &mut last)).await else {
+            return Err(cancelled(hooks, service, attempt_no, started));
+        };
+        contend = match wake {
+            Wake::Free => true,
+            Wake::Changed => false,
+            Wake::Timeout if watch.live() => {
+                match (&last, service.client.server_clock().now_ms()) {
+                    // Woken for the holder's lease end (or a report): contend once it ran out.
+                    (Some(r), Some(now)) => r.expires_at <= now,
+                    _ => true,
+                }
+            }
+            // No stream (refused, or between reconnects), or it was just lost: one read tells.
+            Wake::Timeout | Wake::Lost => {
+                let read = until_cancelled(hooks, service.read_node()).await;
+                let Some(read) = read else {
+                    return Err(cancelled(hooks, service, attempt_no, started));
+                };
+                match read.map_err(wrap("Failed to acquire lock"))? {
+                    (LockNode::Free { .. }, _) => true,
+                    (LockNode::Held(r), etag) => {
+                        let expired = service.is_expired(&r, &etag);
+                        last = Some(r);
+                        expired
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// `f`, or `None` once the wait is cancelled.
+async fn until_cancelled<T>(
+    hooks: &WaitHooks,
+    f: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match &hooks.cancel {
+        None => Some(f.await),
+        Some(cancel) => tokio::select! {
+            r = f => Some(r),
+            _ = cancel.cancelled() => None,
+        },
     }
 }
 
@@ -403,7 +489,7 @@ fn cancelled(hooks: &WaitHooks, service: &LockService, attempts: u32, started: I
     )
 }
 
-fn jittered(d: Duration) -> Duration {
+pub(crate) fn jittered(d: Duration) -> Duration {
     let ms = d.as_millis().max(2) as u64;
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
 }
@@ -459,33 +545,6 @@ async fn held_error(
                 service.path
             ),
         ),
-    }
-}
-
-/// Sleep `d`, returning early when the event stream shows the lock node changed to unlocked
-/// (or changed in a way that is cheaper to re-read than to interpret).
-async fn wait_for_change(stream: &mut Option<EventStream>, d: Duration) {
-    let sleep = tokio::time::sleep(d);
-    tokio::pin!(sleep);
-    loop {
-        let Some(s) = stream.as_mut() else {
-            sleep.await;
-            return;
-        };
-        tokio::select! {
-            _ = &mut sleep => return,
-            ev = s.next() => match ev {
-                Some(Ok(StreamEvent::KeepAlive)) => {}
-                Some(Ok(StreamEvent::Put { path, data })) if path == "/" => {
-                    if matches!(LockNode::parse(&data), LockNode::Free { .. }) {
-                        return;
-                    }
-                }
-                Some(Ok(StreamEvent::Put { .. } | StreamEvent::Patch { .. })) => return,
-                // The stream ended or failed: poll from now on.
-                _ => *stream = None,
-            }
-        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::lock::lease::within_lease_or;
-use crate::lock::{ExclusiveGuard, WaitHooks};
+use crate::lock::{ExclusiveGuard, StillNeeded, WaitHooks};
 use crate::{Error, ErrorCode, Result};
 
 use super::{Method, RunOptions, Runner, ScriptHost};
@@ -42,11 +42,36 @@ impl<H: ScriptHost> Runner<H> {
         Ok(Some(guard))
     }
 
+    /// The lock for a run with work to do (`None` once the lock was released by another holder
+    /// and `still_needed`, asked then, finds nothing left to do: the waiting process does not
+    /// contend). As `take_lock` otherwise; locking must be on.
+    pub(crate) async fn take_lock_if_needed(
+        &self,
+        opts: &RunOptions,
+        executor_id: &str,
+        still_needed: StillNeeded,
+    ) -> Result<Option<ExclusiveGuard>> {
+        let service = self
+            .lock_service()
+            .ok_or_else(|| crate::Error::internal("take_lock_if_needed without a lock"))?;
+        let hooks = WaitHooks {
+            still_needed: Some(still_needed),
+            ..self.wait_hooks()
+        };
+        let guard =
+            ExclusiveGuard::acquire_if_needed(&service, executor_id, &opts.wait, &hooks).await?;
+        match &guard {
+            Some(g) => self.fence.hold(g.lease()),
+            None => self.fence.open(),
+        }
+        Ok(guard)
+    }
+
     /// The seams of a lock wait: a stop request cancels it.
     pub(crate) fn wait_hooks(&self) -> WaitHooks {
         WaitHooks {
-            observer: None,
             cancel: Some(self.stop.token()),
+            ..WaitHooks::default()
         }
     }
 

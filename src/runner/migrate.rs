@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::history::{current_username, History, HistoryRecord};
-use crate::lock::{is_connectivity, ExclusiveGuard};
+use crate::lock::{is_connectivity, ExclusiveGuard, StillNeeded};
 use crate::{Error, ErrorCode, Result};
 
 use super::discover::{discover, Discovery, Script};
@@ -24,6 +25,22 @@ use super::{
 
 /// The history as read: records and warnings for skipped entries.
 type HistoryRead = (Vec<HistoryRecord>, Vec<String>);
+
+/// Whether this migrate runs the `beforeMigrate` script (on every run but `--mark-applied`).
+fn runs_before_migrate(opts: &RunOptions, disc: &Discovery) -> bool {
+    disc.before_migrate.is_some() && !opts.mark_applied
+}
+
+/// Nothing to run against `records`: no pending migration up to `target` and no
+/// `beforeMigrate` script to run.
+fn nothing_to_run(
+    scripts: &[Script],
+    before_migrate: bool,
+    target: Option<u64>,
+    records: &[HistoryRecord],
+) -> bool {
+    !before_migrate && plan(scripts, records).pending_up_to(target).is_empty()
+}
 
 /// Err once the lease is over (known locally, no request).
 fn check_lease(guard: Option<&ExclusiveGuard>) -> Result<()> {
@@ -133,7 +150,42 @@ impl<H: ScriptHost> Runner<H> {
         // contender the same way, without touching the lock node. Repeated under the lock
         // (history may change meanwhile); loaded scripts are not loaded again.
         self.preflight(opts, &disc, &first.0, &mut metas).await?;
-        let guard = self.take_lock(opts, &executor_id, locking).await?;
+        // A wait ends without the lock when, once its holder released it, the history shows
+        // nothing left to run: the waiting process never contends for a lock it does not need.
+        let fresh: Arc<Mutex<Option<HistoryRead>>> = Arc::default();
+        let still_needed: StillNeeded = {
+            let history = History::new(self.client.clone(), &self.cfg);
+            let scripts = Arc::new(disc.scripts.clone());
+            let before_migrate = runs_before_migrate(opts, &disc);
+            let (target, fresh) = (opts.target, fresh.clone());
+            Arc::new(move || {
+                let (history, scripts, fresh) = (history.clone(), scripts.clone(), fresh.clone());
+                Box::pin(async move {
+                    let read = history.read().await?;
+                    let needed = !nothing_to_run(&scripts, before_migrate, target, &read.0);
+                    *fresh.lock().unwrap_or_else(|p| p.into_inner()) = Some(read);
+                    Ok(needed)
+                })
+            })
+        };
+        let Some(guard) = self
+            .take_lock_if_needed(opts, &executor_id, still_needed)
+            .await?
+        else {
+            let path = self
+                .lock
+                .as_ref()
+                .map(|l| l.path().to_string())
+                .unwrap_or_default();
+            self.info(&format!(
+                "The migration lock at {path} was released and the history shows nothing left to run"
+            ));
+            let read = fresh.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return self
+                .migrate_locked(opts, &disc, None, &executor_id, result, &mut metas, read)
+                .await;
+        };
+        let guard = Some(guard);
         // Under the lock the history is read again: another process may have run them meanwhile.
         let r = self
             .migrate_locked(
@@ -158,10 +210,12 @@ impl<H: ScriptHost> Runner<H> {
         disc: &Discovery,
         records: &[HistoryRecord],
     ) -> bool {
-        plan(&disc.scripts, records)
-            .pending_up_to(opts.target)
-            .is_empty()
-            && (disc.before_migrate.is_none() || opts.mark_applied)
+        nothing_to_run(
+            &disc.scripts,
+            runs_before_migrate(opts, disc),
+            opts.target,
+            records,
+        )
     }
 
     /// Discovery plus its warnings and the duplicate policy.
