@@ -84,6 +84,21 @@ async fn run_within(args: &[&str], limit: Duration) -> (i32, String, String) {
     (code, out.text(), err.text())
 }
 
+/// stderr from the give-up line on (the wait's first line comes before it): that line and the
+/// rest.
+fn gave_up_and_held(err: &str) -> (&str, &str) {
+    let at = err
+        .find("Gave up waiting")
+        .unwrap_or_else(|| panic!("no give-up line: {err}"));
+    assert!(
+        err[..at].starts_with(
+            "Waiting for the migration lock at migrations/_lock: held by holder-elsewhere"
+        ),
+        "the wait was announced first: {err}"
+    );
+    err[at..].split_once('\n').unwrap()
+}
+
 const HELD: &str =
     "Migration lock is currently held by another process.\nExecutor: holder-elsewhere\n";
 
@@ -106,7 +121,7 @@ async fn down_and_migrate_give_up_after_locking_wait_timeout() {
             "{cmd} did not wait"
         );
         assert_eq!(code, exit_code, "{cmd}: {err}");
-        let (gave_up, held) = err.split_once('\n').unwrap();
+        let (gave_up, held) = gave_up_and_held(&err);
         assert!(
             gave_up.starts_with("Gave up waiting for the migration lock at migrations/_lock after 0.") && gave_up.ends_with(
                 ": the wait limit is 0.7 s, set by locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT); raise it to wait longer."
@@ -137,7 +152,7 @@ async fn no_wait_and_wait_timeout_flags() {
     ] {
         let (code, _out, err) = run_within(&args, Duration::from_secs(20)).await;
         assert_ne!(code, 0, "{args:?}");
-        let (gave_up, held) = err.split_once('\n').unwrap();
+        let (gave_up, held) = gave_up_and_held(&err);
         assert!(
             gave_up
                 .starts_with("Gave up waiting for the migration lock at migrations/_lock after ")

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::args::{BackupCommand, Cli, Command};
+use super::live::Live;
 use super::output::Io;
 use super::{exit, exit_code, load_config, lock_cmds, CliHost, SIGNALS};
 use crate::config::Config;
@@ -59,13 +60,15 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
             return io.fail(&e, exit_code(&e, default_code), text);
         }
     };
-    io.log_json = crate::log::LogFormat::parse(&cfg.log_format) == crate::log::LogFormat::Json;
+    io.set_log_json(crate::log::LogFormat::parse(&cfg.log_format) == crate::log::LogFormat::Json);
     if let Command::FirebaseInfo = cli.command {
         return firebase_info(&cfg, io, json, cwd);
     }
     let format = crate::log::LogFormat::parse(&cfg.log_format);
+    // Retry notices print above the progress line, like the log.
+    let shown = io.live.clone();
     let notice = connection::retry_reporter(move |line| {
-        super::output::stderr_line(&line.render(format, crate::runner::now_ms()))
+        shown.line(&line.render(format, crate::runner::now_ms()))
     });
     if let Command::Rehearse { .. } = &cli.command {
         return super::rehearse::run(cli.command, &cli.global, cfg, host, io, cwd, notice).await;
@@ -272,8 +275,9 @@ async fn backup(
     json: bool,
     cwd: &Path,
 ) -> i32 {
+    let live = io.live.clone();
     match cmd {
-        BackupCommand::Create => match create_backup(client, cfg, io, cwd).await {
+        BackupCommand::Create => match create_backup(client, cfg, cwd, &live).await {
             Ok(path) => {
                 if json {
                     io.json(&json!({"path": path}));
@@ -301,14 +305,8 @@ async fn backup(
             };
             let what = format!("/{}", cfg.shift_path().unwrap_or_default());
             let work = crate::backup::restore_with(client, cfg, &path, &opts);
-            match super::live::Live::gauged(
-                super::live::Mode::of_io(io),
-                &what,
-                progress.clone(),
-                work,
-            )
-            .await
-            {
+            live.gauge(&what, progress.clone());
+            match live.while_running(work).await {
                 Ok(_) => {
                     if json {
                         io.json(&json!({"restored": path}));
@@ -360,8 +358,8 @@ async fn backup(
 async fn create_backup(
     client: &Client,
     cfg: &Config,
-    io: &mut Io,
     cwd: &Path,
+    live: &Live,
 ) -> crate::Result<std::path::PathBuf> {
     let progress = Arc::new(crate::backup::Progress::default());
     let opts = crate::backup::BackupOptions {
@@ -371,7 +369,8 @@ async fn create_backup(
     };
     let what = format!("/{}", cfg.shift_path().unwrap_or_default());
     let work = crate::backup::create_with(client, cfg, cwd, &opts);
-    super::live::Live::gauged(super::live::Mode::of_io(io), &what, progress.clone(), work).await
+    live.gauge(&what, progress.clone());
+    live.while_running(work).await
 }
 
 async fn create<H: CliHost>(

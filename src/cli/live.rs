@@ -18,7 +18,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::output::Io;
 use crate::backup::Progress;
 use crate::time::human;
 
@@ -41,11 +40,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// How `io`'s stderr is drawn on.
-    pub fn of_io(io: &Io) -> Mode {
-        Mode::of(io.err_tty, io.log_json)
-    }
-
     pub fn of(tty: bool, log_json: bool) -> Mode {
         match (log_json, tty) {
             (true, _) => Mode::Json,
@@ -211,6 +205,11 @@ impl Live {
         Live::new(Box::new(std::io::stderr()), mode)
     }
 
+    /// Draw per `mode` from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        self.lock().mode = mode;
+    }
+
     /// Whether steps are drawn live (then the log leaves out the "started" lines).
     pub fn enabled(&self) -> bool {
         self.lock().mode == Mode::Terminal
@@ -261,18 +260,6 @@ impl Live {
     /// Redraw what is due (a step's clock moves on; a gauge's counters).
     pub fn tick(&self) {
         self.lock().tick(Instant::now());
-    }
-
-    /// `work`, an operation counted in `progress` about `what`, with its gauge on stderr.
-    pub async fn gauged<F: std::future::Future>(
-        mode: Mode,
-        what: &str,
-        progress: Arc<Progress>,
-        work: F,
-    ) -> F::Output {
-        let live = Live::stderr(mode);
-        live.gauge(what, progress);
-        live.while_running(work).await
     }
 
     /// Run `work`, ticking every `TICK` meanwhile; whatever is current ends with it.

@@ -149,10 +149,10 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
     };
     io.format_json = cli.global.json();
     // Until the configuration is read: the flag, else MSR_LOG_FORMAT.
-    io.log_json = cli.global.log_format.map_or_else(
+    io.set_log_json(cli.global.log_format.map_or_else(
         || std::env::var("MSR_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")),
         |f| f == args::LogFormatArg::Json,
-    );
+    ));
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     commands::dispatch(cli, &host, io, &cwd).await
 }

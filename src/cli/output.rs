@@ -12,6 +12,7 @@ use anstream::ColorChoice;
 use anstyle::{AnsiColor, Effects, Style};
 use serde_json::{json, Map, Value};
 
+use super::live::{Live, Mode};
 use crate::log::{LogLevel, LogLine};
 use crate::Error;
 
@@ -33,6 +34,8 @@ pub struct Io {
     pub log_json: bool,
     /// stderr is a terminal (progress lines are redrawn in place).
     pub err_tty: bool,
+    /// Progress on stderr, with the log lines and notices printed above it.
+    pub live: Live,
 }
 
 impl Io {
@@ -49,7 +52,14 @@ impl Io {
             format_json: false,
             log_json: false,
             err_tty: std::io::stderr().is_terminal(),
+            live: Live::stderr(Mode::of(std::io::stderr().is_terminal(), false)),
         }
+    }
+
+    /// `--log-format json` (or not), for what is written to stderr from now on.
+    pub fn set_log_json(&mut self, on: bool) {
+        self.log_json = on;
+        self.live.set_mode(Mode::of(self.err_tty, on));
     }
 
     /// In-memory output for tests: returns the Io and handles to what was written.
@@ -65,6 +75,7 @@ impl Io {
                 format_json: false,
                 log_json: false,
                 err_tty: false,
+                live: Live::new(Box::new(err.clone()), Mode::Plain),
             },
             out,
             err,
@@ -146,14 +157,6 @@ impl Io {
         } else {
             plain
         }
-    }
-}
-
-/// A line on the process's stderr, outside any `Io` (runner log lines while a command runs).
-pub fn stderr_line(s: &str) {
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("{s}");
     }
 }
 

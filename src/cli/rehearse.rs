@@ -3,20 +3,17 @@
 //! migration succeeded (and, with `--down`, round-tripped), 3 when one failed, 2 for bad input,
 //! 7 when the source cannot be read.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
 use super::args::{Command, GlobalFlags};
-use super::live::{Live, Mode};
 use super::output::Io;
 use super::run_cmds::{fail_text, flush_errors, log_fn, parse_version, progress};
 use super::{exit, exit_code, CliHost, SIGNALS};
 use crate::backup::Progress;
 use crate::config::Config;
-use crate::log::LogFormat;
 use crate::rehearse::{
     self, kind_word, Changes, DownOutcome, Outcome, Rehearsal, RehearsalReport, RehearseOptions,
     Source, SourceKind,
@@ -68,11 +65,7 @@ pub async fn run<H: CliHost>(
         (None, None) => return exit::GENERAL,
     };
     let held = Arc::new(Mutex::new(Vec::new()));
-    let tty = std::io::stderr().is_terminal();
-    let live = Live::stderr(Mode::of(
-        tty,
-        LogFormat::parse(&cfg.log_format) == LogFormat::Json,
-    ));
+    let live = io.live.clone();
     // The read of the data (a walk of the database or the backup file) is a gauge.
     let reading = Arc::new(Progress::default());
     live.gauge(

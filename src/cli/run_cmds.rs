@@ -1,6 +1,5 @@
 //! `migrate`, `down`, `list`, `validate`: the commands that go through the runner.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::args::{Command, GlobalFlags};
-use super::live::{Live, Mode};
+use super::live::Live;
 use super::output::Io;
 use super::{exit, exit_code, CliHost, SIGNALS};
 use crate::backup::Progress;
@@ -144,12 +143,8 @@ pub async fn run<H: CliHost>(
         return io.fail(&e, exit_code(&e, failure), text);
     }
     let held = Arc::new(Mutex::new(Vec::new()));
+    let live = io.live.clone();
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
-    let tty = std::io::stderr().is_terminal();
-    let live = Live::stderr(Mode::of(
-        tty,
-        LogFormat::parse(&cfg.log_format) == LogFormat::Json,
-    ));
     let gauge = Arc::new(Progress::default());
     let shown = format!("/{}", cfg.shift_path().unwrap_or_default());
     let fence = crate::lock::Fence::default();
