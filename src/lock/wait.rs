@@ -174,9 +174,9 @@ pub type WaitObserver = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
 pub struct WaitHooks {
     pub observer: Option<WaitObserver>,
     pub cancel: Option<CancellationToken>,
-    /// Asked once the lock is free again (or its holder's lease ran out), before contending:
-    /// whether there is still work to do under it (the runner re-reads the history). `false`
-    /// ends the wait without the lock.
+    /// Asked once a wait (`WaitPolicy::Wait`) sees the lock free again (or its holder's lease
+    /// ran out), before contending: whether there is still work to do under it (the runner
+    /// re-reads the history). `false` ends the wait without the lock.
     pub still_needed: Option<StillNeeded>,
     /// How long the lock node's event stream may stay silent before it is reopened (default
     /// `lock::watch::STREAM_SILENCE`).
@@ -325,7 +325,9 @@ pub(crate) async fn wait_for_lock(
             return Err(cancelled(hooks, service, attempt_no, started));
         }
         if contend {
-            if attempt_no > 0 {
+            // Asked when a wait saw the lock free (or its lease run out); retries just attempt
+            // (a run that gets the lock reads the history under it anyway).
+            if attempt_no > 0 && schedule.follows_the_node() {
                 if let Some(still) = &hooks.still_needed {
                     match until_cancelled(hooks, still()).await {
                         Some(Ok(true)) => {}
