@@ -272,10 +272,13 @@ impl Chunk {
         self.forget(&e.slot);
         self.maybe_compact();
     }
-    /// Rebuild the arena once more than half of it is garbage.
+    /// Rebuild the arena once more than a quarter of it is garbage, with room for half as much
+    /// again: a chunk whose records are rewritten over and over stays within 1.5x its live text
+    /// (the garbage reaches a quarter before the room runs out, so the arena never doubles).
     fn maybe_compact(&mut self) {
-        if self.dead > 64 && self.dead * 2 > self.text.len() {
-            let mut text = String::with_capacity(self.text.len() - self.dead);
+        if self.dead > 64 && self.dead * 4 > self.text.len() {
+            let live = self.text.len() - self.dead;
+            let mut text = String::with_capacity(live + live / 2);
             let old = std::mem::take(&mut self.text);
             let copy = |s: &mut Span, text: &mut String| {
                 let v = &old[s.off as usize..(s.off + s.len) as usize];
@@ -492,6 +495,8 @@ impl Obj {
         if let Some(span) = c.try_pack_at(i) {
             c.entries[i].slot = Slot::Json(span);
         }
+        // The packed JSON it had before the change (`unpack`) is garbage now.
+        c.maybe_compact();
     }
 
     /// Objects whose keys are all array indexes, more than half of them present up to the
