@@ -546,10 +546,12 @@ async fn l6_record_has_real_hostname_pid_and_server_times() {
 #[tokio::test]
 async fn status_reports_an_expired_record_as_not_locked() {
     let emu = emulator().await;
-    let s = service(&emu, 1000);
+    // A first lease can be up to a second short (its expiry comes from a `Date` header, which is
+    // truncated to the second), so the lease is long enough to be seen held on a loaded machine.
+    let s = service(&emu, 2500);
     assert!(s.acquire("short").await.unwrap());
     assert!(s.status().await.unwrap().unwrap().is_locked);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(3700)).await;
     let st = s.status().await.unwrap().unwrap();
     assert!(!st.is_locked && st.locked_by == "short");
     assert!(!s.verify_ownership("short").await.unwrap());
