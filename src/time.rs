@@ -9,6 +9,11 @@ pub fn iso_millis(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A duration in whole milliseconds, as log fields and reports carry it.
+pub fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A duration as people read it in a log: `0.4 s`, `12.3 s`, `4m 05s`, `2h 03m`.
 pub fn human(d: std::time::Duration) -> String {
     let secs = d.as_secs();

@@ -10,7 +10,7 @@ use napi::Status;
 use napi_derive::napi;
 
 use super::lock::NativeLockStatus;
-use super::results::{NativeMigrationInfo, NativeMigrationResult};
+use super::results::{count, NativeMigrationInfo, NativeMigrationResult};
 use crate::lock::{LockEvent, LockRecord};
 use crate::runner::{EventFn, RunEvent};
 
@@ -75,10 +75,6 @@ pub struct NativeRunEvent {
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn holder(r: &LockRecord) -> NativeLockStatus {

@@ -9,6 +9,7 @@ use std::sync::{LazyLock, Mutex};
 use napi_derive::napi;
 
 use super::database::NativeDatabase;
+use super::results::count;
 use crate::cli::ScriptDb;
 use crate::rehearse::{
     ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Outcome, RehearsalReport,
@@ -327,10 +328,6 @@ pub struct NativeRehearsalReport {
     pub kept: Option<String>,
     pub error: Option<NativeRehearsalError>,
     pub duration_ms: f64,
-}
-
-fn count(v: usize) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 impl From<RehearsalReport> for NativeRehearsalReport {

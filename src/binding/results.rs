@@ -111,7 +111,8 @@ pub struct NativeMigrationList {
     pub ignored: u32,
 }
 
-fn count(n: usize) -> u32 {
+/// A count for JS (a `u32`; saturating).
+pub(super) fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 

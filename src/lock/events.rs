@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::log::{LogLevel, LogLine};
-use crate::time::{human, iso_millis};
+use crate::time::{human, iso_millis, ms};
 
 use super::record::{LockRecord, LockStatus};
 
@@ -100,10 +100,6 @@ fn holder_json(r: &LockRecord) -> Value {
         "executorId": r.executor_id, "hostname": r.hostname, "processId": r.process_id,
         "lockedAt": iso_millis(r.locked_at), "expiresAt": iso_millis(r.expires_at), "epoch": r.epoch,
     })
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl WaitLimit {

@@ -25,7 +25,7 @@ mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -37,6 +37,7 @@ use crate::log::{LineFn, LogLine};
 use crate::rtdb::{path, Client};
 use crate::runner::plan::{check_target, DownTo};
 use crate::runner::{EventFn, RunEvent, RunOptions, Runner, ScriptHost, StopFlag};
+use crate::time::ms;
 use crate::{Error, ErrorCode, Result};
 
 pub use report::{
@@ -204,10 +205,6 @@ fn check_keep(keep: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The run in the sandbox, then the report.

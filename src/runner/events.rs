@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 
 use crate::lock::LockEvent;
 use crate::log::{LogLevel, LogLine};
-use crate::time::human;
+use crate::time::{human, ms};
 use crate::Error;
 
 use super::{Method, MigrationInfo, MigrationResult};
@@ -108,10 +108,6 @@ pub enum RunEvent {
         duration: Duration,
     },
     Lock(LockEvent),
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Step {
