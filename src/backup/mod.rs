@@ -78,7 +78,8 @@ fn protected() -> Vec<String> {
     EXCLUDED[0].split('/').map(String::from).collect()
 }
 
-fn shown(shift: Option<&str>) -> String {
+/// The backed-up path as messages and progress lines show it: `/<shift>`, or `/`.
+pub fn shown(shift: Option<&str>) -> String {
     format!("/{}", shift.unwrap_or(""))
 }
 

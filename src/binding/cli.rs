@@ -24,10 +24,5 @@ pub fn cli_signal() {
 #[napi]
 pub fn cli_database() -> Option<NativeDatabase> {
     let db = cli::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner());
-    db.as_ref()
-        .map(|(client, fence, check_path)| NativeDatabase {
-            client: client.clone(),
-            check_path: check_path.clone(),
-            fence: fence.clone(),
-        })
+    db.as_ref().map(NativeDatabase::from)
 }

@@ -23,6 +23,18 @@ pub struct NativeDatabase {
     pub(crate) fence: Fence,
 }
 
+/// The `db` a running command (or rehearsal) gives its scripts: its connection, fenced by its
+/// lease.
+impl From<&crate::cli::ScriptDb> for NativeDatabase {
+    fn from((client, fence, check_path): &crate::cli::ScriptDb) -> NativeDatabase {
+        NativeDatabase {
+            client: client.clone(),
+            check_path: check_path.clone(),
+            fence: fence.clone(),
+        }
+    }
+}
+
 /// Query parameters as JS passes them.
 #[napi(object)]
 pub struct QueryOptions {

@@ -45,12 +45,7 @@ impl Drop for Registered {
 #[napi]
 pub fn rehearsal_database(id: u32) -> Option<NativeDatabase> {
     let dbs = SANDBOXES.lock().unwrap_or_else(|p| p.into_inner());
-    dbs.get(&id)
-        .map(|(client, fence, check_path)| NativeDatabase {
-            client: client.clone(),
-            check_path: check_path.clone(),
-            fence: fence.clone(),
-        })
+    dbs.get(&id).map(NativeDatabase::from)
 }
 
 /// Options of `rehearse()`.

@@ -243,11 +243,11 @@ pub async fn create_runner(
 ) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
-    let log = log.map(Arc::new);
     let format = LogFormat::parse(&cfg.log_format);
-    // Retries of a failing request are reported through the logger, as warnings.
-    let notice = log.clone().map(|log| {
-        connection::retry_reporter(move |line: &LogLine| {
+    // The runner's log lines go to the logger, and so do retries of a failing request (as
+    // warnings).
+    let log_line = log.map(|log| {
+        Arc::new(move |line: &LogLine| {
             log.call(
                 (
                     line.level.as_str().to_string(),
@@ -258,6 +258,9 @@ pub async fn create_runner(
             );
         })
     });
+    let notice = log_line
+        .clone()
+        .map(|f| connection::retry_reporter(move |line| f(line)));
     let client = connection::client_with(&cfg, &cwd, notice).napi()?;
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
     // The first request: with locking on, initialise the lock storage (as the predecessor does),
@@ -271,17 +274,8 @@ pub async fn create_runner(
     let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd)
         .with_lock(lock)
         .with_stop(stop.clone());
-    if let Some(log) = log {
-        runner = runner.with_log_lines(Arc::new(move |line: &LogLine| {
-            log.call(
-                (
-                    line.level.as_str().to_string(),
-                    line.render(format, crate::runner::now_ms()),
-                )
-                    .into(),
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
-        }));
+    if let Some(f) = log_line {
+        runner = runner.with_log_lines(f);
     }
     if let Some(events) = events {
         runner = runner.with_events(event_fn(events));

@@ -303,7 +303,7 @@ async fn backup(
                 stop: Some(SIGNALS.stop.shared()),
                 ..Default::default()
             };
-            let what = format!("/{}", cfg.shift_path().unwrap_or_default());
+            let what = crate::backup::shown(cfg.shift_path().as_deref());
             let work = crate::backup::restore_with(client, cfg, &path, &opts);
             live.gauge(&what, progress.clone());
             match live.while_running(work).await {
@@ -367,7 +367,7 @@ async fn create_backup(
         stop: Some(SIGNALS.stop.shared()),
         ..Default::default()
     };
-    let what = format!("/{}", cfg.shift_path().unwrap_or_default());
+    let what = crate::backup::shown(cfg.shift_path().as_deref());
     let work = crate::backup::create_with(client, cfg, cwd, &opts);
     live.gauge(&what, progress.clone());
     live.while_running(work).await

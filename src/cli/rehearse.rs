@@ -69,7 +69,7 @@ pub async fn run<H: CliHost>(
     // The read of the data (a walk of the database or the backup file) is a gauge.
     let reading = Arc::new(Progress::default());
     live.gauge(
-        &format!("/{}", cfg.shift_path().unwrap_or_default()),
+        &crate::backup::shown(cfg.shift_path().as_deref()),
         reading.clone(),
     );
     let r = Rehearsal {
@@ -113,8 +113,8 @@ pub async fn run<H: CliHost>(
     };
     let err = report.failure();
     flush_errors(io, &cfg, &held, err.as_ref());
-    let value = serde_json::to_value(&report).unwrap_or_default();
     if flags.json() {
+        let value = serde_json::to_value(&report).unwrap_or_default();
         return match &err {
             None => {
                 io.json(&value);

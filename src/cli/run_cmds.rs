@@ -146,7 +146,7 @@ pub async fn run<H: CliHost>(
     let live = io.live.clone();
     let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
     let gauge = Arc::new(Progress::default());
-    let shown = format!("/{}", cfg.shift_path().unwrap_or_default());
+    let shown = crate::backup::shown(cfg.shift_path().as_deref());
     let fence = crate::lock::Fence::default();
     *super::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner()) =
         Some((client.clone(), fence.clone(), cfg.history_path()));

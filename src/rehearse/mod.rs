@@ -151,7 +151,7 @@ where
     }
     let shift = r.cfg.shift_path();
     let at = shift.clone().unwrap_or_default();
-    let shown = format!("/{at}");
+    let shown = backup::shown(shift.as_deref());
     let segs = path::segments(&at)?;
 
     let work = tempfile::Builder::new()
