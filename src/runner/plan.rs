@@ -25,8 +25,6 @@ pub struct Plan {
     pub last_executed: Option<u64>,
 }
 
-/// Match history to files: first by (timestamp, name), then by timestamp alone (a renamed file
-/// still counts as executed; checksum validation reports content drift).
 /// How far `down` goes: to a version (0 = everything), or back a number of migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownTo {
@@ -34,6 +32,8 @@ pub enum DownTo {
     Steps(u32),
 }
 
+/// Match history to files: first by (timestamp, name), then by timestamp alone (a renamed file
+/// still counts as executed; checksum validation reports content drift).
 pub fn plan(scripts: &[Script], history: &[HistoryRecord]) -> Plan {
     let mut used = vec![false; scripts.len()];
     let mut matched: Vec<Option<usize>> = vec![None; history.len()];
