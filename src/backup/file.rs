@@ -63,6 +63,25 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// The metadata of a backup of `shift` (`None`: the root) made at `created` by this version.
+    pub fn new(
+        created: chrono::DateTime<chrono::Utc>,
+        database_url: Option<String>,
+        shift: Option<String>,
+    ) -> Metadata {
+        Metadata {
+            version: FORMAT_VERSION,
+            tool: TOOL.into(),
+            created_at: created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            database_url,
+            path: super::shown(shift.as_deref()),
+            shift,
+            excluded: EXCLUDED.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl Metadata {
     /// `{"metadata":<metadata>,"data":` — what goes before the streamed body.
     pub fn prefix(&self) -> Vec<u8> {
         let mut out = b"{\"metadata\":".to_vec();

@@ -163,15 +163,7 @@ pub async fn create_with(
     })?;
     let now = chrono::Utc::now();
     let stamp = now.format("%Y%m%d-%H%M%S-%3f").to_string();
-    let metadata = Metadata {
-        version: FORMAT_VERSION,
-        tool: TOOL.into(),
-        created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        database_url: Some(public_url(client)),
-        shift: shift.clone(),
-        path: what.clone(),
-        excluded: EXCLUDED.iter().map(|s| s.to_string()).collect(),
-    };
+    let metadata = Metadata::new(now, Some(public_url(client)), shift.clone());
     let target = folder.join(file_name(cfg, &stamp, 0));
     let tmp = folder.join(format!(
         ".{}.{}.tmp",

@@ -340,15 +340,11 @@ where
 
     let kept = match &r.options.keep {
         Some(file) => {
-            let meta = Metadata {
-                version: backup::FORMAT_VERSION,
-                tool: backup::TOOL.into(),
-                created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                database_url: source.database_url.clone(),
-                shift: shift.clone(),
-                path: source.path.clone(),
-                excluded: backup::EXCLUDED.iter().map(|s| s.to_string()).collect(),
-            };
+            let meta = Metadata::new(
+                chrono::Utc::now(),
+                source.database_url.clone(),
+                shift.clone(),
+            );
             write_keep(emu.view(), segs.to_vec(), file.clone(), meta).await?;
             Some(file.clone())
         }
