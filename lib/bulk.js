@@ -148,23 +148,15 @@ class BulkWriter {
   }
   /** Write the children of `values` below `target` (each key may be a path), like ref.update(). */
   update(target, values) {
-    const { encodeUpdate, join } = database()
+    const { checkUpdate, join } = database()
     const ref = refOf(this._db, target)
     const keys = values !== null && typeof values === 'object' && !Array.isArray(values) ? Object.keys(values) : null
-    if (keys === null || keys.length !== 1 || keys[0].includes('/')) {
-      encodeUpdate('BulkWriter.update', ref._path, values) // checks the keys, values and overlaps
+    if (keys !== null && keys.length === 1 && !keys[0].includes('/')) {
+      return this._entry(join(ref._path, keys[0]), encode1(ref._path, keys[0], values[keys[0]]))
     }
+    const paths = checkUpdate('BulkWriter.update', ref._path, values) // checks the keys, values and overlaps
     let last = Promise.resolve()
-    for (const key of keys) {
-      const rel = key.includes('/')
-        ? key
-            .split('/')
-            .filter((s) => s.length > 0)
-            .join('/')
-        : key
-      const json = keys.length === 1 && !key.includes('/') ? encode1(ref._path, key, values[key]) : JSON.stringify(values[key])
-      last = this._entry(join(ref._path, rel), json)
-    }
+    for (let i = 0; i < keys.length; i++) last = this._entry(join(ref._path, paths[i]), JSON.stringify(values[keys[i]]))
     return last
   }
   /** Delete the node at `target`. */

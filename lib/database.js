@@ -89,7 +89,8 @@ function encode(fnName, argName, value, path) {
 }
 
 /** The JSON text of a multi-path update: `{ "a/b": ..., ... }`, its keys checked. */
-function encodeUpdate(fnName, path, values) {
+/** firebase-admin's checks of an update's `values`; returns its keys as normalised paths. */
+function checkUpdate(fnName, path, values) {
   const prefix = `${fnName} failed: values argument `
   if (values === null || typeof values !== 'object' || Array.isArray(values)) {
     throw codedError('BAD_REQUEST', `${prefix} must be an object containing the children to replace.`)
@@ -118,7 +119,12 @@ function encodeUpdate(fnName, path, values) {
       throw codedError('BAD_REQUEST', `${prefix}contains a path /${prev.join('/')} that is ancestor of another path /${cur.join('/')}`)
     }
   }
-  return { json: JSON.stringify(values), count: keys.length }
+  return normal
+}
+
+function encodeUpdate(fnName, path, values) {
+  const normal = checkUpdate(fnName, path, values)
+  return { json: JSON.stringify(values), count: normal.length }
 }
 
 function compareSegments(a, b) {
@@ -566,4 +572,4 @@ function createFirebaseDB(nativeDatabase, options = {}) {
   }
 }
 
-module.exports = { INVALID_KEY, Database, Reference, Query, DataSnapshot, ServerValue, createFirebaseDB, callSync, encode, encodeUpdate, checkPath, join }
+module.exports = { INVALID_KEY, Database, Reference, Query, DataSnapshot, ServerValue, createFirebaseDB, callSync, encode, checkUpdate, encodeUpdate, checkPath, join }
