@@ -471,16 +471,12 @@ impl<'c> Writer<'c> {
         protect: &[String],
     ) -> Result<()> {
         let keys: HashSet<String> = top_keys.iter().cloned().collect();
-        let mut batch = Batch::new(at);
-        self.remove_missing(&mut batch, &keys, protect).await?;
-        self.flush(&mut batch).await?;
+        self.prune(at, &keys, protect).await?;
         if let (Some(parent_keys), Some(parent)) = (protected_keys, protect.first()) {
             if keys.contains(parent) && protect.len() > 1 {
                 let keys: HashSet<String> = parent_keys.iter().cloned().collect();
-                let mut batch = Batch::new(&path::join(at, parent));
-                self.remove_missing(&mut batch, &keys, &protect[1..])
+                self.prune(&path::join(at, parent), &keys, &protect[1..])
                     .await?;
-                self.flush(&mut batch).await?;
             }
         }
         Ok(())
@@ -503,10 +499,7 @@ impl<'c> Writer<'c> {
         protect: &[String],
     ) -> Result<()> {
         if json == b"null" {
-            let mut batch = Batch::new(at);
-            self.remove_missing(&mut batch, &HashSet::new(), protect)
-                .await?;
-            return self.flush(&mut batch).await;
+            return self.clear(at, protect).await;
         }
         self.primitive(at, json, protect).await
     }
@@ -539,12 +532,14 @@ impl<'c> Writer<'c> {
 
     /// Replace the node at `at` with nothing, never touching `protect` below it.
     fn clear<'a>(&'a mut self, at: &'a str, protect: &'a [String]) -> Fut<'a> {
-        Box::pin(async move {
-            let mut batch = Batch::new(at);
-            self.remove_missing(&mut batch, &HashSet::new(), protect)
-                .await?;
-            self.flush(&mut batch).await
-        })
+        Box::pin(async move { self.prune(at, &HashSet::new(), protect).await })
+    }
+
+    /// Delete the live children of `at` that are not in `keys` (see `remove_missing`).
+    async fn prune(&mut self, at: &str, keys: &HashSet<String>, protect: &[String]) -> Result<()> {
+        let mut batch = Batch::new(at);
+        self.remove_missing(&mut batch, keys, protect).await?;
+        self.flush(&mut batch).await
     }
 
     /// Queue `null`s for live children of `batch.at` that are not in `keys`; a protected child
