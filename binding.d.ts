@@ -93,7 +93,7 @@ export declare class NativeRunner {
   list(): Promise<NativeMigrationList>
   validate(): Promise<NativeValidationReport>
   /**
-   * Rehearse the pending migrations on a copy of the data (see `crate::rehearse`); the
+   * Rehearse the pending migrations on a copy of the data (see `msr_firebase::rehearse`); the
    * database is only read. Resolves with the report, `success: false` when a migration
    * failed or a `down` does not undo its `up`; rejects when there is nothing to rehearse on
    * (bad input, the source unreadable). Hooks and metrics collectors are not called.

@@ -1,6 +1,7 @@
 //! msr-firebase core: a Firebase Realtime Database migration runner with a distributed lock.
 //!
-//! Plain Rust modules, one per concept; the `node` feature adds the thin napi binding layer.
+//! Plain Rust modules, one per concept. The thin napi binding layer is its own crate, `napi/`
+//! (`msr-firebase-napi`), over this one.
 
 pub mod backup;
 pub mod cli;
@@ -15,8 +16,5 @@ pub mod rehearse;
 pub mod rtdb;
 pub mod runner;
 pub mod time;
-
-#[cfg(feature = "node")]
-pub mod binding;
 
 pub use error::{Error, ErrorCode, Result};

@@ -450,3 +450,84 @@ pub(crate) fn test_segs(p: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// The emulator's boundary: it serves the REST protocol and shares only the protocol's pieces
+/// with the client (`rtdb`'s key rules, ordering, push ids, namespaces, ETag and clock), plus
+/// the error type and the rules engine it enforces. It never reaches into the lock, the runner,
+/// the CLI or the backups, so it can serve tests and rehearsals without them.
+#[cfg(test)]
+mod boundary {
+    const ALLOWED: &[&str] = &[
+        "crate::emulator",
+        "crate::rules",
+        "crate::Error",
+        "crate::Result",
+        "crate::error",
+        "crate::rtdb::order",
+        "crate::rtdb::path",
+        "crate::rtdb::push_id",
+        "crate::rtdb::PushIdGenerator",
+        "crate::rtdb::database_url::valid_namespace",
+        "crate::rtdb::NULL_ETAG",
+        "crate::rtdb::Clock",
+        "crate::rtdb::SystemClock",
+    ];
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read src/emulator") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn imports_only_the_protocol() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/emulator");
+        let mut files = Vec::new();
+        sources(&dir, &mut files);
+        let mut outside = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("read source");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                let mut rest = code;
+                while let Some(at) = rest.find("crate::") {
+                    let used = &rest[at..];
+                    // This check's own string literals.
+                    if rest[..at].ends_with('"') {
+                        rest = &used[7..];
+                        continue;
+                    }
+                    let path: String = used
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                        .collect();
+                    // `use crate::{Error, Result}`: the names inside the braces.
+                    let names: Vec<String> = if path == "crate::" && used[7..].starts_with('{') {
+                        let inner = used[8..].split('}').next().unwrap_or_default();
+                        inner
+                            .split(',')
+                            .map(|s| format!("crate::{}", s.trim()))
+                            .collect()
+                    } else {
+                        vec![path]
+                    };
+                    for name in names {
+                        if !ALLOWED.iter().any(|a| name.starts_with(a)) {
+                            outside.push(format!("{}:{}: {name}", file.display(), n + 1));
+                        }
+                    }
+                    rest = &used[7..];
+                }
+            }
+        }
+        assert!(
+            outside.is_empty(),
+            "the emulator reaches past the protocol: {outside:#?}"
+        );
+    }
+}

@@ -9,9 +9,11 @@ use tokio::sync::Mutex;
 
 use super::database::NativeDatabase;
 use super::error::IntoNapi;
-use crate::config::Config;
-use crate::lock::{ExclusiveGuard, LockService, LockStatus, WaitDefault, WaitPolicy, WaitRequest};
-use crate::Error;
+use msr_firebase::config::Config;
+use msr_firebase::lock::{
+    ExclusiveGuard, LockService, LockStatus, WaitDefault, WaitPolicy, WaitRequest,
+};
+use msr_firebase::Error;
 
 #[napi]
 pub struct NativeLock {
@@ -156,7 +158,7 @@ impl NativeLockGuard {
         match self.guard.lock().await.as_ref() {
             Some(g) => g.check().await.napi(),
             None => Err(Error::new(
-                crate::ErrorCode::LockLost,
+                msr_firebase::ErrorCode::LockLost,
                 "The migration lock was already released by this process",
             ))
             .napi(),
@@ -188,13 +190,13 @@ pub fn create_locking_service(
 /// bounded to 2 s; resolves with how many were released. For a second SIGINT/SIGTERM.
 #[napi]
 pub async fn release_held_locks() -> u32 {
-    crate::lock::exit::release_all(crate::lock::exit::EXIT_BUDGET).await as u32
+    msr_firebase::lock::exit::release_all(msr_firebase::lock::exit::EXIT_BUDGET).await as u32
 }
 
 /// `releaseHeldLocks`, blocking (at most about 2 s): for `process.on('exit')`.
 #[napi]
 pub fn release_held_locks_sync() -> u32 {
-    crate::lock::exit::release_all_blocking(crate::lock::exit::EXIT_BUDGET) as u32
+    msr_firebase::lock::exit::release_all_blocking(msr_firebase::lock::exit::EXIT_BUDGET) as u32
 }
 
 static EXIT_HOOK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -202,7 +204,7 @@ static EXIT_HOOK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// The process is exiting (`exit()`, which `process.exit()` ends in, whatever ran before).
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 extern "C" fn release_at_exit() {
-    crate::lock::exit::release_all_blocking(crate::lock::exit::EXIT_BUDGET);
+    msr_firebase::lock::exit::release_all_blocking(msr_firebase::lock::exit::EXIT_BUDGET);
 }
 
 /// The last resort (L10): release what is still held when the Node environment shuts down
@@ -214,7 +216,7 @@ pub fn install_exit_hook(env: napi::Env) -> napi::Result<()> {
         return Ok(());
     }
     env.add_env_cleanup_hook((), |_| {
-        crate::lock::exit::release_all_blocking(crate::lock::exit::EXIT_BUDGET);
+        msr_firebase::lock::exit::release_all_blocking(msr_firebase::lock::exit::EXIT_BUDGET);
     })?;
     #[cfg(any(target_os = "linux", target_os = "macos"))]
     // SAFETY: registers a plain `extern "C" fn()` with the C runtime; it only touches this

@@ -11,8 +11,8 @@ use napi_derive::napi;
 
 use super::lock::NativeLockStatus;
 use super::results::{count, NativeMigrationInfo, NativeMigrationResult};
-use crate::lock::{LockEvent, LockRecord};
-use crate::runner::{EventFn, RunEvent};
+use msr_firebase::lock::{LockEvent, LockRecord};
+use msr_firebase::runner::{EventFn, RunEvent};
 
 /// `(event) => Promise<void>`; weak, so it never keeps Node alive on its own.
 pub type EventCallback =
@@ -93,7 +93,7 @@ fn lock_info(ev: &LockEvent) -> NativeLockInfo {
         epoch: None,
         message: ev.log_line().message,
     };
-    let limit = |info: &mut NativeLockInfo, limit: &crate::lock::WaitLimit| {
+    let limit = |info: &mut NativeLockInfo, limit: &msr_firebase::lock::WaitLimit| {
         info.wait_limit = limit.max_wait_ms().map(|m| m as f64);
         info.limit_set_by = limit.set_by().map(String::from);
     };
@@ -164,7 +164,7 @@ impl From<&RunEvent> for NativeRunEvent {
             success: None,
             lock: None,
         };
-        let error = |e: &crate::Error| NativeErrorInfo {
+        let error = |e: &msr_firebase::Error| NativeErrorInfo {
             code: e.code.as_str().to_string(),
             message: e.message.clone(),
         };

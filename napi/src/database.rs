@@ -7,10 +7,10 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use super::error::IntoNapi;
-use crate::config::Config;
-use crate::lock::Fence;
-use crate::rtdb::{CasOutcome, Client, OrderBy, PageQuery, Query};
-use crate::Error;
+use msr_firebase::config::Config;
+use msr_firebase::lock::Fence;
+use msr_firebase::rtdb::{CasOutcome, Client, OrderBy, PageQuery, Query};
+use msr_firebase::Error;
 
 #[napi]
 pub struct NativeDatabase {
@@ -25,8 +25,8 @@ pub struct NativeDatabase {
 
 /// The `db` a running command (or rehearsal) gives its scripts: its connection, fenced by its
 /// lease.
-impl From<&crate::cli::ScriptDb> for NativeDatabase {
-    fn from((client, fence, check_path): &crate::cli::ScriptDb) -> NativeDatabase {
+impl From<&msr_firebase::cli::ScriptDb> for NativeDatabase {
+    fn from((client, fence, check_path): &msr_firebase::cli::ScriptDb) -> NativeDatabase {
         NativeDatabase {
             client: client.clone(),
             check_path: check_path.clone(),
@@ -160,7 +160,7 @@ impl NativeDatabase {
         String::from_utf8(body.to_vec())
             .map_err(|_| {
                 Error::new(
-                    crate::ErrorCode::BadRequest,
+                    msr_firebase::ErrorCode::BadRequest,
                     "The server sent a body that is not UTF-8",
                 )
             })
@@ -202,7 +202,7 @@ impl NativeDatabase {
         match patch {
             Value::Object(map) => self.client.update(&path, &map).await.napi(),
             other => Err(Error::new(
-                crate::ErrorCode::BadRequest,
+                msr_firebase::ErrorCode::BadRequest,
                 format!("update() at '{path}' needs an object of children to write, got {other}"),
             ))
             .napi(),
@@ -265,7 +265,7 @@ impl NativeDatabase {
 #[napi]
 pub async fn connect_database(config: Value, cwd: String) -> napi::Result<NativeDatabase> {
     let cfg = Config::from_value(&config).napi()?;
-    let client = crate::connection::client_for(&cfg, &PathBuf::from(cwd)).napi()?;
+    let client = msr_firebase::connection::client_for(&cfg, &PathBuf::from(cwd)).napi()?;
     Ok(NativeDatabase {
         client,
         check_path: cfg.history_path(),
@@ -277,5 +277,5 @@ pub async fn connect_database(config: Value, cwd: String) -> napi::Result<Native
 /// (RTDB keys: at most 768 bytes, none of `. $ # [ ] /`, no control characters; depth below 32).
 #[napi]
 pub fn normalize_path(path: String) -> napi::Result<String> {
-    crate::rtdb::path::normalize(&path).napi()
+    msr_firebase::rtdb::path::normalize(&path).napi()
 }

@@ -4,7 +4,7 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use super::error::IntoNapi;
-use crate::config::Config;
+use msr_firebase::config::Config;
 
 /// Defaults (with the env-derived `databaseUrl` and `applicationCredentials`), as the settings
 /// object `FirebaseConfig` holds.
@@ -21,5 +21,5 @@ pub fn validate_config(config: Value) -> napi::Result<Value> {
 
 #[napi]
 pub fn build_path(shift: Option<String>, path: String) -> String {
-    crate::config::build_path(shift.as_deref(), &path)
+    msr_firebase::config::build_path(shift.as_deref(), &path)
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::error::IntoNapi;
-use crate::emulator::{Emulator, EmulatorOptions};
+use msr_firebase::emulator::{Emulator, EmulatorOptions};
 
 #[napi(object)]
 pub struct StartEmulatorOptions {

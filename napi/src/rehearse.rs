@@ -1,5 +1,5 @@
 //! `runner.rehearse()`: its report as typed JS objects (field for field what
-//! `crate::rehearse::RehearsalReport` serialises to; counts and bytes as numbers), and the
+//! `msr_firebase::rehearse::RehearsalReport` serialises to; counts and bytes as numbers), and the
 //! sandboxes' `db` for the scripts of a library rehearsal (`rehearsalDatabase(id)`).
 
 use std::collections::HashMap;
@@ -10,8 +10,8 @@ use napi_derive::napi;
 
 use super::database::NativeDatabase;
 use super::results::count;
-use crate::cli::ScriptDb;
-use crate::rehearse::{
+use msr_firebase::cli::ScriptDb;
+use msr_firebase::rehearse::{
     ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Outcome, RehearsalReport,
     RehearsedMigration, Requests, SourceKind,
 };

@@ -5,9 +5,13 @@
 use napi_derive::napi;
 use serde_json::Value;
 
-use crate::connection::ConnectionInfo;
-use crate::runner::validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
-use crate::runner::{ListEntry, MigrationInfo, MigrationList, MigrationResult, MigrationStatus};
+use msr_firebase::connection::ConnectionInfo;
+use msr_firebase::runner::validate::{
+    IssueType, ScriptValidation, ValidationIssue, ValidationReport,
+};
+use msr_firebase::runner::{
+    ListEntry, MigrationInfo, MigrationList, MigrationResult, MigrationStatus,
+};
 
 /// One migration as `migrate()` / `down()` report it.
 #[napi(object)]

@@ -4,8 +4,8 @@ use std::sync::Mutex;
 
 use napi_derive::napi;
 
-use crate::rtdb::PushIdGenerator;
-use crate::rtdb::{Clock, SystemClock};
+use msr_firebase::rtdb::PushIdGenerator;
+use msr_firebase::rtdb::{Clock, SystemClock};
 
 static PUSH_IDS: Mutex<Option<PushIdGenerator>> = Mutex::new(None);
 
@@ -20,12 +20,12 @@ pub fn new_push_id() -> String {
 /// Keys sorted in RTDB's `$key` order (integer keys first, numerically).
 #[napi]
 pub fn sort_keys(mut keys: Vec<String>) -> Vec<String> {
-    keys.sort_by(|a, b| crate::rtdb::order::compare_keys(a, b));
+    keys.sort_by(|a, b| msr_firebase::rtdb::order::compare_keys(a, b));
     keys
 }
 
 /// `hostname-pid-uuid`
 #[napi]
 pub fn default_executor_id() -> String {
-    crate::lock::default_executor_id()
+    msr_firebase::lock::default_executor_id()
 }

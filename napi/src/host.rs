@@ -10,9 +10,9 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 use serde_json::{json, Value};
 
-use crate::cli::CliHost;
-use crate::runner::{Method, ScriptHost, ScriptMeta};
-use crate::{Error, ErrorCode, Result};
+use msr_firebase::cli::CliHost;
+use msr_firebase::runner::{Method, ScriptHost, ScriptMeta};
+use msr_firebase::{Error, ErrorCode, Result};
 
 /// `(request) => Promise<{ ok, value } | { ok: false, code, message }>`; weak, so it never keeps
 /// Node alive on its own.

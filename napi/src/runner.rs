@@ -19,13 +19,13 @@ use super::rehearse::{register, NativeRehearsalReport, RehearseOptionsJs};
 use super::results::{
     NativeConnectionInfo, NativeMigrationList, NativeMigrationResult, NativeValidationReport,
 };
-use crate::config::Config;
-use crate::connection::{self, ConnectionInfo};
-use crate::lock::{LockOptions, WaitDefault, WaitPolicy};
-use crate::log::{LogFormat, LogLine};
-use crate::rehearse::{Rehearsal, RehearseOptions, Source};
-use crate::runner::plan::DownTo;
-use crate::runner::{RunOptions, Runner, StopFlag};
+use msr_firebase::config::Config;
+use msr_firebase::connection::{self, ConnectionInfo};
+use msr_firebase::lock::{LockOptions, WaitDefault, WaitPolicy};
+use msr_firebase::log::{LogFormat, LogLine};
+use msr_firebase::rehearse::{Rehearsal, RehearseOptions, Source};
+use msr_firebase::runner::plan::DownTo;
+use msr_firebase::runner::{RunOptions, Runner, StopFlag};
 
 /// `(level, message) => void`, called with two arguments, fire-and-forget; weak, so it never
 /// keeps Node alive on its own.
@@ -145,7 +145,7 @@ impl NativeRunner {
     pub async fn validate(&self) -> napi::Result<NativeValidationReport> {
         Ok(self.runner.validate().await.napi()?.into())
     }
-    /// Rehearse the pending migrations on a copy of the data (see `crate::rehearse`); the
+    /// Rehearse the pending migrations on a copy of the data (see `msr_firebase::rehearse`); the
     /// database is only read. Resolves with the report, `success: false` when a migration
     /// failed or a `down` does not undo its `up`; rejects when there is nothing to rehearse on
     /// (bad input, the source unreadable). Hooks and metrics collectors are not called.
@@ -166,7 +166,7 @@ impl NativeRunner {
             keep: o.keep.as_deref().map(|k| Config::resolve(&r.cwd, k)),
             examples: o
                 .examples
-                .map_or(crate::rehearse::DEFAULT_EXAMPLES, |e| e as usize),
+                .map_or(msr_firebase::rehearse::DEFAULT_EXAMPLES, |e| e as usize),
             no_lock: o.no_lock.unwrap_or(false),
             ..RehearseOptions::default()
         };
@@ -181,7 +181,7 @@ impl NativeRunner {
             progress: None,
         };
         let mut registered = None;
-        let report = crate::rehearse::rehearse(rehearsal, |sb| {
+        let report = msr_firebase::rehearse::rehearse(rehearsal, |sb| {
             let reg = register((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
             let host = r
                 .host
@@ -197,7 +197,7 @@ impl NativeRunner {
     #[napi]
     pub async fn create_backup(&self) -> napi::Result<String> {
         let r = &self.runner;
-        Ok(crate::backup::create(&r.client, &r.cfg, &r.cwd)
+        Ok(msr_firebase::backup::create(&r.client, &r.cfg, &r.cwd)
             .await
             .napi()?
             .to_string_lossy()
@@ -206,13 +206,13 @@ impl NativeRunner {
     #[napi]
     pub async fn restore_from_backup(&self, path: String) -> napi::Result<()> {
         let r = &self.runner;
-        crate::backup::restore(&r.client, &r.cfg, &Config::resolve(&r.cwd, &path))
+        msr_firebase::backup::restore(&r.client, &r.cfg, &Config::resolve(&r.cwd, &path))
             .await
             .napi()
     }
     #[napi]
     pub async fn list_nodes(&self) -> napi::Result<Vec<String>> {
-        crate::backup::list_nodes(&self.runner.client, &self.runner.cfg)
+        msr_firebase::backup::list_nodes(&self.runner.client, &self.runner.cfg)
             .await
             .napi()
     }
@@ -220,7 +220,7 @@ impl NativeRunner {
     #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
     pub async fn backup_nodes(&self, nodes: Vec<String>) -> napi::Result<Value> {
         Ok(Value::Object(
-            crate::backup::backup_nodes(&self.runner.client, &self.runner.cfg, &nodes)
+            msr_firebase::backup::backup_nodes(&self.runner.client, &self.runner.cfg, &nodes)
                 .await
                 .napi()?,
         ))
@@ -251,7 +251,7 @@ pub async fn create_runner(
             log.call(
                 (
                     line.level.as_str().to_string(),
-                    line.render(format, crate::runner::now_ms()),
+                    line.render(format, msr_firebase::runner::now_ms()),
                 )
                     .into(),
                 ThreadsafeFunctionCallMode::NonBlocking,

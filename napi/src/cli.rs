@@ -4,7 +4,7 @@ use napi_derive::napi;
 
 use super::database::NativeDatabase;
 use super::host::{HostFn, JsHost};
-use crate::cli::{self, Io};
+use msr_firebase::cli::{self, Io};
 
 /// Run the CLI; resolves with the exit code.
 #[napi(ts_args_type = "argv: string[], host: (request: any) => Promise<any>")]
