@@ -123,6 +123,13 @@ export interface AcquireOptions {
 export declare function buildPath(shift: string | undefined | null, path: string): string
 
 /**
+ * Check the options object of a library call (`migrate()`, `down()`, `rehearse()`,
+ * `runExclusive()`, `getInstance()`, `startEmulator()`): names, kinds and ranges, as the CLI
+ * checks its flags.
+ */
+export declare function checkOptions(call: string, options: unknown): void
+
+/**
  * The `db` for the scripts of the running command: the runner's connection, fenced by its
  * lease. Null before a command that runs scripts has started.
  */
@@ -424,6 +431,8 @@ export interface NativeRequests {
 export interface NativeRollbackInfo {
   strategy: string
   success: boolean
+  /** What it did, in words. */
+  done: string
 }
 
 /** One step of a run. */
@@ -448,6 +457,8 @@ export interface NativeRunEvent {
   duration?: number
   strategy?: string
   success?: boolean
+  /** What a rollback did, in words. */
+  outcome?: string
   lock?: NativeLockInfo
 }
 
@@ -509,6 +520,9 @@ export interface QueryOptions {
   /** Children strictly before this value. */
   endBefore?: any
 }
+
+/** `text` without secrets (`crate::redact`), for the errors JS makes itself. */
+export declare function redactSecrets(text: string): string
 
 /**
  * The `db` for the scripts of rehearsal `id`: the sandbox's connection, fenced by the

@@ -380,7 +380,8 @@ export interface MetricsCollector {
   recordScriptStart?(script: MigrationInfo): void | Promise<void>
   recordScriptComplete?(script: MigrationInfo, duration: number): void | Promise<void>
   recordScriptError?(script: MigrationInfo, error: MigrationError): void | Promise<void>
-  recordRollback?(strategy: RollbackStrategy, success: boolean, duration?: number): void | Promise<void>
+  /** `outcome`: what the rollback did, in words (e.g. "restored the backup ...", "nothing was undone (...)"). */
+  recordRollback?(strategy: RollbackStrategy, success: boolean, duration?: number, outcome?: string): void | Promise<void>
   recordValidationErrors?(errors: Error[]): void | Promise<void>
   recordBackup?(backupPath: string, duration: number): void | Promise<void>
   recordError?(error: MigrationError): void | Promise<void>

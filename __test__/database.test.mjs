@@ -23,7 +23,7 @@ async function setup(files = {}) {
   const ns = h.uniqueNs('db')
   const logs = []
   const runner = await FirebaseRunner.getInstance({
-    config: { databaseUrl: emu.databaseUrl(ns), folder: path.join(dir, 'migrations'), backupMode: 'manual' },
+    config: { databaseUrl: emu.databaseUrl(ns), folder: path.join(dir, 'migrations'), backupMode: 'manual', rollbackStrategy: 'none' },
     logger: (lvl, msg) => logs.push([lvl, msg]),
   })
   return { runner, db: runner.getHandler().db.database, ns, logs }

@@ -39,10 +39,10 @@ async function rawPut(emu, ns, p, value) {
   return res.json()
 }
 
-// Every test folder goes when the test file's process ends (MSR_KEEP_TEST_DIRS=1 keeps them).
+// Every test folder goes when the test file's process ends (KEEP_TEST_DIRS=1 keeps them).
 const made = []
 process.on('exit', () => {
-  if (process.env.MSR_KEEP_TEST_DIRS) return
+  if (process.env.KEEP_TEST_DIRS) return
   for (const d of made) fs.rmSync(d, { recursive: true, force: true })
 })
 

@@ -937,7 +937,7 @@ async function crowd(n) {
   fs.writeFileSync(path.join(dir, 'migrations', 'V202501010002_quick.js'), `module.exports = { async up() { return 'quick' } }\n`)
   fs.writeFileSync(
     path.join(dir, 'msr.config.js'),
-    `module.exports = { folder: './migrations', databaseUrl: 'https://${ns}.firebaseio.com', backupMode: 'manual', locking: { enabled: true, timeout: 600000 } }\n`,
+    `module.exports = { folder: './migrations', databaseUrl: 'https://${ns}.firebaseio.com', backupMode: 'manual', rollbackStrategy: 'none', locking: { enabled: true, timeout: 600000 } }\n`,
   )
   const opts = { cwd: dir, env: { FIREBASE_DATABASE_EMULATOR_HOST: emu.hostPort }, timeoutMs: 60000 }
   const holder = cli(['migrate'], opts)

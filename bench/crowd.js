@@ -47,7 +47,7 @@ async function crowd(emu, pods, latency) {
   fs.writeFileSync(path.join(dir, 'migrations', 'V202501010002_quick.js'), 'module.exports = { up() {} }\n')
   fs.writeFileSync(
     path.join(dir, 'msr.config.js'),
-    `module.exports = { folder: './migrations', databaseUrl: '${emu.databaseUrl(ns)}', backupMode: 'manual', locking: { enabled: true, timeout: 600000 } }\n`,
+    `module.exports = { folder: './migrations', databaseUrl: '${emu.databaseUrl(ns)}', backupMode: 'manual', rollbackStrategy: 'none', locking: { enabled: true, timeout: 600000 } }\n`,
   )
   await lever(emu, 'PUT', 'latency', { ms: latency })
   const holder = start(dir, {})

@@ -8,7 +8,7 @@ const [mode, databaseUrl, path, rounds] = process.argv.slice(2)
 async function main() {
   let read
   if (mode === 'facade') {
-    const runner = await FirebaseRunner.getInstance({ config: { databaseUrl, backupMode: 'manual' }, logger: () => {} })
+    const runner = await FirebaseRunner.getInstance({ config: { databaseUrl, backupMode: 'manual', rollbackStrategy: 'none' }, logger: () => {} })
     const db = runner.getHandler().db.database
     read = async () => (await db.ref(path).get()).val()
   } else {

@@ -9,7 +9,7 @@ const { FirebaseRunner } = require('..')
 const [mode, databaseUrl, path, field] = process.argv.slice(2)
 
 async function helpers() {
-  const runner = await FirebaseRunner.getInstance({ config: { databaseUrl, backupMode: 'manual' }, logger: () => {} })
+  const runner = await FirebaseRunner.getInstance({ config: { databaseUrl, backupMode: 'manual', rollbackStrategy: 'none' }, logger: () => {} })
   const db = runner.getHandler().db.database
   const writer = db.bulkWriter()
   for await (const user of db.ref(path).children({ pageSize: 1000 })) {

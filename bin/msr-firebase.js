@@ -6,7 +6,7 @@
 // Without a native addon for this machine, say what is missing and how to fix it (exit 1, no stack).
 require('../lib/native-loader.js').loadOrExit()
 const { native, call, convert } = require('../lib/native.js')
-const { createScriptHost } = require('../lib/host.js')
+const { createScriptHost, exitProcess } = require('../lib/host.js')
 const { FirebaseConfig } = require('../lib/config.js')
 const { createHandler } = require('../lib/runner.js')
 const { SIGNALS, forceExit } = require('../lib/signals.js')
@@ -46,11 +46,12 @@ native
   .runCli(process.argv.slice(2), host)
   .then((code) => {
     process.exitCode = code
-    // Nothing else should keep the process alive once the command is done.
-    setImmediate(() => process.exit(code))
+    // Nothing else should keep the process alive once the command is done (not even a config
+    // module still loading, whose process.exit() stays intercepted: the real one is used).
+    setImmediate(() => exitProcess(code))
   })
   .catch((err) => {
     const e = convert(err)
     console.error(`✗ ${e && e.message ? e.message : e}`)
-    process.exit(1)
+    exitProcess(1)
   })

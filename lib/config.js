@@ -3,20 +3,44 @@
 // true` works, and so does assigning a plain object literal). Defaults, validation and buildPath
 // come from the Rust core.
 
-const { native, callSync } = require('./native.js')
+const { native, callSync, codedError } = require('./native.js')
 
 function regexSource(p) {
   return p instanceof RegExp ? p.source : p
 }
 
+/**
+ * Settings come as a FirebaseConfig or a plain object: anything else (a Map, an instance of
+ * another class, a string) would be read as "no settings" — defaults, without the lock — so it is
+ * refused. (Only JS can see a value's prototype; the values themselves are checked in the core.)
+ */
+function checkSettingsShape(values, what) {
+  if (values === undefined || values === null || values instanceof FirebaseConfig) return
+  const proto = typeof values === 'object' ? Object.getPrototypeOf(values) : undefined
+  const plain = proto === Object.prototype || proto === null || (proto && proto.constructor && proto.constructor.name === 'FirebaseConfig')
+  if (typeof values === 'object' && plain && !Array.isArray(values)) return
+  let got
+  if (typeof values !== 'object') got = `${typeof values === 'function' ? 'a function' : `a ${typeof values}`}`
+  else if (Array.isArray(values)) got = 'an array'
+  else if (values instanceof Map) got = 'a Map'
+  else got = `an instance of ${(proto && proto.constructor && proto.constructor.name) || 'a class'}`
+  throw codedError(
+    'CONFIG_INVALID',
+    `${what} must be a FirebaseConfig or a plain object of settings (got ${got}), e.g. { folder: './migrations', locking: { enabled: true } }; ` +
+      `its settings would otherwise not be read${values instanceof Map ? ' (Object.fromEntries(map) turns a Map into one)' : ''}`,
+  )
+}
+
 class FirebaseConfig {
   constructor(values) {
+    checkSettingsShape(values, 'new FirebaseConfig(settings): settings')
     Object.assign(this, native.defaultConfig())
     if (values) this.assign(values)
   }
 
   /** Copy settings in (nested objects are merged, not replaced). */
   assign(values) {
+    checkSettingsShape(values, 'assign(settings): settings')
     for (const [k, v] of Object.entries(values || {})) {
       if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && this[k] && typeof this[k] === 'object') {
         this[k] = { ...this[k], ...v }
@@ -54,11 +78,24 @@ class FirebaseConfig {
   }
 }
 
-/** Any config-ish value (FirebaseConfig, plain object) -> the plain settings object. */
-function toSettings(config) {
+/** Any config-ish value (FirebaseConfig, plain object) -> the plain settings object. `what` names
+ * where it came from, for the error when it is neither. */
+function toSettings(config, what = 'config') {
+  checkSettingsShape(config, what)
   if (!config) return {}
   if (config instanceof FirebaseConfig) return config.toJSON()
   return FirebaseConfig.prototype.toJSON.call(config)
 }
 
-module.exports = { FirebaseConfig, toSettings }
+/** The options object of a library call, checked in the core as the CLI checks its flags:
+ * unknown names (with a "did you mean"), kinds and ranges. Functions (a logger, hooks) and
+ * getInstance()'s values are checked by name only. */
+function checkOptions(call, options) {
+  const plain = options && typeof options === 'object' && !Array.isArray(options)
+  const shape = plain
+    ? Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typeof v === 'function' || call === 'getInstance()' ? null : v]))
+    : options
+  callSync(() => native.checkOptions(call, shape === undefined ? null : shape))
+}
+
+module.exports = { FirebaseConfig, toSettings, checkSettingsShape, checkOptions }

@@ -2,8 +2,10 @@
 // startEmulator({ host, port, import }) -> { url, host, port, hostPort, stop(), export() }
 
 const { native, call } = require('./native.js')
+const { checkOptions } = require('./config.js')
 
 async function startEmulator(options = {}) {
+  checkOptions('startEmulator()', options && typeof options === 'object' ? { ...options, import: null } : options)
   const emu = await call(() => native.startEmulator(options))
   return {
     url: emu.url,

@@ -34,7 +34,7 @@ function registerTypeScript(file) {
     return tsRegistered
   }
   const err = new Error(
-    `Cannot load ${file}: TypeScript migrations need a TypeScript loader. Install one in your project ` +
+    `Cannot load ${file}: TypeScript files (migrations and config files) need a TypeScript loader. Install one in your project ` +
       `(npm install --save-dev tsx, or ts-node), use Node.js >= 22.18 (built-in type stripping), or write the migration in JavaScript.`,
   )
   err.code = 'SCRIPT_FAILED'
@@ -171,14 +171,11 @@ function scriptCrash(what, e) {
 function intercept() {
   if (realExit) return
   realExit = process.exit
-  process.exit = function exitDuringMigration(code) {
-    const err = new Error(
-      `called process.exit(${code === undefined ? '' : code}); a migration must return (or throw) instead of ending the process, ` +
-        'so that it can be recorded, or rolled back, and the lock released',
-    )
-    err.code = 'SCRIPT_FAILED'
+  process.exit = function exitIntercepted(code) {
+    const err = new Error(`called process.exit(${code === undefined ? '' : code})`)
+    err.exitCall = true
     failRunning(err)
-    // Stop the script's own flow here (its caller sees the error).
+    // Stop the module's own flow here (its caller sees the error).
     throw err
   }
   process.on('uncaughtException', onUncaught)
@@ -198,8 +195,15 @@ function restore() {
   process.removeListener('unhandledRejection', onRejection)
 }
 
-/** Run `fn` (a script's up/down) so that a process.exit() or a crash from it rejects. */
-function guarded(label, fn) {
+const SCRIPT_EXIT =
+  'a migration must return (or throw) instead of ending the process, so that it can be recorded, or rolled back, and the lock released'
+
+/**
+ * Run `fn` (a script's up/down, or loading a config module) so that a process.exit() or a crash
+ * from it rejects: with `code`, the message prefixed by `label`, and `exitHint` after a
+ * process.exit().
+ */
+function guarded(label, fn, { code = 'SCRIPT_FAILED', exitHint = SCRIPT_EXIT } = {}) {
   return new Promise((resolve, reject) => {
     let settled = false
     const settle = (f, v) => {
@@ -211,7 +215,8 @@ function guarded(label, fn) {
       setImmediate(() => running.size === 0 && restore())
       f(v)
     }
-    const fail = (err) => settle(reject, Object.assign(new Error(`${label} ${err.message}`), { code: err.code || 'SCRIPT_FAILED' }))
+    const fail = (err) =>
+      settle(reject, Object.assign(new Error(`${label} ${err.message}${err.exitCall ? `; ${exitHint}` : ''}`), { code }))
     running.add(fail)
     intercept()
     Promise.resolve()
@@ -269,26 +274,31 @@ function createScriptHost({ context, init } = {}) {
     return jsonResult(await guarded(`${path.basename(file)}: ${method}()`, () => script[method](db, info, handler)))
   }
 
+  // A config module runs guarded like a script: its process.exit() or a crash while it loads is a
+  // configuration error, never a silent end of the command.
+  const CONFIG_EXIT = 'a config module must export its settings (or a function or promise giving them) instead of ending the process'
+
   async function loadConfig(file) {
     let mod
     try {
-      mod = await importModule(file)
+      mod = await guarded(`Failed to load config file ${file}:`, () => importModule(file), { code: 'CONFIG_INVALID', exitHint: CONFIG_EXIT })
     } catch (e) {
+      if (e && e.code === 'CONFIG_INVALID') throw e
       throw Object.assign(new Error(`Failed to load config file ${file}: ${e && e.message}`), { code: 'CONFIG_INVALID' })
     }
     let value = mod && mod.__esModule && mod.default !== undefined ? mod.default : mod
     if (value && typeof value === 'object' && value.default !== undefined && Object.keys(value).length === 1) value = value.default
     try {
-      if (typeof value === 'function') value = value()
-      value = await value
+      value = await guarded(`Config file ${file}`, () => (typeof value === 'function' ? value() : value), { code: 'CONFIG_INVALID', exitHint: CONFIG_EXIT })
     } catch (e) {
+      if (e && e.code === 'CONFIG_INVALID') throw e
       throw Object.assign(new Error(`Config file ${file} threw: ${e && e.message}`), { code: 'CONFIG_INVALID' })
     }
     // null, undefined or a primitive goes to Rust as it is: the core says what is wrong with it.
     if (value === undefined || value === null) return null
     if (typeof value !== 'object') return value
     const { toSettings } = require('./config.js')
-    return toSettings(value)
+    return toSettings(value, `The settings exported by config file ${file}`)
   }
 
   return async function host(req) {

@@ -3,6 +3,7 @@
 
 const { native, call, codedError } = require('./native.js')
 const signals = require('./signals.js')
+const { checkOptions } = require('./config.js')
 
 function toStatus(s) {
   if (!s) return null
@@ -27,14 +28,14 @@ class FirebaseLockingService {
   }
   /** True when this executor now holds the lock (atomic; never read-then-write). */
   acquireLock(executorId) {
-    return call(() => this._native.acquireLock(String(executorId)))
+    return call(() => this._native.acquireLock(executorId))
   }
   verifyLockOwnership(executorId) {
-    return call(() => this._native.verifyLockOwnership(String(executorId)))
+    return call(() => this._native.verifyLockOwnership(executorId))
   }
   /** Owner-checked; a no-op for anyone else. */
   async releaseLock(executorId) {
-    await call(() => this._native.releaseLock(String(executorId)))
+    await call(() => this._native.releaseLock(executorId))
   }
   /** `{ isLocked, lockedBy, lockedAt: Date, expiresAt: Date, processId }`, or null when unlocked. */
   async getLockStatus() {
@@ -63,7 +64,8 @@ class FirebaseLockingService {
    * lock is released before the process exits.
    */
   async runExclusive(work, options = {}) {
-    if (typeof work !== 'function') throw codedError('BAD_REQUEST', 'runExclusive(work, options) needs a function')
+    if (typeof work !== 'function') throw codedError('CONFIG_INVALID', 'runExclusive(work, options) needs a function: runExclusive(async (lock) => { ... })')
+    checkOptions('runExclusive()', options)
     const executorId = options.executorId ?? native.defaultExecutorId()
     const guard = await call(() =>
       this._native.acquireExclusive(executorId, {

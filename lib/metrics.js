@@ -38,9 +38,10 @@ class LoggerMetricsCollector {
     if (result.success) this.logger.info(`${this.prefix} Migration completed - ${n} scripts in ${duration}ms (success)`)
     else this.logger.error(`${this.prefix} Migration failed - ${n} succeeded, ${(result.errors || []).length} failed in ${duration}ms`)
   }
-  recordRollback(strategy, success, duration) {
+  recordRollback(strategy, success, duration, outcome) {
     const took = duration === undefined ? '' : ` in ${duration}ms`
-    this.logger.info(`${this.prefix} Rollback (${strategy}) ${success ? 'succeeded' : 'failed'}${took}`)
+    const what = outcome ? `: ${outcome}` : ''
+    this.logger.info(`${this.prefix} Rollback (${strategy}) ${success ? 'done' : 'failed'}${took}${what}`)
   }
   recordValidationErrors(errors) {
     this.logger.warn(`${this.prefix} Validation errors: ${errors.length} issues found`)
@@ -101,8 +102,8 @@ class JsonMetricsCollector {
   recordMigrationComplete(result, duration) {
     Object.assign(this.metrics.summary, { endTime: now(), totalDuration: duration, migrationsExecuted: result.executed.length, success: result.success })
   }
-  recordRollback(strategy, success, duration) {
-    this.metrics.rollbacks.push({ timestamp: now(), strategy, success, duration })
+  recordRollback(strategy, success, duration, outcome) {
+    this.metrics.rollbacks.push({ timestamp: now(), strategy, success, duration, outcome })
   }
   recordValidationErrors(errors) {
     for (const e of errors) this.metrics.validationErrors.push({ timestamp: now(), message: e.message, severity: 'error' })

@@ -12,8 +12,9 @@ process.on('exit', () => native.releaseHeldLocksSync())
 
 const SEP = '\u001f'
 
+/** An Error with `err.code`; its message without secrets (the core's one redaction rule). */
 function codedError(code, message, cause) {
-  const err = new Error(message, cause ? { cause } : undefined)
+  const err = new Error(native.redactSecrets(String(message)), cause ? { cause } : undefined)
   err.code = code
   return err
 }

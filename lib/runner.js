@@ -2,7 +2,7 @@
 // FirebaseRunner: the predecessor's JS API over the Rust runner.
 
 const { native, call, codedError } = require('./native.js')
-const { FirebaseConfig, toSettings } = require('./config.js')
+const { FirebaseConfig, toSettings, checkOptions } = require('./config.js')
 const { createFirebaseDB } = require('./database.js')
 const { FirebaseLockingService } = require('./locking.js')
 const { createScriptHost } = require('./host.js')
@@ -81,7 +81,8 @@ class FirebaseRunner {
    * object or an array of them; `metricsCollectors` the predecessor's collectors.
    */
   static async getInstance(options = {}) {
-    const config = options.config instanceof FirebaseConfig ? options.config : new FirebaseConfig(options.config || {})
+    checkOptions('getInstance()', options)
+    const config = options.config instanceof FirebaseConfig ? options.config : new FirebaseConfig(toSettings(options.config, 'getInstance({ config }): config'))
     const settings = toSettings(config)
     let runner
     const host = createScriptHost({ context: async (sandbox) => runner._scriptContext(sandbox) })
@@ -148,6 +149,7 @@ class FirebaseRunner {
    * enabled. Resolves `{ success, executed, migrated, ignored, errors }`.
    */
   async migrate(targetVersion, options = {}) {
+    checkOptions('migrate()', options)
     const target = toTarget(targetVersion, 'migrate()')
     // napi's Option<f64> takes undefined, not null: pass the target only when there is one.
     return this._locked(() => call(() => this._native.migrate({ ...options, target: target ?? undefined })))
@@ -162,6 +164,7 @@ class FirebaseRunner {
    * newest `options.steps` of them: `down(null, { steps: 1 })`.
    */
   async down(targetVersion, options = {}) {
+    checkOptions('down()', options)
     const target = toTarget(targetVersion, 'down()')
     if (target === null && options.steps == null) {
       return Promise.reject(
@@ -187,6 +190,7 @@ class FirebaseRunner {
    * rejects when there is nothing to rehearse on (bad input, the source unreadable).
    */
   async rehearse(options = {}) {
+    checkOptions('rehearse()', options)
     const target = toTarget(options.target, 'rehearse()')
     const opts = { ...options, target: target ?? undefined }
     if (opts.fromBackup != null) opts.fromBackup = String(opts.fromBackup)

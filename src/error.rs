@@ -80,6 +80,8 @@ impl ErrorCode {
 }
 
 /// An error a person can act on: a stable code plus a message that names the problem and the fix.
+/// Made through [`Error::new`] (every constructor ends there), whose message never holds a
+/// secret (`crate::redact`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
@@ -93,7 +95,7 @@ impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Error {
             code,
-            message: message.into(),
+            message: crate::redact::secrets_owned(message.into()),
         }
     }
     pub fn config(message: impl Into<String>) -> Self {
@@ -107,10 +109,7 @@ impl Error {
     }
     /// Same code, message prefixed with context ("Failed to acquire lock: ...").
     pub fn context(self, prefix: impl fmt::Display) -> Self {
-        Error {
-            code: self.code,
-            message: format!("{prefix}: {}", self.message),
-        }
+        Error::new(self.code, format!("{prefix}: {}", self.message))
     }
 }
 

@@ -12,6 +12,8 @@ pub mod error;
 pub mod history;
 pub mod lock;
 pub mod log;
+pub mod private_files;
+pub mod redact;
 pub mod rehearse;
 pub mod rtdb;
 pub mod runner;

@@ -1,7 +1,8 @@
 //! Log lines as the core produces them: a level, an event name, the text people read and the
 //! fields machines read. The text is what the CLI prints by default and what the library's
 //! `logger` receives; `--log-format json` (`logFormat: 'json'`, `MSR_LOG_FORMAT=json`) prints each
-//! line as one JSON object `{ time, level, event, message, ...fields }` instead.
+//! line as one JSON object `{ time, level, event, message, ...fields }` instead. Secrets never
+//! reach a line: its message and fields are redacted as it is made (`crate::redact`).
 
 use std::sync::Arc;
 
@@ -74,7 +75,7 @@ impl LogLine {
         LogLine {
             level,
             event,
-            message: message.into(),
+            message: crate::redact::secrets_owned(message.into()),
             fields: Map::new(),
         }
     }
@@ -84,9 +85,10 @@ impl LogLine {
         LogLine::new(level, "log", message)
     }
 
-    /// Add a field (`null` values are left out).
+    /// Add a field (`null` values are left out; secrets redacted as in the message).
     pub fn with(mut self, key: &str, value: impl Serialize) -> LogLine {
-        let v = serde_json::to_value(value).unwrap_or(Value::Null);
+        let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
+        crate::redact::value(&mut v);
         if !v.is_null() {
             self.fields.insert(key.to_string(), v);
         }

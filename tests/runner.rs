@@ -1397,9 +1397,9 @@ async fn run_events_come_in_the_predecessors_order_and_are_awaited() {
                     format!("{name} {} {}", script.name, error.code.as_str())
                 }
                 RunEvent::Start { total, pending, .. } => format!("{name} {total} {pending}"),
-                RunEvent::Rollback {
-                    strategy, success, ..
-                } => format!("rollback {strategy} {success}"),
+                RunEvent::Rollback { report, .. } => {
+                    format!("rollback {} {}", report.strategy, report.success)
+                }
                 _ => name,
             };
             sink.lock().unwrap().push((label, ev.metrics().to_vec()));
@@ -1694,6 +1694,7 @@ async fn locked_migrate_runs_at_its_request_floor() {
     // No backup before running (a backup is a walk of the data, and ownership is proved again
     // after it).
     env.cfg.backup_mode = "manual".into();
+    env.cfg.rollback_strategy = "none".into();
     env.no_op_scripts(100);
     env.reset_counts().await;
     let r = env
@@ -1752,6 +1753,7 @@ async fn locked_migrate_runs_at_its_request_floor() {
 async fn migrate_with_nothing_pending_takes_the_lock_only_for_before_migrate() {
     let mut env = Env::new(None).await;
     env.cfg.backup_mode = "manual".into();
+    env.cfg.rollback_strategy = "none".into();
     env.no_op_scripts(1);
     env.locked_runner()
         .migrate(RunOptions::default())

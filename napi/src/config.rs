@@ -23,3 +23,11 @@ pub fn validate_config(config: Value) -> napi::Result<Value> {
 pub fn build_path(shift: Option<String>, path: String) -> String {
     msr_firebase::config::build_path(shift.as_deref(), &path)
 }
+
+/// Check the options object of a library call (`migrate()`, `down()`, `rehearse()`,
+/// `runExclusive()`, `getInstance()`, `startEmulator()`): names, kinds and ranges, as the CLI
+/// checks its flags.
+#[napi(ts_args_type = "call: string, options: unknown")]
+pub fn check_options(call: String, options: Value) -> napi::Result<()> {
+    crate::config::arguments::check_options(&call, &options).napi()
+}

@@ -6,7 +6,11 @@ pub(crate) const SEP: char = '\u{1f}';
 pub(crate) fn to_napi(e: msr_firebase::Error) -> napi::Error {
     napi::Error::new(
         napi::Status::GenericFailure,
-        format!("{}{SEP}{}", e.code.as_str(), e.message),
+        format!(
+            "{}{SEP}{}",
+            e.code.as_str(),
+            crate::redact::secrets(&e.message)
+        ),
     )
 }
 

@@ -70,6 +70,8 @@ pub struct NativeRunEvent {
     pub duration: Option<f64>,
     pub strategy: Option<String>,
     pub success: Option<bool>,
+    /// What a rollback did, in words.
+    pub outcome: Option<String>,
     pub lock: Option<NativeLockInfo>,
 }
 
@@ -162,6 +164,7 @@ impl From<&RunEvent> for NativeRunEvent {
             duration: None,
             strategy: None,
             success: None,
+            outcome: None,
             lock: None,
         };
         let error = |e: &msr_firebase::Error| NativeErrorInfo {
@@ -210,13 +213,10 @@ impl From<&RunEvent> for NativeRunEvent {
                 n.path = Some(path.to_string_lossy().into_owned());
                 n.duration = Some(ms(*duration));
             }
-            RunEvent::Rollback {
-                strategy,
-                success,
-                duration,
-            } => {
-                n.strategy = Some(strategy.clone());
-                n.success = Some(*success);
+            RunEvent::Rollback { report, duration } => {
+                n.strategy = Some(report.strategy.clone());
+                n.success = Some(report.success);
+                n.outcome = Some(report.done.clone());
                 n.duration = Some(ms(*duration));
             }
             RunEvent::Complete {

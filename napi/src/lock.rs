@@ -80,17 +80,20 @@ impl NativeLock {
     pub fn path(&self) -> String {
         self.svc.path().to_string()
     }
-    #[napi]
-    pub async fn acquire_lock(&self, executor_id: String) -> napi::Result<bool> {
-        self.svc.acquire(&executor_id).await.napi()
+    #[napi(ts_args_type = "executorId: string")]
+    pub async fn acquire_lock(&self, executor_id: Value) -> napi::Result<bool> {
+        let id = executor_id_arg("acquireLock()", &executor_id)?;
+        self.svc.acquire(&id).await.napi()
     }
-    #[napi]
-    pub async fn verify_lock_ownership(&self, executor_id: String) -> napi::Result<bool> {
-        self.svc.verify_ownership(&executor_id).await.napi()
+    #[napi(ts_args_type = "executorId: string")]
+    pub async fn verify_lock_ownership(&self, executor_id: Value) -> napi::Result<bool> {
+        let id = executor_id_arg("verifyLockOwnership()", &executor_id)?;
+        self.svc.verify_ownership(&id).await.napi()
     }
-    #[napi]
-    pub async fn release_lock(&self, executor_id: String) -> napi::Result<()> {
-        self.svc.release(&executor_id).await.napi()
+    #[napi(ts_args_type = "executorId: string")]
+    pub async fn release_lock(&self, executor_id: Value) -> napi::Result<()> {
+        let id = executor_id_arg("releaseLock()", &executor_id)?;
+        self.svc.release(&id).await.napi()
     }
     #[napi]
     pub async fn get_lock_status(&self) -> napi::Result<Option<NativeLockStatus>> {
@@ -114,12 +117,13 @@ impl NativeLock {
         self.svc.ensure_accessible().await.napi()
     }
     /// Acquire (waiting per `options`), renew in the background until released.
-    #[napi]
+    #[napi(ts_args_type = "executorId: string, options?: AcquireOptions | undefined | null")]
     pub async fn acquire_exclusive(
         &self,
-        executor_id: String,
+        executor_id: Value,
         options: Option<AcquireOptions>,
     ) -> napi::Result<NativeLockGuard> {
+        let executor_id = executor_id_arg("runExclusive()", &executor_id)?;
         let req = options
             .map(|o| wait_request(o.wait, o.wait_timeout, o.retry_attempts, o.retry_delay))
             .unwrap_or_default();
@@ -172,6 +176,11 @@ impl NativeLockGuard {
         }
         Ok(())
     }
+}
+
+/// An executor id argument, checked in the core (a non-empty string).
+fn executor_id_arg(call: &str, id: &Value) -> napi::Result<String> {
+    crate::config::arguments::executor_id(call, id).napi()
 }
 
 /// A locking service for `config` on `database`'s connection.

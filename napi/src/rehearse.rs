@@ -228,6 +228,8 @@ pub struct NativeRehearsalSource {
 pub struct NativeRollbackInfo {
     pub strategy: String,
     pub success: bool,
+    /// What it did, in words.
+    pub done: String,
 }
 
 #[napi(string_enum = "kebab-case")]
@@ -364,6 +366,7 @@ impl From<RehearsalReport> for NativeRehearsalReport {
             rollback: r.rollback.map(|rb| NativeRollbackInfo {
                 strategy: rb.strategy,
                 success: rb.success,
+                done: rb.done,
             }),
             down: r.down.map(Into::into),
             kept: r.kept.map(|k| k.to_string_lossy().into_owned()),

@@ -1,4 +1,4 @@
-//! Small pure helpers the JS layer needs: push ids, RTDB key order, executor ids.
+//! Small pure helpers the JS layer needs: push ids, RTDB key order, executor ids, redaction.
 
 use std::sync::Mutex;
 
@@ -28,4 +28,10 @@ pub fn sort_keys(mut keys: Vec<String>) -> Vec<String> {
 #[napi]
 pub fn default_executor_id() -> String {
     msr_firebase::lock::default_executor_id()
+}
+
+/// `text` without secrets (`crate::redact`), for the errors JS makes itself.
+#[napi]
+pub fn redact_secrets(text: String) -> String {
+    crate::redact::secrets_owned(text)
 }

@@ -155,7 +155,11 @@ pub async fn create_with(
     let shift = cfg.shift_path();
     let folder = cfg.backup_folder_path(cwd);
     let what = shown(shift.as_deref());
-    tokio::fs::create_dir_all(&folder).await.map_err(|e| {
+    let made = folder.clone();
+    let created = tokio::task::spawn_blocking(move || crate::private_files::create_dir_all(&made))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    created.map_err(|e| {
         backup_failed(format!(
             "Backup of {what} failed: could not create the backup folder {}: {e}",
             folder.display()
@@ -256,9 +260,7 @@ async fn write_temp(
     tmp: &Path,
     stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> std::result::Result<(), String> {
-    let f = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
+    let f = crate::private_files::tokio_options(true)
         .open(tmp)
         .await
         .map_err(|e| format!("could not create {}: {e}", tmp.display()))?;
@@ -606,7 +608,9 @@ pub async fn backup_nodes<S: AsRef<str>>(
 
 /// Write `value` as a backup file body (for tests and tools that build backups by hand).
 pub fn write_backup_file(path: &Path, metadata: &Metadata, data: &Value) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
+    let mut f = crate::private_files::options(false)
+        .open(path)
+        .map_err(|e| Error::io(path.display(), e))?;
     f.write_all(&metadata.prefix())
         .map_err(|e| Error::io(path.display(), e))?;
     serde_json::to_writer(&mut f, data).map_err(|e| Error::internal(e.to_string()))?;

@@ -33,9 +33,12 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalFlags {
-    /// Configuration file (msr.config.js|cjs|mjs|json); default: MSR_CONFIG_FILE, then msr.config.* in the working directory
+    /// Configuration file (msr.config.js|cjs|mjs|ts|json); default: MSR_CONFIG_FILE, then msr.config.* in the working directory
     #[arg(short = 'c', long, global = true, value_name = "path")]
     pub config_file: Option<String>,
+    /// Longest time a JS config module may take to load, in ms (default: 30000)
+    #[arg(long, global = true, value_name = "ms", value_parser = clap::value_parser!(u64).range(1..=2_147_483_647))]
+    pub config_timeout: Option<u64>,
     /// Load environment variables from this .env file before the configuration (variables already set in the environment win)
     #[arg(long, global = true, value_name = "path")]
     pub env_file: Option<String>,

@@ -53,14 +53,10 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         _ => {}
     }
     let default_code = command_failure_code(&cli.command);
-    let cfg = match load_config(&cli.global, host, cwd).await {
+    let cfg = match configure(&cli, host, io, cwd, default_code).await {
         Ok(cfg) => cfg,
-        Err(e) => {
-            let text = format!("✗ Configuration error: {}", e.message);
-            return io.fail(&e, exit_code(&e, default_code), text);
-        }
+        Err(code) => return code,
     };
-    io.set_log_json(crate::log::LogFormat::parse(&cfg.log_format) == crate::log::LogFormat::Json);
     if let Command::FirebaseInfo = cli.command {
         return firebase_info(&cfg, io, json, cwd);
     }
@@ -91,6 +87,32 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Command::Backup(cmd) => backup(cmd, &client, &cfg, io, json, cwd).await,
         other => super::run_cmds::run(other, &cli.global, cfg, client, host.clone(), io, cwd).await,
     }
+}
+
+/// Load the configuration (or print why it cannot be loaded and return the exit code), switch
+/// the log to its format, and say which config file it came from (debug) and which files were
+/// ignored (warn).
+async fn configure<H: CliHost>(
+    cli: &Cli,
+    host: &H,
+    io: &mut Io,
+    cwd: &Path,
+    default_code: i32,
+) -> Result<Config, i32> {
+    let (cfg, notes) = match load_config(&cli.global, host, cwd).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let text = format!("✗ Configuration error: {}", e.message);
+            return Err(io.fail(&e, exit_code(&e, default_code), text));
+        }
+    };
+    let format = crate::log::LogFormat::parse(&cfg.log_format);
+    io.set_log_json(format == crate::log::LogFormat::Json);
+    let max = crate::log::LogLevel::parse(&cfg.log_level);
+    for note in notes.iter().filter(|n| n.level <= max) {
+        io.live.line(&note.render(format, crate::runner::now_ms()));
+    }
+    Ok(cfg)
 }
 
 /// 7 for connection problems, else the command's own failure code.
@@ -381,12 +403,9 @@ async fn create<H: CliHost>(
     io: &mut Io,
     cwd: &Path,
 ) -> i32 {
-    let cfg = match load_config(&cli.global, host, cwd).await {
+    let cfg = match configure(cli, host, io, cwd, exit::GENERAL).await {
         Ok(c) => c,
-        Err(e) => {
-            let text = format!("✗ Configuration error: {}", e.message);
-            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
-        }
+        Err(code) => return code,
     };
     match super::scaffold::create_script(
         &cfg.folder_path(cwd),
@@ -417,6 +436,12 @@ async fn emulator(
     io: &mut Io,
     cwd: &Path,
 ) -> i32 {
+    if let Some(file) = export {
+        if let Err(e) = crate::emulator::check_export_target(&Config::resolve(cwd, file)) {
+            let text = format!("✗ Cannot start the emulator: {}", e.message);
+            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
+        }
+    }
     let emu = match Emulator::start(EmulatorOptions {
         host: host.to_string(),
         port,

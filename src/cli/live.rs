@@ -224,7 +224,7 @@ impl Live {
         let mut s = self.lock();
         s.settle();
         s.clear();
-        let _ = writeln!(s.out, "{text}");
+        let _ = writeln!(s.out, "{}", crate::redact::secrets(text));
         s.redraw();
         let _ = s.out.flush();
     }

@@ -26,6 +26,7 @@ pub use args::{Cli, Command, Format};
 pub use output::Io;
 
 use crate::config::Config;
+use crate::log::{LogLevel, LogLine};
 use crate::runner::{ScriptHost, StopFlag};
 use crate::{Error, ErrorCode, Result};
 
@@ -95,6 +96,10 @@ pub fn exit_code(e: &Error, command_default: i32) -> i32 {
         | ErrorCode::AuthFailed
         | ErrorCode::SourceUnreadable => exit::CONNECTION,
         ErrorCode::Usage => exit::GENERAL,
+        // The table's 3, whichever command: a held lock (--no-wait), a lost lock, a signal.
+        ErrorCode::LockHeld | ErrorCode::LockLost | ErrorCode::Interrupted => {
+            exit::MIGRATION_FAILED
+        }
         ErrorCode::RollbackFailed => exit::ROLLBACK_FAILED,
         ErrorCode::BackupFailed => exit::BACKUP_FAILED,
         ErrorCode::RestoreFailed => exit::RESTORE_FAILED,
@@ -141,7 +146,7 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
                     io.fail(&Error::new(ErrorCode::Usage, message), exit::GENERAL, "")
                 }
                 _ => {
-                    let _ = std::io::Write::write_all(&mut io.err, text.as_bytes());
+                    io.eline(text.trim_end());
                     exit::GENERAL
                 }
             };
@@ -157,47 +162,42 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
     commands::dispatch(cli, &host, io, &cwd).await
 }
 
-/// Config file discovery: `--config-file`, else `MSR_CONFIG_FILE`, else the first of
-/// `msr.config.js|cjs|mjs|json` in `cwd`. Returns the resolved path (None when there is none).
-pub fn find_config_file(flag: Option<&str>, cwd: &Path) -> Result<Option<PathBuf>> {
-    let explicit = flag.map(|f| (f.to_string(), "--config-file")).or_else(|| {
-        std::env::var("MSR_CONFIG_FILE")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (v, "MSR_CONFIG_FILE"))
-    });
-    if let Some((file, source)) = explicit {
-        let path = Config::resolve(cwd, &file);
-        if !path.is_file() {
-            return Err(Error::config(format!(
-                "Config file not found: {} (given by {source}). Check the path; it is resolved against {}",
-                path.display(),
-                cwd.display()
-            )));
-        }
-        return Ok(Some(path));
-    }
-    Ok([
-        "msr.config.js",
-        "msr.config.cjs",
-        "msr.config.mjs",
-        "msr.config.json",
-    ]
-    .iter()
-    .map(|n| cwd.join(n))
-    .find(|p| p.is_file()))
-}
+/// How long a config module may take to load (its promise to settle) by default.
+pub const CONFIG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The effective configuration for a CLI run.
+/// The effective configuration for a CLI run, and the log lines about where it came from (the
+/// file used, at debug; files ignored, at warn), to print once the log level is known.
 pub async fn load_config<H: CliHost>(
     flags: &args::GlobalFlags,
     host: &H,
     cwd: &Path,
-) -> Result<Config> {
+) -> Result<(Config, Vec<LogLine>)> {
+    let env = std::env::var("MSR_CONFIG_FILE").ok();
+    let found = crate::config::file::find(flags.config_file.as_deref(), env.as_deref(), cwd)?;
+    let mut notes: Vec<LogLine> = found
+        .ignored
+        .iter()
+        .map(|(p, why)| {
+            LogLine::new(
+                LogLevel::Warn,
+                "config.ignored",
+                format!("⚠ Ignoring {}: {why}", p.display()),
+            )
+            .with("file", p)
+        })
+        .collect();
     let mut layers: Vec<(String, Value)> = Vec::new();
-    if let Some(file) = find_config_file(flags.config_file.as_deref(), cwd)? {
+    if let Some(file) = &found.path {
+        notes.push(
+            LogLine::new(
+                LogLevel::Debug,
+                "config.file",
+                format!("Using config file {} ({})", file.display(), found.source),
+            )
+            .with("file", file),
+        );
         let value = if file.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let text = std::fs::read_to_string(file).map_err(|e| {
                 Error::config(format!("Cannot read config file {}: {e}", file.display()))
             })?;
             serde_json::from_str(&text).map_err(|e| {
@@ -207,9 +207,10 @@ pub async fn load_config<H: CliHost>(
                 ))
             })?
         } else {
-            host.load_config(&file)
-                .await
-                .map_err(|e| Error::config(e.message))?
+            let deadline = flags
+                .config_timeout
+                .map_or(CONFIG_DEADLINE, std::time::Duration::from_millis);
+            load_module(host, file, deadline).await?
         };
         if value.is_null() {
             return Err(Error::config(format!(
@@ -230,5 +231,28 @@ pub async fn load_config<H: CliHost>(
         .iter()
         .map(|(s, v)| (s.as_str(), v.clone()))
         .collect();
-    Config::from_layers(&refs)
+    Ok((Config::from_layers(&refs)?, notes))
+}
+
+/// Evaluate a JS config module, within `deadline`; SIGINT/SIGTERM end the wait at once.
+async fn load_module<H: CliHost>(
+    host: &H,
+    file: &Path,
+    deadline: std::time::Duration,
+) -> Result<Value> {
+    let stop = SIGNALS.stop.token();
+    tokio::select! {
+        loaded = host.load_config(file) => loaded.map_err(|e| Error::config(e.message)),
+        () = tokio::time::sleep(deadline) => Err(Error::config(format!(
+            "Config file {} did not finish loading within {}: a config module must export its settings, or a function \
+             or promise that settles with them; look for a promise that never settles (e.g. a connection opened while \
+             loading), or give it longer with --config-timeout <ms>. Nothing was done",
+            file.display(),
+            crate::time::human(deadline)
+        ))),
+        () = stop.cancelled() => Err(Error::new(
+            ErrorCode::Interrupted,
+            format!("Stopped by a signal while loading config file {}; nothing was done", file.display()),
+        )),
+    }
 }

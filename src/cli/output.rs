@@ -3,7 +3,8 @@
 //! shows them), elsewhere only on a terminal.
 //!
 //! The one module that prints to the process's stdout/stderr (the crate denies `print_stdout`
-//! and `print_stderr` elsewhere).
+//! and `print_stderr` elsewhere); whatever it prints passes `crate::redact::secrets`, so no
+//! secret reaches a terminal or a CI log, whatever message or result it was in.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::live::{Live, Mode};
 use crate::log::{LogLevel, LogLine};
+use crate::redact::secrets;
 use crate::Error;
 
 /// `{ code, message, exitCode }`: how an error looks under `--format json`.
@@ -83,18 +85,20 @@ impl Io {
     }
 
     pub fn line(&mut self, s: impl AsRef<str>) {
-        let _ = writeln!(self.out, "{}", s.as_ref());
+        let _ = writeln!(self.out, "{}", secrets(s.as_ref()));
     }
 
     pub fn eline(&mut self, s: impl AsRef<str>) {
-        let _ = writeln!(self.err, "{}", s.as_ref());
+        let _ = writeln!(self.err, "{}", secrets(s.as_ref()));
     }
 
     pub fn json(&mut self, v: &serde_json::Value) {
+        let mut v = v.clone();
+        crate::redact::value(&mut v);
         let _ = writeln!(
             self.out,
             "{}",
-            serde_json::to_string_pretty(v).unwrap_or_default()
+            serde_json::to_string_pretty(&v).unwrap_or_default()
         );
     }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::args::{Command, GlobalFlags};
 use super::output::Io;
-use super::run_cmds::{fail_text, flush_errors, log_fn, parse_version, progress};
+use super::run_cmds::{fail_text, flush_errors, log_fn, progress};
 use super::{exit, exit_code, CliHost, SIGNALS};
 use crate::backup::Progress;
 use crate::config::Config;
@@ -43,7 +43,7 @@ pub async fn run<H: CliHost>(
     let failure = exit::MIGRATION_FAILED;
     let target = match target
         .as_deref()
-        .map(|t| parse_version(t, "rehearse", false))
+        .map(|t| crate::runner::plan::parse_target(t, false))
         .transpose()
     {
         Ok(t) => t,
@@ -278,9 +278,10 @@ fn print_report(io: &mut Io, r: &RehearsalReport) {
     }
     if let Some(rb) = &r.rollback {
         io.line(format!(
-            "  Rollback ({}) in the copy: {}",
+            "  Rollback ({}) in the copy: {}; {}",
             rb.strategy,
-            if rb.success { "done" } else { "failed" }
+            if rb.success { "done" } else { "failed" },
+            rb.done
         ));
     }
     let t = &r.totals;

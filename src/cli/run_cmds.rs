@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
 use crate::log::{LineFn, LogFormat, LogLevel, LogLine};
 use crate::rtdb::Client;
-use crate::runner::plan::DownTo;
+use crate::runner::plan::{parse_target, DownTo};
 use crate::runner::validate::{IssueType, ValidationIssue};
 use crate::runner::{
     now_ms, DefaultBackups, EventFn, Method, MigrationInfo, MigrationResult, RunEvent, RunOptions,
@@ -107,18 +107,6 @@ pub(super) fn flush_errors(
     }
 }
 
-pub(super) fn parse_version(raw: &str, what: &str, allow_zero: bool) -> Result<u64, Error> {
-    match raw.trim().parse::<u64>() {
-        Ok(0) if allow_zero => Ok(0),
-        Ok(v) if (100_000_000_000..=999_999_999_999).contains(&v) => Ok(v),
-        _ => Err(Error::config(format!(
-            "Invalid target version \"{raw}\" for {what}: use the 12-digit version of a migration file, e.g. 202501010001 \
-             (from V202501010001_create_users.js){}",
-            if allow_zero { ", or 0 for all" } else { "" }
-        ))),
-    }
-}
-
 pub async fn run<H: CliHost>(
     command: Command,
     flags: &GlobalFlags,
@@ -167,7 +155,7 @@ pub async fn run<H: CliHost>(
         } => {
             let target = match target
                 .as_deref()
-                .map(|t| parse_version(t, "migrate", false))
+                .map(|t| parse_target(t, false))
                 .transpose()
             {
                 Ok(t) => t,
@@ -236,7 +224,7 @@ pub async fn run<H: CliHost>(
         } => {
             let to = match (steps, target.as_deref()) {
                 (Some(n), _) => DownTo::Steps(n),
-                (None, Some(t)) => match parse_version(t, "down", true) {
+                (None, Some(t)) => match parse_target(t, true) {
                     Ok(t) => DownTo::Version(t),
                     Err(e) => return fail(io, "Rollback error", &e, exit::GENERAL),
                 },

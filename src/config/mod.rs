@@ -5,6 +5,8 @@
 //! deep-merged onto the defaults, then checked field by field against `SCHEMA` before they are
 //! turned into a typed `Config`, so a bad value never reaches the database.
 
+pub mod arguments;
+pub mod file;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -243,15 +245,41 @@ impl Config {
 
     /// Cross-field and semantic checks (types and enums are checked by the schema).
     pub fn validate(&self) -> Result<()> {
+        self.check_not_everything()?;
         for (i, p) in self.file_patterns.iter().enumerate() {
-            regex::Regex::new(p).map_err(|e| {
-                Error::config(format!("Invalid configuration: filePatterns[{i}] is not a valid regular expression ({e})"))
+            file_pattern(p).map_err(|why| {
+                Error::config(format!(
+                    "Invalid configuration: filePatterns[{i}] {why}; the default is {}",
+                    DEFAULT_FILE_PATTERNS[0]
+                ))
             })?;
         }
         if self.file_patterns.is_empty() {
             return Err(Error::config(
                 "Invalid configuration: filePatterns must contain at least one pattern",
             ));
+        }
+        let restores = matches!(self.rollback_strategy.as_str(), "backup" | "both");
+        let no_restore = matches!(self.backup_mode.as_str(), "manual" | "create_only");
+        if restores && no_restore {
+            return Err(Error::config(format!(
+                "Invalid configuration: rollbackStrategy '{}' restores a backup after a failure, but backupMode '{}' {}, \
+                 so a failed migration's changes would stay while the rollback claims success. Set rollbackStrategy to \
+                 'down' (run the scripts' down()) or 'none', or backupMode to 'full' (the default rollbackStrategy is 'backup')",
+                self.rollback_strategy,
+                self.backup_mode,
+                if self.backup_mode == "manual" {
+                    "takes no backup"
+                } else {
+                    "never restores one"
+                }
+            )));
+        }
+        if self.locking.wait_log_interval < 100 {
+            return Err(Error::config(format!(
+                "Invalid configuration: locking.waitLogInterval must be at least 100 ms (got {}); the default is 30000",
+                self.locking.wait_log_interval
+            )));
         }
         if self.table_name.is_empty() {
             return Err(Error::config(
@@ -312,6 +340,70 @@ impl Config {
             return Err(Error::config(
                 "Invalid configuration: backupMode 'restore_only' requires backup.existingBackupPath (the backup file to restore on failure)",
             ));
+        }
+        Ok(())
+    }
+
+    /// Strings that, empty, would widen what the runner touches (the working directory as the
+    /// migrations folder, the database root as the shift) or silently fall back to something
+    /// else (the environment's database URL or credentials): refused, naming the default.
+    fn check_not_everything(&self) -> Result<()> {
+        let blank = |s: &str| s.trim().is_empty();
+        let refuse = |field: &str, why: &str| {
+            Err(Error::config(format!(
+                "Invalid configuration: {field} is empty; {why}"
+            )))
+        };
+        if blank(&self.folder) {
+            return refuse(
+                "folder",
+                "an empty folder would be the working directory, scanned with everything under it. \
+                 Name the migrations folder (the default is './migrations'), or check the variable that should have set it",
+            );
+        }
+        if let Some(shift) = &self.shift {
+            if shift.trim().trim_matches('/').trim().is_empty() {
+                return Err(Error::config(format!(
+                    "Invalid configuration: shift {shift:?} would put the migrations at the database root. \
+                     Leave shift unset for the root (the default), or give a path such as 'production'"
+                )));
+            }
+        }
+        if self.database_url.as_deref().is_some_and(blank) {
+            return refuse(
+                "databaseUrl",
+                "give the database URL (https://<db>.firebaseio.com), or leave it unset to use FIREBASE_DATABASE_URL \
+                 (or FIREBASE_DATABASE_EMULATOR_HOST for an emulator)",
+            );
+        }
+        if self.application_credentials.as_deref().is_some_and(blank) {
+            return refuse(
+                "applicationCredentials",
+                "give the path of a credentials file, or leave it unset to use GOOGLE_APPLICATION_CREDENTIALS and the rest of the credentials chain",
+            );
+        }
+        if blank(&self.backup.folder) {
+            return refuse(
+                "backup.folder",
+                "an empty folder would be the working directory; name the backup folder (the default is './backups')",
+            );
+        }
+        if self
+            .backup
+            .existing_backup_path
+            .as_deref()
+            .is_some_and(blank)
+        {
+            return refuse(
+                "backup.existingBackupPath",
+                "give the backup file to restore on failure, or leave it unset",
+            );
+        }
+        if self.locking.executor_id.as_deref().is_some_and(blank) {
+            return refuse(
+                "locking.executorId",
+                "an empty executor id would make every process the same lock holder; leave it unset for <host>-<pid>-<uuid>",
+            );
         }
         Ok(())
     }
@@ -382,6 +474,19 @@ impl Config {
             wait_log_interval: std::time::Duration::from_millis(self.locking.wait_log_interval),
         }
     }
+}
+
+/// Why a `filePatterns` entry cannot find migrations (`Err`), or its compiled form: it must be
+/// a valid regular expression with a capturing group 1 (the version).
+pub fn file_pattern(p: &str) -> std::result::Result<regex::Regex, String> {
+    let re =
+        regex::Regex::new(p).map_err(|e| format!("is not a valid regular expression ({e})"))?;
+    if re.captures_len() < 2 {
+        return Err(format!(
+            "({p:?}) has no capturing group: group 1 must capture the version, e.g. ^V(\\d{{12}})_.*\\.js$"
+        ));
+    }
+    Ok(re)
 }
 
 /// `buildPath` on its own, for JS (`FirebaseConfig.buildPath`).
@@ -542,6 +647,56 @@ mod tests {
         let e = Config::from_value(&json!({"locking": {"enabled": "yes"}})).unwrap_err();
         assert!(
             e.message.contains("locking.enabled") && e.message.contains("boolean"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn empty_strings_that_would_mean_everything_are_refused() {
+        for (v, field) in [
+            (json!({"folder": ""}), "folder is empty"),
+            (json!({"folder": "  "}), "folder is empty"),
+            (json!({"shift": ""}), "database root"),
+            (json!({"shift": "/"}), "database root"),
+            (json!({"databaseUrl": ""}), "databaseUrl is empty"),
+            (
+                json!({"applicationCredentials": ""}),
+                "applicationCredentials is empty",
+            ),
+            (json!({"backup": {"folder": ""}}), "backup.folder is empty"),
+            (
+                json!({"locking": {"executorId": ""}}),
+                "locking.executorId is empty",
+            ),
+        ] {
+            let e = Config::from_value(&v).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::ConfigInvalid);
+            assert!(e.message.contains(field), "{v}: {}", e.message);
+        }
+        Config::from_value(&json!({"shift": "prod", "folder": "."})).unwrap();
+    }
+
+    #[test]
+    fn contradictions_and_patterns_that_cannot_work_are_refused() {
+        for (mode, strategy) in [("manual", "backup"), ("create_only", "both")] {
+            let e = Config::from_value(&json!({"backupMode": mode, "rollbackStrategy": strategy}))
+                .unwrap_err();
+            assert!(
+                e.message.contains(mode) && e.message.contains("'down'"),
+                "{}",
+                e.message
+            );
+        }
+        // backupMode manual alone: the default strategy is backup.
+        assert!(Config::from_value(&json!({"backupMode": "manual"})).is_err());
+        Config::from_value(&json!({"backupMode": "manual", "rollbackStrategy": "down"})).unwrap();
+        let e = Config::from_value(&json!({"filePatterns": [r"^V\d{12}_.*\.js$"]})).unwrap_err();
+        assert!(e.message.contains("no capturing group"), "{}", e.message);
+        let e = Config::from_value(&json!({"applicationCredentials": {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n"}}))
+            .unwrap_err();
+        assert!(
+            e.message.contains("not its content") && !e.message.contains("SECRET"),
             "{}",
             e.message
         );

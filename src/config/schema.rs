@@ -147,11 +147,33 @@ fn describe_max(unit: &str, max: u64) -> String {
     }
 }
 
-fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
+/// A value as messages show it: scalars as they are, objects by their keys (never their
+/// values: a credentials object pasted in the wrong place must not be echoed), arrays by length.
+pub fn shown(v: &Value) -> String {
+    match v {
+        Value::Object(m) if m.is_empty() => "an empty object".into(),
+        Value::Object(m) => format!(
+            "an object with keys {}",
+            m.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Array(a) => format!("an array of {} item(s)", a.len()),
+        other => format!("{}: {other}", type_name(other)),
+    }
+}
+
+pub(super) fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
+    if field.ends_with("applicationCredentials") && crate::redact::is_credentials(v) {
+        return Err(Error::config(format!(
+            "{field} must be the path of a credentials file (a string), not its content (got {}): \
+             write applicationCredentials: './service-account.json' instead of require('./service-account.json'), \
+             or set GOOGLE_APPLICATION_CREDENTIALS",
+            shown(v)
+        )));
+    }
     let bad = |expected: String| {
         Err(Error::config(format!(
-            "{field} must be {expected} (got {}: {v})",
-            type_name(v)
+            "{field} must be {expected} (got {})",
+            shown(v)
         )))
     };
     let uint = |v: &Value| {
@@ -383,14 +405,58 @@ fn parse_env(field: &str, kind: Kind, raw: &str) -> Result<Value> {
     Ok(v)
 }
 
+/// `MSR_*` variables that are not settings: the config file's path, the emulator's
+/// authentication seam, and the clock-skew test lever.
+pub const OTHER_ENV: [&str; 3] = [
+    "MSR_CONFIG_FILE",
+    "MSR_FIREBASE_EMULATOR_AUTH",
+    "MSR_CLOCK_SKEW_MS",
+];
+
+/// An `MSR_*` name that is neither a setting's variable nor one of [`OTHER_ENV`]: refused like
+/// an unknown config key, with the closest known name.
+fn unknown_env(name: &str) -> Error {
+    let known = SCHEMA
+        .iter()
+        .map(|(f, _)| env_name(f))
+        .chain(OTHER_ENV.iter().map(|s| s.to_string()));
+    let close = known
+        .map(|k| (strsim::osa_distance(name, &k), k))
+        .filter(|(d, k)| *d <= (k.len() / 5).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k);
+    let fix = match close {
+        Some(k) => {
+            let why = if k.starts_with("MSR_LOCKING") {
+                " (a misspelt lock setting is never ignored: the run could otherwise go ahead without the lock)"
+            } else {
+                ""
+            };
+            format!("did you mean {k}? Fix its name or unset it{why}.")
+        }
+        None => "it is not a setting of msr-firebase: unset it. Every setting has a variable MSR_<SETTING> \
+                 (e.g. MSR_FOLDER, MSR_LOCKING_ENABLED; listed under Configuration in the README)."
+            .to_string(),
+    };
+    Error::config(format!("unknown environment variable {name}; {fix}"))
+}
+
 /// The `MSR_*` environment layer. Nested objects accept either `MSR_LOCKING` (JSON) or
-/// `MSR_LOCKING_TIMEOUT` (which wins). Also `MSR_SHIFT`, `MSR_DATABASE_URL`, ...
+/// `MSR_LOCKING_TIMEOUT` (which wins). Also `MSR_SHIFT`, `MSR_DATABASE_URL`, ... An empty
+/// variable counts as unset; an unknown `MSR_*` name is an error.
 pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Result<Value> {
     let vars: Map<String, Value> = vars
         .into_iter()
         .filter(|(k, v)| k.starts_with("MSR_") && !v.is_empty())
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
+    for name in vars.keys() {
+        let known =
+            OTHER_ENV.contains(&name.as_str()) || SCHEMA.iter().any(|(f, _)| env_name(f) == *name);
+        if !known {
+            return Err(unknown_env(name));
+        }
+    }
     let mut layer = Value::Object(Map::new());
     // Objects first so that specific fields override them.
     for pass_objects in [true, false] {
@@ -458,6 +524,29 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(l, json!({"locking": {"enabled": true, "timeout": 9000}}));
+    }
+
+    #[test]
+    fn unknown_env_names_are_refused_with_a_hint() {
+        let e = env_layer(vars(&[("MSR_LOCKING_ENABLE", "true")])).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::ConfigInvalid);
+        assert!(
+            e.message.contains("MSR_LOCKING_ENABLE")
+                && e.message.contains("did you mean MSR_LOCKING_ENABLED?")
+                && e.message.contains("without the lock"),
+            "{}",
+            e.message
+        );
+        let e = env_layer(vars(&[("MSR_COLOUR", "red")])).unwrap_err();
+        assert!(e.message.contains("not a setting"), "{}", e.message);
+        // The names that are not settings, an empty variable, other prefixes.
+        env_layer(vars(&[
+            ("MSR_CONFIG_FILE", "x.js"),
+            ("MSR_FIREBASE_EMULATOR_AUTH", "credentials"),
+            ("MSR_LOCKNG", ""),
+            ("MSRX", "1"),
+        ]))
+        .unwrap();
     }
 
     #[test]

@@ -535,7 +535,7 @@ async fn write_keep(
         let io = |e: std::io::Error| Error::io(format!("Cannot write {}", file.display()), e);
         let written = view.read(NAMESPACE, &segs, |node| -> std::io::Result<()> {
             use std::io::Write;
-            let f = std::fs::File::create(&tmp)?;
+            let f = crate::private_files::options(true).open(&tmp)?;
             let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
             w.write_all(&meta.prefix())?;
             match node {

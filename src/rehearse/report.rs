@@ -132,6 +132,8 @@ pub enum SourceKind {
 pub struct RollbackInfo {
     pub strategy: String,
     pub success: bool,
+    /// What it did, in words (`RollbackReport::done`).
+    pub done: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -192,10 +192,12 @@ impl Watch {
             } if step.method == Method::Up => {
                 self.up_done(script, duration, Some(error.message)).await
             }
-            RunEvent::Rollback {
-                strategy, success, ..
-            } => {
-                self.seen().rollback = Some(RollbackInfo { strategy, success });
+            RunEvent::Rollback { report, .. } => {
+                self.seen().rollback = Some(RollbackInfo {
+                    strategy: report.strategy,
+                    success: report.success,
+                    done: report.done,
+                });
             }
             RunEvent::AfterMigrate {
                 script, duration, ..

@@ -1,6 +1,9 @@
 //! Discovery: migration files in `folder` matching `filePatterns` (group 1 = version),
-//! recursive per config, hidden files and folders skipped, sorted by version; duplicates per
-//! `duplicateTimestampMode`; the `beforeMigrate` script; checksums of the raw bytes.
+//! recursive per config, sorted by version; hidden files and folders and `node_modules` skipped,
+//! every real folder and file taken once (a symbolic link loop or a link to a file already found
+//! is skipped, with a warning for a file). Versions are whole numbers above 0 (a matching name without one is refused), a
+//! (version, name) exists once; other duplicate versions per `duplicateTimestampMode`. The
+//! `beforeMigrate` script; checksums of the raw bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -84,19 +87,40 @@ fn compile_patterns(cfg: &Config) -> Result<Vec<Regex>> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            Regex::new(p).map_err(|e| Error::config(format!("Invalid configuration: filePatterns[{i}] is not a valid regular expression ({e})")))
+            crate::config::file_pattern(p).map_err(|why| {
+                Error::config(format!("Invalid configuration: filePatterns[{i}] {why}"))
+            })
         })
         .collect()
 }
 
-/// The version a file name encodes per the patterns (`None` = not a migration).
-pub fn parse_version(patterns: &[Regex], name: &str) -> Option<u64> {
-    patterns.iter().find_map(|re| {
-        re.captures(name)
-            .and_then(|c| c.get(1))
-            .and_then(|m| m.as_str().parse::<u64>().ok())
+/// The version a file name encodes per the patterns: `None` = not a migration; `Some(Err)` =
+/// a name the patterns match whose group 1 is no usable version (not a whole number, too large,
+/// or 0), with the reason.
+pub fn parse_version(patterns: &[Regex], name: &str) -> Option<std::result::Result<u64, String>> {
+    let captured = patterns
+        .iter()
+        .find_map(|re| re.captures(name).map(|c| c.get(1).map(|m| m.as_str())))?;
+    Some(match captured {
+        None => Err("the pattern's group 1 captured nothing".into()),
+        Some(v) => match v.parse::<u64>() {
+            Ok(0) => Err(
+                "version 0 is not a migration version (0 is what `down 0` rolls back to)".into(),
+            ),
+            Ok(n) if n > MAX_VERSION => {
+                Err(format!("version {n} is too large (at most {MAX_VERSION})"))
+            }
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!(
+                "the version {v:?} (group 1 of the pattern) is not a whole number"
+            )),
+        },
     })
 }
+
+/// The largest version: the largest integer a JS number holds exactly (versions reach JS as
+/// numbers).
+pub const MAX_VERSION: u64 = (1 << 53) - 1;
 
 fn has_script_extension(name: &str) -> bool {
     !name.ends_with(".d.ts")
@@ -150,8 +174,10 @@ pub fn discover(cfg: &Config, cwd: &Path) -> Result<Discovery> {
         ..Default::default()
     };
     let mut files = Vec::new();
-    walk(&folder, cfg.recursive, &mut files)?;
+    let mut seen = Walked::default();
+    walk(&folder, cfg.recursive, &mut files, &mut seen)?;
     let mut any_entry = false;
+    let mut unusable = Vec::new();
     for path in files {
         any_entry = true;
         let name = path
@@ -166,10 +192,11 @@ pub fn discover(cfg: &Config, cwd: &Path) -> Result<Discovery> {
             continue;
         }
         match parse_version(&patterns, &name) {
-            Some(version) => {
+            Some(Ok(version)) => {
                 let checksum = checksum_file(&path, &cfg.checksum_algorithm)?;
                 out.scripts.push(Script { name, filepath: path, version, checksum });
             }
+            Some(Err(why)) => unusable.push(format!("{}: {why}", path.display())),
             None if looks_like_migration(&name) => out.warnings.push(format!(
                 "Skipping {}: the name looks like a migration but does not match the expected pattern {} \
                  (e.g. V202501010001_create_users.js: 'V', 12 digits, '_', a name)",
@@ -189,6 +216,21 @@ pub fn discover(cfg: &Config, cwd: &Path) -> Result<Discovery> {
             }
         }
     }
+    if !unusable.is_empty() {
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            format!(
+                "Migration file name(s) without a usable version: {}. Rename each as V<YYYYMMDDHHmm>_<name>.js \
+                 (e.g. V202501010001_create_users.js), or fix filePatterns (group 1 = the version, a whole number above 0)",
+                unusable.join("; ")
+            ),
+        ));
+    }
+    for again in &seen.again {
+        out.warnings.push(format!(
+            "Skipping {again}: a symbolic link to a file already found; each migration is run once"
+        ));
+    }
     if !any_entry {
         out.warnings.push(format!(
             "Migration scripts folder is empty. Please check your configuration.\n{}",
@@ -204,10 +246,27 @@ pub fn discover(cfg: &Config, cwd: &Path) -> Result<Discovery> {
             j += 1;
         }
         if j - i > 1 {
-            let files: Vec<PathBuf> = out.scripts[i..j]
-                .iter()
-                .map(|s| s.filepath.clone())
-                .collect();
+            let group = &out.scripts[i..j];
+            let files: Vec<PathBuf> = group.iter().map(|s| s.filepath.clone()).collect();
+            if let Some((a, b)) = group.iter().enumerate().find_map(|(k, a)| {
+                group[k + 1..]
+                    .iter()
+                    .find(|b| b.name == a.name)
+                    .map(|b| (a, b))
+            }) {
+                // One history record per (version, name): the second could never be recorded,
+                // whatever duplicateTimestampMode says.
+                return Err(Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!(
+                        "The migration {} exists twice: {} and {}. Each migration must exist once in the migrations folder; \
+                         remove one of them",
+                        a.name,
+                        a.filepath.display(),
+                        b.filepath.display()
+                    ),
+                ));
+            }
             let list = files
                 .iter()
                 .map(|f| f.display().to_string())
@@ -251,7 +310,27 @@ impl Discovery {
     }
 }
 
-fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
+/// What a walk has been through, by real path (symbolic links resolved).
+#[derive(Default)]
+struct Walked {
+    dirs: std::collections::HashSet<PathBuf>,
+    files: std::collections::HashMap<PathBuf, PathBuf>,
+    /// Files reached a second time through a link: "<path> (the same file as <first path>)".
+    again: Vec<String>,
+}
+
+/// Folders a scan never enters: dependencies, and hidden ones (`.git`, ...).
+fn skipped_folder(name: &str) -> bool {
+    name.starts_with('.') || name == "node_modules"
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, seen: &mut Walked) -> Result<()> {
+    // A folder reached again (a link to itself or to a parent) is not scanned twice.
+    if let Ok(real) = std::fs::canonicalize(dir) {
+        if !seen.dirs.insert(real) {
+            return Ok(());
+        }
+    }
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("Cannot read migration folder {}", dir.display()), e))?;
     let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
@@ -267,10 +346,21 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
             Err(_) => continue, // dangling symlink
         };
         if meta.is_dir() {
-            if recursive {
-                walk(&path, recursive, out)?;
+            if recursive && !skipped_folder(&name) {
+                walk(&path, recursive, out, seen)?;
             }
         } else if meta.is_file() {
+            if let Ok(real) = std::fs::canonicalize(&path) {
+                if let Some(first) = seen.files.get(&real) {
+                    seen.again.push(format!(
+                        "{} (the same file as {})",
+                        path.display(),
+                        first.display()
+                    ));
+                    continue;
+                }
+                seen.files.insert(real, path.clone());
+            }
             out.push(path);
         }
     }
@@ -377,6 +467,67 @@ mod tests {
             disc.warnings
         );
         assert!(disc.warnings[0].contains(&t.path().display().to_string()));
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn node_modules_hidden_folders_and_link_loops_are_scanned_once() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        touch(d, "V202501010001_a.js", "a");
+        touch(d, "node_modules/pkg/V202501010002_dep.js", "dep");
+        touch(d, ".git/V202501010003_h.js", "h");
+        touch(d, "other/V202501010004_o.js", "o");
+        std::os::unix::fs::symlink(".", d.join("self")).unwrap();
+        std::os::unix::fs::symlink(
+            d.join("V202501010001_a.js"),
+            d.join("other/V202501010001_a.js"),
+        )
+        .unwrap();
+        let disc = discover(&cfg(d), Path::new("/")).unwrap();
+        let names: Vec<_> = disc.scripts.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["V202501010001_a.js", "V202501010004_o.js"]);
+        assert!(disc.duplicates.is_empty());
+        assert!(
+            disc.warnings
+                .iter()
+                .any(|w| w.contains("other/V202501010001_a.js") && w.contains("symbolic link")),
+            "{:?}",
+            disc.warnings
+        );
+    }
+
+    #[test]
+    fn versions_must_be_whole_numbers_above_zero_and_a_migration_exists_once() {
+        let t = tempfile::tempdir().unwrap();
+        touch(t.path(), "V000000000000_x.js", "x");
+        let e = discover(&cfg(t.path()), Path::new("/")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationFailed);
+        assert!(
+            e.message.contains("V000000000000_x.js") && e.message.contains("version 0"),
+            "{}",
+            e.message
+        );
+        let t = tempfile::tempdir().unwrap();
+        touch(t.path(), "M_abc_x.js", "x");
+        let e = discover(
+            &Config {
+                file_patterns: vec![r"^M_(\w+)_.*\.js$".into()],
+                ..cfg(t.path())
+            },
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("\"abc\"") && e.message.contains("not a whole number"),
+            "{}",
+            e.message
+        );
+        let t = tempfile::tempdir().unwrap();
+        touch(t.path(), "V202501010001_a.js", "a");
+        touch(t.path(), "copy/V202501010001_a.js", "a2");
+        let e = discover(&cfg(t.path()), Path::new("/")).unwrap_err();
+        assert!(e.message.contains("exists twice"), "{}", e.message);
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl<H: ScriptHost> Runner<H> {
             self.warn(w);
         }
         let plan = plan(&disc.scripts, &records);
+        plan.check_down_target(to)?;
         let todo = plan.to_undo(to);
         let start = RunEvent::Start {
             command: Command::Down,
@@ -279,7 +280,9 @@ impl<H: ScriptHost> Runner<H> {
     /// `down()` fails without touching the lock node.
     async fn down_preflight(&self, to: DownTo, disc: &Discovery) -> Result<()> {
         let (records, _) = self.read_history(Some("rollback")).await?;
-        let todo = plan(&disc.scripts, &records).to_undo(to);
+        let plan = plan(&disc.scripts, &records);
+        plan.check_down_target(to)?;
+        let todo = plan.to_undo(to);
         self.down_steps(&todo, disc).await.map(|_| ())
     }
 }

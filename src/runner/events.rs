@@ -20,7 +20,7 @@ use crate::log::{LogLevel, LogLine};
 use crate::time::{human, ms};
 use crate::Error;
 
-use super::{Method, MigrationInfo, MigrationResult};
+use super::{Method, MigrationInfo, MigrationResult, RollbackReport};
 
 /// Hears each event. The call itself must deliver the event (or queue it) before it returns;
 /// the future resolves once the listeners are done with it. The runner awaits it, so hooks run
@@ -88,10 +88,9 @@ pub enum RunEvent {
         path: PathBuf,
         duration: Duration,
     },
-    /// A rollback after a failure ended (`strategy` as configured).
+    /// A rollback after a failure ended: what it did.
     Rollback {
-        strategy: String,
-        success: bool,
+        report: RollbackReport,
         duration: Duration,
     },
     /// The run succeeded (dry runs and "nothing to do" included).
@@ -251,25 +250,26 @@ impl RunEvent {
             )
             .with("path", path)
             .with("duration", ms(*duration)),
-            RunEvent::Rollback {
-                strategy,
-                success,
-                duration,
-            } => LogLine::new(
-                if *success {
-                    LogLevel::Info
-                } else {
-                    LogLevel::Error
+            RunEvent::Rollback { report, duration } => LogLine::new(
+                match (report.success, report.undone) {
+                    (true, true) => LogLevel::Info,
+                    (true, false) => LogLevel::Warn,
+                    (false, _) => LogLevel::Error,
                 },
                 "rollback.done",
                 format!(
-                    "Rollback ({strategy}) {} in {}",
-                    if *success { "succeeded" } else { "failed" },
-                    human(*duration)
+                    "Rollback ({}) {} in {}: {}",
+                    report.strategy,
+                    if report.success { "done" } else { "failed" },
+                    human(*duration),
+                    report.done
                 ),
             )
-            .with("strategy", strategy)
-            .with("success", success)
+            .with("strategy", &report.strategy)
+            .with("success", report.success)
+            .with("undone", report.undone)
+            .with("restoredFrom", &report.restored_from)
+            .with("downs", &report.downs)
             .with("duration", ms(*duration)),
             RunEvent::Complete {
                 result, duration, ..

@@ -16,7 +16,7 @@ use super::discover::{discover, Discovery, Script};
 use super::events::{Command, RunEvent, Step};
 use super::host::script_info;
 use super::plan::{check_target, plan, Plan};
-use super::rollback::{Attempt, Done, Failure};
+use super::rollback::{Attempt, Done, Failure, RollbackReport};
 use super::validate::{failure, validate_migrated, validate_script, ValidationIssue};
 use super::{
     now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
@@ -61,6 +61,8 @@ struct Run<'a> {
     username: String,
     backup_path: Option<&'a std::path::Path>,
     metas: &'a HashMap<PathBuf, ScriptMeta>,
+    /// What the rollback after a failure did (for the result).
+    rollback: Mutex<Option<RollbackReport>>,
 }
 
 impl<H: ScriptHost> Runner<H> {
@@ -337,6 +339,7 @@ impl<H: ScriptHost> Runner<H> {
             username: current_username(),
             backup_path: backup_path.as_deref(),
             metas,
+            rollback: Mutex::new(None),
         };
         match opts.target {
             Some(t) => self.info(&format!("Migrating to version {t}...")),
@@ -358,7 +361,17 @@ impl<H: ScriptHost> Runner<H> {
                     ),
                 ));
             }
-            let d = self.run_one(&run, s, &done).await?;
+            let d = match self.run_one(&run, s, &done).await {
+                Ok(d) => d,
+                Err(e) => {
+                    result.rollback = run
+                        .rollback
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    return Err(e);
+                }
+            };
             result.executed.push(MigrationInfo::from_record(&d.record));
             done.push(d);
         }
@@ -675,8 +688,11 @@ impl<H: ScriptHost> Runner<H> {
     }
 
     async fn fail_run(&self, run: &Run<'_>, failure: Failure, done: &[Done]) -> Error {
-        self.fail(failure, done, run.backup_path, run.guard, run.executor_id)
-            .await
+        let (e, report) = self
+            .fail(failure, done, run.backup_path, run.guard, run.executor_id)
+            .await;
+        *run.rollback.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        e
     }
 
     async fn preflight(

@@ -39,6 +39,7 @@ pub use backups::{BackupOps, DefaultBackups};
 pub use events::{EventFn, RunEvent, Step};
 pub use host::{Method, ScriptHost, ScriptMeta};
 pub use list::{ListEntry, MigrationList, MigrationStatus};
+pub use rollback::RollbackReport;
 pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
 
 use crate::config::Config;
@@ -142,6 +143,9 @@ pub struct MigrationResult {
     /// would have been done.
     pub plan: Vec<MigrationInfo>,
     pub dry_run: bool,
+    /// After a failed `migrate`: what the rollback did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
 }
 
 /// How `migrate`/`down` take the lock (ignored when locking is disabled or `no_lock`).
@@ -179,6 +183,7 @@ impl MigrationResult {
             errors: Vec::new(),
             plan: Vec::new(),
             dry_run: false,
+            rollback: None,
         }
     }
 }

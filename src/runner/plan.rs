@@ -90,24 +90,80 @@ pub fn plan(scripts: &[Script], history: &[HistoryRecord]) -> Plan {
 
 /// A target version must be a 12-digit timestamp (`allow_zero`: 0 = "everything" for `down`).
 pub fn check_target(target: u64, allow_zero: bool) -> Result<()> {
-    if target == 0 && allow_zero {
+    if (target == 0 && allow_zero) || (100_000_000_000..=999_999_999_999).contains(&target) {
         return Ok(());
     }
-    if (100_000_000_000..=999_999_999_999).contains(&target) {
-        return Ok(());
-    }
-    let zero = if allow_zero {
-        " (or 0 to roll back everything)"
-    } else {
-        ""
-    };
-    Err(Error::new(
-        ErrorCode::ValidationFailed,
-        format!("Invalid target version {target}: expected a 12-digit migration timestamp such as 202501010001{zero}"),
-    ))
+    Err(bad_target(&target.to_string(), allow_zero))
+}
+
+/// A target version as typed (`migrate 202501010001`, `down 0`), checked as `check_target`.
+pub fn parse_target(raw: &str, allow_zero: bool) -> Result<u64> {
+    let t = raw
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| bad_target(raw, allow_zero))?;
+    check_target(t, allow_zero).map(|()| t)
+}
+
+fn bad_target(raw: &str, allow_zero: bool) -> Error {
+    Error::new(
+        ErrorCode::ConfigInvalid,
+        format!(
+            "Invalid target version {raw:?}: use the 12-digit version of a migration file, e.g. 202501010001 \
+             (from V202501010001_create_users.js){}",
+            if allow_zero {
+                ", or 0 to roll back everything"
+            } else {
+                ""
+            }
+        ),
+    )
 }
 
 impl Plan {
+    /// `down <version>` rolls back to a version that was executed (or 0, everything): any other
+    /// number (a typo, a pending migration) is refused, naming the nearest executed versions,
+    /// instead of rolling back whatever lies above it.
+    pub fn check_down_target(&self, to: DownTo) -> Result<()> {
+        let DownTo::Version(t) = to else {
+            return Ok(());
+        };
+        if t == 0 || self.executed.iter().any(|e| e.record.timestamp == t) {
+            return Ok(());
+        }
+        let below = self
+            .executed
+            .iter()
+            .filter(|e| e.record.timestamp < t)
+            .max_by_key(|e| e.record.timestamp);
+        let above = self
+            .executed
+            .iter()
+            .filter(|e| e.record.timestamp > t)
+            .min_by_key(|e| e.record.timestamp);
+        let shown = |e: &Executed| format!("{} ({})", e.record.timestamp, e.record.name);
+        let nearest = match (below, above) {
+            (None, None) => {
+                "No migration has been executed yet, so there is nothing to roll back".to_string()
+            }
+            (Some(b), None) => format!("The nearest executed version is {}", shown(b)),
+            (None, Some(a)) => format!("The nearest executed version is {}", shown(a)),
+            (Some(b), Some(a)) => format!(
+                "The nearest executed versions are {} and {}",
+                shown(b),
+                shown(a)
+            ),
+        };
+        Err(Error::new(
+            ErrorCode::ValidationFailed,
+            format!(
+                "Cannot roll back to version {t}: no executed migration has that version (down rolls back every \
+                 migration newer than the executed version it is given). {nearest}. Give an executed version, \
+                 0 to roll back everything, or --steps N (down(null, {{ steps: N }}) in the library); nothing was changed"
+            ),
+        ))
+    }
+
     /// Pending scripts up to and including `target` (all when `None`).
     pub fn pending_up_to(&self, target: Option<u64>) -> Vec<Script> {
         self.pending
@@ -218,12 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn down_targets_must_be_executed_versions() {
+        let scripts = vec![s(202501010001, "a"), s(202501010003, "c")];
+        let p = plan(&scripts, &[r(202501010001, "a"), r(202501010003, "c")]);
+        p.check_down_target(DownTo::Version(202501010001)).unwrap();
+        p.check_down_target(DownTo::Version(0)).unwrap();
+        p.check_down_target(DownTo::Steps(3)).unwrap();
+        let e = p
+            .check_down_target(DownTo::Version(202501010002))
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationFailed);
+        assert!(
+            e.message.contains("202501010001 (a) and 202501010003 (c)")
+                && e.message.contains("--steps"),
+            "{}",
+            e.message
+        );
+        let e = plan(&scripts, &[])
+            .check_down_target(DownTo::Version(202501010001))
+            .unwrap_err();
+        assert!(
+            e.message.contains("No migration has been executed yet"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn targets() {
         assert!(check_target(202501010001, false).is_ok());
         assert!(check_target(0, true).is_ok());
         assert_eq!(
             check_target(0, false).unwrap_err().code,
-            ErrorCode::ValidationFailed
+            ErrorCode::ConfigInvalid
         );
         assert!(check_target(2025, true)
             .unwrap_err()

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::history::{current_username, History, HistoryRecord};
 use crate::lock::{is_connectivity, ExclusiveGuard};
 use crate::{Error, ErrorCode, Result};
@@ -33,6 +35,80 @@ pub(crate) struct Failure {
     pub cause: Error,
 }
 
+/// What a rollback after a failure did, as the log line, `--format json` (`rollback`) and the
+/// `recordRollback` collectors report it: never "succeeded" when nothing was undone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackReport {
+    /// `rollbackStrategy` as configured.
+    pub strategy: String,
+    /// The rollback ran to its end (false: it failed; the error says why).
+    pub success: bool,
+    /// The failed migration's changes (and this run's earlier ones) were undone: false when
+    /// nothing (or not everything) could be undone, e.g. `none`, or a script without `down()`.
+    pub undone: bool,
+    /// What was done, in words ("restored the backup ...", "ran down() of ...", "nothing: ...").
+    pub done: String,
+    /// The backup file restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
+    /// The migrations whose `down()` ran, in order.
+    pub downs: Vec<String>,
+    /// The migrations skipped for having no `down()`.
+    pub skipped: Vec<String>,
+    /// Why nothing was restored, when that was not a failure (`none`, no backup taken).
+    #[serde(skip)]
+    why: Option<String>,
+}
+
+impl RollbackReport {
+    fn new(strategy: &str) -> RollbackReport {
+        RollbackReport {
+            strategy: strategy.to_string(),
+            success: true,
+            undone: false,
+            done: String::new(),
+            restored_from: None,
+            downs: Vec::new(),
+            skipped: Vec::new(),
+            why: None,
+        }
+    }
+
+    /// The sentence of what was done, from what was recorded (`failed`: the failed migration).
+    fn settle(&mut self, failed: &str, outcome: &Result<()>) {
+        self.success = outcome.is_ok();
+        let mut parts = Vec::new();
+        if !self.downs.is_empty() {
+            parts.push(format!("ran down() of {}", self.downs.join(", ")));
+        }
+        if !self.skipped.is_empty() {
+            parts.push(format!("skipped {} (no down())", self.skipped.join(", ")));
+        }
+        if let Some(p) = &self.restored_from {
+            parts.push(format!("restored the backup {p}"));
+        }
+        self.undone = self.success
+            && self.skipped.is_empty()
+            && (self.restored_from.is_some() || !self.downs.is_empty());
+        let what = if parts.is_empty() {
+            "nothing was undone".to_string()
+        } else {
+            parts.join("; ")
+        };
+        let why = self
+            .why
+            .as_ref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        self.done = if self.undone {
+            what
+        } else {
+            format!("{what}{why}: the database may still hold part of {failed}'s changes")
+        };
+    }
+}
+
 /// Why a `down` chain stopped.
 enum DownError {
     /// A `down()` threw (or could not be loaded): the backup may still help (`both`).
@@ -42,7 +118,8 @@ enum DownError {
 }
 
 impl<H: ScriptHost> Runner<H> {
-    /// Apply the rollback strategy after `failure` and return the error to report.
+    /// Apply the rollback strategy after `failure`; returns the error to report and what the
+    /// rollback did.
     pub(crate) async fn fail(
         &self,
         failure: Failure,
@@ -50,21 +127,29 @@ impl<H: ScriptHost> Runner<H> {
         backup_path: Option<&Path>,
         guard: Option<&ExclusiveGuard>,
         executor_id: &str,
-    ) -> Error {
+    ) -> (Error, RollbackReport) {
         let name = failure.attempt.script.name.clone();
         // Logged as the `MigrationError` event's line.
         let base = format!("Migration {name} failed: {}", failure.cause.message);
         let started = std::time::Instant::now();
+        let mut report = RollbackReport::new(&self.cfg.rollback_strategy);
         let outcome = self
-            .rollback(&failure.attempt, done, backup_path, guard, executor_id)
+            .rollback(
+                &failure.attempt,
+                done,
+                backup_path,
+                guard,
+                executor_id,
+                &mut report,
+            )
             .await;
+        report.settle(&name, &outcome);
         self.emit(RunEvent::Rollback {
-            strategy: self.cfg.rollback_strategy.clone(),
-            success: outcome.is_ok(),
+            report: report.clone(),
             duration: started.elapsed(),
         })
         .await;
-        match outcome {
+        let e = match outcome {
             Ok(()) => Error::new(ErrorCode::ScriptFailed, base),
             // The database went away: exit 7 (connection), never a lock error.
             Err(e) if is_connectivity(&e) => Error::new(
@@ -86,7 +171,8 @@ impl<H: ScriptHost> Runner<H> {
                 ErrorCode::RollbackFailed,
                 format!("{base}; rollback failed: {}", e.message),
             ),
-        }
+        };
+        (e, report)
     }
 
     async fn rollback(
@@ -96,19 +182,21 @@ impl<H: ScriptHost> Runner<H> {
         backup_path: Option<&Path>,
         guard: Option<&ExclusiveGuard>,
         executor_id: &str,
+        report: &mut RollbackReport,
     ) -> Result<()> {
         // Without the lock this process no longer owns the database: no rollback writes.
         self.check_guard(guard).await?;
         match self.cfg.rollback_strategy.as_str() {
             "none" => {
                 self.warn("⚠️  No rollback configured - database may be in inconsistent state");
+                report.why = Some("rollbackStrategy is 'none'".into());
                 Ok(())
             }
-            "down" => match self.down_chain(failed, done, guard).await {
+            "down" => match self.down_chain(failed, done, guard, report).await {
                 Ok(()) => Ok(()),
                 Err(DownError::Script(e)) | Err(DownError::Fatal(e)) => Err(e),
             },
-            "both" => match self.down_chain(failed, done, guard).await {
+            "both" => match self.down_chain(failed, done, guard, report).await {
                 Ok(()) => Ok(()),
                 Err(DownError::Fatal(e)) => Err(e),
                 Err(DownError::Script(e)) => {
@@ -116,7 +204,7 @@ impl<H: ScriptHost> Runner<H> {
                         "Rollback with down() failed: {}; falling back to the backup",
                         e.message
                     ));
-                    self.restore_backup(done, backup_path, guard, executor_id, true)
+                    self.restore_backup(done, backup_path, guard, executor_id, true, report)
                         .await
                         .map_err(|e2| {
                             Error::new(
@@ -127,7 +215,7 @@ impl<H: ScriptHost> Runner<H> {
                 }
             },
             _ => {
-                self.restore_backup(done, backup_path, guard, executor_id, false)
+                self.restore_backup(done, backup_path, guard, executor_id, false, report)
                     .await
             }
         }
@@ -140,17 +228,21 @@ impl<H: ScriptHost> Runner<H> {
         failed: &Attempt,
         done: &[Done],
         guard: Option<&ExclusiveGuard>,
+        report: &mut RollbackReport,
     ) -> std::result::Result<(), DownError> {
         let history = History::new(self.client.clone(), &self.cfg);
         let username = current_username();
         self.info("Rolling back with down()...");
         // The failed script: it has no record.
         self.check_guard(guard).await.map_err(DownError::Fatal)?;
-        self.run_down(&failed.script, failed.meta.as_ref(), &username)
+        self.run_down(&failed.script, failed.meta.as_ref(), &username, report)
             .await?;
         for d in done.iter().rev() {
             self.check_guard(guard).await.map_err(DownError::Fatal)?;
-            if self.run_down(&d.script, d.meta.as_ref(), &username).await? {
+            if self
+                .run_down(&d.script, d.meta.as_ref(), &username, report)
+                .await?
+            {
                 self.check_guard(guard).await.map_err(DownError::Fatal)?;
                 history
                     .remove_records([&d.record])
@@ -168,6 +260,7 @@ impl<H: ScriptHost> Runner<H> {
         script: &Script,
         meta: Option<&ScriptMeta>,
         username: &str,
+        report: &mut RollbackReport,
     ) -> std::result::Result<bool, DownError> {
         let meta = match meta {
             Some(m) => m.clone(),
@@ -183,6 +276,7 @@ impl<H: ScriptHost> Runner<H> {
                 "{} has no down() method; skipping it during rollback",
                 script.name
             ));
+            report.skipped.push(script.name.clone());
             return Ok(false);
         }
         let info = script_info(
@@ -201,6 +295,7 @@ impl<H: ScriptHost> Runner<H> {
                 ))
             })?;
         self.info(&format!("✓ Rolled back {}", script.name));
+        report.downs.push(script.name.clone());
         Ok(true)
     }
 
@@ -213,6 +308,7 @@ impl<H: ScriptHost> Runner<H> {
         guard: Option<&ExclusiveGuard>,
         executor_id: &str,
         required: bool,
+        report: &mut RollbackReport,
     ) -> Result<()> {
         let path: Option<PathBuf> = match self.cfg.backup_mode.as_str() {
             "full" => backup_path.map(Path::to_path_buf),
@@ -234,6 +330,10 @@ impl<H: ScriptHost> Runner<H> {
                     ));
                 }
                 self.warn(msg);
+                report.why = Some(format!(
+                    "backupMode '{}' restores no backup",
+                    self.cfg.backup_mode
+                ));
                 return Ok(());
             }
         };
@@ -245,6 +345,7 @@ impl<H: ScriptHost> Runner<H> {
                 ));
             }
             self.warn("No backup available for restore");
+            report.why = Some("no backup was taken before this run".into());
             return Ok(());
         };
         self.check_guard(guard).await?;
@@ -260,6 +361,7 @@ impl<H: ScriptHost> Runner<H> {
                     format!("restore from {} failed: {}", path.display(), e.message),
                 )
             })?;
+        report.restored_from = Some(path.display().to_string());
         // The history came back with the data. Make sure no record of what this run executed
         // survived (e.g. a backup that does not cover the history node).
         let history = History::new(self.client.clone(), &self.cfg);
