@@ -452,4 +452,6 @@ test('emulator --port 0: prints URL and env line, stops on SIGINT, --export-on-e
   assert.match(stdout, /Emulator stopped/)
   const exported = JSON.parse(fs.readFileSync(exportFile, 'utf8'))
   assert.deepEqual(exported.emu, { hello: { a: 1 } })
+  // A copy of the data: readable by its owner only.
+  if (process.platform !== 'win32') assert.equal((fs.statSync(exportFile).mode & 0o777).toString(8), '600')
 })

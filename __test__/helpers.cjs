@@ -103,4 +103,74 @@ function project(files, prefix = 'msr-test-') {
   return dir
 }
 
-module.exports = { project, startEmulator, uniqueNs, lever, rawGet, rawPut, tmpDir, runNode, cli, exampleMigrations, ROOT, BIN }
+/** A namespace's data as the emulator holds it (null when it is empty). */
+async function dump(emu, ns) {
+  return (await emu.export())[ns] ?? null
+}
+
+/** A script that sets `node` (under the shift) to true, and whose down() removes it. */
+const nodeScript = (node) =>
+  `module.exports = { async up(db, info, h) { await db.database.ref(h.cfg.buildPath('${node}')).set(true) }, ` +
+  `async down(db, info, h) { await db.database.ref(h.cfg.buildPath('${node}')).remove() } }\n`
+
+/**
+ * A project whose namespace has one migration executed (V202501010001_a, node `a`) and one
+ * pending (V202501010002_b): a bad input that got through would change it. `files` adds to (or
+ * replaces) the migrations; `config` becomes msr.config.js. Returns `{ dir, ns, url }`.
+ */
+async function seeded(emu, { files = {}, config, prefix = 'bad' } = {}) {
+  const dir = project({ 'V202501010001_a.js': nodeScript('a'), 'V202501010002_b.js': nodeScript('b'), ...files }, `msr-${prefix}-`)
+  if (config !== undefined) fs.writeFileSync(path.join(dir, 'msr.config.js'), config)
+  const ns = uniqueNs(prefix)
+  await rawPut(emu, ns, '', {
+    a: true,
+    keep: { me: 1 },
+    schema_version: { v202501010001: { name: 'V202501010001_a.js', filepath: path.join(dir, 'migrations', 'V202501010001_a.js'), timestamp: 202501010001 } },
+  })
+  return { dir, ns, url: emu.databaseUrl(ns) }
+}
+
+/**
+ * Check a bad input was refused cleanly: `run()` ends with exit code `c.code` (or rejects with
+ * `err.code === c.code` for the library), its output (or error message) matches every `c.re`,
+ * and the namespace is exactly as it was before. Resolves with the output (or the error).
+ */
+async function refused(emu, ns, c, run) {
+  const assert = require('node:assert/strict')
+  const before = await dump(emu, ns)
+  let out
+  let text
+  let code
+  try {
+    out = await run()
+    text = typeof out === 'object' && out && 'stderr' in out ? `${out.stderr}${out.stdout}` : JSON.stringify(out)
+    code = out && out.code
+  } catch (e) {
+    out = e
+    text = e.message
+    code = e.code
+  }
+  assert.equal(code, c.code, `${c.what}: got ${code}\n${text}`)
+  for (const re of [].concat(c.re || [])) assert.match(text, re, `${c.what}:\n${text}`)
+  assert.deepEqual(await dump(emu, ns), before, `${c.what}: the database changed`)
+  return out
+}
+
+module.exports = {
+  project,
+  startEmulator,
+  uniqueNs,
+  lever,
+  rawGet,
+  rawPut,
+  tmpDir,
+  runNode,
+  cli,
+  exampleMigrations,
+  dump,
+  nodeScript,
+  seeded,
+  refused,
+  ROOT,
+  BIN,
+}

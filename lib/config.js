@@ -92,9 +92,7 @@ function toSettings(config, what = 'config') {
  * getInstance()'s values are checked by name only. */
 function checkOptions(call, options) {
   const plain = options && typeof options === 'object' && !Array.isArray(options)
-  const shape = plain
-    ? Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typeof v === 'function' || call === 'getInstance()' ? null : v]))
-    : options
+  const shape = plain ? Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typeof v === 'function' || call === 'getInstance()' ? null : v])) : options
   callSync(() => native.checkOptions(call, shape === undefined ? null : shape))
 }
 

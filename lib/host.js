@@ -35,7 +35,7 @@ function registerTypeScript(file) {
   }
   const err = new Error(
     `Cannot load ${file}: TypeScript files (migrations and config files) need a TypeScript loader. Install one in your project ` +
-      `(npm install --save-dev tsx, or ts-node), use Node.js >= 22.18 (built-in type stripping), or write the migration in JavaScript.`,
+      `(npm install --save-dev tsx, or ts-node), use Node.js >= 22.18 (built-in type stripping), or write the file in JavaScript.`,
   )
   err.code = 'SCRIPT_FAILED'
   throw err
@@ -195,8 +195,7 @@ function restore() {
   process.removeListener('unhandledRejection', onRejection)
 }
 
-const SCRIPT_EXIT =
-  'a migration must return (or throw) instead of ending the process, so that it can be recorded, or rolled back, and the lock released'
+const SCRIPT_EXIT = 'a migration must return (or throw) instead of ending the process, so that it can be recorded, or rolled back, and the lock released'
 
 /**
  * Run `fn` (a script's up/down, or loading a config module) so that a process.exit() or a crash
@@ -215,8 +214,7 @@ function guarded(label, fn, { code = 'SCRIPT_FAILED', exitHint = SCRIPT_EXIT } =
       setImmediate(() => running.size === 0 && restore())
       f(v)
     }
-    const fail = (err) =>
-      settle(reject, Object.assign(new Error(`${label} ${err.message}${err.exitCall ? `; ${exitHint}` : ''}`), { code }))
+    const fail = (err) => settle(reject, Object.assign(new Error(`${label} ${err.message}${err.exitCall ? `; ${exitHint}` : ''}`), { code }))
     running.add(fail)
     intercept()
     Promise.resolve()

@@ -28,14 +28,14 @@ class FirebaseLockingService {
   }
   /** True when this executor now holds the lock (atomic; never read-then-write). */
   acquireLock(executorId) {
-    return call(() => this._native.acquireLock(executorId))
+    return call(() => this._native.acquireLock(executorId ?? null))
   }
   verifyLockOwnership(executorId) {
-    return call(() => this._native.verifyLockOwnership(executorId))
+    return call(() => this._native.verifyLockOwnership(executorId ?? null))
   }
   /** Owner-checked; a no-op for anyone else. */
   async releaseLock(executorId) {
-    await call(() => this._native.releaseLock(executorId))
+    await call(() => this._native.releaseLock(executorId ?? null))
   }
   /** `{ isLocked, lockedBy, lockedAt: Date, expiresAt: Date, processId }`, or null when unlocked. */
   async getLockStatus() {

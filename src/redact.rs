@@ -38,24 +38,24 @@ const CREDENTIAL_TYPES: [&str; 4] = [
 
 static PEM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*(?:-----END [A-Z0-9 ]*PRIVATE KEY-----)?",
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]+(?:-----END [A-Z0-9 ]*PRIVATE KEY-----)?",
     )
     .expect("PEM pattern")
 });
 
 static PARAM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r#"([?&;](?i-u:{SECRET_PARAMS})=)[^&#\s"'<>;]+"#))
+    Regex::new(&format!(r#"([?&;](?i-u:{SECRET_PARAMS})=)[^&#\s"'<>;\\]+"#))
         .expect("query parameter pattern")
 });
 
 static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@"'<>]*):[^@/\s"'<>]+@"#)
+    Regex::new(r#"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@"'<>\\]*):[^@/\s"'<>\\]+@"#)
         .expect("userinfo pattern")
 });
 
 static FIELD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r#"(["']?\b(?i-u:{SECRET_FIELDS})\b["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s&,;}}\]"'#]+)"#
+        r#"(["']?\b(?i-u:{SECRET_FIELDS})\b["']?\s*[:=]\s*)(\\"(?:[^"\\]|\\[^"])*(?:\\")?|"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s&,;}}\]"'#\\]+)"#
     ))
     .expect("field pattern")
 });
@@ -82,7 +82,7 @@ pub fn secrets(text: &str) -> Cow<'_, str> {
         (&USERINFO, |c| format!("{}:{MASK}@", &c[1])),
         (&FIELD, |c| {
             // Already masked (by an earlier step, or an earlier pass): left as it is.
-            let v = c[2].trim_matches(['"', '\'']);
+            let v = c[2].trim_matches(['"', '\'', '\\']);
             if v.starts_with(MASK) || MASK.starts_with(v) && !v.is_empty() {
                 c[0].to_string()
             } else {
@@ -147,6 +147,10 @@ pub fn is_credentials(v: &Value) -> bool {
 }
 
 fn masked_value(v: &str) -> String {
+    if v.starts_with("\\\"") {
+        // Inside JSON text: an escaped quote.
+        return format!("\\\"{MASK}\\\"");
+    }
     match v.chars().next() {
         Some('"') => format!("\"{MASK}\""),
         Some('\'') => format!("'{MASK}'"),
@@ -249,6 +253,21 @@ mod tests {
             secrets("http://127.0.0.1:9000/x"),
             "http://127.0.0.1:9000/x"
         );
+    }
+
+    #[test]
+    fn json_text_stays_json() {
+        for text in [
+            "databaseUrl \"https://db.firebaseio.com/?auth=SEKRET\" is invalid",
+            "at \"https://me:pa55@h/x\"",
+            "password=\"x\" and token: 'y'",
+        ] {
+            let line = serde_json::json!({ "message": text }).to_string();
+            let r = secrets(&line);
+            let back: Value = serde_json::from_str(&r).unwrap_or_else(|e| panic!("{r}: {e}"));
+            assert!(!r.contains("SEKRET") && !r.contains("pa55"), "{r}");
+            assert_eq!(back["message"], secrets(text).as_ref());
+        }
     }
 
     #[test]

@@ -72,7 +72,11 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     let client = match connection::client_with(&cfg, cwd, Some(notice)) {
         Ok(c) => c,
         Err(e) => {
-            let text = format!("✗ Connection error: {}", e.message);
+            let what = match e.code {
+                ErrorCode::ConfigInvalid => "Configuration error",
+                _ => "Connection error",
+            };
+            let text = format!("✗ {what}: {}", e.message);
             return io.fail(&e, exit_code(&e, exit::CONNECTION), text);
         }
     };

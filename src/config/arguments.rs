@@ -116,18 +116,18 @@ pub fn check_options(call: &str, options: &Value) -> Result<()> {
         if v.is_null() {
             continue;
         }
-        check_field(&format!("{call} option {key}"), *kind, v)?;
-        let too_small = match (key.as_str(), v.as_f64()) {
+        let out_of_range = match (key.as_str(), v.as_f64()) {
             ("steps", Some(n)) => n < 1.0,
-            ("port", Some(n)) => n > 65535.0,
+            ("port", Some(n)) => !(0.0..=65535.0).contains(&n),
             _ => false,
         };
-        if too_small {
+        if out_of_range {
             return Err(Error::config(match key.as_str() {
                 "steps" => format!("{call} option steps must be 1 or more (got {v}): the number of executed migrations to roll back, newest first"),
                 _ => format!("{call} option port must be a port number, 0 to 65535 (got {v}; 0 = any free port)"),
             }));
         }
+        check_field(&format!("{call} option {key}"), *kind, v)?;
     }
     if let Some(id) = map.get("executorId").filter(|v| !v.is_null()) {
         executor_id(call, id)?;

@@ -204,6 +204,25 @@ impl Config {
     /// Build a config from layers (lowest precedence first) merged onto the env defaults.
     /// `sources` name each layer for error messages (e.g. the config file's path).
     pub fn from_layers(layers: &[(&str, Value)]) -> Result<Config> {
+        Config::merge_layers(layers).map_err(|e| {
+            // A value that passes its own check but not with the rest (an empty folder, a
+            // contradiction): name the first layer that brings the problem in.
+            let culprit = (1..layers.len())
+                .find(|&n| Config::merge_layers(&layers[..n]).is_err())
+                .unwrap_or(layers.len());
+            match (
+                e.message.strip_prefix("Invalid configuration: "),
+                layers.get(culprit - 1),
+            ) {
+                (Some(rest), Some((source, _))) if culprit > 0 => {
+                    Error::new(e.code, format!("Invalid configuration in {source}: {rest}"))
+                }
+                _ => e,
+            }
+        })
+    }
+
+    fn merge_layers(layers: &[(&str, Value)]) -> Result<Config> {
         let mut merged = Config::defaults_value();
         for (source, layer) in layers {
             match layer {
@@ -697,6 +716,40 @@ mod tests {
             .unwrap_err();
         assert!(
             e.message.contains("not its content") && !e.message.contains("SECRET"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_value_refused_with_the_rest_names_the_layer_that_brought_it() {
+        let e = Config::from_layers(&[
+            (
+                "config file /app/msr.config.js",
+                json!({"backupMode": "manual"}),
+            ),
+            (
+                "environment (MSR_* variables)",
+                json!({"rollbackStrategy": "backup"}),
+            ),
+            ("command-line flags", json!({"folder": "./m"})),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "Invalid configuration in config file /app/msr.config.js: rollbackStrategy"
+            ),
+            "{}",
+            e.message
+        );
+        let e = Config::from_layers(&[
+            ("config file /app/msr.config.js", json!({})),
+            ("command-line flags", json!({"folder": ""})),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("Invalid configuration in command-line flags: folder is empty"),
             "{}",
             e.message
         );
