@@ -506,6 +506,12 @@ export declare function newPushId(): string
  */
 export declare function normalizePath(path: string): string
 
+/**
+ * A target version as the library got it (a number or a string): the core's rule, as the CLI
+ * applies it (`allowZero`: `down`'s 0 = everything).
+ */
+export declare function parseTarget(raw: string, allowZero: boolean): number
+
 /** Query parameters as JS passes them. */
 export interface QueryOptions {
   /** `$key`, `$value`, `$priority` or a child path. */

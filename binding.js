@@ -858,6 +858,7 @@ module.exports.NativeRehearsalOutcome = nativeBinding.NativeRehearsalOutcome
 module.exports.NativeSourceKind = nativeBinding.NativeSourceKind
 module.exports.newPushId = nativeBinding.newPushId
 module.exports.normalizePath = nativeBinding.normalizePath
+module.exports.parseTarget = nativeBinding.parseTarget
 module.exports.redactSecrets = nativeBinding.redactSecrets
 module.exports.rehearsalDatabase = nativeBinding.rehearsalDatabase
 module.exports.releaseHeldLocks = nativeBinding.releaseHeldLocks

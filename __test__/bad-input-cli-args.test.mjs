@@ -45,6 +45,9 @@ test('empty values, bad targets and bad limits are refused with the documented e
   // Same codes under --format json, as one JSON object.
   const out = await h.refused(emu, p.ns, { what: 'json', code: 2, re: [/"exitCode": 2/] }, () => run(p, ['migrate', '--folder', '', '--format', 'json']))
   assert.equal(JSON.parse(out.stdout).error.code, 'CONFIG_INVALID')
+  // A usage error under --format json keeps clap's fix, not only its first line.
+  const usage = await h.refused(emu, p.ns, { what: 'json usage', code: 1 }, () => run(p, ['migrate', '--dryrun', '--format', 'json']))
+  assert.match(JSON.parse(usage.stdout).error.message, /unexpected argument '--dryrun' found; tip: a similar argument exists: '--dry-run'/)
 })
 
 test('emulator --export-on-exit to a place it cannot write is refused before it starts (its data would be lost at exit)', async () => {

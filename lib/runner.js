@@ -1,7 +1,7 @@
 'use strict'
 // FirebaseRunner: the predecessor's JS API over the Rust runner.
 
-const { native, call, codedError } = require('./native.js')
+const { native, call, callSync, codedError } = require('./native.js')
 const { FirebaseConfig, toSettings, checkOptions } = require('./config.js')
 const { createFirebaseDB } = require('./database.js')
 const { FirebaseLockingService } = require('./locking.js')
@@ -31,13 +31,10 @@ function toLogFn(logger, level) {
   }
 }
 
-function toTarget(v, what) {
+/** A target version (a number or its digits), checked by the core; null when none is given. */
+function toTarget(v, allowZero = false) {
   if (v === undefined || v === null) return null
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw codedError('CONFIG_INVALID', `Invalid target version "${v}" for ${what}: use a migration version such as 202501010001 (the 12 digits after V in the file name)`)
-  }
-  return n
+  return callSync(() => native.parseTarget(String(v), allowZero))
 }
 
 /** The `handler` scripts receive (also built by the CLI for its scripts). */
@@ -150,7 +147,7 @@ class FirebaseRunner {
    */
   async migrate(targetVersion, options = {}) {
     checkOptions('migrate()', options)
-    const target = toTarget(targetVersion, 'migrate()')
+    const target = toTarget(targetVersion)
     // napi's Option<f64> takes undefined, not null: pass the target only when there is one.
     return this._locked(() => call(() => this._native.migrate({ ...options, target: target ?? undefined })))
   }
@@ -165,7 +162,7 @@ class FirebaseRunner {
    */
   async down(targetVersion, options = {}) {
     checkOptions('down()', options)
-    const target = toTarget(targetVersion, 'down()')
+    const target = toTarget(targetVersion, true)
     if (target === null && options.steps == null) {
       return Promise.reject(
         codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything), or down(null, { steps: N })'),
@@ -191,7 +188,7 @@ class FirebaseRunner {
    */
   async rehearse(options = {}) {
     checkOptions('rehearse()', options)
-    const target = toTarget(options.target, 'rehearse()')
+    const target = toTarget(options.target)
     const opts = { ...options, target: target ?? undefined }
     if (opts.fromBackup != null) opts.fromBackup = String(opts.fromBackup)
     if (opts.keep != null) opts.keep = String(opts.keep)
@@ -213,7 +210,10 @@ class FirebaseRunner {
   }
 
   backupNodes(nodes) {
-    return call(() => this._native.backupNodes((nodes || []).map(String)))
+    if (!Array.isArray(nodes)) {
+      return Promise.reject(codedError('CONFIG_INVALID', `backupNodes(nodes) takes an array of node names, e.g. ['users', 'posts'] (got ${typeof nodes})`))
+    }
+    return call(() => this._native.backupNodes(nodes.map(String)))
   }
 
   async getLockStatus() {

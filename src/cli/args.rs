@@ -148,7 +148,7 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
         /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
-        #[arg(long, value_name = "ms")]
+        #[arg(long, value_name = "ms", value_parser = clap::value_parser!(u64).range(0..=2_147_483_647))]
         wait_timeout: Option<u64>,
         /// Record the pending migrations (up to targetVersion) as executed without running them, under the lock: for adopting a database that already has their changes
         #[arg(long)]
@@ -173,7 +173,7 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
         /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
-        #[arg(long, value_name = "ms")]
+        #[arg(long, value_name = "ms", value_parser = clap::value_parser!(u64).range(0..=2_147_483_647))]
         wait_timeout: Option<u64>,
     },
     /// Run the pending migrations on a copy of the data in an embedded emulator and report what they would change (the database is only read)

@@ -94,6 +94,7 @@ pub fn exit_code(e: &Error, command_default: i32) -> i32 {
         ErrorCode::ConnectionFailed
         | ErrorCode::DatabaseNotFound
         | ErrorCode::AuthFailed
+        | ErrorCode::PermissionDenied
         | ErrorCode::SourceUnreadable => exit::CONNECTION,
         ErrorCode::Usage => exit::GENERAL,
         // The table's 3, whichever command: a held lock (--no-wait), a lost lock, a signal.
@@ -134,14 +135,24 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
                     exit::SUCCESS
                 }
                 kind if io.format_json => {
-                    // clap's message without the usage and help hints that follow it.
-                    let head = text.split("\n\n").next().unwrap_or_default();
-                    let head = head.split_whitespace().collect::<Vec<_>>().join(" ");
+                    // clap's message and its tips (the fix, e.g. "a similar argument exists:
+                    // '--dry-run'"), without the usage and the pointer to --help.
+                    let parts: Vec<String> = text
+                        .split("\n\n")
+                        .filter(|p| {
+                            let p = p.trim_start();
+                            !p.is_empty()
+                                && !p.starts_with("Usage:")
+                                && !p.starts_with("For more information")
+                        })
+                        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .collect();
+                    let joined = parts.join("; ");
                     let message = match kind {
                         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                             "a subcommand is required (run with --help to list them)"
                         }
-                        _ => head.strip_prefix("error: ").unwrap_or(&head),
+                        _ => joined.strip_prefix("error: ").unwrap_or(&joined),
                     };
                     io.fail(&Error::new(ErrorCode::Usage, message), exit::GENERAL, "")
                 }

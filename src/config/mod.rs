@@ -300,11 +300,6 @@ impl Config {
                 self.locking.wait_log_interval
             )));
         }
-        if self.table_name.is_empty() {
-            return Err(Error::config(
-                "Invalid configuration: tableName must not be empty",
-            ));
-        }
         let table = crate::rtdb::path::segments(&self.table_name).map_err(|e| {
             Error::config(format!("Invalid configuration: tableName: {}", e.message))
         })?;
@@ -400,6 +395,24 @@ impl Config {
                 "applicationCredentials",
                 "give the path of a credentials file, or leave it unset to use GOOGLE_APPLICATION_CREDENTIALS and the rest of the credentials chain",
             );
+        }
+        if blank(&self.table_name) {
+            return refuse(
+                "tableName",
+                "name the node that holds the migration history (the default is 'schema_version')",
+            );
+        }
+        for (field, part) in [
+            ("backup.prefix", &self.backup.prefix),
+            ("backup.suffix", &self.backup.suffix),
+            ("backup.extension", &self.backup.extension),
+        ] {
+            if part.contains(['/', '\\']) || part.contains("..") {
+                return Err(Error::config(format!(
+                    "Invalid configuration: {field} {part:?} is part of a backup file's name and must not contain '/', '\\' or '..' \
+                     (backups are written to backup.folder)"
+                )));
+            }
         }
         if blank(&self.backup.folder) {
             return refuse(
@@ -498,8 +511,15 @@ impl Config {
 /// Why a `filePatterns` entry cannot find migrations (`Err`), or its compiled form: it must be
 /// a valid regular expression with a capturing group 1 (the version).
 pub fn file_pattern(p: &str) -> std::result::Result<regex::Regex, String> {
-    let re =
-        regex::Regex::new(p).map_err(|e| format!("is not a valid regular expression ({e})"))?;
+    let re = regex::Regex::new(p).map_err(|e| {
+        // The parser's error spans lines (the pattern, a caret); its last line says why.
+        let text = e.to_string();
+        let why = text.lines().last().unwrap_or_default().trim();
+        format!(
+            "({p:?}) is not a valid regular expression: {}",
+            why.strip_prefix("error: ").unwrap_or(why)
+        )
+    })?;
     if re.captures_len() < 2 {
         return Err(format!(
             "({p:?}) has no capturing group: group 1 must capture the version, e.g. ^V(\\d{{12}})_.*\\.js$"

@@ -129,13 +129,18 @@ fn has_script_extension(name: &str) -> bool {
             .is_some_and(|(_, ext)| SCRIPT_EXTENSIONS.contains(&ext))
 }
 
-/// A name that looks like a migration (`V`/`v` followed by a digit, script extension) but
-/// does not match the patterns: probably a typo worth a warning.
+/// A name that looks like a migration (`V`/`v` followed by a digit, a JS or TypeScript
+/// extension in any case: `.JS`, `.mts`, ...) but does not match the patterns: probably a typo
+/// worth a warning.
 fn looks_like_migration(name: &str) -> bool {
     let mut chars = name.chars();
+    let lower = name.to_ascii_lowercase();
     matches!(chars.next(), Some('V' | 'v'))
         && chars.next().is_some_and(|c| c.is_ascii_digit())
-        && has_script_extension(name)
+        && !lower.ends_with(".d.ts")
+        && lower.rsplit_once('.').is_some_and(|(_, ext)| {
+            SCRIPT_EXTENSIONS.contains(&ext) || ext == "mts" || ext == "cts"
+        })
 }
 
 fn is_before_migrate(cfg: &Config, name: &str) -> bool {
@@ -399,6 +404,7 @@ mod tests {
         touch(d, "V2025_x.js", "");
         touch(d, "v202501010009_x.js", "");
         touch(d, "V202501010010.js", "");
+        touch(d, "V202501010011_upper.JS", "");
         let disc = discover(&cfg(d), Path::new("/")).unwrap();
         let names: Vec<_> = disc.scripts.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
@@ -413,8 +419,13 @@ mod tests {
             disc.before_migrate.as_deref(),
             Some(d.join("beforeMigrate.js").as_path())
         );
-        assert_eq!(disc.warnings.len(), 3, "{:?}", disc.warnings);
-        for bad in ["V2025_x.js", "v202501010009_x.js", "V202501010010.js"] {
+        assert_eq!(disc.warnings.len(), 4, "{:?}", disc.warnings);
+        for bad in [
+            "V2025_x.js",
+            "v202501010009_x.js",
+            "V202501010010.js",
+            "V202501010011_upper.JS",
+        ] {
             assert!(
                 disc.warnings
                     .iter()
