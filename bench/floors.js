@@ -26,7 +26,8 @@ async function runnerFor(emu, folder, extra = {}) {
   const config = new FirebaseConfig({
     databaseUrl: emu.databaseUrl(`bench-floor-${process.pid}-${nsCounter++}`),
     folder,
-    backupMode: 'manual', rollbackStrategy: 'none',
+    backupMode: 'manual',
+    rollbackStrategy: 'none',
     locking: { enabled: true, timeout: 600000 },
     ...extra,
   })
