@@ -68,6 +68,9 @@ static GOOGLE_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:ya29\.[A-Za-z0-9._-]+|1//[A-Za-z0-9._-]{16,})").expect("token pattern")
 });
 
+/// What a match is replaced with.
+type Mask = fn(&Captures) -> String;
+
 /// `text` with every secret it holds replaced by [`MASK`] (borrowed when there is none).
 pub fn secrets(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
@@ -76,7 +79,7 @@ pub fn secrets(text: &str) -> Cow<'_, str> {
             out = Cow::Owned(masked);
         }
     }
-    let steps: [(&Regex, fn(&Captures) -> String); 6] = [
+    let steps: [(&Regex, Mask); 6] = [
         (&PEM, |_| format!("{MASK} private key")),
         (&PARAM, |c| format!("{}{MASK}", &c[1])),
         (&USERINFO, |c| format!("{}:{MASK}@", &c[1])),

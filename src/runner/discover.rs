@@ -122,13 +122,6 @@ pub fn parse_version(patterns: &[Regex], name: &str) -> Option<std::result::Resu
 /// numbers).
 pub const MAX_VERSION: u64 = (1 << 53) - 1;
 
-fn has_script_extension(name: &str) -> bool {
-    !name.ends_with(".d.ts")
-        && name
-            .rsplit_once('.')
-            .is_some_and(|(_, ext)| SCRIPT_EXTENSIONS.contains(&ext))
-}
-
 /// A name that looks like a migration (`V`/`v` followed by a digit, a JS or TypeScript
 /// extension in any case: `.JS`, `.mts`, ...) but does not match the patterns: probably a typo
 /// worth a warning.
