@@ -2,7 +2,7 @@
 // in a manifest), targets, limits and file arguments, each refused before the first request with
 // the documented exit code and the database exactly as it was. Also what the CLI writes: a
 // rollback says what it did (text and --format json), and backup and --keep files are private.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -11,15 +11,9 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const h = require('./helpers.cjs')
 
-let emu
-before(async () => {
-  emu = await h.startEmulator({ host: '127.0.0.1', port: 0 })
-})
-after(async () => {
-  await emu.stop()
-})
+const shared = h.emulatorPerFile()
 
-const run = (p, args, env = {}) => h.cli(args, { cwd: p.dir, env: { FIREBASE_DATABASE_URL: p.url, ...env } })
+const run = h.cliIn
 
 test('empty values, bad targets and bad limits are refused with the documented exit code', async () => {
   const cases = [
@@ -40,13 +34,13 @@ test('empty values, bad targets and bad limits are refused with the documented e
     { what: 'a negative target', args: ['migrate', '-5'], code: 1, re: [/unexpected argument '-5'/] },
     { what: 'an unknown flag', args: ['migrate', '--dryrun'], code: 1, re: [/--dryrun/, /--dry-run/] },
   ]
-  const p = await h.seeded(emu, { prefix: 'args' })
-  for (const c of cases) await h.refused(emu, p.ns, c, () => run(p, c.args))
+  const p = await h.seeded(shared.emu, { prefix: 'args' })
+  for (const c of cases) await h.refused(shared.emu, p.ns, c, () => run(p, c.args))
   // Same codes under --format json, as one JSON object.
-  const out = await h.refused(emu, p.ns, { what: 'json', code: 2, re: [/"exitCode": 2/] }, () => run(p, ['migrate', '--folder', '', '--format', 'json']))
+  const out = await h.refused(shared.emu, p.ns, { what: 'json', code: 2, re: [/"exitCode": 2/] }, () => run(p, ['migrate', '--folder', '', '--format', 'json']))
   assert.equal(JSON.parse(out.stdout).error.code, 'CONFIG_INVALID')
   // A usage error under --format json keeps clap's fix, not only its first line.
-  const usage = await h.refused(emu, p.ns, { what: 'json usage', code: 1 }, () => run(p, ['migrate', '--dryrun', '--format', 'json']))
+  const usage = await h.refused(shared.emu, p.ns, { what: 'json usage', code: 1 }, () => run(p, ['migrate', '--dryrun', '--format', 'json']))
   assert.match(JSON.parse(usage.stdout).error.message, /unexpected argument '--dryrun' found; tip: a similar argument exists: '--dry-run'/)
 })
 
@@ -67,7 +61,7 @@ test('emulator --export-on-exit to a place it cannot write is refused before it 
 test('a rollback says what it did, in the log and under --format json', async () => {
   const failing = "module.exports = { async up(db, info, h) { await db.database.ref(h.cfg.buildPath('half')).set(true); throw new Error('kaput') } }\n"
   // rollbackStrategy none: nothing undone, and it says so (never "succeeded").
-  let p = await h.seeded(emu, { prefix: 'rb', files: { 'V202501010003_fail.js': failing }, config: "module.exports = { rollbackStrategy: 'none' }" })
+  let p = await h.seeded(shared.emu, { prefix: 'rb', files: { 'V202501010003_fail.js': failing }, config: "module.exports = { rollbackStrategy: 'none' }" })
   let out = await run(p, ['migrate', '--format', 'json', '--backup-mode', 'manual'])
   assert.equal(out.code, 3, out.stderr)
   let rb = JSON.parse(out.stdout).rollback
@@ -75,11 +69,11 @@ test('a rollback says what it did, in the log and under --format json', async ()
   assert.match(rb.done, /nothing was undone \(rollbackStrategy is 'none'\): the database may still hold part of V202501010003_fail\.js's changes/)
   assert.match(out.stderr, /Rollback \(none\) done in .*: nothing was undone/)
   assert.doesNotMatch(out.stderr, /succeeded/)
-  assert.equal((await h.dump(emu, p.ns)).half, true, 'as it said: the partial write stays')
+  assert.equal((await h.dump(shared.emu, p.ns)).half, true, 'as it said: the partial write stays')
 
   // backup (the default): the backup taken before the run is restored, and it says which.
-  p = await h.seeded(emu, { prefix: 'rb', files: { 'V202501010003_fail.js': failing } })
-  const before = await h.dump(emu, p.ns)
+  p = await h.seeded(shared.emu, { prefix: 'rb', files: { 'V202501010003_fail.js': failing } })
+  const before = await h.dump(shared.emu, p.ns)
   out = await run(p, ['migrate', '--format', 'json', '--log-format', 'json'])
   assert.equal(out.code, 3, out.stderr)
   rb = JSON.parse(out.stdout).rollback
@@ -93,12 +87,12 @@ test('a rollback says what it did, in the log and under --format json', async ()
     .find((l) => l.event === 'rollback.done')
   assert.equal(line.undone, true)
   assert.equal(line.restoredFrom, rb.restoredFrom)
-  assert.deepEqual(await h.dump(emu, p.ns), before, 'restored')
+  assert.deepEqual(await h.dump(shared.emu, p.ns), before, 'restored')
 })
 
 test('backup files and --keep files are private (0600), a backup folder it creates 0700', { skip: process.platform === 'win32' }, async () => {
   const mode = (f) => fs.statSync(f).mode & 0o777
-  const p = await h.seeded(emu, { prefix: 'mode' })
+  const p = await h.seeded(shared.emu, { prefix: 'mode' })
   let out = await run(p, ['backup', 'create', '--format', 'json'])
   assert.equal(out.code, 0, out.stderr)
   const file = JSON.parse(out.stdout).path

@@ -3,7 +3,7 @@
 // and the database exactly as it was (one migration executed, one pending: a bad input that got
 // through would run it). Also: which config file is read (msr.config.ts through the TypeScript
 // loaders), which are ignored, and config modules that hang or end the process.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -12,15 +12,9 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const h = require('./helpers.cjs')
 
-let emu
-before(async () => {
-  emu = await h.startEmulator({ host: '127.0.0.1', port: 0 })
-})
-after(async () => {
-  await emu.stop()
-})
+const shared = h.emulatorPerFile()
 
-const run = (p, args = ['migrate'], env = {}) => h.cli(args, { cwd: p.dir, env: { FIREBASE_DATABASE_URL: p.url, ...env } })
+const run = (p, args = ['migrate'], env = {}) => h.cliIn(p, args, env)
 
 test('config values that would widen the run, contradict each other or cannot work are refused', async () => {
   const cases = [
@@ -54,27 +48,27 @@ test('config values that would widen the run, contradict each other or cannot wo
     { what: 'process.exit() in the exported function', config: 'module.exports = async () => { process.exit(0) }', re: [/called process\.exit\(0\)/] },
   ]
   for (const c of cases) {
-    const p = await h.seeded(emu, { config: c.config, prefix: 'cfg' })
-    await h.refused(emu, p.ns, { ...c, code: 2, re: [/msr\.config\.js/, ...c.re] }, () => run(p))
+    const p = await h.seeded(shared.emu, { config: c.config, prefix: 'cfg' })
+    await h.refused(shared.emu, p.ns, { ...c, code: 2, re: [/msr\.config\.js/, ...c.re] }, () => run(p))
   }
 })
 
 test('a config file with a name or extension msr-firebase does not read is refused, never skipped', async () => {
   for (const name of ['msr.conf.js', 'msr-config.json', 'msr.config.yaml']) {
-    const p = await h.seeded(emu, { prefix: 'cfgname' })
+    const p = await h.seeded(shared.emu, { prefix: 'cfgname' })
     fs.writeFileSync(path.join(p.dir, name), name.endsWith('.js') ? 'module.exports = { locking: { enabled: true } }' : '{}')
-    await h.refused(emu, p.ns, { what: name, code: 2, re: [new RegExp(name.replace(/\./g, '\\.')), /msr\.config\.js/, /--config-file/] }, () => run(p))
+    await h.refused(shared.emu, p.ns, { what: name, code: 2, re: [new RegExp(name.replace(/\./g, '\\.')), /msr\.config\.js/, /--config-file/] }, () => run(p))
   }
   // Named explicitly, a config file must be a JS or TypeScript module or JSON.
-  const p = await h.seeded(emu, { prefix: 'cfgname' })
+  const p = await h.seeded(shared.emu, { prefix: 'cfgname' })
   fs.writeFileSync(path.join(p.dir, 'settings.yaml'), 'folder: ./elsewhere\n')
-  await h.refused(emu, p.ns, { what: 'yaml config file', code: 2, re: [/settings\.yaml/, /JS or TypeScript module or JSON/] }, () =>
+  await h.refused(shared.emu, p.ns, { what: 'yaml config file', code: 2, re: [/settings\.yaml/, /JS or TypeScript module or JSON/] }, () =>
     run(p, ['migrate', '--config-file', 'settings.yaml']),
   )
 })
 
 test('msr.config.ts is read through the project TypeScript loader; the file used is logged at debug, the ones ignored at warn', async () => {
-  const p = await h.seeded(emu, { prefix: 'cfgts' })
+  const p = await h.seeded(shared.emu, { prefix: 'cfgts' })
   // The project's loader (tsx's register API), reduced to what this config needs: type
   // annotations stripped. It is what a `.ts` migration would load through too.
   const tsx = path.join(p.dir, 'node_modules', 'tsx', 'cjs')
@@ -99,14 +93,16 @@ test('msr.config.ts is read through the project TypeScript loader; the file used
 
 test('a config module that never settles: refused at its deadline, and stopped by the first SIGTERM', async () => {
   const config = "process.stderr.write('config loading\\n')\nmodule.exports = new Promise(() => {})\n"
-  let p = await h.seeded(emu, { config, prefix: 'cfghang' })
+  let p = await h.seeded(shared.emu, { config, prefix: 'cfghang' })
   const started = Date.now()
-  await h.refused(emu, p.ns, { what: 'deadline', code: 2, re: [/did not finish loading within 0\.5 s/, /--config-timeout/] }, () => run(p, ['migrate', '--config-timeout', '500']))
+  await h.refused(shared.emu, p.ns, { what: 'deadline', code: 2, re: [/did not finish loading within 0\.5 s/, /--config-timeout/] }, () =>
+    run(p, ['migrate', '--config-timeout', '500']),
+  )
   assert.ok(Date.now() - started < 10000, 'it ended at its deadline')
 
-  p = await h.seeded(emu, { config, prefix: 'cfghang' })
+  p = await h.seeded(shared.emu, { config, prefix: 'cfghang' })
   let killedAt = 0
-  const out = await h.refused(emu, p.ns, { what: 'SIGTERM', code: 3, re: [/Stopped by a signal while loading config file/, /nothing was done/] }, () =>
+  const out = await h.refused(shared.emu, p.ns, { what: 'SIGTERM', code: 3, re: [/Stopped by a signal while loading config file/, /nothing was done/] }, () =>
     h.cli(['migrate'], {
       cwd: p.dir,
       env: { FIREBASE_DATABASE_URL: p.url },

@@ -3,7 +3,7 @@
 // copy; `node_modules` and hidden folders are skipped); a version that is no version (0, not a
 // number) and a migration found twice are refused before anything runs; `down <version>` needs
 // an executed version. Refusals exit 2 with the database exactly as it was.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -12,19 +12,13 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const h = require('./helpers.cjs')
 
-let emu
-before(async () => {
-  emu = await h.startEmulator({ host: '127.0.0.1', port: 0 })
-})
-after(async () => {
-  await emu.stop()
-})
+const shared = h.emulatorPerFile()
 
-const run = (p, args = ['migrate'], env = {}) => h.cli(args, { cwd: p.dir, env: { FIREBASE_DATABASE_URL: p.url, ...env } })
+const run = (p, args = ['migrate'], env = {}) => h.cliIn(p, args, env)
 const migrations = (p, ...rest) => path.join(p.dir, 'migrations', ...rest)
 
 test('a symbolic link loop, a linked file, node_modules and hidden folders: every migration runs once', async () => {
-  const p = await h.seeded(emu, { prefix: 'scan' })
+  const p = await h.seeded(shared.emu, { prefix: 'scan' })
   fs.symlinkSync('.', migrations(p, 'self')) // ln -s . migrations/self
   fs.mkdirSync(migrations(p, 'linked'))
   fs.symlinkSync(migrations(p, 'V202501010002_b.js'), migrations(p, 'linked', 'V202501010002_b.js'))
@@ -39,7 +33,7 @@ test('a symbolic link loop, a linked file, node_modules and hidden folders: ever
     ['V202501010002_b.js'],
   )
   assert.match(out.stderr, /Skipping .*linked\/V202501010002_b\.js \(the same file as .*migrations\/V202501010002_b\.js\)/)
-  const data = await h.dump(emu, p.ns)
+  const data = await h.dump(shared.emu, p.ns)
   assert.deepEqual(Object.keys(data.schema_version), ['v202501010001', 'v202501010002'])
   assert.equal(data.dep, undefined, 'node_modules is not scanned')
   assert.equal(data.hidden, undefined, 'hidden folders are not scanned')
@@ -61,17 +55,17 @@ test('file names without a usable version, and a migration found twice, are refu
     },
   ]
   for (const c of cases) {
-    const p = await h.seeded(emu, { prefix: 'ver', config: c.config })
+    const p = await h.seeded(shared.emu, { prefix: 'ver', config: c.config })
     for (const [name, src] of Object.entries(c.files)) {
       fs.mkdirSync(path.dirname(migrations(p, name)), { recursive: true })
       fs.writeFileSync(migrations(p, name), src)
     }
-    await h.refused(emu, p.ns, { ...c, code: 2 }, () => run(p))
+    await h.refused(shared.emu, p.ns, { ...c, code: 2 }, () => run(p))
   }
 })
 
 test('down <version> needs an executed version (or 0, or --steps): a typo rolls back nothing', async () => {
-  const p = await h.seeded(emu, { prefix: 'down' })
+  const p = await h.seeded(shared.emu, { prefix: 'down' })
   assert.equal((await run(p)).code, 0, 'both executed')
   const cases = [
     {
@@ -93,9 +87,11 @@ test('down <version> needs an executed version (or 0, or --steps): a typo rolls 
       assert.equal(out.code, 0, `${c.what}: ${out.stderr}`)
       continue
     }
-    await h.refused(emu, p.ns, { ...c, code: 2 }, () => run(p, c.args))
+    await h.refused(shared.emu, p.ns, { ...c, code: 2 }, () => run(p, c.args))
   }
   // Not yet executed: refused too, naming what is.
   fs.writeFileSync(migrations(p, 'V202501010003_c.js'), h.nodeScript('c'))
-  await h.refused(emu, p.ns, { what: 'a pending version', code: 2, re: [/version 202501010003/, /202501010002 \(V202501010002_b\.js\)/] }, () => run(p, ['down', '202501010003']))
+  await h.refused(shared.emu, p.ns, { what: 'a pending version', code: 2, re: [/version 202501010003/, /202501010002 \(V202501010002_b\.js\)/] }, () =>
+    run(p, ['down', '202501010003']),
+  )
 })

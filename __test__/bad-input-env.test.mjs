@@ -2,7 +2,7 @@
 // config key (with the closest known name: a misspelt lock variable must never run without the
 // lock), bad values name the variable, and an empty variable counts as unset. Each refusal exits
 // 2 with the database exactly as it was (one migration executed, one pending).
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -11,15 +11,9 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const h = require('./helpers.cjs')
 
-let emu
-before(async () => {
-  emu = await h.startEmulator({ host: '127.0.0.1', port: 0 })
-})
-after(async () => {
-  await emu.stop()
-})
+const shared = h.emulatorPerFile()
 
-const run = (p, env, args = ['migrate']) => h.cli(args, { cwd: p.dir, env: { FIREBASE_DATABASE_URL: p.url, ...env } })
+const run = (p, env, args = ['migrate']) => h.cliIn(p, args, env)
 
 test('unknown MSR_* names and bad MSR_* values are refused, naming the variable and the fix', async () => {
   const cases = [
@@ -42,19 +36,19 @@ test('unknown MSR_* names and bad MSR_* values are refused, naming the variable 
     { what: 'a missing MSR_CONFIG_FILE', env: { MSR_CONFIG_FILE: 'nope.js' }, re: [/Config file not found: .*nope\.js \(given by MSR_CONFIG_FILE\)/] },
   ]
   for (const c of cases) {
-    const p = await h.seeded(emu, { prefix: 'env' })
-    await h.refused(emu, p.ns, { ...c, code: 2 }, () => run(p, c.env))
+    const p = await h.seeded(shared.emu, { prefix: 'env' })
+    await h.refused(shared.emu, p.ns, { ...c, code: 2 }, () => run(p, c.env))
   }
   // A config file named by MSR_CONFIG_FILE must be a JS or TypeScript module or JSON.
-  const p = await h.seeded(emu, { prefix: 'env' })
+  const p = await h.seeded(shared.emu, { prefix: 'env' })
   fs.writeFileSync(path.join(p.dir, 'msr.yaml'), 'locking: { enabled: true }\n')
-  await h.refused(emu, p.ns, { what: 'yaml', code: 2, re: [/msr\.yaml \(given by MSR_CONFIG_FILE\)/, /JS or TypeScript module or JSON/] }, () =>
+  await h.refused(shared.emu, p.ns, { what: 'yaml', code: 2, re: [/msr\.yaml \(given by MSR_CONFIG_FILE\)/, /JS or TypeScript module or JSON/] }, () =>
     run(p, { MSR_CONFIG_FILE: 'msr.yaml' }),
   )
 })
 
 test('an empty MSR_* variable counts as unset (as documented): the default applies', async () => {
-  const p = await h.seeded(emu, { prefix: 'envempty' })
+  const p = await h.seeded(shared.emu, { prefix: 'envempty' })
   const out = await run(p, { MSR_FOLDER: '', MSR_SHIFT: '', MSR_CONFIG_FILE: '', MSR_LOCKNG: '' }, ['list', '--format', 'json'])
   assert.equal(out.code, 0, out.stderr)
   const list = JSON.parse(out.stdout)

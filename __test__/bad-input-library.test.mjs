@@ -4,7 +4,7 @@
 // real), values have the kind and range of their flag, executor ids are non-empty strings, and a
 // config that is neither a FirebaseConfig nor a plain object is refused. Each rejects with
 // CONFIG_INVALID (or the runner's own code) and leaves the database as it was.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 
@@ -12,18 +12,12 @@ const require = createRequire(import.meta.url)
 const h = require('./helpers.cjs')
 const { FirebaseRunner, FirebaseConfig, startEmulator } = require('..')
 
-let emu
-before(async () => {
-  emu = await h.startEmulator({ host: '127.0.0.1', port: 0 })
-})
-after(async () => {
-  await emu.stop()
-})
+const shared = h.emulatorPerFile()
 
 const quiet = () => {}
 
 test('getInstance: unknown options and configs that are no settings object are refused', async () => {
-  const p = await h.seeded(emu, { prefix: 'libcfg' })
+  const p = await h.seeded(shared.emu, { prefix: 'libcfg' })
   const folder = path.join(p.dir, 'migrations')
   const cases = [
     { what: 'misspelt config', options: { confg: { databaseUrl: p.url, folder } }, re: [/getInstance\(\): unknown option `confg`; did you mean `config`\?/] },
@@ -43,7 +37,7 @@ test('getInstance: unknown options and configs that are no settings object are r
     { what: 'manual backups with the backup rollback', options: { config: { databaseUrl: p.url, folder, backupMode: 'manual' } }, re: [/takes no backup/] },
   ]
   for (const c of cases) {
-    await h.refused(emu, p.ns, { ...c, code: 'CONFIG_INVALID' }, async () => {
+    await h.refused(shared.emu, p.ns, { ...c, code: 'CONFIG_INVALID' }, async () => {
       if (c.make) return c.make()
       const runner = await FirebaseRunner.getInstance({ ...c.options, logger: quiet })
       return runner.migrate()
@@ -52,7 +46,7 @@ test('getInstance: unknown options and configs that are no settings object are r
 })
 
 test('migrate, down, rehearse and the lock: arguments are checked in the core, nothing runs on a bad one', async () => {
-  const p = await h.seeded(emu, { prefix: 'libargs' })
+  const p = await h.seeded(shared.emu, { prefix: 'libargs' })
   const runner = await FirebaseRunner.getInstance({
     config: { databaseUrl: p.url, folder: path.join(p.dir, 'migrations'), locking: { enabled: true } },
     logger: quiet,
@@ -79,7 +73,7 @@ test('migrate, down, rehearse and the lock: arguments are checked in the core, n
     { what: 'runExclusive with negative retries', call: () => lock.runExclusive(async () => 1, { retryAttempts: -3 }), re: [/retryAttempts must be a whole number/] },
     { what: 'runExclusive without work', call: () => lock.runExclusive(), re: [/needs a function/] },
   ]
-  for (const c of cases) await h.refused(emu, p.ns, { code: 'CONFIG_INVALID', ...c }, c.call)
+  for (const c of cases) await h.refused(shared.emu, p.ns, { code: 'CONFIG_INVALID', ...c }, c.call)
 })
 
 test('startEmulator: a port out of range or a misspelt option is refused, never clamped or ignored', async () => {
@@ -88,6 +82,6 @@ test('startEmulator: a port out of range or a misspelt option is refused, never 
     [{ port: -1 }, /0 to 65535/],
     [{ prot: 9000 }, /unknown option `prot`; did you mean `port`\?/],
   ]) {
-    await h.refused(emu, 'none', { what: JSON.stringify(options), code: 'CONFIG_INVALID', re }, () => startEmulator(options))
+    await h.refused(shared.emu, 'none', { what: JSON.stringify(options), code: 'CONFIG_INVALID', re }, () => startEmulator(options))
   }
 })

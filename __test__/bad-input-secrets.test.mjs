@@ -3,7 +3,7 @@
 // URL, a password in it, a broken key file, a script whose error quotes them), never appear in
 // any output of the failing command: text, --format json, --log-format json, and the library's
 // err.message and logger lines. Each failing command leaves the database as it was.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -13,13 +13,7 @@ const require = createRequire(import.meta.url)
 const h = require('./helpers.cjs')
 const { FirebaseRunner } = require('..')
 
-let emu
-before(async () => {
-  emu = await h.startEmulator({ host: '127.0.0.1', port: 0 })
-})
-after(async () => {
-  await emu.stop()
-})
+const shared = h.emulatorPerFile()
 
 const KEY = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANcanaryKEYbodyBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7canaryKEYmore\n-----END PRIVATE KEY-----\n'
 const TOKEN = 'canaryTOKEN9f8e7d'
@@ -79,13 +73,13 @@ function inputs(p) {
 }
 
 test('a canary key, token and URL password never appear in the CLI output, whatever the format', async () => {
-  const seed = await h.seeded(emu, { prefix: 'sec' })
+  const seed = await h.seeded(shared.emu, { prefix: 'sec' })
   for (const c of inputs(seed)) {
     for (const format of [[], ['--format', 'json'], ['--log-format', 'json']]) {
-      const p = await h.seeded(emu, { prefix: 'sec', config: c.config, files: c.migration ? { 'V202501010003_leak.js': c.migration } : {} })
+      const p = await h.seeded(shared.emu, { prefix: 'sec', config: c.config, files: c.migration ? { 'V202501010003_leak.js': c.migration } : {} })
       for (const [name, body] of Object.entries(c.files || {})) fs.writeFileSync(path.join(p.dir, name), body)
       // The script's run is allowed to change what it wrote before failing; the rollback restores it.
-      const out = await h.refused(emu, p.ns, { what: `${c.what} ${format.join(' ')}`, code: c.code }, () =>
+      const out = await h.refused(shared.emu, p.ns, { what: `${c.what} ${format.join(' ')}`, code: c.code }, () =>
         h.cli(['migrate', ...format, ...(c.args || [])], { cwd: p.dir, env: { FIREBASE_DATABASE_URL: p.url } }),
       )
       assertNoCanary(`${c.what} ${format.join(' ')}`, out.stdout + out.stderr)
@@ -97,16 +91,16 @@ test('a canary key, token and URL password never appear in the CLI output, whate
 })
 
 test("a canary key, token and URL password never appear in the library's errors or log lines", async () => {
-  const seed = await h.seeded(emu, { prefix: 'seclib' })
+  const seed = await h.seeded(shared.emu, { prefix: 'seclib' })
   for (const c of inputs(seed)) {
     for (const logFormat of ['text', 'json']) {
-      const p = await h.seeded(emu, { prefix: 'seclib', files: c.migration ? { 'V202501010003_leak.js': c.migration } : {} })
+      const p = await h.seeded(shared.emu, { prefix: 'seclib', files: c.migration ? { 'V202501010003_leak.js': c.migration } : {} })
       for (const [name, body] of Object.entries(c.files || {})) fs.writeFileSync(path.join(p.dir, name), body)
       const lines = []
       const base = { databaseUrl: p.url, folder: path.join(p.dir, 'migrations'), logFormat }
       const settings = { ...base, ...(typeof c.lib === 'function' ? c.lib(p.dir) : c.lib) }
       const err = await h.refused(
-        emu,
+        shared.emu,
         p.ns,
         { what: `${c.what} (library, ${logFormat})`, code: c.code === 2 ? 'CONFIG_INVALID' : c.code === 7 ? 'AUTH_FAILED' : 'SCRIPT_FAILED' },
         async () => {

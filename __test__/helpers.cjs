@@ -103,6 +103,27 @@ function project(files, prefix = 'msr-test-') {
   return dir
 }
 
+/**
+ * One embedded emulator for the test file that calls this (started before its tests, stopped
+ * after them): `const shared = h.emulatorPerFile()`, then `shared.emu`.
+ */
+function emulatorPerFile() {
+  const { before, after } = require('node:test')
+  const shared = { emu: null }
+  before(async () => {
+    shared.emu = await startEmulator({ host: '127.0.0.1', port: 0 })
+  })
+  after(async () => {
+    await shared.emu.stop()
+  })
+  return shared
+}
+
+/** Run the CLI in a `seeded()` project, against its namespace (`FIREBASE_DATABASE_URL`). */
+function cliIn(p, args, env = {}) {
+  return cli(args, { cwd: p.dir, env: { FIREBASE_DATABASE_URL: p.url, ...env } })
+}
+
 /** A namespace's data as the emulator holds it (null when it is empty). */
 async function dump(emu, ns) {
   return (await emu.export())[ns] ?? null
@@ -167,6 +188,8 @@ module.exports = {
   runNode,
   cli,
   exampleMigrations,
+  emulatorPerFile,
+  cliIn,
   dump,
   nodeScript,
   seeded,
