@@ -29,14 +29,14 @@ pub fn build_path(shift: Option<String>, path: String) -> String {
 /// checks its flags.
 #[napi(ts_args_type = "call: string, options: unknown")]
 pub fn check_options(call: String, options: Value) -> napi::Result<()> {
-    crate::config::arguments::check_options(&call, &options).napi()
+    msr_firebase::config::arguments::check_options(&call, &options).napi()
 }
 
 /// A target version as the library got it (a number or a string): the core's rule, as the CLI
 /// applies it (`allowZero`: `down`'s 0 = everything).
 #[napi]
 pub fn parse_target(raw: String, allow_zero: bool) -> napi::Result<f64> {
-    crate::runner::plan::parse_target(&raw, allow_zero)
+    msr_firebase::runner::plan::parse_target(&raw, allow_zero)
         .map(|t| t as f64)
         .napi()
 }

@@ -9,7 +9,7 @@ pub(crate) fn to_napi(e: msr_firebase::Error) -> napi::Error {
         format!(
             "{}{SEP}{}",
             e.code.as_str(),
-            crate::redact::secrets(&e.message)
+            msr_firebase::redact::secrets(&e.message)
         ),
     )
 }

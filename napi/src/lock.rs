@@ -180,7 +180,7 @@ impl NativeLockGuard {
 
 /// An executor id argument, checked in the core (a non-empty string).
 fn executor_id_arg(call: &str, id: &Value) -> napi::Result<String> {
-    crate::config::arguments::executor_id(call, id).napi()
+    msr_firebase::config::arguments::executor_id(call, id).napi()
 }
 
 /// A locking service for `config` on `database`'s connection.

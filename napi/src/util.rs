@@ -30,8 +30,8 @@ pub fn default_executor_id() -> String {
     msr_firebase::lock::default_executor_id()
 }
 
-/// `text` without secrets (`crate::redact`), for the errors JS makes itself.
+/// `text` without secrets (`msr_firebase::redact`), for the errors JS makes itself.
 #[napi]
 pub fn redact_secrets(text: String) -> String {
-    crate::redact::secrets_owned(text)
+    msr_firebase::redact::secrets_owned(text)
 }

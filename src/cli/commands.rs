@@ -440,8 +440,14 @@ async fn emulator(
     io: &mut Io,
     cwd: &Path,
 ) -> i32 {
+    // Its data would be lost at exit: refused before it starts.
     if let Some(file) = export {
-        if let Err(e) = crate::emulator::check_export_target(&Config::resolve(cwd, file)) {
+        let path = Config::resolve(cwd, file);
+        if let Err(why) = crate::private_files::check_target(&path) {
+            let e = Error::config(format!(
+                "Cannot export the emulator's data to {} when it stops: {why}. Name a file in an existing, writable folder",
+                path.display()
+            ));
             let text = format!("✗ Cannot start the emulator: {}", e.message);
             return io.fail(&e, exit_code(&e, exit::GENERAL), text);
         }
@@ -473,7 +479,9 @@ async fn emulator(
     }
     let exported = export.map(|file| {
         let path = Config::resolve(cwd, file);
-        (emu.export_to_file(&path), path)
+        let written = crate::private_files::replace(&path, |w| emu.write_export(w))
+            .map_err(|e| Error::io(path.display(), e));
+        (written, path)
     });
     let _ = emu.stop().await;
     if let Some((written, path)) = exported {

@@ -222,27 +222,10 @@ impl Emulator {
     pub fn export(&self) -> Value {
         self.state.store.lock().expect("store lock").export()
     }
-    /// Write every namespace's data to `path` as JSON, straight from the store: into a private
-    /// (0600) temp file next to it, renamed over `path` once complete, so a failed export never
-    /// leaves a cut file behind.
-    pub fn export_to_file(&self, path: &std::path::Path) -> Result<()> {
-        let tmp = export_temp(path);
-        let io = |e| Error::io(path.display(), e);
-        let written = (|| {
-            let f = crate::private_files::options(true).open(&tmp)?;
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
-            self.state
-                .store
-                .lock()
-                .expect("store lock")
-                .write_export(&mut w)?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(io)
+    /// Write every namespace's data as JSON to `w`, straight from the store (for an export
+    /// file: `crate::private_files::replace`).
+    pub fn write_export(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.state.store.lock().expect("store lock").write_export(w)
     }
     /// Parse JSON from `reader` as it is read (any size) and write it at `path` in namespace
     /// `ns`, replacing what is there, as one PUT would (keys, depth and strings validated,
@@ -453,47 +436,6 @@ impl std::io::Read for PieceReader {
 }
 
 /// `"a/b"` -> `["a", "b"]`, for the emulator's unit tests.
-/// The temp file an export to `path` is written to first.
-fn export_temp(path: &std::path::Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
-}
-
-/// Check, before the emulator starts, that its data can be exported to `path` when it stops
-/// (a folder that exists and takes a new file, `path` not a folder): otherwise the data would
-/// be lost at exit.
-pub fn check_export_target(path: &std::path::Path) -> Result<()> {
-    let refuse = |why: String| {
-        Err(Error::config(format!(
-            "Cannot export the emulator's data to {} when it stops: {why}. Name a file in an existing, writable folder",
-            path.display()
-        )))
-    };
-    if path.is_dir() {
-        return refuse("it is a folder".into());
-    }
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return refuse("it names no file".into());
-    };
-    if !dir.is_dir() {
-        return refuse(format!("the folder {} does not exist", dir.display()));
-    }
-    let probe = export_temp(path);
-    match crate::private_files::options(true).open(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => refuse(format!(
-            "a file cannot be created in {} ({e})",
-            dir.display()
-        )),
-    }
-}
-
 #[cfg(test)]
 pub(crate) fn test_segs(p: &str) -> Vec<String> {
     p.split('/')

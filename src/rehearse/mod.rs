@@ -519,7 +519,8 @@ pub(crate) fn kind_word(k: ChangeKind) -> &'static str {
     }
 }
 
-/// `--keep`: the rehearsed subtree as a backup file, written next to `file` and renamed over it.
+/// `--keep`: the rehearsed subtree as a backup file, written whole or not at all (a private
+/// temp file next to `file`, renamed over it).
 async fn write_keep(
     view: StoreView,
     segs: Vec<String>,
@@ -527,29 +528,18 @@ async fn write_keep(
     meta: Metadata,
 ) -> Result<()> {
     tokio::task::spawn_blocking(move || {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = file.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-        let io = |e: std::io::Error| Error::io(format!("Cannot write {}", file.display()), e);
-        let written = view.read(NAMESPACE, &segs, |node| -> std::io::Result<()> {
+        crate::private_files::replace(&file, |w| {
             use std::io::Write;
-            let f = crate::private_files::options(true).open(&tmp)?;
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
-            w.write_all(&meta.prefix())?;
-            match node {
-                Some(n) => crate::emulator::write_json(&mut w, n)?,
-                None => w.write_all(b"null")?,
-            }
-            w.write_all(backup::file::SUFFIX)?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()
-        });
-        let done = written.and_then(|()| std::fs::rename(&tmp, &file));
-        if done.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        done.map_err(io)
+            view.read(NAMESPACE, &segs, |node| -> std::io::Result<()> {
+                w.write_all(&meta.prefix())?;
+                match node {
+                    Some(n) => crate::emulator::write_json(w, n)?,
+                    None => w.write_all(b"null")?,
+                }
+                w.write_all(backup::file::SUFFIX)
+            })
+        })
+        .map_err(|e| Error::io(format!("Cannot write {}", file.display()), e))
     })
     .await
     .map_err(|e| internal("writing the kept data", e))?
