@@ -527,7 +527,7 @@ export interface QueryOptions {
   endBefore?: any
 }
 
-/** `text` without secrets (`crate::redact`), for the errors JS makes itself. */
+/** `text` without secrets (`msr_firebase::redact`), for the errors JS makes itself. */
 export declare function redactSecrets(text: string): string
 
 /**

@@ -621,7 +621,8 @@ async fn bad_inputs_and_unreadable_sources_fail_before_anything_runs() {
         &calls,
     )
     .await;
-    assert_eq!(e.code, ErrorCode::ValidationFailed, "{e}");
+    // A bad target is bad input, as in the CLI and the library.
+    assert_eq!(e.code, ErrorCode::ConfigInvalid, "{e}");
 
     let missing = prod.dir.path().join("nope.json");
     let e = fails(

@@ -845,7 +845,7 @@ async fn bad_inputs_fail_with_the_right_code_and_change_nothing() {
     // Bad targets.
     for t in [0u64, 2025, 1_000_000_000_000] {
         let e = env.runner().migrate(target(t)).await.unwrap_err();
-        assert_eq!(e.code, ErrorCode::ValidationFailed, "{t}");
+        assert_eq!(e.code, ErrorCode::ConfigInvalid, "{t}");
         assert!(e.message.contains("12-digit"), "{}", e.message);
     }
     let e = env
@@ -853,7 +853,7 @@ async fn bad_inputs_fail_with_the_right_code_and_change_nothing() {
         .down(77, RunOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::ValidationFailed);
+    assert_eq!(e.code, ErrorCode::ConfigInvalid);
 
     // Missing up.
     env.host.set(
@@ -1333,13 +1333,22 @@ async fn down_without_down_method_names_it_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(names(&r.executed), [SETTINGS]);
+    // At that version already: nothing to roll back.
     let r = env
         .runner()
-        .down(202501010004, RunOptions::default())
+        .down(202501010003, RunOptions::default())
         .await
         .unwrap();
     assert!(r.executed.is_empty());
     assert!(env.logged(LogLevel::Info, "nothing to roll back"));
+    // A version no longer executed (rolled back just now) is not a point to roll back to.
+    let e = env
+        .runner()
+        .down(202501010004, RunOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::ValidationFailed, "{e}");
+    assert!(e.message.contains("202501010003"), "{e}");
 }
 
 #[tokio::test]
