@@ -561,7 +561,10 @@ export declare function releaseHeldLocks(): Promise<number>
 /** `releaseHeldLocks`, blocking (at most about 2 s): for `process.on('exit')`. */
 export declare function releaseHeldLocksSync(): number
 
-/** Run the CLI; resolves with the exit code. */
+/**
+ * Run the CLI; resolves with the exit code (bin/msr-firebase.js then ends the process; should
+ * its thread be stuck, `cli::exit_after_grace` does).
+ */
 export declare function runCli(argv: string[], host: (request: any) => Promise<any>): Promise<number>
 
 /**

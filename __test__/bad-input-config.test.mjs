@@ -100,6 +100,10 @@ test('a config module that never settles: refused at its deadline, and stopped b
   )
   assert.ok(Date.now() - started < 10000, 'it ended at its deadline')
 
+  // A module that blocks its thread: the deadline still ends the command, and the process.
+  p = await h.seeded(shared.emu, { config: 'while (true) {}\n', prefix: 'cfghang' })
+  await h.refused(shared.emu, p.ns, { what: 'a synchronous loop', code: 2, re: [/did not finish loading within 0\.5 s/] }, () => run(p, ['migrate', '--config-timeout', '500']))
+
   p = await h.seeded(shared.emu, { config, prefix: 'cfghang' })
   let killedAt = 0
   const out = await h.refused(shared.emu, p.ns, { what: 'SIGTERM', code: 3, re: [/Stopped by a signal while loading config file/, /nothing was done/] }, () =>

@@ -6,11 +6,14 @@ use super::database::NativeDatabase;
 use super::host::{HostFn, JsHost};
 use msr_firebase::cli::{self, Io};
 
-/// Run the CLI; resolves with the exit code.
+/// Run the CLI; resolves with the exit code (bin/msr-firebase.js then ends the process; should
+/// its thread be stuck, `cli::exit_after_grace` does).
 #[napi(ts_args_type = "argv: string[], host: (request: any) => Promise<any>")]
 pub async fn run_cli(argv: Vec<String>, host: HostFn) -> napi::Result<i32> {
     let mut io = Io::stdio();
-    Ok(cli::run(argv, JsHost::new(host), &mut io).await)
+    let code = cli::run(argv, JsHost::new(host), &mut io).await;
+    cli::exit_after_grace(code);
+    Ok(code)
 }
 
 /// SIGINT/SIGTERM: running migrations stop after the current step; the emulator shuts down.

@@ -173,6 +173,19 @@ pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
     commands::dispatch(cli, &host, io, &cwd).await
 }
 
+/// How long the process may outlive its command's end before it is ended from here.
+pub const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The command is over with `code`: end the process with it after [`EXIT_GRACE`] unless it has
+/// ended by then. The JS side exits at once; this is for a JS thread that cannot (a config module
+/// stuck in a synchronous loop), so that no input makes the CLI hang.
+pub fn exit_after_grace(code: i32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(EXIT_GRACE);
+        std::process::exit(code)
+    });
+}
+
 /// How long a config module may take to load (its promise to settle) by default.
 pub const CONFIG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
