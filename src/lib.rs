@@ -16,6 +16,7 @@ pub mod private_files;
 pub mod redact;
 pub mod rehearse;
 pub mod rtdb;
+pub mod rules;
 pub mod runner;
 pub mod time;
 
