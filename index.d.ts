@@ -603,8 +603,14 @@ export declare function startEmulator(options?: {
   port?: number
   /** Initial data `{ "<namespace>": <tree> }`. */
   import?: Record<string, unknown>
-  /** Initial data from a JSON file of that shape, parsed as it is read (any size). */
+  /** Initial data from a JSON file of that shape, parsed as it is read (any size); rules saved beside it (`<name>.rules.json`) are loaded too. */
   importFile?: string
+  /**
+   * Security Rules: the path of a rules file for every namespace, or `{ "<namespace>": path }`
+   * (`"*"`: every namespace not listed). A file that does not parse fails the start with its
+   * `file:line:column`. Without rules a namespace is open and checks no index.
+   */
+  rules?: string | Record<string, string>
 }): Promise<RunningEmulator>
 
 export declare const ExitCode: {

@@ -1,5 +1,5 @@
 'use strict'
-// startEmulator({ host, port, import }) -> { url, host, port, hostPort, stop(), export() }
+// startEmulator({ host, port, import, importFile, rules }) -> { url, host, port, hostPort, stop(), export() }
 
 const { native, call } = require('./native.js')
 const { checkOptions } = require('./config.js')

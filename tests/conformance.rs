@@ -2222,3 +2222,552 @@ async fn lever_requests_counts_connections() {
     );
     t.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Security Rules and indexes (Google's emulator evaluates rules; it does not enforce indexes)
+
+impl Target {
+    fn rules_url(&self, query: &str) -> String {
+        format!("{}/.settings/rules.json?ns={}{query}", self.base, self.ns)
+    }
+
+    /// `PUT /.settings/rules.json` as the owner.
+    async fn put_rules(&self, text: &str) -> Resp {
+        self.send(Method::PUT, self.rules_url(""), &[], Some(text.to_string()))
+            .await
+    }
+
+    /// A data request acting as `auth` (`auth_variable_override`), with the owner's token.
+    async fn as_user(
+        &self,
+        auth: &Value,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let q = format!(
+            "auth_variable_override={}{}{query}",
+            enc(&auth.to_string()),
+            if query.is_empty() { "" } else { "&" }
+        );
+        self.req(method, path, &q, &[], body).await
+    }
+
+    /// A data request with no credentials at all.
+    async fn anonymous(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut req = reqwest::Client::new().request(method, self.url(path, ""));
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        Resp {
+            status,
+            etag: None,
+            content_type: None,
+            text: res.text().await.unwrap(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn rules_document_is_stored_as_text_and_only_admins_touch_it() {
+    let t = target().await;
+    // A namespace without rules is open.
+    let r = t
+        .send(Method::GET, t.rules_url("&format=strict"), &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.json()["rules"].is_object(), "{}", r.text);
+    assert_eq!(
+        t.anonymous(Method::PUT, "open", Some(json!(1)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let doc = "{\n  // who may read\n  \"rules\": {\".read\": true, /* and write */ \".write\": \"auth != null\"}\n}\n";
+    let r = t.put_rules(doc).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = t.send(Method::GET, t.rules_url(""), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text.contains("// who may read"),
+        "comments kept: {}",
+        r.text
+    );
+    let r = t
+        .send(Method::GET, t.rules_url("&format=strict"), &[], None)
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"rules": {".read": true, ".write": "auth != null"}})
+    );
+
+    // A document that does not parse is refused, naming where; the rules stay as they were.
+    let r = t
+        .put_rules("{\n  \"rules\": {\n  \".read\": true\n  \".write\": true}\n}")
+        .await;
+    let msg = r.assert_error(StatusCode::BAD_REQUEST);
+    if t.emu.is_some() {
+        assert_eq!(msg, "4:3: Expected ',' or '}' after a property value");
+        let r = t
+            .put_rules(r#"{"rules": {".read": "auth.uid == $uid"}}"#)
+            .await;
+        assert_eq!(
+            r.assert_error(StatusCode::BAD_REQUEST),
+            "1:34: Unknown variable '$uid'."
+        );
+    }
+    let r = t
+        .send(Method::GET, t.rules_url("&format=strict"), &[], None)
+        .await;
+    assert_eq!(r.json()["rules"][".write"], "auth != null");
+
+    // Only admins: no credentials is a 401, for reading and for writing the rules.
+    let anon = reqwest::Client::new();
+    let r = anon.get(t.rules_url("")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = anon
+        .put(t.rules_url(""))
+        .body(r#"{"rules": {".write": true}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    if t.emu.is_some() {
+        let r = t
+            .send(
+                Method::PUT,
+                t.rules_url(&format!(
+                    "&auth_variable_override={}",
+                    enc(r#"{"uid":"u"}"#)
+                )),
+                &[],
+                Some(r#"{"rules": {".write": true}}"#.into()),
+            )
+            .await;
+        assert_eq!(
+            r.assert_error(StatusCode::UNAUTHORIZED),
+            "Permission denied"
+        );
+    }
+    t.finish().await;
+}
+
+/// The rules firebase-admin-python's integration suite installs, and what its
+/// `TestAuthVariableOverride` expects of them.
+#[tokio::test]
+async fn rules_decide_reads_and_writes_by_auth_and_admins_bypass_them() {
+    let t = target().await;
+    let r = t
+        .put_rules(
+            r#"{"rules": {"db": {
+                "protected": {"$uid": {".read": "auth != null", ".write": "$uid === auth.uid"}},
+                "admin": {".read": "false", ".write": "false"},
+                "public": {".read": "true"}
+            }}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The owner writes anywhere, rules or not.
+    for p in [
+        "db/admin",
+        "db/protected/user1",
+        "db/protected/user2",
+        "db/public",
+    ] {
+        t.put(p, json!("test")).await;
+    }
+    let user1 = json!({"uid": "user1"});
+    let denied = |r: Resp| {
+        assert_eq!(
+            r.assert_error(StatusCode::UNAUTHORIZED),
+            "Permission denied"
+        )
+    };
+    denied(t.as_user(&user1, Method::GET, "db/admin", "", None).await);
+    denied(
+        t.as_user(&user1, Method::PUT, "db/admin", "", Some(json!("test2")))
+            .await,
+    );
+    let r = t
+        .as_user(&user1, Method::GET, "db/protected/user2", "", None)
+        .await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!("test")));
+    denied(
+        t.as_user(
+            &user1,
+            Method::PUT,
+            "db/protected/user2",
+            "",
+            Some(json!("test2")),
+        )
+        .await,
+    );
+    let r = t
+        .as_user(
+            &user1,
+            Method::PUT,
+            "db/protected/user1",
+            "",
+            Some(json!("test2")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Reading over the readable children is not a read of them: rules are not filters.
+    denied(
+        t.as_user(
+            &user1,
+            Method::GET,
+            "db/protected",
+            &format!("orderBy={}&limitToFirst=2", enc("\"$key\"")),
+            None,
+        )
+        .await,
+    );
+    denied(
+        t.as_user(&user1, Method::DELETE, "db/protected/user2", "", None)
+            .await,
+    );
+    denied(
+        t.as_user(&user1, Method::POST, "db/protected", "", Some(json!(1)))
+            .await,
+    );
+    denied(
+        t.as_user(
+            &user1,
+            Method::PATCH,
+            "db/protected",
+            "",
+            Some(json!({"user1": 1, "user2": 2})),
+        )
+        .await,
+    );
+    // Unauthenticated: by override or with no credentials at all.
+    let r = t
+        .as_user(&Value::Null, Method::GET, "db/public", "", None)
+        .await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!("test")));
+    denied(
+        t.as_user(&Value::Null, Method::GET, "db/protected/user1", "", None)
+            .await,
+    );
+    assert_eq!(
+        t.anonymous(Method::GET, "db/public", None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.anonymous(Method::GET, "db/protected/user1", None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.anonymous(Method::PUT, "db/public", Some(json!(1)))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A denied conditional write is a 401, not a 412 revealing the value.
+    let r = t
+        .req(
+            Method::PUT,
+            "db/admin",
+            &format!("auth_variable_override={}", enc(&user1.to_string())),
+            &[("if-match", "wrong")],
+            Some(json!(1)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    // Event streams are reads.
+    let r = t
+        .http
+        .get(t.url(
+            "db/admin",
+            &format!("auth_variable_override={}", enc(&user1.to_string())),
+        ))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Nothing denied was written.
+    assert_eq!(
+        t.get("db").await,
+        json!({"admin": "test", "protected": {"user1": "test2", "user2": "test"}, "public": "test"})
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn validate_rules_and_multi_path_writes_are_all_or_nothing() {
+    let t = target().await;
+    let r = t
+        .put_rules(
+            r#"{"rules": {".read": true, "users": {"$uid": {
+                ".write": "auth != null && auth.uid === $uid",
+                ".validate": "newData.hasChildren(['name'])",
+                "name": {".validate": "newData.isString() && newData.val().length > 0"},
+                "age": {".validate": "newData.isNumber() && newData.val() >= 0"}
+            }}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    t.put(
+        "users",
+        json!({"u1": {"name": "Ann", "age": 30}, "u2": {"name": "Bob"}}),
+    )
+    .await;
+    let u1 = json!({"uid": "u1"});
+    let ok = |r: Resp| assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let denied = |r: Resp| {
+        assert_eq!(
+            r.assert_error(StatusCode::UNAUTHORIZED),
+            "Permission denied"
+        )
+    };
+    ok(
+        t.as_user(&u1, Method::PATCH, "users/u1", "", Some(json!({"age": 31})))
+            .await,
+    );
+    // One path denied: the whole PATCH is refused.
+    denied(
+        t.as_user(
+            &u1,
+            Method::PATCH,
+            "",
+            "",
+            Some(json!({"users/u1/age": 32, "users/u2/age": 1})),
+        )
+        .await,
+    );
+    // One path invalid: refused whole.
+    denied(
+        t.as_user(
+            &u1,
+            Method::PATCH,
+            "users/u1",
+            "",
+            Some(json!({"age": -1, "name": "Anne"})),
+        )
+        .await,
+    );
+    // Every .validate on the way holds for the data after the whole write.
+    denied(
+        t.as_user(&u1, Method::PUT, "users/u1", "", Some(json!({"age": 1})))
+            .await,
+    );
+    ok(t.as_user(
+        &u1,
+        Method::PATCH,
+        "users/u1",
+        "",
+        Some(json!({"name": "Anne", "age": 33})),
+    )
+    .await);
+    // Deletes are not validated, but the parent that remains still is.
+    denied(
+        t.as_user(&u1, Method::DELETE, "users/u1/name", "", None)
+            .await,
+    );
+    ok(t.as_user(&u1, Method::DELETE, "users/u1/age", "", None)
+        .await);
+    assert_eq!(
+        t.get("users").await,
+        json!({"u1": {"name": "Anne"}, "u2": {"name": "Bob"}})
+    );
+    ok(t.as_user(&u1, Method::DELETE, "users/u1", "", None).await);
+    assert_eq!(t.get("users").await, json!({"u2": {"name": "Bob"}}));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn unindexed_queries_are_refused_with_the_services_text() {
+    let t = embedded_target().await;
+    t.put(
+        "users",
+        json!({"a": {"email": "x@y", "age": 3}, "b": {"email": "z@y", "age": 1}}),
+    )
+    .await;
+    t.put("scores", json!({"a": 2, "b": 1})).await;
+    let order = |o: &str| format!("orderBy={}", enc(&format!("\"{o}\"")));
+    // Without rules nothing is checked (as Google's emulator).
+    let r = t.req(Method::GET, "users", &order("age"), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = t
+        .put_rules(
+            r#"{"rules": {".read": true, ".write": true,
+                "users": {".indexOn": ["email"]}, "scores": {".indexOn": ".value"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The owner too: indexes are not a permission.
+    let r = t.req(Method::GET, "users", &order("age"), &[], None).await;
+    assert_eq!(
+        r.assert_error(StatusCode::BAD_REQUEST),
+        "Index not defined, add \".indexOn\": \"age\", for path \"/users\", to the rules"
+    );
+    let r = t
+        .req(
+            Method::GET,
+            "users",
+            &format!("{}&limitToFirst=1", order("$value")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.assert_error(StatusCode::BAD_REQUEST),
+        "Index not defined, add \".indexOn\": \".value\", for path \"/users\", to the rules"
+    );
+    let r = t
+        .as_user(
+            &json!({"uid": "u"}),
+            Method::GET,
+            "users",
+            &order("age"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Indexed ones and $key pass.
+    let r = t
+        .req(
+            Method::GET,
+            "users",
+            &format!("{}&equalTo={}", order("email"), enc("\"z@y\"")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((r.status, keys(&r.json())), (StatusCode::OK, set(&["b"])));
+    let r = t
+        .req(
+            Method::GET,
+            "scores",
+            &format!("{}&limitToFirst=1", order("$value")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"b": 1})));
+    let r = t
+        .req(
+            Method::GET,
+            "users",
+            &format!("{}&limitToFirst=1", order("$key")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((r.status, keys(&r.json())), (StatusCode::OK, set(&["a"])));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn rules_load_at_start_are_saved_beside_an_export_and_survive_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("db.rules.json");
+    std::fs::write(&good, "{\n  // the owner's app only\n  \"rules\": {\"app\": {\".read\": \"auth != null\", \".write\": \"auth != null\"}}\n}\n").unwrap();
+    let bad = dir.path().join("bad.rules.json");
+    std::fs::write(
+        &bad,
+        "{\"rules\": {\n  \".read\": \"auth.uid === $uid\"\n}}\n",
+    )
+    .unwrap();
+    let file = |path: &std::path::Path| msr_firebase::emulator::RulesFile {
+        namespace: None,
+        path: path.to_path_buf(),
+    };
+
+    let err = Emulator::start(EmulatorOptions {
+        rules: vec![file(&bad)],
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("bad rules fail the start");
+    assert_eq!(
+        err.message,
+        format!("{}:2:26: Unknown variable '$uid'.", bad.display())
+    );
+
+    let emu = Emulator::start(EmulatorOptions {
+        rules: vec![file(&good)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let t = Target {
+        base: emu.url(),
+        ns: unique_ns(),
+        http: http_client(),
+        emu: Some(emu),
+    };
+    assert_eq!(
+        t.anonymous(Method::GET, "app", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    t.put("app/x", json!(1)).await;
+    // Rules of one namespace, set over the wire.
+    let r = t.put_rules(r#"{"rules": {".read": true}}"#).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        t.anonymous(Method::GET, "app", None).await.status,
+        StatusCode::OK
+    );
+
+    // Saved whole: the data, and the rules beside it.
+    let data = dir.path().join("sandbox.json");
+    t.emu.as_ref().unwrap().export_to_file(&data).unwrap();
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("sandbox.rules.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["*"], json!(std::fs::read_to_string(&good).unwrap()));
+    assert_eq!(saved[&t.ns], json!(r#"{"rules": {".read": true}}"#));
+
+    // A reset goes back to the rules the emulator started with.
+    t.lever(Method::POST, "reset", None).await;
+    assert_eq!(
+        t.anonymous(Method::GET, "app", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    t.finish().await;
+
+    // Loaded again from the export: the same data and the same rules per namespace.
+    let emu = Emulator::start(EmulatorOptions {
+        import_file: Some(data.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let again = Target {
+        base: emu.url(),
+        ns: saved
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| *k != "*")
+            .unwrap()
+            .clone(),
+        http: http_client(),
+        emu: Some(emu),
+    };
+    assert_eq!(again.get("app/x").await, json!(1));
+    assert_eq!(
+        again.anonymous(Method::GET, "app", None).await.status,
+        StatusCode::OK
+    );
+    let other = Target {
+        ns: unique_ns(),
+        ..again
+    };
+    assert_eq!(
+        other.anonymous(Method::GET, "app", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    other.finish().await;
+}

@@ -243,9 +243,12 @@ pub enum Command {
         /// Load data from a JSON file ({"<namespace>": {...}}, or a plain tree for the default namespace)
         #[arg(long, value_name = "file")]
         import: Option<String>,
-        /// Write all data to this file when stopped
+        /// Write all data to this file when stopped (and the rules to <file>.rules.json beside it)
         #[arg(long, value_name = "file")]
         export_on_exit: Option<String>,
+        /// Security Rules for every namespace (a rules file; comments allowed). Without it: firebase.json's database rules, if the current directory has one
+        #[arg(long, value_name = "file")]
+        rules: Option<String>,
     },
 }
 

@@ -11,7 +11,7 @@ use super::output::Io;
 use super::{exit, exit_code, load_config, lock_cmds, CliHost, SIGNALS};
 use crate::config::Config;
 use crate::connection;
-use crate::emulator::{Emulator, EmulatorOptions};
+use crate::emulator::{rules_file_beside, Emulator, EmulatorOptions, RulesFile};
 use crate::rtdb::Client;
 use crate::{Error, ErrorCode};
 
@@ -39,16 +39,14 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
             port,
             import,
             export_on_exit,
+            rules,
         } => {
-            return emulator(
-                h,
-                *port,
-                import.as_deref(),
-                export_on_exit.as_deref(),
-                io,
-                cwd,
-            )
-            .await
+            let files = EmulatorFiles {
+                import: import.as_deref(),
+                export: export_on_exit.as_deref(),
+                rules: rules.as_deref(),
+            };
+            return emulator(h, *port, files, io, cwd).await;
         }
         _ => {}
     }
@@ -432,16 +430,32 @@ async fn create<H: CliHost>(
     }
 }
 
-async fn emulator(
-    host: &str,
-    port: u16,
-    import: Option<&str>,
-    export: Option<&str>,
-    io: &mut Io,
-    cwd: &Path,
-) -> i32 {
+/// The files `msr-firebase emulator` reads and writes.
+struct EmulatorFiles<'a> {
+    import: Option<&'a str>,
+    export: Option<&'a str>,
+    rules: Option<&'a str>,
+}
+
+/// The rules files for the emulator: `--rules` for every namespace, else those firebase.json in
+/// `cwd` names.
+fn emulator_rules(rules: Option<&str>, cwd: &Path) -> crate::Result<Vec<RulesFile>> {
+    if let Some(file) = rules {
+        return Ok(vec![RulesFile {
+            namespace: None,
+            path: Config::resolve(cwd, file),
+        }]);
+    }
+    let firebase_json = cwd.join("firebase.json");
+    if !firebase_json.is_file() {
+        return Ok(Vec::new());
+    }
+    crate::rules::firebase_json::rules_files(&firebase_json)
+}
+
+async fn emulator(host: &str, port: u16, files: EmulatorFiles<'_>, io: &mut Io, cwd: &Path) -> i32 {
     // Its data would be lost at exit: refused before it starts.
-    if let Some(file) = export {
+    if let Some(file) = files.export {
         let path = Config::resolve(cwd, file);
         if let Err(why) = crate::private_files::check_target(&path) {
             let e = Error::config(format!(
@@ -452,26 +466,44 @@ async fn emulator(
             return io.fail(&e, exit_code(&e, exit::GENERAL), text);
         }
     }
-    let emu = match Emulator::start(EmulatorOptions {
-        host: host.to_string(),
-        port,
-        import: None,
-        import_file: import.map(|f| Config::resolve(cwd, f)),
-    })
-    .await
-    {
+    let started = match emulator_rules(files.rules, cwd) {
+        Ok(rules) => {
+            let shown: Vec<String> = rules
+                .iter()
+                .map(|r| {
+                    let ns = r.namespace.as_deref().unwrap_or("every namespace");
+                    format!("{} ({ns})", r.path.display())
+                })
+                .collect();
+            Emulator::start(EmulatorOptions {
+                host: host.to_string(),
+                port,
+                import: None,
+                import_file: files.import.map(|f| Config::resolve(cwd, f)),
+                rules,
+            })
+            .await
+            .map(|emu| (emu, shown))
+        }
+        Err(e) => Err(e),
+    };
+    let (emu, rules_shown) = match started {
         Ok(e) => e,
         Err(e) => {
             let text = format!("✗ Cannot start the emulator: {}", e.message);
-            return io.fail(&e, exit::GENERAL, text);
+            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
         }
     };
+    let export = files.export;
     io.line(format!("RTDB emulator listening on {}", emu.url()));
     io.line(format!("  Database URL: {}?ns=<namespace>", emu.url()));
     io.line(format!(
         "  export FIREBASE_DATABASE_EMULATOR_HOST={}",
         emu.host_port()
     ));
+    for r in &rules_shown {
+        io.line(format!("  Security Rules: {r}"));
+    }
     io.line("Press Ctrl-C to stop.");
     let _ = io.out.flush();
     if !SIGNALS.stop.is_requested() {
@@ -479,9 +511,7 @@ async fn emulator(
     }
     let exported = export.map(|file| {
         let path = Config::resolve(cwd, file);
-        let written = crate::private_files::replace(&path, |w| emu.write_export(w))
-            .map_err(|e| Error::io(path.display(), e));
-        (written, path)
+        (export_whole(&emu, &path), path)
     });
     let _ = emu.stop().await;
     if let Some((written, path)) = exported {
@@ -493,6 +523,22 @@ async fn emulator(
     }
     io.line("Emulator stopped.");
     exit::SUCCESS
+}
+
+/// Write the emulator's data to `path` and its rules beside it (`<name>.rules.json`), each whole
+/// or not at all. Without rules none is written, and an earlier rules file there is emptied, so
+/// it is not loaded again with the new data.
+fn export_whole(emu: &Emulator, path: &Path) -> crate::Result<()> {
+    crate::private_files::replace(path, |w| emu.write_export(w))
+        .map_err(|e| Error::io(path.display(), e))?;
+    let rules_path = rules_file_beside(path);
+    let rules = match emu.saved_rules() {
+        Some(text) => text,
+        None if rules_path.exists() => "{}\n".to_string(),
+        None => return Ok(()),
+    };
+    crate::private_files::replace(&rules_path, |w| w.write_all(rules.as_bytes()))
+        .map_err(|e| Error::io(rules_path.display(), e))
 }
 
 use std::io::Write as _;

@@ -15,6 +15,7 @@ use super::etag::etag;
 use super::response::{
     bad_request, error, full, read_body, respond, with_etag, Body, Dropped, Reply,
 };
+use super::security::{self, Access};
 use super::sse;
 use super::state::{FaultMode, State, WriteEvent};
 use super::store::{self, NodeRef, Read};
@@ -42,9 +43,11 @@ struct DataReq {
     want_etag: bool,
     if_match: Option<String>,
     if_none_match: Option<String>,
+    /// Who the request is and its namespace's rules.
+    access: Access,
 }
 
-fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
+pub(super) fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -60,6 +63,20 @@ fn default_namespace(req: &Request<Incoming>) -> String {
     match name.split_once('.') {
         Some((first, _)) if !is_ip && !first.is_empty() => first.to_ascii_lowercase(),
         _ => DEFAULT_NAMESPACE.to_string(),
+    }
+}
+
+/// The namespace a request addresses: `?ns=` (validated), else from the Host header.
+pub(super) fn namespace(
+    req: &Request<Incoming>,
+    params: &[(String, String)],
+) -> Result<String, Response<Body>> {
+    match params.iter().rev().find(|(k, _)| k == "ns").map(|(_, v)| v) {
+        Some(ns) if crate::rtdb::database_url::valid_namespace(ns) => Ok(ns.clone()),
+        Some(ns) => Err(bad_request(format!(
+            "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
+        ))),
+        None => Ok(default_namespace(req)),
     }
 }
 
@@ -151,14 +168,9 @@ async fn serve_data(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let ns = match param("ns") {
-        Some(ns) if crate::rtdb::database_url::valid_namespace(&ns) => ns,
-        Some(ns) => {
-            return bad_request(format!(
-                "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
-            ))
-        }
-        None => default_namespace(&req),
+    let ns = match namespace(&req, &params) {
+        Ok(ns) => ns,
+        Err(res) => return res,
     };
     let (pretty, silent) = match param("print").as_deref() {
         None => (false, false),
@@ -171,6 +183,26 @@ async fn serve_data(
         }
     };
     let want_etag = header(&req, "x-firebase-etag").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+
+    // The token first (as the service: a refused token is refused before any rule is looked
+    // at), then who the request acts as, then the levers' deny rules; Security Rules are
+    // checked by each handler, against the data.
+    let authorization = header(&req, "authorization");
+    if !state.levers().token_accepted(authorization.as_deref()) {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized request.");
+    }
+    let who = match security::who(authorization.as_deref(), &params) {
+        Ok((who, Some(o))) => {
+            state.levers().last_override = Some(o);
+            who
+        }
+        Ok((who, None)) => who,
+        Err(msg) => return bad_request(msg),
+    };
+    if state.levers().is_denied(&ns, &segs) {
+        return error(StatusCode::UNAUTHORIZED, "Permission denied");
+    }
+    let access = Access::new(who, state.rules().of(&ns), state.levers().now_ms());
     let dr = DataReq {
         ns,
         segs,
@@ -180,35 +212,8 @@ async fn serve_data(
         if_match: header(&req, "if-match"),
         if_none_match: header(&req, "if-none-match"),
         params,
+        access,
     };
-
-    // The token first (as the service: a refused token is refused before any rule is looked
-    // at), then the `auth` the request acts as, then the rules.
-    if !state
-        .levers()
-        .token_accepted(header(&req, "authorization").as_deref())
-    {
-        return error(StatusCode::UNAUTHORIZED, "Unauthorized request.");
-    }
-    let auth_override = dr
-        .params
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "auth_variable_override")
-        .map(|(_, v)| v.clone());
-    if let Some(o) = auth_override {
-        match serde_json::from_str::<Value>(&o) {
-            Ok(v @ (Value::Object(_) | Value::Null)) => state.levers().last_override = Some(v),
-            _ => {
-                return bad_request(
-                    "Invalid auth_variable_override: expected a JSON object (or null)",
-                )
-            }
-        }
-    }
-    if state.levers().is_denied(&dr.ns, &dr.segs) {
-        return error(StatusCode::UNAUTHORIZED, "Permission denied");
-    }
     // Only GET takes query parameters.
     if method != Method::GET
         && dr
@@ -320,6 +325,9 @@ fn stream(state: &Arc<State>, dr: DataReq) -> Response<Body> {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
         return super::response::error(status, "Event streams are refused here (streams lever)");
     }
+    if let Err(res) = dr.access.read(&state.store(), &dr.ns, &dr.segs, None) {
+        return res;
+    }
     let body = sse::open(state.clone(), dr.ns, dr.segs);
     respond(StatusCode::OK, body, Some("text/event-stream"))
 }
@@ -353,6 +361,9 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     };
     let (body, tag) = {
         let store = state.store();
+        if let Err(res) = dr.access.read(&store, &dr.ns, &dr.segs, Some(&query)) {
+            return res;
+        }
         let node = store.node(&dr.ns, &dr.segs);
         let tag = (dr.want_etag || dr.if_none_match.is_some()).then(|| etag(node));
         if dr.if_none_match.is_some() && dr.if_none_match == tag {
@@ -413,14 +424,20 @@ fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
         let mut store = state.store();
         let now = state.levers().now_ms();
         let current = store.node(&dr.ns, &dr.segs);
-        if let Some(expected) = &dr.if_match {
-            if *expected != etag(current) {
-                return precondition_failed(current, &dr);
-            }
-        }
         if parsed.has_sv {
             if let Some(n) = &mut node {
                 store::resolve(n, current, now);
+            }
+        }
+        if let Err(res) = dr
+            .access
+            .write(&store, &dr.ns, &dr.segs, &[(&[], node.as_ref())])
+        {
+            return res;
+        }
+        if let Some(expected) = &dr.if_match {
+            if *expected != etag(current) {
+                return precondition_failed(current, &dr);
             }
         }
         let view = node.as_ref().map(|n| n.view());
@@ -440,6 +457,9 @@ fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
 fn delete(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     {
         let mut store = state.store();
+        if let Err(res) = dr.access.write(&store, &dr.ns, &dr.segs, &[(&[], None)]) {
+            return res;
+        }
         if let Some(expected) = &dr.if_match {
             let current = store.node(&dr.ns, &dr.segs);
             if *expected != etag(current) {
@@ -473,6 +493,12 @@ fn post(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
         at.push(name.clone());
         if let Some(n) = &mut node {
             store::resolve(n, None, now);
+        }
+        if let Err(res) = dr
+            .access
+            .write(&store, &dr.ns, &at, &[(&[], node.as_ref())])
+        {
+            return res;
         }
         let tag = dr.want_etag.then(|| etag(node.as_ref().map(|n| n.view())));
         publish(state, || WriteEvent::Put {
@@ -510,6 +536,13 @@ fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
             if let Some(n) = &mut e.data.node {
                 store::resolve(n, store.node(&dr.ns, &full), now);
             }
+        }
+        let writes: Vec<_> = entries
+            .iter()
+            .map(|e| (&e.rel[..], e.data.node.as_ref()))
+            .collect();
+        if let Err(res) = dr.access.write(&store, &dr.ns, &dr.segs, &writes) {
+            return res;
         }
         let echo = (!dr.silent).then(|| {
             let map: Map<String, Value> = entries

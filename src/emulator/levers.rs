@@ -263,6 +263,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
                 }
             }
             *state.levers() = Levers::default();
+            state.rules().reset();
             ok(json!({ "reset": true }))
         }
         (method, _) => error(

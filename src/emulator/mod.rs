@@ -6,20 +6,38 @@
 //!
 //! Modules: this file (start/stop, accepting connections, routing `/.emulator/...` vs data),
 //! `state` (the store, lever settings, push ids and the write feed, shared by every request),
-//! `data` (data requests: parsing and one handler per method), `levers` (the test levers'
-//! endpoint), `sse` (event streams), `response` (response building, JSON bodies), `store` (data
-//! trees, validation, server values, pruning), `etag`. Push ids come from `crate::rtdb::push_id`.
+//! `data` (data requests: parsing and one handler per method), `security` (the rules of each
+//! namespace, who a request acts as, the checks data requests make through `crate::rules`),
+//! `settings` (`/.settings/rules.json`), `levers` (the test levers' endpoint), `sse` (event
+//! streams), `response` (response building, JSON bodies), `store` (data trees, validation,
+//! server values, pruning), `etag`. Push ids come from `crate::rtdb::push_id`.
 //!
 //! # Addressing
 //! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
 //! - Without `?ns=`, the namespace is the first label of the `Host` header when it is a DNS name
 //!   of two or more labels (`mydb.localhost:9000` -> `mydb`), otherwise `default`.
-//! - Auth: any `Authorization` header (e.g. `Bearer owner`) or none is treated as an admin,
-//!   unless the auth lever requires a token: then anything but `Bearer <that token>` gets 401
-//!   `{"error":"Unauthorized request."}`, as the service refuses a bad token. The deny and allow
-//!   levers model Security Rules: 401 `{"error":"Permission denied"}`.
-//! - `auth_variable_override` must be a JSON object or `null` (400 otherwise); the last one seen
-//!   is shown by `GET /.emulator/auth`.
+//! - Auth: any `Authorization` header (e.g. `Bearer owner`) or `access_token=` makes the request
+//!   an admin, unless the auth lever requires a token: then anything but `Bearer <that token>`
+//!   gets 401 `{"error":"Unauthorized request."}`, as the service refuses a bad token. With
+//!   `auth_variable_override` (a JSON object, or `null` for unauthenticated; 400 otherwise) the
+//!   request acts as that `auth`; the last one seen is shown by `GET /.emulator/auth`. A request
+//!   with no credentials acts as `auth == null`; `auth=<ID token>` as the token's claims (not
+//!   verified), `auth=<anything else>` (a database secret) as an admin.
+//!
+//! # Security Rules (`crate::rules`, wired in `security`)
+//! - Per namespace, set by `PUT /.settings/rules.json?ns=<ns>` (admins only; the body is a rules
+//!   document, `//` and `/* */` comments allowed; one that does not parse or check is a 400
+//!   `{"error": "<line>:<column>: <why>"}`), `GET` returns the stored text, `?format=strict` plain
+//!   JSON. At start: `EmulatorOptions::rules` (files, for one namespace or every namespace
+//!   without its own) and the rules saved beside an import file (`data.rules.json` beside
+//!   `data.json`, `{"<ns or *>": "<rules text>"}`); `saved_rules` gives that file's text.
+//! - A namespace without rules is open (read and write for everyone) and checks no index.
+//! - With rules: admins bypass `.read`/`.write`/`.validate`; everyone else is evaluated, and a
+//!   denied read or write (a multi-path PATCH whole) is 401 `{"error":"Permission denied"}`.
+//!   A query ordered by a child or `$value` without that `.indexOn` at its location is a 400
+//!   `Index not defined, add ".indexOn": "<child>", for path "/<path>", to the rules` (admins
+//!   included); `$key` and `$priority` need no index. Event streams are checked when opened.
+//! - The deny and allow levers apply as well, before the rules.
 //!
 //! # Behaviour where the real service is unspecified (choices made here)
 //! - ETags are the hex SHA-256 of the value's JSON as the store writes it (children in key
@@ -85,12 +103,15 @@
 //!   refused (default 268435456, the service's 256 MB), so tests can use small data. `GET`
 //!   shows it.
 //! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}`.
-//! - `POST /.emulator/reset`: clears all data, all levers and the counts.
+//! - `POST /.emulator/reset`: clears all data, all levers and the counts; the rules go back to
+//!   those the emulator started with.
 
 mod data;
 mod etag;
 mod levers;
 mod response;
+mod security;
+mod settings;
 mod sse;
 mod state;
 mod store;
@@ -112,7 +133,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::{Error, Result};
 use state::{stopped, State};
 
+pub use crate::rules::firebase_json::RulesFile;
 pub use data::DEFAULT_NAMESPACE;
+pub use security::rules_file_beside;
 pub use store::{write_json, NodeRef, Obj};
 
 #[derive(Debug, Clone)]
@@ -122,8 +145,12 @@ pub struct EmulatorOptions {
     pub port: u16,
     /// Initial data: `{ "<namespace>": <tree>, ... }`.
     pub import: Option<Value>,
-    /// Initial data from a JSON file of the same shape, parsed as it is read (any size).
+    /// Initial data from a JSON file of the same shape, parsed as it is read (any size); rules
+    /// saved beside it (see [`rules_file_beside`]) are loaded too.
     pub import_file: Option<std::path::PathBuf>,
+    /// Security Rules files, each for one namespace or for every namespace without its own;
+    /// applied after those saved beside the import file.
+    pub rules: Vec<RulesFile>,
 }
 
 impl Default for EmulatorOptions {
@@ -133,6 +160,7 @@ impl Default for EmulatorOptions {
             port: 0,
             import: None,
             import_file: None,
+            rules: Vec::new(),
         }
     }
 }
@@ -191,6 +219,16 @@ impl Emulator {
             }
             (None, None) => store::Store::new(),
         };
+        let mut rules = security::RulesSet::default();
+        if let Some(file) = &opts.import_file {
+            for (ns, r) in security::read_saved(file)? {
+                rules.set(ns.as_deref(), r);
+            }
+        }
+        for f in &opts.rules {
+            rules.set(f.namespace.as_deref(), crate::rules::Rules::load(&f.path)?);
+        }
+        rules.keep_as_initial();
         let (listener, addr) = bind(&opts.host, opts.port).await.map_err(|e| {
             Error::io(
                 format!("Cannot start the emulator on {}:{}", opts.host, opts.port),
@@ -199,6 +237,7 @@ impl Emulator {
         })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(State::new(st, shutdown_rx));
+        *state.rules() = rules;
         let task = tokio::spawn(serve(listener, state.clone()));
         Ok(Emulator {
             addr,
@@ -226,6 +265,16 @@ impl Emulator {
     /// file: `crate::private_files::replace`).
     pub fn write_export(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         self.state.store.lock().expect("store lock").write_export(w)
+    }
+    /// Set the Security Rules of `namespace` (`None`: of every namespace without its own), as
+    /// `PUT /.settings/rules.json` does.
+    pub fn set_rules(&self, namespace: Option<&str>, rules: crate::rules::Rules) {
+        self.state.rules().set(namespace, rules);
+    }
+    /// The rules of the namespaces that have some, in the form saved beside an export (see
+    /// [`rules_file_beside`]): `{"<namespace or *>": "<rules text>"}`; `None` without rules.
+    pub fn saved_rules(&self) -> Option<String> {
+        security::saved_text(&self.state.rules())
     }
     /// Parse JSON from `reader` as it is read (any size) and write it at `path` in namespace
     /// `ns`, replacing what is there, as one PUT would (keys, depth and strings validated,
@@ -397,6 +446,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> response::Reply {
     let path = req.uri().path().to_string();
     if path == "/.emulator" || path.starts_with("/.emulator/") {
         return Ok(levers::handle(&state, req).await);
+    }
+    if path == settings::RULES_PATH {
+        return Ok(settings::handle(&state, req).await);
     }
     data::handle(&state, req).await
 }

@@ -9,11 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
+use super::security::RulesSet;
 use super::store::Store;
 use crate::rtdb::PushIdGenerator;
 
 pub struct State {
     pub store: Mutex<Store>,
+    /// Security Rules per namespace.
+    pub rules: Mutex<RulesSet>,
     pub levers: Mutex<Levers>,
     pub push_ids: Mutex<PushIdGenerator>,
     pub events: broadcast::Sender<Arc<WriteEvent>>,
@@ -24,6 +27,7 @@ impl State {
     pub fn new(store: Store, shutdown: watch::Receiver<bool>) -> Self {
         State {
             store: Mutex::new(store),
+            rules: Mutex::new(RulesSet::default()),
             levers: Mutex::new(Levers::default()),
             push_ids: Mutex::new(PushIdGenerator::new()),
             events: broadcast::channel(4096).0,
@@ -35,6 +39,9 @@ impl State {
     }
     pub(super) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().expect("store lock")
+    }
+    pub(super) fn rules(&self) -> MutexGuard<'_, RulesSet> {
+        self.rules.lock().expect("rules lock")
     }
 }
 
