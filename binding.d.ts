@@ -602,8 +602,17 @@ export interface StartEmulatorOptions {
   port?: number
   /** Initial data: `{ "<namespace>": <tree> }`. */
   import?: any
-  /** Initial data from a JSON file of that shape, parsed as it is read (any size). */
+  /**
+   * Initial data from a JSON file of that shape, parsed as it is read (any size); rules saved
+   * beside it (`<name>.rules.json`) are loaded too.
+   */
   importFile?: string
+  /**
+   * Security Rules: the path of a rules file for every namespace, or `{ "<namespace>": path }`
+   * (`"*"`: every namespace not listed). A file that does not parse fails the start with its
+   * `file:line:column`.
+   */
+  rules?: string | Record<string, string>
 }
 
 /** Validate a (partial) config object; returns the complete normalised config. */

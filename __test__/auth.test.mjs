@@ -192,6 +192,47 @@ test("getInstance with locking on and the lock path denied rejects with the guid
   }
 })
 
+test("the README's least-privilege rules, evaluated: the migrator's auth migrates under the lock, any other auth is refused at the lock path", async () => {
+  const dir = h.project(undefined, 'msr-auth-')
+  const rulesFile = path.join(dir, 'database.rules.json')
+  fs.writeFileSync(
+    rulesFile,
+    `{
+  // The README's rules: the migrator, and only under {shift}; plus the index the example
+  // migration's orderByChild('post') query needs (the service refuses it without one).
+  "rules": { "app": { ".read": "auth.uid === 'migrator'", ".write": "auth.uid === 'migrator'",
+                      "comments": { ".indexOn": ["post"] } } }
+}`,
+  )
+  const ns = h.uniqueNs('rules')
+  const ruled = await h.startEmulator({ rules: { [ns]: rulesFile } })
+  try {
+    const config = (uid) =>
+      new FirebaseConfig({
+        databaseUrl: ruled.databaseUrl(ns),
+        shift: 'app',
+        databaseAuthVariableOverride: { uid },
+        locking: { enabled: true },
+        folder: path.join(dir, 'migrations'),
+        backup: { folder: path.join(dir, 'backups') },
+        logLevel: 'error',
+      })
+    const runner = await FirebaseRunner.getInstance({ config: config('migrator') })
+    const result = await runner.migrate()
+    assert.equal(result.success, true)
+    assert.equal(Object.keys((await ruled.export())[ns].app.schema_version).length, 4)
+    await assert.rejects(FirebaseRunner.getInstance({ config: config('intruder') }), (e) => {
+      assert.equal(e.message, 'Failed to initialize lock storage at app/migrations/_lock: PERMISSION_DENIED')
+      return true
+    })
+    // The rules are this namespace's: another one of the same emulator is open.
+    const other = await FirebaseRunner.getInstance({ config: { ...config('intruder').toJSON(), databaseUrl: ruled.databaseUrl(h.uniqueNs('open')) } })
+    assert.ok(other)
+  } finally {
+    await ruled.stop()
+  }
+})
+
 test('databaseAuthVariableOverride reaches the database as auth_variable_override', async () => {
   const ns = h.uniqueNs('override')
   const dir = h.project(undefined, 'msr-auth-')

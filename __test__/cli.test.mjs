@@ -424,9 +424,12 @@ test('firebase:nodes and firebase:backup-nodes', async () => {
   assert.equal(dump.missing, null)
 })
 
-test('emulator --port 0: prints URL and env line, stops on SIGINT, --export-on-exit writes the file', async () => {
+test('emulator --port 0: prints URL and env line, applies firebase.json rules, stops on SIGINT, --export-on-exit writes the data and the rules', async () => {
   const dir = h.tmpDir('msr-emu-')
   const exportFile = path.join(dir, 'out.json')
+  const rules = '{\n  // anyone may write hello; nobody reads secret\n  "rules": {"hello": {".write": true}, "secret": {".read": false}}\n}\n'
+  fs.writeFileSync(path.join(dir, 'database.rules.json'), rules)
+  fs.writeFileSync(path.join(dir, 'firebase.json'), JSON.stringify({ database: { rules: 'database.rules.json' } }))
   const child = spawn(process.execPath, [h.BIN, 'emulator', '--port', '0', '--export-on-exit', exportFile], { cwd: dir, env: { ...process.env, NO_COLOR: '1' } })
   let stdout = ''
   let stderr = ''
@@ -443,9 +446,17 @@ test('emulator --port 0: prints URL and env line, stops on SIGINT, --export-on-e
       }
     })
   })
-  assert.match(stdout, new RegExp(`http://${hostPort.replace('.', '\\.')}`))
-  const res = await fetch(`http://${hostPort}/hello.json?ns=emu`, { method: 'PUT', body: '{"a":1}' })
-  assert.equal(res.status, 200)
+  try {
+    assert.match(stdout, new RegExp(`http://${hostPort.replace('.', '\\.')}`))
+    assert.match(stdout, /Security Rules: .*database\.rules\.json \(every namespace\)/)
+    const res = await fetch(`http://${hostPort}/hello.json?ns=emu`, { method: 'PUT', body: '{"a":1}' })
+    assert.equal(res.status, 200)
+    const denied = await fetch(`http://${hostPort}/secret.json?ns=emu`)
+    assert.deepEqual([denied.status, await denied.json()], [401, { error: 'Permission denied' }])
+  } catch (e) {
+    child.kill('SIGKILL')
+    throw e
+  }
   child.kill('SIGINT')
   const { code } = await exited
   assert.equal(code, 0, stderr)
@@ -454,4 +465,14 @@ test('emulator --port 0: prints URL and env line, stops on SIGINT, --export-on-e
   assert.deepEqual(exported.emu, { hello: { a: 1 } })
   // A copy of the data: readable by its owner only.
   if (process.platform !== 'win32') assert.equal((fs.statSync(exportFile).mode & 0o777).toString(8), '600')
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'out.rules.json'), 'utf8')), { '*': rules })
+  if (process.platform !== 'win32') assert.equal((fs.statSync(path.join(dir, 'out.rules.json')).mode & 0o777).toString(8), '600')
+})
+
+test('emulator --rules with a document that does not parse: exit 2 naming file, line and column', async () => {
+  const dir = h.tmpDir('msr-emu-')
+  fs.writeFileSync(path.join(dir, 'bad.json'), '{"rules": {\n  ".read": "auth.uid === $uid"\n}}\n')
+  const out = await h.cli(['emulator', '--port', '0', '--rules', 'bad.json'], { cwd: dir })
+  assert.equal(out.code, 2, out.stdout + out.stderr)
+  assert.match(out.stderr, /Cannot start the emulator: .*bad\.json:2:26: Unknown variable '\$uid'\./)
 })

@@ -4,7 +4,8 @@
 // 0/20/50 ms of emulator latency against the ideal (bench/floors.js); the crowd figure, real
 // processes waiting for a holder (bench/crowd.js); then the big-data figures (bench/big.js), as
 // ratios measured side by side; then a rehearsal vs the same migrations run directly
-// (bench/rehearse.js); then the fault campaign at a larger scale than CI runs it, with its figures.
+// (bench/rehearse.js); the cost of Security Rules per write (bench/rules.js); then the fault
+// campaign at a larger scale than CI runs it, with its figures.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -30,6 +31,10 @@ async function main() {
   if (process.env.BENCH_REHEARSE !== '0') {
     console.log('\nRehearsal (BENCH_REHEARSE_USERS users, default BENCH_USERS; BENCH_REHEARSE=0 skips this part):')
     console.table(await require('./rehearse.js').rehearsal())
+  }
+  if (process.env.BENCH_RULES !== '0') {
+    console.log('\nSecurity Rules (BENCH_RULES_USERS users per namespace, default BENCH_USERS; BENCH_RULES=0 skips this part):')
+    console.table(await require('./rules.js').rulesCost())
   }
   faultCampaign()
 }

@@ -2721,7 +2721,13 @@ async fn rules_load_at_start_are_saved_beside_an_export_and_survive_a_reset() {
 
     // Saved whole: the data, and the rules beside it.
     let data = dir.path().join("sandbox.json");
-    t.emu.as_ref().unwrap().export_to_file(&data).unwrap();
+    let emu = t.emu.as_ref().unwrap();
+    let mut out = Vec::new();
+    emu.write_export(&mut out).unwrap();
+    std::fs::write(&data, out).unwrap();
+    let beside = msr_firebase::emulator::rules_file_beside(&data);
+    assert_eq!(beside, dir.path().join("sandbox.rules.json"));
+    std::fs::write(&beside, emu.saved_rules().expect("rules to save")).unwrap();
     let saved: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("sandbox.rules.json")).unwrap(),
     )

@@ -496,14 +496,14 @@ async fn emulator(host: &str, port: u16, files: EmulatorFiles<'_>, io: &mut Io, 
     };
     let export = files.export;
     io.line(format!("RTDB emulator listening on {}", emu.url()));
+    for r in &rules_shown {
+        io.line(format!("  Security Rules: {r}"));
+    }
     io.line(format!("  Database URL: {}?ns=<namespace>", emu.url()));
     io.line(format!(
         "  export FIREBASE_DATABASE_EMULATOR_HOST={}",
         emu.host_port()
     ));
-    for r in &rules_shown {
-        io.line(format!("  Security Rules: {r}"));
-    }
     io.line("Press Ctrl-C to stop.");
     let _ = io.out.flush();
     if !SIGNALS.stop.is_requested() {
