@@ -66,16 +66,29 @@ fn default_namespace(req: &Request<Incoming>) -> String {
     }
 }
 
-/// The namespace a request addresses: `?ns=` (validated), else from the Host header.
+/// A request's query parameters, decoded.
+pub(super) fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The namespace a request addresses: `?ns=` (validated; `Err`: the 400 text), else from the
+/// Host header.
 pub(super) fn namespace(
     req: &Request<Incoming>,
     params: &[(String, String)],
-) -> Result<String, Response<Body>> {
+) -> Result<String, String> {
     match params.iter().rev().find(|(k, _)| k == "ns").map(|(_, v)| v) {
         Some(ns) if crate::rtdb::database_url::valid_namespace(ns) => Ok(ns.clone()),
-        Some(ns) => Err(bad_request(format!(
+        Some(ns) => Err(format!(
             "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
-        ))),
+        )),
         None => Ok(default_namespace(req)),
     }
 }
@@ -152,15 +165,7 @@ async fn serve_data(
         Some(Err(e)) => return bad_request(e.message),
         Some(Ok(segs)) => segs,
     };
-    let params: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let params = query_params(&req);
     let param = |name: &str| {
         params
             .iter()
@@ -170,7 +175,7 @@ async fn serve_data(
     };
     let ns = match namespace(&req, &params) {
         Ok(ns) => ns,
-        Err(res) => return res,
+        Err(msg) => return bad_request(msg),
     };
     let (pretty, silent) = match param("print").as_deref() {
         None => (false, false),
@@ -325,7 +330,7 @@ fn stream(state: &Arc<State>, dr: DataReq) -> Response<Body> {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
         return super::response::error(status, "Event streams are refused here (streams lever)");
     }
-    if let Err(res) = dr.access.read(&state.store(), &dr.ns, &dr.segs, None) {
+    if let Some(res) = dr.access.read(&state.store(), &dr.ns, &dr.segs, None) {
         return res;
     }
     let body = sse::open(state.clone(), dr.ns, dr.segs);
@@ -361,7 +366,7 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     };
     let (body, tag) = {
         let store = state.store();
-        if let Err(res) = dr.access.read(&store, &dr.ns, &dr.segs, Some(&query)) {
+        if let Some(res) = dr.access.read(&store, &dr.ns, &dr.segs, Some(&query)) {
             return res;
         }
         let node = store.node(&dr.ns, &dr.segs);
@@ -429,7 +434,7 @@ fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
                 store::resolve(n, current, now);
             }
         }
-        if let Err(res) = dr
+        if let Some(res) = dr
             .access
             .write(&store, &dr.ns, &dr.segs, &[(&[], node.as_ref())])
         {
@@ -457,7 +462,7 @@ fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
 fn delete(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     {
         let mut store = state.store();
-        if let Err(res) = dr.access.write(&store, &dr.ns, &dr.segs, &[(&[], None)]) {
+        if let Some(res) = dr.access.write(&store, &dr.ns, &dr.segs, &[(&[], None)]) {
             return res;
         }
         if let Some(expected) = &dr.if_match {
@@ -494,7 +499,7 @@ fn post(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
         if let Some(n) = &mut node {
             store::resolve(n, None, now);
         }
-        if let Err(res) = dr
+        if let Some(res) = dr
             .access
             .write(&store, &dr.ns, &at, &[(&[], node.as_ref())])
         {
@@ -541,7 +546,7 @@ fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
             .iter()
             .map(|e| (&e.rel[..], e.data.node.as_ref()))
             .collect();
-        if let Err(res) = dr.access.write(&store, &dr.ns, &dr.segs, &writes) {
+        if let Some(res) = dr.access.write(&store, &dr.ns, &dr.segs, &writes) {
             return res;
         }
         let echo = (!dr.silent).then(|| {

@@ -173,47 +173,41 @@ impl Access {
         Access { who, rules, now_ms }
     }
 
-    /// A read of `segs` in `ns` (a query when `query` orders): the index check (admins too),
-    /// then `.read`. `Err` is the response: 400 with the service's index text, or 401.
+    /// A read of `segs` in `ns` (a query when `query` orders): `.read`, then the index check
+    /// (admins too). The refusal, if any: 401, or 400 with the service's index text.
     pub fn read(
         &self,
         store: &Store,
         ns: &str,
         segs: &[String],
         query: Option<&Query>,
-    ) -> std::result::Result<(), Response<Body>> {
-        let Some(rules) = &self.rules else {
-            return Ok(());
-        };
+    ) -> Option<Response<Body>> {
+        let rules = self.rules.as_ref()?;
         if let Who::User(auth) = &self.who {
             let cx = Context {
                 auth,
                 now_ms: self.now_ms,
             };
             if !rules.can_read(&cx, &StoreData(store.node(ns, &[])), segs, query) {
-                return Err(denied());
+                return Some(denied());
             }
         }
-        match query.and_then(|q| q.order_by.as_ref()) {
-            Some(order) => match rules.missing_index(segs, order) {
-                Some(text) => Err(bad_request(text)),
-                None => Ok(()),
-            },
-            None => Ok(()),
-        }
+        let order = query?.order_by.as_ref()?;
+        rules.missing_index(segs, order).map(bad_request)
     }
 
     /// A write at `base` in `ns` of `writes` (paths relative to `base`; `None` deletes):
-    /// `.write` and `.validate` against the store with the write laid over it. `Err` is the 401.
+    /// `.write` and `.validate` against the store with the write laid over it. The refusal, if
+    /// any: 401.
     pub fn write(
         &self,
         store: &Store,
         ns: &str,
         base: &[String],
         writes: &[(&[String], Option<&Node>)],
-    ) -> std::result::Result<(), Response<Body>> {
+    ) -> Option<Response<Body>> {
         let (Some(rules), Who::User(auth)) = (&self.rules, &self.who) else {
-            return Ok(());
+            return None;
         };
         let paths: Vec<Vec<String>> = writes
             .iter()
@@ -234,7 +228,8 @@ impl Access {
         };
         rules
             .check_write(&cx, &StoreData(store.node(ns, &[])), &views)
-            .map_err(|_| denied())
+            .err()
+            .map(|_| denied())
     }
 }
 

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::data::{header, namespace};
+use super::data::{header, namespace, query_params};
 use super::response::{bad_request, error, full, json_response, read_body, respond, Body};
 use super::security::{who, Who};
 use super::state::State;
@@ -18,18 +18,10 @@ use crate::rules::{Rules, OPEN_RULES, PERMISSION_DENIED};
 pub const RULES_PATH: &str = "/.settings/rules.json";
 
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    let params: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let params = query_params(&req);
     let ns = match namespace(&req, &params) {
         Ok(ns) => ns,
-        Err(res) => return res,
+        Err(msg) => return bad_request(msg),
     };
     let authorization = header(&req, "authorization");
     if !state.levers().token_accepted(authorization.as_deref()) {

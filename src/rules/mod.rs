@@ -167,33 +167,21 @@ impl Rules {
         path: &[String],
         query: Option<&Query>,
     ) -> bool {
-        let mut captures = Vec::new();
-        let mut node = &self.root;
-        for depth in 0..=path.len() {
-            if let Some(rule) = &node.read {
+        let walked = self.walk(path, |node, at, captures| {
+            node.read.as_ref().is_some_and(|rule| {
                 let env = Env {
                     auth: cx.auth,
                     now_ms: cx.now_ms,
                     query,
                     before: data,
                     after: None,
-                    path: &path[..depth],
-                    captures: &captures,
+                    path: at,
+                    captures,
                 };
-                if holds(&rule.expr, &env) {
-                    return true;
-                }
-            }
-            let Some(key) = path.get(depth) else { break };
-            let Some((child, captured)) = node.child(key) else {
-                return false;
-            };
-            if captured {
-                captures.push(key.clone());
-            }
-            node = child;
-        }
-        false
+                holds(&rule.expr, &env)
+            })
+        });
+        matches!(walked, Walk::Stopped)
     }
 
     /// May `cx` make `writes` (each a path and its new value, `None` to delete; paths must not
@@ -213,61 +201,65 @@ impl Rules {
             after: &after,
         };
         for (path, _) in writes {
-            if !self.may_write(path, &ask) {
+            let walked = self.walk(path, |node, at, captures| {
+                node.write
+                    .as_ref()
+                    .is_some_and(|rule| holds(&rule.expr, &ask.env(at, captures)))
+            });
+            if !matches!(walked, Walk::Stopped) {
                 return Err(Denial::NotAllowed {
                     path: path.join("/"),
                 });
             }
         }
+        // Each `.validate` above a written path once (the data after the write is the same
+        // for every path), then those in and below each written value.
         let mut validated: HashSet<&[String]> = HashSet::new();
         for (path, value) in writes {
-            let mut captures = Vec::new();
-            let mut node = &self.root;
-            let mut reached = true;
-            for depth in 0..path.len() {
-                let at = &path[..depth];
-                if let Some(rule) = &node.validate {
-                    if validated.insert(at) && after.at(at).is_some() {
-                        check(rule, &ask.env(at, &captures), at)?;
-                    }
-                }
-                let Some((child, captured)) = node.child(&path[depth]) else {
-                    reached = false;
-                    break;
+            let mut failed = None;
+            let walked = self.walk(path, |node, at, captures| {
+                let Some(rule) = node.validate.as_ref().filter(|_| at.len() < path.len()) else {
+                    return false;
                 };
-                if captured {
-                    captures.push(path[depth].clone());
+                if !validated.insert(at) || after.at(at).is_none() {
+                    return false;
                 }
-                node = child;
+                failed = check(rule, &ask.env(at, captures), at).err();
+                failed.is_some()
+            });
+            if let Some(denial) = failed {
+                return Err(denial);
             }
-            if reached && value.is_some() {
-                let mut at = path.to_vec();
-                validate_below(node, &mut at, &mut captures, &ask)?;
+            if let (Walk::Reached(node, mut captures), Some(_)) = (walked, value) {
+                validate_below(node, &mut path.to_vec(), &mut captures, &ask)?;
             }
         }
         Ok(())
     }
 
-    /// Does a `.write` at `path` or above it hold?
-    fn may_write(&self, path: &[String], ask: &Ask<'_>) -> bool {
+    /// Walk the rules from the root down `path`: `stop` sees each location's rules on the way
+    /// (with the path to it and what the wildcards captured) and may end the walk there.
+    fn walk<'p>(
+        &self,
+        path: &'p [String],
+        mut stop: impl FnMut(&Node, &'p [String], &[String]) -> bool,
+    ) -> Walk<'_> {
         let mut captures = Vec::new();
         let mut node = &self.root;
         for depth in 0..=path.len() {
-            if let Some(rule) = &node.write {
-                if holds(&rule.expr, &ask.env(&path[..depth], &captures)) {
-                    return true;
-                }
+            if stop(node, &path[..depth], &captures) {
+                return Walk::Stopped;
             }
             let Some(key) = path.get(depth) else { break };
             let Some((child, captured)) = node.child(key) else {
-                return false;
+                return Walk::Unruled;
             };
             if captured {
                 captures.push(key.clone());
             }
             node = child;
         }
-        false
+        Walk::Reached(node, captures)
     }
 
     /// The service's 400 text when a query at `path` ordered by `order` has no index in these
@@ -282,18 +274,26 @@ impl Rules {
                 .collect::<Vec<_>>()
                 .join("/"),
         };
-        let mut node = Some(&self.root);
-        for key in path {
-            node = node.and_then(|n| n.child(key)).map(|(c, _)| c);
-        }
-        if node.is_some_and(|n| n.index_on.contains(&wanted)) {
-            return None;
+        if let Walk::Reached(node, _) = self.walk(path, |_, _, _| false) {
+            if node.index_on.contains(&wanted) {
+                return None;
+            }
         }
         Some(format!(
             "Index not defined, add \".indexOn\": \"{wanted}\", for path \"/{}\", to the rules",
             path.join("/")
         ))
     }
+}
+
+/// Where a walk down the rules ended.
+enum Walk<'r> {
+    /// Where the visitor stopped it.
+    Stopped,
+    /// At the path's own rules, with what the wildcards captured.
+    Reached(&'r Node, Vec<String>),
+    /// The rules end above the path.
+    Unruled,
 }
 
 /// `rule` must hold at `at`.

@@ -14,6 +14,7 @@ fn segs(p: &str) -> Vec<String> {
         .collect()
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Op {
     Read(&'static str),
     Query(&'static str, Query),
