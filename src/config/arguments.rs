@@ -42,6 +42,8 @@ const CALLS: &[(&str, &[(&str, Kind)])] = &[
             ("port", Kind::UInt("port")),
             ("import", Kind::Legacy),
             ("importFile", Kind::Str),
+            // A path, or {"<namespace>": path}: checked below.
+            ("rules", Kind::Legacy),
         ],
     ),
 ];
@@ -129,6 +131,18 @@ pub fn check_options(call: &str, options: &Value) -> Result<()> {
         }
         check_field(&format!("{call} option {key}"), *kind, v)?;
     }
+    if let Some(rules) = map.get("rules").filter(|v| !v.is_null()) {
+        let paths = match rules {
+            Value::Object(m) => m.values().all(Value::is_string),
+            other => other.is_string(),
+        };
+        if !paths {
+            return Err(Error::config(format!(
+                "{call} option rules must be the path of a rules file, or {{ \"<namespace>\": \"<path>\" }} (\"*\": every other namespace); got {}",
+                shown(rules)
+            )));
+        }
+    }
     if let Some(id) = map.get("executorId").filter(|v| !v.is_null()) {
         executor_id(call, id)?;
     }
@@ -181,6 +195,18 @@ mod tests {
         assert!(e.message.contains("whole number"), "{}", e.message);
         let e = check_options("runExclusive()", &json!({"executorId": " "})).unwrap_err();
         assert!(e.message.contains("non-empty string"), "{}", e.message);
+        let e = check_options("startEmulator()", &json!({"rules": {"db": 5}})).unwrap_err();
+        assert!(
+            e.message.contains("option rules must be the path"),
+            "{}",
+            e.message
+        );
+        check_options(
+            "startEmulator()",
+            &json!({"rules": {"db": "a.json", "*": "b.json"}}),
+        )
+        .unwrap();
+        check_options("startEmulator()", &json!({"rules": "a.json"})).unwrap();
         let e = check_options("startEmulator()", &json!({"port": 70000})).unwrap_err();
         assert!(e.message.contains("0 to 65535"), "{}", e.message);
         let e = check_options("rehearse()", &json!("x")).unwrap_err();
