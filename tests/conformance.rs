@@ -2024,6 +2024,97 @@ async fn lever_latency_delays_requests() {
 }
 
 #[tokio::test]
+async fn lever_delay_holds_the_matching_request_and_the_journal_logs_every_request() {
+    let t = embedded_target().await;
+    t.lever(Method::PUT, "journal", None).await;
+    let set = t
+        .lever(
+            Method::PUT,
+            "delay",
+            Some(json!({"method": "put", "path": "d/x", "ms": 400})),
+        )
+        .await;
+    assert_eq!(set["count"], json!(1), "{set}");
+    // Another method or path is not delayed.
+    let started = Instant::now();
+    t.put("d/y", json!(1)).await;
+    t.get("d/x").await;
+    assert!(started.elapsed() < Duration::from_millis(400));
+    // The matching request waits, once; the lever shows it waiting meanwhile.
+    let t = Arc::new(t);
+    let (t2, started) = (t.clone(), Instant::now());
+    let held = tokio::spawn(async move { t2.put("d/x", json!(2)).await });
+    let mut waiting = json!(null);
+    for _ in 0..50 {
+        waiting = t.lever(Method::GET, "delay", None).await;
+        if waiting["waiting"] == json!(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting["waiting"], json!(1), "{waiting}");
+    held.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let after = t.lever(Method::GET, "delay", None).await;
+    assert_eq!(
+        (
+            after["delayed"].clone(),
+            after["waiting"].clone(),
+            after["count"].clone()
+        ),
+        (json!(1), json!(0), json!(0))
+    );
+    let started = Instant::now();
+    t.put("d/x", json!(3)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "delayed once only"
+    );
+
+    // The journal: every data request in order, with server times and the client's address.
+    let j = t.lever(Method::GET, "journal", None).await;
+    let entries = j["entries"].as_array().unwrap();
+    let seen: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_string(),
+                e["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("PUT", "/d/y"),
+            ("GET", "/d/x"),
+            ("PUT", "/d/x"),
+            ("PUT", "/d/x")
+        ]
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+    );
+    let held = &entries[2];
+    let waited = held["doneAt"].as_i64().unwrap() - held["at"].as_i64().unwrap();
+    assert!(waited >= 390, "{held}");
+    assert_eq!(held["status"], json!(200));
+    assert_eq!(held["ns"], json!(t.ns));
+    assert!(
+        held["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{held}"
+    );
+    t.lever(Method::DELETE, "journal", None).await;
+    t.put("d/z", json!(1)).await;
+    assert_eq!(
+        t.lever(Method::GET, "journal", None).await["entries"],
+        json!([])
+    );
+    match Arc::try_unwrap(t) {
+        Ok(t) => t.finish().await,
+        Err(_) => panic!("target still shared"),
+    }
+}
+
+#[tokio::test]
 async fn lever_clock_offset_moves_server_timestamps() {
     let t = embedded_target().await;
     t.lever(Method::PUT, "clock", Some(json!({"offsetMs": 3_600_000})))

@@ -1,4 +1,4 @@
-//! Data requests (`/<path>.json`): counting, latency and injected faults first, then parsing
+//! Data requests (`/<path>.json`): the journal, counting, latency, a delay and injected faults first, then parsing
 //! (namespace, `print`, ETag headers), deny rules, and one handler per method, each reading and
 //! writing the store under its lock and publishing what it wrote for the event streams.
 
@@ -93,8 +93,45 @@ pub(super) fn namespace(
     }
 }
 
-/// A data request, with the outage and lost-responses levers applied around it.
+/// The namespace a request addresses, for the journal and the delay lever (empty when `?ns=` is
+/// invalid).
+fn request_ns(req: &Request<Incoming>) -> String {
+    namespace(req, &query_params(req)).unwrap_or_default()
+}
+
+/// A data request, journaled when the journal is on.
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Reply {
+    let seq = {
+        let mut l = state.levers();
+        if l.journal.is_on() {
+            let now = l.now_ms();
+            let path = journal_path(&req);
+            l.journal.arrive(now, &req, &request_ns(&req), &path)
+        } else {
+            None
+        }
+    };
+    let res = answer(state, req).await;
+    if let Some(seq) = seq {
+        let mut l = state.levers();
+        let now = l.now_ms();
+        let status = res.as_ref().ok().map(|r| r.status().as_u16());
+        l.journal.answered(seq, now, status);
+    }
+    res
+}
+
+/// `/a/b` for `/a/b.json` (the path as given otherwise).
+fn journal_path(req: &Request<Incoming>) -> String {
+    let decoded = percent_decode_str(req.uri().path()).decode_utf8_lossy();
+    match decoded.strip_suffix(".json").map(path::segments) {
+        Some(Ok(segs)) => format!("/{}", segs.join("/")),
+        _ => decoded.into_owned(),
+    }
+}
+
+/// A data request, with the outage and lost-responses levers applied around it.
+async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Reply {
     let is_write = matches!(
         *req.method(),
         Method::PUT | Method::PATCH | Method::POST | Method::DELETE
@@ -136,6 +173,21 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let delay = {
+        let mut l = state.levers();
+        match (&mut l.delay, &parsed_segs) {
+            (Some(d), Some(Ok(segs))) => {
+                d.take(&method, &request_ns(&req), &format!("/{}", segs.join("/")))
+            }
+            _ => None,
+        }
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+        if let Some(d) = &mut state.levers().delay {
+            d.done();
+        }
     }
     match state.levers().outage() {
         None => {}

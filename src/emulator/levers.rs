@@ -1,6 +1,6 @@
 //! The test levers' HTTP endpoint, `/.emulator/...` (documented in `mod.rs`): request counts,
 //! deny and allow rules, a required bearer token, latency, injected faults, the server clock offset, the keep-alive interval,
-//! export and reset. Lever requests are not counted, delayed or denied.
+//! export and reset; the request journal (`journal`) and the delay of matching requests (`delay`) have modules of their own. Lever requests are not counted, delayed or denied.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -247,6 +247,8 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             state.levers().lost_responses = None;
             ok(state.levers().lost_responses_json())
         }
+        (m, "journal") => super::journal::lever(state, &m),
+        (_, "delay") => super::delay::lever(state, req).await,
         (Method::GET, "export") => ok(state.store().export()),
         (Method::POST, "reset") => {
             // Data first, under the store lock, with an event so open streams see the wipe.

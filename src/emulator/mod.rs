@@ -8,9 +8,10 @@
 //! `state` (the store, lever settings, push ids and the write feed, shared by every request),
 //! `data` (data requests: parsing and one handler per method), `security` (the rules of each
 //! namespace, who a request acts as, the checks data requests make through `crate::rules`),
-//! `settings` (`/.settings/rules.json`), `levers` (the test levers' endpoint), `sse` (event
-//! streams), `response` (response building, JSON bodies), `store` (data trees, validation,
-//! server values, pruning), `etag`. Push ids come from `crate::rtdb::push_id`.
+//! `settings` (`/.settings/rules.json`), `levers` (the test levers' endpoint), `journal` (the
+//! request journal), `delay` (the delay lever), `sse` (event streams), `response` (response
+//! building, JSON bodies), `store` (data trees, validation, server values, pruning), `etag`. Push
+//! ids come from `crate::rtdb::push_id`.
 //!
 //! # Addressing
 //! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
@@ -90,6 +91,17 @@
 //!   loses its response with probability `p` (default 1): the write is applied, then the
 //!   connection is closed (`"drop"`) or answered 500 (`"500"`). `GET` shows the settings and
 //!   `lost`, how many responses were lost; `DELETE` turns it off.
+//! - `PUT /.emulator/delay` `{"path": "a/b", "ms": n, "method": "PUT", "ns": "<namespace>",
+//!   "count": k}`: the next `k` (default 1; `null`: all) data requests with that method (default:
+//!   any), namespace (default: any) and exact path wait n ms (after the latency lever), then are
+//!   served as usual — a request held up on the way. `GET` shows the settings, `delayed` (so
+//!   far) and `waiting` (now); `DELETE` turns it off.
+//! - `PUT /.emulator/journal`: from now on every data request is journaled (a new journal);
+//!   `GET` -> `{"on", "entries": [{"seq", "at", "doneAt", "method", "ns", "path", "peer",
+//!   "status"}], "overflow"}`: arrival and answer in server ms, the path as `/a/b`, the peer
+//!   address of the request's connection (the client), the answer's status (`null`: the
+//!   connection was dropped, or no answer yet); at most 100000 entries, later requests only
+//!   counted in `overflow`. `DELETE` turns it off and clears it.
 //! - `PUT /.emulator/clock` `{"offsetMs": n}`: shifts the server clock (server timestamps, push
 //!   ids). `GET` -> `{"offsetMs": n, "now": <server ms>}`.
 //! - `PUT /.emulator/keepalive` `{"ms": n}`: keep-alive interval of event streams opened from
@@ -107,7 +119,9 @@
 //!   those the emulator started with.
 
 mod data;
+mod delay;
 mod etag;
+mod journal;
 mod levers;
 mod response;
 mod security;
@@ -407,7 +421,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
             _ = stopped(&mut shutdown) => break,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _peer)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors and the like: back off briefly.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
@@ -419,7 +433,8 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
             let svc_state = state.clone();
             // Connections that carry data requests are counted (keep-alive reuse shows there).
             let carried_data = std::sync::atomic::AtomicBool::new(false);
-            let svc = service_fn(move |req: Request<Incoming>| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(journal::Peer(peer));
                 if !req.uri().path().starts_with("/.emulator")
                     && !carried_data.swap(true, std::sync::atomic::Ordering::Relaxed)
                 {

@@ -147,6 +147,10 @@ pub struct Levers {
     pub outage_until: Option<std::time::Instant>,
     pub outage_mode: FaultMode,
     pub lost_responses: Option<LostResponses>,
+    /// The next requests matching it wait before they are served (`delay`).
+    pub delay: Option<super::delay::Delay>,
+    /// Every data request, while on (`journal`).
+    pub journal: super::journal::Journal,
 }
 
 impl Default for Levers {
@@ -171,6 +175,8 @@ impl Default for Levers {
             outage_until: None,
             outage_mode: FaultMode::Drop,
             lost_responses: None,
+            delay: None,
+            journal: Default::default(),
         }
     }
 }
