@@ -71,6 +71,12 @@ export declare class NativeLock {
 export declare class NativeLockGuard {
   get epoch(): number
   get executorId(): string
+  /**
+   * A database whose writes are fenced by this lease (`lock.database` in `runExclusive`):
+   * every attempt of every write is refused with LOCK_LOST from the lease deadline on, or
+   * once the lock is known lost.
+   */
+  database(): NativeDatabase
   /** Rejects with LOCK_LOST when the lock is no longer ours. */
   check(): Promise<void>
   /** Stop renewing and release (idempotent). */
@@ -78,7 +84,7 @@ export declare class NativeLockGuard {
 }
 
 export declare class NativeRunner {
-  /** The runner's connection, for `db.database`. */
+  /** The runner's connection, for `db.database` (its writes fenced by the runner's lease). */
   get database(): NativeDatabase
   /**
    * The lock service (its events reach the runner's logger and lock hooks), or null when

@@ -107,6 +107,11 @@ export interface HeldLock {
   readonly stopRequested: boolean
   /** Rejects with code LOCK_LOST (lock gone) or INTERRUPTED (SIGINT/SIGTERM). */
   check(): Promise<void>
+  /**
+   * The database with every write fenced by this lock's lease: each attempt (retries and re-sends
+   * included) is refused with LOCK_LOST once the lease deadline has passed or the lock is known lost.
+   */
+  readonly database: Database
 }
 
 export declare class FirebaseLockingService {

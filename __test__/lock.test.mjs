@@ -533,6 +533,30 @@ test('L4: a force-released holder fails its next check with LOCK_LOST and writes
   assert.equal(node.epoch, 1)
 })
 
+test('L12: runExclusive work that writes through lock.database is fenced: refused with LOCK_LOST once the lock is known lost', async () => {
+  const ns = uniqueNs('l12x')
+  const ls = await lockingService(ns)
+  const admin = await lockingService(ns)
+  const refused = await ls.runExclusive(
+    async (lock) => {
+      await lock.database.ref('work/a').set({ by: lock.executorId })
+      await admin.forceReleaseLock()
+      await assert.rejects(lock.check(), { code: 'LOCK_LOST' })
+      return lock.database
+        .ref('work/b')
+        .set(1)
+        .then(
+          () => null,
+          (e) => e,
+        )
+    },
+    { executorId: 'worker' },
+  )
+  assert.equal(refused?.code, 'LOCK_LOST', String(refused))
+  assert.match(refused.message, /^Write refused: the migration lock at migrations\/_lock was force-released \(epoch 1\)/)
+  assert.deepEqual(await rawGet(emu, ns, 'work'), { a: { by: 'worker' } }, 'the refused write never left')
+})
+
 test('L5: clock skew: +1h contender does not steal a live lock; -1h takes a dead one after its timeout; +1h holder’s lock expires on time', async () => {
   const url = (ns) => emu.databaseUrl(ns)
   const liveLock = async () => {

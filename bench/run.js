@@ -5,7 +5,7 @@
 // processes waiting for a holder (bench/crowd.js); then the big-data figures (bench/big.js), as
 // ratios measured side by side; then a rehearsal vs the same migrations run directly
 // (bench/rehearse.js); the cost of Security Rules per write (bench/rules.js); then the fault
-// campaign at a larger scale than CI runs it, with its figures.
+// campaign and the fence campaign at a larger scale than CI runs them, with their figures.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -37,6 +37,50 @@ async function main() {
     console.table(await require('./rules.js').rulesCost())
   }
   faultCampaign()
+  fenceCampaign()
+}
+
+/** `node --test <file>` with `env`; the JSON line it appended to a fresh report file (or null). */
+function testFigures(file, env, reportVar) {
+  const { spawnSync } = require('node:child_process')
+  const report = path.join(os.tmpdir(), `msr-${path.basename(file, '.test.mjs')}-${process.pid}.jsonl`)
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', path.join(__dirname, '..', '__test__', file)], {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, ...env, [reportVar]: report },
+    encoding: 'utf8',
+  })
+  const failed = (r.stdout.match(/^not ok .*$/gm) || []).join('\n')
+  if (failed) console.log(failed)
+  const fig = fs.existsSync(report) ? JSON.parse(fs.readFileSync(report, 'utf8').trim().split('\n').pop()) : null
+  fs.rmSync(report, { force: true })
+  if (!fig) console.log(r.stdout.slice(-4000), r.stderr.slice(-2000))
+  if (!fig || failed || r.status !== 0) process.exitCode = 1
+  return fig
+}
+
+/**
+ * The fence campaign of __test__/fence.test.mjs, larger than in CI: each lost-update reproduction
+ * (a partitioned holder, a paused holder whose write was applied while it was stopped)
+ * FENCE_REPEAT times (default 10), then FENCE_ROUNDS rounds (default 20) of 3 racing pods with a
+ * fault on the holder. Prints rounds, faults, lost updates and writes after a lease (both must be
+ * 0). BENCH_FENCE=0 skips it.
+ */
+function fenceCampaign() {
+  if (process.env.BENCH_FENCE === '0') return
+  const env = { FENCE_ROUNDS: process.env.FENCE_ROUNDS || '20', FENCE_REPEAT: process.env.FENCE_REPEAT || '10' }
+  console.log(`\nFence campaign (reproductions x${env.FENCE_REPEAT}, ${env.FENCE_ROUNDS} rounds) ...`)
+  const fig = testFigures('fence.test.mjs', env, 'FENCE_REPORT')
+  if (!fig) return
+  console.table([
+    { figure: 'partitioned holder: runs ending with the new holder’s value', value: `${fig.reproductions.partition || 0} / ${env.FENCE_REPEAT}` },
+    { figure: 'paused holder: runs ending with the new holder’s value', value: `${fig.reproductions.paused || 0} / ${env.FENCE_REPEAT}` },
+    { figure: 'campaign rounds (3 pods each)', value: fig.rounds },
+    { figure: 'faults injected', value: JSON.stringify(fig.faults) },
+    { figure: 'migrations recorded', value: fig.migrationsRecorded },
+    { figure: 'lost updates (must be 0)', value: fig.lostUpdates },
+    { figure: 'writes after the writer’s lease deadline (must be 0)', value: fig.lateWrites },
+    { figure: 'exit codes of the faulted holders', value: JSON.stringify(fig.staleExits) },
+  ])
 }
 
 /**
@@ -47,24 +91,10 @@ async function main() {
  */
 function faultCampaign() {
   if (process.env.BENCH_FAULTS === '0') return
-  const { spawnSync } = require('node:child_process')
-  const report = path.join(os.tmpdir(), `msr-faults-${process.pid}.jsonl`)
   const rounds = process.env.FAULT_ROUNDS || '5'
   console.log(`\nFault campaign (${rounds} rounds, full) ...`)
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', path.join(__dirname, '..', '__test__', 'faults.test.mjs')], {
-    cwd: path.join(__dirname, '..'),
-    env: { ...process.env, FAULT_ROUNDS: rounds, FAULT_FULL: '1', FAULT_REPORT: report },
-    encoding: 'utf8',
-  })
-  const failed = (r.stdout.match(/^not ok .*$/gm) || []).join('\n')
-  if (failed) console.log(failed)
-  const fig = fs.existsSync(report) ? JSON.parse(fs.readFileSync(report, 'utf8').trim().split('\n').pop()) : null
-  fs.rmSync(report, { force: true })
-  if (!fig) {
-    console.log(r.stdout.slice(-4000), r.stderr.slice(-2000))
-    process.exitCode = 1
-    return
-  }
+  const fig = testFigures('faults.test.mjs', { FAULT_ROUNDS: rounds, FAULT_FULL: '1' }, 'FAULT_REPORT')
+  if (!fig) return
   const stats = (xs) => (xs.length ? `${Math.min(...xs)} / ${Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)} / ${Math.max(...xs)}` : '-')
   console.table([
     { figure: 'runs (CLI processes)', value: fig.runs },
@@ -78,7 +108,6 @@ function faultCampaign() {
     ...fig.blackHoleExitMs.map((b) => ({ figure: `black-holed endpoint: exit 7 after, ms (${Object.keys(b.env).length ? 'short deadlines' : 'defaults'})`, value: b.ms })),
     { figure: 'exit codes', value: JSON.stringify(fig.exitCodes) },
   ])
-  if (failed || r.status !== 0) process.exitCode = 1
 }
 
 main().catch((e) => {

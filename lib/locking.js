@@ -61,7 +61,10 @@ class FirebaseLockingService {
    * `{ retryAttempts, retryDelay }`; default fail fast with LOCK_HELD), renew in the background,
    * release at the end, also on error. `lock.check()` rejects with LOCK_LOST once the lock is no
    * longer ours, and with INTERRUPTED after SIGINT/SIGTERM: call it between steps. On a signal the
-   * lock is released before the process exits.
+   * lock is released before the process exits. `lock.database` is a firebase-admin-like Database
+   * whose writes are fenced by this lock's lease: every attempt of every write (retries and
+   * re-sends included) is refused with LOCK_LOST once the lease deadline has passed or the lock is
+   * known lost, so work that writes through it never overwrites a new holder's data.
    */
   async runExclusive(work, options = {}) {
     if (typeof work !== 'function') throw codedError('CONFIG_INVALID', 'runExclusive(work, options) needs a function: runExclusive(async (lock) => { ... })')
@@ -76,9 +79,14 @@ class FirebaseLockingService {
       }),
     )
     const stop = signals.trap({ onForce: () => guard.release() })
+    let database
     const lock = {
       executorId,
       epoch: guard.epoch,
+      get database() {
+        const { Database } = require('./database.js')
+        return (database ??= new Database(guard.database()))
+      },
       get stopRequested() {
         return stop.requested !== null
       },

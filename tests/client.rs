@@ -8,12 +8,12 @@ use std::time::Duration;
 
 mod common;
 
-use common::{answer, fake_server, lever, with_etag};
+use common::{answer, fake_server, lever, with_etag, Answer};
 use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
     Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, PageQuery, Query, RetryPolicy,
-    StreamEvent, SystemClock, Versioned, NULL_ETAG,
+    StreamEvent, SystemClock, Versioned, WriteGate, NULL_ETAG,
 };
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
@@ -919,6 +919,132 @@ async fn timeouts_retry_reads_and_are_settled_for_writes() {
     c2.set("t", &json!(7)).await.unwrap();
     let methods: Vec<String> = fake.seen().iter().map(|s| s.method.clone()).collect();
     assert_eq!(methods, ["PUT", "GET"]);
+}
+
+/// A gate open until a deadline (a lease that is never renewed), refusing with LOCK_LOST after.
+struct Until(std::time::Instant);
+
+impl WriteGate for Until {
+    fn admit(&self) -> msr_firebase::Result<Option<Duration>> {
+        let now = std::time::Instant::now();
+        if now >= self.0 {
+            return Err(msr_firebase::Error::new(
+                ErrorCode::LockLost,
+                "Write refused: the lease is over",
+            ));
+        }
+        Ok(Some(self.0 - now))
+    }
+}
+
+fn gated(c: &Client, open_for: Duration) -> Client {
+    c.gated(Arc::new(Until(std::time::Instant::now() + open_for)))
+}
+
+fn methods(fake: &common::Fake) -> Vec<String> {
+    fake.seen().iter().map(|s| s.method.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_gated_write_asks_its_gate_before_every_attempt_and_waits_no_longer_than_it_allows() {
+    // The lost update: the PUT's answer does not come; meanwhile the node got someone else's
+    // value. The attempt is cut when the gate closes (not at the response deadline), the re-read
+    // shows the other value, and the write is NOT sent over it: LOCK_LOST, outcome unknown.
+    let fake = fake_server(Arc::new(|s, i| match s.method.as_str() {
+        "PUT" => Answer {
+            delay_ms: if i == 0 { 3_000 } else { 0 },
+            ..answer(0, "")
+        },
+        _ => answer(200, r#""the new holder's""#),
+    }))
+    .await;
+    let c = client_with(
+        DatabaseUrl::parse(&fake.url()).unwrap(),
+        Auth::EmulatorOwner,
+        fast_retries(2),
+    );
+    let started = std::time::Instant::now();
+    let e = gated(&c, Duration::from_millis(150))
+        .set("n", &json!("mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost, "{e}");
+    assert!(
+        e.message.contains("may or may not have happened") && e.message.contains("not sent again"),
+        "{}",
+        e.message
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1_400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(methods(&fake), ["PUT", "GET"]);
+    // Without a gate (or while it admits), a write that is not there is sent again: this
+    // process holds the lock, so its write is simply the latest.
+    let fake = fake_server(Arc::new(|s, _| match s.method.as_str() {
+        "PUT" => answer(0, ""),
+        _ => answer(200, r#""the new holder's""#),
+    }))
+    .await;
+    let e = client(&fake.url(), 2)
+        .set("n", &json!("mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::WriteOutcomeUnknown, "{e}");
+    assert_eq!(methods(&fake), ["PUT", "GET", "PUT", "GET", "PUT", "GET"]);
+
+    // A 503 (nothing happened) is retried only while the gate admits it: the pause outlasts the
+    // gate, so no second PUT.
+    let fake = fake_server(Arc::new(|_, _| answer(503, r#"{"error":"busy"}"#))).await;
+    let slow = client_with(
+        DatabaseUrl::parse(&fake.url()).unwrap(),
+        Auth::EmulatorOwner,
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(300),
+            max_delay: Duration::from_millis(300),
+            window: None,
+        },
+    );
+    let e = gated(&slow, Duration::from_millis(100))
+        .update("n", json!({"a": 1}).as_object().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost, "{e}");
+    assert!(e.message.contains("did not happen"), "{}", e.message);
+    assert_eq!(methods(&fake), ["PATCH"]);
+
+    // A conditional write whose answer was lost, the node unchanged: not tried again once the
+    // gate is closed.
+    let fake = fake_server(Arc::new(|s, _| match s.method.as_str() {
+        "PUT" => Answer {
+            delay_ms: 400,
+            ..answer(0, "")
+        },
+        _ => with_etag(answer(200, "null"), NULL_ETAG),
+    }))
+    .await;
+    let e = gated(&client(&fake.url(), 5), Duration::from_millis(200))
+        .put_if_match("lock", &json!("mine"), NULL_ETAG)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::LockLost, "{e}");
+    assert_eq!(methods(&fake), ["PUT", "GET"]);
+
+    // A closed gate: nothing is sent; reads are never gated.
+    let fake = fake_server(Arc::new(|_, _| answer(200, "1"))).await;
+    let closed = gated(&client(&fake.url(), 5), Duration::ZERO);
+    for e in [
+        closed.set("n", &json!(1)).await.unwrap_err(),
+        closed.remove("n").await.unwrap_err(),
+        closed.push("n", &json!(1)).await.map(|_| ()).unwrap_err(),
+        closed.set_raw("n", "1".into()).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code, ErrorCode::LockLost, "{e}");
+    }
+    assert_eq!(closed.get("n").await.unwrap(), json!(1));
+    assert_eq!(methods(&fake), ["GET"]);
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use super::error::IntoNapi;
 use msr_firebase::config::Config;
-use msr_firebase::lock::Fence;
 use msr_firebase::rtdb::{CasOutcome, Client, OrderBy, PageQuery, Query};
 use msr_firebase::Error;
 
@@ -18,19 +17,16 @@ pub struct NativeDatabase {
     /// What `checkConnection()` reads (shallow): the history node, one of the runner's own
     /// paths; never the root, which Security Rules usually deny.
     pub(crate) check_path: String,
-    /// The runner's fence when this is the `db` given to its scripts: every write checks it
-    /// first (L12); reads are never fenced.
-    pub(crate) fence: Fence,
 }
 
-/// The `db` a running command (or rehearsal) gives its scripts: its connection, fenced by its
-/// lease.
+/// The `db` a running command (or rehearsal) gives its scripts: its connection, with the
+/// runner's fence as the gate of every write (L12: each attempt of each write checks it; reads
+/// are never fenced).
 impl From<&msr_firebase::cli::ScriptDb> for NativeDatabase {
     fn from((client, fence, check_path): &msr_firebase::cli::ScriptDb) -> NativeDatabase {
         NativeDatabase {
-            client: client.clone(),
+            client: client.gated(std::sync::Arc::new(fence.clone())),
             check_path: check_path.clone(),
-            fence: fence.clone(),
         }
     }
 }
@@ -182,23 +178,19 @@ impl NativeDatabase {
     /// PUT of JSON text (from `JSON.stringify`).
     #[napi]
     pub async fn set_json(&self, path: String, json: String) -> napi::Result<()> {
-        self.fence.check().napi()?;
         self.client.set_raw(&path, json.into()).await.napi()
     }
     /// Multi-path PATCH of JSON text (an object of paths to values).
     #[napi]
     pub async fn update_json(&self, path: String, json: String) -> napi::Result<()> {
-        self.fence.check().napi()?;
         self.client.update_raw(&path, json.into()).await.napi()
     }
     #[napi]
     pub async fn set(&self, path: String, value: Value) -> napi::Result<()> {
-        self.fence.check().napi()?;
         self.client.set(&path, &value).await.napi()
     }
     #[napi]
     pub async fn update(&self, path: String, patch: Value) -> napi::Result<()> {
-        self.fence.check().napi()?;
         match patch {
             Value::Object(map) => self.client.update(&path, &map).await.napi(),
             other => Err(Error::new(
@@ -210,13 +202,11 @@ impl NativeDatabase {
     }
     #[napi]
     pub async fn remove(&self, path: String) -> napi::Result<()> {
-        self.fence.check().napi()?;
         self.client.remove(&path).await.napi()
     }
     /// New child with a time-ordered push id; returns the id.
     #[napi]
     pub async fn push(&self, path: String, value: Value) -> napi::Result<String> {
-        self.fence.check().napi()?;
         self.client.push(&path, &value).await.napi()
     }
     /// Conditional PUT (on a mismatch, the current value and ETag).
@@ -227,7 +217,6 @@ impl NativeDatabase {
         value: Value,
         etag: String,
     ) -> napi::Result<NativeCasResult> {
-        self.fence.check().napi()?;
         Ok(self
             .client
             .put_if_match(&path, &value, &etag)
@@ -241,7 +230,6 @@ impl NativeDatabase {
         path: String,
         etag: String,
     ) -> napi::Result<NativeCasResult> {
-        self.fence.check().napi()?;
         Ok(self
             .client
             .delete_if_match(&path, &etag)
@@ -269,7 +257,6 @@ pub async fn connect_database(config: Value, cwd: String) -> napi::Result<Native
     Ok(NativeDatabase {
         client,
         check_path: cfg.history_path(),
-        fence: Fence::default(),
     })
 }
 

@@ -131,9 +131,17 @@ impl NativeLock {
         let guard = ExclusiveGuard::acquire(&self.svc, &executor_id, policy)
             .await
             .napi()?;
+        let fenced = self
+            .svc
+            .client()
+            .gated(std::sync::Arc::new(guard.lease().clone()));
         Ok(NativeLockGuard {
             epoch: guard.epoch() as f64,
             executor_id,
+            database: NativeDatabase {
+                client: fenced,
+                check_path: self.svc.path().to_string(),
+            },
             guard: Mutex::new(Some(guard)),
         })
     }
@@ -144,6 +152,8 @@ pub struct NativeLockGuard {
     guard: Mutex<Option<ExclusiveGuard>>,
     epoch: f64,
     executor_id: String,
+    /// The lock's connection with this lease as the gate of every write.
+    database: NativeDatabase,
 }
 
 #[napi]
@@ -155,6 +165,16 @@ impl NativeLockGuard {
     #[napi(getter)]
     pub fn executor_id(&self) -> String {
         self.executor_id.clone()
+    }
+    /// A database whose writes are fenced by this lease (`lock.database` in `runExclusive`):
+    /// every attempt of every write is refused with LOCK_LOST from the lease deadline on, or
+    /// once the lock is known lost.
+    #[napi]
+    pub fn database(&self) -> NativeDatabase {
+        NativeDatabase {
+            client: self.database.client.clone(),
+            check_path: self.database.check_path.clone(),
+        }
     }
     /// Rejects with LOCK_LOST when the lock is no longer ours.
     #[napi]

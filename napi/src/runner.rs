@@ -89,14 +89,14 @@ impl NativeRunner {
 
 #[napi]
 impl NativeRunner {
-    /// The runner's connection, for `db.database`.
+    /// The runner's connection, for `db.database` (its writes fenced by the runner's lease).
     #[napi(getter)]
     pub fn database(&self) -> NativeDatabase {
-        NativeDatabase {
-            client: self.runner.client.clone(),
-            check_path: self.runner.cfg.history_path(),
-            fence: self.runner.fence.clone(),
-        }
+        NativeDatabase::from(&(
+            self.runner.client.clone(),
+            self.runner.fence.clone(),
+            self.runner.cfg.history_path(),
+        ))
     }
     /// The lock service (its events reach the runner's logger and lock hooks), or null when
     /// locking is disabled.

@@ -7,6 +7,8 @@
 //!   the lease as lost; a failure to reach the database is retried soon, each attempt bounded by
 //!   the time left (L11: an outage is not a loss); a lease whose deadline passes without a
 //!   confirmed renewal is over.
+//! - `fate()`: once the lease is over, what became of the lock (taken over by whom, or
+//!   force-released), read once and recorded in the lease for its error message.
 //! - `check()` (L4): fails once the lease is over; otherwise reads the node, riding out
 //!   connectivity failures while the lease lasts: LOCK_LOST when it shows another owner or epoch
 //!   or no lock at all (force release).
@@ -47,9 +49,13 @@ const REPORT_READ: Duration = Duration::from_secs(2);
 /// shorter bound).
 pub const RELEASE_BUDGET: Duration = Duration::from_secs(10);
 
-/// What happened to the lock, for LOCK_LOST messages.
-fn describe(node: &LockNode, executor_id: &str) -> String {
+/// What happened to the lock held by `executor_id` at `epoch` (seen as `node`), for LOCK_LOST
+/// messages: taken over (by whom, on which host, at which epoch), or force-released.
+fn describe(node: &LockNode, executor_id: &str, epoch: u64) -> String {
     match node {
+        LockNode::Free { epoch: e } if *e > epoch => {
+            format!("was taken over (epoch {e}; the holder that took it has released it since)")
+        }
         LockNode::Free { .. } => "was force-released".to_string(),
         LockNode::Held(r) if r.executor_id == executor_id => {
             format!(
@@ -57,7 +63,26 @@ fn describe(node: &LockNode, executor_id: &str) -> String {
                 r.executor_id, r.epoch
             )
         }
-        LockNode::Held(r) => format!("was taken over by {} (epoch {})", r.executor_id, r.epoch),
+        LockNode::Held(r) if r.epoch > epoch + 1 => format!(
+            "was taken over; it is now held by {} on {} (epoch {})",
+            r.executor_id,
+            host(r),
+            r.epoch
+        ),
+        LockNode::Held(r) => format!(
+            "was taken over by {} on {} (epoch {})",
+            r.executor_id,
+            host(r),
+            r.epoch
+        ),
+    }
+}
+
+fn host(r: &LockRecord) -> &str {
+    if r.hostname.is_empty() {
+        "an unknown host"
+    } else {
+        &r.hostname
     }
 }
 
@@ -140,12 +165,7 @@ impl ExclusiveGuard {
     pub async fn check_with(&self, on_retry: &(dyn Fn(&Error, Duration) + Sync)) -> Result<()> {
         if let Some(LeaseEnd::RanOut { .. }) = self.lease.end() {
             // Over for good; when the database answers at once, say what became of the lock.
-            let read = tokio::time::timeout(REPORT_READ, self.service.read_node()).await;
-            if let Ok(Ok((node, _))) = read {
-                if let Verdict::Lost(node) = judge(Ok(node), &self.executor_id, self.epoch) {
-                    self.lease.lose(describe(&node, &self.executor_id));
-                }
-            }
+            self.fate(Some(REPORT_READ)).await;
             return Err(self.lease.check_local().expect("over"));
         }
         // One conditional write proves ownership and renews the lease (no read): a 412 showing
@@ -185,6 +205,26 @@ impl ExclusiveGuard {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// What became of the lock, read once (with the client's retries, within `bound` when
+    /// given): the node as read, and when it shows another owner or epoch, or no lock, the loss
+    /// is recorded in the lease (whose error then says what happened: taken over by whom, or
+    /// force-released). `None` when it could not be read.
+    pub async fn fate(&self, bound: Option<Duration>) -> Option<LockNode> {
+        let read = self.service.read_node();
+        let read = match bound {
+            Some(b) => tokio::time::timeout(b, read).await.ok(),
+            None => Some(read.await),
+        };
+        let Some(Ok((node, _))) = read else {
+            return None;
+        };
+        if let Verdict::Lost(lost) = judge(Ok(node.clone()), &self.executor_id, self.epoch) {
+            self.lease
+                .lose(describe(&lost, &self.executor_id, self.epoch));
+        }
+        Some(node)
     }
 
     /// The fencing epoch this guard holds.
@@ -316,7 +356,7 @@ async fn renew_once(
                 });
             }
         }
-        RenewOutcome::Lost(node) => lease.lose(describe(node, executor_id)),
+        RenewOutcome::Lost(node) => lease.lose(describe(node, executor_id, lease.epoch())),
     }
     Ok(out)
 }

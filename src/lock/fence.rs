@@ -1,17 +1,24 @@
-//! The fence on the `db` given to migration scripts (L12). Before every write made through it,
-//! `Fence::check` says whether the write may go out:
+//! The fence on the `db` given to migration scripts (L12). It is the `WriteGate` of that `db`'s
+//! client, so it travels with each write: before every attempt of every write made through it
+//! (the first send, the client's retries, a re-send after an unknown outcome), `Fence::admit`
+//! says whether the attempt may go out:
 //!
 //! - **open** (no run in progress, or a run without the lock): yes;
-//! - **held** (a run holds the lock): while its lease lasts — from the lease deadline on, or
-//!   once the lock is known lost, writes are refused with LOCK_LOST, so a holder that was paused
-//!   past its lease fails at its next write instead of racing the new holder;
+//! - **held** (a run holds the lock): while its lease lasts, and no attempt waits for its answer
+//!   past the lease deadline — from the deadline on, or once the lock is known lost, attempts
+//!   are refused with LOCK_LOST, so a holder that was paused or cut off past its lease fails
+//!   instead of racing the new holder, and its client never re-sends a write over the new
+//!   holder's data;
 //! - **closed** (a script was abandoned, e.g. after `scriptTimeout`): no, with the reason.
 //!
-//! A write already handed to the network cannot be recalled: for a script that awaits each of
-//! its writes, at most one write can land after the lease ran out.
+//! No attempt is sent after the deadline. One already handed to the network before it cannot be
+//! recalled: the database may still apply it after the deadline (a request held up on the way);
+//! only a check by the database itself could refuse that one.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use crate::rtdb::WriteGate;
 use crate::{Error, Result};
 
 use super::lease::Lease;
@@ -53,10 +60,17 @@ impl Fence {
     }
     /// Ok when a write may go out now.
     pub fn check(&self) -> Result<()> {
+        self.admit().map(|_| ())
+    }
+}
+
+impl WriteGate for Fence {
+    /// Ok when an attempt may go out now (with the time left on the lease when held).
+    fn admit(&self) -> Result<Option<Duration>> {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match state {
-            State::Open => Ok(()),
-            State::Held(lease) => lease.allows_writes(),
+            State::Open => Ok(None),
+            State::Held(lease) => lease.admit(),
             State::Closed(e) => Err(e),
         }
     }
@@ -74,7 +88,7 @@ mod tests {
     #[test]
     fn writes_follow_the_lease_and_stop_at_its_deadline() {
         let fence = Fence::default();
-        fence.check().unwrap();
+        assert_eq!(fence.admit().unwrap(), None);
         let lease = Lease::new(
             Held {
                 record: LockRecord::new("me", 0, 1),
@@ -85,15 +99,16 @@ mod tests {
             "migrations/_lock",
         );
         fence.hold(&lease);
-        fence.check().unwrap();
+        let left = fence.admit().unwrap().expect("bounded by the lease");
+        assert!(left <= Duration::from_millis(40), "{left:?}");
         std::thread::sleep(Duration::from_millis(50));
-        let e = fence.check().unwrap_err();
+        let e = fence.admit().unwrap_err();
         assert_eq!(e.code, ErrorCode::LockLost);
         assert!(e.message.contains("migrations/_lock"), "{}", e.message);
         fence.close(Error::new(ErrorCode::ScriptFailed, "abandoned"));
         assert!(fence.is_closed());
-        assert_eq!(fence.check().unwrap_err().message, "abandoned");
+        assert_eq!(fence.admit().unwrap_err().message, "abandoned");
         fence.open();
-        fence.check().unwrap();
+        assert_eq!(fence.admit().unwrap(), None);
     }
 }

@@ -14,8 +14,9 @@
 //!   confirmed renewal, the lease is over for good. Ran out while the database could not be
 //!   reached: CONNECTION_FAILED (exit 7). Ran out while it could (this process was paused, e.g.
 //!   SIGSTOP or a long GC pause): LOCK_LOST. Lost: LOCK_LOST.
-//! - **Fencing** ([`Lease::allows_writes`]): writes under the lease are refused (LOCK_LOST) from
-//!   the deadline on, or once it ended.
+//! - **Fencing** ([`Lease::allows_writes`], its `WriteGate`): writes under the lease are refused
+//!   (LOCK_LOST) from the deadline on, or once it ended; each attempt may wait for its answer
+//!   only for the time left.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -108,8 +109,9 @@ pub(crate) fn judge(read: Result<LockNode>, executor_id: &str, epoch: u64) -> Ve
 /// How a lease ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseEnd {
-    /// The database showed another owner or epoch, or no lock: what happened.
-    Lost(String),
+    /// The database showed another owner or epoch, or no lock: `what` happened; `after`: how
+    /// this process's lease had run out before that was seen, if it had.
+    Lost { what: String, after: Option<String> },
     /// The deadline passed without a confirmed renewal; `unreachable`: why the database could not
     /// be reached meanwhile (`None`: it could, this process did not get to renew in time).
     RanOut { unreachable: Option<String> },
@@ -120,6 +122,15 @@ struct LeaseState {
     end: Option<LeaseEnd>,
     /// The last failure to reach the database since the last confirmed renewal.
     failure: Option<String>,
+}
+
+/// Writes made under the lease (the fence's, and those of `runExclusive`'s `lock.database`):
+/// the time left, or LOCK_LOST.
+impl crate::rtdb::WriteGate for Lease {
+    fn admit(&self) -> Result<Option<Duration>> {
+        self.allows_writes()?;
+        Ok(Some(self.remaining()))
+    }
 }
 
 /// Told the lease's error message when the lease ends (once).
@@ -199,15 +210,23 @@ impl Lease {
         self.lock().failure = Some(why.to_string());
     }
     /// The database shows the lock is no longer ours: `what` happened to it. (This also says
-    /// more about a lease that ran out: the lock was then taken over.)
+    /// more about a lease that ran out: the lock was then taken over, or released; the message
+    /// keeps how it ran out.)
     pub(crate) fn lose(&self, what: String) {
         let first = {
             let mut s = self.lock();
-            if matches!(s.end, Some(LeaseEnd::Lost(_))) {
-                return;
-            }
+            let after = match &s.end {
+                Some(LeaseEnd::Lost { .. }) => return,
+                None => None,
+                Some(LeaseEnd::RanOut { unreachable: None }) => {
+                    Some("before it could renew it (was it paused?)".to_string())
+                }
+                Some(LeaseEnd::RanOut {
+                    unreachable: Some(why),
+                }) => Some(format!("while it could not reach the database ({why})")),
+            };
             let first = s.end.is_none();
-            s.end = Some(LeaseEnd::Lost(what));
+            s.end = Some(LeaseEnd::Lost { what, after });
             first.then(|| s.end.clone()).flatten()
         };
         if let Some(end) = first {
@@ -239,12 +258,22 @@ impl Lease {
     /// The error for an ended lease: LOCK_LOST, or CONNECTION_FAILED when it ran out while the
     /// database could not be reached.
     pub fn error(&self, end: &LeaseEnd) -> Error {
-        let (code, what) = match end {
-            LeaseEnd::Lost(what) => (ErrorCode::LockLost, what.clone()),
-            LeaseEnd::RanOut { unreachable: None } => (
-                ErrorCode::LockLost,
-                "ran out of lease before it could be renewed (was this process paused? the lease may have expired and been taken over)"
-                    .to_string(),
+        let message = match end {
+            LeaseEnd::Lost { what, after } => {
+                let mut m = lost_message(&self.path, self.epoch, what);
+                if let Some(after) = after {
+                    m = m.replacen(
+                        "; no further steps",
+                        &format!(", after its lease had run out {after}; no further steps"),
+                        1,
+                    );
+                }
+                m
+            }
+            LeaseEnd::RanOut { unreachable: None } => lost_message(
+                &self.path,
+                self.epoch,
+                "ran out of lease before it could be renewed (was this process paused? the lease may have expired and been taken over)",
             ),
             LeaseEnd::RanOut {
                 unreachable: Some(why),
@@ -259,7 +288,7 @@ impl Lease {
                 )
             }
         };
-        Error::new(code, lost_message(&self.path, self.epoch, &what))
+        Error::new(ErrorCode::LockLost, message)
     }
 
     /// The error once the lease is over, `None` while it lasts.
@@ -274,7 +303,7 @@ impl Lease {
             None => Ok(()),
             Some(end) => {
                 let why = match &end {
-                    LeaseEnd::Lost(what) => what.clone(),
+                    LeaseEnd::Lost { what, .. } => what.clone(),
                     LeaseEnd::RanOut { .. } => {
                         "passed its lease deadline without a confirmed renewal".to_string()
                     }
@@ -436,6 +465,20 @@ mod tests {
         // A late confirmation does not revive it.
         lease.confirm(held(60_000));
         assert!(lease.is_over());
+        // The database shows, once reachable, that the lock was taken over: LOCK_LOST, saying
+        // what happened and how the lease had run out.
+        lease.lose("was taken over by you on there (epoch 4)".into());
+        let e = lease.check_local().unwrap();
+        assert_eq!(e.code, ErrorCode::LockLost, "{}", e.message);
+        assert!(
+            e.message.starts_with(
+                "Migration lock lost: the lock at migrations/_lock was taken over by you on there (epoch 4) \
+                 while this process held it (epoch 3), after its lease had run out while it could not reach the \
+                 database (connection refused); no further steps were run"
+            ),
+            "{}",
+            e.message
+        );
 
         // Ran out while the database was reachable: the process was paused.
         let lease = Lease::new(held(10), "migrations/_lock");

@@ -14,7 +14,8 @@
 //! - `clock`: `Clock` (injectable wall clock) and `ServerClock` (server-time estimate from responses).
 //! - `push_id`: `PushIdGenerator` — time-ordered push ids (client-side `push()` keys; the emulator
 //!   makes its POST ids with it too).
-//! - `client`: `Client`, the HTTP client (facade, transport, settling unknown outcomes, streams).
+//! - `client`: `Client`, the HTTP client (facade, transport, settling unknown outcomes, the
+//!   `WriteGate` every attempt of a gated write passes, streams).
 //! - `page`: `PageQuery` — queries with exclusive bounds (`startAfter`, `endBefore`), which REST
 //!   lacks, and limits without an ordering (by key).
 
@@ -30,7 +31,9 @@ pub mod push_id;
 pub mod retry;
 
 pub use auth::Auth;
-pub use client::{CasOutcome, Client, ClientOptions, EventStream, StreamEvent, Versioned};
+pub use client::{
+    CasOutcome, Client, ClientOptions, EventStream, Gate, StreamEvent, Versioned, WriteGate,
+};
 pub use clock::{Clock, ServerClock, SystemClock};
 pub use database_url::DatabaseUrl;
 pub use order::{OrderBy, Query};

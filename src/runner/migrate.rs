@@ -15,6 +15,7 @@ use crate::{Error, ErrorCode, Result};
 use super::discover::{discover, Discovery, Script};
 use super::events::{Command, RunEvent, Step};
 use super::host::script_info;
+use super::lost::Ended;
 use super::plan::{check_target, plan, Plan};
 use super::rollback::{Attempt, Done, Failure, RollbackReport};
 use super::validate::{failure, validate_migrated, validate_script, ValidationIssue};
@@ -552,7 +553,10 @@ impl<H: ScriptHost> Runner<H> {
                     // L4/L11: a holder whose lease is over never rolls back (a restore or
                     // down() would undo the new holder's work); it stops and says what it
                     // leaves behind.
-                    Some(over) => stopped_under(over, s, &e),
+                    Some(over) => {
+                        self.after_lease(run.guard, run.history, s, Ended::Stopped(&e), over)
+                            .await
+                    }
                     None => self.fail_run(run, fail(e), done).await,
                 });
             }
@@ -562,7 +566,9 @@ impl<H: ScriptHost> Runner<H> {
         // the database and must not write, not even the record. An unreachable database is
         // ridden out while the lease lasts (L11).
         if let Err(e) = self.check_guard(run.guard).await {
-            let e = ran_unrecorded(e, s, run.history);
+            let e = self
+                .after_lease(run.guard, run.history, s, Ended::Ran, e)
+                .await;
             self.emit(failed(&e)).await;
             return Err(e);
         }
@@ -591,7 +597,9 @@ impl<H: ScriptHost> Runner<H> {
         let key = match recorded {
             Ok(k) => k,
             Err(e) if is_connectivity(&e) || e.code == ErrorCode::LockLost => {
-                let e = ran_unrecorded(e, s, run.history);
+                let e = self
+                    .after_lease(run.guard, run.history, s, Ended::Ran, e)
+                    .await;
                 self.emit(failed(&e)).await;
                 return Err(e);
             }
@@ -778,42 +786,6 @@ fn lost_marking(e: Error, s: &Script, marked: usize) -> Error {
     } else {
         e
     }
-}
-
-/// `s` ran to completion but is not in the history, because the lease ended (`e`: LOCK_LOST, or
-/// CONNECTION_FAILED when the database could not be reached for the rest of the lease).
-fn ran_unrecorded(e: Error, s: &Script, history: &History) -> Error {
-    let code = if is_connectivity(&e) {
-        ErrorCode::ConnectionFailed
-    } else {
-        e.code
-    };
-    Error::new(
-        code,
-        format!(
-            "{} — the migration {} RAN (its up() completed) but is NOT RECORDED in the migration history at {} and was not \
-             rolled back, so the next migrate would run it again. Once the database is reachable and its changes are \
-             confirmed, record it without running it again: msr-firebase migrate --mark-applied {} (or, if its up() is \
-             safe to run twice, just run migrate again).",
-            e.message,
-            s.name,
-            history.path(),
-            s.version,
-        ),
-    )
-}
-
-/// `s` failed (`cause`) after this process's lease ended (`over`): nothing is undone.
-fn stopped_under(over: Error, s: &Script, cause: &Error) -> Error {
-    Error::new(
-        over.code,
-        format!(
-            "{} — the migration {} was stopped part-way ({}) and is not recorded. No rollback was run: this process no \
-             longer holds the lock, and a restore or down() would undo the work of the holder that took over. Check the \
-             data {} touches; the next migrate runs it again.",
-            over.message, s.name, cause.message, s.name
-        ),
-    )
 }
 
 fn lost_before(e: Error, s: &Script, done: &[Done]) -> Error {

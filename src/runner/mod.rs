@@ -3,7 +3,8 @@
 //!
 //! One module per concept: `discover` (files, checksums, duplicates), `plan` (executed /
 //! pending / ignored), `validate` (issues and the report), `migrate` (the `migrate` workflow),
-//! `rollback` (what happens when a script fails), `down`, `list`, `backups` (the backup seam).
+//! `rollback` (what happens when a script fails), `lost` (what a run whose lease ended
+//! says about the migration it was running), `down`, `list`, `backups` (the backup seam).
 //!
 //! ## Errors vs. results
 //! `migrate` and `down` return `Err` (with a stable code) whenever the run did not succeed:
@@ -21,6 +22,7 @@ pub mod events;
 pub mod guard;
 pub mod host;
 pub mod list;
+mod lost;
 pub mod migrate;
 pub mod plan;
 pub mod rollback;

@@ -5,8 +5,10 @@
 //! - `mod.rs` (this file): the facade — options, result types and one method per REST operation.
 //! - `transport`: requests, one HTTP exchange, retries, redirects, HTTP-status -> error mapping.
 //! - `settle`: writes whose outcome is unknown, settled by reading the node back.
+//! - `gate`: `WriteGate`, what every attempt of a gated client's writes must pass (the fence).
 //! - `stream`: event streams and streamed reads.
 
+mod gate;
 mod settle;
 mod stream;
 mod transport;
@@ -24,6 +26,7 @@ use crate::{Error, ErrorCode, Result};
 use settle::{matches_written, Settled};
 use transport::{norm, show, truncate, Req, WriteError, ETAG_REQUEST_HEADER};
 
+pub use gate::{Gate, WriteGate};
 pub use stream::{EventStream, StreamEvent};
 
 /// Options for building a client.
@@ -74,6 +77,8 @@ pub enum CasOutcome {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Carried by every write request this client builds (see `gated`).
+    gate: Option<Gate>,
 }
 
 struct Inner {
@@ -122,10 +127,22 @@ impl Client {
                 server_clock,
                 auth_override,
             }),
+            gate: None,
         })
     }
+    /// This client (same connections, credentials and server clock) with `gate` on every write
+    /// it makes: each attempt of each write — first send, retries, re-sends after an unknown
+    /// outcome — is sent only while the gate admits it and waits for its answer no longer than
+    /// the gate allows (see `WriteGate`). Reads are never gated.
+    pub fn gated(&self, gate: Gate) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            gate: Some(gate),
+        }
+    }
     /// A client with the same options on connections of its own (nothing shared but the
-    /// credentials): for work on another runtime, e.g. releasing the lock as the process exits.
+    /// credentials; no gate): for work on another runtime, e.g. releasing the lock as the
+    /// process exits.
     pub fn detached(&self) -> Result<Client> {
         Client::new(self.inner.opts.clone())
     }
@@ -190,7 +207,7 @@ impl Client {
     /// by reading the node back, as `set` does.
     pub async fn set_raw(&self, path: &str, json: Bytes) -> Result<()> {
         let p = norm(path)?;
-        let mut req = Req::new(Method::PUT, &p).param("print", "silent");
+        let mut req = self.write_req(Method::PUT, &p).param("print", "silent");
         req.body = Some(json.clone());
         match self.write_raw(req.clone(), &json).await {
             Ok(()) => Ok(()),
@@ -207,7 +224,7 @@ impl Client {
     /// by the server. Retried or settled like `set_raw`.
     pub async fn update_raw(&self, path: &str, json: Bytes) -> Result<()> {
         let p = norm(path)?;
-        let mut req = Req::new(Method::PATCH, &p).param("print", "silent");
+        let mut req = self.write_req(Method::PATCH, &p).param("print", "silent");
         req.body = Some(json.clone());
         match self.write_raw(req.clone(), &json).await {
             Ok(()) => Ok(()),
@@ -225,7 +242,8 @@ impl Client {
     /// PUT with `print=silent` (no echo).
     pub async fn set(&self, path: &str, value: &Value) -> Result<()> {
         let p = norm(path)?;
-        let req = Req::new(Method::PUT, &p)
+        let req = self
+            .write_req(Method::PUT, &p)
             .param("print", "silent")
             .json_body(value)?;
         self.idempotent_write(req, &p, |current| matches_written(value, current))
@@ -235,7 +253,7 @@ impl Client {
     /// PUT returning the echo (server values resolved).
     pub async fn set_echo(&self, path: &str, value: &Value) -> Result<Value> {
         let p = norm(path)?;
-        let req = Req::new(Method::PUT, &p).json_body(value)?;
+        let req = self.write_req(Method::PUT, &p).json_body(value)?;
         match self
             .idempotent_write(req, &p, |current| matches_written(value, current))
             .await?
@@ -262,7 +280,7 @@ impl Client {
     /// POST: a new child with a time-ordered push id; returns the id.
     pub async fn push(&self, path: &str, value: &Value) -> Result<String> {
         let p = norm(path)?;
-        let req = Req::new(Method::POST, &p).json_body(value)?;
+        let req = self.write_req(Method::POST, &p).json_body(value)?;
         match self.write(req).await {
             Ok(r) => {
                 let v = r.json()?;
@@ -306,7 +324,8 @@ impl Client {
             }
         }
         let body = Value::Object(patch.clone());
-        let req = Req::new(Method::PATCH, &p)
+        let req = self
+            .write_req(Method::PATCH, &p)
             .param("print", "silent")
             .json_body(&body)?;
         self.idempotent_write(req, &p, |current| patch_landed(patch, current))
@@ -316,11 +335,18 @@ impl Client {
     /// DELETE.
     pub async fn remove(&self, path: &str) -> Result<()> {
         let p = norm(path)?;
-        self.idempotent_write(Req::new(Method::DELETE, &p), &p, Value::is_null)
+        self.idempotent_write(self.write_req(Method::DELETE, &p), &p, Value::is_null)
             .await
             .map(|_| ())
     }
     // ---- internals ----
+
+    /// A write request, carrying this client's gate.
+    fn write_req(&self, method: Method, p: &str) -> Req {
+        let mut req = Req::new(method, p);
+        req.gate = self.gate.clone();
+        req
+    }
 
     /// A write of JSON text: repeated on an unknown outcome when it holds no server value.
     async fn write_raw(&self, req: Req, json: &[u8]) -> Result<(), WriteError> {

@@ -3,7 +3,9 @@
 //! counts as done only when the node holds what was written (`matches_written`). A conditional
 //! write whose node is unchanged is tried again; so is an idempotent write (PUT, PATCH, DELETE:
 //! sending it twice leaves what sending it once leaves) that is not there, as when an outage
-//! dropped it before it was applied. Anything else is WRITE_OUTCOME_UNKNOWN.
+//! dropped it before it was applied — while its gate admits it: a gated write whose gate has
+//! closed (a lock holder past its lease) is never sent again, see `resettle`. Anything else is
+//! WRITE_OUTCOME_UNKNOWN.
 
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
@@ -36,7 +38,8 @@ impl Client {
             .as_ref()
             .map(|(_, v)| (*v).clone())
             .unwrap_or(Value::Null);
-        let mut req = Req::new(method.clone(), p)
+        let mut req = self
+            .write_req(method.clone(), p)
             .header("if-match", etag)
             .header(ETAG_REQUEST_HEADER, "true");
         req.body = body.map(|(b, _)| b);
@@ -85,7 +88,9 @@ impl Client {
                     if current.etag == etag && rechecks < self.inner.opts.retry.max_retries {
                         rechecks += 1;
                         retried_after_unknown = true;
+                        self.may_resend(&req, &why)?;
                         tokio::time::sleep(self.inner.opts.retry.delay(rechecks)).await;
+                        self.may_resend(&req, &why)?;
                         continue;
                     }
                     return Err(self.outcome_unknown(method.as_str(), p, &why));
@@ -112,6 +117,13 @@ impl Client {
 
     /// `req` was sent and its outcome is unknown (`why`): re-read the node; if the write is not
     /// there, send it again (then the same), up to the retry policy's count.
+    ///
+    /// "Not there" may mean the write never happened, or that something else was written over
+    /// it since. While `req`'s gate admits it (for the scripts' `db`: this process still holds
+    /// the lock, so every write to the data is its own or made under its lease), sending it
+    /// again is right: it is then simply the latest write. Once the gate refuses (the lease is
+    /// over, or the lock is known lost), what is there may be the new holder's committed work:
+    /// nothing is sent over it, and the refusal (LOCK_LOST) says the write's outcome is unknown.
     pub(super) async fn resettle(
         &self,
         req: Req,
@@ -130,13 +142,23 @@ impl Client {
                 return Err(self.outcome_unknown(&method, p, &why));
             }
             resends += 1;
+            self.may_resend(&req, &why)?;
             tokio::time::sleep(self.inner.opts.retry.delay(resends)).await;
+            self.may_resend(&req, &why)?;
             why = match self.write(req.clone()).await {
                 Ok(r) => return Ok(Settled::Answered(r)),
                 Err(WriteError::Failed(e)) => return Err(e),
                 Err(WriteError::Unknown(why)) => why,
             };
         }
+    }
+
+    /// Ok when `req`, whose last attempt's outcome is unknown (`why`), may be sent again now
+    /// (its gate admits it).
+    fn may_resend(&self, req: &Req, why: &str) -> Result<()> {
+        req.admit()
+            .map(|_| ())
+            .map_err(|e| self.not_sent_again(req, why, true, e))
     }
 
     async fn recheck_read(&self, p: &str, why: &str) -> Result<Value> {

@@ -3,13 +3,15 @@
 //! failures that provably did nothing (`attempts`), and the mapping of HTTP failures to `Error`s
 //! with stable codes (401 -> PERMISSION_DENIED naming the path, 404 -> DATABASE_NOT_FOUND, ...).
 //! Failures whose outcome is unknown come back as `WriteError::Unknown` for `settle` to resolve.
+//! A request with a gate (`gate`) asks it before every exchange and awaits each answer only
+//! while the gate admits it.
 
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::Client;
+use super::{Client, Gate};
 use crate::rtdb::retry::RetryNotice;
 use crate::rtdb::Auth;
 use crate::rtdb::{database_url, path};
@@ -45,22 +47,37 @@ impl Client {
 
     /// Send with retries. Failures where nothing happened (connection refused, 503, 429) are retried
     /// for every request; failures with an unknown outcome are retried only when `idempotent`
-    /// (reads), and otherwise returned as `WriteError::Unknown` for the caller to settle.
+    /// (reads), and otherwise returned as `WriteError::Unknown` for the caller to settle. A gated
+    /// request asks its gate before every attempt, after every pause included, and is not sent
+    /// again once the gate refuses (see `gate`).
     pub(super) async fn attempts(&self, req: &Req, idempotent: bool) -> Result<Reply, WriteError> {
         let policy = &self.inner.opts.retry;
         let started = std::time::Instant::now();
         let mut attempt = 0u32;
+        // The previous attempt's failure, and whether it may have happened.
+        let mut previous: Option<(String, bool)> = None;
         loop {
-            let failure = match self.send(req).await {
+            if let Err(e) = req.admit() {
+                return Err(WriteError::Failed(match &previous {
+                    None => e,
+                    Some((why, unknown)) => self.not_sent_again(req, why, *unknown, e),
+                }));
+            }
+            let failure = match self.exchange(req).await {
                 Ok(reply) => return Ok(reply),
                 Err(f) => f,
             };
-            let why = match failure {
+            let (why, unknown) = match failure {
                 Failure::Fatal(e) => return Err(WriteError::Failed(e)),
-                Failure::NotSent(why) => why,
-                Failure::Unknown(why) if idempotent => why,
+                Failure::NotSent(why) => (why, false),
+                Failure::Unknown(why) if idempotent => (why, true),
                 Failure::Unknown(why) => return Err(WriteError::Unknown(why)),
             };
+            if let Err(e) = req.admit() {
+                return Err(WriteError::Failed(
+                    self.not_sent_again(req, &why, unknown, e),
+                ));
+            }
             let pause = policy.delay(attempt + 1);
             if !policy.allows(attempt + 1, started.elapsed(), pause) {
                 return Err(WriteError::Failed(self.unreachable_after(
@@ -79,8 +96,49 @@ impl Client {
                     elapsed: started.elapsed(),
                 });
             }
+            previous = Some((why, unknown));
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// One exchange; a gated request's answer is awaited only while its gate admits it (an
+    /// answer that has not come by then has an unknown outcome).
+    async fn exchange(&self, req: &Req) -> Result<Reply, Failure> {
+        let Some(gate) = &req.gate else {
+            return self.send(req).await;
+        };
+        tokio::select! {
+            biased;
+            reply = self.send(req) => reply,
+            _ = super::gate::closes(gate.as_ref()) => Err(Failure::Unknown(
+                "no answer before the write's deadline (the lock's lease) passed".to_string(),
+            )),
+        }
+    }
+
+    /// The refusal of a gated request's next attempt (`refused`), after an attempt that failed
+    /// (`why`; `unknown`: it may have happened).
+    pub(super) fn not_sent_again(
+        &self,
+        req: &Req,
+        why: &str,
+        unknown: bool,
+        refused: Error,
+    ) -> Error {
+        Error::new(
+            refused.code,
+            format!(
+                "{} — {} of {} {} ({why}) and was not sent again",
+                refused.message,
+                req.method,
+                self.at(&req.path),
+                if unknown {
+                    "may or may not have happened"
+                } else {
+                    "did not happen"
+                },
+            ),
+        )
     }
 
     /// One HTTP exchange (following same-database redirects). A 401 on a cached token replaces
@@ -120,6 +178,10 @@ impl Client {
             } else {
                 &self.inner.http
             };
+            if redirects > 0 || refreshed {
+                // Sent again (redirected, or with a new token): asked again.
+                req.admit().map_err(Failure::Fatal)?;
+            }
             let mut rb = http
                 .request(req.method.clone(), target.clone())
                 .header("Authorization", &bearer.header);
@@ -341,6 +403,8 @@ pub(super) struct Req {
     pub(super) headers: Vec<(&'static str, String)>,
     pub(super) body: Option<Bytes>,
     pub(super) streaming: bool,
+    /// Asked before every attempt of this request (writes of a gated client).
+    pub(super) gate: Option<Gate>,
 }
 
 impl Req {
@@ -352,6 +416,14 @@ impl Req {
             headers: Vec::new(),
             body: None,
             streaming: false,
+            gate: None,
+        }
+    }
+    /// Ok (with the time the answer may take, if bounded) when an attempt may leave now.
+    pub(super) fn admit(&self) -> Result<Option<Duration>> {
+        match &self.gate {
+            Some(g) => g.admit(),
+            None => Ok(None),
         }
     }
     pub(super) fn param(mut self, k: &'static str, v: &str) -> Req {
