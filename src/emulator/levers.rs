@@ -1,6 +1,7 @@
 //! The test levers' HTTP endpoint, `/.emulator/...` (documented in `mod.rs`): request counts,
 //! deny and allow rules, a required bearer token, latency, injected faults, the server clock offset, the keep-alive interval,
-//! export and reset; the request journal (`journal`) and the delay of matching requests (`delay`) have modules of their own. Lever requests are not counted, delayed or denied.
+//! export and reset. Lever requests are not counted, delayed or denied.
+//! The request journal and the delay lever have modules of their own (`journal`, `delay`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
