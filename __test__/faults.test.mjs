@@ -11,22 +11,17 @@
 // `npm run bench` runs it that way. FAULT_REPORT=<file> appends the figures as one JSON line.
 import test, { before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import helpers from './helpers.cjs'
 
-const { startEmulator, uniqueNs, lever, tmpDir, BIN, ROOT } = helpers
+const { startEmulator, uniqueNs, lever, tmpDir, ROOT } = helpers
 const ROUNDS = Math.max(1, Number(process.env.FAULT_ROUNDS || 1))
 const FULL = process.env.FAULT_FULL === '1'
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 
-delete process.env.FIREBASE_DATABASE_EMULATOR_HOST
-delete process.env.FIREBASE_DATABASE_URL
-delete process.env.DATABASE_URL
-delete process.env.GOOGLE_APPLICATION_CREDENTIALS
-for (const k of Object.keys(process.env)) if (k.startsWith('MSR_')) delete process.env[k]
+helpers.clearDatabaseEnv()
 
 let emu
 const dirs = []
@@ -121,25 +116,15 @@ function project(ns, files, config = {}) {
 /** `msr-firebase <args>` in `dir`: { child, exited } with exited -> { code, signal, stdout, stderr, ms }. */
 function start(dir, args = ['migrate'], env = {}) {
   const t0 = Date.now()
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: dir,
-    env: { ...process.env, NO_COLOR: '1', FAULT_LEVER: `${emu.url}/.emulator`, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const started = helpers.startCli(args, { cwd: dir, env: { FAULT_LEVER: `${emu.url}/.emulator`, ...env } })
+  live.add(started.child)
+  const exited = started.exited.then(({ code, signal, stdout, stderr }) => {
+    live.delete(started.child)
+    fig.runs += 1
+    fig.exitCodes[code ?? signal] = (fig.exitCodes[code ?? signal] || 0) + 1
+    return { code, signal, stdout, stderr, ms: Date.now() - t0, out: `exit ${code ?? signal}\n${stdout}\n${stderr}` }
   })
-  live.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve) =>
-    child.on('close', (code, signal) => {
-      live.delete(child)
-      fig.runs += 1
-      fig.exitCodes[code ?? signal] = (fig.exitCodes[code ?? signal] || 0) + 1
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, out: `exit ${code ?? signal}\n${stdout}\n${stderr}` })
-    }),
-  )
-  return { child, exited, err: () => stderr }
+  return { ...started, exited }
 }
 
 const run = (dir, args, env) => start(dir, args, env).exited

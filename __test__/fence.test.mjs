@@ -12,25 +12,20 @@
 // each reproduction N times; FENCE_REPORT=<file> appends the figures as one JSON line.
 import test, { before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import helpers from './helpers.cjs'
 
-const { startEmulator, uniqueNs, lever, rawGet, tmpDir, BIN } = helpers
+const { startEmulator, uniqueNs, lever, rawGet, tmpDir, startCli } = helpers
 const FAULTS = ['dark', 'stop', 'delay-stop', 'lost-dark']
 const ROUNDS = Math.max(1, Number(process.env.FENCE_ROUNDS || FAULTS.length))
 const REPEAT = Math.max(1, Number(process.env.FENCE_REPEAT || 1))
 const SHIFT = 'app'
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 
-delete process.env.FIREBASE_DATABASE_EMULATOR_HOST
-delete process.env.FIREBASE_DATABASE_URL
-delete process.env.DATABASE_URL
-delete process.env.GOOGLE_APPLICATION_CREDENTIALS
-for (const k of Object.keys(process.env)) if (k.startsWith('MSR_')) delete process.env[k]
+helpers.clearDatabaseEnv()
 
 let emu
 let control
@@ -157,34 +152,25 @@ function project(count, leaseMs) {
 
 /** `msr-firebase migrate` as pod `name` through proxy `px`: { child, exited }. */
 function pod(name, dir, ns, px) {
-  const child = spawn(process.execPath, [BIN, 'migrate', '--log-format', 'json'], {
+  const { child, exited: closed } = startCli(['migrate', '--log-format', 'json'], {
     cwd: dir,
     env: {
-      ...process.env,
-      NO_COLOR: '1',
       POD: name,
       MSR_DATABASE_URL: `http://127.0.0.1:${px.port}?ns=${ns}`,
       MSR_LOCKING_EXECUTOR_ID: `pod-${name}`,
       FENCE_HOOK: `http://127.0.0.1:${control.address().port}/${encodeURIComponent(ns)}/${name}`,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   })
   children.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve) =>
-    child.on('close', (code, signal) => {
-      children.delete(child)
-      const failed = stderr
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l))
-        .find((l) => l.event === 'command.failed')
-      resolve({ name, code, signal, stdout, stderr, failed, out: `pod ${name}: exit ${code ?? signal}\n${stdout}\n${stderr}` })
-    }),
-  )
+  const exited = closed.then(({ code, signal, stdout, stderr }) => {
+    children.delete(child)
+    const failed = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .find((l) => l.event === 'command.failed')
+    return { name, code, signal, stdout, stderr, failed, out: `pod ${name}: exit ${code ?? signal}\n${stdout}\n${stderr}` }
+  })
   return { name, child, exited, px }
 }
 

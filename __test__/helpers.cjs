@@ -17,6 +17,12 @@ function uniqueNs(prefix = 't') {
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${nsCounter}`
 }
 
+/** Remove what would point this process and its children elsewhere: the database and credentials variables and every `MSR_*`. */
+function clearDatabaseEnv() {
+  for (const k of ['FIREBASE_DATABASE_EMULATOR_HOST', 'FIREBASE_DATABASE_URL', 'DATABASE_URL', 'GOOGLE_APPLICATION_CREDENTIALS']) delete process.env[k]
+  for (const k of Object.keys(process.env)) if (k.startsWith('MSR_')) delete process.env[k]
+}
+
 /** Admin lever call on the emulator (`/.emulator/...`). */
 async function lever(emu, method, leverPath, body) {
   const res = await fetch(`${emu.url}/.emulator/${leverPath}`, {
@@ -73,6 +79,20 @@ function runNode(args, { cwd = ROOT, env = {}, input, timeoutMs = 60000, onSpawn
     else child.stdin.end()
     if (onSpawn) onSpawn(child)
   })
+}
+
+/**
+ * Start the CLI without waiting: `{ child, exited, err }`; `exited` resolves `{ code, signal,
+ * stdout, stderr }` once the process has closed, `err()` is its stderr so far.
+ */
+function startCli(args, { cwd, env = {} }) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
+  return { child, exited, err: () => stderr }
 }
 
 /** Run the CLI: `cli(['migrate'], { cwd, env })`. */
@@ -187,6 +207,8 @@ module.exports = {
   tmpDir,
   runNode,
   cli,
+  startCli,
+  clearDatabaseEnv,
   exampleMigrations,
   emulatorPerFile,
   cliIn,
