@@ -193,19 +193,20 @@ async function until(pred, what, ms = 20000) {
 
 /**
  * The scripts' writes (anything below `${SHIFT}/data`) of the pod behind `px` that reached the
- * emulator after its lease deadline: its last confirmed write of the lock record (answered 200)
- * arrived at `at`, so its lease ended no later than `at + leaseMs` (the lease is counted from when
- * that request left, less a margin).
+ * emulator after its lease deadline (`late`; `lateAny`: any request but a read). Its last
+ * confirmed write of the lock record (answered 200) arrived at `at`, so its lease ended no later
+ * than `at + leaseMs` (the lease is counted from when that request left, less a margin).
  */
 async function late(ns, px, leaseMs) {
   const { entries, overflow } = await lever(emu, 'GET', 'journal')
   assert.equal(overflow, 0, 'the journal kept every request')
   const mine = entries.filter((e) => e.ns === ns && px.peers.has(e.peer))
   const confirmed = mine.filter((e) => e.method === 'PUT' && e.path === lockPath && e.status === 200)
-  if (!confirmed.length) return { deadline: null, late: [], writes: [] }
+  if (!confirmed.length) return { deadline: null, late: [], lateAny: [], writes: [] }
   const deadline = Math.max(...confirmed.map((e) => e.at)) + leaseMs
   const writes = mine.filter((e) => e.method !== 'GET' && e.path.startsWith(`/${SHIFT}/data`))
-  return { deadline, writes, late: writes.filter((e) => e.at > deadline) }
+  const lateAny = mine.filter((e) => e.method !== 'GET' && e.at > deadline)
+  return { deadline, writes, late: writes.filter((e) => e.at > deadline), lateAny }
 }
 
 /** The history records by version. */
@@ -274,6 +275,8 @@ async function assertTakenOver(ns, ao, pa, leaseMs) {
   const j = await late(ns, pa, leaseMs)
   assert.ok(j.deadline, 'A held the lock')
   assert.deepEqual(j.late, [], `A's writes after its lease deadline (${j.deadline})`)
+  // Nor any write of its own (lock, history): after its deadline it only reads.
+  assert.deepEqual(j.lateAny, [], `A's requests other than reads after its lease deadline (${j.deadline})`)
   return j.writes.map((e) => `${e.method} ${e.path}`)
 }
 
