@@ -228,7 +228,10 @@ test('50% 503s with latency: rounds of 3 concurrent migrate processes; every mig
         all.push(f)
       }
       const outs = await Promise.all([0, 1, 2].map(() => run(dir)))
-      for (const o of outs) assert.ok([0, 3, 7].includes(o.code), o.out)
+      // A storm may outlast a request's retries anywhere: in a migration (3), the connection
+      // check (7), or the pre-run backup (5, seven 503s in a row on one of its reads). Each is a
+      // clean failure; what must hold is below.
+      for (const o of outs) assert.ok([0, 3, 5, 7].includes(o.code), o.out)
       await invariants(ns)
     }
   } finally {
