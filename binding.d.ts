@@ -59,6 +59,17 @@ export declare class NativeLock {
   verifyLockOwnership(executorId: string): Promise<boolean>
   releaseLock(executorId: string): Promise<void>
   getLockStatus(): Promise<NativeLockStatus | null>
+  /**
+   * The status from the lock node's live view (no request once it answered); when the view
+   * is not current within `within` ms, one read instead.
+   */
+  getCachedLockStatus(within: number): Promise<NativeLockStatus | null>
+  /**
+   * Calls `listener(update)` with the status once the live view has it, then on every
+   * change (a new holder, a renewal, a release, a lease running out) and when the view stops
+   * or starts being current. `close()` on the result stops it.
+   */
+  watchLockStatus(listener: (update: NativeLockUpdate) => void): NativeLockWatch
   /** Removes any lock; resolves with what was released (or null). */
   forceReleaseLock(): Promise<NativeLockStatus | null>
   checkAndReleaseExpiredLock(): Promise<void>
@@ -81,6 +92,12 @@ export declare class NativeLockGuard {
   check(): Promise<void>
   /** Stop renewing and release (idempotent). */
   release(): Promise<void>
+}
+
+/** A running `watchLockStatus()`. */
+export declare class NativeLockWatch {
+  /** Stop listening (the live view itself stays for other readers). Idempotent. */
+  close(): void
 }
 
 export declare class NativeRunner {
@@ -111,6 +128,20 @@ export declare class NativeRunner {
   listNodes(): Promise<Array<string>>
   /** `{ <node>: <its value, or null when missing> }` */
   backupNodes(nodes: Array<string>): Promise<Record<string, unknown>>
+  /**
+   * Where the database stands for this app, from live views of the history and the lock
+   * (one request each, the first time; none per call after that).
+   */
+  status(options?: StatusOptions | undefined | null): Promise<NativeRunnerStatus>
+  /**
+   * Resolves once the history shows every migration the app needs; MIGRATIONS_PENDING naming
+   * the pending versions when `timeout` runs out first.
+   */
+  waitUntilMigrated(options?: StatusOptions | undefined | null): Promise<NativeRunnerStatus>
+  /** The metrics now (from `status()`). */
+  metrics(options?: StatusOptions | undefined | null): Promise<Array<NativeMetric>>
+  /** The metrics in the Prometheus text format (0.0.4). */
+  metricsText(options?: StatusOptions | undefined | null): Promise<string>
 }
 
 /**
@@ -182,6 +213,9 @@ export interface JsonPage {
   json: string
   keys: Array<string>
 }
+
+/** The metrics `metricsHandler` exposes (names, help, types, label names). */
+export declare function metricDefinitions(): Array<NativeMetricDefinition>
 
 /** A conditional write: `written`, else the node's current value and ETag. */
 export interface NativeCasResult {
@@ -268,6 +302,15 @@ export declare const enum NativeIssueType {
   Warning = 'WARNING',
 }
 
+/** The end of this process's last `migrate()` / `down()`. */
+export interface NativeLastRun {
+  /** `migrate`, `mark-applied` or `down`. */
+  command: string
+  success: boolean
+  /** ms */
+  duration: number
+}
+
 /** One row of `list()`. */
 export interface NativeListEntry {
   name: string
@@ -316,6 +359,30 @@ export interface NativeLockStatus {
   epoch: number
 }
 
+/** What `watchLockStatus()` listeners hear. */
+export interface NativeLockUpdate {
+  /** As `getLockStatus()` answers (null: free). */
+  status: NativeLockStatus | null
+  /** The view is current (its event stream open, or its last read answered). */
+  current: boolean
+  /** Why it is not current. */
+  reason: string | null
+}
+
+/** A metric's samples now. */
+export interface NativeMetric {
+  name: string
+  samples: Array<NativeSample>
+}
+
+/** A metric's definition (prom-client registers these). */
+export interface NativeMetricDefinition {
+  name: string
+  help: string
+  kind: 'gauge' | 'counter'
+  labelNames: Array<string>
+}
+
 /** One migration as `migrate()` / `down()` report it. */
 export interface NativeMigrationInfo {
   name: string
@@ -354,6 +421,12 @@ export declare const enum NativeMigrationStatus {
   Pending = 'pending',
   Ignored = 'ignored',
   MissingFile = 'missing-file',
+}
+
+/** A migration the app needs that the history does not show yet. */
+export interface NativePendingMigration {
+  version: number
+  name: string
 }
 
 export interface NativeRehearsalError {
@@ -466,6 +539,34 @@ export interface NativeRunEvent {
   /** What a rollback did, in words. */
   outcome?: string
   lock?: NativeLockInfo
+}
+
+/** `runner.status()`. */
+export interface NativeRunnerStatus {
+  /** The newest recorded migration's version (null: none recorded). */
+  appliedVersion: number | null
+  /** How many migrations the history records. */
+  appliedCount: number
+  /** The migrations the app needs that are still to run, oldest first. */
+  pending: Array<NativePendingMigration>
+  /** The version "up to date" is judged against (null: no migrations, none asked for). */
+  neededVersion: number | null
+  upToDate: boolean
+  /** The lock's holder, as `getLockStatus()` shows it (null: free, or locking off). */
+  lock: NativeLockStatus | null
+  /**
+   * The values are current (event streams open, or the last reads answered); otherwise they
+   * are the last ones known and `reason` says why.
+   */
+  current: boolean
+  reason: string | null
+  lastRun: NativeLastRun | null
+}
+
+/** One value of a metric. */
+export interface NativeSample {
+  labels: Record<string, string>
+  value: number
 }
 
 export interface NativeScriptValidation {
@@ -619,6 +720,17 @@ export interface StartEmulatorOptions {
    * `file:line:column`.
    */
   rules?: string | Record<string, string>
+}
+
+/** Options of `status()` and `waitUntilMigrated()`; times in ms. */
+export interface StatusOptions {
+  /** The version the app needs (default: the newest migration in its folder). */
+  version?: number
+  /**
+   * `status()`: how long to wait for current values (default 1500); `waitUntilMigrated()`:
+   * how long to wait for the migrations (default: no limit).
+   */
+  timeout?: number
 }
 
 /** Validate a (partial) config object; returns the complete normalised config. */

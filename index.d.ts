@@ -114,12 +114,44 @@ export interface HeldLock {
   readonly database: Database
 }
 
+export interface GetLockStatusOptions {
+  /**
+   * Answer from the lock node's live view (its event stream, opened by the first such call and
+   * kept open): no database request per call. Default false: one read.
+   */
+  cached?: boolean
+  /** With `cached`: ms to wait for a current view before reading once instead (default 2000). */
+  timeout?: number
+}
+
+/**
+ * `lockingService.watchLockStatus()`: the lock's status kept current from the lock node's event
+ * stream. `change` fires with the new status (null when free), also when the holder's lease runs
+ * out; iterating yields the status now, then every change.
+ */
+export declare class LockStatusWatch implements AsyncIterable<LockStatus | null> {
+  /** The last status known (`undefined` before the first answer). */
+  readonly status: LockStatus | null | undefined
+  /** Whether `status` is current (the event stream open, or the last read answered). */
+  readonly current: boolean
+  /** Why `status` is not current (null when it is). */
+  readonly reason: string | null
+  on(event: 'change', listener: (status: LockStatus | null) => void): this
+  once(event: 'change', listener: (status: LockStatus | null) => void): this
+  off(event: 'change', listener: (status: LockStatus | null) => void): this
+  close(): void
+  [Symbol.asyncIterator](): AsyncIterator<LockStatus | null>
+}
+
 export declare class FirebaseLockingService {
   readonly lockPath: string
   acquireLock(executorId: string): Promise<boolean>
   verifyLockOwnership(executorId: string): Promise<boolean>
   releaseLock(executorId: string): Promise<void>
-  getLockStatus(): Promise<LockStatus | null>
+  /** One read of the lock node, or with `{ cached: true }` the live view (no request). */
+  getLockStatus(options?: GetLockStatusOptions): Promise<LockStatus | null>
+  /** The status as it changes, from the lock node's event stream (no request per read). */
+  watchLockStatus(): LockStatusWatch
   forceReleaseLock(): Promise<void>
   checkAndReleaseExpiredLock(): Promise<void>
   initLockStorage(): Promise<void>
@@ -554,8 +586,53 @@ export declare class FirebaseRunner {
   restoreFromBackup(path: string): Promise<void>
   listNodes(): Promise<string[]>
   backupNodes(nodes: string[]): Promise<Record<string, unknown>>
+  /** Where the database stands for this app, from live views (no database request per call). */
+  status(options?: StatusOptions): Promise<RunnerStatus>
+  /**
+   * Resolves once the history shows every migration the app needs; rejects with
+   * MIGRATIONS_PENDING naming the pending versions when `timeout` ms pass first.
+   */
+  waitUntilMigrated(options?: StatusOptions): Promise<RunnerStatus>
   getLockStatus(): Promise<LockStatus | null>
   forceReleaseLock(): Promise<void>
+}
+
+export interface StatusOptions {
+  /** The version the app needs (default: the newest migration in its folder). */
+  version?: number
+  /**
+   * `status()`: ms to wait for current values (default 1500); `waitUntilMigrated()`: ms to wait
+   * for the migrations (default: no limit).
+   */
+  timeout?: number
+}
+
+/** A migration the app needs that the history does not show yet. */
+export interface PendingMigration {
+  version: number
+  name: string
+}
+
+/** `runner.status()`. */
+export interface RunnerStatus {
+  /** The newest recorded migration's version (null: none recorded). */
+  appliedVersion: number | null
+  /** How many migrations the history records. */
+  appliedCount: number
+  /** The migrations the app needs that are still to run, oldest first. */
+  pending: PendingMigration[]
+  /** The version `upToDate` is judged against (null: no migrations and none asked for). */
+  neededVersion: number | null
+  /** No migration the app needs is pending, and the history has reached `neededVersion`. */
+  upToDate: boolean
+  /** The lock's holder, as `getLockStatus()` shows it (null: free, or locking off). */
+  lock: LockStatus | null
+  /** The values are current (event streams open, or the last reads answered). */
+  current: boolean
+  /** Why the values are not current (null when they are). */
+  reason: string | null
+  /** This process's last `migrate()` / `down()` (null before one). */
+  lastRun: { command: 'migrate' | 'mark-applied' | 'down'; success: boolean; duration: number } | null
 }
 
 export interface ValidationIssue {

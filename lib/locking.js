@@ -1,6 +1,7 @@
 'use strict'
 // `handler.lockingService`: the guide's lock API over the Rust lock, plus `runExclusive`.
 
+const { EventEmitter } = require('node:events')
 const { native, call, codedError } = require('./native.js')
 const signals = require('./signals.js')
 const { checkOptions } = require('./config.js')
@@ -15,6 +16,80 @@ function toStatus(s) {
     processId: s.processId ?? null,
     hostname: s.hostname,
     epoch: s.epoch,
+  }
+}
+
+/** A native status as the guide shows it: null when free (or the holder's lease ran out). */
+function guideStatus(s) {
+  return s && s.isLocked ? toStatus(s) : null
+}
+
+const sameStatus = (a, b) => JSON.stringify(a) === JSON.stringify(b)
+
+/**
+ * `lockingService.watchLockStatus()`: the lock's status kept current from the lock node's event
+ * stream (no request per read). An EventEmitter (`change` with the new status, or null when
+ * free) and an async iterator (the status now, then every change); `status` is the last one
+ * known, `current` whether it is current (`reason` says why not); `close()` stops it.
+ */
+class LockStatusWatch extends EventEmitter {
+  constructor(nativeLock) {
+    super()
+    this._status = undefined
+    this._current = false
+    this._reason = null
+    this._closed = false
+    this._queue = []
+    this._waiters = []
+    this._native = nativeLock.watchLockStatus((u) => this._update(u))
+  }
+  _update(u) {
+    if (this._closed) return
+    const status = guideStatus(u.status)
+    const first = this._status === undefined
+    this._current = u.current
+    this._reason = u.reason
+    if (!first && sameStatus(status, this._status)) return
+    this._status = status
+    this.emit('change', status)
+    const waiter = this._waiters.shift()
+    if (waiter) waiter({ value: status, done: false })
+    else this._queue.push(status)
+  }
+  /** The last status known (`undefined` before the first answer). */
+  get status() {
+    return this._status
+  }
+  /** Whether `status` is current (the event stream open, or the last read answered). */
+  get current() {
+    return this._current
+  }
+  /** Why `status` is not current (null when it is). */
+  get reason() {
+    return this._reason
+  }
+  close() {
+    if (this._closed) return
+    this._closed = true
+    this._native.close()
+    for (const w of this._waiters.splice(0)) w({ value: undefined, done: true })
+    this._queue = []
+  }
+  [Symbol.asyncIterator]() {
+    return {
+      next: () => {
+        if (this._queue.length) return Promise.resolve({ value: this._queue.shift(), done: false })
+        if (this._closed) return Promise.resolve({ value: undefined, done: true })
+        return new Promise((resolve) => this._waiters.push(resolve))
+      },
+      return: () => {
+        this.close()
+        return Promise.resolve({ value: undefined, done: true })
+      },
+      [Symbol.asyncIterator]() {
+        return this
+      },
+    }
   }
 }
 
@@ -37,10 +112,28 @@ class FirebaseLockingService {
   async releaseLock(executorId) {
     await call(() => this._native.releaseLock(executorId ?? null))
   }
-  /** `{ isLocked, lockedBy, lockedAt: Date, expiresAt: Date, processId }`, or null when unlocked. */
-  async getLockStatus() {
-    const s = await call(() => this._native.getLockStatus())
-    return s && s.isLocked ? toStatus(s) : null
+  /**
+   * `{ isLocked, lockedBy, lockedAt: Date, expiresAt: Date, processId }`, or null when unlocked.
+   * One read of the lock node; with `{ cached: true }` the answer comes from the lock node's live
+   * view (its event stream, opened by the first such call and kept open: no request per call),
+   * or from one read when the view is not current within `timeout` ms (default 2000).
+   */
+  async getLockStatus(options = {}) {
+    const { cached = false, timeout = 2000 } = options ?? {}
+    if (cached && !(Number.isFinite(timeout) && timeout >= 0)) {
+      throw codedError('CONFIG_INVALID', `getLockStatus({ timeout }) takes a number of ms (0 or more), got ${String(timeout)}`)
+    }
+    const s = await call(() => (cached ? this._native.getCachedLockStatus(timeout) : this._native.getLockStatus()))
+    return guideStatus(s)
+  }
+  /**
+   * The lock's status as it changes, from the lock node's event stream (keep-alives checked,
+   * reconnects with backoff, reads every few seconds where streams are refused): no request per
+   * read. `watch.on('change', (status) => ...)`, or `for await (const status of watch)`;
+   * `watch.close()` when done.
+   */
+  watchLockStatus() {
+    return new LockStatusWatch(this._native)
   }
   /** Removes any lock, whoever holds it. */
   async forceReleaseLock() {
@@ -109,4 +202,4 @@ class FirebaseLockingService {
   }
 }
 
-module.exports = { FirebaseLockingService, toStatus }
+module.exports = { FirebaseLockingService, LockStatusWatch, toStatus, guideStatus }

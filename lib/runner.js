@@ -4,7 +4,7 @@
 const { native, call, callSync, codedError } = require('./native.js')
 const { FirebaseConfig, toSettings, checkOptions } = require('./config.js')
 const { createFirebaseDB } = require('./database.js')
-const { FirebaseLockingService } = require('./locking.js')
+const { FirebaseLockingService, guideStatus } = require('./locking.js')
 const { createScriptHost } = require('./host.js')
 const { createDispatcher } = require('./hooks.js')
 const signals = require('./signals.js')
@@ -35,6 +35,16 @@ function toLogFn(logger, level) {
 function toTarget(v, allowZero = false) {
   if (v === undefined || v === null) return null
   return callSync(() => native.parseTarget(String(v), allowZero))
+}
+
+/** `{ version, timeout }` for status() / waitUntilMigrated(), checked. */
+function statusOptions(options, what) {
+  const { version, timeout } = options ?? {}
+  const target = toTarget(version, what)
+  if (timeout != null && !(typeof timeout === 'number' && Number.isFinite(timeout) && timeout >= 0)) {
+    throw codedError('CONFIG_INVALID', `Invalid timeout ${JSON.stringify(timeout)} for ${what}: use a number of ms (0 or more)`)
+  }
+  return { version: target ?? undefined, timeout: timeout ?? undefined }
 }
 
 /** The `handler` scripts receive (also built by the CLI for its scripts). */
@@ -214,6 +224,30 @@ class FirebaseRunner {
       return Promise.reject(codedError('CONFIG_INVALID', `backupNodes(nodes) takes an array of node names, e.g. ['users', 'posts'] (got ${typeof nodes})`))
     }
     return call(() => this._native.backupNodes(nodes.map(String)))
+  }
+
+  /**
+   * Where the database stands for this app, from live views of the history and the lock node
+   * (each read once through its event stream, then kept current from it: no request per call):
+   * `{ appliedVersion, appliedCount, pending: [{ version, name }], neededVersion, upToDate, lock,
+   * current, reason, lastRun }`. `version`: the version the app needs (default: the newest
+   * migration in its folder); `timeout`: ms to wait for current values (default 1500), after
+   * which the last values known come back with `current: false` and the `reason`.
+   */
+  async status(options = {}) {
+    const s = await call(() => this._native.status(statusOptions(options, 'status()')))
+    return { ...s, lock: guideStatus(s.lock) }
+  }
+
+  /**
+   * Resolves (with `status()`) once the history shows every migration the app needs (`version`,
+   * default the newest migration in its folder), following the history node's event stream;
+   * rejects with MIGRATIONS_PENDING naming the pending versions when `timeout` ms pass first
+   * (default: no limit).
+   */
+  async waitUntilMigrated(options = {}) {
+    const s = await call(() => this._native.waitUntilMigrated(statusOptions(options, 'waitUntilMigrated()')))
+    return { ...s, lock: guideStatus(s.lock) }
   }
 
   async getLockStatus() {

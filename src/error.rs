@@ -66,6 +66,8 @@ pub enum ErrorCode {
     Usage,
     /// A rehearsal could not read its data (the database's `{shift}` subtree, or the backup file).
     SourceUnreadable,
+    /// `waitUntilMigrated` ran out of time with migrations the app needs still pending (named).
+    MigrationsPending,
 }
 
 impl ErrorCode {
@@ -157,7 +159,8 @@ mod tests {
                 "IO_ERROR",
                 "INTERNAL",
                 "USAGE",
-                "SOURCE_UNREADABLE"
+                "SOURCE_UNREADABLE",
+                "MIGRATIONS_PENDING"
             ]
         );
         let e = Error::new(ErrorCode::LockHeld, "held");

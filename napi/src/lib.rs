@@ -12,4 +12,5 @@ pub mod lock;
 pub mod rehearse;
 pub mod results;
 pub mod runner;
+pub mod status;
 pub mod util;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
 use napi_derive::napi;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -10,6 +12,7 @@ use tokio::sync::Mutex;
 use super::database::NativeDatabase;
 use super::error::IntoNapi;
 use msr_firebase::config::Config;
+use msr_firebase::lock::live::{lock_status, LiveCell};
 use msr_firebase::lock::{
     ExclusiveGuard, LockService, LockStatus, WaitDefault, WaitPolicy, WaitRequest,
 };
@@ -18,6 +21,8 @@ use msr_firebase::Error;
 #[napi]
 pub struct NativeLock {
     pub(crate) svc: LockService,
+    /// The lock node's live view (the runner's own, so `runner.status()` shares it).
+    pub(crate) live: LiveCell,
 }
 
 /// Times are ms since the epoch; lib/locking.js turns them into `Date`s.
@@ -65,7 +70,6 @@ pub(crate) fn wait_request(
     retry_attempts: Option<u32>,
     retry_delay: Option<f64>,
 ) -> WaitRequest {
-    let ms = |v: f64| Duration::from_millis(v.max(0.0) as u64);
     WaitRequest {
         wait,
         wait_timeout: wait_timeout.map(ms),
@@ -98,6 +102,74 @@ impl NativeLock {
     #[napi]
     pub async fn get_lock_status(&self) -> napi::Result<Option<NativeLockStatus>> {
         Ok(self.svc.status().await.napi()?.map(Into::into))
+    }
+    /// The status from the lock node's live view (no request once it answered); when the view
+    /// is not current within `within` ms, one read instead.
+    #[napi]
+    pub async fn get_cached_lock_status(
+        &self,
+        within: f64,
+    ) -> napi::Result<Option<NativeLockStatus>> {
+        let node = self.live.get(self.svc.client(), self.svc.path());
+        match node.current(ms(within)).await {
+            Ok(view) => Ok(lock_status(self.svc.client(), &view).map(Into::into)),
+            Err(_) => self.get_lock_status().await,
+        }
+    }
+    /// Calls `listener(update)` with the status once the live view has it, then on every
+    /// change (a new holder, a renewal, a release, a lease running out) and when the view stops
+    /// or starts being current. `close()` on the result stops it.
+    #[napi(ts_args_type = "listener: (update: NativeLockUpdate) => void")]
+    pub fn watch_lock_status(&self, listener: LockListener) -> NativeLockWatch {
+        let client = self.svc.client().clone();
+        let path = self.svc.path().to_string();
+        let live = self.live.clone();
+        let task = napi::bindgen_prelude::spawn(async move {
+            let mut rx = live.get(&client, &path).subscribe();
+            let mut last: Option<(Option<LockStatus>, bool)> = None;
+            loop {
+                let view = rx.borrow_and_update().clone();
+                if view.value.is_some() {
+                    let status = lock_status(&client, &view);
+                    let now = (status.clone(), view.is_current());
+                    if last.as_ref() != Some(&now) {
+                        listener.call(
+                            NativeLockUpdate {
+                                status: status.clone().map(Into::into),
+                                current: now.1,
+                                reason: view.why_not_current(),
+                            },
+                            ThreadsafeFunctionCallMode::NonBlocking,
+                        );
+                        last = Some(now);
+                    }
+                }
+                // Wake for the next change, or when the holder's lease runs out.
+                let expiry = last
+                    .as_ref()
+                    .and_then(|(s, _)| s.as_ref().filter(|s| s.is_locked))
+                    .and_then(|s| {
+                        let now = client.server_clock().now_ms()?;
+                        Some(Duration::from_millis(
+                            (s.expires_at - now).max(0) as u64 + 20,
+                        ))
+                    });
+                let changed = rx.changed();
+                match expiry {
+                    Some(d) => {
+                        if let Ok(Err(_)) = tokio::time::timeout(d, changed).await {
+                            return;
+                        }
+                    }
+                    None => {
+                        if changed.await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        NativeLockWatch { task }
     }
     /// Removes any lock; resolves with what was released (or null).
     #[napi]
@@ -145,6 +217,46 @@ impl NativeLock {
             guard: Mutex::new(Some(guard)),
         })
     }
+}
+
+/// `(update) => void`, fire-and-forget; weak, so a watch never keeps Node alive on its own.
+pub type LockListener =
+    ThreadsafeFunction<NativeLockUpdate, (), NativeLockUpdate, Status, false, true>;
+
+/// What `watchLockStatus()` listeners hear.
+#[napi(object, use_nullable = true)]
+pub struct NativeLockUpdate {
+    /// As `getLockStatus()` answers (null: free).
+    pub status: Option<NativeLockStatus>,
+    /// The view is current (its event stream open, or its last read answered).
+    pub current: bool,
+    /// Why it is not current.
+    pub reason: Option<String>,
+}
+
+/// A running `watchLockStatus()`.
+#[napi]
+pub struct NativeLockWatch {
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[napi]
+impl NativeLockWatch {
+    /// Stop listening (the live view itself stays for other readers). Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for NativeLockWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_millis(v.max(0.0) as u64)
 }
 
 #[napi]
@@ -212,6 +324,7 @@ pub fn create_locking_service(
     let cfg = Config::from_value(&config).napi()?;
     Ok(NativeLock {
         svc: cfg.lock_service(&database.client),
+        live: LiveCell::default(),
     })
 }
 

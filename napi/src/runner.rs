@@ -35,7 +35,7 @@ pub type LogArgs = FnArgs<(String, String)>;
 
 #[napi]
 pub struct NativeRunner {
-    runner: Arc<Runner<JsHost>>,
+    pub(crate) runner: Arc<Runner<JsHost>>,
     stop: StopFlag,
 }
 
@@ -102,7 +102,10 @@ impl NativeRunner {
     /// locking is disabled.
     #[napi(getter)]
     pub fn locking(&self) -> Option<NativeLock> {
-        self.runner.lock_service().map(|svc| NativeLock { svc })
+        self.runner.lock_service().map(|svc| NativeLock {
+            svc,
+            live: self.runner.live.lock.clone(),
+        })
     }
     #[napi]
     pub fn connection_info(&self) -> NativeConnectionInfo {

@@ -21,6 +21,9 @@
 //!   free, is there still work under it (no stampede of pods that would find nothing to do).
 //! - `watch`: the lock node's event stream while waiting (keep-alives, reconnects, polling when
 //!   streams are refused).
+//! - `live`: a node kept current in the background by the same `watch` (the lock's status for
+//!   `watchLockStatus()` and cached reads, the history for `runner.status()`): probes cost no
+//!   request.
 //! - `events`: what the lock tells observers (`LockService::with_observer`): the wait report
 //!   (who holds it, since when, lease end, how long waited), acquisitions, renewals, loss, release.
 
@@ -29,6 +32,7 @@ pub mod exclusive;
 pub mod exit;
 pub mod fence;
 pub mod lease;
+pub mod live;
 pub mod record;
 pub mod service;
 pub mod wait;

@@ -428,7 +428,9 @@ pub(crate) async fn wait_for_lock(
             contend = true;
             continue;
         }
-        let Some(()) = until_cancelled(hooks, watch.ensure(service)).await else {
+        // A stream that could not be opened leaves the wait to poll (or reconnect later).
+        let ensured = until_cancelled(hooks, watch.ensure(&service.client, &service.path)).await;
+        let Some(_) = ensured else {
             return Err(cancelled(hooks, service, attempt_no, started));
         };
         let Some(wake) = until_cancelled(hooks, watch.nap(pause, &mut last)).await else {

@@ -1,4 +1,5 @@
-//! Watching the lock node while waiting for it, at the cost of one open event stream.
+//! Watching a node at the cost of one open event stream: the lock node while waiting for it
+//! (`nap`), and any node a status view keeps current (`next`, used by `lock::live`).
 //!
 //! - The node's event stream (`Accept: text/event-stream`): its first `put` is the whole value,
 //!   later `put`/`patch` events are applied to a copy of it, so the waiter knows the holder, its
@@ -16,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::rtdb::{EventStream, StreamEvent};
+use crate::rtdb::{Client, EventStream, StreamEvent};
+use crate::Result;
 
 use super::lease::is_connectivity;
 use super::record::{LockNode, LockRecord};
-use super::service::LockService;
 
 /// How long a stream may stay silent before it counts as dead. RTDB sends a `keep-alive` about
 /// every 30 s.
@@ -43,7 +44,20 @@ pub(crate) enum Wake {
     Lost,
 }
 
-/// The lock node as a waiting process sees it.
+/// What the stream said (`Watch::next`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// The time asked for passed.
+    Timeout,
+    /// The view changed (the first `put` of a stream included).
+    Changed,
+    /// The stream ended, broke, went silent or was cancelled: the view is no longer kept
+    /// current (why, in words).
+    Lost(String),
+}
+
+/// A node as its event stream shows it (the lock node for a waiting process, any node for a
+/// status view).
 pub(crate) struct Watch {
     stream: Option<EventStream>,
     /// The node's value as the stream showed it.
@@ -81,26 +95,46 @@ impl Watch {
         self.stream.is_some()
     }
 
-    /// Open the stream unless it is open, refused, or in its reconnect pause.
-    pub async fn ensure(&mut self, service: &LockService) {
-        if self.stream.is_some()
-            || self.refused
-            || self.not_before.is_some_and(|t| Instant::now() < t)
-        {
-            return;
+    /// Streams were refused (an HTTP error, or cancelled by the server): read instead.
+    pub fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// The node's value as the stream last showed it.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// When the next stream may be opened (`None`: now).
+    pub fn reconnect_at(&self) -> Option<Instant> {
+        self.not_before.filter(|t| Instant::now() < *t)
+    }
+
+    /// Open the stream on `path` unless it is open, refused, or in its reconnect pause. `Err`:
+    /// it was tried and failed (unreachable: tried again after a pause; an HTTP error: refused).
+    pub async fn ensure(&mut self, client: &Client, path: &str) -> Result<()> {
+        if self.stream.is_some() || self.refused || self.reconnect_at().is_some() {
+            return Ok(());
         }
         self.opens += 1;
-        match service.client.stream(&service.path).await {
+        match client.stream(path).await {
             Ok(s) => {
                 let now = Instant::now();
                 self.stream = Some(s);
                 self.opened = now;
                 self.heard = now;
+                Ok(())
             }
             // Not reached: try again after a pause (poll meanwhile).
-            Err(e) if is_connectivity(&e) => self.pause_reconnect(),
+            Err(e) if is_connectivity(&e) => {
+                self.pause_reconnect();
+                Err(e)
+            }
             // Refused (an HTTP error): this server or proxy does not pass event streams.
-            Err(_) => self.refused = true,
+            Err(e) => {
+                self.refused = true;
+                Err(e)
+            }
         }
     }
 
@@ -113,26 +147,39 @@ impl Watch {
         self.reconnect = (self.reconnect * 2).min(MAX_RECONNECT);
     }
 
-    /// Nap up to `d`, returning early when the stream shows the node free, another holder, or
-    /// the stream is lost. `last` follows the holder the stream shows (renewals included).
-    pub async fn nap(&mut self, d: Duration, last: &mut Option<LockRecord>) -> Wake {
-        let deadline = tokio::time::Instant::now() + d;
+    /// Wait for the stream's next change to the view, up to `deadline` (`None`: no limit).
+    /// Keep-alives only prove the stream alive; a stream silent for longer than `silence`,
+    /// ended or broken is lost (reopened after a pause by the next `ensure`).
+    pub async fn next(&mut self, deadline: Option<tokio::time::Instant>) -> Heard {
+        let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let deadline = deadline.unwrap_or_else(far);
         loop {
             let Some(s) = self.stream.as_mut() else {
                 tokio::time::sleep_until(deadline).await;
-                return Wake::Timeout;
+                return Heard::Timeout;
             };
             let silent_at = tokio::time::Instant::from_std(self.heard + self.silence);
             let ev = tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return Wake::Timeout,
+                _ = tokio::time::sleep_until(deadline) => return Heard::Timeout,
                 _ = tokio::time::sleep_until(silent_at) => None,
                 ev = s.next() => Some(ev),
             };
             let change = match ev {
                 // Silent for too long, or ended, or broke: reopen after a pause.
-                None | Some(None) | Some(Some(Err(_))) => {
+                None => {
                     self.pause_reconnect();
-                    return Wake::Lost;
+                    return Heard::Lost(format!(
+                        "the event stream was silent for {} s",
+                        self.silence.as_secs()
+                    ));
+                }
+                Some(None) => {
+                    self.pause_reconnect();
+                    return Heard::Lost("the event stream ended".into());
+                }
+                Some(Some(Err(e))) => {
+                    self.pause_reconnect();
+                    return Heard::Lost(e.message);
                 }
                 Some(Some(Ok(ev))) => ev,
             };
@@ -142,16 +189,30 @@ impl Watch {
                 StreamEvent::Put { path, data } => apply(&mut self.value, &path, data, false),
                 StreamEvent::Patch { path, data } => apply(&mut self.value, &path, data, true),
                 // The server ended the stream for good (rules changed): poll.
-                StreamEvent::Cancel(_) => {
+                StreamEvent::Cancel(why) => {
                     self.stream = None;
                     self.refused = true;
-                    return Wake::Lost;
+                    return Heard::Lost(format!("the server cancelled the event stream ({why})"));
                 }
                 // The credential expired: a new stream gets a fresh token.
                 StreamEvent::AuthRevoked => {
                     self.stream = None;
-                    return Wake::Lost;
+                    return Heard::Lost("the event stream's credential expired".into());
                 }
+            }
+            return Heard::Changed;
+        }
+    }
+
+    /// Nap up to `d`, returning early when the stream shows the node free, another holder, or
+    /// the stream is lost. `last` follows the holder the stream shows (renewals included).
+    pub async fn nap(&mut self, d: Duration, last: &mut Option<LockRecord>) -> Wake {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match self.next(Some(deadline)).await {
+                Heard::Timeout => return Wake::Timeout,
+                Heard::Lost(_) => return Wake::Lost,
+                Heard::Changed => {}
             }
             match LockNode::parse(&self.value) {
                 LockNode::Free { .. } => return Wake::Free,

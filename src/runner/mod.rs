@@ -4,7 +4,9 @@
 //! One module per concept: `discover` (files, checksums, duplicates), `plan` (executed /
 //! pending / ignored), `validate` (issues and the report), `migrate` (the `migrate` workflow),
 //! `rollback` (what happens when a script fails), `lost` (what a run whose lease ended
-//! says about the migration it was running), `down`, `list`, `backups` (the backup seam).
+//! says about the migration it was running), `down`, `list`, `backups` (the backup seam),
+//! `status` (where the database stands for this app, from live views: readiness, the lock, the
+//! last run), `metrics` (that status as Prometheus metrics).
 //!
 //! ## Errors vs. results
 //! `migrate` and `down` return `Err` (with a stable code) whenever the run did not succeed:
@@ -23,9 +25,11 @@ pub mod guard;
 pub mod host;
 pub mod list;
 mod lost;
+pub mod metrics;
 pub mod migrate;
 pub mod plan;
 pub mod rollback;
+pub mod status;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -222,6 +226,8 @@ pub struct Runner<H: ScriptHost> {
     pub backups: Arc<dyn BackupOps>,
     /// What the `db` given to scripts checks before each write (L12; see `runner::guard`).
     pub fence: Fence,
+    /// The live views behind `status` and the last run (see `runner::status`).
+    pub live: status::StatusState,
 }
 
 impl<H: ScriptHost> Runner<H> {
@@ -238,6 +244,7 @@ impl<H: ScriptHost> Runner<H> {
             stop: StopFlag::default(),
             backups: Arc::new(DefaultBackups::default()),
             fence: Fence::default(),
+            live: status::StatusState::default(),
         }
     }
     pub fn with_lock(mut self, lock: Option<LockService>) -> Self {
@@ -288,6 +295,7 @@ impl<H: ScriptHost> Runner<H> {
     /// Log `ev`'s line, then hand it to the listeners and wait until they are done.
     pub(crate) async fn emit(&self, ev: RunEvent) {
         (self.log)(&ev.log_line());
+        self.live.saw(&ev);
         if let Some(f) = &self.events {
             f(&ev).await;
         }

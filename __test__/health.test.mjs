@@ -1,0 +1,253 @@
+// Health checks, readiness and metrics: the Express example (examples/express-health) as a real
+// server in its own process, a real `msr-firebase migrate` in another, probed over HTTP while the
+// migration holds the lock, after it released it, and with the database gone. Request counts
+// come from the emulator's counters; one emulator for the file, stopped by the last test.
+import test, { before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import helpers from './helpers.cjs'
+import { FirebaseRunner, FirebaseConfig } from '../index.js'
+
+const require = createRequire(import.meta.url)
+const { healthHandler, metricsHandler } = require('../lib/health.js')
+const promClient = require('prom-client')
+const { startEmulator, uniqueNs, lever, rawGet, project, cli, ROOT } = helpers
+const SERVER = path.join(ROOT, 'examples', 'express-health', 'server.mjs')
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+delete process.env.FIREBASE_DATABASE_EMULATOR_HOST
+delete process.env.FIREBASE_DATABASE_URL
+delete process.env.DATABASE_URL
+
+const V1 = 202501010001
+const V2 = 202501010002
+// V2 holds the lock until the test writes `release` (a lever, not a sleep); it writes `started`
+// once it runs.
+const MIGRATIONS = {
+  'V202501010001_users.js': `module.exports = { up: async (db) => { await db.database.ref('users/u1').set({ name: 'Ada' }) } }\n`,
+  'V202501010002_posts.js': `const fs = require('node:fs')
+module.exports = {
+  up: async (db) => {
+    fs.writeFileSync('started', '')
+    for (let i = 0; i < 3000 && !fs.existsSync('release'); i++) await new Promise((r) => setTimeout(r, 10))
+    await db.database.ref('posts/p1').set({ title: 'Hello' })
+  },
+}
+`,
+}
+
+let emu
+const children = new Set()
+
+before(async () => {
+  emu = await startEmulator({ port: 0 })
+})
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL')
+  await emu.stop().catch(() => {})
+})
+
+const counts = () => lever(emu, 'GET', 'requests')
+const resetCounts = () => lever(emu, 'DELETE', 'requests')
+
+/** Wait (bounded) until `fn()` is truthy; resolves with its value. */
+async function until(fn, what, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+/** The example server in its own process; resolves once it listens. */
+async function startServer(dir, ns) {
+  const child = spawn(process.execPath, [SERVER], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1', FIREBASE_DATABASE_URL: emu.databaseUrl(ns), HOST: '127.0.0.1', PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  const s = { child, stdout: '', stderr: '' }
+  child.stdout.on('data', (d) => (s.stdout += d))
+  child.stderr.on('data', (d) => (s.stderr += d))
+  child.on('close', () => children.delete(child))
+  const m = await until(() => /Listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(s.stdout) || child.exitCode !== null, 'the example server to listen', 20000)
+  assert.ok(Array.isArray(m), `server exited: ${s.stdout}\n${s.stderr}`)
+  s.url = m[1]
+  return s
+}
+
+async function get(url) {
+  const started = Date.now()
+  const res = await fetch(url)
+  const text = await res.text()
+  const type = res.headers.get('content-type') ?? ''
+  return { status: res.status, body: type.startsWith('application/json') ? JSON.parse(text) : text, ms: Date.now() - started }
+}
+
+/** `n` GETs of each path, `concurrency` at a time; returns the status codes seen per path. */
+async function probeMany(base, paths, n, concurrency = 8) {
+  const seen = Object.fromEntries(paths.map((p) => [p, {}]))
+  const jobs = paths.flatMap((p) => Array.from({ length: n }, () => p))
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let p = jobs.pop(); p; p = jobs.pop()) {
+        const res = await fetch(base + p)
+        await res.arrayBuffer()
+        seen[p][res.status] = (seen[p][res.status] ?? 0) + 1
+      }
+    }),
+  )
+  return seen
+}
+
+/** A strict check of the Prometheus text format (0.0.4); returns the samples by metric name. */
+function parsePrometheus(text) {
+  const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*'
+  const VALUE = '(?:[+-]?(?:\\d+\\.?\\d*(?:[eE][+-]?\\d+)?|\\.\\d+(?:[eE][+-]?\\d+)?)|[+-]?Inf|NaN)'
+  const LABEL = `[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`
+  const sample = new RegExp(`^(${NAME})(?:\\{((?:${LABEL})(?:,${LABEL})*)?,?\\})? (${VALUE})(?: -?\\d+)?$`)
+  const types = new Map()
+  const samples = {}
+  assert.ok(text.endsWith('\n'), 'ends with a newline')
+  for (const line of text.slice(0, -1).split('\n')) {
+    if (line === '') continue
+    let m
+    if ((m = new RegExp(`^# HELP (${NAME}) (.*)$`).exec(line))) continue
+    if ((m = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line))) {
+      assert.ok(!types.has(m[1]), `one TYPE line per metric: ${line}`)
+      types.set(m[1], m[2])
+      continue
+    }
+    assert.ok(!line.startsWith('#') || line.startsWith('# '), `comment: ${line}`)
+    if (line.startsWith('# ')) continue
+    m = sample.exec(line)
+    assert.ok(m, `not a Prometheus sample line: ${JSON.stringify(line)}`)
+    const family = [...types.keys()].find((t) => m[1] === t || m[1].startsWith(`${t}_`))
+    assert.ok(family, `sample before its TYPE line: ${line}`)
+    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]))
+    ;(samples[m[1]] ??= []).push({ labels, value: Number(m[3].replace('Inf', 'Infinity')) })
+  }
+  return { types, samples }
+}
+
+test('the Express example: guide monitoring, probes at no request cost during and after a run, readiness, metrics, an unreachable database', async () => {
+  const ns = uniqueNs('health')
+  const dir = project(MIGRATIONS, 'msr-health-')
+  const env = { FIREBASE_DATABASE_URL: emu.databaseUrl(ns), MSR_LOCKING_ENABLED: 'true', MSR_LOCKING_TIMEOUT: '6000' }
+
+  // A real migration in another process: V1 runs, V2 holds the lock until released.
+  const migration = cli(['migrate'], { cwd: dir, env, timeoutMs: 60000, onSpawn: (c) => children.add(c) })
+  await until(() => fs.existsSync(path.join(dir, 'started')), 'the migration to start V2')
+  const holder = (await rawGet(emu, ns, 'migrations/_lock')).executorId
+  assert.ok(holder, 'the migration holds the lock')
+
+  // The server starts while the migration runs: the guide's two snippets print the holder.
+  const server = await startServer(dir, ns)
+  await until(() => server.stdout.includes('Migration in progress:'), 'the dashboard line')
+  assert.match(server.stdout, /Lock status: \{[^}]*isLocked: true/)
+  assert.ok(server.stdout.includes(`lockedBy: '${holder}'`), server.stdout)
+  assert.ok(server.stdout.includes(`executor: '${holder}'`), server.stdout)
+  assert.match(server.stdout, /duration: \d+/)
+
+  // (The server read each node once as it started: its lock watch and waitUntilMigrated opened
+  // the two event streams the probes answer from.)
+  const health = await get(`${server.url}/healthz`)
+  assert.equal(health.status, 200, JSON.stringify(health.body))
+  assert.equal(health.body.status, 'ok')
+  assert.equal(health.body.lock.lockedBy, holder)
+  assert.equal(health.body.lock.isLocked, true)
+  assert.equal(health.body.appliedVersion, V1)
+  assert.deepEqual(health.body.pending, [{ version: V2, name: 'V202501010002_posts.js' }])
+  const ready = await get(`${server.url}/readyz`)
+  assert.equal(ready.status, 503)
+  assert.equal(ready.body.status, 'pending')
+  assert.match(ready.body.reason, /1 migration pending: 202501010002 \(V202501010002_posts\.js\)/)
+
+  // 1,000 probes while the migration holds the lock: the server sends nothing (the migration's
+  // own lease renewals are all the database sees).
+  await resetCounts()
+  const during = await probeMany(server.url, ['/healthz', '/readyz'], 500)
+  assert.deepEqual(during, { '/healthz': { 200: 500 }, '/readyz': { 503: 500 } })
+  const duringCounts = await counts()
+  const others = Object.entries(duringCounts.byPath).filter(([k]) => k !== 'PUT /migrations/_lock')
+  assert.deepEqual(others, [], `requests other than the migration's renewals: ${JSON.stringify(duringCounts)}`)
+
+  // waitUntilMigrated in this process: rejects on its timeout naming the pending version, and
+  // resolves once V2 is recorded.
+  const config = new FirebaseConfig({ databaseUrl: emu.databaseUrl(ns), folder: path.join(dir, 'migrations'), locking: { enabled: true } })
+  const runner = await FirebaseRunner.getInstance({ config, logger: () => {} })
+  await assert.rejects(runner.waitUntilMigrated({ timeout: 200 }), (err) => {
+    assert.equal(err.code, 'MIGRATIONS_PENDING')
+    assert.match(err.message, /still pending: 202501010002 \(V202501010002_posts\.js\)/)
+    return true
+  })
+  await assert.rejects(runner.waitUntilMigrated({ version: 'soon' }), { code: 'CONFIG_INVALID' })
+  let waitedAt = null
+  const waited = runner.waitUntilMigrated().then((s) => ((waitedAt = Date.now()), s))
+
+  // Release V2: the record and the lock's release show up within a second.
+  fs.writeFileSync(path.join(dir, 'release'), '')
+  const readyAt = await until(async () => (await get(`${server.url}/readyz`)).status === 200 && Date.now(), '/readyz 200')
+  const freeAt = await until(async () => (await get(`${server.url}/healthz`)).body.lock === null && Date.now(), 'the lock free in /healthz')
+  const done = await migration
+  assert.equal(done.code, 0, done.stderr)
+  const record = (await rawGet(emu, ns, 'schema_version'))[`v${V2}`]
+  const tombstone = await rawGet(emu, ns, 'migrations/_lock')
+  assert.ok(readyAt - record.finishedAt < 1000, `/readyz turned 200 ${readyAt - record.finishedAt} ms after V2 was recorded`)
+  assert.ok(freeAt - tombstone.releasedAt < 1000, `/healthz showed the release ${freeAt - tombstone.releasedAt} ms after it`)
+  const status = await waited
+  assert.equal(status.upToDate, true)
+  assert.equal(status.appliedVersion, V2)
+  assert.ok(waitedAt - record.finishedAt < 1000, `waitUntilMigrated resolved ${waitedAt - record.finishedAt} ms after the record`)
+  await until(() => server.stdout.includes(`Schema ready at ${V2}`), "the server's own waitUntilMigrated")
+
+  // 1,000 probes after the run: no request at all.
+  await resetCounts()
+  const afterRun = await probeMany(server.url, ['/healthz', '/readyz'], 500)
+  assert.deepEqual(afterRun, { '/healthz': { 200: 500 }, '/readyz': { 200: 500 } })
+  assert.equal((await counts()).total, 0, 'no database request for 1,000 probes')
+
+  // A lock taken by another process shows up in /healthz within a second.
+  const ls = runner.getHandler().lockingService
+  assert.equal(await ls.acquireLock('probe-holder'), true)
+  const heldAt = await until(async () => (await get(`${server.url}/healthz`)).body.lock?.lockedBy === 'probe-holder' && Date.now(), 'the new holder in /healthz')
+  const taken = await ls.getLockStatus()
+  assert.ok(heldAt - taken.lockedAt.getTime() < 1000, `/healthz showed the holder ${heldAt - taken.lockedAt.getTime()} ms after it took the lock`)
+  await until(() => server.stdout.includes('Lock changed: held by probe-holder'), "the example's watchLockStatus line")
+
+  // /metrics: the Prometheus text format, the runner's metrics in prom-client's default registry
+  // beside the app's own (its default metrics).
+  const metrics = await get(`${server.url}/metrics`)
+  assert.equal(metrics.status, 200)
+  const { types, samples } = parsePrometheus(metrics.body)
+  assert.equal(types.get('msr_lock_held'), 'gauge')
+  assert.equal(types.get('msr_migrations_applied_total'), 'counter')
+  assert.deepEqual(samples.msr_lock_held, [{ labels: {}, value: 1 }])
+  assert.deepEqual(samples.msr_lock_holder_info, [{ labels: { executor: 'probe-holder', host: taken.hostname }, value: 1 }])
+  const lease = samples.msr_lock_lease_remaining_seconds[0].value
+  // (judged by the server-time estimate, a lower bound from second-granular Date headers)
+  assert.ok(lease > 590 && lease < 602, `lease remaining ${lease}`)
+  assert.deepEqual(samples.msr_migrations_applied_total, [{ labels: {}, value: 2 }])
+  assert.deepEqual(samples.msr_migrations_pending, [{ labels: {}, value: 0 }])
+  assert.ok(samples.process_cpu_user_seconds_total, "the app's own prom-client metrics are served too")
+  assert.equal(samples.msr_last_run_success, undefined, 'no run in the server process: no last-run sample')
+  await ls.releaseLock('probe-holder')
+
+  // The database goes away: each probe answers 503 within its deadline, never hangs.
+  await emu.stop()
+  const [h, r] = await Promise.all([get(`${server.url}/healthz`), get(`${server.url}/readyz`)])
+  for (const p of [h, r]) {
+    assert.equal(p.status, 503, JSON.stringify(p.body))
+    assert.equal(p.body.status, 'unavailable')
+    assert.match(p.body.reason, /The database is unreachable/)
+    assert.ok(p.ms < 2000, `answered in ${p.ms} ms`)
+  }
+  server.child.kill('SIGTERM')
+})

@@ -1,0 +1,373 @@
+//! Where the database stands for this app, at no request per probe: `Runner::status`
+//! (`runner.status()`, the health and metrics handlers) and `Runner::wait_until_migrated`.
+//!
+//! - The views: the history node and the lock node, each a `lock::live::LiveNode` (read once
+//!   by opening its event stream, then kept current from its events; read every few seconds
+//!   where streams are refused), started on first use and shared by every caller of this runner,
+//!   its `lockingService` included.
+//! - The policy (`readiness`): pending are the migrations `migrate` would run (this app's files
+//!   not in the history and newer than the newest recorded one; see `plan`), up to the version
+//!   the app needs — by default the newest file in its own folder. The database is up to date
+//!   for the app when none of them is pending and the newest recorded migration is at least
+//!   that version (a newer app's migrations recorded after them keep it up to date).
+//! - The last run: this process's last `migrate`/`down` (dry runs aside), as `Runner::emit`
+//!   saw it end.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::history::{parse_node, HistoryRecord};
+use crate::lock::live::{lock_status, LiveCell, LiveNode, NodeView};
+use crate::lock::LockStatus;
+use crate::{Error, ErrorCode, Result};
+
+use super::discover::{discover, Script};
+use super::events::{Command, RunEvent};
+use super::plan::{check_target, plan};
+use super::{Runner, ScriptHost};
+
+/// How long `wait_until_migrated`, once the history shows the migrations, gives the lock's view to
+/// answer for the status it resolves with.
+const LOCK_GRACE: Duration = Duration::from_secs(2);
+
+/// A migration the app needs that the history does not show yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMigration {
+    pub version: u64,
+    pub name: String,
+}
+
+/// How the history stands against this app's migrations (`readiness`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The newest recorded migration's version (`None`: nothing recorded).
+    pub applied_version: Option<u64>,
+    /// How many migrations the history records.
+    pub applied: usize,
+    /// The migrations the app needs that are still to run, oldest first.
+    pub pending: Vec<PendingMigration>,
+    /// The version the app needs (`None`: no migrations and none asked for).
+    pub needed_version: Option<u64>,
+    pub up_to_date: bool,
+}
+
+/// The policy: which of `scripts` (the app's folder) are pending against `history`, up to
+/// `version` (default: the newest script), and whether the database is up to date for the app.
+pub fn readiness(scripts: &[Script], history: &[HistoryRecord], version: Option<u64>) -> Readiness {
+    let plan = plan(scripts, history);
+    let needed_version = version.or_else(|| scripts.iter().map(|s| s.version).max());
+    let pending: Vec<PendingMigration> = plan
+        .pending_up_to(needed_version)
+        .into_iter()
+        .map(|s| PendingMigration {
+            version: s.version,
+            name: s.name,
+        })
+        .collect();
+    let reached = needed_version.is_none_or(|v| plan.last_executed.is_some_and(|l| l >= v));
+    Readiness {
+        applied_version: plan.last_executed,
+        applied: history.len(),
+        up_to_date: pending.is_empty() && reached,
+        pending,
+        needed_version,
+    }
+}
+
+/// The end of this process's last run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    pub command: Command,
+    pub success: bool,
+    pub duration: Duration,
+}
+
+/// `runner.status()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerStatus {
+    pub readiness: Readiness,
+    /// The lock's holder (`is_locked` false once its lease ran out); `None` when free, or when
+    /// locking is off.
+    pub lock: Option<LockStatus>,
+    /// Whether the values are current (every view's stream open, or its last read answered);
+    /// otherwise they are the last ones known, and `stale_because` says why.
+    pub current: bool,
+    pub stale_because: Option<String>,
+    pub last_run: Option<LastRun>,
+    /// Seconds until the holder's lease runs out by the server-time estimate (0 when free).
+    pub lease_remaining: Option<f64>,
+}
+
+/// What the runner keeps for `status`: the two views, the app's scripts (discovered once: the
+/// folder does not change under a running app), the parsed history (by the view's change
+/// count) and the last run.
+#[derive(Clone, Default)]
+pub struct StatusState {
+    pub lock: LiveCell,
+    history: LiveCell,
+    scripts: Arc<OnceLock<std::result::Result<Vec<Script>, Error>>>,
+    parsed: Arc<Mutex<Option<(u64, Arc<Vec<HistoryRecord>>)>>>,
+    last_run: Arc<Mutex<Option<LastRun>>>,
+}
+
+impl StatusState {
+    /// Remember how a run ended (`Runner::emit` hands every event here).
+    pub(crate) fn saw(&self, ev: &RunEvent) {
+        let (command, success, duration, dry) = match ev {
+            RunEvent::Complete {
+                command,
+                result,
+                duration,
+            } => (*command, true, *duration, result.dry_run),
+            RunEvent::Failed {
+                command,
+                result,
+                duration,
+                ..
+            } => (*command, false, *duration, result.dry_run),
+            _ => return,
+        };
+        if !dry {
+            *self.last_run.lock().unwrap() = Some(LastRun {
+                command,
+                success,
+                duration,
+            });
+        }
+    }
+
+    fn records(&self, path: &str, view: &NodeView) -> Arc<Vec<HistoryRecord>> {
+        let mut parsed = self.parsed.lock().unwrap();
+        match &*parsed {
+            Some((changes, records)) if *changes == view.changes => records.clone(),
+            _ => {
+                let value = view.value.clone().unwrap_or_default();
+                let records = Arc::new(parse_node(path, &value).0);
+                *parsed = Some((view.changes, records.clone()));
+                records
+            }
+        }
+    }
+}
+
+impl<H: ScriptHost> Runner<H> {
+    fn scripts(&self) -> Result<&[Script]> {
+        self.live
+            .scripts
+            .get_or_init(|| discover(&self.cfg, &self.cwd).map(|d| d.scripts))
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    fn history_view(&self) -> &LiveNode {
+        self.live
+            .history
+            .get(&self.client, &self.cfg.history_path())
+    }
+
+    fn lock_view(&self) -> Option<&LiveNode> {
+        let svc = self.lock.as_ref()?;
+        Some(self.live.lock.get(&self.client, svc.path()))
+    }
+
+    /// Where the database stands for this app, from the live views (no request once they have
+    /// answered). Waits up to `within` for views that are current; after that answers with the
+    /// last values known (`current: false`; the lock unknown when its view never answered), or
+    /// CONNECTION_FAILED when the history's view never answered.
+    /// `version`: the version the app needs (default: the newest file in its folder).
+    pub async fn status(&self, version: Option<u64>, within: Duration) -> Result<RunnerStatus> {
+        if let Some(v) = version {
+            check_target(v, false)?;
+        }
+        let scripts = self.scripts()?;
+        let history = self.history_view();
+        let lock = self.lock_view();
+        let (h, l) = tokio::join!(history.current(within), async {
+            match lock {
+                Some(l) => Some(l.current(within).await),
+                None => None,
+            }
+        });
+        let mut stale = Vec::new();
+        let mut known = |node: &LiveNode, r: Result<Arc<NodeView>>| {
+            let v = r.unwrap_or_else(|_| node.view());
+            if let Some(why) = v.why_not_current() {
+                stale.push(format!("{}: {why}", node.path()));
+            }
+            v
+        };
+        let h = known(history, h);
+        if h.value.is_none() {
+            // Never answered: nothing to say about the migrations.
+            return Err(history.current(Duration::ZERO).await.unwrap_err());
+        }
+        let l = lock.zip(l).map(|(node, r)| known(node, r));
+        let records = self.live.records(history.path(), &h);
+        let lock = l.and_then(|v| lock_status(&self.client, &v));
+        let lease_remaining = self.lock.as_ref().map(|_| match &lock {
+            Some(s) if s.is_locked => self
+                .client
+                .server_clock()
+                .now_ms()
+                .map_or(0.0, |now| (s.expires_at - now).max(0) as f64 / 1000.0),
+            _ => 0.0,
+        });
+        Ok(RunnerStatus {
+            readiness: readiness(scripts, &records, version),
+            lock,
+            current: stale.is_empty(),
+            stale_because: (!stale.is_empty()).then(|| stale.join("; ")),
+            last_run: self.live.last_run.lock().unwrap().clone(),
+            lease_remaining,
+        })
+    }
+
+    /// Resolves once the history shows every migration the app needs (`version`, default the
+    /// newest file in its folder), from the history's live view (no polling). Out of `timeout`:
+    /// MIGRATIONS_PENDING naming the versions still pending (or why the database did not answer).
+    pub async fn wait_until_migrated(
+        &self,
+        version: Option<u64>,
+        timeout: Option<Duration>,
+    ) -> Result<RunnerStatus> {
+        if let Some(v) = version {
+            check_target(v, false)?;
+        }
+        let scripts = self.scripts()?;
+        let history = self.history_view();
+        let mut rx = history.subscribe();
+        let started = Instant::now();
+        let until = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let view = rx.borrow_and_update().clone();
+            if view.is_current() {
+                let records = self.live.records(history.path(), &view);
+                if readiness(scripts, &records, version).up_to_date {
+                    return self.status(version, LOCK_GRACE).await;
+                }
+            }
+            let changed = rx.changed();
+            let timed_out = match until {
+                Some(at) => tokio::time::timeout_at(at, changed).await.is_err(),
+                None => changed.await.is_err(),
+            };
+            if timed_out {
+                return Err(self.not_migrated(scripts, history, version, started.elapsed()));
+            }
+        }
+    }
+
+    fn not_migrated(
+        &self,
+        scripts: &[Script],
+        history: &LiveNode,
+        version: Option<u64>,
+        waited: Duration,
+    ) -> Error {
+        let view = history.view();
+        let waited = crate::time::human(waited);
+        let Some(_) = view.value else {
+            return Error::new(
+                ErrorCode::MigrationsPending,
+                format!(
+                    "The database did not answer within {waited} ({}), so the migrations this app needs cannot be confirmed. Check the connection to the database.",
+                    view.why_not_current().unwrap_or_default()
+                ),
+            );
+        };
+        let records = self.live.records(history.path(), &view);
+        let r = readiness(scripts, &records, version);
+        let pending: Vec<String> = r
+            .pending
+            .iter()
+            .map(|p| format!("{} ({})", p.version, p.name))
+            .collect();
+        let needed = r
+            .needed_version
+            .map_or_else(|| "-".to_string(), |v| v.to_string());
+        let applied = r
+            .applied_version
+            .map_or_else(|| "none".to_string(), |v| v.to_string());
+        let stale = view
+            .why_not_current()
+            .map(|w| format!(" The history's view is not current ({w})."))
+            .unwrap_or_default();
+        let what = if pending.is_empty() {
+            format!("version {needed} is not recorded yet")
+        } else {
+            format!("still pending: {}", pending.join(", "))
+        };
+        Error::new(
+            ErrorCode::MigrationsPending,
+            format!(
+                "Migrations not applied after {waited}: {what} (needed: {needed}; the newest recorded: {applied}).{stale} Run `msr-firebase migrate` (or let the migration Job finish), or wait longer with a larger timeout."
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn script(version: u64) -> Script {
+        Script {
+            name: format!("V{version}_m.js"),
+            filepath: PathBuf::from(format!("/m/V{version}_m.js")),
+            version,
+            checksum: String::new(),
+        }
+    }
+
+    fn record(timestamp: u64) -> HistoryRecord {
+        HistoryRecord {
+            key: format!("v{timestamp}"),
+            name: format!("V{timestamp}_m.js"),
+            timestamp,
+            ..Default::default()
+        }
+    }
+
+    const A: u64 = 202501010001;
+    const B: u64 = 202501010002;
+    const C: u64 = 202501010003;
+
+    #[test]
+    fn pending_is_what_migrate_would_run_up_to_the_needed_version() {
+        let scripts = [script(A), script(B), script(C)];
+        let r = readiness(&scripts, &[record(A)], None);
+        assert_eq!(r.applied_version, Some(A));
+        assert_eq!(r.needed_version, Some(C));
+        assert_eq!(
+            r.pending.iter().map(|p| p.version).collect::<Vec<_>>(),
+            [B, C]
+        );
+        assert!(!r.up_to_date);
+        let r = readiness(&scripts, &[record(A), record(B)], Some(B));
+        assert!(r.up_to_date, "{r:?}");
+        assert!(r.pending.is_empty());
+        let all = [record(A), record(B), record(C)];
+        assert!(readiness(&scripts, &all, None).up_to_date);
+        assert_eq!(readiness(&scripts, &all, None).applied, 3);
+    }
+
+    #[test]
+    fn a_newer_apps_history_keeps_an_older_app_up_to_date() {
+        // An out-of-order file the history skipped (B) is not pending: migrate would not run it.
+        let r = readiness(&[script(A), script(B)], &[record(A), record(C)], None);
+        assert!(r.up_to_date, "{r:?}");
+        assert_eq!(r.applied_version, Some(C));
+    }
+
+    #[test]
+    fn a_version_asked_for_must_be_recorded() {
+        // A version beyond the app's files: up to date only once something that new is recorded.
+        let r = readiness(&[script(A)], &[record(A)], Some(C));
+        assert!(!r.up_to_date && r.pending.is_empty(), "{r:?}");
+        assert!(readiness(&[script(A)], &[record(C)], Some(C)).up_to_date);
+        // No files, nothing asked for: nothing to wait for.
+        assert!(readiness(&[], &[], None).up_to_date);
+        assert!(!readiness(&[script(A)], &[], None).up_to_date);
+    }
+}
