@@ -12,7 +12,7 @@ import helpers from './helpers.cjs'
 import { FirebaseRunner, FirebaseConfig } from '../index.js'
 
 const require = createRequire(import.meta.url)
-const { healthHandler, metricsHandler } = require('../lib/health.js')
+const { healthHandler, metricsHandler } = require('@migration-script-runner/firebase/health')
 const promClient = require('prom-client')
 const { startEmulator, uniqueNs, lever, rawGet, project, cli, ROOT } = helpers
 const SERVER = path.join(ROOT, 'examples', 'express-health', 'server.mjs')
@@ -41,6 +41,7 @@ module.exports = {
 
 let emu
 const children = new Set()
+const servers = new Set()
 
 before(async () => {
   emu = await startEmulator({ port: 0 })
@@ -48,11 +49,11 @@ before(async () => {
 
 after(async () => {
   for (const c of children) c.kill('SIGKILL')
-  await emu.stop().catch(() => {})
+  for (const e of [emu, ...servers]) await e.stop().catch(() => {})
 })
 
-const counts = () => lever(emu, 'GET', 'requests')
-const resetCounts = () => lever(emu, 'DELETE', 'requests')
+const counts = (e = emu) => lever(e, 'GET', 'requests')
+const resetCounts = (e = emu) => lever(e, 'DELETE', 'requests')
 
 /** Wait (bounded) until `fn()` is truthy; resolves with its value. */
 async function until(fn, what, timeoutMs = 10000) {
@@ -66,7 +67,7 @@ async function until(fn, what, timeoutMs = 10000) {
 }
 
 /** The example server in its own process; resolves once it listens. */
-async function startServer(dir, ns) {
+async function startServer(emu, dir, ns) {
   const child = spawn(process.execPath, [SERVER], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: '1', FIREBASE_DATABASE_URL: emu.databaseUrl(ns), HOST: '127.0.0.1', PORT: '0' },
@@ -137,7 +138,175 @@ function parsePrometheus(text) {
   return { types, samples }
 }
 
+/** A runner in this process on a fresh namespace, on `dir`'s migrations. */
+async function connect(ns, dir, locking = {}) {
+  const config = new FirebaseConfig({ databaseUrl: emu.databaseUrl(ns), folder: path.join(dir, 'migrations'), locking: { enabled: true, ...locking } })
+  return FirebaseRunner.getInstance({ config, logger: () => {} })
+}
+
+test('status() and getLockStatus({ cached: true }): one read of each node, then no request per call', async () => {
+  const ns = uniqueNs('cost')
+  const runner = await connect(ns, project(MIGRATIONS, 'msr-health-'))
+  const ls = runner.getHandler().lockingService
+  // Before: the guide's getLockStatus() reads the lock node every time.
+  await resetCounts()
+  for (let i = 0; i < 20; i++) assert.equal(await ls.getLockStatus(), null)
+  assert.equal((await counts()).total, 20, 'one request per uncached status')
+
+  await resetCounts()
+  const s = await runner.status()
+  assert.deepEqual(
+    { ...s, lastRun: s.lastRun },
+    {
+      appliedVersion: null,
+      appliedCount: 0,
+      pending: [
+        { version: V1, name: 'V202501010001_users.js' },
+        { version: V2, name: 'V202501010002_posts.js' },
+      ],
+      neededVersion: V2,
+      upToDate: false,
+      lock: null,
+      current: true,
+      reason: null,
+      lastRun: null,
+    },
+  )
+  const first = await counts()
+  assert.deepEqual(first.byPath, { 'GET /migrations/_lock': 1, 'GET /schema_version': 1 }, 'each node read once, by opening its event stream')
+  await resetCounts()
+  for (let i = 0; i < 500; i++) await runner.status()
+  for (let i = 0; i < 500; i++) assert.equal(await ls.getLockStatus({ cached: true }), null)
+  assert.equal((await counts()).total, 0, 'no request for 1,000 cached reads')
+
+  // The views follow writes: a holder, then a recorded migration.
+  assert.equal(await ls.acquireLock('cost-holder'), true)
+  const held = await until(async () => (await ls.getLockStatus({ cached: true }))?.lockedBy === 'cost-holder' && (await ls.getLockStatus({ cached: true })), 'the holder')
+  assert.ok(held.lockedAt instanceof Date && held.expiresAt instanceof Date && held.isLocked)
+  assert.equal(held.processId, process.pid)
+  await ls.releaseLock('cost-holder')
+  await assert.rejects(runner.status({ version: 123 }), { code: 'VALIDATION_FAILED' })
+  await assert.rejects(runner.status({ timeout: -1 }), { code: 'CONFIG_INVALID' })
+  await assert.rejects(ls.getLockStatus({ cached: true, timeout: 'soon' }), { code: 'CONFIG_INVALID' })
+})
+
+test('watchLockStatus(): changes as events and as an async iterator (a lease running out included), close() ends it', async () => {
+  const ns = uniqueNs('watch')
+  const runner = await connect(ns, project(MIGRATIONS, 'msr-health-'), { timeout: 1500 })
+  const ls = runner.getHandler().lockingService
+  const watch = ls.watchLockStatus()
+  const events = []
+  watch.on('change', (st) => events.push(st && st.lockedBy))
+  const seen = []
+  const iterated = (async () => {
+    for await (const st of watch) seen.push(st && { by: st.lockedBy, isLocked: st.isLocked, lockedAt: st.lockedAt instanceof Date })
+  })()
+  await until(() => watch.status === null, 'the first status')
+  assert.equal(watch.current, true)
+  assert.equal(await ls.acquireLock('watch-holder'), true)
+  await until(() => watch.status?.lockedBy === 'watch-holder', 'the holder')
+  // No renewal: the lease (1.5 s) runs out and the watch says so without any write.
+  await resetCounts()
+  await until(() => watch.status === null, 'the lease running out', 5000)
+  assert.equal((await counts()).total, 0, 'a lease running out is seen without a request')
+  watch.close()
+  await iterated
+  assert.deepEqual(seen, [null, { by: 'watch-holder', isLocked: true, lockedAt: true }, null])
+  assert.deepEqual(events, [null, 'watch-holder', null])
+})
+
+test('where event streams are refused or keep ending, status() stays current from reads and reconnects', async () => {
+  const ns = uniqueNs('refused')
+  const dir = project(MIGRATIONS, 'msr-health-')
+  await lever(emu, 'PUT', 'streams', { refuse: 400 })
+  try {
+    const runner = await connect(ns, dir)
+    const s = await runner.status()
+    assert.equal(s.current, true, s.reason)
+    await resetCounts()
+    for (let i = 0; i < 200; i++) await runner.status()
+    assert.ok((await counts()).total <= 2, 'reads every few seconds, not per call')
+  } finally {
+    await lever(emu, 'DELETE', 'streams')
+  }
+  // Streams the server ends every 300 ms: the views reopen them and keep up.
+  await lever(emu, 'PUT', 'streams', { closeAfterMs: 300 })
+  try {
+    const runner = await connect(uniqueNs('flaky'), dir)
+    const ls = runner.getHandler().lockingService
+    assert.equal((await runner.status()).lock, null)
+    await sleep(700)
+    assert.equal(await ls.acquireLock('flaky-holder'), true)
+    await until(async () => (await runner.status()).lock?.lockedBy === 'flaky-holder', 'the holder through reopened streams', 5000)
+    assert.equal((await runner.status()).current, true)
+  } finally {
+    await lever(emu, 'DELETE', 'streams')
+  }
+})
+
+test('healthHandler and metricsHandler on plain node:http; metrics in prom-client’s default registry or on their own', async () => {
+  const http = await import('node:http')
+  const ns = uniqueNs('handlers')
+  const dir = project({ 'V202501010001_users.js': MIGRATIONS['V202501010001_users.js'] }, 'msr-health-')
+  const runner = await connect(ns, dir)
+  assert.throws(() => healthHandler({}), { code: 'CONFIG_INVALID' })
+  assert.throws(() => healthHandler(runner, { timeout: -5 }), { code: 'CONFIG_INVALID' })
+  const routes = {
+    '/healthz': healthHandler(runner),
+    '/readyz': healthHandler(runner, { requireUpToDate: true }),
+    '/metrics': metricsHandler(runner, { registry: false }),
+  }
+  const server = http.createServer((req, res) => routes[req.url](req, res))
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  const base = `http://127.0.0.1:${server.address().port}`
+  try {
+    const ready = await get(`${base}/readyz`)
+    assert.equal(ready.status, 503)
+    assert.deepEqual(ready.body, {
+      status: 'pending',
+      reason: '1 migration pending: 202501010001 (V202501010001_users.js) (no migration recorded yet)',
+      lock: null,
+      appliedVersion: null,
+      pending: [{ version: V1, name: 'V202501010001_users.js' }],
+    })
+    assert.deepEqual((await get(`${base}/healthz`)).body, { status: 'ok', lock: null, appliedVersion: null, pending: [{ version: V1, name: 'V202501010001_users.js' }] })
+    await runner.migrate()
+    await until(async () => (await get(`${base}/readyz`)).status === 200, '/readyz 200')
+    const text = await get(`${base}/metrics`)
+    const { samples } = parsePrometheus(text.body)
+    assert.deepEqual(Object.keys(samples).sort(), [
+      'msr_last_run_duration_seconds',
+      'msr_last_run_success',
+      'msr_lock_held',
+      'msr_lock_lease_remaining_seconds',
+      'msr_migrations_applied_total',
+      'msr_migrations_pending',
+    ])
+    assert.deepEqual(samples.msr_last_run_success, [{ labels: { command: 'migrate' }, value: 1 }])
+    assert.ok(samples.msr_last_run_duration_seconds[0].value > 0)
+    assert.equal(samples.msr_process_cpu_user_seconds_total, undefined)
+
+    // With prom-client: registered into its default registry, computed at each scrape.
+    metricsHandler(runner)
+    assert.ok(promClient.register.getSingleMetric('msr_lock_held'), 'in the default registry')
+    const reg = parsePrometheus(await promClient.register.metrics()).samples
+    assert.deepEqual(reg.msr_migrations_applied_total, [{ labels: {}, value: 1 }])
+    assert.deepEqual(reg.msr_last_run_success, [{ labels: { command: 'migrate' }, value: 1 }])
+    assert.deepEqual(reg.msr_lock_held, [{ labels: {}, value: 0 }])
+    const own = new promClient.Registry()
+    metricsHandler(runner, { registry: own })
+    assert.deepEqual(parsePrometheus(await own.metrics()).samples.msr_migrations_pending, [{ labels: {}, value: 0 }])
+  } finally {
+    server.close()
+    promClient.register.clear()
+  }
+})
+
 test('the Express example: guide monitoring, probes at no request cost during and after a run, readiness, metrics, an unreachable database', async () => {
+  // An emulator of its own: the views of the runners above (reads every few seconds where
+  // streams were refused) keep talking to theirs, and this one is stopped at the end.
+  const emu = await startEmulator({ port: 0 })
+  servers.add(emu)
   const ns = uniqueNs('health')
   const dir = project(MIGRATIONS, 'msr-health-')
   const env = { FIREBASE_DATABASE_URL: emu.databaseUrl(ns), MSR_LOCKING_ENABLED: 'true', MSR_LOCKING_TIMEOUT: '6000' }
@@ -149,7 +318,7 @@ test('the Express example: guide monitoring, probes at no request cost during an
   assert.ok(holder, 'the migration holds the lock')
 
   // The server starts while the migration runs: the guide's two snippets print the holder.
-  const server = await startServer(dir, ns)
+  const server = await startServer(emu, dir, ns)
   await until(() => server.stdout.includes('Migration in progress:'), 'the dashboard line')
   assert.match(server.stdout, /Lock status: \{[^}]*isLocked: true/)
   assert.ok(server.stdout.includes(`lockedBy: '${holder}'`), server.stdout)
@@ -172,10 +341,10 @@ test('the Express example: guide monitoring, probes at no request cost during an
 
   // 1,000 probes while the migration holds the lock: the server sends nothing (the migration's
   // own lease renewals are all the database sees).
-  await resetCounts()
+  await resetCounts(emu)
   const during = await probeMany(server.url, ['/healthz', '/readyz'], 500)
   assert.deepEqual(during, { '/healthz': { 200: 500 }, '/readyz': { 503: 500 } })
-  const duringCounts = await counts()
+  const duringCounts = await counts(emu)
   const others = Object.entries(duringCounts.byPath).filter(([k]) => k !== 'PUT /migrations/_lock')
   assert.deepEqual(others, [], `requests other than the migration's renewals: ${JSON.stringify(duringCounts)}`)
 
@@ -209,10 +378,10 @@ test('the Express example: guide monitoring, probes at no request cost during an
   await until(() => server.stdout.includes(`Schema ready at ${V2}`), "the server's own waitUntilMigrated")
 
   // 1,000 probes after the run: no request at all.
-  await resetCounts()
+  await resetCounts(emu)
   const afterRun = await probeMany(server.url, ['/healthz', '/readyz'], 500)
   assert.deepEqual(afterRun, { '/healthz': { 200: 500 }, '/readyz': { 200: 500 } })
-  assert.equal((await counts()).total, 0, 'no database request for 1,000 probes')
+  assert.equal((await counts(emu)).total, 0, 'no database request for 1,000 probes')
 
   // A lock taken by another process shows up in /healthz within a second.
   const ls = runner.getHandler().lockingService

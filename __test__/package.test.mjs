@@ -125,6 +125,8 @@ test('the packed package.json runs nothing on a consumer’s machine and the mai
     'index.js',
     'index.mjs',
     'index.d.ts',
+    'health.d.ts',
+    'lib/health.js',
     'binding.js',
     'binding.d.ts',
     'lib/native-loader.js',
@@ -193,6 +195,37 @@ test('installed from the tarballs without network: CJS, ESM, npx msr-firebase --
     [],
   )
   assert.ok(fs.existsSync(path.join(app, 'node_modules', ...PLATFORM_PKG.split('/'), BINARY)))
+})
+
+test('installed without prom-client (an optional peer): the /health entry point serves the metrics on its own', () => {
+  assert.equal(fs.existsSync(path.join(app, 'node_modules', 'prom-client')), false, 'the optional peer dependency is not installed')
+  assert.deepEqual(published.peerDependenciesMeta, { 'prom-client': { optional: true } })
+  const script = `
+const { FirebaseRunner, startEmulator } = require('${pkg.name}')
+const { healthHandler, metricsHandler } = require('${pkg.name}/health')
+;(async () => {
+  const emu = await startEmulator({ port: 0 })
+  const runner = await FirebaseRunner.getInstance({ config: { databaseUrl: emu.databaseUrl('app'), folder: '.', locking: { enabled: true } }, logger: () => {} })
+  for (const handler of [healthHandler(runner), metricsHandler(runner)]) {
+    await new Promise((resolve) => handler({ method: 'GET' }, { statusCode: 0, setHeader() {}, end(body) { console.log(this.statusCode); console.log(body); resolve() } }))
+  }
+  await emu.stop()
+})()
+`
+  const out = ok(process.execPath, ['-e', script], { cwd: app })
+  assert.match(out, /^200\n\{"status":"ok","lock":null,"appliedVersion":null,"pending":\[\]\}\n200\n/)
+  assert.ok(out.includes('# TYPE msr_lock_held gauge\nmsr_lock_held 0\n'), out)
+  assert.ok(out.includes('msr_migrations_applied_total 0\n'), out)
+  const esm = ok(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { healthHandler, metricsHandler, registerMetrics } from '${pkg.name}/health'; console.log(typeof healthHandler, typeof metricsHandler, typeof registerMetrics)`,
+    ],
+    { cwd: app },
+  )
+  assert.equal(esm.trim(), 'function function function')
 })
 
 function assertMissingMessage(text, why) {

@@ -98,6 +98,9 @@ pub struct RunnerStatus {
     pub lease_remaining: Option<f64>,
 }
 
+/// The history's records as parsed from the view with this change count.
+type Parsed = (u64, Arc<Vec<HistoryRecord>>);
+
 /// What the runner keeps for `status`: the two views, the app's scripts (discovered once: the
 /// folder does not change under a running app), the parsed history (by the view's change
 /// count) and the last run.
@@ -106,7 +109,7 @@ pub struct StatusState {
     pub lock: LiveCell,
     history: LiveCell,
     scripts: Arc<OnceLock<std::result::Result<Vec<Script>, Error>>>,
-    parsed: Arc<Mutex<Option<(u64, Arc<Vec<HistoryRecord>>)>>>,
+    parsed: Arc<Mutex<Option<Parsed>>>,
     last_run: Arc<Mutex<Option<LastRun>>>,
 }
 
@@ -196,11 +199,13 @@ impl<H: ScriptHost> Runner<H> {
             }
             v
         };
-        let h = known(history, h);
-        if h.value.is_none() {
-            // Never answered: nothing to say about the migrations.
-            return Err(history.current(Duration::ZERO).await.unwrap_err());
+        // The history never answered: nothing to say about the migrations.
+        if let Err(e) = h.as_ref().map_err(Clone::clone) {
+            if history.view().value.is_none() {
+                return Err(e);
+            }
         }
+        let h = known(history, h);
         let l = lock.zip(l).map(|(node, r)| known(node, r));
         let records = self.live.records(history.path(), &h);
         let lock = l.and_then(|v| lock_status(&self.client, &v));
