@@ -138,6 +138,8 @@ export declare class NativeRunner {
    * the pending versions when `timeout` runs out first.
    */
   waitUntilMigrated(options?: StatusOptions | undefined | null): Promise<NativeRunnerStatus>
+  /** A health probe's answer (`runner::status::health`): never rejects. */
+  health(options?: HealthOptions | undefined | null): Promise<NativeHealth>
   /** The metrics now (from `status()`). */
   metrics(options?: StatusOptions | undefined | null): Promise<Array<NativeMetric>>
   /** The metrics in the Prometheus text format (0.0.4). */
@@ -197,6 +199,15 @@ export declare function defaultConfig(): Record<string, unknown>
 
 /** `hostname-pid-uuid` */
 export declare function defaultExecutorId(): string
+
+/** Options of a health probe (`healthHandler`). */
+export interface HealthOptions {
+  /** Answer 503 while a migration the app needs is pending (a readiness probe). */
+  requireUpToDate?: boolean
+  version?: number
+  /** ms to wait for current values (default 1500). */
+  timeout?: number
+}
 
 /**
  * The last resort (L10): release what is still held when the Node environment shuts down
@@ -295,6 +306,17 @@ export interface NativeDownReport {
 export interface NativeErrorInfo {
   code: string
   message: string
+}
+
+/** What a health probe answers. */
+export interface NativeHealth {
+  /** 200 or 503. */
+  httpStatus: number
+  status: 'ok' | 'pending' | 'unavailable'
+  /** Why it is not `ok`. */
+  reason: string | null
+  /** The status it was judged on (null when there was none to be had). */
+  runner: NativeRunnerStatus | null
 }
 
 export declare const enum NativeIssueType {

@@ -5,6 +5,7 @@
 // request. A probe answers within its own deadline, never hangs.
 
 const { native, codedError } = require('./native.js')
+const { guideStatus } = require('./locking.js')
 
 /** ms a probe waits for current values before answering 503. */
 const DEFAULT_TIMEOUT = 1500
@@ -22,6 +23,14 @@ function checkTimeout(timeout, what) {
   if (!(typeof timeout === 'number' && Number.isFinite(timeout) && timeout >= 0)) {
     throw codedError('CONFIG_INVALID', `${what}: timeout must be a number of ms (0 or more), got ${JSON.stringify(timeout)}`)
   }
+}
+
+function checkVersion(version, what) {
+  if (version === undefined || version === null) return undefined
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw codedError('CONFIG_INVALID', `${what}: version must be a migration version such as 202501010001, got ${JSON.stringify(version)}`)
+  }
+  return version
 }
 
 /** `promise`, or a CONNECTION_FAILED rejection once `ms` pass. */
@@ -43,25 +52,18 @@ function send(req, res, code, text, type) {
   res.end(req.method === 'HEAD' ? undefined : text)
 }
 
-function describePending(s) {
-  const list = s.pending.map((p) => `${p.version} (${p.name})`).join(', ')
-  const at = s.appliedVersion === null ? 'no migration recorded yet' : `the database is at ${s.appliedVersion}`
-  if (s.pending.length === 0) return `Version ${s.neededVersion} is not recorded yet (${at})`
-  return `${s.pending.length} migration${s.pending.length === 1 ? '' : 's'} pending: ${list} (${at})`
-}
-
-/** What a probe answers: `[statusCode, body]`. */
-async function probe(runner, { requireUpToDate, version, timeout }) {
-  let s
+/** What a probe answers: `[statusCode, body]` (the verdict and its reason come from the core). */
+async function probe(runner, options, timeout) {
+  let h
   try {
-    s = await deadline(runner.status({ version, timeout }), timeout + GRACE)
+    h = await deadline(runner._native.health(options), timeout + GRACE)
   } catch (err) {
     return [503, { status: 'unavailable', reason: err.message }]
   }
-  const body = { lock: s.lock, appliedVersion: s.appliedVersion, pending: s.pending }
-  if (!s.current) return [503, { status: 'unavailable', reason: `The database is unreachable: ${s.reason}`, ...body }]
-  if (requireUpToDate && !s.upToDate) return [503, { status: 'pending', reason: describePending(s), ...body }]
-  return [200, { status: 'ok', ...body }]
+  const body = { status: h.status }
+  if (h.reason !== null) body.reason = h.reason
+  if (h.runner) Object.assign(body, { lock: guideStatus(h.runner.lock), appliedVersion: h.runner.appliedVersion, pending: h.runner.pending })
+  return [h.httpStatus, body]
 }
 
 /**
@@ -76,8 +78,9 @@ function healthHandler(runner, options = {}) {
   checkRunner(runner, 'healthHandler')
   const { requireUpToDate = false, version, timeout = DEFAULT_TIMEOUT } = options ?? {}
   checkTimeout(timeout, 'healthHandler')
+  const target = checkVersion(version, 'healthHandler')
   return async function health(req, res) {
-    const [code, body] = await probe(runner, { requireUpToDate: Boolean(requireUpToDate), version, timeout })
+    const [code, body] = await probe(runner, { requireUpToDate: Boolean(requireUpToDate), version: target, timeout }, timeout)
     send(req, res, code, JSON.stringify(body), 'application/json; charset=utf-8')
   }
 }
@@ -99,8 +102,9 @@ function optionalPromClient() {
  */
 function registerMetrics(runner, options = {}) {
   checkRunner(runner, 'registerMetrics')
-  const { version, timeout = DEFAULT_TIMEOUT } = options ?? {}
+  const { timeout = DEFAULT_TIMEOUT } = options ?? {}
   checkTimeout(timeout, 'registerMetrics')
+  const version = checkVersion(options?.version, 'registerMetrics')
   const client = optionalPromClient()
   if (!client) throw codedError('CONFIG_INVALID', 'registerMetrics needs prom-client: npm install prom-client (or use metricsHandler, which serves the text format without it)')
   const registry = options.registry ?? client.register
@@ -146,8 +150,9 @@ function registerMetrics(runner, options = {}) {
  */
 function metricsHandler(runner, options = {}) {
   checkRunner(runner, 'metricsHandler')
-  const { registry, version, timeout = DEFAULT_TIMEOUT } = options ?? {}
+  const { registry, timeout = DEFAULT_TIMEOUT } = options ?? {}
   checkTimeout(timeout, 'metricsHandler')
+  const version = checkVersion(options?.version, 'metricsHandler')
   const useProm = registry !== false && Boolean(registry || optionalPromClient())
   const reg = useProm ? registerMetrics(runner, { registry: registry || undefined, version, timeout }) : null
   if (reg) {

@@ -10,7 +10,7 @@ use super::error::IntoNapi;
 use super::lock::NativeLockStatus;
 use super::runner::NativeRunner;
 use msr_firebase::runner::metrics::{self, Definition, DEFINITIONS};
-use msr_firebase::runner::status::{PendingMigration, RunnerStatus};
+use msr_firebase::runner::status::{health, PendingMigration, RunnerStatus};
 
 /// How long `status()` waits for current views unless told (ms): a probe's own deadline.
 const DEFAULT_WITHIN_MS: f64 = 1500.0;
@@ -104,6 +104,30 @@ impl From<RunnerStatus> for NativeRunnerStatus {
     }
 }
 
+/// Options of a health probe (`healthHandler`).
+#[napi(object)]
+#[derive(Default)]
+pub struct HealthOptions {
+    /// Answer 503 while a migration the app needs is pending (a readiness probe).
+    pub require_up_to_date: Option<bool>,
+    pub version: Option<f64>,
+    /// ms to wait for current values (default 1500).
+    pub timeout: Option<f64>,
+}
+
+/// What a health probe answers.
+#[napi(object, use_nullable = true)]
+pub struct NativeHealth {
+    /// 200 or 503.
+    pub http_status: u32,
+    #[napi(ts_type = "'ok' | 'pending' | 'unavailable'")]
+    pub status: String,
+    /// Why it is not `ok`.
+    pub reason: Option<String>,
+    /// The status it was judged on (null when there was none to be had).
+    pub runner: Option<NativeRunnerStatus>,
+}
+
 /// A metric's definition (prom-client registers these).
 #[napi(object)]
 pub struct NativeMetricDefinition {
@@ -178,6 +202,24 @@ impl NativeRunner {
             .await
             .napi()?
             .into())
+    }
+
+    /// A health probe's answer (`runner::status::health`): never rejects.
+    #[napi]
+    pub async fn health(&self, options: Option<HealthOptions>) -> NativeHealth {
+        let o = options.unwrap_or_default();
+        let so = StatusOptions {
+            version: o.version,
+            timeout: o.timeout,
+        };
+        let status = self.runner.status(so.version(), within(&so)).await;
+        let (verdict, reason) = health(&status, o.require_up_to_date.unwrap_or(false));
+        NativeHealth {
+            http_status: verdict.http_status() as u32,
+            status: verdict.as_str().to_string(),
+            reason,
+            runner: status.ok().map(Into::into),
+        }
     }
 
     /// The metrics now (from `status()`).

@@ -98,6 +98,75 @@ pub struct RunnerStatus {
     pub lease_remaining: Option<f64>,
 }
 
+/// What a health probe says (`health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 200: the database answers (and, when required, the app is up to date).
+    Ok,
+    /// 503: a migration the app needs is pending.
+    Pending,
+    /// 503: the database does not answer (or never did).
+    Unavailable,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Pending => "pending",
+            Verdict::Unavailable => "unavailable",
+        }
+    }
+    pub fn http_status(self) -> u16 {
+        match self {
+            Verdict::Ok => 200,
+            _ => 503,
+        }
+    }
+}
+
+/// The policy of a health probe: unavailable unless the values are current; with
+/// `require_up_to_date` (a readiness probe), pending while a migration the app needs is.
+/// `Err`: the status could not be had at all (the history never answered, the folder unreadable).
+pub fn health(
+    status: &Result<RunnerStatus>,
+    require_up_to_date: bool,
+) -> (Verdict, Option<String>) {
+    let s = match status {
+        Err(e) => return (Verdict::Unavailable, Some(e.message.clone())),
+        Ok(s) => s,
+    };
+    if !s.current {
+        let why = s.stale_because.clone().unwrap_or_default();
+        return (
+            Verdict::Unavailable,
+            Some(format!("The database is unreachable: {why}")),
+        );
+    }
+    let r = &s.readiness;
+    if require_up_to_date && !r.up_to_date {
+        let at = r.applied_version.map_or_else(
+            || "no migration recorded yet".to_string(),
+            |v| format!("the database is at {v}"),
+        );
+        let reason = if r.pending.is_empty() {
+            let needed = r.needed_version.unwrap_or_default();
+            format!("Version {needed} is not recorded yet ({at})")
+        } else {
+            let list: Vec<String> = r
+                .pending
+                .iter()
+                .map(|p| format!("{} ({})", p.version, p.name))
+                .collect();
+            let n = r.pending.len();
+            let s = if n == 1 { "" } else { "s" };
+            format!("{n} migration{s} pending: {} ({at})", list.join(", "))
+        };
+        return (Verdict::Pending, Some(reason));
+    }
+    (Verdict::Ok, None)
+}
+
 /// The history's records as parsed from the view with this change count.
 type Parsed = (u64, Arc<Vec<HistoryRecord>>);
 
@@ -355,6 +424,49 @@ mod tests {
         let all = [record(A), record(B), record(C)];
         assert!(readiness(&scripts, &all, None).up_to_date);
         assert_eq!(readiness(&scripts, &all, None).applied, 3);
+    }
+
+    #[test]
+    fn health_verdicts() {
+        let scripts = [script(A), script(B)];
+        let status = |history: &[HistoryRecord], current: bool| {
+            Ok(RunnerStatus {
+                readiness: readiness(&scripts, history, None),
+                lock: None,
+                current,
+                stale_because: (!current).then(|| "schema_version: the event stream ended".into()),
+                last_run: None,
+                lease_remaining: None,
+            })
+        };
+        let pending = status(&[record(A)], true);
+        assert_eq!(health(&pending, false), (Verdict::Ok, None));
+        assert_eq!(
+            health(&pending, true),
+            (
+                Verdict::Pending,
+                Some("1 migration pending: 202501010002 (V202501010002_m.js) (the database is at 202501010001)".into())
+            )
+        );
+        assert_eq!(
+            health(&status(&[record(A), record(B)], true), true).0,
+            Verdict::Ok
+        );
+        let stale = health(&status(&[record(A), record(B)], false), true);
+        assert_eq!(stale.0, Verdict::Unavailable);
+        assert_eq!(
+            stale.1.unwrap(),
+            "The database is unreachable: schema_version: the event stream ended"
+        );
+        let never = Err(Error::new(ErrorCode::ConnectionFailed, "no answer"));
+        assert_eq!(
+            health(&never, false),
+            (Verdict::Unavailable, Some("no answer".into()))
+        );
+        assert_eq!(
+            (Verdict::Ok.http_status(), Verdict::Pending.http_status()),
+            (200, 503)
+        );
     }
 
     #[test]
