@@ -185,7 +185,7 @@ test('status() and getLockStatus({ cached: true }): one read of each node, then 
   assert.ok(held.lockedAt instanceof Date && held.expiresAt instanceof Date && held.isLocked)
   assert.equal(held.processId, process.pid)
   await ls.releaseLock('cost-holder')
-  await assert.rejects(runner.status({ version: 123 }), { code: 'VALIDATION_FAILED' })
+  await assert.rejects(runner.status({ version: 123 }), { code: 'CONFIG_INVALID' })
   await assert.rejects(runner.status({ timeout: -1 }), { code: 'CONFIG_INVALID' })
   await assert.rejects(ls.getLockStatus({ cached: true, timeout: 'soon' }), { code: 'CONFIG_INVALID' })
 })
@@ -251,6 +251,8 @@ test('healthHandler and metricsHandler on plain node:http; metrics in prom-clien
   const runner = await connect(ns, dir)
   assert.throws(() => healthHandler({}), { code: 'CONFIG_INVALID' })
   assert.throws(() => healthHandler(runner, { timeout: -5 }), { code: 'CONFIG_INVALID' })
+  assert.throws(() => healthHandler(runner, { requireUptoDate: true }), { code: 'CONFIG_INVALID', message: /did you mean `requireUpToDate`/ })
+  assert.throws(() => metricsHandler(runner, { version: '2025' }), { code: 'CONFIG_INVALID' })
   const routes = {
     '/healthz': healthHandler(runner),
     '/readyz': healthHandler(runner, { requireUpToDate: true }),

@@ -4,7 +4,8 @@
 // `runner.status()`: live views of the history and the lock node, so a probe costs no database
 // request. A probe answers within its own deadline, never hangs.
 
-const { native, codedError } = require('./native.js')
+const { native, callSync, codedError } = require('./native.js')
+const { checkOptions } = require('./config.js')
 const { guideStatus } = require('./locking.js')
 
 /** ms a probe waits for current values before answering 503. */
@@ -19,18 +20,12 @@ function checkRunner(runner, what) {
   }
 }
 
-function checkTimeout(timeout, what) {
-  if (!(typeof timeout === 'number' && Number.isFinite(timeout) && timeout >= 0)) {
-    throw codedError('CONFIG_INVALID', `${what}: timeout must be a number of ms (0 or more), got ${JSON.stringify(timeout)}`)
-  }
-}
-
-function checkVersion(version, what) {
-  if (version === undefined || version === null) return undefined
-  if (!Number.isSafeInteger(version) || version < 0) {
-    throw codedError('CONFIG_INVALID', `${what}: version must be a migration version such as 202501010001, got ${JSON.stringify(version)}`)
-  }
-  return version
+/** The options of `what`, checked by the core (names, kinds; `version` as a target). */
+function checked(what, options) {
+  checkOptions(`${what}()`, options)
+  const { version, timeout = DEFAULT_TIMEOUT, ...rest } = options ?? {}
+  const target = version === undefined || version === null ? undefined : callSync(() => native.parseTarget(String(version), false))
+  return { ...rest, version: target, timeout }
 }
 
 /** `promise`, or a CONNECTION_FAILED rejection once `ms` pass. */
@@ -76,11 +71,9 @@ async function probe(runner, options, timeout) {
  */
 function healthHandler(runner, options = {}) {
   checkRunner(runner, 'healthHandler')
-  const { requireUpToDate = false, version, timeout = DEFAULT_TIMEOUT } = options ?? {}
-  checkTimeout(timeout, 'healthHandler')
-  const target = checkVersion(version, 'healthHandler')
+  const { requireUpToDate = false, version, timeout } = checked('healthHandler', options)
   return async function health(req, res) {
-    const [code, body] = await probe(runner, { requireUpToDate: Boolean(requireUpToDate), version: target, timeout }, timeout)
+    const [code, body] = await probe(runner, { requireUpToDate, version, timeout }, timeout)
     send(req, res, code, JSON.stringify(body), 'application/json; charset=utf-8')
   }
 }
@@ -102,12 +95,10 @@ function optionalPromClient() {
  */
 function registerMetrics(runner, options = {}) {
   checkRunner(runner, 'registerMetrics')
-  const { timeout = DEFAULT_TIMEOUT } = options ?? {}
-  checkTimeout(timeout, 'registerMetrics')
-  const version = checkVersion(options?.version, 'registerMetrics')
+  const { registry: given, version, timeout } = checked('registerMetrics', options)
   const client = optionalPromClient()
   if (!client) throw codedError('CONFIG_INVALID', 'registerMetrics needs prom-client: npm install prom-client (or use metricsHandler, which serves the text format without it)')
-  const registry = options.registry ?? client.register
+  const registry = given || client.register
   // One status per scrape, shared by the metrics' collect().
   let snapshot = null
   const samples = async (name) => {
@@ -150,9 +141,7 @@ function registerMetrics(runner, options = {}) {
  */
 function metricsHandler(runner, options = {}) {
   checkRunner(runner, 'metricsHandler')
-  const { registry, timeout = DEFAULT_TIMEOUT } = options ?? {}
-  checkTimeout(timeout, 'metricsHandler')
-  const version = checkVersion(options?.version, 'metricsHandler')
+  const { registry, version, timeout } = checked('metricsHandler', options)
   const useProm = registry !== false && Boolean(registry || optionalPromClient())
   const reg = useProm ? registerMetrics(runner, { registry: registry || undefined, version, timeout }) : null
   if (reg) {

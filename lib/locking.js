@@ -119,10 +119,8 @@ class FirebaseLockingService {
    * or from one read when the view is not current within `timeout` ms (default 2000).
    */
   async getLockStatus(options = {}) {
+    checkOptions('getLockStatus()', options)
     const { cached = false, timeout = 2000 } = options ?? {}
-    if (cached && !(Number.isFinite(timeout) && timeout >= 0)) {
-      throw codedError('CONFIG_INVALID', `getLockStatus({ timeout }) takes a number of ms (0 or more), got ${String(timeout)}`)
-    }
     const s = await call(() => (cached ? this._native.getCachedLockStatus(timeout) : this._native.getLockStatus()))
     return guideStatus(s)
   }

@@ -37,14 +37,11 @@ function toTarget(v, allowZero = false) {
   return callSync(() => native.parseTarget(String(v), allowZero))
 }
 
-/** `{ version, timeout }` for status() / waitUntilMigrated(), checked. */
+/** `{ version, timeout }` for status() / waitUntilMigrated(), checked by the core. */
 function statusOptions(options, what) {
+  checkOptions(what, options)
   const { version, timeout } = options ?? {}
-  const target = toTarget(version, what)
-  if (timeout != null && !(typeof timeout === 'number' && Number.isFinite(timeout) && timeout >= 0)) {
-    throw codedError('CONFIG_INVALID', `Invalid timeout ${JSON.stringify(timeout)} for ${what}: use a number of ms (0 or more)`)
-  }
-  return { version: target ?? undefined, timeout: timeout ?? undefined }
+  return { version: toTarget(version) ?? undefined, timeout: timeout ?? undefined }
 }
 
 /** The `handler` scripts receive (also built by the CLI for its scripts). */

@@ -36,6 +36,15 @@ const CALLS: &[(&str, &[(&str, Kind)])] = &[
     ),
     ("runExclusive()", WAIT),
     (
+        "getLockStatus()",
+        &[("cached", Kind::Bool), ("timeout", Kind::UInt("ms"))],
+    ),
+    ("status()", STATUS),
+    ("waitUntilMigrated()", STATUS),
+    ("healthHandler()", HEALTH),
+    ("metricsHandler()", METRICS),
+    ("registerMetrics()", METRICS),
+    (
         "startEmulator()",
         &[
             ("host", Kind::Str),
@@ -59,6 +68,23 @@ const RUN: &[(&str, Kind)] = &[
     ("markApplied", Kind::Bool),
     ("steps", Kind::UInt("migrations")),
     ("target", Kind::Legacy),
+];
+
+/// `runner.status()` / `waitUntilMigrated()` (`version` is parsed as a target).
+const STATUS: &[(&str, Kind)] = &[("version", Kind::Legacy), ("timeout", Kind::UInt("ms"))];
+
+/// `healthHandler(runner, options)` from `@migration-script-runner/firebase/health`.
+const HEALTH: &[(&str, Kind)] = &[
+    ("requireUpToDate", Kind::Bool),
+    ("version", Kind::Legacy),
+    ("timeout", Kind::UInt("ms")),
+];
+
+/// `metricsHandler` / `registerMetrics` (`registry`: a prom-client registry, or false).
+const METRICS: &[(&str, Kind)] = &[
+    ("registry", Kind::Legacy),
+    ("version", Kind::Legacy),
+    ("timeout", Kind::UInt("ms")),
 ];
 
 /// `runExclusive(work, options)` (and `acquireExclusive`).
@@ -218,5 +244,9 @@ mod tests {
         .unwrap();
         check_options("runExclusive()", &json!({"executorId": "me", "wait": true})).unwrap();
         check_options("down()", &Value::Null).unwrap();
+        let e = check_options("healthHandler()", &json!({"requireUptoDate": true})).unwrap_err();
+        assert!(e.message.contains("`requireUpToDate`"), "{}", e.message);
+        let e = check_options("status()", &json!({"timeout": -1})).unwrap_err();
+        assert!(e.message.contains("timeout"), "{}", e.message);
     }
 }
