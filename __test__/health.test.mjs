@@ -18,9 +18,8 @@ const { startEmulator, uniqueNs, lever, rawGet, project, cli, ROOT } = helpers
 const SERVER = path.join(ROOT, 'examples', 'express-health', 'server.mjs')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-delete process.env.FIREBASE_DATABASE_EMULATOR_HOST
-delete process.env.FIREBASE_DATABASE_URL
-delete process.env.DATABASE_URL
+// This process connects through config.databaseUrl; child processes get what they need explicitly.
+helpers.clearDatabaseEnv()
 
 const V1 = 202501010001
 const V2 = 202501010002
