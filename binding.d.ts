@@ -200,6 +200,9 @@ export declare function defaultConfig(): Record<string, unknown>
 /** `hostname-pid-uuid` */
 export declare function defaultExecutorId(): string
 
+/** Every exit status, from the core's one table. */
+export declare function exitStatuses(): Array<NativeExitStatus>
+
 /** Options of a health probe (`healthHandler`). */
 export interface HealthOptions {
   /** Answer 503 while a migration the app needs is pending (a readiness probe). */
@@ -306,6 +309,18 @@ export interface NativeDownReport {
 export interface NativeErrorInfo {
   code: string
   message: string
+}
+
+/** One exit status of the CLI. */
+export interface NativeExitStatus {
+  /** `SUCCESS`, `MIGRATION_FAILED`, ... (the key in `ExitCode`). */
+  name: string
+  code: number
+  /**
+   * The signal whose second delivery ends the process with this status; null for the
+   * statuses a command returns (the `ExitCode` table).
+   */
+  signal?: string
 }
 
 /** What a health probe answers. */

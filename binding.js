@@ -850,6 +850,7 @@ module.exports.createLockingService = nativeBinding.createLockingService
 module.exports.createRunner = nativeBinding.createRunner
 module.exports.defaultConfig = nativeBinding.defaultConfig
 module.exports.defaultExecutorId = nativeBinding.defaultExecutorId
+module.exports.exitStatuses = nativeBinding.exitStatuses
 module.exports.installExitHook = nativeBinding.installExitHook
 module.exports.metricDefinitions = nativeBinding.metricDefinitions
 module.exports.NativeChangeKind = nativeBinding.NativeChangeKind

@@ -10,17 +10,8 @@ const { startEmulator } = require('./lib/emulator.js')
 const { native } = require('./lib/native.js')
 const { LoggerMetricsCollector, ConsoleMetricsCollector, JsonMetricsCollector, CsvMetricsCollector } = require('./lib/metrics.js')
 
-/** Exit codes of the `msr-firebase` CLI. */
-const ExitCode = Object.freeze({
-  SUCCESS: 0,
-  GENERAL_ERROR: 1,
-  VALIDATION_ERROR: 2,
-  MIGRATION_FAILED: 3,
-  ROLLBACK_FAILED: 4,
-  BACKUP_FAILED: 5,
-  RESTORE_FAILED: 6,
-  DATABASE_CONNECTION_ERROR: 7,
-})
+/** Exit codes of the `msr-firebase` CLI: the statuses its commands return, from the core's table. */
+const ExitCode = Object.freeze(Object.fromEntries(native.exitStatuses().flatMap((s) => (s.signal == null ? [[s.name, s.code]] : []))))
 
 module.exports = {
   FirebaseRunner,

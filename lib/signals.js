@@ -9,8 +9,9 @@ const { native } = require('./native.js')
 
 const SIGNALS = ['SIGINT', 'SIGTERM']
 
-/** The exit code for a second `sig`: 128 + its number. */
-const forcedExitCode = (sig) => (sig === 'SIGINT' ? 130 : 143)
+/** The exit code for a second `sig` (128 + its number), from the core's table of exit statuses. */
+const FORCED_EXIT = new Map(native.exitStatuses().flatMap((s) => (s.signal ? [[s.signal, s.code]] : [])))
+const forcedExitCode = (sig) => FORCED_EXIT.get(sig)
 
 /** Release what this process holds (bounded), then exit as a second `sig` says. */
 function forceExit(sig, onForce = () => {}) {

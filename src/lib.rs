@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod emulator;
 pub mod error;
+pub mod exit_status;
 pub mod history;
 pub mod lock;
 pub mod log;
@@ -21,3 +22,4 @@ pub mod runner;
 pub mod time;
 
 pub use error::{Error, ErrorCode, Result};
+pub use exit_status::ExitStatus;

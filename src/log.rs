@@ -6,55 +6,63 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// `logLevel`: the most detailed lines shown (`error` < `warn` < `info` < `debug`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum LogLevel {
     Error,
     Warn,
+    #[default]
     Info,
     Debug,
 }
 
 impl LogLevel {
     pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-        }
-    }
-
-    /// `logLevel` as configured (unknown values read as info; the config schema rejects them).
-    pub fn parse(s: &str) -> LogLevel {
-        match s {
-            "error" => LogLevel::Error,
-            "warn" => LogLevel::Warn,
-            "debug" => LogLevel::Debug,
-            _ => LogLevel::Info,
-        }
+        self.into()
     }
 }
 
-/// How log lines are written: text (the default) or one JSON object per line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `logFormat`: how log lines are written, as text (the default) or one JSON object per line.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
-}
-
-impl LogFormat {
-    /// `logFormat` as configured.
-    pub fn parse(s: &str) -> LogFormat {
-        if s.eq_ignore_ascii_case("json") {
-            LogFormat::Json
-        } else {
-            LogFormat::Text
-        }
-    }
 }
 
 /// One line of the log.
@@ -136,7 +144,7 @@ mod tests {
         );
         assert_eq!(l.render(LogFormat::Text, 0), "[3/30] V1_a.js (1.2 s)");
         assert!(!l.to_json(0).contains('\n'));
-        assert_eq!(LogFormat::parse("JSON"), LogFormat::Json);
-        assert_eq!(LogLevel::parse("warn"), LogLevel::Warn);
+        assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!("warn".parse::<LogLevel>(), Ok(LogLevel::Warn));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use msr_firebase::config::Config;
+use msr_firebase::config::{BackupMode, Config, DuplicateTimestampMode, RollbackStrategy};
 use msr_firebase::emulator::{Emulator, EmulatorOptions};
 use msr_firebase::history::{History, HistoryRecord};
 use msr_firebase::lock::{LockService, WaitPolicy};
@@ -568,9 +568,10 @@ async fn seed(env: &Env) -> Value {
     env.export()
 }
 
+/// `rollbackStrategy` and `backupMode` by their names, as a config file gives them.
 fn with(env: &mut Env, strategy: &str, mode: &str) {
-    env.cfg.rollback_strategy = strategy.into();
-    env.cfg.backup_mode = mode.into();
+    env.cfg.rollback_strategy = serde_json::from_value(json!(strategy)).unwrap();
+    env.cfg.backup_mode = serde_json::from_value(json!(mode)).unwrap();
 }
 
 /// The backup taken before a run (backupMode full) goes through the same walk as `backup
@@ -952,7 +953,7 @@ async fn duplicate_timestamps_per_mode() {
     env.add("V202501010001_b.js", set_node(&env.client, "b", json!(2)));
     let before = env.export();
 
-    env.cfg.duplicate_timestamp_mode = "error".into();
+    env.cfg.duplicate_timestamp_mode = DuplicateTimestampMode::Error;
     let e = env
         .runner()
         .migrate(RunOptions::default())
@@ -973,11 +974,11 @@ async fn duplicate_timestamps_per_mode() {
         .iter()
         .any(|i| i.code == "DUPLICATE_TIMESTAMP" && i.kind == IssueType::Error));
 
-    env.cfg.duplicate_timestamp_mode = "ignore".into();
+    env.cfg.duplicate_timestamp_mode = DuplicateTimestampMode::Ignore;
     env.runner().validate().await.unwrap();
     assert!(!env.logged(LogLevel::Warn, "Duplicate migration timestamp"));
 
-    env.cfg.duplicate_timestamp_mode = "warn".into();
+    env.cfg.duplicate_timestamp_mode = DuplicateTimestampMode::Warn;
     let r = env.runner().migrate(RunOptions::default()).await.unwrap();
     assert!(env.logged(
         LogLevel::Warn,
@@ -1036,7 +1037,7 @@ async fn lock_lost_mid_run_stops_and_writes_nothing_more() {
     let env = Env::new(Some("app")).await;
     env.smoke_scripts();
     let mut runner = env.locked_runner();
-    runner.cfg.rollback_strategy = "down".into(); // would write if it (wrongly) rolled back
+    runner.cfg.rollback_strategy = RollbackStrategy::Down; // would write if it (wrongly) rolled back
     let lock = env.lock_service();
     let snapshot: Arc<Mutex<Option<Value>>> = Arc::default();
     let (c, snap, emu_url) = (env.client.clone(), snapshot.clone(), env.emu.url());
@@ -1532,7 +1533,7 @@ async fn an_outage_longer_than_the_lease_stops_with_a_connection_error_naming_wh
 {
     let mut env = Env::new(Some("app")).await;
     env.cfg.locking.timeout = 1200;
-    env.cfg.rollback_strategy = "down".into();
+    env.cfg.rollback_strategy = RollbackStrategy::Down;
     env.smoke_scripts();
     let url = env.emu.url();
     env.add(POSTS, set_then_outage(&env.client, "app/posts", &url, 3000));
@@ -1562,7 +1563,7 @@ async fn an_outage_longer_than_the_lease_stops_with_a_connection_error_naming_wh
 async fn a_script_failing_after_the_lease_ran_out_is_not_rolled_back() {
     let mut env = Env::new(Some("app")).await;
     env.cfg.locking.timeout = 1000;
-    env.cfg.rollback_strategy = "down".into();
+    env.cfg.rollback_strategy = RollbackStrategy::Down;
     env.smoke_scripts();
     let (c, url) = (env.client.clone(), env.emu.url());
     env.host.set(
@@ -1601,7 +1602,7 @@ async fn a_script_failing_after_the_lease_ran_out_is_not_rolled_back() {
 async fn script_timeout_abandons_the_script_fences_its_writes_and_releases_the_lock() {
     let mut env = Env::new(Some("app")).await;
     env.cfg.script_timeout = Some(200);
-    env.cfg.rollback_strategy = "down".into();
+    env.cfg.rollback_strategy = RollbackStrategy::Down;
     env.add(
         USERS,
         FakeScript {
@@ -1702,8 +1703,8 @@ async fn locked_migrate_runs_at_its_request_floor() {
     let mut env = Env::new(None).await;
     // No backup before running (a backup is a walk of the data, and ownership is proved again
     // after it).
-    env.cfg.backup_mode = "manual".into();
-    env.cfg.rollback_strategy = "none".into();
+    env.cfg.backup_mode = BackupMode::Manual;
+    env.cfg.rollback_strategy = RollbackStrategy::None;
     env.no_op_scripts(100);
     env.reset_counts().await;
     let r = env
@@ -1761,8 +1762,8 @@ async fn locked_migrate_runs_at_its_request_floor() {
 #[tokio::test]
 async fn migrate_with_nothing_pending_takes_the_lock_only_for_before_migrate() {
     let mut env = Env::new(None).await;
-    env.cfg.backup_mode = "manual".into();
-    env.cfg.rollback_strategy = "none".into();
+    env.cfg.backup_mode = BackupMode::Manual;
+    env.cfg.rollback_strategy = RollbackStrategy::None;
     env.no_op_scripts(1);
     env.locked_runner()
         .migrate(RunOptions::default())

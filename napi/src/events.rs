@@ -214,7 +214,7 @@ impl From<&RunEvent> for NativeRunEvent {
                 n.duration = Some(ms(*duration));
             }
             RunEvent::Rollback { report, duration } => {
-                n.strategy = Some(report.strategy.clone());
+                n.strategy = Some(report.strategy.to_string());
                 n.success = Some(report.success);
                 n.outcome = Some(report.done.clone());
                 n.duration = Some(ms(*duration));

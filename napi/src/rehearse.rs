@@ -364,7 +364,7 @@ impl From<RehearsalReport> for NativeRehearsalReport {
                 requests: n(t.requests),
             },
             rollback: r.rollback.map(|rb| NativeRollbackInfo {
-                strategy: rb.strategy,
+                strategy: rb.strategy.to_string(),
                 success: rb.success,
                 done: rb.done,
             }),

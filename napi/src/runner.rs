@@ -22,7 +22,7 @@ use super::results::{
 use msr_firebase::config::Config;
 use msr_firebase::connection::{self, ConnectionInfo};
 use msr_firebase::lock::{LockOptions, WaitDefault, WaitPolicy};
-use msr_firebase::log::{LogFormat, LogLine};
+use msr_firebase::log::LogLine;
 use msr_firebase::rehearse::{Rehearsal, RehearseOptions, Source};
 use msr_firebase::runner::plan::DownTo;
 use msr_firebase::runner::{RunOptions, Runner, StopFlag};
@@ -246,7 +246,7 @@ pub async fn create_runner(
 ) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
     let cwd = PathBuf::from(cwd);
-    let format = LogFormat::parse(&cfg.log_format);
+    let format = cfg.log_format;
     // The runner's log lines go to the logger, and so do retries of a failing request (as
     // warnings).
     let log_line = log.map(|log| {

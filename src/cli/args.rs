@@ -1,15 +1,19 @@
 //! Command-line arguments of `msr-firebase` (clap).
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
+use strum::VariantNames;
+
+use crate::log::LogFormat;
+use crate::ExitStatus;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "msr-firebase",
     version,
     about = "Firebase Realtime Database Migration Runner",
-    after_help = "Exit codes: 0 ok, 1 general error, 2 validation/configuration error, 3 migration failed \
-(incl. lock held), 4 rollback failed, 5 backup failed, 6 restore failed, 7 database connection error.",
+    after_help = ExitStatus::help(),
     disable_help_subcommand = false
 )]
 pub struct Cli {
@@ -22,12 +26,6 @@ pub struct Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormatArg {
-    Text,
     Json,
 }
 
@@ -70,8 +68,8 @@ pub struct GlobalFlags {
     #[arg(long, global = true, value_name = "level")]
     pub log_level: Option<String>,
     /// Log lines on stderr as text (default) or one JSON object per line (also MSR_LOG_FORMAT, logFormat)
-    #[arg(long, global = true, value_enum, value_name = "format")]
-    pub log_format: Option<LogFormatArg>,
+    #[arg(long, global = true, value_name = "format", value_parser = log_format())]
+    pub log_format: Option<LogFormat>,
     /// Rows shown by list: the newest N migrations (0 = all)
     #[arg(long, global = true, value_name = "number")]
     pub display_limit: Option<u64>,
@@ -81,6 +79,11 @@ pub struct GlobalFlags {
     /// Longest time one migration script may run, in ms (default: no limit; scriptTimeout)
     #[arg(long, global = true, value_name = "ms")]
     pub script_timeout: Option<u64>,
+}
+
+/// `--log-format`: one of `LogFormat`'s names.
+fn log_format() -> impl TypedValueParser<Value = LogFormat> {
+    PossibleValuesParser::new(LogFormat::VARIANTS).map(|s| s.parse().unwrap_or_default())
 }
 
 impl GlobalFlags {
@@ -110,14 +113,7 @@ impl GlobalFlags {
             put("logLevel", v.clone().into());
         }
         if let Some(v) = self.log_format {
-            put(
-                "logFormat",
-                match v {
-                    LogFormatArg::Text => "text",
-                    LogFormatArg::Json => "json",
-                }
-                .into(),
-            );
+            put("logFormat", v.to_string().into());
         }
         if let Some(v) = self.display_limit {
             put("displayLimit", v.into());
@@ -144,12 +140,8 @@ pub enum Command {
         /// Stop at this version (e.g. 202501010002)
         #[arg(value_name = "targetVersion")]
         target: Option<String>,
-        /// Fail at once when another process holds the lock (default: wait for it)
-        #[arg(long)]
-        no_wait: bool,
-        /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
-        #[arg(long, value_name = "ms", value_parser = clap::value_parser!(u64).range(0..=2_147_483_647))]
-        wait_timeout: Option<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
         /// Record the pending migrations (up to targetVersion) as executed without running them, under the lock: for adopting a database that already has their changes
         #[arg(long)]
         mark_applied: bool,
@@ -169,12 +161,8 @@ pub enum Command {
         /// Roll back the newest N executed migrations instead of naming a version
         #[arg(long, value_name = "N", conflicts_with = "target", value_parser = clap::value_parser!(u32).range(1..))]
         steps: Option<u32>,
-        /// Fail at once when another process holds the lock (default: wait for it)
-        #[arg(long)]
-        no_wait: bool,
-        /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
-        #[arg(long, value_name = "ms", value_parser = clap::value_parser!(u64).range(0..=2_147_483_647))]
-        wait_timeout: Option<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Run the pending migrations on a copy of the data in an embedded emulator and report what they would change (the database is only read)
     Rehearse {
@@ -250,6 +238,17 @@ pub enum Command {
         #[arg(long, value_name = "file")]
         rules: Option<String>,
     },
+}
+
+/// How `migrate` and `down` wait for a lock another process holds.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WaitArgs {
+    /// Fail at once when another process holds the lock (default: wait for it)
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Longest time to wait for the lock, in ms (default: locking.waitTimeout, else until the holder finishes or its lease expires)
+    #[arg(long, value_name = "ms", value_parser = clap::value_parser!(u64).range(0..=2_147_483_647))]
+    pub wait_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -281,7 +281,7 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::Captured;
+    use crate::cli::captured::Captured;
 
     #[test]
     fn log_lines_print_above_the_live_line_which_is_cleared_when_done() {

@@ -7,20 +7,20 @@
 //! secret reaches a terminal or a CI log, whatever message or result it was in.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
 
 use anstream::ColorChoice;
 use anstyle::{AnsiColor, Effects, Style};
 use serde_json::{json, Map, Value};
 
+pub use super::captured::Captured;
 use super::live::{Live, Mode};
 use crate::log::{LogLevel, LogLine};
 use crate::redact::secrets;
-use crate::Error;
+use crate::{Error, ErrorCode, ExitStatus};
 
 /// `{ code, message, exitCode }`: how an error looks under `--format json`.
-pub fn error_json(e: &Error, exit_code: i32) -> Value {
-    json!({ "code": e.code.as_str(), "message": e.message, "exitCode": exit_code })
+pub fn error_json(e: &Error, status: ExitStatus) -> Value {
+    json!({ "code": e.code.as_str(), "message": e.message, "exitCode": status.code() })
 }
 
 pub struct Io {
@@ -103,9 +103,24 @@ impl Io {
     }
 
     /// A command failed: under `--format json` a `{ "error": { code, message, exitCode } }` object
-    /// on stdout, else `text` on stderr. Returns `exit_code`.
-    pub fn fail(&mut self, e: &Error, exit_code: i32, text: impl AsRef<str>) -> i32 {
-        self.fail_with(Value::Object(Map::new()), e, exit_code, text)
+    /// on stdout, else `text` on stderr. Returns `status`.
+    pub fn fail(&mut self, e: &Error, status: ExitStatus, text: impl AsRef<str>) -> ExitStatus {
+        self.fail_with(Value::Object(Map::new()), e, status, text)
+    }
+
+    /// `fail`, with `✗ <what>: <message>` as the text — a held lock's text as the guide gives it.
+    pub fn fail_as(&mut self, what: &str, e: &Error, status: ExitStatus) -> ExitStatus {
+        let text = self.failure_text(what, e);
+        self.fail(e, status, text)
+    }
+
+    /// `✗ <what>: <message>`; for a held lock the guide's text, verbatim.
+    pub fn failure_text(&self, what: &str, e: &Error) -> String {
+        if e.code == ErrorCode::LockHeld {
+            e.message.clone()
+        } else {
+            format!("{} {what}: {}", self.red("✗"), e.message)
+        }
     }
 
     /// `fail`, with what the command got done before it failed (e.g. a migrate result) merged
@@ -114,25 +129,25 @@ impl Io {
         &mut self,
         partial: Value,
         e: &Error,
-        exit_code: i32,
+        status: ExitStatus,
         text: impl AsRef<str>,
-    ) -> i32 {
+    ) -> ExitStatus {
         if self.format_json {
             let mut obj = match partial {
                 Value::Object(m) => m,
                 _ => Map::new(),
             };
-            obj.insert("error".into(), error_json(e, exit_code));
+            obj.insert("error".into(), error_json(e, status));
             self.json(&Value::Object(obj));
         } else if self.log_json {
             let line = LogLine::new(LogLevel::Error, "command.failed", e.message.as_str())
                 .with("code", e.code.as_str())
-                .with("exitCode", exit_code);
+                .with("exitCode", status.code());
             self.eline(line.to_json(crate::runner::now_ms()));
         } else {
             self.eline(text);
         }
-        exit_code
+        status
     }
 
     fn paint(&self, style: Style, s: &str) -> String {
@@ -161,25 +176,5 @@ impl Io {
         } else {
             plain
         }
-    }
-}
-
-/// A shared in-memory writer.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

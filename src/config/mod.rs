@@ -6,18 +6,24 @@
 //! turned into a typed `Config`, so a bad value never reaches the database.
 
 pub mod arguments;
+pub mod choice;
 pub mod file;
+mod layer;
 mod schema;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::lock::{LockOptions, LockService};
 use crate::rtdb::Client;
 use crate::{Error, Result};
 
+pub use choice::{
+    BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
+};
+pub use layer::{deep_merge, layer_from_pairs};
 pub use schema::{env_layer, env_name, kind_of, Kind, SCHEMA};
 
 /// Default file patterns: `V<12 digits>_<name>.js|cjs|mjs|ts`; group 1 is the version.
@@ -44,17 +50,17 @@ pub struct Config {
     pub before_migrate_name: Option<String>,
     pub recursive: bool,
     pub dry_run: bool,
-    pub log_level: String,
+    pub log_level: LogLevel,
     /// `text` (default) or `json`: one JSON object per log line.
-    pub log_format: String,
-    pub rollback_strategy: String,
-    pub backup_mode: String,
+    pub log_format: LogFormat,
+    pub rollback_strategy: RollbackStrategy,
+    pub backup_mode: BackupMode,
     pub backup: BackupConfig,
     pub validate_before_run: bool,
     pub validate_migrated_files: bool,
     pub validate_migrated_files_location: bool,
-    pub checksum_algorithm: String,
-    pub duplicate_timestamp_mode: String,
+    pub checksum_algorithm: ChecksumAlgorithm,
+    pub duplicate_timestamp_mode: DuplicateTimestampMode,
     pub display_limit: u64,
     /// Longest time one script's `up`/`down` may run, in ms (unset: no limit).
     pub script_timeout: Option<u64>,
@@ -157,16 +163,16 @@ impl Default for Config {
             before_migrate_name: Some("beforeMigrate".into()),
             recursive: true,
             dry_run: false,
-            log_level: "info".into(),
-            log_format: "text".into(),
-            rollback_strategy: "backup".into(),
-            backup_mode: "full".into(),
+            log_level: LogLevel::default(),
+            log_format: LogFormat::default(),
+            rollback_strategy: RollbackStrategy::default(),
+            backup_mode: BackupMode::default(),
             backup: BackupConfig::default(),
             validate_before_run: true,
             validate_migrated_files: false,
             validate_migrated_files_location: true,
-            checksum_algorithm: "sha256".into(),
-            duplicate_timestamp_mode: "warn".into(),
+            checksum_algorithm: ChecksumAlgorithm::default(),
+            duplicate_timestamp_mode: DuplicateTimestampMode::default(),
             display_limit: 0,
             script_timeout: None,
             locking: LockingConfig::default(),
@@ -278,16 +284,14 @@ impl Config {
                 "Invalid configuration: filePatterns must contain at least one pattern",
             ));
         }
-        let restores = matches!(self.rollback_strategy.as_str(), "backup" | "both");
-        let no_restore = matches!(self.backup_mode.as_str(), "manual" | "create_only");
-        if restores && no_restore {
+        if self.rollback_strategy.restores_backup() && !self.backup_mode.restores() {
             return Err(Error::config(format!(
                 "Invalid configuration: rollbackStrategy '{}' restores a backup after a failure, but backupMode '{}' {}, \
                  so a failed migration's changes would stay while the rollback claims success. Set rollbackStrategy to \
                  'down' (run the scripts' down()) or 'none', or backupMode to 'full' (the default rollbackStrategy is 'backup')",
                 self.rollback_strategy,
                 self.backup_mode,
-                if self.backup_mode == "manual" {
+                if self.backup_mode == BackupMode::Manual {
                     "takes no backup"
                 } else {
                     "never restores one"
@@ -347,9 +351,9 @@ impl Config {
                 )));
             }
         }
-        if self.backup_mode == "restore_only"
+        if self.backup_mode == BackupMode::RestoreOnly
             && self.backup.existing_backup_path.is_none()
-            && self.rollback_strategy != "none"
+            && self.rollback_strategy != RollbackStrategy::None
         {
             return Err(Error::config(
                 "Invalid configuration: backupMode 'restore_only' requires backup.existingBackupPath (the backup file to restore on failure)",
@@ -538,53 +542,6 @@ pub fn build_path(shift: Option<&str>, p: &str) -> String {
         ),
         None => p.to_string(),
     }
-}
-
-/// Merge `layer` into `base`: objects merge key by key, anything else replaces.
-pub fn deep_merge(base: &mut Value, layer: &Value) {
-    match (base, layer) {
-        (Value::Object(b), Value::Object(l)) => {
-            for (k, v) in l {
-                match b.get_mut(k) {
-                    // An auth override is one value, not a group of settings: replaced whole.
-                    Some(slot)
-                        if slot.is_object()
-                            && v.is_object()
-                            && k != "databaseAuthVariableOverride" =>
-                    {
-                        deep_merge(slot, v)
-                    }
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, l) => *b = l.clone(),
-    }
-}
-
-/// Build a partial layer from dotted keys: `[("locking.enabled", true)]` -> `{locking:{enabled:true}}`.
-pub fn layer_from_pairs(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
-    let mut root = Value::Object(Map::new());
-    for (key, value) in pairs {
-        let mut node = &mut root;
-        let parts: Vec<&str> = key.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
-            let obj = node.as_object_mut().expect("layer nodes are objects");
-            if i + 1 == parts.len() {
-                obj.insert(part.to_string(), value.clone());
-                break;
-            }
-            node = obj
-                .entry(part.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !node.is_object() {
-                *node = Value::Object(Map::new());
-            }
-        }
-    }
-    root
 }
 
 #[cfg(test)]
@@ -953,14 +910,5 @@ mod tests {
         }
         // And the defaults pass their own check.
         Config::from_value(&Config::defaults_value()).unwrap();
-    }
-
-    #[test]
-    fn pairs_build_nested_layers() {
-        let l = layer_from_pairs([
-            ("locking.enabled".to_string(), json!(true)),
-            ("folder".to_string(), json!("x")),
-        ]);
-        assert_eq!(l, json!({"locking": {"enabled": true}, "folder": "x"}));
     }
 }

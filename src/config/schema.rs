@@ -3,7 +3,12 @@
 //! naming the field and the fix) and for reading `MSR_*` environment variables.
 
 use serde_json::{Map, Value};
+use strum::VariantNames;
 
+use super::choice::{
+    BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
+};
+use super::layer::{deep_merge, layer_from_pairs};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,7 +22,8 @@ pub enum Kind {
     Str,
     /// A string or null.
     OptStr,
-    /// One of these (case-insensitive on input; stored lower-case).
+    /// One of these names of a `config::choice` enum (case-insensitive on input; stored
+    /// lower-case).
     Enum(&'static [&'static str]),
     StrList,
     /// An object. When `SCHEMA` lists fields under it (`locking.enabled`, ...), those are its only
@@ -43,16 +49,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("beforeMigrateName", Kind::OptStr),
     ("recursive", Kind::Bool),
     ("dryRun", Kind::Bool),
-    ("logLevel", Kind::Enum(&["error", "warn", "info", "debug"])),
-    ("logFormat", Kind::Enum(&["text", "json"])),
-    (
-        "rollbackStrategy",
-        Kind::Enum(&["backup", "down", "both", "none"]),
-    ),
-    (
-        "backupMode",
-        Kind::Enum(&["full", "create_only", "restore_only", "manual"]),
-    ),
+    ("logLevel", Kind::Enum(LogLevel::VARIANTS)),
+    ("logFormat", Kind::Enum(LogFormat::VARIANTS)),
+    ("rollbackStrategy", Kind::Enum(RollbackStrategy::VARIANTS)),
+    ("backupMode", Kind::Enum(BackupMode::VARIANTS)),
     ("backup", Kind::Object),
     ("backup.folder", Kind::Str),
     ("backup.prefix", Kind::Str),
@@ -66,10 +66,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("validateBeforeRun", Kind::Bool),
     ("validateMigratedFiles", Kind::Bool),
     ("validateMigratedFilesLocation", Kind::Bool),
-    ("checksumAlgorithm", Kind::Enum(&["sha256", "md5"])),
+    ("checksumAlgorithm", Kind::Enum(ChecksumAlgorithm::VARIANTS)),
     (
         "duplicateTimestampMode",
-        Kind::Enum(&["warn", "error", "ignore"]),
+        Kind::Enum(DuplicateTimestampMode::VARIANTS),
     ),
     ("displayLimit", Kind::UInt("rows")),
     ("scriptTimeout", Kind::OptUInt("ms")),
@@ -466,10 +466,7 @@ pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Result<Val
             }
             if let Some(Value::String(raw)) = vars.get(&env_name(field)) {
                 let v = parse_env(field, *kind, raw)?;
-                super::deep_merge(
-                    &mut layer,
-                    &super::layer_from_pairs([(field.to_string(), v)]),
-                );
+                deep_merge(&mut layer, &layer_from_pairs([(field.to_string(), v)]));
             }
         }
     }

@@ -130,7 +130,7 @@ pub enum SourceKind {
 /// The rollback the runner did after a failure (in the sandbox).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RollbackInfo {
-    pub strategy: String,
+    pub strategy: crate::config::RollbackStrategy,
     pub success: bool,
     /// What it did, in words (`RollbackReport::done`).
     pub done: String,

@@ -11,7 +11,7 @@ use md5::Md5;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{ChecksumAlgorithm, Config, DuplicateTimestampMode};
 use crate::{Error, ErrorCode, Result};
 
 /// Extensions a script may have.
@@ -57,28 +57,26 @@ pub struct Discovery {
 }
 
 /// Checksum of a file's raw bytes (`sha256` or `md5`, hex).
-pub fn checksum_file(path: &Path, algorithm: &str) -> Result<String> {
+pub fn checksum_file(path: &Path, algorithm: ChecksumAlgorithm) -> Result<String> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
     Ok(checksum_bytes(&bytes, algorithm))
 }
 
-pub fn checksum_bytes(bytes: &[u8], algorithm: &str) -> String {
-    if algorithm.eq_ignore_ascii_case("md5") {
-        hex::encode(Md5::digest(bytes))
-    } else {
-        hex::encode(Sha256::digest(bytes))
+pub fn checksum_bytes(bytes: &[u8], algorithm: ChecksumAlgorithm) -> String {
+    match algorithm {
+        ChecksumAlgorithm::Md5 => hex::encode(Md5::digest(bytes)),
+        ChecksumAlgorithm::Sha256 => hex::encode(Sha256::digest(bytes)),
     }
 }
 
 /// The algorithm a stored checksum was made with, judged by its length (md5 = 32 hex chars),
 /// so records from a run with another `checksumAlgorithm` still compare correctly.
-pub fn algorithm_of(checksum: &str, configured: &str) -> &'static str {
+pub fn algorithm_of(checksum: &str, configured: ChecksumAlgorithm) -> ChecksumAlgorithm {
     match checksum.len() {
-        32 => "md5",
-        64 => "sha256",
-        _ if configured.eq_ignore_ascii_case("md5") => "md5",
-        _ => "sha256",
+        32 => ChecksumAlgorithm::Md5,
+        64 => ChecksumAlgorithm::Sha256,
+        _ => configured,
     }
 }
 
@@ -191,7 +189,7 @@ pub fn discover(cfg: &Config, cwd: &Path) -> Result<Discovery> {
         }
         match parse_version(&patterns, &name) {
             Some(Ok(version)) => {
-                let checksum = checksum_file(&path, &cfg.checksum_algorithm)?;
+                let checksum = checksum_file(&path, cfg.checksum_algorithm)?;
                 out.scripts.push(Script { name, filepath: path, version, checksum });
             }
             Some(Err(why)) => unusable.push(format!("{}: {why}", path.display())),
@@ -293,8 +291,8 @@ impl Discovery {
         if self.duplicates.is_empty() {
             return Ok(Vec::new());
         }
-        match cfg.duplicate_timestamp_mode.as_str() {
-            "error" => Err(Error::new(
+        match cfg.duplicate_timestamp_mode {
+            DuplicateTimestampMode::Error => Err(Error::new(
                 ErrorCode::ValidationFailed,
                 self.duplicates
                     .iter()
@@ -302,8 +300,10 @@ impl Discovery {
                     .collect::<Vec<_>>()
                     .join("\n"),
             )),
-            "ignore" => Ok(Vec::new()),
-            _ => Ok(self.duplicates.iter().map(|d| d.message.clone()).collect()),
+            DuplicateTimestampMode::Ignore => Ok(Vec::new()),
+            DuplicateTimestampMode::Warn => {
+                Ok(self.duplicates.iter().map(|d| d.message.clone()).collect())
+            }
         }
     }
 }
@@ -426,9 +426,12 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(disc.scripts[0].checksum, checksum_bytes(b"a", "sha256"));
         assert_eq!(
-            checksum_bytes(b"a", "md5"),
+            disc.scripts[0].checksum,
+            checksum_bytes(b"a", ChecksumAlgorithm::Sha256)
+        );
+        assert_eq!(
+            checksum_bytes(b"a", ChecksumAlgorithm::Md5),
             "0cc175b9c0f1b6a831c399e269772661"
         );
 
@@ -547,7 +550,7 @@ mod tests {
         assert!(w[0].contains("V202501010001_a.js") && w[0].contains("V202501010001_b.js"));
         let e = disc
             .check_duplicates(&Config {
-                duplicate_timestamp_mode: "error".into(),
+                duplicate_timestamp_mode: DuplicateTimestampMode::Error,
                 ..c.clone()
             })
             .unwrap_err();
@@ -557,7 +560,7 @@ mod tests {
             .starts_with("Duplicate migration timestamp detected: 202501010001"));
         assert!(disc
             .check_duplicates(&Config {
-                duplicate_timestamp_mode: "ignore".into(),
+                duplicate_timestamp_mode: DuplicateTimestampMode::Ignore,
                 ..c
             })
             .unwrap()

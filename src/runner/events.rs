@@ -265,7 +265,7 @@ impl RunEvent {
                     report.done
                 ),
             )
-            .with("strategy", &report.strategy)
+            .with("strategy", report.strategy)
             .with("success", report.success)
             .with("undone", report.undone)
             .with("restoredFrom", &report.restored_from)

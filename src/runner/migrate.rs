@@ -772,8 +772,7 @@ impl<H: ScriptHost> Runner<H> {
 
     /// Backup before running: strategy backup|both with mode full|create_only.
     pub(crate) fn should_create_backup(&self) -> bool {
-        matches!(self.cfg.rollback_strategy.as_str(), "backup" | "both")
-            && matches!(self.cfg.backup_mode.as_str(), "full" | "create_only")
+        self.cfg.rollback_strategy.restores_backup() && self.cfg.backup_mode.takes_backup()
     }
 }
 

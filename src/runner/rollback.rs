@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::{BackupMode, RollbackStrategy};
 use crate::history::{current_username, History, HistoryRecord};
 use crate::lock::{is_connectivity, ExclusiveGuard};
 use crate::{Error, ErrorCode, Result};
@@ -41,7 +42,7 @@ pub(crate) struct Failure {
 #[serde(rename_all = "camelCase")]
 pub struct RollbackReport {
     /// `rollbackStrategy` as configured.
-    pub strategy: String,
+    pub strategy: RollbackStrategy,
     /// The rollback ran to its end (false: it failed; the error says why).
     pub success: bool,
     /// The failed migration's changes (and this run's earlier ones) were undone: false when
@@ -62,9 +63,9 @@ pub struct RollbackReport {
 }
 
 impl RollbackReport {
-    fn new(strategy: &str) -> RollbackReport {
+    fn new(strategy: RollbackStrategy) -> RollbackReport {
         RollbackReport {
-            strategy: strategy.to_string(),
+            strategy,
             success: true,
             undone: false,
             done: String::new(),
@@ -132,7 +133,7 @@ impl<H: ScriptHost> Runner<H> {
         // Logged as the `MigrationError` event's line.
         let base = format!("Migration {name} failed: {}", failure.cause.message);
         let started = std::time::Instant::now();
-        let mut report = RollbackReport::new(&self.cfg.rollback_strategy);
+        let mut report = RollbackReport::new(self.cfg.rollback_strategy);
         let outcome = self
             .rollback(
                 &failure.attempt,
@@ -186,17 +187,17 @@ impl<H: ScriptHost> Runner<H> {
     ) -> Result<()> {
         // Without the lock this process no longer owns the database: no rollback writes.
         self.check_guard(guard).await?;
-        match self.cfg.rollback_strategy.as_str() {
-            "none" => {
+        match self.cfg.rollback_strategy {
+            RollbackStrategy::None => {
                 self.warn("⚠️  No rollback configured - database may be in inconsistent state");
                 report.why = Some("rollbackStrategy is 'none'".into());
                 Ok(())
             }
-            "down" => match self.down_chain(failed, done, guard, report).await {
+            RollbackStrategy::Down => match self.down_chain(failed, done, guard, report).await {
                 Ok(()) => Ok(()),
                 Err(DownError::Script(e)) | Err(DownError::Fatal(e)) => Err(e),
             },
-            "both" => match self.down_chain(failed, done, guard, report).await {
+            RollbackStrategy::Both => match self.down_chain(failed, done, guard, report).await {
                 Ok(()) => Ok(()),
                 Err(DownError::Fatal(e)) => Err(e),
                 Err(DownError::Script(e)) => {
@@ -214,7 +215,7 @@ impl<H: ScriptHost> Runner<H> {
                         })
                 }
             },
-            _ => {
+            RollbackStrategy::Backup => {
                 self.restore_backup(done, backup_path, guard, executor_id, false, report)
                     .await
             }
@@ -310,9 +311,9 @@ impl<H: ScriptHost> Runner<H> {
         required: bool,
         report: &mut RollbackReport,
     ) -> Result<()> {
-        let path: Option<PathBuf> = match self.cfg.backup_mode.as_str() {
-            "full" => backup_path.map(Path::to_path_buf),
-            "restore_only" => match self.cfg.backup.existing_backup_path.as_deref() {
+        let path: Option<PathBuf> = match self.cfg.backup_mode {
+            BackupMode::Full => backup_path.map(Path::to_path_buf),
+            BackupMode::RestoreOnly => match self.cfg.backup.existing_backup_path.as_deref() {
                 Some(p) => Some(crate::config::Config::resolve(&self.cwd, p)),
                 None => {
                     return Err(Error::new(
@@ -321,7 +322,7 @@ impl<H: ScriptHost> Runner<H> {
                     ))
                 }
             },
-            _ => {
+            BackupMode::CreateOnly | BackupMode::Manual => {
                 let msg = "⚠️  Backup restore skipped due to backupMode setting";
                 if required {
                     return Err(Error::new(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, DuplicateTimestampMode, RollbackStrategy};
 use crate::{Error, ErrorCode};
 
 use super::discover::{algorithm_of, checksum_file, Script};
@@ -118,12 +118,12 @@ pub async fn validate_script<H: ScriptHost>(
                 ));
             }
             if !meta.has_down {
-                match cfg.rollback_strategy.as_str() {
-                    "down" => issues.push(ValidationIssue::warning(
+                match cfg.rollback_strategy {
+                    RollbackStrategy::Down => issues.push(ValidationIssue::warning(
                         "MISSING_DOWN_WITH_DOWN_STRATEGY",
                         format!("{}: no down() method, but rollbackStrategy is 'down'; it cannot be rolled back", script.name),
                     )),
-                    "both" => issues.push(ValidationIssue::warning(
+                    RollbackStrategy::Both => issues.push(ValidationIssue::warning(
                         "MISSING_DOWN_WITH_BOTH_STRATEGY",
                         format!("{}: no down() method; on failure only the backup can undo it", script.name),
                     )),
@@ -180,7 +180,7 @@ pub fn validate_migrated(cfg: &Config, executed: &[Executed]) -> Vec<ValidationI
                 let Some(stored) = r.checksum.as_deref() else {
                     continue;
                 };
-                let algo = algorithm_of(stored, &cfg.checksum_algorithm);
+                let algo = algorithm_of(stored, cfg.checksum_algorithm);
                 match checksum_file(&script.filepath, algo) {
                     Ok(actual) if actual.eq_ignore_ascii_case(stored) => {}
                     Ok(actual) => issues.push(ValidationIssue::error(
@@ -228,13 +228,13 @@ impl<H: ScriptHost> super::Runner<H> {
         let p = super::plan::plan(&disc.scripts, &records);
         let mut report = ValidationReport::default();
         for d in &disc.duplicates {
-            match self.cfg.duplicate_timestamp_mode.as_str() {
-                "error" => report.general.push(ValidationIssue::error(
+            match self.cfg.duplicate_timestamp_mode {
+                DuplicateTimestampMode::Error => report.general.push(ValidationIssue::error(
                     "DUPLICATE_TIMESTAMP",
                     d.message.clone(),
                 )),
-                "ignore" => {}
-                _ => report.general.push(ValidationIssue::warning(
+                DuplicateTimestampMode::Ignore => {}
+                DuplicateTimestampMode::Warn => report.general.push(ValidationIssue::warning(
                     "DUPLICATE_TIMESTAMP",
                     d.message.clone(),
                 )),

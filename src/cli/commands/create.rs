@@ -1,10 +1,36 @@
-//! `create <name>`: a new timestamped migration script from a template.
+//! `create <name> [--ext js|cjs|mjs|ts]`: a new timestamped migration script from a template,
+//! in the configured folder.
 
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
+use serde_json::json;
 
-use crate::{Error, ErrorCode, Result};
+use crate::cli::output::Io;
+use crate::config::Config;
+use crate::{Error, ErrorCode, ExitStatus, Result};
+
+pub fn run(cfg: &Config, name: &str, ext: &str, io: &mut Io, cwd: &Path, json: bool) -> ExitStatus {
+    let now = chrono::Local::now().naive_local();
+    match create_script(&cfg.folder_path(cwd), name, ext, now) {
+        Ok(path) => {
+            if json {
+                io.json(&json!({"path": path}));
+            } else {
+                io.line(format!("{} Created {}", io.green("✓"), path.display()));
+            }
+            ExitStatus::Success
+        }
+        Err(e) => {
+            let text = format!("✗ Create failed: {}", e.message);
+            io.fail(
+                &e,
+                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
+                text,
+            )
+        }
+    }
+}
 
 /// `V<YYYYMMDDHHmm>_<name>.<ext>` in `folder` (created when missing). The name is reduced to
 /// `[a-z0-9_]`; a clash with an existing version moves the timestamp forward by a minute.

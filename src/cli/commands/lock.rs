@@ -2,13 +2,12 @@
 
 use serde_json::json;
 
-use super::output::Io;
-use super::{exit, exit_code};
+use crate::cli::output::Io;
 use crate::lock::{LockService, LockStatus};
 use crate::time::iso_millis;
-use crate::{Error, ErrorCode};
+use crate::{Error, ErrorCode, ExitStatus};
 
-pub fn status_json(s: Option<&LockStatus>, path: &str) -> serde_json::Value {
+fn status_json(s: Option<&LockStatus>, path: &str) -> serde_json::Value {
     match s.filter(|s| s.is_locked) {
         Some(s) => json!({
             "locked": true, "path": path, "executorId": s.locked_by, "lockedAt": iso_millis(s.locked_at),
@@ -18,12 +17,12 @@ pub fn status_json(s: Option<&LockStatus>, path: &str) -> serde_json::Value {
     }
 }
 
-pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> i32 {
+pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> ExitStatus {
     match svc.status().await {
         Ok(s) => {
             if json {
                 io.json(&status_json(s.as_ref(), svc.path()));
-                return exit::SUCCESS;
+                return ExitStatus::Success;
             }
             match s.filter(|s| s.is_locked) {
                 Some(s) => {
@@ -42,22 +41,26 @@ pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> i32 {
                     io.line("   No active migration lock");
                 }
             }
-            exit::SUCCESS
+            ExitStatus::Success
         }
         Err(e) => {
             let text = format!("✗ Lock status error: {}", e.message);
-            io.fail(&e, exit_code(&e, exit::GENERAL), text)
+            io.fail(
+                &e,
+                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
+                text,
+            )
         }
     }
 }
 
-pub fn release_needs_force(io: &mut Io) -> i32 {
+pub fn release_needs_force(io: &mut Io) -> ExitStatus {
     if io.format_json {
         let e = Error::new(
             ErrorCode::Usage,
             "--force flag is required for safety: msr-firebase lock:release --force (check first that no migration is running)",
         );
-        return io.fail(&e, exit::GENERAL, "");
+        return io.fail(&e, ExitStatus::GeneralError, "");
     }
     io.eline("✗ Error: --force flag is required for safety");
     io.eline("");
@@ -70,10 +73,10 @@ pub fn release_needs_force(io: &mut Io) -> i32 {
         "migration is running (msr-firebase lock:status, your logs, the process list), then run",
     );
     io.eline("the command again with --force.");
-    exit::GENERAL
+    ExitStatus::GeneralError
 }
 
-pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> i32 {
+pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> ExitStatus {
     if json {
         return match svc.force_release().await {
             Ok(released) => {
@@ -81,23 +84,31 @@ pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> i32 {
                     "released": released.is_some(),
                     "previous": status_json(released.as_ref(), svc.path()),
                 }));
-                exit::SUCCESS
+                ExitStatus::Success
             }
-            Err(e) => io.fail(&e, exit_code(&e, exit::GENERAL), ""),
+            Err(e) => io.fail(
+                &e,
+                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
+                "",
+            ),
         };
     }
     let current = match svc.status().await {
         Ok(s) => s,
         Err(e) => {
             let text = format!("✗ Lock release error: {}", e.message);
-            return io.fail(&e, exit_code(&e, exit::GENERAL), text);
+            return io.fail(
+                &e,
+                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
+                text,
+            );
         }
     };
     let Some(held) = current else {
         io.line("🔓 Lock Status: UNLOCKED");
         io.line("");
         io.line("   No active migration lock to release");
-        return exit::SUCCESS;
+        return ExitStatus::Success;
     };
     io.line("⚠️  Warning: Force-releasing migration lock");
     io.line("");
@@ -107,11 +118,15 @@ pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> i32 {
     match svc.force_release().await {
         Ok(_) => {
             io.line("✅ Lock released successfully");
-            exit::SUCCESS
+            ExitStatus::Success
         }
         Err(e) => {
             let text = format!("✗ Lock release error: {}", e.message);
-            io.fail(&e, exit_code(&e, exit::GENERAL), text)
+            io.fail(
+                &e,
+                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
+                text,
+            )
         }
     }
 }

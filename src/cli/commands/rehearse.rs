@@ -8,40 +8,45 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use super::args::{Command, GlobalFlags};
-use super::output::Io;
-use super::run_cmds::{fail_text, flush_errors, log_fn, progress};
-use super::{exit, exit_code, CliHost, SIGNALS};
+use super::runner::{flush_errors, log_fn, progress};
 use crate::backup::Progress;
+use crate::cli::args::GlobalFlags;
+use crate::cli::host::CliHost;
+use crate::cli::output::Io;
+use crate::cli::script_db;
+use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::rehearse::{
     self, kind_word, Changes, DownOutcome, Outcome, Rehearsal, RehearsalReport, RehearseOptions,
     Source, SourceKind,
 };
-use crate::rtdb::RetryObserver;
-use crate::Error;
+use crate::rtdb::{Client, RetryObserver};
+use crate::{Error, ExitStatus};
+
+/// The command's arguments.
+pub struct Args {
+    pub target: Option<String>,
+    pub from_backup: Option<String>,
+    pub down: bool,
+    pub keep: Option<String>,
+    pub examples: usize,
+}
+
+/// A failed rehearsal (or one that could not run) ends with this, unless its error has a status
+/// of its own.
+const OWN: ExitStatus = ExitStatus::MigrationFailed;
 
 pub async fn run<H: CliHost>(
-    command: Command,
+    args: Args,
     flags: &GlobalFlags,
     cfg: Config,
     host: &H,
     io: &mut Io,
     cwd: &Path,
     notice: RetryObserver,
-) -> i32 {
-    let Command::Rehearse {
-        target,
-        from_backup,
-        down,
-        keep,
-        examples,
-    } = command
-    else {
-        return exit::GENERAL;
-    };
-    let failure = exit::MIGRATION_FAILED;
-    let target = match target
+) -> ExitStatus {
+    let target = match args
+        .target
         .as_deref()
         .map(|t| crate::runner::plan::parse_target(t, false))
         .transpose()
@@ -49,20 +54,21 @@ pub async fn run<H: CliHost>(
         Ok(t) => t,
         Err(e) => return fail(io, &e),
     };
-    let client = match &from_backup {
-        Some(_) => None,
-        None => match crate::connection::client_with(&cfg, cwd, Some(notice)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let text = format!("✗ Connection error: {}", e.message);
-                return io.fail(&e, exit_code(&e, exit::CONNECTION), text);
-            }
-        },
-    };
-    let source = match (&from_backup, &client) {
-        (Some(f), _) => Source::Backup(Config::resolve(cwd, f)),
-        (None, Some(c)) => Source::Database(c),
-        (None, None) => return exit::GENERAL,
+    let client: Client;
+    let source = match &args.from_backup {
+        Some(f) => Source::Backup(Config::resolve(cwd, f)),
+        None => {
+            client = match crate::connection::client_with(&cfg, cwd, Some(notice)) {
+                Ok(c) => c,
+                Err(e) => {
+                    let text = format!("✗ Connection error: {}", e.message);
+                    let status =
+                        ExitStatus::of_failure(e.code, ExitStatus::DatabaseConnectionError);
+                    return io.fail(&e, status, text);
+                }
+            };
+            Source::Database(&client)
+        }
     };
     let held = Arc::new(Mutex::new(Vec::new()));
     let live = io.live.clone();
@@ -78,9 +84,9 @@ pub async fn run<H: CliHost>(
         source,
         options: RehearseOptions {
             target,
-            down,
-            keep: keep.map(|k| Config::resolve(cwd, &k)),
-            examples,
+            down: args.down,
+            keep: args.keep.map(|k| Config::resolve(cwd, &k)),
+            examples: args.examples,
             no_lock: flags.no_lock,
             ..RehearseOptions::default()
         },
@@ -94,8 +100,7 @@ pub async fn run<H: CliHost>(
         .while_running(rehearse::rehearse(r, |sb| {
             // The CLI's scripts get the runner's connection (`cliDatabase()`): here the
             // sandbox's, fenced by the rehearsal runner's lease.
-            *super::SCRIPT_DB.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
+            script_db::set((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
             let init = json!({"config": sb.cfg.to_value(), "cwd": cwd_shown});
             let host = host.clone();
             async move {
@@ -118,24 +123,20 @@ pub async fn run<H: CliHost>(
         return match &err {
             None => {
                 io.json(&value);
-                exit::SUCCESS
+                ExitStatus::Success
             }
-            Some(e) => io.fail_with(value, e, exit_code(e, failure), ""),
+            Some(e) => io.fail_with(value, e, ExitStatus::of_failure(e.code, OWN), ""),
         };
     }
     print_report(io, &report);
     match &err {
-        None => exit::SUCCESS,
-        Some(e) => {
-            let text = fail_text(io, "Rehearsal failed", e);
-            io.fail(e, exit_code(e, failure), text)
-        }
+        None => ExitStatus::Success,
+        Some(e) => io.fail_as("Rehearsal failed", e, ExitStatus::of_failure(e.code, OWN)),
     }
 }
 
-fn fail(io: &mut Io, e: &Error) -> i32 {
-    let text = fail_text(io, "Rehearsal error", e);
-    io.fail(e, exit_code(e, exit::MIGRATION_FAILED), text)
+fn fail(io: &mut Io, e: &Error) -> ExitStatus {
+    io.fail_as("Rehearsal error", e, ExitStatus::of_failure(e.code, OWN))
 }
 
 /// `1.2 MB`, `340 B`.

@@ -1,0 +1,150 @@
+//! The commands, one file each (or one per small family), and `dispatch`, the one place that
+//! picks a command's file and hands it what it needs: the configuration, a database client, the
+//! runner. Each command prints through `Io` and returns its `ExitStatus`.
+
+mod backup;
+mod create;
+mod down;
+mod emulator;
+mod firebase;
+mod list;
+mod lock;
+mod migrate;
+mod rehearse;
+mod runner;
+mod validate;
+
+use std::path::Path;
+
+use super::args::{BackupCommand, Cli, Command};
+use super::configure::{configure, env_file};
+use super::host::CliHost;
+use super::output::Io;
+use crate::connection;
+use crate::{ErrorCode, ExitStatus};
+
+pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -> ExitStatus {
+    let Cli { global, command } = cli;
+    let json = global.json();
+    // A command that needs neither configuration nor a database.
+    if let Command::LockRelease { force: false } = &command {
+        return lock::release_needs_force(io);
+    }
+    if let Err(status) = env_file(&global, host, io, cwd).await {
+        return status;
+    }
+    if let Command::Emulator {
+        host: h,
+        port,
+        import,
+        export_on_exit,
+        rules,
+    } = &command
+    {
+        let files = emulator::Files {
+            import: import.as_deref(),
+            export: export_on_exit.as_deref(),
+            rules: rules.as_deref(),
+        };
+        return emulator::run(h, *port, files, io, cwd).await;
+    }
+    let own = own_failure(&command);
+    let cfg = match configure(&global, host, io, cwd, own).await {
+        Ok(cfg) => cfg,
+        Err(status) => return status,
+    };
+    // Retry notices print above the progress line, like the log.
+    let shown = io.live.clone();
+    let format = cfg.log_format;
+    let notice = connection::retry_reporter(move |line| {
+        shown.line(&line.render(format, crate::runner::now_ms()))
+    });
+    let command = match command {
+        Command::Create { name, ext } => return create::run(&cfg, &name, &ext, io, cwd, json),
+        Command::FirebaseInfo => return firebase::info(&cfg, io, json),
+        Command::Rehearse {
+            target,
+            from_backup,
+            down,
+            keep,
+            examples,
+        } => {
+            let args = rehearse::Args {
+                target,
+                from_backup,
+                down,
+                keep,
+                examples,
+            };
+            return rehearse::run(args, &global, cfg, host, io, cwd, notice).await;
+        }
+        other => other,
+    };
+    let client = match connection::client_with(&cfg, cwd, Some(notice)) {
+        Ok(c) => c,
+        Err(e) => {
+            let what = match e.code {
+                ErrorCode::ConfigInvalid => "Configuration error",
+                _ => "Connection error",
+            };
+            let text = format!("✗ {what}: {}", e.message);
+            let status = ExitStatus::of_failure(e.code, ExitStatus::DatabaseConnectionError);
+            return io.fail(&e, status, text);
+        }
+    };
+    match command {
+        Command::LockStatus => lock::status(&cfg.lock_service(&client), io, json).await,
+        Command::LockRelease { .. } => lock::release(&cfg.lock_service(&client), io, json).await,
+        Command::FirebaseTestConnection => firebase::test_connection(&client, &cfg, io, json).await,
+        Command::FirebaseNodes => firebase::nodes(&client, &cfg, io, json).await,
+        Command::FirebaseBackupNodes { nodes } => {
+            firebase::backup_nodes(&client, &cfg, &nodes, io).await
+        }
+        Command::Backup(BackupCommand::Create) => {
+            backup::create(&client, &cfg, io, json, cwd, own).await
+        }
+        Command::Backup(BackupCommand::Restore { file }) => {
+            backup::restore(&client, &cfg, &file, io, json, cwd, own).await
+        }
+        Command::Backup(BackupCommand::List) => backup::list(&cfg, io, json, cwd).await,
+        // The commands that run scripts: through the runner.
+        command => {
+            let session =
+                match runner::Session::start(&global, cfg, client, host, io, cwd, own).await {
+                    Ok(s) => s,
+                    Err(status) => return status,
+                };
+            match command {
+                Command::Migrate {
+                    target,
+                    wait,
+                    mark_applied,
+                } => migrate::run(&session, io, target.as_deref(), wait, mark_applied).await,
+                Command::Down {
+                    target,
+                    steps,
+                    wait,
+                } => down::run(&session, io, target.as_deref(), steps, wait).await,
+                Command::List { number } => list::run(&session, io, &number).await,
+                Command::Validate => validate::run(&session, io).await,
+                _ => ExitStatus::GeneralError,
+            }
+        }
+    }
+}
+
+/// A command's own failure status: what a failure without a status of its own ends it with.
+fn own_failure(c: &Command) -> ExitStatus {
+    match c {
+        Command::Migrate { .. } | Command::Rehearse { .. } => ExitStatus::MigrationFailed,
+        Command::Down { .. } => ExitStatus::RollbackFailed,
+        Command::Validate => ExitStatus::ValidationError,
+        Command::Backup(BackupCommand::Create) => ExitStatus::BackupFailed,
+        Command::Backup(BackupCommand::Restore { .. }) => ExitStatus::RestoreFailed,
+        Command::FirebaseInfo
+        | Command::FirebaseTestConnection
+        | Command::FirebaseNodes
+        | Command::FirebaseBackupNodes { .. } => ExitStatus::DatabaseConnectionError,
+        _ => ExitStatus::GeneralError,
+    }
+}
