@@ -282,3 +282,20 @@ test('errors under --format json: one JSON object on stdout with code, message a
     [202501010001],
   )
 })
+
+test('ExitCode is the table the CLI exits with and --help lists, the same for CJS and ESM', async () => {
+  const { ExitCode } = require('..')
+  const table = { SUCCESS: 0, GENERAL_ERROR: 1, VALIDATION_ERROR: 2, MIGRATION_FAILED: 3, ROLLBACK_FAILED: 4, BACKUP_FAILED: 5, RESTORE_FAILED: 6, DATABASE_CONNECTION_ERROR: 7 }
+  assert.deepEqual(ExitCode, table)
+  assert.ok(Object.isFrozen(ExitCode))
+  assert.equal((await import('../index.mjs')).ExitCode, ExitCode)
+  const dir = h.project({})
+  const help = await run(dir, ['--help'])
+  assert.equal(help.code, ExitCode.SUCCESS)
+  assert.match(
+    help.stdout.replace(/\s+/g, ' '),
+    /Exit codes: 0 ok, 1 general error, 2 validation\/configuration error, 3 migration failed \(incl\. lock held\), 4 rollback failed, 5 backup failed, 6 restore failed, 7 database connection error\./,
+  )
+  assert.equal((await run(dir, ['bogus'])).code, ExitCode.GENERAL_ERROR)
+  assert.equal((await run(dir, ['list', '--config-file', 'nope.js'])).code, ExitCode.VALIDATION_ERROR)
+})

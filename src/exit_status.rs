@@ -6,32 +6,22 @@ use crate::ErrorCode;
 
 /// The exit codes (the predecessor's, plus the forced stop by a second signal). The names JS sees
 /// (`ExitCode.MIGRATION_FAILED`, ...) and the `--help` text derive from this enum.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray, strum::EnumMessage,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[repr(u8)]
 pub enum ExitStatus {
-    #[strum(message = "ok")]
     Success = 0,
     /// Bad arguments, `lock:release` without `--force`, anything without a status of its own.
-    #[strum(message = "general error")]
     GeneralError = 1,
-    #[strum(message = "validation/configuration error")]
     ValidationError = 2,
     /// A script failed or timed out, the lock was held (`--no-wait`) or lost, a signal stopped
     /// the command.
-    #[strum(message = "migration failed (incl. lock held)")]
     MigrationFailed = 3,
-    #[strum(message = "rollback failed")]
     RollbackFailed = 4,
-    #[strum(message = "backup failed")]
     BackupFailed = 5,
-    #[strum(message = "restore failed")]
     RestoreFailed = 6,
     /// Unreachable, not found, bad credentials, a Security Rules refusal of the runner's own
     /// reads and writes.
-    #[strum(message = "database connection error")]
     DatabaseConnectionError = 7,
     /// A second SIGINT: the lock released (bounded), the process stopped at once (128 + 2).
     SecondSigint = 130,
@@ -48,6 +38,23 @@ impl ExitStatus {
     /// `SUCCESS`, `MIGRATION_FAILED`, ...: the name JS sees.
     pub fn name(self) -> &'static str {
         self.into()
+    }
+
+    /// What it means, as `--help` says.
+    fn meaning(self) -> &'static str {
+        use ExitStatus as S;
+        match self {
+            S::Success => "ok",
+            S::GeneralError => "general error",
+            S::ValidationError => "validation/configuration error",
+            S::MigrationFailed => "migration failed (incl. lock held)",
+            S::RollbackFailed => "rollback failed",
+            S::BackupFailed => "backup failed",
+            S::RestoreFailed => "restore failed",
+            S::DatabaseConnectionError => "database connection error",
+            S::SecondSigint => "stopped by a second SIGINT",
+            S::SecondSigterm => "stopped by a second SIGTERM",
+        }
     }
 
     /// The signal whose second delivery ends the process with this status (`None` for the
@@ -76,10 +83,7 @@ impl ExitStatus {
     /// "Exit codes: 0 ok, 1 general error, ...": the table for `--help`.
     pub fn help() -> String {
         let each: Vec<String> = ExitStatus::of_commands()
-            .map(|s| {
-                let meaning = strum::EnumMessage::get_message(&s).unwrap_or_default();
-                format!("{} {meaning}", s.code())
-            })
+            .map(|s| format!("{} {}", s.code(), s.meaning()))
             .collect();
         format!("Exit codes: {}.", each.join(", "))
     }

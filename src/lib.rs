@@ -4,6 +4,7 @@
 //! (`msr-firebase-napi`), over this one.
 
 pub mod backup;
+mod choice;
 pub mod cli;
 pub mod config;
 pub mod connection;

@@ -6,63 +6,30 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::choice::choice;
 use serde_json::{Map, Value};
 
-/// `logLevel`: the most detailed lines shown (`error` < `warn` < `info` < `debug`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    #[default]
-    Info,
-    Debug,
-}
-
-impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+choice! {
+    /// `logLevel`: the most detailed lines shown (`error` < `warn` < `info` < `debug`).
+    #[derive(PartialOrd, Ord)]
+    LogLevel {
+        Error,
+        Warn,
+        #[default]
+        Info,
+        Debug,
     }
 }
 
-/// `logFormat`: how log lines are written, as text (the default) or one JSON object per line.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
+choice! {
+    /// `logFormat`: how log lines are written, as text (the default) or one JSON object per line.
+    LogFormat {
+        #[default]
+        Text,
+        Json,
+    }
 }
 
 /// One line of the log.

@@ -49,10 +49,7 @@ pub async fn configure<H: CliHost>(
 ) -> std::result::Result<Config, ExitStatus> {
     let (cfg, notes) = match load_config(flags, host, cwd).await {
         Ok(loaded) => loaded,
-        Err(e) => {
-            let text = format!("✗ Configuration error: {}", e.message);
-            return Err(io.fail(&e, ExitStatus::of_failure(e.code, own), text));
-        }
+        Err(e) => return Err(io.fail_plain("Configuration error", &e, own)),
     };
     io.set_log_json(cfg.log_format == LogFormat::Json);
     for note in notes.iter().filter(|n| n.level <= cfg.log_level) {

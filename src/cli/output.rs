@@ -108,13 +108,21 @@ impl Io {
         self.fail_with(Value::Object(Map::new()), e, status, text)
     }
 
-    /// `fail`, with `✗ <what>: <message>` as the text — a held lock's text as the guide gives it.
-    pub fn fail_as(&mut self, what: &str, e: &Error, status: ExitStatus) -> ExitStatus {
-        let text = self.failure_text(what, e);
-        self.fail(e, status, text)
+    /// `fail` with `✗ <what>: <message>`, and the table's status for the error (`own`, the
+    /// command's failure status, for an error without one of its own).
+    pub fn fail_plain(&mut self, what: &str, e: &Error, own: ExitStatus) -> ExitStatus {
+        let text = format!("✗ {what}: {}", e.message);
+        self.fail(e, ExitStatus::of_failure(e.code, own), text)
     }
 
-    /// `✗ <what>: <message>`; for a held lock the guide's text, verbatim.
+    /// `fail_plain` for the commands that run scripts: the ✗ in red, a held lock's text as the
+    /// guide gives it.
+    pub fn fail_run(&mut self, what: &str, e: &Error, own: ExitStatus) -> ExitStatus {
+        let text = self.failure_text(what, e);
+        self.fail(e, ExitStatus::of_failure(e.code, own), text)
+    }
+
+    /// `✗ <what>: <message>` (the ✗ in red); for a held lock the guide's text, verbatim.
     pub fn failure_text(&self, what: &str, e: &Error) -> String {
         if e.code == ErrorCode::LockHeld {
             e.message.clone()

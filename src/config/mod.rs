@@ -6,7 +6,7 @@
 //! turned into a typed `Config`, so a bad value never reaches the database.
 
 pub mod arguments;
-pub mod choice;
+pub mod choices;
 pub mod file;
 mod layer;
 mod schema;
@@ -20,7 +20,7 @@ use crate::lock::{LockOptions, LockService};
 use crate::rtdb::Client;
 use crate::{Error, Result};
 
-pub use choice::{
+pub use choices::{
     BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
 };
 pub use layer::{deep_merge, layer_from_pairs};

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use strum::VariantNames;
 
-use super::choice::{
+use super::choices::{
     BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
 };
 use super::layer::{deep_merge, layer_from_pairs};
@@ -22,7 +22,7 @@ pub enum Kind {
     Str,
     /// A string or null.
     OptStr,
-    /// One of these names of a `config::choice` enum (case-insensitive on input; stored
+    /// One of these names of a `config::choices` enum (case-insensitive on input; stored
     /// lower-case).
     Enum(&'static [&'static str]),
     StrList,

@@ -34,24 +34,15 @@ pub async fn create(
         async move { crate::backup::create_with(client, cfg, cwd, &opts).await }
     })
     .await;
-    match made {
-        Ok(path) if json => {
-            io.json(&json!({"path": path}));
-            ExitStatus::Success
-        }
-        Ok(path) => {
-            io.line(format!(
-                "{} Backup created successfully: {}",
-                io.green("✓"),
-                path.display()
-            ));
-            ExitStatus::Success
-        }
-        Err(e) => {
-            let text = format!("{} Backup creation failed: {}", io.red("✗"), e.message);
-            io.fail(&e, ExitStatus::of_transfer_failure(e.code, own), text)
-        }
-    }
+    let ended = made.map(|path| {
+        let text = format!(
+            "{} Backup created successfully: {}",
+            io.green("✓"),
+            path.display()
+        );
+        (json!({"path": path}), text)
+    });
+    report(io, json, ended, "Backup creation failed", own)
 }
 
 /// `backup restore <file>`; `own` is its failure status (6).
@@ -75,24 +66,15 @@ pub async fn restore(
         async move { crate::backup::restore_with(client, cfg, path, &opts).await }
     })
     .await;
-    match restored {
-        Ok(_) if json => {
-            io.json(&json!({"restored": path}));
-            ExitStatus::Success
-        }
-        Ok(_) => {
-            io.line(format!(
-                "{} Database restored successfully from {}",
-                io.green("✓"),
-                path.display()
-            ));
-            ExitStatus::Success
-        }
-        Err(e) => {
-            let text = format!("{} Restore failed: {}", io.red("✗"), e.message);
-            io.fail(&e, ExitStatus::of_transfer_failure(e.code, own), text)
-        }
-    }
+    let ended = restored.map(|_| {
+        let text = format!(
+            "{} Database restored successfully from {}",
+            io.green("✓"),
+            path.display()
+        );
+        (json!({"restored": path}), text)
+    });
+    report(io, json, ended, "Restore failed", own)
 }
 
 /// A transfer of `/<shift>` counted into a gauge on stderr while it runs.
@@ -105,6 +87,31 @@ async fn counted<F: Future>(
     let work = work(progress.clone());
     live.gauge(&crate::backup::shown(cfg.shift_path().as_deref()), progress);
     live.while_running(work).await
+}
+
+/// The end of a transfer: its result (JSON under `--format json`, else its line), or the error
+/// with the transfer's own status unless the database was out of reach.
+fn report(
+    io: &mut Io,
+    json: bool,
+    ended: crate::Result<(Value, String)>,
+    failed: &str,
+    own: ExitStatus,
+) -> ExitStatus {
+    match ended {
+        Ok((value, _)) if json => {
+            io.json(&value);
+            ExitStatus::Success
+        }
+        Ok((_, text)) => {
+            io.line(text);
+            ExitStatus::Success
+        }
+        Err(e) => {
+            let text = format!("{} {failed}: {}", io.red("✗"), e.message);
+            io.fail(&e, ExitStatus::of_transfer_failure(e.code, own), text)
+        }
+    }
 }
 
 /// `backup list`: the backup files in `backup.folder`, newest first.

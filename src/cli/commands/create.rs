@@ -21,14 +21,7 @@ pub fn run(cfg: &Config, name: &str, ext: &str, io: &mut Io, cwd: &Path, json: b
             }
             ExitStatus::Success
         }
-        Err(e) => {
-            let text = format!("✗ Create failed: {}", e.message);
-            io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                text,
-            )
-        }
+        Err(e) => io.fail_plain("Create failed", &e, ExitStatus::GeneralError),
     }
 }
 

@@ -49,12 +49,7 @@ pub async fn run(host: &str, port: u16, files: Files<'_>, io: &mut Io, cwd: &Pat
                 "Cannot export the emulator's data to {} when it stops: {why}. Name a file in an existing, writable folder",
                 path.display()
             ));
-            let text = format!("✗ Cannot start the emulator: {}", e.message);
-            return io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                text,
-            );
+            return io.fail_plain("Cannot start the emulator", &e, ExitStatus::GeneralError);
         }
     }
     let started = match rules_files(rules, cwd) {
@@ -80,14 +75,7 @@ pub async fn run(host: &str, port: u16, files: Files<'_>, io: &mut Io, cwd: &Pat
     };
     let (emu, rules_shown) = match started {
         Ok(e) => e,
-        Err(e) => {
-            let text = format!("✗ Cannot start the emulator: {}", e.message);
-            return io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                text,
-            );
-        }
+        Err(e) => return io.fail_plain("Cannot start the emulator", &e, ExitStatus::GeneralError),
     };
     io.line(format!("RTDB emulator listening on {}", emu.url()));
     for r in &rules_shown {

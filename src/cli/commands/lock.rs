@@ -43,14 +43,7 @@ pub async fn status(svc: &LockService, io: &mut Io, json: bool) -> ExitStatus {
             }
             ExitStatus::Success
         }
-        Err(e) => {
-            let text = format!("✗ Lock status error: {}", e.message);
-            io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                text,
-            )
-        }
+        Err(e) => io.fail_plain("Lock status error", &e, ExitStatus::GeneralError),
     }
 }
 
@@ -86,23 +79,13 @@ pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> ExitStatus {
                 }));
                 ExitStatus::Success
             }
-            Err(e) => io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                "",
-            ),
+            // Under --format json: the error as JSON.
+            Err(e) => io.fail_plain("Lock release error", &e, ExitStatus::GeneralError),
         };
     }
     let current = match svc.status().await {
         Ok(s) => s,
-        Err(e) => {
-            let text = format!("✗ Lock release error: {}", e.message);
-            return io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                text,
-            );
-        }
+        Err(e) => return io.fail_plain("Lock release error", &e, ExitStatus::GeneralError),
     };
     let Some(held) = current else {
         io.line("🔓 Lock Status: UNLOCKED");
@@ -120,13 +103,6 @@ pub async fn release(svc: &LockService, io: &mut Io, json: bool) -> ExitStatus {
             io.line("✅ Lock released successfully");
             ExitStatus::Success
         }
-        Err(e) => {
-            let text = format!("✗ Lock release error: {}", e.message);
-            io.fail(
-                &e,
-                ExitStatus::of_failure(e.code, ExitStatus::GeneralError),
-                text,
-            )
-        }
+        Err(e) => io.fail_plain("Lock release error", &e, ExitStatus::GeneralError),
     }
 }

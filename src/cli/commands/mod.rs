@@ -87,9 +87,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
                 ErrorCode::ConfigInvalid => "Configuration error",
                 _ => "Connection error",
             };
-            let text = format!("✗ {what}: {}", e.message);
-            let status = ExitStatus::of_failure(e.code, ExitStatus::DatabaseConnectionError);
-            return io.fail(&e, status, text);
+            return io.fail_plain(what, &e, ExitStatus::DatabaseConnectionError);
         }
     };
     match command {

@@ -61,10 +61,8 @@ pub async fn run<H: CliHost>(
             client = match crate::connection::client_with(&cfg, cwd, Some(notice)) {
                 Ok(c) => c,
                 Err(e) => {
-                    let text = format!("✗ Connection error: {}", e.message);
-                    let status =
-                        ExitStatus::of_failure(e.code, ExitStatus::DatabaseConnectionError);
-                    return io.fail(&e, status, text);
+                    let own = ExitStatus::DatabaseConnectionError;
+                    return io.fail_plain("Connection error", &e, own);
                 }
             };
             Source::Database(&client)
@@ -131,12 +129,12 @@ pub async fn run<H: CliHost>(
     print_report(io, &report);
     match &err {
         None => ExitStatus::Success,
-        Some(e) => io.fail_as("Rehearsal failed", e, ExitStatus::of_failure(e.code, OWN)),
+        Some(e) => io.fail_run("Rehearsal failed", e, OWN),
     }
 }
 
 fn fail(io: &mut Io, e: &Error) -> ExitStatus {
-    io.fail_as("Rehearsal error", e, ExitStatus::of_failure(e.code, OWN))
+    io.fail_run("Rehearsal error", e, OWN)
 }
 
 /// `1.2 MB`, `340 B`.

@@ -150,7 +150,7 @@ impl<H: CliHost> Session<H> {
 
     /// A failure before the run: `✗ <what>: <message>`.
     pub fn fail(&self, io: &mut Io, what: &str, e: &Error) -> ExitStatus {
-        io.fail_as(what, e, ExitStatus::of_failure(e.code, self.own))
+        io.fail_run(what, e, self.own)
     }
 }
 

@@ -1,44 +1,11 @@
-//! The settings with a fixed set of values, as enums: read once, where the config is built (serde,
-//! from the lower-cased value the schema has checked), written back and shown by their names, and
-//! listed in the schema's messages from the enums themselves (`VariantNames`), so the accepted
-//! values are written in one place. `logLevel` and `logFormat` are `crate::log`'s own types.
+//! The settings with a fixed set of values, as enums (`crate::choice!`): read once, where the
+//! config is built (serde, from the lower-cased value the schema has checked), written back and
+//! shown by their names, and listed in the schema's messages from the enums themselves
+//! (`VariantNames`), so the accepted values are written in one place. `logLevel` and `logFormat`
+//! are `crate::log`'s own types.
 
-use serde::{Deserialize, Serialize};
-
+use crate::choice::choice;
 pub use crate::log::{LogFormat, LogLevel};
-
-/// The derives every choice has: serde and strum agree on the names (`snake_case`; a test checks
-/// that each name reads back as the variant it came from).
-macro_rules! choice {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(
-            Debug,
-            Clone,
-            Copy,
-            Default,
-            PartialEq,
-            Eq,
-            Serialize,
-            Deserialize,
-            strum::Display,
-            strum::IntoStaticStr,
-            strum::VariantNames,
-        )]
-        #[serde(rename_all = "snake_case")]
-        #[strum(serialize_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// The name, as the config writes it.
-            pub fn as_str(self) -> &'static str {
-                self.into()
-            }
-        }
-    };
-}
 
 choice! {
     /// `rollbackStrategy`: what undoes a failed migration.
@@ -115,20 +82,8 @@ impl BackupMode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::de::DeserializeOwned;
+    use crate::choice::names_round_trip;
     use strum::VariantNames;
-
-    /// Each listed name reads (serde) as a variant that writes and shows as that name.
-    fn names_round_trip<T>()
-    where
-        T: VariantNames + DeserializeOwned + Serialize + std::fmt::Display,
-    {
-        for name in T::VARIANTS {
-            let v: T = serde_json::from_value(serde_json::json!(name)).unwrap();
-            assert_eq!(serde_json::to_value(&v).unwrap(), *name);
-            assert_eq!(v.to_string(), *name);
-        }
-    }
 
     #[test]
     fn serde_and_the_listed_names_agree() {
