@@ -165,23 +165,7 @@ pub enum Command {
         wait: WaitArgs,
     },
     /// Run the pending migrations on a copy of the data in an embedded emulator and report what they would change (the database is only read)
-    Rehearse {
-        /// Stop at this version (e.g. 202501010002)
-        #[arg(value_name = "targetVersion")]
-        target: Option<String>,
-        /// Rehearse on this backup file instead of reading the database (no database is contacted)
-        #[arg(long, value_name = "file")]
-        from_backup: Option<String>,
-        /// After the ups, run the downs back to the start and report every down that does not undo its up
-        #[arg(long)]
-        down: bool,
-        /// Write the data as the migrations left it to this file, as a backup file (restorable, e.g. into staging)
-        #[arg(long, value_name = "file")]
-        keep: Option<String>,
-        /// Example paths shown per migration
-        #[arg(long, value_name = "N", default_value_t = crate::rehearse::DEFAULT_EXAMPLES)]
-        examples: usize,
-    },
+    Rehearse(RehearseArgs),
     /// Validate migration scripts without executing them
     Validate,
     /// Backup and restore operations
@@ -238,6 +222,26 @@ pub enum Command {
         #[arg(long, value_name = "file")]
         rules: Option<String>,
     },
+}
+
+// `rehearse`'s arguments (its help text is the variant's).
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// Stop at this version (e.g. 202501010002)
+    #[arg(value_name = "targetVersion")]
+    pub target: Option<String>,
+    /// Rehearse on this backup file instead of reading the database (no database is contacted)
+    #[arg(long, value_name = "file")]
+    pub from_backup: Option<String>,
+    /// After the ups, run the downs back to the start and report every down that does not undo its up
+    #[arg(long)]
+    pub down: bool,
+    /// Write the data as the migrations left it to this file, as a backup file (restorable, e.g. into staging)
+    #[arg(long, value_name = "file")]
+    pub keep: Option<String>,
+    /// Example paths shown per migration
+    #[arg(long, value_name = "N", default_value_t = crate::rehearse::DEFAULT_EXAMPLES)]
+    pub examples: usize,
 }
 
 /// How `migrate` and `down` wait for a lock another process holds.

@@ -62,21 +62,8 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     let command = match command {
         Command::Create { name, ext } => return create::run(&cfg, &name, &ext, io, cwd, json),
         Command::FirebaseInfo => return firebase::info(&cfg, io, json),
-        Command::Rehearse {
-            target,
-            from_backup,
-            down,
-            keep,
-            examples,
-        } => {
-            let args = rehearse::Args {
-                target,
-                from_backup,
-                down,
-                keep,
-                examples,
-            };
-            return rehearse::run(args, &global, cfg, host, io, cwd, notice).await;
+        Command::Rehearse(args) => {
+            return rehearse::run(args, &global, cfg, host, io, cwd, notice).await
         }
         other => other,
     };
@@ -134,7 +121,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
 /// A command's own failure status: what a failure without a status of its own ends it with.
 fn own_failure(c: &Command) -> ExitStatus {
     match c {
-        Command::Migrate { .. } | Command::Rehearse { .. } => ExitStatus::MigrationFailed,
+        Command::Migrate { .. } | Command::Rehearse(_) => ExitStatus::MigrationFailed,
         Command::Down { .. } => ExitStatus::RollbackFailed,
         Command::Validate => ExitStatus::ValidationError,
         Command::Backup(BackupCommand::Create) => ExitStatus::BackupFailed,

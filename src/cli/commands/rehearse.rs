@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::runner::{flush_errors, log_fn, progress};
 use crate::backup::Progress;
-use crate::cli::args::GlobalFlags;
+use crate::cli::args::{GlobalFlags, RehearseArgs};
 use crate::cli::host::CliHost;
 use crate::cli::output::Io;
 use crate::cli::script_db;
@@ -23,21 +23,12 @@ use crate::rehearse::{
 use crate::rtdb::{Client, RetryObserver};
 use crate::{Error, ExitStatus};
 
-/// The command's arguments.
-pub struct Args {
-    pub target: Option<String>,
-    pub from_backup: Option<String>,
-    pub down: bool,
-    pub keep: Option<String>,
-    pub examples: usize,
-}
-
 /// A failed rehearsal (or one that could not run) ends with this, unless its error has a status
 /// of its own.
 const OWN: ExitStatus = ExitStatus::MigrationFailed;
 
 pub async fn run<H: CliHost>(
-    args: Args,
+    args: RehearseArgs,
     flags: &GlobalFlags,
     cfg: Config,
     host: &H,
