@@ -2,22 +2,22 @@
 //! a progress gauge on stderr; SIGINT/SIGTERM stop a transfer (a partial backup file is removed,
 //! a restore says what it wrote).
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use crate::backup::{BackupOptions, Progress, RestoreOptions};
-use crate::cli::live::Live;
+use crate::cli::args::BackupCommand;
 use crate::cli::output::Io;
 use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::rtdb::Client;
 use crate::ExitStatus;
 
-/// `backup create`; `own` is its failure status (5).
-pub async fn create(
+/// `backup create` (`own`: 5), `backup restore <file>` (`own`: 6), `backup list`.
+pub async fn run(
+    cmd: BackupCommand,
     client: &Client,
     cfg: &Config,
     io: &mut Io,
@@ -25,86 +25,48 @@ pub async fn create(
     cwd: &Path,
     own: ExitStatus,
 ) -> ExitStatus {
-    let made = counted(io.live.clone(), cfg, |progress| {
-        let opts = BackupOptions {
-            progress: Some(progress),
-            stop: Some(SIGNALS.stop.shared()),
-            ..Default::default()
-        };
-        async move { crate::backup::create_with(client, cfg, cwd, &opts).await }
-    })
-    .await;
-    let ended = made.map(|path| {
-        let text = format!(
-            "{} Backup created successfully: {}",
-            io.green("✓"),
-            path.display()
-        );
-        (json!({"path": path}), text)
-    });
-    report(io, json, ended, "Backup creation failed", own)
-}
-
-/// `backup restore <file>`; `own` is its failure status (6).
-pub async fn restore(
-    client: &Client,
-    cfg: &Config,
-    file: &str,
-    io: &mut Io,
-    json: bool,
-    cwd: &Path,
-    own: ExitStatus,
-) -> ExitStatus {
-    let path = Config::resolve(cwd, file);
-    let restored = counted(io.live.clone(), cfg, |progress| {
-        let opts = RestoreOptions {
-            progress: Some(progress),
-            stop: Some(SIGNALS.stop.shared()),
-            ..Default::default()
-        };
-        let path = &path;
-        async move { crate::backup::restore_with(client, cfg, path, &opts).await }
-    })
-    .await;
-    let ended = restored.map(|_| {
-        let text = format!(
-            "{} Database restored successfully from {}",
-            io.green("✓"),
-            path.display()
-        );
-        (json!({"restored": path}), text)
-    });
-    report(io, json, ended, "Restore failed", own)
-}
-
-/// A transfer of `/<shift>` counted into a gauge on stderr while it runs.
-async fn counted<F: Future>(
-    live: Live,
-    cfg: &Config,
-    work: impl FnOnce(Arc<Progress>) -> F,
-) -> F::Output {
+    let (failed, file) = match cmd {
+        BackupCommand::List => return list(cfg, io, json, cwd).await,
+        BackupCommand::Create => ("Backup creation failed", None),
+        BackupCommand::Restore { file } => ("Restore failed", Some(Config::resolve(cwd, &file))),
+    };
+    // The transfer of `/<shift>`, counted into a gauge on stderr while it runs.
     let progress = Arc::new(Progress::default());
-    let work = work(progress.clone());
+    let (counted, stop) = (Some(progress.clone()), Some(SIGNALS.stop.shared()));
+    let work = async {
+        match &file {
+            None => {
+                let opts = BackupOptions {
+                    progress: counted,
+                    stop,
+                    ..Default::default()
+                };
+                let path = crate::backup::create_with(client, cfg, cwd, &opts).await?;
+                let done = format!("Backup created successfully: {}", path.display());
+                Ok((json!({ "path": path }), done))
+            }
+            Some(path) => {
+                let opts = RestoreOptions {
+                    progress: counted,
+                    stop,
+                    ..Default::default()
+                };
+                crate::backup::restore_with(client, cfg, path, &opts).await?;
+                let done = format!("Database restored successfully from {}", path.display());
+                Ok((json!({ "restored": path }), done))
+            }
+        }
+    };
+    let live = io.live.clone();
     live.gauge(&crate::backup::shown(cfg.shift_path().as_deref()), progress);
-    live.while_running(work).await
-}
-
-/// The end of a transfer: its result (JSON under `--format json`, else its line), or the error
-/// with the transfer's own status unless the database was out of reach.
-fn report(
-    io: &mut Io,
-    json: bool,
-    ended: crate::Result<(Value, String)>,
-    failed: &str,
-    own: ExitStatus,
-) -> ExitStatus {
+    let ended: crate::Result<(Value, String)> = live.while_running(work).await;
     match ended {
         Ok((value, _)) if json => {
             io.json(&value);
             ExitStatus::Success
         }
-        Ok((_, text)) => {
-            io.line(text);
+        Ok((_, done)) => {
+            io.line(format!("{} {done}", io.green("✓")));
             ExitStatus::Success
         }
         Err(e) => {
@@ -115,7 +77,7 @@ fn report(
 }
 
 /// `backup list`: the backup files in `backup.folder`, newest first.
-pub async fn list(cfg: &Config, io: &mut Io, json: bool, cwd: &Path) -> ExitStatus {
+async fn list(cfg: &Config, io: &mut Io, json: bool, cwd: &Path) -> ExitStatus {
     match crate::backup::list(cfg, cwd).await {
         Ok(list) => {
             if json {

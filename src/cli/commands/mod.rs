@@ -85,13 +85,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Command::FirebaseBackupNodes { nodes } => {
             firebase::backup_nodes(&client, &cfg, &nodes, io).await
         }
-        Command::Backup(BackupCommand::Create) => {
-            backup::create(&client, &cfg, io, json, cwd, own).await
-        }
-        Command::Backup(BackupCommand::Restore { file }) => {
-            backup::restore(&client, &cfg, &file, io, json, cwd, own).await
-        }
-        Command::Backup(BackupCommand::List) => backup::list(&cfg, io, json, cwd).await,
+        Command::Backup(cmd) => backup::run(cmd, &client, &cfg, io, json, cwd, own).await,
         // The commands that run scripts: through the runner.
         command => {
             let session =
