@@ -12,6 +12,8 @@ pub mod emulator;
 pub mod error;
 pub mod exit_status;
 pub mod history;
+#[cfg(test)]
+mod layering;
 pub mod lock;
 pub mod log;
 pub mod private_files;
