@@ -398,8 +398,9 @@ fn references(
                 continue;
             }
             Tok::Ident(k) if k == "use" => {
-                let public = i > 0 && matches!(&toks[i - 1].0, Tok::Ident(p) if p == "pub")
-                    || i > 0 && toks[i - 1].0 == Tok::Other(')');
+                let public = i > 0
+                    && (matches!(&toks[i - 1].0, Tok::Ident(p) if p == "pub")
+                        || toks[i - 1].0 == Tok::Other(')'));
                 let mut j = i + 1;
                 let mut paths = Vec::new();
                 use_tree(toks, &mut j, Vec::new(), &mut paths);

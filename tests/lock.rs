@@ -939,7 +939,7 @@ async fn request_counts_per_operation() {
 /// `force_release`.
 #[tokio::test]
 async fn the_lock_reports_waits_acquisitions_renewals_and_releases_to_its_observer() {
-    use msr_firebase::lock::{LockEvent, WaitLimit};
+    use msr_firebase::lock::LockEvent;
     let emu = emulator().await;
     let holder = service(&emu, 60_000);
     assert!(holder.acquire("holder-pod").await.unwrap());
@@ -978,7 +978,7 @@ async fn the_lock_reports_waits_acquisitions_renewals_and_releases_to_its_observ
     assert_eq!(h.process_id, Some(std::process::id()));
     assert_eq!(
         *limit,
-        WaitLimit::Time {
+        WaitPolicy::Wait {
             max_wait: Duration::from_millis(700),
             set_by: "--wait-timeout"
         }

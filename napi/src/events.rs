@@ -95,7 +95,7 @@ fn lock_info(ev: &LockEvent) -> NativeLockInfo {
         epoch: None,
         message: ev.log_line().message,
     };
-    let limit = |info: &mut NativeLockInfo, limit: &msr_firebase::lock::WaitLimit| {
+    let limit = |info: &mut NativeLockInfo, limit: &msr_firebase::lock::WaitPolicy| {
         info.wait_limit = limit.max_wait_ms().map(|m| m as f64);
         info.limit_set_by = limit.set_by().map(String::from);
     };

@@ -14,24 +14,11 @@ use serde_json::{json, Value};
 use crate::log::{LogLevel, LogLine};
 use crate::time::{human, iso_millis, ms};
 
+use super::policy::WaitPolicy;
 use super::record::{LockRecord, LockStatus};
 
 /// Hears every `LockEvent` of a `LockService` (and of the guards it hands out).
 pub type LockObserver = Arc<dyn Fn(&LockEvent) + Send + Sync>;
-
-/// How long one acquisition may wait, and which setting said so (for the give-up message).
-#[derive(Debug, Clone, PartialEq)]
-pub enum WaitLimit {
-    /// No waiting (`--no-wait`, the library's default).
-    None,
-    /// The predecessor's `retryAttempts` × `retryDelay`.
-    Attempts { attempts: u32, delay: Duration },
-    /// Up to `max_wait` (`super::wait::UNBOUNDED_WAIT`: until the holder is done).
-    Time {
-        max_wait: Duration,
-        set_by: &'static str,
-    },
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LockEvent {
@@ -41,7 +28,8 @@ pub enum LockEvent {
         path: String,
         holder: Option<LockRecord>,
         waited: Duration,
-        limit: WaitLimit,
+        /// The wait's policy: how long it may wait, and which setting said so.
+        limit: WaitPolicy,
         first: bool,
     },
     /// The wait ran out of time or attempts; the acquisition fails with LOCK_HELD.
@@ -50,7 +38,7 @@ pub enum LockEvent {
         holder: Option<LockRecord>,
         waited: Duration,
         attempts: u32,
-        limit: WaitLimit,
+        limit: WaitPolicy,
     },
     /// This process now holds the lock (`waited` zero when it was free).
     Acquired {
@@ -102,61 +90,8 @@ fn holder_json(r: &LockRecord) -> Value {
     })
 }
 
-impl WaitLimit {
-    fn is_unbounded(&self) -> bool {
-        matches!(self, WaitLimit::Time { max_wait, .. } if *max_wait >= super::wait::UNBOUNDED_WAIT)
-    }
-
-    /// What this wait will do, for the first "Waiting for the migration lock" line.
-    fn plan_text(&self) -> String {
-        match self {
-            WaitLimit::None => "Not waiting (fail fast).".into(),
-            WaitLimit::Attempts { attempts, delay } => format!(
-                "Retrying up to {attempts} time(s), {} ms apart (retryAttempts / retryDelay).",
-                delay.as_millis()
-            ),
-            _ if self.is_unbounded() => "Waiting until it is released or its lease runs out (no wait limit is set; --wait-timeout or locking.waitTimeout set one).".into(),
-            WaitLimit::Time { max_wait, set_by } => {
-                format!("Waiting up to {} (set by {set_by}).", human(*max_wait))
-            }
-        }
-    }
-
-    /// Why the wait ended, for the give-up message.
-    fn limit_text(&self) -> String {
-        match self {
-            WaitLimit::None => "waiting is off".into(),
-            WaitLimit::Attempts { attempts, delay } => format!(
-                "out of attempts: retryAttempts is {attempts}, retryDelay {} ms",
-                delay.as_millis()
-            ),
-            WaitLimit::Time { max_wait, set_by } => format!(
-                "the wait limit is {}, set by {set_by}; raise it to wait longer",
-                human(*max_wait)
-            ),
-        }
-    }
-
-    /// The limit in ms (`None`: no time limit).
-    pub fn max_wait_ms(&self) -> Option<u64> {
-        match self {
-            WaitLimit::Time { max_wait, .. } if !self.is_unbounded() => Some(ms(*max_wait)),
-            _ => None,
-        }
-    }
-
-    /// The setting the limit came from.
-    pub fn set_by(&self) -> Option<&'static str> {
-        match self {
-            WaitLimit::Time { set_by, .. } => Some(set_by),
-            WaitLimit::Attempts { .. } => Some("retryAttempts / retryDelay"),
-            WaitLimit::None => None,
-        }
-    }
-}
-
 /// The first line of the LOCK_HELD error after a wait gave up (the guide's holder text follows).
-pub fn gave_up_text(path: &str, waited: Duration, limit: &WaitLimit) -> String {
+pub fn gave_up_text(path: &str, waited: Duration, limit: &WaitPolicy) -> String {
     format!(
         "Gave up waiting for the migration lock at {path} after {}: {}.",
         human(waited),
@@ -329,10 +264,7 @@ mod tests {
             path: "migrations/_lock".into(),
             holder: Some(rec()),
             waited: Duration::ZERO,
-            limit: WaitLimit::Time {
-                max_wait: Duration::from_secs(300),
-                set_by: "--wait-timeout",
-            },
+            limit: WaitPolicy::wait_up_to(Duration::from_secs(300), "--wait-timeout"),
             first: true,
         };
         let l = first.log_line();
@@ -373,10 +305,10 @@ mod tests {
         let t = gave_up_text(
             "p/migrations/_lock",
             Duration::from_millis(30_400),
-            &WaitLimit::Time {
-                max_wait: Duration::from_secs(30),
-                set_by: "locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT)",
-            },
+            &WaitPolicy::wait_up_to(
+                Duration::from_secs(30),
+                "locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT)",
+            ),
         );
         assert_eq!(t, "Gave up waiting for the migration lock at p/migrations/_lock after 30.4 s: the wait limit is 30.0 s, set by locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT); raise it to wait longer.");
     }

@@ -24,22 +24,30 @@ use crate::{Error, ErrorCode, Result};
 
 use super::events::LockEvent;
 use super::exit;
-use super::lease::{judge, Lease, LeaseEnd, Verdict};
+use super::lease::{is_connectivity, judge, Lease, LeaseEnd, LeaseInstant, Verdict, Within};
+use super::policy::WaitPolicy;
 use super::record::{LockNode, LockRecord};
 use super::service::{wrap, LockService, RenewOutcome};
-use super::wait::{wait_for_lock, WaitHooks, WaitPolicy};
+use super::wait::{wait_for_lock, WaitHooks};
 
 /// Held lock with a background renewal task.
 pub struct ExclusiveGuard {
-    service: LockService,
-    executor_id: String,
+    renewal: Renewal,
     epoch: u64,
-    lease: Lease,
-    /// Held while a renewal is in flight: a check and the heartbeat never race each other.
-    renewing: Arc<tokio::sync::Mutex<()>>,
     task: Mutex<Option<JoinHandle<()>>>,
     /// This guard's entry in `lock::exit`.
     exit_id: u64,
+}
+
+/// The lease's renewal, shared by the guard (`check()`) and the heartbeat task: one conditional
+/// write at a time on the last confirmed ETag, each cut at a slice of what is left of the lease.
+#[derive(Clone)]
+struct Renewal {
+    service: LockService,
+    executor_id: String,
+    lease: Lease,
+    /// Held while a renewal is in flight: a check and the heartbeat never race each other.
+    one: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How long `check()` waits for a read that only improves the message of a lease that ran out.
@@ -137,19 +145,16 @@ impl ExclusiveGuard {
                 message,
             })
         });
-        let renewing = Arc::new(tokio::sync::Mutex::new(()));
-        let task = tokio::spawn(renew_loop(
-            service.clone(),
-            executor_id.to_string(),
-            lease.clone(),
-            renewing.clone(),
-        ));
-        Ok(Some(ExclusiveGuard {
+        let renewal = Renewal {
             service: service.clone(),
             executor_id: executor_id.to_string(),
-            epoch,
             lease,
-            renewing,
+            one: Arc::default(),
+        };
+        let task = tokio::spawn(renewal.clone().heartbeat());
+        Ok(Some(ExclusiveGuard {
+            renewal,
+            epoch,
             task: Mutex::new(Some(task)),
             exit_id,
         }))
@@ -163,45 +168,31 @@ impl ExclusiveGuard {
 
     /// `check`, with `on_retry(error, time left)` hearing each retry of an unreachable database.
     pub async fn check_with(&self, on_retry: &(dyn Fn(&Error, Duration) + Sync)) -> Result<()> {
-        if let Some(LeaseEnd::RanOut { .. }) = self.lease.end() {
+        let lease = self.lease();
+        if let Some(LeaseEnd::RanOut { .. }) = lease.end() {
             // Over for good; when the database answers at once, say what became of the lock.
             self.fate(Some(REPORT_READ)).await;
-            return Err(self.lease.check_local().expect("over"));
+            return Err(lease.check_local().expect("over"));
         }
         // One conditional write proves ownership and renews the lease (no read): a 412 showing
         // another owner or epoch, or no lock, is the loss.
         let prove = || async {
-            // A slice of the lease per attempt (as the heartbeat's), so that after an outage
-            // the next attempt comes soon.
-            let slice = attempt_slice(self.service.opts.renew_every(), self.lease.remaining());
-            let outcome = tokio::time::timeout(
-                slice,
-                renew_once(
-                    &self.service,
-                    &self.executor_id,
-                    &self.lease,
-                    &self.renewing,
-                    false,
-                ),
-            )
-            .await
-            .unwrap_or_else(|_| Err(no_answer(slice)));
-            let node = match outcome {
+            let node = match self.renewal.renew(false).await {
                 Ok(RenewOutcome::Renewed(_)) => return Ok(()),
                 Ok(RenewOutcome::Lost(node)) => Ok(node),
                 Err(e) => Err(e),
             };
-            match judge(node, &self.executor_id, self.epoch) {
+            match judge(node, self.executor_id(), self.epoch) {
                 Verdict::Ours => Ok(()),
-                Verdict::Lost(_) => Err(self.lease.check_local().expect("lost")),
+                Verdict::Lost(_) => Err(lease.check_local().expect("lost")),
                 // A failed request proves nothing: retried while the lease lasts.
                 Verdict::Unreachable(e) => Err(e),
                 Verdict::Failed(e) => Err(wrap("Failed to verify lock ownership")(e)),
             }
         };
-        self.lease.within(prove, on_retry).await?;
+        Within::Lease(lease).run(prove, on_retry).await?;
         // A renewal that landed after the deadline does not revive the lease.
-        match self.lease.check_local() {
+        match lease.check_local() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -212,7 +203,7 @@ impl ExclusiveGuard {
     /// is recorded in the lease (whose error then says what happened: taken over by whom, or
     /// force-released). `None` when it could not be read.
     pub async fn fate(&self, bound: Option<Duration>) -> Option<LockNode> {
-        let read = self.service.read_node();
+        let read = self.renewal.service.read_node();
         let read = match bound {
             Some(b) => tokio::time::timeout(b, read).await.ok(),
             None => Some(read.await),
@@ -220,9 +211,9 @@ impl ExclusiveGuard {
         let Some(Ok((node, _))) = read else {
             return None;
         };
-        if let Verdict::Lost(lost) = judge(Ok(node.clone()), &self.executor_id, self.epoch) {
-            self.lease
-                .lose(describe(&lost, &self.executor_id, self.epoch));
+        if let Verdict::Lost(lost) = judge(Ok(node.clone()), self.executor_id(), self.epoch) {
+            self.lease()
+                .lose(describe(&lost, self.executor_id(), self.epoch));
         }
         Some(node)
     }
@@ -232,23 +223,23 @@ impl ExclusiveGuard {
         self.epoch
     }
     pub fn executor_id(&self) -> &str {
-        &self.executor_id
+        &self.renewal.executor_id
     }
     /// The lease (deadline, how it ended, fencing), shared with the renewal task.
     pub fn lease(&self) -> &Lease {
-        &self.lease
+        &self.renewal.lease
     }
     /// The lock record as of the last successful acquisition or renewal.
     pub fn record(&self) -> LockRecord {
-        self.lease.held().record
+        self.lease().held().record
     }
     /// True once the lease is over (lost, or ran out).
     pub fn is_lost(&self) -> bool {
-        self.lease.is_over()
+        self.lease().is_over()
     }
     /// Time left on the local (conservative) lease.
     pub fn lease_remaining(&self) -> Duration {
-        self.lease.remaining()
+        self.lease().remaining()
     }
 
     /// Stop the background renewal without releasing: simulates a process that stalls (tests,
@@ -269,37 +260,26 @@ impl ExclusiveGuard {
             let _ = t.await;
         }
         let budget = self
-            .lease
+            .lease()
             .remaining()
             .clamp(super::exit::EXIT_BUDGET, RELEASE_BUDGET);
-        let released = tokio::time::timeout(
-            budget,
-            super::lease::within_lease_or(
-                None,
-                budget,
-                || {
-                    self.service
-                        .release_owned(&self.executor_id, Some(self.epoch))
-                },
+        let Renewal {
+            service,
+            executor_id,
+            ..
+        } = &self.renewal;
+        let released = Within::Deadline(LeaseInstant::now().after(budget))
+            .run(
+                || service.release_owned(executor_id, Some(self.epoch)),
                 &|_, _| {},
-            ),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorCode::ConnectionFailed,
-                format!(
-                    "no answer from the database within {} ms",
-                    budget.as_millis()
-                ),
-            ))
-        });
+            )
+            .await;
         exit::unregister(self.exit_id);
         released.map_err(wrap("Failed to release lock"))?;
         if !self.is_lost() {
-            self.service.emit(LockEvent::Released {
-                path: self.service.path.clone(),
-                executor_id: self.executor_id.clone(),
+            service.emit(LockEvent::Released {
+                path: service.path.clone(),
+                executor_id: executor_id.clone(),
                 epoch: self.epoch,
             });
         }
@@ -325,92 +305,82 @@ fn attempt_slice(every: Duration, left: Duration) -> Duration {
     left.min((every / 3).max(Duration::from_millis(500)))
 }
 
-fn no_answer(slice: Duration) -> Error {
-    Error::new(
-        ErrorCode::ConnectionFailed,
-        format!(
-            "no answer to the lease renewal within {} ms",
-            slice.as_millis()
-        ),
-    )
-}
-
-/// One renewal of the lease (a conditional write on the last confirmed ETag), one at a time:
-/// confirmed into the lease, or the loss recorded. `heartbeat`: the observer hears it as a
-/// renewal (`check()`'s renewals are proofs of ownership, not reported).
-async fn renew_once(
-    service: &LockService,
-    executor_id: &str,
-    lease: &Lease,
-    renewing: &tokio::sync::Mutex<()>,
-    heartbeat: bool,
-) -> Result<RenewOutcome> {
-    let _one = renewing.lock().await;
-    let out = service.renew(&lease.held()).await?;
-    match &out {
-        RenewOutcome::Renewed(h) => {
-            if lease.confirm(h.clone()) && heartbeat {
-                service.emit(LockEvent::Renewed {
-                    path: service.path.clone(),
-                    record: h.record.clone(),
-                });
-            }
+impl Renewal {
+    /// One renewal of the lease, within its slice (`attempt_slice`): confirmed into the lease,
+    /// or the loss recorded. `heartbeat`: the observer hears it as a renewal (`check()`'s
+    /// renewals are proofs of ownership, not reported).
+    async fn renew(&self, heartbeat: bool) -> Result<RenewOutcome> {
+        let slice = attempt_slice(self.service.opts.renew_every(), self.lease.remaining());
+        match tokio::time::timeout(slice, self.renew_once(heartbeat)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::new(
+                ErrorCode::ConnectionFailed,
+                format!(
+                    "no answer to the lease renewal within {} ms",
+                    slice.as_millis()
+                ),
+            )),
         }
-        RenewOutcome::Lost(node) => lease.lose(describe(node, executor_id, lease.epoch())),
     }
-    Ok(out)
-}
 
-/// The heartbeat: renew `renew_every` after the last confirmed write of the record (a check's
-/// renewal counts), and no later than half-way through what is left of the lease; stop when
-/// the lease is over.
-async fn renew_loop(
-    service: LockService,
-    executor_id: String,
-    lease: Lease,
-    renewing: Arc<tokio::sync::Mutex<()>>,
-) {
-    let every = service.opts.renew_every();
-    let retry_soon = (every / 10).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    let mut failing = false;
-    loop {
-        if lease.is_over() {
-            return;
-        }
-        let last = lease.held().written;
-        let pause = if failing {
-            retry_soon
-        } else {
-            last.after(every).remaining()
-        };
-        tokio::time::sleep(pause.min(lease.remaining() / 2)).await;
-        // Passing the deadline (e.g. while this process was stopped) ends the lease for good.
-        if lease.is_over() {
-            return;
-        }
-        if lease.held().written != last {
-            // Renewed meanwhile (by a check): plan from that renewal.
-            failing = false;
-            continue;
-        }
-        let slice = attempt_slice(every, lease.remaining());
-        match tokio::time::timeout(
-            slice,
-            renew_once(&service, &executor_id, &lease, &renewing, true),
-        )
-        .await
-        {
-            Ok(Ok(RenewOutcome::Renewed(_))) => failing = false,
-            Ok(Ok(RenewOutcome::Lost(_))) => return,
-            Ok(Err(e)) => {
-                if super::lease::is_connectivity(&e) {
-                    lease.unreachable(&e.message);
+    /// A conditional write on the last confirmed ETag, one at a time.
+    async fn renew_once(&self, heartbeat: bool) -> Result<RenewOutcome> {
+        let _one = self.one.lock().await;
+        let out = self.service.renew(&self.lease.held()).await?;
+        match &out {
+            RenewOutcome::Renewed(h) => {
+                if self.lease.confirm(h.clone()) && heartbeat {
+                    self.service.emit(LockEvent::Renewed {
+                        path: self.service.path.clone(),
+                        record: h.record.clone(),
+                    });
                 }
-                failing = true;
             }
-            Err(_) => {
-                lease.unreachable(&no_answer(slice).message);
-                failing = true;
+            RenewOutcome::Lost(node) => {
+                let epoch = self.lease.epoch();
+                self.lease.lose(describe(node, &self.executor_id, epoch))
+            }
+        }
+        Ok(out)
+    }
+
+    /// The heartbeat: renew `renew_every` after the last confirmed write of the record (a
+    /// check's renewal counts), and no later than half-way through what is left of the lease;
+    /// stop when the lease is over.
+    async fn heartbeat(self) {
+        let lease = &self.lease;
+        let every = self.service.opts.renew_every();
+        let retry_soon = (every / 10).clamp(Duration::from_millis(50), Duration::from_secs(2));
+        let mut failing = false;
+        loop {
+            if lease.is_over() {
+                return;
+            }
+            let last = lease.held().written;
+            let pause = if failing {
+                retry_soon
+            } else {
+                last.after(every).remaining()
+            };
+            tokio::time::sleep(pause.min(lease.remaining() / 2)).await;
+            // Passing the deadline (e.g. while this process was stopped) ends the lease for good.
+            if lease.is_over() {
+                return;
+            }
+            if lease.held().written != last {
+                // Renewed meanwhile (by a check): plan from that renewal.
+                failing = false;
+                continue;
+            }
+            match self.renew(true).await {
+                Ok(RenewOutcome::Renewed(_)) => failing = false,
+                Ok(RenewOutcome::Lost(_)) => return,
+                Err(e) => {
+                    if is_connectivity(&e) {
+                        lease.unreachable(&e.message);
+                    }
+                    failing = true;
+                }
             }
         }
     }

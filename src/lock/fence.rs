@@ -79,9 +79,8 @@ impl WriteGate for Fence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::lease::LeaseInstant;
+    use crate::lock::lease::{Held, LeaseInstant};
     use crate::lock::record::LockRecord;
-    use crate::lock::service::Held;
     use crate::ErrorCode;
     use std::time::Duration;
 

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use crate::{Error, ErrorCode, Result};
 
-use super::record::LockNode;
-use super::service::Held;
+use super::policy::RIDE_OUT;
+use super::record::{LockNode, LockRecord};
 
 /// A point on the lease clock (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +72,19 @@ fn clock_now() -> Duration {
 fn clock_now() -> Duration {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// A lock this process holds, as of its last confirmed write (the lease's view of it).
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    /// The record as stored (server timestamps resolved).
+    pub record: LockRecord,
+    pub etag: String,
+    /// When the write that confirmed this record left (the lease clock).
+    pub written: LeaseInstant,
+    /// Local end of the lease on the lease clock: conservative, before the server-side
+    /// `expiresAt` (see the module docs).
+    pub deadline: LeaseInstant,
 }
 
 /// A failure that says nothing about who holds the lock: the request did not reach the
@@ -319,12 +332,49 @@ impl Lease {
         }
     }
 
-    /// Run `op` until it gives an answer: a connectivity failure (the database was not reached)
-    /// is retried with backoff for as long as the lease lasts, each attempt bounded by the time
-    /// left; `on_retry(error, time left)` hears each retry. Ends with the lease's error once it
-    /// is over, or `op`'s own error for anything else.
+    /// `Within::Lease(self).run(op, on_retry)`: `op` retried while the lease lasts.
     pub async fn within<T, F, Fut>(
         &self,
+        op: F,
+        on_retry: &(dyn Fn(&Error, Duration) + Sync),
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        Within::Lease(self).run(op, on_retry).await
+    }
+}
+
+/// The LOCK_LOST message.
+pub(crate) fn lost_message(path: &str, epoch: u64, what: &str) -> String {
+    format!("Migration lock lost: the lock at {path} {what} while this process held it (epoch {epoch}); no further steps were run")
+}
+
+/// What bounds a retry that rides out an unreachable database: the lease (work under the lock),
+/// or a deadline (work without one, which has no lease to bound it).
+#[derive(Clone, Copy)]
+pub enum Within<'a> {
+    Lease(&'a Lease),
+    Deadline(LeaseInstant),
+}
+
+impl<'a> Within<'a> {
+    /// Within `lease` when there is one, else for `budget` from now.
+    pub fn lease_or(lease: Option<&'a Lease>, budget: Duration) -> Within<'a> {
+        match lease {
+            Some(l) => Within::Lease(l),
+            None => Within::Deadline(LeaseInstant::now().after(budget)),
+        }
+    }
+
+    /// The one bounded retry. Run `op` until it gives an answer: a connectivity failure (the
+    /// database was not reached) is retried with the `RIDE_OUT` backoff while the bound lasts,
+    /// each attempt cut at the time it leaves; `on_retry(error, time left)` hears each retry.
+    /// Ends with `op`'s answer, its error for anything else, or once the bound is spent: the
+    /// lease's error (a lease that could not be renewed records why), or the last failure.
+    pub async fn run<T, F, Fut>(
+        self,
         mut op: F,
         on_retry: &(dyn Fn(&Error, Duration) + Sync),
     ) -> Result<T>
@@ -332,72 +382,65 @@ impl Lease {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut pause = FIRST_PAUSE;
+        let mut last = None;
+        let mut retry = 0u32;
         loop {
-            if let Some(end) = self.end() {
-                return Err(self.error(&end));
-            }
-            let left = self.remaining();
+            let left = self.left(last.take())?;
             let outcome = match tokio::time::timeout(left, op()).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::new(
                     ErrorCode::ConnectionFailed,
                     format!(
-                        "no answer from the database within the {} ms left on the lease",
-                        left.as_millis()
+                        "no answer from the database within the {} ms left{}",
+                        left.as_millis(),
+                        if matches!(self, Within::Lease(_)) {
+                            " on the lease"
+                        } else {
+                            ""
+                        }
                     ),
                 )),
             };
             match outcome {
-                Ok(v) => return Ok(v),
                 Err(e) if is_connectivity(&e) => {
-                    self.unreachable(&e.message);
+                    if let Within::Lease(l) = self {
+                        l.unreachable(&e.message);
+                    }
                     let left = self.remaining();
                     if !left.is_zero() {
                         on_retry(&e, left);
                     }
-                    tokio::time::sleep(pause.min(left)).await;
-                    pause = (pause * 2).min(MAX_PAUSE);
+                    retry = retry.saturating_add(1);
+                    tokio::time::sleep(RIDE_OUT.delay(retry).min(left)).await;
+                    last = Some(e);
                 }
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
     }
-}
 
-const FIRST_PAUSE: Duration = Duration::from_millis(100);
-const MAX_PAUSE: Duration = Duration::from_secs(2);
-
-/// The LOCK_LOST message.
-pub(crate) fn lost_message(path: &str, epoch: u64, what: &str) -> String {
-    format!("Migration lock lost: the lock at {path} {what} while this process held it (epoch {epoch}); no further steps were run")
-}
-
-/// Retry `op`'s connectivity failures within `lease` when there is one, else within `budget`
-/// (work without a lock has no lease to bound it).
-pub async fn within_lease_or<T, F, Fut>(
-    lease: Option<&Lease>,
-    budget: Duration,
-    mut op: F,
-    on_retry: &(dyn Fn(&Error, Duration) + Sync),
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    if let Some(l) = lease {
-        return l.within(op, on_retry).await;
+    fn remaining(&self) -> Duration {
+        match self {
+            Within::Lease(l) => l.remaining(),
+            Within::Deadline(d) => d.remaining(),
+        }
     }
-    let end = LeaseInstant::now().after(budget);
-    let mut pause = FIRST_PAUSE;
-    loop {
-        match op().await {
-            Err(e) if is_connectivity(&e) && !end.remaining().is_zero() => {
-                on_retry(&e, end.remaining());
-                tokio::time::sleep(pause.min(end.remaining())).await;
-                pause = (pause * 2).min(MAX_PAUSE);
-            }
-            other => return other,
+
+    /// The time the next attempt may take, or the error that ends the retries (`last`: the
+    /// failure that led to this attempt).
+    fn left(&self, last: Option<Error>) -> Result<Duration> {
+        match self {
+            Within::Lease(l) => match l.end() {
+                Some(end) => Err(l.error(&end)),
+                None => Ok(l.remaining()),
+            },
+            Within::Deadline(d) if !d.remaining().is_zero() => Ok(d.remaining()),
+            Within::Deadline(_) => Err(last.unwrap_or_else(|| {
+                Error::new(
+                    ErrorCode::ConnectionFailed,
+                    "no time was left to reach the database",
+                )
+            })),
         }
     }
 }
@@ -405,7 +448,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::record::LockRecord;
 
     fn held(ms: u64) -> Held {
         Held {
@@ -535,5 +577,47 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+    }
+
+    /// Work without a lock is bounded the same way: retried until the deadline, each attempt
+    /// cut at it, and no attempt starts after it.
+    #[tokio::test]
+    async fn within_a_deadline_retries_until_it_and_cuts_an_attempt_that_hangs() {
+        let budget = Duration::from_millis(300);
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let started = std::time::Instant::now();
+        let e = Within::lease_or(None, budget)
+            .run(
+                || async {
+                    tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Err::<(), _>(Error::new(ErrorCode::ConnectionFailed, "down"))
+                },
+                &|_, _| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::ConnectionFailed, "down")
+        );
+        assert!(tries.into_inner() >= 2, "retried");
+        assert!(started.elapsed() < budget + Duration::from_millis(200));
+        // Other failures are not retried.
+        let e = Within::lease_or(None, budget)
+            .run(
+                || async { Err::<(), _>(Error::new(ErrorCode::PermissionDenied, "no")) },
+                &|_, _| panic!("retried"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied);
+        // A hanging attempt ends at the deadline, not whenever it answers.
+        let started = std::time::Instant::now();
+        let e = Within::lease_or(None, budget)
+            .run(std::future::pending::<Result<()>>, &|_, _| {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ConnectionFailed, "{}", e.message);
+        assert!(started.elapsed() < budget + Duration::from_millis(200));
     }
 }

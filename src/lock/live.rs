@@ -4,8 +4,8 @@
 //!
 //! One task per node drives the same `Watch` the waiting pods use: the node's event stream (one
 //! request to open it, then every change arrives as an event), keep-alive silence, reconnects
-//! with backoff. Where streams are refused it reads the node every `POLL_EVERY` instead (with
-//! backoff while reads fail). Readers get the latest `NodeView` from a `tokio::sync::watch`
+//! with backoff. Where streams are refused it reads the node every `POLL_EVERY` instead
+//! (`LIVE_POLL`: less often while reads fail). Readers get the latest `NodeView` from a `tokio::sync::watch`
 //! channel, without a request; `LiveNode::current` waits (bounded) for a view that is current.
 
 use std::sync::{Arc, OnceLock};
@@ -17,13 +17,12 @@ use tokio::sync::watch;
 use crate::rtdb::Client;
 use crate::{Error, ErrorCode, Result};
 
+use super::policy::LIVE_POLL;
 use super::record::{LockNode, LockStatus};
 use super::watch::{Heard, Watch, STREAM_SILENCE};
 
 /// Where streams are refused: how often the node is read.
-pub const POLL_EVERY: Duration = Duration::from_secs(5);
-/// Longest pause between reads while they fail.
-const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
+pub const POLL_EVERY: Duration = LIVE_POLL.base_delay;
 /// One polling read may take this long before the view counts as out of contact.
 const POLL_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -151,7 +150,8 @@ async fn keep_current(
     tx: watch::Sender<Arc<NodeView>>,
 ) {
     let mut watch = Watch::new(silence);
-    let mut poll_pause = POLL_EVERY;
+    // Polling reads that failed in a row (`LIVE_POLL`'s count, less one).
+    let mut failed_polls = 0u32;
     let publish = |value: Option<Value>, link: Link| {
         tx.send_modify(|v| {
             let mut next = (**v).clone();
@@ -187,20 +187,18 @@ async fn keep_current(
             }
         } else if watch.refused() {
             match tokio::time::timeout(POLL_DEADLINE, client.get(&path)).await {
-                Ok(Ok(v)) => {
-                    publish(Some(v), Link::Polling { at: Instant::now() });
-                    poll_pause = POLL_EVERY;
-                }
+                Ok(Ok(v)) => publish(Some(v), Link::Polling { at: Instant::now() }),
                 Ok(Err(e)) => publish(None, down(e.message)),
                 Err(_) => publish(
                     None,
                     down(format!("no answer within {} ms", POLL_DEADLINE.as_millis())),
                 ),
             }
-            if !matches!(tx.borrow().link, Link::Polling { .. }) {
-                poll_pause = (poll_pause * 2).min(MAX_POLL_BACKOFF);
-            }
-            tokio::time::sleep(super::wait::jittered(poll_pause)).await;
+            failed_polls = match tx.borrow().link {
+                Link::Polling { .. } => 0,
+                _ => failed_polls.saturating_add(1),
+            };
+            tokio::time::sleep(LIVE_POLL.delay(failed_polls.saturating_add(1))).await;
         } else if let Some(at) = watch.reconnect_at() {
             tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         }

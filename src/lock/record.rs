@@ -41,6 +41,27 @@ pub struct LockStatus {
     pub epoch: u64,
 }
 
+/// Where the lock lives under the shift (the database root without one).
+pub const LOCK_NODE: &str = "migrations/_lock";
+
+/// `{shift}/migrations/_lock`, or `migrations/_lock` without a shift.
+pub fn lock_path(shift: Option<&str>) -> String {
+    match shift.map(|s| s.trim_matches('/')).filter(|s| !s.is_empty()) {
+        Some(s) => format!("{s}/{LOCK_NODE}"),
+        None => LOCK_NODE.to_string(),
+    }
+}
+
+/// Default executor id: `hostname-pid-uuid`.
+pub fn default_executor_id() -> String {
+    format!(
+        "{}-{}-{}",
+        this_host(),
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    )
+}
+
 /// This machine's host name, as lock records store it.
 pub fn this_host() -> String {
     hostname::get()

@@ -19,47 +19,12 @@ use crate::rtdb::{CasOutcome, Client, Versioned, NULL_ETAG};
 use crate::{Error, ErrorCode, Result};
 
 use super::events::{LockEvent, LockObserver};
-use super::lease::LeaseInstant;
-use super::record::{this_host, tombstone, LockNode, LockRecord, LockStatus};
+use super::lease::{Held, LeaseInstant};
+use super::policy::LockOptions;
+use super::record::{lock_path, this_host, tombstone, LockNode, LockRecord, LockStatus};
 
 /// How many times a compare-and-set is re-evaluated after a 412 before giving up.
 const MAX_CAS_ROUNDS: usize = 16;
-
-#[derive(Debug, Clone)]
-pub struct LockOptions {
-    /// Lease length in ms (`locking.timeout`, default 600000).
-    pub timeout_ms: u64,
-    /// Predecessor's retries for `acquire` in the runner (0 = fail fast).
-    pub retry_attempts: u32,
-    pub retry_delay_ms: u64,
-    /// Renew every this often while holding (default timeout/3).
-    pub renew_interval: Option<Duration>,
-    /// `locking.waitTimeout`: the longest wait for a held lock, when set.
-    pub wait_timeout: Option<Duration>,
-    /// `locking.waitLogInterval`: how often a waiting process reports that it still waits.
-    pub wait_log_interval: Duration,
-}
-
-impl Default for LockOptions {
-    fn default() -> Self {
-        LockOptions {
-            timeout_ms: 600_000,
-            retry_attempts: 0,
-            retry_delay_ms: 1000,
-            renew_interval: None,
-            wait_timeout: None,
-            wait_log_interval: Duration::from_secs(30),
-        }
-    }
-}
-
-impl LockOptions {
-    /// The renewal period: `renew_interval`, else a third of the timeout.
-    pub fn renew_every(&self) -> Duration {
-        self.renew_interval
-            .unwrap_or_else(|| Duration::from_millis((self.timeout_ms / 3).max(1)))
-    }
-}
 
 /// State shared by the clones of one `LockService`.
 #[derive(Default)]
@@ -83,19 +48,6 @@ pub struct LockService {
     state: Arc<ServiceState>,
     /// Who hears this service's `LockEvent`s (and its guards').
     observer: Option<LockObserver>,
-}
-
-/// A lock this process holds, as of its last successful write.
-#[derive(Debug, Clone)]
-pub(crate) struct Held {
-    /// The record as stored (server timestamps resolved).
-    pub record: LockRecord,
-    pub etag: String,
-    /// When the write that confirmed this record left (the lease clock).
-    pub written: LeaseInstant,
-    /// Local end of the lease on the lease clock: conservative, before the server-side
-    /// `expiresAt` (see `lock::lease`).
-    pub deadline: LeaseInstant,
 }
 
 #[derive(Debug)]
@@ -159,7 +111,7 @@ impl LockService {
     pub fn new(client: Client, shift: Option<&str>, opts: LockOptions) -> LockService {
         LockService {
             client,
-            path: super::lock_path(shift),
+            path: lock_path(shift),
             opts,
             state: Arc::new(ServiceState::default()),
             observer: None,

@@ -1,12 +1,9 @@
 //! Waiting for a held lock, in one place.
 //!
-//! - `WaitPolicy` is how one acquisition waits: fail fast, the predecessor's retries, or a wait
-//!   up to a limit. `WaitPolicy::resolve` is the one rule that turns the configuration
-//!   (`LockOptions`) and what a call asked for (`WaitRequest`) into a policy, for the library
-//!   (`runner.migrate()`/`down()`, `runExclusive`) and the CLI (`migrate`, `down`) alike.
-//! - `wait_for_lock` is the one wait loop: attempt, then pause per the policy (capped backoff
-//!   with jitter, woken early by the lock node's event stream and when the holder's lease runs
-//!   out), until acquired, out of time, or cancelled.
+//! - `wait_for_lock` is the one wait loop: attempt, then pause per the `WaitPolicy` (see
+//!   `lock::policy`: the predecessor's fixed delay, or `WAIT_POLL`'s capped backoff with jitter,
+//!   woken early by the lock node's event stream and when the holder's lease runs out), until
+//!   acquired, out of time, or cancelled.
 //! - `WaitHooks` are its seams: an observer that hears every step (`WaitEvent`), and a
 //!   cancellation token that ends the wait at once with INTERRUPTED, writing nothing (an attempt
 //!   in flight gets `CANCEL_GRACE` to finish, and a lock it took is released).
@@ -15,138 +12,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Error, ErrorCode, Result};
 
-use super::events::{gave_up_text, LockEvent, WaitLimit};
+use super::events::{gave_up_text, LockEvent};
+use super::lease::Held;
+use super::policy::{WaitPolicy, UNBOUNDED_WAIT, WAIT_POLL};
 use super::record::{held_message, LockNode, LockRecord};
-use super::service::{wrap, AcquireOutcome, Held, LockOptions, LockService};
+use super::service::{wrap, AcquireOutcome, LockService};
 use super::watch::{Wake, Watch, STREAM_SILENCE};
 
-/// How long "wait until the holder is done" is when nothing sets a limit: as long as the holder
-/// keeps renewing (a crashed holder's lease expires and is taken over, so this never hangs on a
-/// dead lock; Kubernetes' own deadlines still apply).
-pub const UNBOUNDED_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Longest pause between two attempts while waiting.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a cancelled wait lets its attempt in flight finish (and releases what it took).
 const CANCEL_GRACE: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum WaitPolicy {
-    /// One attempt; LOCK_HELD with the guide's message when held.
-    FailFast,
-    /// The predecessor's `retryAttempts` × `retryDelay`.
-    Retry { attempts: u32, delay: Duration },
-    /// Wait with capped backoff + jitter (or the lock node's event stream) up to `max_wait`;
-    /// `set_by` names the setting the limit came from (for the give-up message).
-    Wait {
-        max_wait: Duration,
-        set_by: &'static str,
-    },
-}
-
-/// Where a wait limit came from, as the give-up message names it.
-const BY_FLAG: &str = "--wait-timeout";
-const BY_OPTION: &str = "the waitTimeout option";
-const BY_CONFIG: &str = "locking.waitTimeout (MSR_LOCKING_WAIT_TIMEOUT)";
-const BY_DEFAULT: &str = "the default of wait: true, twice locking.timeout";
-const BY_NOTHING: &str = "no setting";
-
-/// What one call asked for; `None` = not said. The library's options
-/// `{ wait, waitTimeout, retryAttempts, retryDelay }`; the CLI's `--no-wait` (`wait: false`)
-/// and `--wait-timeout`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WaitRequest {
-    pub wait: Option<bool>,
-    pub wait_timeout: Option<Duration>,
-    pub retry_attempts: Option<u32>,
-    pub retry_delay: Option<Duration>,
-}
-
-/// What happens when neither the call nor the configuration says: the library fails fast
-/// (the guide's try/catch example relies on it); the CLI waits, so that every pod of a
-/// Kubernetes rollout ends with exit 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitDefault {
-    FailFast,
-    Wait,
-}
-
-impl WaitPolicy {
-    /// The one rule, in order:
-    /// 1. `wait: false` fails fast.
-    /// 2. `wait: true` waits up to the call's `waitTimeout`, else `locking.waitTimeout`, else
-    ///    (library) twice the lock timeout / (CLI) until the holder is done.
-    /// 3. A call's `waitTimeout` alone means: wait that long.
-    /// 4. The CLI waits by default, up to `locking.waitTimeout` (else until the holder is done).
-    /// 5. The library retries when the call's or the config's `retryAttempts` is above 0
-    ///    (`retryDelay` from the call, else the config), else waits when `locking.waitTimeout`
-    ///    is set, else fails fast.
-    pub fn resolve(opts: &LockOptions, req: &WaitRequest, default: WaitDefault) -> WaitPolicy {
-        let by_request = match default {
-            WaitDefault::Wait => BY_FLAG,
-            WaitDefault::FailFast => BY_OPTION,
-        };
-        let limit = req
-            .wait_timeout
-            .map(|t| (t, by_request))
-            .or(opts.wait_timeout.map(|t| (t, BY_CONFIG)));
-        let wait = |(max_wait, set_by)| WaitPolicy::Wait { max_wait, set_by };
-        match (req.wait, default) {
-            (Some(false), _) => WaitPolicy::FailFast,
-            (Some(true), WaitDefault::FailFast) => wait(limit.unwrap_or((
-                Duration::from_millis(opts.timeout_ms.saturating_mul(2)),
-                BY_DEFAULT,
-            ))),
-            (Some(true), WaitDefault::Wait) | (None, WaitDefault::Wait) => {
-                wait(limit.unwrap_or((UNBOUNDED_WAIT, BY_NOTHING)))
-            }
-            (None, WaitDefault::FailFast) => {
-                if let Some(t) = req.wait_timeout {
-                    return wait((t, BY_OPTION));
-                }
-                let attempts = req.retry_attempts.unwrap_or(opts.retry_attempts);
-                if attempts > 0 {
-                    WaitPolicy::Retry {
-                        attempts,
-                        delay: req
-                            .retry_delay
-                            .unwrap_or(Duration::from_millis(opts.retry_delay_ms)),
-                    }
-                } else if let Some(t) = opts.wait_timeout {
-                    wait((t, BY_CONFIG))
-                } else {
-                    WaitPolicy::FailFast
-                }
-            }
-        }
-    }
-
-    /// A wait of up to `max_wait` (`set_by` names where the limit came from).
-    pub fn wait_up_to(max_wait: Duration, set_by: &'static str) -> WaitPolicy {
-        WaitPolicy::Wait { max_wait, set_by }
-    }
-
-    /// The limit, as observers and messages describe it.
-    pub fn limit(&self) -> WaitLimit {
-        match self {
-            WaitPolicy::FailFast => WaitLimit::None,
-            WaitPolicy::Retry { attempts, delay } => WaitLimit::Attempts {
-                attempts: *attempts,
-                delay: *delay,
-            },
-            WaitPolicy::Wait { max_wait, set_by } => WaitLimit::Time {
-                max_wait: *max_wait,
-                set_by,
-            },
-        }
-    }
-}
 
 /// One step of a wait, for observers (status lines, hooks, metrics).
 #[derive(Debug, Clone, PartialEq)]
@@ -239,7 +117,8 @@ impl WaitReport {
 struct Schedule<'a> {
     policy: &'a WaitPolicy,
     end: Option<Instant>,
-    backoff: Duration,
+    /// Pauses taken without a live stream (`WAIT_POLL`'s count).
+    polls: u32,
 }
 
 impl Schedule<'_> {
@@ -266,9 +145,8 @@ impl Schedule<'_> {
                 let mut d = if watching && last.is_some() {
                     UNBOUNDED_WAIT
                 } else {
-                    let d = jittered(self.backoff);
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    d
+                    self.polls = self.polls.saturating_add(1);
+                    WAIT_POLL.delay(self.polls)
                 };
                 if let (Some(r), Some(server_now)) = (last, service.client.server_clock().now_ms())
                 {
@@ -312,7 +190,7 @@ pub(crate) async fn wait_for_lock(
             WaitPolicy::Wait { max_wait, .. } => started.checked_add(*max_wait),
             _ => None,
         },
-        backoff: FIRST_BACKOFF,
+        polls: 0,
     };
     let mut last: Option<LockRecord> = None;
     let mut watch = Watch::new(hooks.stream_silence.unwrap_or(STREAM_SILENCE));
@@ -381,16 +259,15 @@ pub(crate) async fn wait_for_lock(
                 attempts: attempt_no,
                 waited,
             });
-            let limit = policy.limit();
-            let gave_up =
-                (limit != WaitLimit::None).then(|| gave_up_text(&service.path, waited, &limit));
+            let gave_up = (*policy != WaitPolicy::FailFast)
+                .then(|| gave_up_text(&service.path, waited, policy));
             if gave_up.is_some() {
                 service.emit(LockEvent::GaveUp {
                     path: service.path.clone(),
                     holder: last.clone(),
                     waited,
                     attempts: attempt_no,
-                    limit,
+                    limit: policy.clone(),
                 });
             }
             return Err(held_error(service, last, gave_up).await);
@@ -401,7 +278,7 @@ pub(crate) async fn wait_for_lock(
                 path: service.path.clone(),
                 holder: last.clone(),
                 waited: started.elapsed(),
-                limit: policy.limit(),
+                limit: policy.clone(),
                 first,
             });
         }
@@ -493,11 +370,6 @@ fn cancelled(hooks: &WaitHooks, service: &LockService, attempts: u32, started: I
     )
 }
 
-pub(crate) fn jittered(d: Duration) -> Duration {
-    let ms = d.as_millis().max(2) as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
-}
-
 /// One acquire attempt: the held lock, or `None` (remembering the holder in `last`).
 async fn attempt(
     service: &LockService,
@@ -557,95 +429,6 @@ mod tests {
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
-    const MS: fn(u64) -> Duration = Duration::from_millis;
-
-    fn opts(retry_attempts: u32, wait_timeout: Option<Duration>) -> LockOptions {
-        LockOptions {
-            timeout_ms: 10_000,
-            retry_attempts,
-            retry_delay_ms: 250,
-            wait_timeout,
-            ..LockOptions::default()
-        }
-    }
-
-    fn req(wait: Option<bool>, wait_timeout: Option<Duration>) -> WaitRequest {
-        WaitRequest {
-            wait,
-            wait_timeout,
-            ..WaitRequest::default()
-        }
-    }
-
-    use WaitDefault::{FailFast as Lib, Wait as Cli};
-
-    #[test]
-    fn the_library_fails_fast_unless_told_to_wait() {
-        let r = WaitPolicy::resolve;
-        assert_eq!(
-            r(&opts(0, None), &req(None, None), Lib),
-            WaitPolicy::FailFast
-        );
-        assert_eq!(
-            r(&opts(3, S(9).into()), &req(Some(false), None), Lib),
-            WaitPolicy::FailFast
-        );
-        // wait: true -> call limit, else config limit, else twice the lock timeout.
-        assert_eq!(
-            r(&opts(0, None), &req(Some(true), MS(700).into()), Lib),
-            WaitPolicy::wait_up_to(MS(700), BY_OPTION)
-        );
-        assert_eq!(
-            r(&opts(0, S(9).into()), &req(Some(true), None), Lib),
-            WaitPolicy::wait_up_to(S(9), BY_CONFIG)
-        );
-        assert_eq!(
-            r(&opts(0, None), &req(Some(true), None), Lib),
-            WaitPolicy::wait_up_to(S(20), BY_DEFAULT)
-        );
-        // Retries from the config, or from the call (which wins).
-        assert_eq!(
-            r(&opts(3, None), &req(None, None), Lib),
-            WaitPolicy::Retry {
-                attempts: 3,
-                delay: MS(250)
-            }
-        );
-        let call = WaitRequest {
-            retry_attempts: Some(5),
-            retry_delay: Some(MS(10)),
-            ..WaitRequest::default()
-        };
-        assert_eq!(
-            r(&opts(0, None), &call, Lib),
-            WaitPolicy::Retry {
-                attempts: 5,
-                delay: MS(10)
-            }
-        );
-        let none = WaitRequest {
-            retry_attempts: Some(0),
-            ..WaitRequest::default()
-        };
-        assert_eq!(r(&opts(3, None), &none, Lib), WaitPolicy::FailFast);
-        // A configured waitTimeout waits; retries come first.
-        assert_eq!(
-            r(&opts(0, S(9).into()), &req(None, None), Lib),
-            WaitPolicy::wait_up_to(S(9), BY_CONFIG)
-        );
-        assert_eq!(
-            r(&opts(2, S(9).into()), &req(None, None), Lib),
-            WaitPolicy::Retry {
-                attempts: 2,
-                delay: MS(250)
-            }
-        );
-        // A waitTimeout on the call alone means wait that long.
-        assert_eq!(
-            r(&opts(2, S(9).into()), &req(None, MS(300).into()), Lib),
-            WaitPolicy::wait_up_to(MS(300), BY_OPTION)
-        );
-    }
 
     #[test]
     fn the_wait_report_comes_first_then_every_interval_and_when_the_holder_changes() {
@@ -667,31 +450,5 @@ mod tests {
             "a new holder at once"
         );
         assert_eq!(w.due(Some(&rec("b", 2)), t0 + S(40)), None);
-    }
-
-    #[test]
-    fn the_cli_waits_by_default_up_to_the_configured_limit() {
-        let r = WaitPolicy::resolve;
-        assert_eq!(
-            r(&opts(0, None), &req(None, None), Cli),
-            WaitPolicy::wait_up_to(UNBOUNDED_WAIT, BY_NOTHING)
-        );
-        assert_eq!(
-            r(&opts(0, S(9).into()), &req(None, None), Cli),
-            WaitPolicy::wait_up_to(S(9), BY_CONFIG)
-        );
-        assert_eq!(
-            r(&opts(0, S(9).into()), &req(None, MS(300).into()), Cli),
-            WaitPolicy::wait_up_to(MS(300), BY_FLAG)
-        );
-        assert_eq!(
-            r(&opts(0, S(9).into()), &req(Some(false), None), Cli),
-            WaitPolicy::FailFast
-        );
-        // retryAttempts is a library setting: the CLI still waits.
-        assert_eq!(
-            r(&opts(3, None), &req(None, None), Cli),
-            WaitPolicy::wait_up_to(UNBOUNDED_WAIT, BY_NOTHING)
-        );
     }
 }

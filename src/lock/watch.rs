@@ -6,8 +6,9 @@
 //!   renewals (lease end) and the release without a single further request.
 //! - Keep-alives: a stream that says nothing (no event, no `keep-alive`) for `silence` is
 //!   treated as dead (a half-open connection never ends by itself) and reopened.
-//! - Reconnects: a stream that ends or breaks is reopened after a pause with jitter that doubles
-//!   while streams keep dying young (0.5 s up to 30 s), so a flapping proxy costs little.
+//! - Reconnects: a stream that ends or breaks is reopened after a pause (`STREAM_RECONNECT`: with
+//!   jitter, doubling while streams keep dying young, 0.5 s up to 30 s), so a flapping proxy
+//!   costs little.
 //! - Refused (the server or a proxy answers the stream request with an HTTP error, or cancels
 //!   it): no more streams; the wait loop polls instead, with backoff and jitter.
 //!
@@ -21,13 +22,12 @@ use crate::rtdb::{Client, EventStream, StreamEvent};
 use crate::Result;
 
 use super::lease::is_connectivity;
+use super::policy::STREAM_RECONNECT;
 use super::record::{LockNode, LockRecord};
 
 /// How long a stream may stay silent before it counts as dead. RTDB sends a `keep-alive` about
 /// every 30 s.
 pub const STREAM_SILENCE: Duration = Duration::from_secs(75);
-const FIRST_RECONNECT: Duration = Duration::from_millis(500);
-const MAX_RECONNECT: Duration = Duration::from_secs(30);
 /// A stream that lived this long was healthy: the next reconnect starts from the first pause.
 const HEALTHY: Duration = Duration::from_secs(30);
 
@@ -66,7 +66,8 @@ pub(crate) struct Watch {
     refused: bool,
     /// No stream is opened before this (reconnect pause).
     not_before: Option<Instant>,
-    reconnect: Duration,
+    /// Reconnects since the last healthy stream (`STREAM_RECONNECT`'s count).
+    reconnects: u32,
     opened: Instant,
     heard: Instant,
     silence: Duration,
@@ -82,7 +83,7 @@ impl Watch {
             value: Value::Null,
             refused: false,
             not_before: None,
-            reconnect: FIRST_RECONNECT,
+            reconnects: 0,
             opened: now,
             heard: now,
             silence,
@@ -141,10 +142,10 @@ impl Watch {
     fn pause_reconnect(&mut self) {
         self.stream = None;
         if self.opened.elapsed() >= HEALTHY {
-            self.reconnect = FIRST_RECONNECT;
+            self.reconnects = 0;
         }
-        self.not_before = Some(Instant::now() + super::wait::jittered(self.reconnect));
-        self.reconnect = (self.reconnect * 2).min(MAX_RECONNECT);
+        self.reconnects = self.reconnects.saturating_add(1);
+        self.not_before = Some(Instant::now() + STREAM_RECONNECT.delay(self.reconnects));
     }
 
     /// Wait for the stream's next change to the view, up to `deadline` (`None`: no limit).

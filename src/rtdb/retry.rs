@@ -40,6 +40,17 @@ impl RetryPolicy {
             ..Default::default()
         }
     }
+
+    /// The same backoff (`delay`) without a bound of its own, for a loop bounded by something
+    /// else: a lease, a deadline, a wait limit, or a task that lives as long as its owner.
+    pub const fn unbounded(base_delay: Duration, max_delay: Duration) -> Self {
+        RetryPolicy {
+            max_retries: u32::MAX,
+            base_delay,
+            max_delay,
+            window: None,
+        }
+    }
     /// Delay before retry number `attempt` (1-based), jittered: uniform in `[cap/2, cap]`.
     pub fn delay(&self, attempt: u32) -> Duration {
         let cap = self.cap(attempt);

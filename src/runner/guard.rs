@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::lock::lease::within_lease_or;
-use crate::lock::{ExclusiveGuard, StillNeeded, WaitHooks};
+use crate::lock::{ExclusiveGuard, StillNeeded, WaitHooks, Within};
 use crate::{Error, ErrorCode, Result};
 
 use super::{Method, RunOptions, Runner, ScriptHost};
@@ -112,13 +111,9 @@ impl<H: ScriptHost> Runner<H> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        within_lease_or(
-            guard.map(ExclusiveGuard::lease),
-            UNLOCKED_RIDE_OUT,
-            op,
-            &self.retry_notice(what),
-        )
-        .await
+        Within::lease_or(guard.map(ExclusiveGuard::lease), UNLOCKED_RIDE_OUT)
+            .run(op, &self.retry_notice(what))
+            .await
     }
 
     /// A warning for retry 1, 2, 4, 8, ... of `what`.
