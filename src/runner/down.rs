@@ -1,14 +1,15 @@
 //! `down(target)`: under the lock, run `down` of every executed migration newer than `target`
 //! (newest first) and remove each one's record right after it succeeds.
 
-use crate::history::{current_username, History, HistoryRecord};
-use crate::lock::{is_connectivity, ExclusiveGuard};
+use crate::history::HistoryRecord;
+use crate::lock::is_connectivity;
 use crate::{Error, ErrorCode, Result};
 
+use super::context::{Run, Work};
 use super::discover::Discovery;
 use super::events::{Command, RunEvent, Step};
 use super::host::script_info;
-use super::plan::{check_target, plan, DownTo};
+use super::plan::DownTo;
 use super::{
     now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
 };
@@ -29,75 +30,53 @@ impl<H: ScriptHost> Runner<H> {
     /// `down` to a version or back a number of steps (`down --steps N`: the newest N executed
     /// migrations, counted under the lock).
     pub async fn down_to_outcome(&self, to: DownTo, opts: RunOptions) -> RunOutcome {
-        let started = std::time::Instant::now();
-        let mut result = MigrationResult::empty();
-        result.dry_run = opts.dry_run || self.cfg.dry_run;
-        let error = self.down_run(to, &opts, &mut result).await.err();
-        self.finish(Command::Down, &mut result, error.as_ref(), started)
-            .await;
-        RunOutcome { result, error }
+        self.run_outcome(opts, Work::Down(to)).await
     }
 
-    async fn down_run(
+    /// The same checks without the lock first (the history read is also the connection
+    /// check), then the lock, then the run under it.
+    pub(crate) async fn down_run(
         &self,
         to: DownTo,
-        opts: &RunOptions,
+        run: &mut Run,
         result: &mut MigrationResult,
     ) -> Result<()> {
-        let dry = opts.dry_run || self.cfg.dry_run;
-        match to {
-            DownTo::Version(target) => check_target(target, true)?,
-            DownTo::Steps(0) => {
-                return Err(Error::config(
-                    "down --steps must be 1 or more (the number of executed migrations to roll back, newest first)",
-                ))
-            }
-            DownTo::Steps(_) => {}
+        if run.locking {
+            self.down_preflight(to, run).await?;
         }
-        let disc = self.discover_checked()?;
-        let executor_id = self.executor_id();
-        // The first request (the history) is also the connection check.
-        let preflight = self.lock.is_some() && !opts.no_lock && !dry;
-        if preflight {
-            self.down_preflight(to, &disc).await?;
-        }
-        let guard = self
-            .take_lock(opts, &executor_id, !(opts.no_lock || dry))
-            .await?;
-        let r = self
-            .down_locked(to, dry, &disc, guard.as_ref(), result, !preflight)
-            .await;
-        self.give_back(guard).await;
-        r
+        run.guard = self.take_lock(run, None).await?;
+        self.down_locked(to, run, result).await
     }
 
     async fn down_locked(
         &self,
         to: DownTo,
-        dry: bool,
-        disc: &Discovery,
-        guard: Option<&ExclusiveGuard>,
+        run: &mut Run,
         result: &mut MigrationResult,
-        first: bool,
     ) -> Result<()> {
         match to {
             DownTo::Version(target) => self.info(&format!("Rolling back to version {target}...")),
             DownTo::Steps(n) => self.info(&format!("Rolling back the newest {n} migration(s)...")),
         }
-        let history = History::new(self.client.clone(), &self.cfg);
-        let (records, warnings) = self.read_history(first.then_some("rollback")).await?;
-        for w in &warnings {
+        // Read again under the lock; without one this is the first request.
+        let first = (!run.locking).then_some("rollback");
+        self.read_planned(run, first).await?;
+        let Some(planned) = &run.planned else {
+            return Ok(());
+        };
+        for w in &planned.warnings {
             self.warn(w);
         }
-        let plan = plan(&disc.scripts, &records);
+        let plan = &planned.plan;
         plan.check_down_target(to)?;
         let todo = plan.to_undo(to);
         let start = RunEvent::Start {
             command: Command::Down,
-            total: disc.scripts.len(),
+            total: run.disc.scripts.len(),
             pending: todo.len(),
         };
-        result.migrated = records
+        result.migrated = planned
+            .records
             .iter()
             .filter(|r| !todo.iter().any(|e| e.record.key == r.key))
             .map(MigrationInfo::from_record)
@@ -114,12 +93,12 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         }
         // Check everything before changing anything: files exist, load, have down().
-        let steps = self.down_steps(&todo, disc).await?;
+        let steps = self.down_steps(&todo, &run.disc).await?;
         result.plan = steps
             .iter()
             .map(|(r, _)| MigrationInfo::from_record(r))
             .collect();
-        if dry {
+        if run.dry_run {
             for (r, _) in &steps {
                 self.info(&format!("Would roll back {}", r.name));
             }
@@ -129,7 +108,7 @@ impl<H: ScriptHost> Runner<H> {
             return Ok(());
         }
         self.emit(start).await;
-        let username = current_username();
+        let (guard, history) = (run.guard(), &run.history);
         for (i, (r, script)) in steps.iter().enumerate() {
             self.check_guard(guard).await?;
             if self.stop.is_requested() {
@@ -161,7 +140,7 @@ impl<H: ScriptHost> Runner<H> {
                 &script.filepath_str(),
                 script.version,
                 now_ms(),
-                &username,
+                &run.username,
             );
             let returned = match self
                 .run_script(&script.name, &script.filepath, Method::Down, &info)
@@ -278,11 +257,13 @@ impl<H: ScriptHost> Runner<H> {
 
     /// Pre-flight of `down` before taking the lock: the same checks, so a missing file or
     /// `down()` fails without touching the lock node.
-    async fn down_preflight(&self, to: DownTo, disc: &Discovery) -> Result<()> {
-        let (records, _) = self.read_history(Some("rollback")).await?;
-        let plan = plan(&disc.scripts, &records);
-        plan.check_down_target(to)?;
-        let todo = plan.to_undo(to);
-        self.down_steps(&todo, disc).await.map(|_| ())
+    async fn down_preflight(&self, to: DownTo, run: &mut Run) -> Result<()> {
+        self.read_planned(run, Some("rollback")).await?;
+        let Some(planned) = &run.planned else {
+            return Ok(());
+        };
+        planned.plan.check_down_target(to)?;
+        let todo = planned.plan.to_undo(to);
+        self.down_steps(&todo, &run.disc).await.map(|_| ())
     }
 }

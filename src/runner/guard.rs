@@ -15,63 +15,41 @@ use serde_json::Value;
 use crate::lock::{ExclusiveGuard, StillNeeded, WaitHooks, Within};
 use crate::{Error, ErrorCode, Result};
 
-use super::{Method, RunOptions, Runner, ScriptHost};
+use super::context::Run;
+use super::{Method, Runner, ScriptHost};
 
 /// How long work without a lock rides out an unreachable database before it gives up (with a
 /// lock, the lease bounds it).
 pub const UNLOCKED_RIDE_OUT: Duration = Duration::from_secs(30);
 
 impl<H: ScriptHost> Runner<H> {
-    /// The lock for this run (`None` without locking): waits per `opts.wait`, ends the wait at
+    /// The lock for `run` (`None` when it takes none): waits per its options, ends the wait at
     /// once when a stop is requested (INTERRUPTED, nothing written), then fences the scripts'
-    /// `db` by the lease.
+    /// `db` by the lease (or opens it: no lock). `still_needed`: asked once a waited-for lock is
+    /// free; when it finds nothing left to do, the wait ends without the lock (`None`) and the
+    /// process never contends for a lock it does not need.
     pub(crate) async fn take_lock(
         &self,
-        opts: &RunOptions,
-        executor_id: &str,
-        locking: bool,
+        run: &Run,
+        still_needed: Option<StillNeeded>,
     ) -> Result<Option<ExclusiveGuard>> {
-        let Some(service) = self.lock_service().filter(|_| locking) else {
+        let Some(service) = self.lock_service().filter(|_| run.locking) else {
             self.fence.open();
             return Ok(None);
         };
-        let hooks = self.wait_hooks();
-        let guard = ExclusiveGuard::acquire_with(&service, executor_id, &opts.wait, &hooks).await?;
-        self.fence.hold(guard.lease());
-        Ok(Some(guard))
-    }
-
-    /// The lock for a run with work to do (`None` once the lock was released by another holder
-    /// and `still_needed`, asked then, finds nothing left to do: the waiting process does not
-    /// contend). As `take_lock` otherwise; locking must be on.
-    pub(crate) async fn take_lock_if_needed(
-        &self,
-        opts: &RunOptions,
-        executor_id: &str,
-        still_needed: StillNeeded,
-    ) -> Result<Option<ExclusiveGuard>> {
-        let service = self
-            .lock_service()
-            .ok_or_else(|| crate::Error::internal("take_lock_if_needed without a lock"))?;
         let hooks = WaitHooks {
-            still_needed: Some(still_needed),
-            ..self.wait_hooks()
+            still_needed,
+            cancel: Some(self.stop.token()),
+            ..WaitHooks::default()
         };
         let guard =
-            ExclusiveGuard::acquire_if_needed(&service, executor_id, &opts.wait, &hooks).await?;
+            ExclusiveGuard::acquire_if_needed(&service, &run.executor_id, &run.opts.wait, &hooks)
+                .await?;
         match &guard {
             Some(g) => self.fence.hold(g.lease()),
             None => self.fence.open(),
         }
         Ok(guard)
-    }
-
-    /// The seams of a lock wait: a stop request cancels it.
-    pub(crate) fn wait_hooks(&self) -> WaitHooks {
-        WaitHooks {
-            cancel: Some(self.stop.token()),
-            ..WaitHooks::default()
-        }
     }
 
     /// Release the run's lock (riding out a short outage) and lift the fence, unless a script

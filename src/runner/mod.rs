@@ -1,12 +1,17 @@
 //! The runner: discover scripts, plan, validate, back up, run `up`s in order under the lock,
 //! record each, roll back on failure; `down`, `list`, `validate`.
 //!
-//! One module per concept: `discover` (files, checksums, duplicates), `plan` (executed /
-//! pending / ignored), `validate` (issues and the report), `migrate` (the `migrate` workflow),
-//! `rollback` (what happens when a script fails), `lost` (what a run whose lease ended
-//! says about the migration it was running), `down`, `list`, `backups` (the backup seam),
-//! `status` (where the database stands for this app, from live views: readiness, the lock, the
-//! last run), `metrics` (that status as Prometheus metrics).
+//! One module per concept, bottom up (a file uses only files listed before it; a test checks
+//! that the `use` graph has no cycle): `host` (the seam to JS scripts), `discover` (files,
+//! checksums, duplicates), `plan` (executed / pending / ignored), `backups` (the backup seam),
+//! `result` (what a run returns), `events` (every step of a run), `status` (where the database
+//! stands for this app: readiness, the live views, the last run), `metrics` (that status as
+//! Prometheus metrics); this file (`Runner`, `RunOptions`); then the runner's work: `probe`
+//! (`status()` and `wait_until_migrated()` from the live views), `list`, `context` (one
+//! `migrate`/`down` run, built once), `guard` (the lock, the scripts' fence and time limit),
+//! `validate` (issues, the report, the checks before a run), `lost` (what a run whose lease
+//! ended says), `rollback` (what happens when a script fails), `before_migrate`,
+//! `mark_applied`, `migrate` (the `migrate` workflow), `down`.
 //!
 //! ## Errors vs. results
 //! `migrate` and `down` return `Err` (with a stable code) whenever the run did not succeed:
@@ -18,6 +23,8 @@
 //! [`RunOutcome`] holding both the `MigrationResult` and the error.
 
 pub mod backups;
+mod before_migrate;
+mod context;
 pub mod discover;
 pub mod down;
 pub mod events;
@@ -25,9 +32,12 @@ pub mod guard;
 pub mod host;
 pub mod list;
 mod lost;
+mod mark_applied;
 pub mod metrics;
 pub mod migrate;
 pub mod plan;
+mod probe;
+pub mod result;
 pub mod rollback;
 pub mod status;
 pub mod validate;
@@ -38,21 +48,18 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use serde::Serialize;
-use serde_json::Value;
-
 pub use backups::{BackupOps, DefaultBackups};
 pub use events::{EventFn, RunEvent, Step};
 pub use host::{Method, ScriptHost, ScriptMeta};
 pub use list::{ListEntry, MigrationList, MigrationStatus};
-pub use rollback::RollbackReport;
+pub use result::{MigrationInfo, MigrationResult, RollbackReport, RunOutcome};
 pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
 
 use crate::config::Config;
-use crate::history::HistoryRecord;
+use crate::history::{History, HistoryRecord};
 use crate::lock::{Fence, LockEvent, LockService, WaitPolicy};
 use crate::rtdb::Client;
-use crate::{Error, Result};
+use crate::Result;
 
 pub use crate::log::{LineFn, LogLevel, LogLine};
 
@@ -86,74 +93,6 @@ impl StopFlag {
     }
 }
 
-/// One migration as reported to users (and stored in history, see `crate::history`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationInfo {
-    pub name: String,
-    pub filepath: String,
-    pub timestamp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<String>,
-}
-
-impl MigrationInfo {
-    /// A stored history record as users see it.
-    pub fn from_record(r: &HistoryRecord) -> MigrationInfo {
-        MigrationInfo {
-            name: r.name.clone(),
-            filepath: r.filepath.clone(),
-            timestamp: r.timestamp,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            username: r.username.clone(),
-            result: r.result.clone(),
-            checksum: r.checksum.clone(),
-        }
-    }
-
-    /// A script that has not run yet.
-    pub(crate) fn pending(s: &discover::Script) -> MigrationInfo {
-        MigrationInfo {
-            name: s.name.clone(),
-            filepath: s.filepath_str(),
-            timestamp: s.version,
-            started_at: None,
-            finished_at: None,
-            username: None,
-            result: None,
-            checksum: Some(s.checksum.clone()),
-        }
-    }
-}
-
-/// `{ success, executed, migrated, ignored, errors, plan, dryRun }`
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationResult {
-    pub success: bool,
-    pub executed: Vec<MigrationInfo>,
-    pub migrated: Vec<MigrationInfo>,
-    pub ignored: Vec<MigrationInfo>,
-    pub errors: Vec<String>,
-    /// What the run set out to do, in order: the migrations to run (`migrate`), to mark as
-    /// applied (`--mark-applied`) or to roll back (`down`, newest first). On a dry run, what
-    /// would have been done.
-    pub plan: Vec<MigrationInfo>,
-    pub dry_run: bool,
-    /// After a failed `migrate`: what the rollback did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollback: Option<RollbackReport>,
-}
-
 /// How `migrate`/`down` take the lock (ignored when locking is disabled or `no_lock`).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -175,38 +114,6 @@ impl Default for RunOptions {
             no_lock: false,
             wait: WaitPolicy::FailFast,
             mark_applied: false,
-        }
-    }
-}
-
-impl MigrationResult {
-    pub fn empty() -> Self {
-        MigrationResult {
-            success: false,
-            executed: Vec::new(),
-            migrated: Vec::new(),
-            ignored: Vec::new(),
-            errors: Vec::new(),
-            plan: Vec::new(),
-            dry_run: false,
-            rollback: None,
-        }
-    }
-}
-
-/// A run's result together with the error that ended it (if any). `result.success` is true
-/// exactly when `error` is `None`; `result.errors` holds the error's message.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    pub result: MigrationResult,
-    pub error: Option<Error>,
-}
-
-impl RunOutcome {
-    pub fn into_result(self) -> Result<MigrationResult> {
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.result),
         }
     }
 }
@@ -324,15 +231,19 @@ impl<H: ScriptHost> Runner<H> {
             .unwrap_or_else(crate::lock::default_executor_id)
     }
 
+    /// The migration history at this runner's `{shift}/{tableName}`.
+    pub(crate) fn history(&self) -> History {
+        History::new(self.client.clone(), &self.cfg)
+    }
+
     /// Read the migration history. `first`: the command this is the first request of (the
     /// connection check folds into it: a failure says the connection check failed).
     pub(crate) async fn read_history(
         &self,
+        history: &History,
         first: Option<&str>,
     ) -> Result<(Vec<HistoryRecord>, Vec<String>)> {
-        let read = crate::history::History::new(self.client.clone(), &self.cfg)
-            .read()
-            .await;
+        let read = history.read().await;
         match first {
             Some(what) => read.map_err(|e| {
                 e.context(format!(
@@ -341,6 +252,18 @@ impl<H: ScriptHost> Runner<H> {
             }),
             None => read,
         }
+    }
+
+    /// Discovery plus its warnings and the duplicate policy.
+    pub(crate) fn discover_checked(&self) -> Result<discover::Discovery> {
+        let disc = discover::discover(&self.cfg, &self.cwd)?;
+        for w in &disc.warnings {
+            self.warn(w);
+        }
+        for w in disc.check_duplicates(&self.cfg)? {
+            self.warn(&w);
+        }
+        Ok(disc)
     }
 }
 

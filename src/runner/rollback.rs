@@ -3,19 +3,18 @@
 //! error (SCRIPT_FAILED; ROLLBACK_FAILED when the rollback failed too; LOCK_LOST when the lock
 //! is gone, in which case this process writes nothing more).
 
-use std::path::{Path, PathBuf};
-
-use serde::Serialize;
+use std::path::PathBuf;
 
 use crate::config::{BackupMode, RollbackStrategy};
-use crate::history::{current_username, History, HistoryRecord};
-use crate::lock::{is_connectivity, ExclusiveGuard};
+use crate::history::HistoryRecord;
+use crate::lock::is_connectivity;
 use crate::{Error, ErrorCode, Result};
 
+use super::context::Run;
 use super::discover::Script;
 use super::events::RunEvent;
 use super::host::script_info;
-use super::{now_ms, Method, Runner, ScriptHost, ScriptMeta};
+use super::{now_ms, Method, RollbackReport, Runner, ScriptHost, ScriptMeta};
 
 /// A migration this run executed and recorded (what a rollback undoes).
 #[derive(Debug, Clone)]
@@ -36,80 +35,6 @@ pub(crate) struct Failure {
     pub cause: Error,
 }
 
-/// What a rollback after a failure did, as the log line, `--format json` (`rollback`) and the
-/// `recordRollback` collectors report it: never "succeeded" when nothing was undone.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RollbackReport {
-    /// `rollbackStrategy` as configured.
-    pub strategy: RollbackStrategy,
-    /// The rollback ran to its end (false: it failed; the error says why).
-    pub success: bool,
-    /// The failed migration's changes (and this run's earlier ones) were undone: false when
-    /// nothing (or not everything) could be undone, e.g. `none`, or a script without `down()`.
-    pub undone: bool,
-    /// What was done, in words ("restored the backup ...", "ran down() of ...", "nothing: ...").
-    pub done: String,
-    /// The backup file restored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restored_from: Option<String>,
-    /// The migrations whose `down()` ran, in order.
-    pub downs: Vec<String>,
-    /// The migrations skipped for having no `down()`.
-    pub skipped: Vec<String>,
-    /// Why nothing was restored, when that was not a failure (`none`, no backup taken).
-    #[serde(skip)]
-    why: Option<String>,
-}
-
-impl RollbackReport {
-    fn new(strategy: RollbackStrategy) -> RollbackReport {
-        RollbackReport {
-            strategy,
-            success: true,
-            undone: false,
-            done: String::new(),
-            restored_from: None,
-            downs: Vec::new(),
-            skipped: Vec::new(),
-            why: None,
-        }
-    }
-
-    /// The sentence of what was done, from what was recorded (`failed`: the failed migration).
-    fn settle(&mut self, failed: &str, outcome: &Result<()>) {
-        self.success = outcome.is_ok();
-        let mut parts = Vec::new();
-        if !self.downs.is_empty() {
-            parts.push(format!("ran down() of {}", self.downs.join(", ")));
-        }
-        if !self.skipped.is_empty() {
-            parts.push(format!("skipped {} (no down())", self.skipped.join(", ")));
-        }
-        if let Some(p) = &self.restored_from {
-            parts.push(format!("restored the backup {p}"));
-        }
-        self.undone = self.success
-            && self.skipped.is_empty()
-            && (self.restored_from.is_some() || !self.downs.is_empty());
-        let what = if parts.is_empty() {
-            "nothing was undone".to_string()
-        } else {
-            parts.join("; ")
-        };
-        let why = self
-            .why
-            .as_ref()
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default();
-        self.done = if self.undone {
-            what
-        } else {
-            format!("{what}{why}: the database may still hold part of {failed}'s changes")
-        };
-    }
-}
-
 /// Why a `down` chain stopped.
 enum DownError {
     /// A `down()` threw (or could not be loaded): the backup may still help (`both`).
@@ -123,11 +48,9 @@ impl<H: ScriptHost> Runner<H> {
     /// rollback did.
     pub(crate) async fn fail(
         &self,
+        run: &Run,
         failure: Failure,
         done: &[Done],
-        backup_path: Option<&Path>,
-        guard: Option<&ExclusiveGuard>,
-        executor_id: &str,
     ) -> (Error, RollbackReport) {
         let name = failure.attempt.script.name.clone();
         // Logged as the `MigrationError` event's line.
@@ -135,14 +58,7 @@ impl<H: ScriptHost> Runner<H> {
         let started = std::time::Instant::now();
         let mut report = RollbackReport::new(self.cfg.rollback_strategy);
         let outcome = self
-            .rollback(
-                &failure.attempt,
-                done,
-                backup_path,
-                guard,
-                executor_id,
-                &mut report,
-            )
+            .rollback(run, &failure.attempt, done, &mut report)
             .await;
         report.settle(&name, &outcome);
         self.emit(RunEvent::Rollback {
@@ -178,26 +94,24 @@ impl<H: ScriptHost> Runner<H> {
 
     async fn rollback(
         &self,
+        run: &Run,
         failed: &Attempt,
         done: &[Done],
-        backup_path: Option<&Path>,
-        guard: Option<&ExclusiveGuard>,
-        executor_id: &str,
         report: &mut RollbackReport,
     ) -> Result<()> {
         // Without the lock this process no longer owns the database: no rollback writes.
-        self.check_guard(guard).await?;
+        self.check_guard(run.guard()).await?;
         match self.cfg.rollback_strategy {
             RollbackStrategy::None => {
                 self.warn("⚠️  No rollback configured - database may be in inconsistent state");
                 report.why = Some("rollbackStrategy is 'none'".into());
                 Ok(())
             }
-            RollbackStrategy::Down => match self.down_chain(failed, done, guard, report).await {
+            RollbackStrategy::Down => match self.down_chain(run, failed, done, report).await {
                 Ok(()) => Ok(()),
                 Err(DownError::Script(e)) | Err(DownError::Fatal(e)) => Err(e),
             },
-            RollbackStrategy::Both => match self.down_chain(failed, done, guard, report).await {
+            RollbackStrategy::Both => match self.down_chain(run, failed, done, report).await {
                 Ok(()) => Ok(()),
                 Err(DownError::Fatal(e)) => Err(e),
                 Err(DownError::Script(e)) => {
@@ -205,7 +119,7 @@ impl<H: ScriptHost> Runner<H> {
                         "Rollback with down() failed: {}; falling back to the backup",
                         e.message
                     ));
-                    self.restore_backup(done, backup_path, guard, executor_id, true, report)
+                    self.restore_backup(run, done, true, report)
                         .await
                         .map_err(|e2| {
                             Error::new(
@@ -215,10 +129,7 @@ impl<H: ScriptHost> Runner<H> {
                         })
                 }
             },
-            RollbackStrategy::Backup => {
-                self.restore_backup(done, backup_path, guard, executor_id, false, report)
-                    .await
-            }
+            RollbackStrategy::Backup => self.restore_backup(run, done, false, report).await,
         }
     }
 
@@ -226,26 +137,25 @@ impl<H: ScriptHost> Runner<H> {
     /// removing the record of each one undone. Scripts without `down` are skipped with a warning.
     async fn down_chain(
         &self,
+        run: &Run,
         failed: &Attempt,
         done: &[Done],
-        guard: Option<&ExclusiveGuard>,
         report: &mut RollbackReport,
     ) -> std::result::Result<(), DownError> {
-        let history = History::new(self.client.clone(), &self.cfg);
-        let username = current_username();
+        let (guard, username) = (run.guard(), &run.username);
         self.info("Rolling back with down()...");
         // The failed script: it has no record.
         self.check_guard(guard).await.map_err(DownError::Fatal)?;
-        self.run_down(&failed.script, failed.meta.as_ref(), &username, report)
+        self.run_down(&failed.script, failed.meta.as_ref(), username, report)
             .await?;
         for d in done.iter().rev() {
             self.check_guard(guard).await.map_err(DownError::Fatal)?;
             if self
-                .run_down(&d.script, d.meta.as_ref(), &username, report)
+                .run_down(&d.script, d.meta.as_ref(), username, report)
                 .await?
             {
                 self.check_guard(guard).await.map_err(DownError::Fatal)?;
-                history
+                run.history
                     .remove_records([&d.record])
                     .await
                     .map_err(DownError::Fatal)?;
@@ -304,15 +214,14 @@ impl<H: ScriptHost> Runner<H> {
     /// is a failure rather than a warning.
     async fn restore_backup(
         &self,
+        run: &Run,
         done: &[Done],
-        backup_path: Option<&Path>,
-        guard: Option<&ExclusiveGuard>,
-        executor_id: &str,
         required: bool,
         report: &mut RollbackReport,
     ) -> Result<()> {
+        let guard = run.guard();
         let path: Option<PathBuf> = match self.cfg.backup_mode {
-            BackupMode::Full => backup_path.map(Path::to_path_buf),
+            BackupMode::Full => run.backup_path.clone(),
             BackupMode::RestoreOnly => match self.cfg.backup.existing_backup_path.as_deref() {
                 Some(p) => Some(crate::config::Config::resolve(&self.cwd, p)),
                 None => {
@@ -365,12 +274,11 @@ impl<H: ScriptHost> Runner<H> {
         report.restored_from = Some(path.display().to_string());
         // The history came back with the data. Make sure no record of what this run executed
         // survived (e.g. a backup that does not cover the history node).
-        let history = History::new(self.client.clone(), &self.cfg);
-        let (records, _) = history.read().await?;
+        let (records, _) = run.history.read().await?;
         let stale: Vec<_> = records
             .iter()
             .filter(|r| {
-                r.executor_id.as_deref() == Some(executor_id)
+                r.executor_id.as_deref() == Some(run.executor_id.as_str())
                     && done
                         .iter()
                         .any(|d| d.record.timestamp == r.timestamp && d.record.key == r.key)
@@ -378,7 +286,7 @@ impl<H: ScriptHost> Runner<H> {
             .collect();
         if !stale.is_empty() {
             self.check_guard(guard).await?;
-            history.remove_records(stale).await?;
+            run.history.remove_records(stale).await?;
         }
         self.emit(RunEvent::AfterRestore {
             path,

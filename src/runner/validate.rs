@@ -1,11 +1,13 @@
 //! Validation of pending scripts (load errors, missing `up`, ...) and of executed ones
-//! (missing files, checksum drift), with the predecessor's issue codes.
+//! (missing files, checksum drift), with the predecessor's issue codes: the `validate` command's
+//! report, and `check_selected`, the checks before a `migrate` runs anything.
 
 use serde::Serialize;
 
 use crate::config::{Config, DuplicateTimestampMode, RollbackStrategy};
 use crate::{Error, ErrorCode};
 
+use super::context::Run;
 use super::discover::{algorithm_of, checksum_file, Script};
 use super::plan::Executed;
 use super::{ScriptHost, ScriptMeta};
@@ -221,7 +223,9 @@ impl<H: ScriptHost> super::Runner<H> {
         for w in &disc.warnings {
             self.warn(w);
         }
-        let (records, warnings) = self.read_history(Some("validation")).await?;
+        let (records, warnings) = self
+            .read_history(&self.history(), Some("validation"))
+            .await?;
         for w in &warnings {
             self.warn(w);
         }
@@ -263,5 +267,61 @@ impl<H: ScriptHost> super::Runner<H> {
             report.warning_count
         ));
         Ok(report)
+    }
+
+    /// The checks before a `migrate` runs anything, on the plan as last read: for the
+    /// selected scripts not loaded yet, `validateBeforeRun` (they load, `up` is there; not for
+    /// `--mark-applied`, which runs none); for the executed ones, `validateMigratedFiles`.
+    /// `log_warnings` logs warning-level issues (the second time, under the lock).
+    pub(crate) async fn check_selected(
+        &self,
+        run: &mut Run,
+        log_warnings: bool,
+    ) -> crate::Result<()> {
+        let selected = run.selected();
+        let Some(planned) = &run.planned else {
+            return Ok(());
+        };
+        if self.cfg.validate_before_run && !run.opts.mark_applied && !selected.is_empty() {
+            let mut issues: Vec<ValidationIssue> = Vec::new();
+            for s in &selected {
+                if run.metas.contains_key(&s.filepath) {
+                    continue;
+                }
+                let (v, meta) = validate_script(&self.host, &self.cfg, s).await;
+                if let Some(m) = meta {
+                    run.metas.insert(s.filepath.clone(), m);
+                }
+                issues.extend(v.issues);
+            }
+            self.settle_issues("Migration validation failed", &issues, log_warnings)?;
+        }
+        if self.cfg.validate_migrated_files {
+            let issues = validate_migrated(&self.cfg, &planned.plan.executed);
+            self.settle_issues(
+                "Migration file integrity check failed",
+                &issues,
+                log_warnings,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Warnings logged (when `log`), errors turned into VALIDATION_FAILED under `title`.
+    fn settle_issues(
+        &self,
+        title: &str,
+        issues: &[ValidationIssue],
+        log: bool,
+    ) -> crate::Result<()> {
+        if log {
+            for w in issues.iter().filter(|i| !i.is_error()) {
+                self.warn(&format!("[{}] {}", w.code, w.message));
+            }
+        }
+        if issues.iter().any(ValidationIssue::is_error) {
+            return Err(failure(title, &issues.iter().collect::<Vec<_>>()));
+        }
+        Ok(())
     }
 }
