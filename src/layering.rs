@@ -529,13 +529,19 @@ fn cycles(edges: &BTreeMap<String, BTreeMap<String, usize>>) -> Vec<Vec<String>>
     out
 }
 
-/// The files bottom up: each after every file it uses (ties by name).
+/// The files bottom up: each after every file it uses (ties by name, `mod` last).
 fn order(edges: &BTreeMap<String, BTreeMap<String, usize>>) -> Vec<String> {
     let mut placed: Vec<String> = Vec::new();
     while placed.len() < edges.len() {
+        // A folder's `mod.rs` as late as it can be (its re-exports are its top).
+        let ready = |(n, uses): &(&String, &BTreeMap<String, usize>)| {
+            !placed.contains(n) && uses.keys().all(|u| placed.contains(u))
+        };
         let next = edges
             .iter()
-            .find(|(n, uses)| !placed.contains(n) && uses.keys().all(|u| placed.contains(u)));
+            .filter(ready)
+            .find(|(n, _)| n.as_str() != "mod")
+            .or_else(|| edges.iter().find(ready));
         match next {
             Some((n, _)) => placed.push(n.clone()),
             None => break,
@@ -643,6 +649,59 @@ fn lock_runner_and_cli_files_form_no_cycle() {
         println!("cycle {f}");
     }
     assert!(found.is_empty(), "module cycles:\n{}", found.join("\n"));
+}
+
+/// ARCHITECTURE.md's table under the bullet that starts with `bullet`: (file, what it uses).
+fn table(doc: &str, bullet: &str) -> Vec<(String, BTreeSet<String>)> {
+    let names = |cell: &str| -> BTreeSet<String> {
+        cell.split(',')
+            .map(|n| n.trim().trim_matches('`').to_string())
+            .filter(|n| !n.is_empty() && n != "—")
+            .collect()
+    };
+    doc.lines()
+        .skip_while(|l| !l.starts_with(bullet))
+        .skip_while(|l| !l.trim_start().starts_with("| file |"))
+        .skip(2)
+        .take_while(|l| l.trim_start().starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().splitn(4, '|').collect();
+            (
+                cells[1].trim().trim_matches('`').to_string(),
+                names(cells[2]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn architecture_lists_the_lock_files_bottom_up_with_what_they_use() {
+    let (all, krate) = load();
+    let edges = graph(&all, &krate, &["lock".to_string()]);
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("read ARCHITECTURE.md");
+    let rows = table(&doc, "- `lock` —");
+    let listed: BTreeSet<&String> = rows.iter().map(|(n, _)| n).collect();
+    let files: BTreeSet<&String> = edges.keys().collect();
+    assert_eq!(
+        listed, files,
+        "ARCHITECTURE.md's table of lock/ lists every file once"
+    );
+    for (i, (file, uses)) in rows.iter().enumerate() {
+        let actual: BTreeSet<String> = edges[file].keys().cloned().collect();
+        assert_eq!(
+            uses, &actual,
+            "ARCHITECTURE.md's table of lock/: `{file}` uses {actual:?}"
+        );
+        let above: Vec<&String> = rows[..i].iter().map(|(n, _)| n).collect();
+        for u in uses {
+            assert!(
+                above.contains(&u),
+                "ARCHITECTURE.md's table of lock/: `{u}` must come before `{file}`, which uses it"
+            );
+        }
+    }
 }
 
 mod checks {

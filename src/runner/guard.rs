@@ -52,6 +52,32 @@ impl<H: ScriptHost> Runner<H> {
         Ok(guard)
     }
 
+    /// Between two steps: `checked` (the lease, or a proof of ownership) and a stop request.
+    /// A LOCK_LOST says where the run stopped: before `next`, `so_far` done, nothing further
+    /// written; a stop request is INTERRUPTED, saying `interrupted()`.
+    pub(crate) fn between_steps(
+        &self,
+        checked: Result<()>,
+        next: &str,
+        so_far: &str,
+        interrupted: impl FnOnce() -> String,
+    ) -> Result<()> {
+        checked.map_err(|e| match e.code {
+            ErrorCode::LockLost => Error::new(
+                e.code,
+                format!(
+                    "{} Stopped before {next}: {so_far}; nothing further was written.",
+                    e.message
+                ),
+            ),
+            _ => e,
+        })?;
+        if self.stop.is_requested() {
+            return Err(Error::new(ErrorCode::Interrupted, interrupted()));
+        }
+        Ok(())
+    }
+
     /// Release the run's lock (riding out a short outage) and lift the fence, unless a script
     /// was abandoned (its writes stay refused).
     pub(crate) async fn give_back(&self, guard: Option<ExclusiveGuard>) {

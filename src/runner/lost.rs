@@ -95,21 +95,6 @@ impl<H: ScriptHost> Runner<H> {
     }
 }
 
-/// A LOCK_LOST error (a lease found over between two steps), with where the run stopped: before
-/// `next`, `so_far` done, nothing further written. Any other error is left as it is.
-pub(crate) fn stopped_before(e: Error, next: &str, so_far: &str) -> Error {
-    if e.code != ErrorCode::LockLost {
-        return e;
-    }
-    Error::new(
-        e.code,
-        format!(
-            "{} Stopped before {next}: {so_far}; nothing further was written.",
-            e.message
-        ),
-    )
-}
-
 /// `by <executor> (epoch N)` for a history record.
 fn recorded_by(r: &HistoryRecord) -> String {
     let who = r.executor_id.as_deref().unwrap_or("another run");

@@ -3,12 +3,11 @@
 //! (proved before each record, as a real run does).
 
 use crate::history::HistoryRecord;
-use crate::{Error, ErrorCode, Result};
+use crate::Result;
 
 use super::context::Run;
 use super::discover::Script;
 use super::events::{RunEvent, Step};
-use super::lost::stopped_before;
 use super::{now_ms, Method, MigrationInfo, MigrationResult, Runner, ScriptHost};
 
 impl<H: ScriptHost> Runner<H> {
@@ -23,20 +22,15 @@ impl<H: ScriptHost> Runner<H> {
             selected.len()
         ));
         for (i, s) in selected.iter().enumerate() {
-            self.check_guard(run.guard()).await.map_err(|e| {
-                let so_far = format!("{i} migration(s) were marked as applied");
-                stopped_before(e, &format!("marking {}", s.name), &so_far)
+            let checked = self.check_guard(run.guard()).await;
+            let so_far = format!("{i} migration(s) were marked as applied");
+            self.between_steps(checked, &format!("marking {}", s.name), &so_far, || {
+                format!(
+                    "Interrupted before marking {}: {i} of {} migration(s) marked as applied. Run migrate --mark-applied again to continue.",
+                    s.name,
+                    selected.len()
+                )
             })?;
-            if self.stop.is_requested() {
-                return Err(Error::new(
-                    ErrorCode::Interrupted,
-                    format!(
-                        "Interrupted before marking {}: {i} of {} migration(s) marked as applied. Run migrate --mark-applied again to continue.",
-                        s.name,
-                        selected.len()
-                    ),
-                ));
-            }
             let now = now_ms();
             let record = run.record(s, (now, now), None, true);
             let key = self

@@ -14,7 +14,7 @@ use super::context::{Run, Work};
 use super::discover::Script;
 use super::events::{RunEvent, Step};
 use super::host::script_info;
-use super::lost::{stopped_before, Ended};
+use super::lost::Ended;
 use super::rollback::{Attempt, Done, Failure};
 use super::{
     now_ms, Method, MigrationInfo, MigrationResult, RunOptions, RunOutcome, Runner, ScriptHost,
@@ -141,24 +141,18 @@ impl<H: ScriptHost> Runner<H> {
         for s in &selected {
             // The previous step ended with a proof of ownership (a conditional write): here the
             // lease is checked locally; the proof for this script comes after it ran.
-            run.check_lease().map_err(|e| {
-                let so_far = format!(
-                    "{} migration(s) of this run were executed and recorded",
-                    done.len()
-                );
-                stopped_before(e, &s.name, &so_far)
+            let so_far = format!(
+                "{} migration(s) of this run were executed and recorded",
+                done.len()
+            );
+            self.between_steps(run.check_lease(), &s.name, &so_far, || {
+                format!(
+                    "Migration run interrupted before {}: {} of {} migration(s) executed and recorded; the rest did not start. Run migrate again to continue.",
+                    s.name,
+                    done.len(),
+                    selected.len()
+                )
             })?;
-            if self.stop.is_requested() {
-                return Err(Error::new(
-                    ErrorCode::Interrupted,
-                    format!(
-                        "Migration run interrupted before {}: {} of {} migration(s) executed and recorded; the rest did not start. Run migrate again to continue.",
-                        s.name,
-                        done.len(),
-                        selected.len()
-                    ),
-                ));
-            }
             let step = Step {
                 index: done.len() + 1,
                 total: selected.len(),
