@@ -550,40 +550,48 @@ fn order(edges: &BTreeMap<String, BTreeMap<String, usize>>) -> Vec<String> {
     placed
 }
 
+impl Crate {
+    /// What `all` say about each other: where each module is, what each declares and
+    /// re-exports.
+    fn of(all: &[Source]) -> Crate {
+        let files = all
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.module.clone(), i))
+            .collect();
+        // The modules each file declares (a first pass over `mod x;` and `mod x {`).
+        let mut children: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+        for s in all {
+            for w in s.toks.windows(2) {
+                if let (Tok::Ident(k), Tok::Ident(name)) = (&w[0].0, &w[1].0) {
+                    if k == "mod" {
+                        children
+                            .entry(s.module.clone())
+                            .or_default()
+                            .insert(name.clone());
+                    }
+                }
+            }
+        }
+        let mut reexports = BTreeMap::new();
+        for s in all {
+            for (scope, name, to) in references(s, &children).1 {
+                reexports.insert((scope, name), to);
+            }
+        }
+        Crate {
+            files,
+            reexports,
+            children,
+        }
+    }
+}
+
 fn load() -> (Vec<Source>, Crate) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut all = Vec::new();
     sources(&src, &[], &mut all);
-    let files = all
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.module.clone(), i))
-        .collect();
-    // The modules each file declares (a first pass over `mod x;` and `mod x {`).
-    let mut children: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
-    for s in &all {
-        for w in s.toks.windows(2) {
-            if let (Tok::Ident(k), Tok::Ident(name)) = (&w[0].0, &w[1].0) {
-                if k == "mod" {
-                    children
-                        .entry(s.module.clone())
-                        .or_default()
-                        .insert(name.clone());
-                }
-            }
-        }
-    }
-    let mut reexports = BTreeMap::new();
-    for s in &all {
-        for (scope, name, to) in references(s, &children).1 {
-            reexports.insert((scope, name), to);
-        }
-    }
-    let krate = Crate {
-        files,
-        reexports,
-        children,
-    };
+    let krate = Crate::of(&all);
     (all, krate)
 }
 
@@ -721,35 +729,7 @@ mod checks {
                 }
             })
             .collect();
-        let files = all
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.module.clone(), i))
-            .collect();
-        let mut children: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
-        for s in &all {
-            for w in s.toks.windows(2) {
-                if let (Tok::Ident(k), Tok::Ident(n)) = (&w[0].0, &w[1].0) {
-                    if k == "mod" {
-                        children
-                            .entry(s.module.clone())
-                            .or_default()
-                            .insert(n.clone());
-                    }
-                }
-            }
-        }
-        let mut reexports = BTreeMap::new();
-        for s in &all {
-            for (scope, name, to) in references(s, &children).1 {
-                reexports.insert((scope, name), to);
-            }
-        }
-        let krate = Crate {
-            files,
-            reexports,
-            children,
-        };
+        let krate = Crate::of(&all);
         graph(&all, &krate, &["x".to_string()])
     }
 
