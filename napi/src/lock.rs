@@ -51,7 +51,7 @@ impl From<LockStatus> for NativeLockStatus {
     }
 }
 
-/// How to wait for a held lock (`lock::wait::WaitPolicy::resolve`): `{ wait: false }` fails
+/// How to wait for a held lock (`lock::policy::WaitPolicy::resolve`): `{ wait: false }` fails
 /// fast; `{ retryAttempts, retryDelay }` retries like the predecessor; `{ wait: true, waitTimeout }`
 /// waits with backoff; unset: the config's retries or `waitTimeout`, else fail fast.
 #[napi(object)]

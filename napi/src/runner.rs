@@ -40,7 +40,7 @@ pub struct NativeRunner {
 }
 
 /// Options of `migrate()` / `down()` from JS. How a held lock is waited for follows
-/// `lock::wait::WaitPolicy::resolve`, like `runExclusive`.
+/// `lock::policy::WaitPolicy::resolve`, like `runExclusive`.
 #[napi(object)]
 #[derive(Default)]
 pub struct RunOptionsJs {
