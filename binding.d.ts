@@ -101,17 +101,16 @@ export declare class NativeLockWatch {
 }
 
 export declare class NativeRunner {
-  /** The runner's connection, for `db.database` (its writes fenced by the runner's lease). */
-  get database(): NativeDatabase
   /**
-   * The lock service (its events reach the runner's logger and lock hooks), or null when
-   * locking is disabled.
+   * What this runner's scripts get (`getHandler()` is built on it): its connection fenced by
+   * its lease, its lock service (events to the runner's logger and lock hooks).
    */
-  get locking(): NativeLock | null
+  get scriptDb(): NativeScriptDb
   connectionInfo(): NativeConnectionInfo
   /** SIGINT/SIGTERM: stop after the current step. */
   requestStop(): void
   migrate(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
+  /** Roll back to `options.target` or the newest `options.steps` (one of them: `DownTo::new`). */
   down(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
   list(): Promise<NativeMigrationList>
   validate(): Promise<NativeValidationReport>
@@ -146,6 +145,20 @@ export declare class NativeRunner {
   metricsText(options?: StatusOptions | undefined | null): Promise<string>
 }
 
+export declare class NativeScriptDb {
+  /** The same for the runner's whole life, different for every runner in the process. */
+  get id(): number
+  /** The runner's connection, its writes fenced by the runner's lease (`db.database`). */
+  get database(): NativeDatabase
+  /**
+   * The runner's lock service and its live view of the lock node (`handler.lockingService`),
+   * or null when locking is disabled.
+   */
+  get locking(): NativeLock | null
+  /** The runner's configuration as settings (`handler.cfg` where JS has none of its own). */
+  get config(): Record<string, unknown>
+}
+
 /**
  * How to wait for a held lock (`lock::wait::WaitPolicy::resolve`): `{ wait: false }` fails
  * fast; `{ retryAttempts, retryDelay }` retries like the predecessor; `{ wait: true, waitTimeout }`
@@ -168,20 +181,8 @@ export declare function buildPath(shift: string | undefined | null, path: string
  */
 export declare function checkOptions(call: string, options: unknown): void
 
-/**
- * The `db` for the scripts of the running command: the runner's connection, fenced by its
- * lease. Null before a command that runs scripts has started.
- */
-export declare function cliDatabase(): NativeDatabase | null
-
 /** SIGINT/SIGTERM: running migrations stop after the current step; the emulator shuts down. */
 export declare function cliSignal(): void
-
-/** A client for `config` (resolved against `cwd`); makes no request. */
-export declare function connectDatabase(config: any, cwd: string): Promise<NativeDatabase>
-
-/** A locking service for `config` on `database`'s connection. */
-export declare function createLockingService(database: NativeDatabase, config: any): NativeLock
 
 /**
  * Validate the config, connect (one real round trip on the runner's own paths), and build the
@@ -189,7 +190,7 @@ export declare function createLockingService(database: NativeDatabase, config: a
  * `logFormat: 'json'`); `events` each step of a run (lib/hooks.js calls the hooks and metrics
  * collectors it names).
  */
-export declare function createRunner(config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>): Promise<NativeRunner>
+export declare function createRunner(config: any, cwd: string, host: (request: any, db?: NativeScriptDb) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>): Promise<NativeRunner>
 
 /**
  * Defaults (with the env-derived `databaseUrl` and `applicationCredentials`), as the settings
@@ -674,12 +675,6 @@ export interface QueryOptions {
 /** `text` without secrets (`msr_firebase::redact`), for the errors JS makes itself. */
 export declare function redactSecrets(text: string): string
 
-/**
- * The `db` for the scripts of rehearsal `id`: the sandbox's connection, fenced by the
- * rehearsal runner's lease. Null once the rehearsal is over.
- */
-export declare function rehearsalDatabase(id: number): NativeDatabase | null
-
 /** Options of `rehearse()`. */
 export interface RehearseOptionsJs {
   /** Stop at this version. */
@@ -709,7 +704,7 @@ export declare function releaseHeldLocksSync(): number
  * Run the CLI; resolves with the exit code (bin/msr-firebase.js then ends the process; should
  * its thread be stuck, `cli::exit_after_grace` does).
  */
-export declare function runCli(argv: string[], host: (request: any) => Promise<any>): Promise<number>
+export declare function runCli(argv: string[], host: (request: any, db?: NativeScriptDb) => Promise<any>): Promise<number>
 
 /**
  * Options of `migrate()` / `down()` from JS. How a held lock is waited for follows

@@ -319,3 +319,34 @@ test('runner.rehearse(): a typed report, the scripts get the copy, hooks are not
     process.chdir(cwd)
   }
 })
+
+test('runner.rehearse(): a script abandoned after scriptTimeout gets its further writes refused, as in a real run (the sandbox runner fences its db)', async () => {
+  // Its up() outlives scriptTimeout, then writes: the rehearsal runner's fence closed when it
+  // abandoned the script, so that write is refused before it leaves (SCRIPT_TIMEOUT).
+  const late = `module.exports = { async up(db, info, handler) {
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    globalThis.lateWrite = db.database.ref(handler.cfg.buildPath('late')).set(true).then(() => 'written', (e) => e.code)
+    await globalThis.lateWrite
+  } }
+`
+  const { dir, ns } = await setUp({ [RENAME]: late })
+  const cwd = process.cwd()
+  process.chdir(dir)
+  try {
+    const runner = await FirebaseRunner.getInstance({
+      config: { folder: './migrations', shift: 'app', databaseUrl: prod.databaseUrl(ns), scriptTimeout: 100, locking: { enabled: true } },
+      logger: () => {},
+    })
+    await h.lever(prod, 'DELETE', 'requests')
+    delete globalThis.lateWrite
+    const r = await runner.rehearse()
+    assert.equal(r.success, false)
+    assert.equal(r.error.code, 'SCRIPT_TIMEOUT', JSON.stringify(r.error))
+    for (let i = 0; i < 100 && globalThis.lateWrite === undefined; i += 1) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(await globalThis.lateWrite, 'SCRIPT_TIMEOUT', 'the late write was refused by the fence, not sent')
+    await onlyReads()
+  } finally {
+    delete globalThis.lateWrite
+    process.chdir(cwd)
+  }
+})

@@ -5,31 +5,15 @@
 
 // Without a native addon for this machine, say what is missing and how to fix it (exit 1, no stack).
 require('../lib/native-loader.js').loadOrExit()
-const { native, call, convert } = require('../lib/native.js')
+const { native, convert } = require('../lib/native.js')
 const { createScriptHost, exitProcess } = require('../lib/host.js')
-const { FirebaseConfig } = require('../lib/config.js')
-const { createHandler } = require('../lib/runner.js')
+const { scriptContext } = require('../lib/script-context.js')
 const { SIGNALS, forceExit } = require('../lib/signals.js')
 
-let context = null
-let settings = null
-const host = createScriptHost({
-  init: async (req) => {
-    settings = req
-  },
-  context: async () => {
-    if (!context) {
-      // The runner's own connection, fenced by its lease (L12); a connection of its own otherwise.
-      const nativeDatabase = native.cliDatabase() ?? (await call(() => native.connectDatabase(settings.config, settings.cwd || process.cwd())))
-      const cfg = new FirebaseConfig(settings.config)
-      const nativeLock = cfg.locking && cfg.locking.enabled ? native.createLockingService(nativeDatabase, settings.config) : null
-      const log = (level, message) => process.stderr.write(`${message}\n`)
-      const handler = createHandler({ cfg, nativeDatabase, nativeLock, log })
-      context = { db: handler.db, handler }
-    }
-    return context
-  },
-})
+// Scripts get the db of the command's runner (its connection fenced by its lease; a rehearsal's
+// sandbox runner's), handed over with each script run.
+const log = (level, message) => process.stderr.write(`${message}\n`)
+const host = createScriptHost({ context: (nativeDb) => scriptContext(nativeDb, { log }) })
 
 // The first SIGINT/SIGTERM stops the command after its current step (a wait for the lock ends at
 // once); a second one releases the lock (bounded to 2 s) and exits 130/143.

@@ -240,12 +240,21 @@ function jsonResult(value) {
 }
 
 /**
- * `context(sandbox)` returns `{ db, handler }` for running scripts (created on first use;
- * `sandbox` is set during a rehearsal: `{ id, config }`, whose database the scripts must get);
- * `init(config)` is sent by the Rust CLI before the first script runs.
+ * `context(nativeDb)` returns `{ db, handler }` for the scripts of the runner whose native script
+ * db (`{ id, database, locking, config }`) comes with each run: asked once per runner (`id`) in a
+ * row, so scripts share one `db` and `handler` (a rehearsal's sandbox runner has its own).
  */
-function createScriptHost({ context, init } = {}) {
+function createScriptHost({ context }) {
   const scripts = new Map()
+  let current = null // { id, ctx } of the last runner seen
+
+  async function contextFor(nativeDb) {
+    if (!nativeDb) throw Object.assign(new Error('a script run came without its db'), { code: 'INTERNAL' })
+    if (current && current.id === nativeDb.id) return current.ctx
+    const ctx = await context(nativeDb)
+    current = { id: nativeDb.id, ctx }
+    return ctx
+  }
 
   async function load(file) {
     if (!scripts.has(file)) {
@@ -262,13 +271,13 @@ function createScriptHost({ context, init } = {}) {
     return { hasUp: typeof s.up === 'function', hasDown: typeof s.down === 'function', upIsAsync: isAsync(s.up) }
   }
 
-  async function run(file, method, info, req) {
+  async function run(file, method, info, nativeDb) {
     await load(file)
     const script = scripts.get(file)
     if (!script || typeof script[method] !== 'function') {
       throw Object.assign(new Error(`Migration ${path.basename(file)} does not have a ${method}() method`), { code: 'SCRIPT_FAILED' })
     }
-    const { db, handler } = await context(req.sandbox)
+    const { db, handler } = await contextFor(nativeDb)
     return jsonResult(await guarded(`${path.basename(file)}: ${method}()`, () => script[method](db, info, handler)))
   }
 
@@ -299,18 +308,15 @@ function createScriptHost({ context, init } = {}) {
     return toSettings(value, `The settings exported by config file ${file}`)
   }
 
-  return async function host(req) {
+  return async function host(req, nativeDb) {
     try {
       switch (req.op) {
         case 'load':
           return { ok: true, value: await load(req.file) }
         case 'run':
-          return { ok: true, value: await run(req.file, req.method, req.info, req) }
+          return { ok: true, value: await run(req.file, req.method, req.info, nativeDb) }
         case 'loadConfig':
           return { ok: true, value: await loadConfig(req.file) }
-        case 'init':
-          if (init) await init(req.config)
-          return { ok: true, value: null }
         case 'setEnv':
           // Which variables to set (the real environment wins) was decided in Rust.
           for (const [k, v] of Object.entries(req.vars || {})) process.env[k] = v

@@ -3,12 +3,11 @@
 
 const { native, call, callSync, codedError } = require('./native.js')
 const { FirebaseConfig, toSettings, checkOptions } = require('./config.js')
-const { createFirebaseDB } = require('./database.js')
-const { FirebaseLockingService, guideStatus } = require('./locking.js')
+const { guideStatus } = require('./locking.js')
 const { createScriptHost } = require('./host.js')
+const { scriptContext } = require('./script-context.js')
 const { createDispatcher } = require('./hooks.js')
 const signals = require('./signals.js')
-const pkg = require('../package.json')
 
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 }
 
@@ -44,37 +43,7 @@ function statusOptions(options, what) {
   return { version: toTarget(version) ?? undefined, timeout: timeout ?? undefined }
 }
 
-/** The `handler` scripts receive (also built by the CLI for its scripts). */
-function createHandler({ cfg, nativeDatabase, nativeLock, backup, log }) {
-  return {
-    cfg,
-    db: createFirebaseDB(nativeDatabase, { log }),
-    lockingService: nativeLock ? new FirebaseLockingService(nativeLock) : undefined,
-    backup,
-    getName: () => 'Firebase Realtime Database Runner',
-    getVersion: () => pkg.version,
-  }
-}
-
-const sandboxes = new Map()
-
-/** The scripts' context during a rehearsal: the sandbox's `db` (fenced by the rehearsal runner's
- * lease) and a handler on it; `handler.backup` is refused there. One per rehearsal. */
-function sandboxContext(sandbox, log) {
-  let ctx = sandboxes.get(sandbox.id)
-  if (!ctx) {
-    const nativeDatabase = native.rehearsalDatabase(sandbox.id)
-    if (!nativeDatabase) throw codedError('INTERNAL', `rehearsal ${sandbox.id} is over`)
-    const cfg = new FirebaseConfig(sandbox.config)
-    const nativeLock = cfg.locking && cfg.locking.enabled ? native.createLockingService(nativeDatabase, sandbox.config) : null
-    const refuse = () => Promise.reject(codedError('CONFIG_INVALID', 'handler.backup is not available during a rehearsal (the runner takes its own backup of the copy)'))
-    const handler = createHandler({ cfg, nativeDatabase, nativeLock, log, backup: { backup: refuse, restore: refuse } })
-    ctx = { db: handler.db, handler }
-    sandboxes.clear()
-    sandboxes.set(sandbox.id, ctx)
-  }
-  return ctx
-}
+const refuseBackup = () => Promise.reject(codedError('CONFIG_INVALID', 'handler.backup is not available during a rehearsal (the runner takes its own backup of the copy)'))
 
 class FirebaseRunner {
   /**
@@ -89,7 +58,7 @@ class FirebaseRunner {
     const config = options.config instanceof FirebaseConfig ? options.config : new FirebaseConfig(toSettings(options.config, 'getInstance({ config }): config'))
     const settings = toSettings(config)
     let runner
-    const host = createScriptHost({ context: async (sandbox) => runner._scriptContext(sandbox) })
+    const host = createScriptHost({ context: (nativeDb) => runner._scriptContext(nativeDb) })
     const log = toLogFn(options.logger, settings.logLevel)
     const events = createDispatcher({ hooks: options.hooks, metricsCollectors: options.metricsCollectors, warn: (m) => log('warn', m) })
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log, events))
@@ -101,32 +70,40 @@ class FirebaseRunner {
   constructor(nativeRunner, config) {
     this._native = nativeRunner
     this._config = config
-    this._handler = null
+    this._context = null
   }
 
   /** The same handler every time: `{ cfg, db, lockingService, backup, getName(), getVersion() }`. */
   getHandler() {
-    if (!this._handler) {
-      const runner = this
-      this._handler = createHandler({
-        cfg: this._config,
-        nativeDatabase: this._native.database,
-        nativeLock: this._native.locking,
-        log: this._log,
-        backup: {
-          backup: () => runner.createBackup(),
-          restore: (path) => runner.restoreFromBackup(path),
-        },
-      })
-    }
-    return this._handler
+    return this._ownContext().handler
   }
 
-  /** What scripts get: this runner's `db` and handler, or during a rehearsal the sandbox's. */
-  _scriptContext(sandbox) {
-    if (sandbox) return sandboxContext(sandbox, this._log)
-    const handler = this.getHandler()
-    return { db: handler.db, handler }
+  /** This runner's scripts' `{ db, handler }`, built once. */
+  _ownContext() {
+    if (!this._context) {
+      const runner = this
+      const nativeDb = this._native.scriptDb
+      this._context = {
+        id: nativeDb.id,
+        ...scriptContext(nativeDb, {
+          cfg: this._config,
+          log: this._log,
+          backup: {
+            backup: () => runner.createBackup(),
+            restore: (path) => runner.restoreFromBackup(path),
+          },
+        }),
+      }
+    }
+    return this._context
+  }
+
+  /** What the scripts of the runner owning `nativeDb` get: this runner's own `db` and handler,
+   * or during a rehearsal the sandbox runner's (there `handler.backup` is refused). */
+  _scriptContext(nativeDb) {
+    const own = this._ownContext()
+    if (nativeDb.id === own.id) return own
+    return scriptContext(nativeDb, { log: this._log, backup: { backup: refuseBackup, restore: refuseBackup } })
   }
 
   /** The firebase-admin-like Database (`db.database`). */
@@ -170,11 +147,7 @@ class FirebaseRunner {
   async down(targetVersion, options = {}) {
     checkOptions('down()', options)
     const target = toTarget(targetVersion, true)
-    if (target === null && options.steps == null) {
-      return Promise.reject(
-        codedError('CONFIG_INVALID', 'down(targetVersion) needs the version to roll back to, e.g. 202501010001 (0 rolls back everything), or down(null, { steps: N })'),
-      )
-    }
+    // Neither a target nor steps (or both): refused by the core's one rule (CONFIG_INVALID).
     return this._locked(() => call(() => this._native.down({ ...options, target: target ?? undefined })))
   }
 
@@ -259,4 +232,4 @@ class FirebaseRunner {
   }
 }
 
-module.exports = { FirebaseRunner, createHandler, consoleLogger }
+module.exports = { FirebaseRunner, consoleLogger }

@@ -2,6 +2,7 @@
 //! embedded emulator: how `migrate` and `down` wait for a lock another process holds.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use msr_firebase::cli::{self, CliHost, Io};
@@ -9,7 +10,8 @@ use msr_firebase::config::Config;
 mod common;
 
 use msr_firebase::emulator::Emulator;
-use msr_firebase::runner::{Method, ScriptHost, ScriptMeta};
+use msr_firebase::rtdb::WriteGate;
+use msr_firebase::runner::{Method, ScriptDb, ScriptHost, ScriptMeta};
 use msr_firebase::{Error, ErrorCode, Result};
 use serde_json::{json, Value};
 
@@ -25,7 +27,7 @@ impl ScriptHost for NoJs {
             format!("no scripts here: {}", file.display()),
         ))
     }
-    async fn run(&self, file: &Path, _: Method, _: &Value) -> Result<Value> {
+    async fn run(&self, file: &Path, _: Method, _: &Value, _: &ScriptDb) -> Result<Value> {
         self.load(file).await.map(|_| Value::Null)
     }
 }
@@ -33,9 +35,6 @@ impl ScriptHost for NoJs {
 impl CliHost for NoJs {
     async fn load_config(&self, file: &Path) -> Result<Value> {
         Err(Error::config(format!("no JS here: {}", file.display())))
-    }
-    async fn init(&self, _: &Value) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -164,5 +163,105 @@ async fn no_wait_and_wait_timeout_flags() {
         );
         assert!(held.starts_with(HELD), "{args:?}: {err}");
     }
+    emu.stop().await.unwrap();
+}
+
+/// Scripts that write, through the `db` they are given, which pod ran them, and note what that
+/// `db` is: its id, whether its writes are bounded by a lease, who holds the lock its lock
+/// service sees. The scripts of two commands meet at `both` before writing, so that both
+/// commands' runners exist when they do.
+#[derive(Clone)]
+struct Pod {
+    name: &'static str,
+    both: Arc<tokio::sync::Barrier>,
+    seen: Arc<Mutex<Vec<(u64, bool, Option<String>)>>>,
+}
+
+impl ScriptHost for Pod {
+    async fn load(&self, _: &Path) -> Result<ScriptMeta> {
+        Ok(ScriptMeta {
+            has_up: true,
+            has_down: false,
+            up_is_async: true,
+        })
+    }
+    async fn run(&self, _: &Path, _: Method, _: &Value, db: &ScriptDb) -> Result<Value> {
+        self.both.wait().await;
+        db.client.set("ran_by", &json!(self.name)).await?;
+        let holder = match &db.lock {
+            Some(lock) => lock.status().await?.map(|s| s.locked_by),
+            None => None,
+        };
+        let bounded = db.fence.admit()?.is_some();
+        self.seen.lock().unwrap().push((db.id, bounded, holder));
+        Ok(Value::Null)
+    }
+}
+
+impl CliHost for Pod {
+    async fn load_config(&self, file: &Path) -> Result<Value> {
+        Err(Error::config(format!("no JS here: {}", file.display())))
+    }
+}
+
+/// Two `migrate` commands in one process, on two databases, at the same time: the scripts of
+/// each get their own command's `db` — their writes land in their own database, fenced by their
+/// own runner's lease, and the lock service they are handed sees their own runner's lock. (A
+/// `db` kept in a process global would hand both the one set last.)
+#[tokio::test]
+async fn two_commands_in_one_process_give_their_scripts_their_own_fenced_db() {
+    let emu = common::emulator().await;
+    let both = Arc::new(tokio::sync::Barrier::new(2));
+    let project = |pod: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("migrations");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("V202501010001_mark.js"), "").unwrap();
+        let config = json!({
+            "folder": folder,
+            "databaseUrl": format!("{}?ns=two-{pod}", emu.url()),
+            "locking": {"enabled": true, "timeout": 60_000, "executorId": pod},
+        });
+        let file = dir.path().join("msr.config.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        (dir, file.to_string_lossy().into_owned())
+    };
+    let ((_a, file_a), (_b, file_b)) = (project("pod-a"), project("pod-b"));
+    let run = |name: &'static str, file: String| {
+        let pod = Pod {
+            name,
+            both: both.clone(),
+            seen: Arc::default(),
+        };
+        let seen = pod.seen.clone();
+        async move {
+            let (mut io, _out, err) = Io::capture();
+            let argv = vec!["migrate".to_string(), "--config-file".to_string(), file];
+            let code = tokio::time::timeout(Duration::from_secs(20), cli::run(argv, pod, &mut io))
+                .await
+                .expect("both scripts ran");
+            assert_eq!(code, 0, "{name}: {}", err.text());
+            let seen = seen.lock().unwrap().clone();
+            seen
+        }
+    };
+    let (seen_a, seen_b) = tokio::join!(run("pod-a", file_a), run("pod-b", file_b));
+
+    let data = emu.export();
+    assert_eq!(data["two-pod-a"]["ran_by"], "pod-a", "{data}");
+    assert_eq!(data["two-pod-b"]["ran_by"], "pod-b", "{data}");
+    let [(id_a, bounded_a, holder_a)] = seen_a.as_slice() else {
+        panic!("one script each: {seen_a:?}")
+    };
+    let [(id_b, bounded_b, holder_b)] = seen_b.as_slice() else {
+        panic!("one script each: {seen_b:?}")
+    };
+    assert_ne!(id_a, id_b, "two runners, two dbs");
+    assert!(
+        *bounded_a && *bounded_b,
+        "each db fenced by its runner's lease"
+    );
+    assert_eq!(holder_a.as_deref(), Some("pod-a"));
+    assert_eq!(holder_b.as_deref(), Some("pod-b"));
     emu.stop().await.unwrap();
 }

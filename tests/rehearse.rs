@@ -19,12 +19,14 @@ use msr_firebase::rehearse::{
     Source, SourceKind,
 };
 use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
-use msr_firebase::runner::{Method, RunOptions, Runner, ScriptHost, ScriptMeta, StopFlag};
+use msr_firebase::runner::{
+    Method, RunOptions, Runner, ScriptDb, ScriptHost, ScriptMeta, StopFlag,
+};
 use msr_firebase::{Error, ErrorCode, Result};
 use serde_json::{json, Map, Value};
 
 // ---------------------------------------------------------------------------------------------
-// Scripts: closures given the database they run against (the sandbox in a rehearsal).
+// Scripts: closures given the `db` the runner gives its scripts (the sandbox in a rehearsal).
 
 type Step = Arc<dyn Fn(Client) -> BoxFuture<'static, Result<Value>> + Send + Sync>;
 
@@ -44,7 +46,6 @@ struct Script {
 
 #[derive(Clone)]
 struct Host {
-    client: Client,
     scripts: Arc<HashMap<String, Script>>,
     calls: Arc<Mutex<Vec<String>>>,
 }
@@ -67,7 +68,13 @@ impl ScriptHost for Host {
             up_is_async: true,
         })
     }
-    async fn run(&self, file: &Path, method: Method, _info: &Value) -> Result<Value> {
+    async fn run(
+        &self,
+        file: &Path,
+        method: Method,
+        _info: &Value,
+        db: &ScriptDb,
+    ) -> Result<Value> {
         let name = name_of(file);
         let s = self.scripts.get(&name).cloned().expect("script");
         self.calls
@@ -78,7 +85,7 @@ impl ScriptHost for Host {
             Method::Up => s.up,
             Method::Down => s.down.expect("down"),
         };
-        f(self.client.clone()).await
+        f(db.client.clone()).await
     }
 }
 
@@ -200,7 +207,7 @@ impl Prod {
                 ..p.cfg.clone()
             },
             p.client.clone(),
-            p.host(p.client.clone()),
+            p.host(),
             p.dir.path().to_path_buf(),
         );
         runner.migrate(RunOptions::default()).await.unwrap();
@@ -222,9 +229,8 @@ impl Prod {
         self.scripts.insert(name.to_string(), s);
     }
 
-    fn host(&self, client: Client) -> Host {
+    fn host(&self) -> Host {
         Host {
-            client,
             scripts: Arc::new(self.scripts.clone()),
             calls: Arc::default(),
         }
@@ -254,7 +260,7 @@ impl Prod {
             stop: StopFlag::default(),
             progress: None,
         };
-        rehearse::rehearse(r, |sb| std::future::ready(Ok(self.host(sb.client.clone())))).await
+        rehearse::rehearse(r, self.host()).await
     }
 
     /// Production got reads only, each at or under `/app`.
@@ -556,9 +562,7 @@ async fn from_backup_works_with_no_database_reachable() {
         stop: StopFlag::default(),
         progress: None,
     };
-    let report = rehearse::rehearse(r, |sb| std::future::ready(Ok(prod.host(sb.client.clone()))))
-        .await
-        .unwrap();
+    let report = rehearse::rehearse(r, prod.host()).await.unwrap();
     assert!(report.success, "{report:#?}");
     assert_eq!(report.source.kind, SourceKind::Backup);
     assert_eq!(report.source.file.as_deref(), Some(file.as_path()));
@@ -590,16 +594,11 @@ async fn fails(
         stop: StopFlag::default(),
         progress: None,
     };
-    let host = prod.host(prod.client.clone());
-    rehearse::rehearse(r, |sb| {
-        std::future::ready(Ok(Host {
-            client: sb.client.clone(),
-            calls: calls.clone(),
-            ..host
-        }))
-    })
-    .await
-    .expect_err("fails")
+    let host = Host {
+        calls: calls.clone(),
+        ..prod.host()
+    };
+    rehearse::rehearse(r, host).await.expect_err("fails")
 }
 
 #[tokio::test]

@@ -14,8 +14,8 @@ use msr_firebase::history::{History, HistoryRecord};
 use msr_firebase::lock::{LockService, WaitPolicy};
 use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
 use msr_firebase::runner::{
-    IssueType, LogLevel, Method, MigrationStatus, RunOptions, Runner, ScriptHost, ScriptMeta,
-    StopFlag,
+    IssueType, LogLevel, Method, MigrationStatus, RunOptions, Runner, ScriptDb, ScriptHost,
+    ScriptMeta, StopFlag,
 };
 use msr_firebase::{Error, ErrorCode, Result};
 use serde_json::{json, Value};
@@ -74,7 +74,7 @@ impl ScriptHost for FakeHost {
         }
     }
 
-    async fn run(&self, file: &Path, method: Method, info: &Value) -> Result<Value> {
+    async fn run(&self, file: &Path, method: Method, info: &Value, _: &ScriptDb) -> Result<Value> {
         let name = file_name(file);
         let s = self.scripts.lock().unwrap().get(&name).cloned();
         let s = s.ok_or_else(|| {

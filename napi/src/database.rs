@@ -1,13 +1,10 @@
 //! `NativeDatabase`: the REST client for JS (the `db.database` facade in lib/database.js is
 //! built on it).
 
-use std::path::PathBuf;
-
 use napi_derive::napi;
 use serde_json::Value;
 
 use super::error::IntoNapi;
-use msr_firebase::config::Config;
 use msr_firebase::rtdb::{CasOutcome, Client, OrderBy, PageQuery, Query};
 use msr_firebase::Error;
 
@@ -17,18 +14,6 @@ pub struct NativeDatabase {
     /// What `checkConnection()` reads (shallow): the history node, one of the runner's own
     /// paths; never the root, which Security Rules usually deny.
     pub(crate) check_path: String,
-}
-
-/// The `db` a running command (or rehearsal) gives its scripts: its connection, with the
-/// runner's fence as the gate of every write (L12: each attempt of each write checks it; reads
-/// are never fenced).
-impl From<&msr_firebase::cli::ScriptDb> for NativeDatabase {
-    fn from((client, fence, check_path): &msr_firebase::cli::ScriptDb) -> NativeDatabase {
-        NativeDatabase {
-            client: client.gated(std::sync::Arc::new(fence.clone())),
-            check_path: check_path.clone(),
-        }
-    }
 }
 
 /// Query parameters as JS passes them.
@@ -247,17 +232,6 @@ impl NativeDatabase {
             .map(|_| ())
             .napi()
     }
-}
-
-/// A client for `config` (resolved against `cwd`); makes no request.
-#[napi]
-pub async fn connect_database(config: Value, cwd: String) -> napi::Result<NativeDatabase> {
-    let cfg = Config::from_value(&config).napi()?;
-    let client = msr_firebase::connection::client_for(&cfg, &PathBuf::from(cwd)).napi()?;
-    Ok(NativeDatabase {
-        client,
-        check_path: cfg.history_path(),
-    })
 }
 
 /// `path` normalised (`a/b`, `""` for the root); throws INVALID_PATH naming the bad key and why

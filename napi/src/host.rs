@@ -1,57 +1,51 @@
 //! `JsHost`: the Rust side of lib/host.js. One threadsafe JS function takes a request
-//! (`{ op, ... }`) and resolves `{ ok, value }` or `{ ok: false, code, message }`; a throwing user
-//! script is therefore data here, never a crash.
+//! (`{ op, ... }`, and for `run` the runner's `NativeScriptDb`) and resolves `{ ok, value }` or
+//! `{ ok: false, code, message }`; a throwing user script is therefore data here, never a crash.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Promise;
+use napi::bindgen_prelude::{FnArgs, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 use serde_json::{json, Value};
 
+use super::script_db::NativeScriptDb;
 use msr_firebase::cli::CliHost;
-use msr_firebase::runner::{Method, ScriptHost, ScriptMeta};
+use msr_firebase::runner::{Method, ScriptDb, ScriptHost, ScriptMeta};
 use msr_firebase::{Error, ErrorCode, Result};
 
-/// `(request) => Promise<{ ok, value } | { ok: false, code, message }>`; weak, so it never keeps
-/// Node alive on its own.
-pub type HostFn = ThreadsafeFunction<Value, Promise<Value>, Value, Status, false, true>;
+/// `(request, db) => Promise<{ ok, value } | { ok: false, code, message }>`; weak, so it never
+/// keeps Node alive on its own.
+pub type HostFn = ThreadsafeFunction<HostArgs, Promise<Value>, HostArgs, Status, false, true>;
+/// A request, and the running runner's scripts' `db` for a `run`.
+pub type HostArgs = FnArgs<(Value, Option<NativeScriptDb>)>;
 
 #[derive(Clone)]
 pub struct JsHost {
     f: Arc<HostFn>,
-    /// A rehearsal's sandbox (`{ id, config }`): its scripts get that database as their `db`.
-    sandbox: Option<Arc<Value>>,
 }
 
 impl JsHost {
     pub fn new(f: HostFn) -> JsHost {
-        JsHost {
-            f: Arc::new(f),
-            sandbox: None,
-        }
-    }
-
-    /// This host for a rehearsal: scripts run with the sandbox `{ id, config }` as their `db`
-    /// (lib/host.js asks `rehearsalDatabase(id)` for it), never the runner's own.
-    pub fn for_sandbox(&self, sandbox: Value) -> JsHost {
-        JsHost {
-            f: self.f.clone(),
-            sandbox: Some(Arc::new(sandbox)),
-        }
+        JsHost { f: Arc::new(f) }
     }
 
     async fn call(&self, req: Value) -> Result<Value> {
+        self.call_with(req, None).await
+    }
+
+    async fn call_with(&self, req: Value, db: Option<NativeScriptDb>) -> Result<Value> {
         let op = req
             .get("op")
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_string();
-        let promise =
-            self.f.call_async_catch(req).await.map_err(|e| {
-                Error::internal(format!("JS host call '{op}' failed: {}", e.reason))
-            })?;
+        let promise = self
+            .f
+            .call_async_catch((req, db).into())
+            .await
+            .map_err(|e| Error::internal(format!("JS host call '{op}' failed: {}", e.reason)))?;
         let reply = promise
             .await
             .map_err(|e| Error::internal(format!("JS host '{op}' rejected: {}", e.reason)))?;
@@ -84,12 +78,9 @@ impl ScriptHost for JsHost {
         serde_json::from_value(v).map_err(|e| Error::internal(format!("bad load reply: {e}")))
     }
 
-    async fn run(&self, file: &Path, method: Method, info: &Value) -> Result<Value> {
-        let mut req = json!({"op": "run", "file": path_str(file), "method": method, "info": info});
-        if let Some(sb) = &self.sandbox {
-            req["sandbox"] = (**sb).clone();
-        }
-        self.call(req).await
+    async fn run(&self, file: &Path, method: Method, info: &Value, db: &ScriptDb) -> Result<Value> {
+        let req = json!({"op": "run", "file": path_str(file), "method": method, "info": info});
+        self.call_with(req, Some(db.into())).await
     }
 }
 
@@ -97,12 +88,6 @@ impl CliHost for JsHost {
     async fn load_config(&self, file: &Path) -> Result<Value> {
         self.call(json!({"op": "loadConfig", "file": path_str(file)}))
             .await
-    }
-
-    async fn init(&self, config: &Value) -> Result<()> {
-        self.call(json!({"op": "init", "config": config}))
-            .await
-            .map(|_| ())
     }
 
     async fn set_env(&self, vars: Vec<(String, String)>) -> Result<()> {

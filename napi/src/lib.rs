@@ -12,5 +12,6 @@ pub mod lock;
 pub mod rehearse;
 pub mod results;
 pub mod runner;
+pub mod script_db;
 pub mod status;
 pub mod util;

@@ -11,7 +11,6 @@ use tokio::sync::Mutex;
 
 use super::database::NativeDatabase;
 use super::error::IntoNapi;
-use msr_firebase::config::Config;
 use msr_firebase::lock::live::{lock_status, LiveCell};
 use msr_firebase::lock::{
     ExclusiveGuard, LockService, LockStatus, WaitDefault, WaitPolicy, WaitRequest,
@@ -313,19 +312,6 @@ impl NativeLockGuard {
 /// An executor id argument, checked in the core (a non-empty string).
 fn executor_id_arg(call: &str, id: &Value) -> napi::Result<String> {
     msr_firebase::config::arguments::executor_id(call, id).napi()
-}
-
-/// A locking service for `config` on `database`'s connection.
-#[napi]
-pub fn create_locking_service(
-    database: &NativeDatabase,
-    config: Value,
-) -> napi::Result<NativeLock> {
-    let cfg = Config::from_value(&config).napi()?;
-    Ok(NativeLock {
-        svc: cfg.lock_service(&database.client),
-        live: LiveCell::default(),
-    })
 }
 
 /// Release every migration lock this process holds through a guard (a run or `runExclusive`),

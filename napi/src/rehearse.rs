@@ -1,52 +1,15 @@
 //! `runner.rehearse()`: its report as typed JS objects (field for field what
-//! `msr_firebase::rehearse::RehearsalReport` serialises to; counts and bytes as numbers), and the
-//! sandboxes' `db` for the scripts of a library rehearsal (`rehearsalDatabase(id)`).
+//! `msr_firebase::rehearse::RehearsalReport` serialises to; counts and bytes as numbers).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{LazyLock, Mutex};
 
 use napi_derive::napi;
 
-use super::database::NativeDatabase;
 use super::results::count;
-use msr_firebase::cli::ScriptDb;
 use msr_firebase::rehearse::{
     ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Outcome, RehearsalReport,
     RehearsedMigration, Requests, SourceKind,
 };
-
-static SANDBOXES: LazyLock<Mutex<HashMap<u32, ScriptDb>>> = LazyLock::new(Default::default);
-static NEXT: AtomicU32 = AtomicU32::new(1);
-
-/// A sandbox's `db` registered for the scripts of one rehearsal; unregistered when dropped.
-pub(crate) struct Registered(pub u32);
-
-pub(crate) fn register(db: ScriptDb) -> Registered {
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    SANDBOXES
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, db);
-    Registered(id)
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        SANDBOXES
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
-    }
-}
-
-/// The `db` for the scripts of rehearsal `id`: the sandbox's connection, fenced by the
-/// rehearsal runner's lease. Null once the rehearsal is over.
-#[napi]
-pub fn rehearsal_database(id: u32) -> Option<NativeDatabase> {
-    let dbs = SANDBOXES.lock().unwrap_or_else(|p| p.into_inner());
-    dbs.get(&id).map(NativeDatabase::from)
-}
 
 /// Options of `rehearse()`.
 #[napi(object)]

@@ -9,16 +9,15 @@ use napi::Status;
 use napi_derive::napi;
 use serde_json::Value;
 
-use super::database::NativeDatabase;
 use super::error::IntoNapi;
 use super::events::{event_fn, EventCallback};
 use super::host::{HostFn, JsHost};
 use super::lock::wait_request;
-use super::lock::NativeLock;
-use super::rehearse::{register, NativeRehearsalReport, RehearseOptionsJs};
+use super::rehearse::{NativeRehearsalReport, RehearseOptionsJs};
 use super::results::{
     NativeConnectionInfo, NativeMigrationList, NativeMigrationResult, NativeValidationReport,
 };
+use super::script_db::NativeScriptDb;
 use msr_firebase::config::Config;
 use msr_firebase::connection::{self, ConnectionInfo};
 use msr_firebase::lock::{LockOptions, WaitDefault, WaitPolicy};
@@ -89,23 +88,11 @@ impl NativeRunner {
 
 #[napi]
 impl NativeRunner {
-    /// The runner's connection, for `db.database` (its writes fenced by the runner's lease).
+    /// What this runner's scripts get (`getHandler()` is built on it): its connection fenced by
+    /// its lease, its lock service (events to the runner's logger and lock hooks).
     #[napi(getter)]
-    pub fn database(&self) -> NativeDatabase {
-        NativeDatabase::from(&(
-            self.runner.client.clone(),
-            self.runner.fence.clone(),
-            self.runner.cfg.history_path(),
-        ))
-    }
-    /// The lock service (its events reach the runner's logger and lock hooks), or null when
-    /// locking is disabled.
-    #[napi(getter)]
-    pub fn locking(&self) -> Option<NativeLock> {
-        self.runner.lock_service().map(|svc| NativeLock {
-            svc,
-            live: self.runner.live.lock.clone(),
-        })
+    pub fn script_db(&self) -> NativeScriptDb {
+        self.runner.script_db().into()
     }
     #[napi]
     pub fn connection_info(&self) -> NativeConnectionInfo {
@@ -124,14 +111,12 @@ impl NativeRunner {
         let opts = self.run_options(options);
         Ok(self.runner.migrate(opts).await.napi()?.into())
     }
+    /// Roll back to `options.target` or the newest `options.steps` (one of them: `DownTo::new`).
     #[napi]
     pub async fn down(&self, options: Option<RunOptionsJs>) -> napi::Result<NativeMigrationResult> {
         let steps = options.as_ref().and_then(|o| o.steps);
         let opts = self.run_options(options);
-        let to = match steps {
-            Some(n) => DownTo::Steps(n),
-            None => DownTo::Version(opts.target.unwrap_or(0)),
-        };
+        let to = DownTo::new(opts.target, steps).napi()?;
         Ok(self
             .runner
             .down_to_outcome(to, opts)
@@ -183,17 +168,7 @@ impl NativeRunner {
             stop: self.stop.clone(),
             progress: None,
         };
-        let mut registered = None;
-        let report = msr_firebase::rehearse::rehearse(rehearsal, |sb| {
-            let reg = register((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
-            let host = r
-                .host
-                .for_sandbox(serde_json::json!({"id": reg.0, "config": sb.cfg.to_value()}));
-            registered = Some(reg);
-            std::future::ready(Ok(host))
-        })
-        .await;
-        drop(registered);
+        let report = msr_firebase::rehearse::rehearse(rehearsal, r.host.clone()).await;
         Ok(report.napi()?.into())
     }
     /// Path of the new backup file.
@@ -235,7 +210,7 @@ impl NativeRunner {
 /// `logFormat: 'json'`); `events` each step of a run (lib/hooks.js calls the hooks and metrics
 /// collectors it names).
 #[napi(
-    ts_args_type = "config: any, cwd: string, host: (request: any) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>"
+    ts_args_type = "config: any, cwd: string, host: (request: any, db?: NativeScriptDb) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>"
 )]
 pub async fn create_runner(
     config: Value,

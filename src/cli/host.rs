@@ -12,8 +12,6 @@ use crate::Result;
 pub trait CliHost: ScriptHost + Clone {
     /// Evaluate a JS config file (object, function or promise of either) to plain settings.
     fn load_config(&self, file: &Path) -> impl Future<Output = Result<Value>> + Send;
-    /// Tell JS the effective configuration before any script runs (it builds `db`/`handler`).
-    fn init(&self, config: &Value) -> impl Future<Output = Result<()>> + Send;
     /// Set environment variables (from `--env-file`) for the rest of the process, Rust and JS
     /// alike. JS sets them on its own thread, where Node expects environment changes.
     fn set_env(&self, vars: Vec<(String, String)>) -> impl Future<Output = Result<()>> + Send {

@@ -15,7 +15,6 @@ mod host;
 mod live;
 pub mod output;
 mod progress;
-mod script_db;
 mod signals;
 
 use std::path::PathBuf;
@@ -26,7 +25,6 @@ pub use args::{Cli, Command, Format};
 pub use configure::{load_config, CONFIG_DEADLINE};
 pub use host::CliHost;
 pub use output::Io;
-pub use script_db::{ScriptDb, SCRIPT_DB};
 pub use signals::{signal, Signals, SIGNALS};
 
 use crate::log::LogFormat;

@@ -9,8 +9,8 @@
 //! 2. The run: the unmodified `Runner` with the user's config and scripts, pointed at the
 //!    sandbox (`Sandbox`): `beforeMigrate`, the lock with its renewal, history records, the
 //!    backup before the run and the rollback strategy all happen there as in a real run. The
-//!    scripts get the sandbox as their `db` (the caller builds the host for it, see
-//!    [`rehearse`]). Nothing is ever written to the source database.
+//!    scripts get that runner's `db` (`Runner::script_db`: the sandbox, fenced by the rehearsal
+//!    runner's lease). Nothing is ever written to the source database.
 //! 3. The report: the runner's events mark each migration's start and end; at each end the
 //!    data is written to a snapshot file (on disk) and the previous snapshot is compared with
 //!    the tree (`diff`), so memory holds the emulator's data and no second copy of it. Requests
@@ -27,12 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde_json::{json, Value};
-
 use crate::backup::{self, Metadata, Progress, WalkOptions};
 use crate::config::Config;
 use crate::emulator::{Emulator, EmulatorOptions, StoreView};
-use crate::lock::Fence;
 use crate::log::{LineFn, LogLine};
 use crate::rtdb::{path, Client};
 use crate::runner::plan::{check_target, DownTo};
@@ -109,39 +106,23 @@ pub struct Rehearsal<'a> {
 }
 
 /// The emulator the scripts run against.
-pub struct Sandbox {
-    /// `http://127.0.0.1:<port>?ns=rehearsal`
-    pub url: String,
+struct Sandbox {
     /// The user's configuration pointed at the sandbox.
-    pub cfg: Config,
+    cfg: Config,
     /// A client for it (`connection::sandbox_client`).
-    pub client: Client,
-    /// The rehearsal runner's fence: the scripts' `db` is to be fenced by it, as in a real run.
-    pub fence: Fence,
-}
-
-impl Sandbox {
-    /// What a script host needs to give scripts the sandbox as their `db`: `{ url, config }`.
-    pub fn database(&self) -> Value {
-        json!({ "url": self.url, "config": self.cfg.to_value() })
-    }
+    client: Client,
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Error {
     Error::internal(format!("The rehearsal failed: {what}: {e}"))
 }
 
-/// Rehearse the pending migrations (see the module docs). `host_for` builds the script host
-/// whose scripts see the sandbox as their `db` (its client, fenced by its fence). `Err` when there was nothing to rehearse on
-/// (bad input: CONFIG_INVALID / VALIDATION_FAILED; the source unreadable: SOURCE_UNREADABLE);
-/// a failing migration or a `down` that does not undo its `up` is a report with
-/// `success: false` and its `error`.
-pub async fn rehearse<H, F, Fut>(r: Rehearsal<'_>, host_for: F) -> Result<RehearsalReport>
-where
-    H: ScriptHost,
-    F: FnOnce(&Sandbox) -> Fut,
-    Fut: std::future::Future<Output = Result<H>>,
-{
+/// Rehearse the pending migrations (see the module docs) with `host` running the scripts (on
+/// the sandbox runner's `db`). `Err` when there was nothing to rehearse on (bad input:
+/// CONFIG_INVALID / VALIDATION_FAILED; the source unreadable: SOURCE_UNREADABLE); a failing
+/// migration or a `down` that does not undo its `up` is a report with `success: false` and its
+/// `error`.
+pub async fn rehearse<H: ScriptHost>(r: Rehearsal<'_>, host: H) -> Result<RehearsalReport> {
     let started = Instant::now();
     if let Some(t) = r.options.target {
         check_target(t, false)?;
@@ -167,9 +148,7 @@ where
     sandbox_cfg.backup.folder = work.path().join("backups").to_string_lossy().into_owned();
     let sandbox = Sandbox {
         client: crate::connection::sandbox_client(&url, &sandbox_cfg)?,
-        url,
         cfg: sandbox_cfg,
-        fence: Fence::default(),
     };
 
     let loaded = load(&r, &emu, &at, &shown).await;
@@ -188,7 +167,7 @@ where
         sandbox.client.remove(&lock_at).await?;
         source.lock_skipped = true;
     }
-    let outcome = run(&r, &emu, sandbox, host_for, source, &segs, work.path()).await;
+    let outcome = run(&r, &emu, sandbox, host, source, &segs, work.path()).await;
     let _ = emu.stop().await;
     let mut report = outcome?;
     report.duration_ms = ms(started.elapsed());
@@ -208,21 +187,15 @@ fn check_keep(keep: &Path) -> Result<()> {
 }
 
 /// The run in the sandbox, then the report.
-async fn run<H, F, Fut>(
+async fn run<H: ScriptHost>(
     r: &Rehearsal<'_>,
     emu: &Emulator,
     sandbox: Sandbox,
-    host_for: F,
+    host: H,
     source: SourceInfo,
     segs: &[String],
     dir: &Path,
-) -> Result<RehearsalReport>
-where
-    H: ScriptHost,
-    F: FnOnce(&Sandbox) -> Fut,
-    Fut: std::future::Future<Output = Result<H>>,
-{
-    let host = host_for(&sandbox).await?;
+) -> Result<RehearsalReport> {
     let cfg = sandbox.cfg.clone();
     let shift = cfg.shift_path();
     let has_before_migrate = crate::runner::discover::discover(&cfg, r.cwd)

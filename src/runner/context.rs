@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::history::{current_username, History, HistoryRecord};
 use crate::lock::{ExclusiveGuard, StillNeeded};
-use crate::{Error, Result};
+use crate::Result;
 
 use super::discover::{Discovery, Script};
 use super::events::{Command, RunEvent};
@@ -220,12 +220,7 @@ impl<H: ScriptHost> Runner<H> {
     ) -> Result<Run> {
         match (work, opts.target) {
             (Work::Migrate, Some(t)) => check_target(t, false)?,
-            (Work::Down(DownTo::Version(t)), _) => check_target(t, true)?,
-            (Work::Down(DownTo::Steps(0)), _) => {
-                return Err(Error::config(
-                    "down --steps must be 1 or more (the number of executed migrations to roll back, newest first)",
-                ))
-            }
+            (Work::Down(to), _) => to.check()?,
             _ => {}
         }
         let disc = self.discover_checked()?;

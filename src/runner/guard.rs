@@ -146,7 +146,7 @@ impl<H: ScriptHost> Runner<H> {
         method: Method,
         info: &Value,
     ) -> Result<Value> {
-        let run = self.host.run(file, method, info);
+        let run = self.host.run(file, method, info, self.script_db());
         let Some(ms) = self.cfg.script_timeout else {
             return run.await;
         };

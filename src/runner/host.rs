@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::ScriptDb;
 use crate::Result;
 
 /// What loading a script found out (load errors come back as `Err` with SCRIPT_FAILED).
@@ -41,13 +42,15 @@ pub(crate) fn script_info(
 pub trait ScriptHost: Send + Sync + 'static {
     /// Load (import) a script and inspect its exports. Must not run `up`/`down`.
     fn load(&self, file: &Path) -> impl Future<Output = Result<ScriptMeta>> + Send;
-    /// Run `up` or `down` of a script with `info` (the migration's record so far: name,
-    /// filepath, timestamp, startedAt, username...). Resolves with what the function returned
+    /// Run `up` or `down` of a script with `db` (the runner's [`ScriptDb`]: the one database
+    /// the script may be given) and `info` (the migration's record so far: name, filepath,
+    /// timestamp, startedAt, username...). Resolves with what the function returned
     /// (`Value::Null` for undefined). A throw becomes `Err` with SCRIPT_FAILED and the message.
     fn run(
         &self,
         file: &Path,
         method: Method,
         info: &Value,
+        db: &ScriptDb,
     ) -> impl Future<Output = Result<Value>> + Send;
 }

@@ -39,12 +39,13 @@ pub mod plan;
 mod probe;
 pub mod result;
 pub mod rollback;
+pub mod script_db;
 pub mod status;
 pub mod validate;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +54,7 @@ pub use events::{EventFn, RunEvent, Step};
 pub use host::{Method, ScriptHost, ScriptMeta};
 pub use list::{ListEntry, MigrationList, MigrationStatus};
 pub use result::{MigrationInfo, MigrationResult, RollbackReport, RunOutcome};
+pub use script_db::ScriptDb;
 pub use validate::{IssueType, ScriptValidation, ValidationIssue, ValidationReport};
 
 use crate::config::Config;
@@ -135,6 +137,8 @@ pub struct Runner<H: ScriptHost> {
     pub fence: Fence,
     /// The live views behind `status` and the last run (see `runner::status`).
     pub live: status::StatusState,
+    /// What the scripts get as `db` ([`Runner::script_db`]).
+    script_db: OnceLock<ScriptDb>,
 }
 
 impl<H: ScriptHost> Runner<H> {
@@ -152,6 +156,7 @@ impl<H: ScriptHost> Runner<H> {
             backups: Arc::new(DefaultBackups::default()),
             fence: Fence::default(),
             live: status::StatusState::default(),
+            script_db: OnceLock::new(),
         }
     }
     pub fn with_lock(mut self, lock: Option<LockService>) -> Self {

@@ -32,6 +32,42 @@ pub enum DownTo {
     Steps(u32),
 }
 
+impl DownTo {
+    /// The one rule for what `down` is asked to do, for the CLI and the library alike: exactly
+    /// one of a version (12 digits, or 0 for everything) and a number of steps (1 or more);
+    /// neither or both is CONFIG_INVALID, and nothing is rolled back.
+    pub fn new(version: Option<u64>, steps: Option<u32>) -> Result<DownTo> {
+        let to = match (version, steps) {
+            (Some(v), None) => DownTo::Version(v),
+            (None, Some(n)) => DownTo::Steps(n),
+            (None, None) => {
+                return Err(Error::config(
+                    "down needs the version to roll back to, e.g. 202501010001 (0 rolls back everything), \
+                     or a number of steps: `down --steps N`, `down(null, { steps: N })`",
+                ))
+            }
+            (Some(v), Some(n)) => {
+                return Err(Error::config(format!(
+                    "down takes a version or a number of steps, not both (got version {v} and steps {n}): \
+                     `down {v}` rolls back everything newer than {v}, `down --steps {n}` the newest {n}"
+                )))
+            }
+        };
+        to.check().map(|()| to)
+    }
+
+    /// A version is a target version (`check_target`, 0 allowed); steps are 1 or more.
+    pub fn check(self) -> Result<()> {
+        match self {
+            DownTo::Version(v) => check_target(v, true),
+            DownTo::Steps(0) => Err(Error::config(
+                "down --steps must be 1 or more (the number of executed migrations to roll back, newest first)",
+            )),
+            DownTo::Steps(_) => Ok(()),
+        }
+    }
+}
+
 /// Match history to files: first by (timestamp, name), then by timestamp alone (a renamed file
 /// still counts as executed; checksum validation reports content drift).
 pub fn plan(scripts: &[Script], history: &[HistoryRecord]) -> Plan {

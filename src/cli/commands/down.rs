@@ -6,7 +6,7 @@ use crate::cli::args::WaitArgs;
 use crate::cli::host::CliHost;
 use crate::cli::output::Io;
 use crate::runner::plan::{parse_target, DownTo};
-use crate::{Error, ErrorCode, ExitStatus};
+use crate::ExitStatus;
 
 pub async fn run<H: CliHost>(
     session: &Session<H>,
@@ -15,19 +15,14 @@ pub async fn run<H: CliHost>(
     steps: Option<u32>,
     wait: WaitArgs,
 ) -> ExitStatus {
-    let to = match (steps, target) {
-        (Some(n), _) => DownTo::Steps(n),
-        (None, Some(t)) => match parse_target(t, true) {
-            Ok(t) => DownTo::Version(t),
-            Err(e) => return session.fail(io, "Rollback error", &e),
-        },
-        (None, None) => {
-            let e = Error::new(
-                ErrorCode::Usage,
-                "down needs a targetVersion (0 rolls back everything) or --steps N",
-            );
-            return session.fail(io, "Rollback error", &e);
-        }
+    // clap already refuses neither and both (exit 1, its usage text); the rule is the core's.
+    let to = match target
+        .map(|t| parse_target(t, true))
+        .transpose()
+        .and_then(|version| DownTo::new(version, steps))
+    {
+        Ok(to) => to,
+        Err(e) => return session.fail(io, "Rollback error", &e),
     };
     let opts = session.options(None, wait, false);
     let work = session.runner.down_to_outcome(to, opts);

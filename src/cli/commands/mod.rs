@@ -88,11 +88,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Command::Backup(cmd) => backup::run(cmd, &client, &cfg, io, json, cwd, own).await,
         // The commands that run scripts: through the runner.
         command => {
-            let session =
-                match runner::Session::start(&global, cfg, client, host, io, cwd, own).await {
-                    Ok(s) => s,
-                    Err(status) => return status,
-                };
+            let session = runner::Session::start(&global, cfg, client, host, io, cwd, own);
             match command {
                 Command::Migrate {
                     target,

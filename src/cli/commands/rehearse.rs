@@ -6,14 +6,11 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
-
 use super::runner::{flush_errors, log_fn, progress};
 use crate::backup::Progress;
 use crate::cli::args::{GlobalFlags, RehearseArgs};
 use crate::cli::host::CliHost;
 use crate::cli::output::Io;
-use crate::cli::script_db;
 use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::rehearse::{
@@ -84,19 +81,8 @@ pub async fn run<H: CliHost>(
         stop: SIGNALS.stop.clone(),
         progress: Some(reading),
     };
-    let cwd_shown = cwd.to_path_buf();
     let outcome = live
-        .while_running(rehearse::rehearse(r, |sb| {
-            // The CLI's scripts get the runner's connection (`cliDatabase()`): here the
-            // sandbox's, fenced by the rehearsal runner's lease.
-            script_db::set((sb.client.clone(), sb.fence.clone(), sb.cfg.history_path()));
-            let init = json!({"config": sb.cfg.to_value(), "cwd": cwd_shown});
-            let host = host.clone();
-            async move {
-                host.init(&init).await?;
-                Ok(host)
-            }
-        }))
+        .while_running(rehearse::rehearse(r, host.clone()))
         .await;
     let report = match outcome {
         Ok(r) => r,

@@ -7,14 +7,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::backup::Progress;
 use crate::cli::args::{GlobalFlags, WaitArgs};
 use crate::cli::host::CliHost;
 use crate::cli::live::Live;
 use crate::cli::output::Io;
-use crate::cli::script_db;
 use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
@@ -42,41 +41,30 @@ pub struct Session<H: CliHost> {
 }
 
 impl<H: CliHost> Session<H> {
-    /// Tell JS the configuration (its scripts' `db` and `handler`), and build the runner: its log
-    /// lines and progress on stderr, the scripts' `db` on its connection and fenced by its lease.
-    /// Or print why JS refused and return the exit status.
-    pub async fn start(
+    /// Build the runner: its log lines and progress on stderr; its scripts get its `db`
+    /// (`Runner::script_db`: its connection, fenced by its lease).
+    pub fn start(
         flags: &GlobalFlags,
         cfg: Config,
         client: Client,
         host: &H,
-        io: &mut Io,
+        io: &Io,
         cwd: &Path,
         own: ExitStatus,
-    ) -> Result<Session<H>, ExitStatus> {
-        if let Err(e) = host
-            .init(&json!({"config": cfg.to_value(), "cwd": cwd}))
-            .await
-        {
-            let text = format!("✗ {}", e.message);
-            return Err(io.fail(&e, ExitStatus::of_failure(e.code, own), text));
-        }
+    ) -> Session<H> {
         let held = Arc::new(Mutex::new(Vec::new()));
         let live = io.live.clone();
         let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
         let gauge = Arc::new(Progress::default());
         let shown = crate::backup::shown(cfg.shift_path().as_deref());
-        let fence = crate::lock::Fence::default();
-        script_db::set((client.clone(), fence.clone(), cfg.history_path()));
         let dry_run = flags.dry_run || cfg.dry_run;
         let runner = Runner::new(cfg.clone(), client, host.clone(), cwd.to_path_buf())
-            .with_fence(fence)
             .with_lock(lock)
             .with_log_lines(log_fn(&cfg, held.clone(), live.clone()))
             .with_events(progress(live.clone(), Some((shown, gauge.clone()))))
             .with_backups(Arc::new(DefaultBackups::with_progress(gauge)))
             .with_stop(SIGNALS.stop.clone());
-        Ok(Session {
+        Session {
             runner,
             own,
             json: flags.json(),
@@ -84,7 +72,7 @@ impl<H: CliHost> Session<H> {
             no_lock: flags.no_lock,
             held,
             live,
-        })
+        }
     }
 
     /// The run options of `migrate`/`down`. How they wait for a held lock: the lock core's one

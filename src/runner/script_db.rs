@@ -1,0 +1,55 @@
+//! `ScriptDb`: what a runner's scripts get as their `db`, and the lock service their `handler`
+//! offers. Decided here, once, for every way scripts run — a library runner, a CLI command, the
+//! sandbox runner of a rehearsal: the runner's own connection with the runner's fence as the gate
+//! of every write (L12: refused once the lease is over, the lock is lost or a script was
+//! abandoned), the runner's lock service (its events in the runner's log and lock hooks) and the
+//! lock node's live view the runner's `status()` reads. The runner hands it to its `ScriptHost`
+//! with every script it runs; no other path leads a script to a database.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::lock::live::LiveCell;
+use crate::lock::{Fence, LockService};
+use crate::rtdb::Client;
+
+use super::{Runner, ScriptHost};
+
+/// Ids tell runners apart (a host builds a script context once per id); no database is kept here.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The scripts' `db` of one runner (see the module docs). Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct ScriptDb {
+    /// The same for the runner's whole life, different for every runner in the process.
+    pub id: u64,
+    /// The runner's connection, [`ScriptDb::fence`] the gate of each attempt of each write.
+    pub client: Client,
+    /// The runner's fence (held by its lease during a locked run).
+    pub fence: Fence,
+    /// What `checkConnection()` reads (shallow): the history node, one of the runner's own
+    /// paths; never the root, which Security Rules usually deny.
+    pub check_path: String,
+    /// The runner's lock service (`None` when locking is disabled).
+    pub lock: Option<LockService>,
+    /// The lock node's live view, shared with the runner's `status()`.
+    pub live_lock: LiveCell,
+    /// The runner's configuration (`handler.cfg`).
+    pub cfg: Arc<Config>,
+}
+
+impl<H: ScriptHost> Runner<H> {
+    /// The `db` this runner's scripts get (built on first use, from the runner as built).
+    pub fn script_db(&self) -> &ScriptDb {
+        self.script_db.get_or_init(|| ScriptDb {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            client: self.client.gated(Arc::new(self.fence.clone())),
+            fence: self.fence.clone(),
+            check_path: self.cfg.history_path(),
+            lock: self.lock_service(),
+            live_lock: self.live.lock.clone(),
+            cfg: Arc::new(self.cfg.clone()),
+        })
+    }
+}
