@@ -62,6 +62,8 @@ test('migrate, down, rehearse and the lock: arguments are checked in the core, n
     { what: 'a bad target', call: () => runner.migrate('latest'), re: [/Invalid target version "latest"/] },
     { what: 'zero steps', call: () => runner.down(null, { steps: 0 }), re: [/steps must be 1 or more/] },
     { what: 'negative steps', call: () => runner.down(null, { steps: -2 }), re: [/steps must be 1 or more/] },
+    { what: 'neither a version nor steps', call: () => runner.down(), re: [/down needs the version to roll back to/, /steps: N/] },
+    { what: 'a version and steps', call: () => runner.down(202501010001, { steps: 1 }), re: [/a version or a number of steps, not both/] },
     { what: 'a version no migration has', call: () => runner.down(202501010000), code: 'VALIDATION_FAILED', re: [/Cannot roll back to version 202501010000/, /202501010001/] },
     { what: 'misspelt keep', call: () => runner.rehearse({ kep: 'out.json' }), re: [/rehearse\(\): unknown option `kep`; did you mean `keep`\?/] },
     { what: 'negative examples', call: () => runner.rehearse({ examples: -1 }), re: [/examples must be a whole number/] },

@@ -244,6 +244,26 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    #[test]
+    fn down_takes_exactly_one_of_a_version_and_steps() {
+        assert_eq!(DownTo::new(Some(0), None).unwrap(), DownTo::Version(0));
+        assert_eq!(
+            DownTo::new(Some(202501010001), None).unwrap(),
+            DownTo::Version(202501010001)
+        );
+        assert_eq!(DownTo::new(None, Some(2)).unwrap(), DownTo::Steps(2));
+        for (version, steps, says) in [
+            (None, None, "down needs the version to roll back to"),
+            (Some(202501010001), Some(1), "not both"),
+            (None, Some(0), "must be 1 or more"),
+            (Some(42), None, "Invalid target version"),
+        ] {
+            let e = DownTo::new(version, steps).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ConfigInvalid, "{version:?} {steps:?}");
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+    }
+
     fn s(v: u64, n: &str) -> Script {
         Script {
             name: n.into(),
