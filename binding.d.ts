@@ -110,7 +110,10 @@ export declare class NativeRunner {
   /** SIGINT/SIGTERM: stop after the current step. */
   requestStop(): void
   migrate(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
-  /** Roll back to `options.target` or the newest `options.steps` (one of them: `DownTo::new`). */
+  /**
+   * Roll back to `options.target` or the newest `options.steps`: exactly one of them
+   * (CONFIG_INVALID otherwise, the core's rule for the CLI too).
+   */
   down(options?: RunOptionsJs | undefined | null): Promise<NativeMigrationResult>
   list(): Promise<NativeMigrationList>
   validate(): Promise<NativeValidationReport>

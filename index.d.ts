@@ -558,6 +558,12 @@ export declare class FirebaseRunner {
   getConnectionInfo(): { databaseUrl: string | null; shift: string | null; tableName: string; emulator: boolean }
   migrate(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
   up(targetVersion?: number | string, options?: RunOptions): Promise<MigrationResult>
+  /**
+   * Roll back every executed migration newer than `targetVersion` (an executed version, or 0 for
+   * everything), or the newest `options.steps` of them: `down(null, { steps: 1 })`. Exactly one
+   * of the two, as the CLI's `down <target> | --steps N`: neither or both rejects with
+   * CONFIG_INVALID and rolls back nothing.
+   */
   down(targetVersion: number | string | null, options?: RunOptions): Promise<MigrationResult>
   /** Run the pending migrations on a copy of the data in an embedded emulator and report what they would change; the database is only read. */
   rehearse(options?: RehearseOptions): Promise<RehearsalReport>

@@ -174,7 +174,17 @@ async fn no_wait_and_wait_timeout_flags() {
 struct Pod {
     name: &'static str,
     both: Arc<tokio::sync::Barrier>,
-    seen: Arc<Mutex<Vec<(u64, bool, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<SeenDb>>>,
+}
+
+/// What a script saw of its `db`.
+#[derive(Clone, Debug)]
+struct SeenDb {
+    id: u64,
+    /// Its writes are bounded by a lease.
+    fenced: bool,
+    /// Who holds the lock, as its lock service sees it.
+    holder: Option<String>,
 }
 
 impl ScriptHost for Pod {
@@ -192,8 +202,12 @@ impl ScriptHost for Pod {
             Some(lock) => lock.status().await?.map(|s| s.locked_by),
             None => None,
         };
-        let bounded = db.fence.admit()?.is_some();
-        self.seen.lock().unwrap().push((db.id, bounded, holder));
+        let fenced = db.fence.admit()?.is_some();
+        self.seen.lock().unwrap().push(SeenDb {
+            id: db.id,
+            fenced,
+            holder,
+        });
         Ok(Value::Null)
     }
 }
@@ -250,18 +264,12 @@ async fn two_commands_in_one_process_give_their_scripts_their_own_fenced_db() {
     let data = emu.export();
     assert_eq!(data["two-pod-a"]["ran_by"], "pod-a", "{data}");
     assert_eq!(data["two-pod-b"]["ran_by"], "pod-b", "{data}");
-    let [(id_a, bounded_a, holder_a)] = seen_a.as_slice() else {
-        panic!("one script each: {seen_a:?}")
+    let ([a], [b]) = (seen_a.as_slice(), seen_b.as_slice()) else {
+        panic!("one script each: {seen_a:?} {seen_b:?}")
     };
-    let [(id_b, bounded_b, holder_b)] = seen_b.as_slice() else {
-        panic!("one script each: {seen_b:?}")
-    };
-    assert_ne!(id_a, id_b, "two runners, two dbs");
-    assert!(
-        *bounded_a && *bounded_b,
-        "each db fenced by its runner's lease"
-    );
-    assert_eq!(holder_a.as_deref(), Some("pod-a"));
-    assert_eq!(holder_b.as_deref(), Some("pod-b"));
+    assert_ne!(a.id, b.id, "two runners, two dbs");
+    assert!(a.fenced && b.fenced, "each db fenced by its runner's lease");
+    assert_eq!(a.holder.as_deref(), Some("pod-a"));
+    assert_eq!(b.holder.as_deref(), Some("pod-b"));
     emu.stop().await.unwrap();
 }

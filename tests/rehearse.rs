@@ -7,7 +7,6 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use msr_firebase::config::Config;
@@ -18,7 +17,7 @@ use msr_firebase::rehearse::{
     self, ChangeKind, DownOutcome, Example, Outcome, Rehearsal, RehearsalReport, RehearseOptions,
     Source, SourceKind,
 };
-use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
+use msr_firebase::rtdb::Client;
 use msr_firebase::runner::{
     Method, RunOptions, Runner, ScriptDb, ScriptHost, ScriptMeta, StopFlag,
 };
@@ -139,22 +138,7 @@ fn set(node: &'static str, value: Value, with_down: bool) -> Script {
 // Production (an emulator) and the project (a folder of scripts)
 
 fn client_for(url: &str) -> Client {
-    Client::new(ClientOptions {
-        url: DatabaseUrl::parse(url).unwrap(),
-        auth: Auth::EmulatorOwner,
-        retry: RetryPolicy {
-            max_retries: 1,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            window: None,
-        },
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: None,
-        on_retry: None,
-        clock: Arc::new(SystemClock),
-        auth_variable_override: None,
-    })
-    .unwrap()
+    common::owner_client(url, 1)
 }
 
 const DATA: &str = r#"{"users": {"u1": {"name": "Alice", "age": 30}, "u2": {"name": "Bob", "age": 25}},

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use futures_util::future::BoxFuture;
 use msr_firebase::config::{BackupMode, Config, DuplicateTimestampMode, RollbackStrategy};
 use msr_firebase::emulator::{Emulator, EmulatorOptions};
 use msr_firebase::history::{History, HistoryRecord};
 use msr_firebase::lock::{LockService, WaitPolicy};
-use msr_firebase::rtdb::{Auth, Client, ClientOptions, DatabaseUrl, RetryPolicy, SystemClock};
+use msr_firebase::rtdb::Client;
 use msr_firebase::runner::{
     IssueType, LogLevel, Method, MigrationStatus, RunOptions, Runner, ScriptDb, ScriptHost,
     ScriptMeta, StopFlag,
@@ -154,22 +156,7 @@ struct Env {
 }
 
 fn client_for(url: &str) -> Client {
-    Client::new(ClientOptions {
-        url: DatabaseUrl::parse(url).unwrap(),
-        auth: Auth::EmulatorOwner,
-        retry: RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            window: None,
-        },
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: None,
-        on_retry: None,
-        clock: Arc::new(SystemClock),
-        auth_variable_override: None,
-    })
-    .unwrap()
+    common::owner_client(url, 2)
 }
 
 impl Env {

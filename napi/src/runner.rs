@@ -111,7 +111,8 @@ impl NativeRunner {
         let opts = self.run_options(options);
         Ok(self.runner.migrate(opts).await.napi()?.into())
     }
-    /// Roll back to `options.target` or the newest `options.steps` (one of them: `DownTo::new`).
+    /// Roll back to `options.target` or the newest `options.steps`: exactly one of them
+    /// (CONFIG_INVALID otherwise, the core's rule for the CLI too).
     #[napi]
     pub async fn down(&self, options: Option<RunOptionsJs>) -> napi::Result<NativeMigrationResult> {
         let steps = options.as_ref().and_then(|o| o.steps);

@@ -259,8 +259,8 @@ mod tests {
             (Some(42), None, "Invalid target version"),
         ] {
             let e = DownTo::new(version, steps).unwrap_err();
-            assert_eq!(e.code, ErrorCode::ConfigInvalid, "{version:?} {steps:?}");
-            assert!(e.message.contains(says), "{}", e.message);
+            let refused = e.code == ErrorCode::ConfigInvalid && e.message.contains(says);
+            assert!(refused, "{version:?} {steps:?}: {e}");
         }
     }
 

@@ -45,6 +45,27 @@ pub fn emulator_client(
     .expect("client")
 }
 
+/// A client on `url` (an emulator's namespace) acting as the database owner, retrying a failed
+/// request `max_retries` times after 5-20 ms.
+pub fn owner_client(url: &str, max_retries: u32) -> msr_firebase::rtdb::Client {
+    msr_firebase::rtdb::Client::new(msr_firebase::rtdb::ClientOptions {
+        url: msr_firebase::rtdb::DatabaseUrl::parse(url).expect("url"),
+        auth: msr_firebase::rtdb::Auth::EmulatorOwner,
+        retry: msr_firebase::rtdb::RetryPolicy {
+            max_retries,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            window: None,
+        },
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: None,
+        on_retry: None,
+        clock: Arc::new(msr_firebase::rtdb::SystemClock),
+        auth_variable_override: None,
+    })
+    .expect("client")
+}
+
 /// A lock service (no shift) with a lease of `timeout_ms` on `client`.
 pub fn lock_service_on(
     client: msr_firebase::rtdb::Client,
