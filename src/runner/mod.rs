@@ -227,6 +227,20 @@ impl<H: ScriptHost> Runner<H> {
         })))
     }
 
+    /// The `db` this runner's scripts get (see `script_db`): built on first use, from the
+    /// runner as built.
+    pub fn script_db(&self) -> &ScriptDb {
+        self.script_db.get_or_init(|| {
+            ScriptDb::new(
+                &self.cfg,
+                &self.client,
+                &self.fence,
+                self.lock_service(),
+                self.live.lock.clone(),
+            )
+        })
+    }
+
     /// The executor id this process uses for the lock and in history records.
     pub(crate) fn executor_id(&self) -> String {
         self.cfg

@@ -3,8 +3,9 @@
 //! sandbox runner of a rehearsal: the runner's own connection with the runner's fence as the gate
 //! of every write (L12: refused once the lease is over, the lock is lost or a script was
 //! abandoned), the runner's lock service (its events in the runner's log and lock hooks) and the
-//! lock node's live view the runner's `status()` reads. The runner hands it to its `ScriptHost`
-//! with every script it runs; no other path leads a script to a database.
+//! lock node's live view the runner's `status()` reads. `Runner::script_db` builds it once per
+//! runner and hands it to its `ScriptHost` with every script it runs; no other path leads a
+//! script to a database.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,8 +14,6 @@ use crate::config::Config;
 use crate::lock::live::LiveCell;
 use crate::lock::{Fence, LockService};
 use crate::rtdb::Client;
-
-use super::{Runner, ScriptHost};
 
 /// Ids tell runners apart (a host builds a script context once per id); no database is kept here.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -39,17 +38,24 @@ pub struct ScriptDb {
     pub cfg: Arc<Config>,
 }
 
-impl<H: ScriptHost> Runner<H> {
-    /// The `db` this runner's scripts get (built on first use, from the runner as built).
-    pub fn script_db(&self) -> &ScriptDb {
-        self.script_db.get_or_init(|| ScriptDb {
+impl ScriptDb {
+    /// The `db` of the runner with this configuration, connection, fence, lock service and live
+    /// view of the lock node (`Runner::script_db`, once per runner).
+    pub(crate) fn new(
+        cfg: &Config,
+        client: &Client,
+        fence: &Fence,
+        lock: Option<LockService>,
+        live_lock: LiveCell,
+    ) -> ScriptDb {
+        ScriptDb {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            client: self.client.gated(Arc::new(self.fence.clone())),
-            fence: self.fence.clone(),
-            check_path: self.cfg.history_path(),
-            lock: self.lock_service(),
-            live_lock: self.live.lock.clone(),
-            cfg: Arc::new(self.cfg.clone()),
-        })
+            client: client.gated(Arc::new(fence.clone())),
+            fence: fence.clone(),
+            check_path: cfg.history_path(),
+            lock,
+            live_lock,
+            cfg: Arc::new(cfg.clone()),
+        }
     }
 }
