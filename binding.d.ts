@@ -163,7 +163,7 @@ export declare class NativeScriptDb {
 }
 
 /**
- * How to wait for a held lock (`lock::wait::WaitPolicy::resolve`): `{ wait: false }` fails
+ * How to wait for a held lock (`lock::policy::WaitPolicy::resolve`): `{ wait: false }` fails
  * fast; `{ retryAttempts, retryDelay }` retries like the predecessor; `{ wait: true, waitTimeout }`
  * waits with backoff; unset: the config's retries or `waitTimeout`, else fail fast.
  */
@@ -711,7 +711,7 @@ export declare function runCli(argv: string[], host: (request: any, db?: NativeS
 
 /**
  * Options of `migrate()` / `down()` from JS. How a held lock is waited for follows
- * `lock::wait::WaitPolicy::resolve`, like `runExclusive`.
+ * `lock::policy::WaitPolicy::resolve`, like `runExclusive`.
  */
 export interface RunOptionsJs {
   target?: number
