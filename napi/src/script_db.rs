@@ -1,8 +1,8 @@
 //! `NativeScriptDb`: a runner's `ScriptDb` (`msr_firebase::runner::script_db`, where it is
 //! decided) as JS gets it — with every script run (`JsHost` hands the running runner's to
-//! lib/host.js) and as `runner.scriptDb` (the library's `getHandler()`). lib/script-context.js
-//! builds the scripts' `db` and `handler` from it, once per `id`. Nothing here outlives the
-//! objects JS holds: no table of databases in the process.
+//! lib/host.js) and as `runner.scriptDb` (the library's `getHandler()`). lib/host.js has
+//! lib/script-context.js build the scripts' `db` and `handler` from it once per `id`. Nothing
+//! here outlives the objects JS holds: no table of databases in the process.
 
 use napi_derive::napi;
 use serde_json::Value;
