@@ -61,6 +61,9 @@ pub struct GlobalFlags {
     /// Do not take the migration lock
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// The scripts' writes carry the lock's epoch for the database's rules to check (locking.serverFencing; see rules:fencing)
+    #[arg(long, global = true)]
+    pub server_fencing: bool,
     /// Output format
     #[arg(long, global = true, value_enum, value_name = "format")]
     pub format: Option<Format>,
@@ -123,6 +126,9 @@ impl GlobalFlags {
         }
         if let Some(v) = self.script_timeout {
             put("scriptTimeout", v.into());
+        }
+        if self.server_fencing {
+            put("locking.serverFencing", true.into());
         }
         crate::config::layer_from_pairs(pairs)
     }
@@ -204,6 +210,13 @@ pub enum Command {
         /// Script type
         #[arg(long, value_parser = ["js", "cjs", "mjs", "ts"], default_value = "js")]
         ext: String,
+    },
+    /// Print the Security Rules that make the database refuse a write from a lock holder that was taken over (locking.serverFencing), ready to merge
+    #[command(name = "rules:fencing")]
+    RulesFencing {
+        /// Paths the migrations write, relative to the shift (default: the whole shift)
+        #[arg(value_name = "path")]
+        paths: Vec<String>,
     },
     /// Run the embedded Realtime Database emulator (offline sandbox)
     Emulator {

@@ -118,6 +118,10 @@ pub struct LockingConfig {
     pub executor_id: Option<String>,
     /// While waiting for a held lock, report "still waiting" this often, in ms.
     pub wait_log_interval: u64,
+    /// The scripts' writes carry the holder's lock epoch in the auth override
+    /// (`auth.msrLockEpoch`), so rules can refuse a write from an earlier epoch
+    /// (`msr-firebase rules:fencing` prints them).
+    pub server_fencing: bool,
 }
 
 impl Default for BackupConfig {
@@ -143,6 +147,7 @@ impl Default for LockingConfig {
             renew_interval: None,
             executor_id: None,
             wait_log_interval: 30_000,
+            server_fencing: false,
         }
     }
 }
@@ -297,6 +302,21 @@ impl Config {
                     "never restores one"
                 }
             )));
+        }
+        if self.locking.server_fencing && !self.locking.enabled {
+            return Err(Error::config(
+                "Invalid configuration: locking.serverFencing needs locking.enabled: the epoch the scripts' writes carry \
+                 is the lock's. Turn locking on, or serverFencing off",
+            ));
+        }
+        if self.locking.server_fencing && self.database_auth_variable_override == Some(Value::Null)
+        {
+            return Err(Error::config(
+                "Invalid configuration: locking.serverFencing adds the lock epoch to the scripts' identity, but \
+                 databaseAuthVariableOverride is null (unauthenticated, which has no claims to add it to). Give the \
+                 override an identity (e.g. {\"uid\": \"migrator\"}) or leave it unset (the scripts then write as \
+                 {\"msrLockEpoch\": <epoch>})",
+            ));
         }
         if self.locking.wait_log_interval < 100 {
             return Err(Error::config(format!(

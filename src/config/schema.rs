@@ -82,6 +82,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("locking.renewInterval", Kind::OptUInt("ms")),
     ("locking.executorId", Kind::OptStr),
     ("locking.waitLogInterval", Kind::UInt("ms")),
+    ("locking.serverFencing", Kind::Bool),
     ("locking.tableName", Kind::Legacy),
     ("network", Kind::Object),
     ("network.connectTimeout", Kind::UInt("ms")),

@@ -183,8 +183,14 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
             _ => None,
         }
     };
-    if let Some(d) = delay {
-        tokio::time::sleep(d).await;
+    if let Some((d, release)) = delay {
+        let released = release.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        tokio::select! {
+            () = tokio::time::sleep(d) => {}
+            () = released => {}
+        }
         if let Some(d) = &mut state.levers().delay {
             d.done();
         }

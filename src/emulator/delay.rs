@@ -2,6 +2,7 @@
 //! a namespace) wait a while before they are served, then are served as usual — a request held
 //! up on the way, e.g. a write applied and answered only while its client is paused.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -26,12 +27,20 @@ pub struct Delay {
     /// Requests delayed so far, and those waiting now.
     delayed: u64,
     waiting: u64,
+    /// Wakes the requests waiting now (the lever turned off).
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl Delay {
-    /// How long a request (`method`, namespace `ns`, `path` as `/a/b`) waits, if it matches;
-    /// it then counts as waiting until `done`.
-    pub fn take(&mut self, method: &Method, ns: &str, path: &str) -> Option<Duration> {
+    /// How long a request (`method`, namespace `ns`, `path` as `/a/b`) waits, if it matches,
+    /// and what ends its wait early (the lever turned off); it then counts as waiting until
+    /// `done`.
+    pub fn take(
+        &mut self,
+        method: &Method,
+        ns: &str,
+        path: &str,
+    ) -> Option<(Duration, Arc<tokio::sync::Notify>)> {
         let matches = self.method.as_deref().is_none_or(|m| m == method.as_str())
             && self.ns.as_deref().is_none_or(|n| n == ns)
             && self.path == path
@@ -44,7 +53,7 @@ impl Delay {
         }
         self.delayed += 1;
         self.waiting += 1;
-        Some(Duration::from_millis(self.ms))
+        Some((Duration::from_millis(self.ms), self.release.clone()))
     }
     /// A delayed request goes on.
     pub fn done(&mut self) {
@@ -83,11 +92,12 @@ fn parse(b: &Value) -> Option<Delay> {
         },
         delayed: 0,
         waiting: 0,
+        release: Arc::default(),
     })
 }
 
 /// `PUT /.emulator/delay` sets it, `GET` shows it (with `delayed` and `waiting`), `DELETE`
-/// turns it off.
+/// turns it off and lets the requests waiting now go on at once.
 pub async fn lever(state: &State, req: Request<Incoming>) -> Response<Body> {
     let ok = |v: Value| json_response(StatusCode::OK, &v, false);
     match *req.method() {
@@ -106,7 +116,9 @@ pub async fn lever(state: &State, req: Request<Incoming>) -> Response<Body> {
             Err(res) => res,
         },
         Method::DELETE => {
-            state.levers().delay = None;
+            if let Some(d) = state.levers().delay.take() {
+                d.release.notify_waiters();
+            }
             ok(Value::Null)
         }
         _ => ok(state

@@ -95,7 +95,8 @@
 //!   "count": k}`: the next `k` (default 1; `null`: all) data requests with that method (default:
 //!   any), namespace (default: any) and exact path wait n ms (after the latency lever), then are
 //!   served as usual — a request held up on the way. `GET` shows the settings, `delayed` (so
-//!   far) and `waiting` (now); `DELETE` turns it off.
+//!   far) and `waiting` (now); `DELETE` turns it off and lets the requests waiting now go on
+//!   at once (a request held up until the test says so: set `ms` long, then `DELETE`).
 //! - `PUT /.emulator/journal`: from now on every data request is journaled (a new journal);
 //!   `GET` -> `{"on", "entries": [{"seq", "at", "doneAt", "method", "ns", "path", "peer",
 //!   "status"}], "overflow"}`: arrival and answer in server ms, the path as `/a/b`, the peer

@@ -13,7 +13,10 @@
 //!
 //! No attempt is sent after the deadline. One already handed to the network before it cannot be
 //! recalled: the database may still apply it after the deadline (a request held up on the way);
-//! only a check by the database itself could refuse that one.
+//! only a check by the database itself can refuse that one. With server fencing
+//! (`locking.serverFencing`) a held fence gives each attempt the lease's epoch as a claim of its
+//! `auth_variable_override` (`auth.msrLockEpoch`), which the rules `server_fence` generates
+//! compare with the lock's epoch when the database applies the write.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +30,8 @@ use super::lease::Lease;
 enum State {
     #[default]
     Open,
-    Held(Lease),
+    /// With server fencing: attempts carry the lease's epoch.
+    Held(Lease, bool),
     Closed(Error),
 }
 
@@ -39,9 +43,9 @@ impl Fence {
     fn set(&self, s: State) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
-    /// Writes follow `lease` from now on.
-    pub fn hold(&self, lease: &Lease) {
-        self.set(State::Held(lease.clone()));
+    /// Writes follow `lease` from now on (`server_fencing`: each attempt carries its epoch).
+    pub fn hold(&self, lease: &Lease, server_fencing: bool) {
+        self.set(State::Held(lease.clone(), server_fencing));
     }
     /// Writes are allowed again (the run ended).
     pub fn open(&self) {
@@ -70,8 +74,16 @@ impl WriteGate for Fence {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match state {
             State::Open => Ok(None),
-            State::Held(lease) => lease.admit(),
+            State::Held(lease, _) => lease.admit(),
             State::Closed(e) => Err(e),
+        }
+    }
+
+    /// Under server fencing, the epoch of the lease that holds the fence.
+    fn claims(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            State::Held(lease, true) => Some(super::server_fence::claims(lease.epoch())),
+            _ => None,
         }
     }
 }
@@ -97,7 +109,13 @@ mod tests {
             },
             "migrations/_lock",
         );
-        fence.hold(&lease);
+        fence.hold(&lease, false);
+        assert_eq!(fence.claims(), None);
+        fence.hold(&lease, true);
+        assert_eq!(
+            serde_json::Value::Object(fence.claims().unwrap()),
+            serde_json::json!({"msrLockEpoch": 1})
+        );
         let left = fence.admit().unwrap().expect("bounded by the lease");
         assert!(left <= Duration::from_millis(40), "{left:?}");
         std::thread::sleep(Duration::from_millis(50));

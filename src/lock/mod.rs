@@ -45,6 +45,7 @@ pub mod lease;
 pub mod live;
 pub mod policy;
 pub mod record;
+pub mod server_fence;
 pub mod service;
 pub mod wait;
 pub mod watch;

@@ -46,7 +46,7 @@ impl<H: ScriptHost> Runner<H> {
             ExclusiveGuard::acquire_if_needed(&service, &run.executor_id, &run.opts.wait, &hooks)
                 .await?;
         match &guard {
-            Some(g) => self.fence.hold(g.lease()),
+            Some(g) => self.fence.hold(g.lease(), self.cfg.locking.server_fencing),
             None => self.fence.open(),
         }
         Ok(guard)

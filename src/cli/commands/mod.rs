@@ -11,6 +11,7 @@ mod list;
 mod lock;
 mod migrate;
 mod rehearse;
+mod rules_fencing;
 mod runner;
 mod validate;
 
@@ -62,6 +63,7 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
     let command = match command {
         Command::Create { name, ext } => return create::run(&cfg, &name, &ext, io, cwd, json),
         Command::FirebaseInfo => return firebase::info(&cfg, io, json),
+        Command::RulesFencing { paths } => return rules_fencing::run(&cfg, &paths, io, json),
         Command::Rehearse(args) => {
             return rehearse::run(args, &global, cfg, host, io, cwd, notice).await
         }

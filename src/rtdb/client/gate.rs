@@ -17,6 +17,12 @@ pub trait WriteGate: Send + Sync {
     /// its answer must come within `left` (asked again then: a bound that moved on, as a renewed
     /// lease does, extends the wait); `Err`: no, and why.
     fn admit(&self) -> Result<Option<Duration>>;
+    /// Claims this attempt adds to the request's `auth_variable_override` (merged into the
+    /// configured one, or alone when none is set): the lock's epoch under server fencing, for
+    /// the database's rules to check. `None`: the request goes as configured.
+    fn claims(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        None
+    }
 }
 
 /// A gate as requests carry it.

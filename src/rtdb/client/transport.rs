@@ -154,7 +154,13 @@ impl Client {
         if let Some(ns) = &opts.url.namespace {
             pairs.push(("ns", ns));
         }
-        if let Some(o) = &self.inner.auth_override {
+        // The gate's claims (the lock's epoch under server fencing), fixed for this attempt.
+        let merged = req
+            .gate
+            .as_ref()
+            .and_then(|g| g.claims())
+            .map(|claims| with_claims(opts.auth_variable_override.as_ref(), claims));
+        if let Some(o) = merged.as_ref().or(self.inner.auth_override.as_ref()) {
             pairs.push(("auth_variable_override", o));
         }
         pairs.extend(req.params.iter().map(|(k, v)| (*k, v.as_str())));
@@ -392,6 +398,17 @@ impl Client {
             ),
         )
     }
+}
+
+/// `auth_variable_override` with `claims` added (over the configured override's own fields of
+/// the same names), as sent: compact JSON.
+fn with_claims(configured: Option<&Value>, claims: serde_json::Map<String, Value>) -> String {
+    let mut auth = match configured {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    auth.extend(claims);
+    Value::Object(auth).to_string()
 }
 
 /// A request to send (cheap to clone: the body is `Bytes`).
