@@ -18,7 +18,7 @@ import net from 'node:net'
 import path from 'node:path'
 import helpers from './helpers.cjs'
 
-const { startEmulator, uniqueNs, lever, rawGet, tmpDir, startCli } = helpers
+const { startEmulator, uniqueNs, lever, tmpDir, startCli } = helpers
 const FAULTS = ['dark', 'stop', 'delay-stop', 'lost-dark']
 const ROUNDS = Math.max(1, Number(process.env.FENCE_ROUNDS || FAULTS.length))
 const REPEAT = Math.max(1, Number(process.env.FENCE_REPEAT || 1))
@@ -63,6 +63,12 @@ after(async () => {
   if (process.env.FENCE_REPORT) fs.appendFileSync(process.env.FENCE_REPORT, line + '\n')
   console.log(`# fence: ${line}`)
 })
+
+/** Read `p` in `ns` as an admin (a namespace may have rules). */
+async function rawGet(emu, ns, p) {
+  const res = await fetch(`${emu.url}/${p}.json?ns=${ns}`, { headers: { authorization: 'Bearer owner' } })
+  return res.json()
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -141,11 +147,11 @@ module.exports = {
 const mname = (i) => `V2025010100${String(i).padStart(2, '0')}_m${i}.js`
 
 /** A project with `count` migrations; the database URL comes per pod (through its proxy). */
-function project(count, leaseMs) {
+function project(count, leaseMs, locking = {}) {
   const dir = tmpDir('msr-fence-')
   fs.mkdirSync(path.join(dir, 'migrations'))
   for (let i = 1; i <= count; i++) fs.writeFileSync(path.join(dir, 'migrations', mname(i)), script(`m${i}`))
-  const cfg = { shift: SHIFT, locking: { enabled: true, timeout: leaseMs }, network: { responseTimeout: 2000 } }
+  const cfg = { shift: SHIFT, locking: { enabled: true, timeout: leaseMs, ...locking }, network: { responseTimeout: 2000 } }
   fs.writeFileSync(path.join(dir, 'msr.config.js'), `module.exports = ${JSON.stringify(cfg)}\n`)
   return dir
 }
@@ -249,8 +255,7 @@ function assertTakenOverMessage(stale, by) {
 // ---------------------------------------------------------------------------------------------
 
 /** In `ns`, pod A holds the lock, then pod B waits for it (each through its own proxy; `onHook` hears their hooks). */
-async function holderAndTaker(ns, leaseMs, onHook = () => {}) {
-  const dir = project(1, leaseMs)
+async function holderAndTaker(ns, leaseMs, onHook = () => {}, dir = project(1, leaseMs)) {
   const [pa, pb] = [await proxy(), await proxy()]
   hooks.set(ns, (p) => onHook(p, pa))
   const a = pod('A', dir, ns, pa)
@@ -313,6 +318,44 @@ test('paused holder: its write is applied and answered while it is SIGSTOPped; a
     assert.deepEqual(writes, [`PUT /${SHIFT}/data/m1`], 'only the held-up write, sent once, under the lease')
     fig.reproductions.paused = (fig.reproductions.paused || 0) + 1
   }
+})
+
+test('server fencing: a write held up on the way until after a takeover is refused by the database (401), whose rules are the ones rules:fencing prints; the data stays the new holder’s', async () => {
+  const LEASE = 1500
+  const ns = uniqueNs('srvfence')
+  const dir = project(1, LEASE, { serverFencing: true })
+  // The rules, as the command prints them for this project (shift `app`), loaded as they are.
+  const printed = await helpers.cli(['rules:fencing'], { cwd: dir })
+  assert.equal(printed.code, 0, printed.stderr)
+  assert.match(printed.stdout, /auth\.msrLockEpoch === root\.child\('app\/migrations\/_lock\/epoch'\)\.val\(\)/)
+  const put = await fetch(`${emu.url}/.settings/rules.json?ns=${ns}`, { method: 'PUT', headers: { authorization: 'Bearer owner' }, body: printed.stdout })
+  assert.equal(put.status, 200, await put.text())
+  // A's write is held up until the test lets it go (long ms, then DELETE); B's is not (count 1).
+  await lever(emu, 'PUT', 'delay', { method: 'PUT', path: `${SHIFT}/data/m1`, ns, ms: 60000, count: 1 })
+  const { a, b, pa } = await holderAndTaker(ns, LEASE, () => {}, dir)
+  await until(async () => (await lever(emu, 'GET', 'delay'))?.waiting === 1, "A's write is on its way")
+  a.child.kill('SIGSTOP')
+  // A's lease runs out, B takes the lock over (epoch 2), runs and records the migration.
+  const bo = await b.exited
+  assert.equal(bo.code, 0, bo.out)
+  assert.equal((await rawGet(emu, ns, `${SHIFT}/data/m1`))?.owner, 'B')
+  // Now A's write (epoch 1) reaches the database: refused, nothing written.
+  await lever(emu, 'DELETE', 'delay')
+  const entry = await until(async () => {
+    const { entries } = await lever(emu, 'GET', 'journal')
+    return entries.find((e) => e.ns === ns && pa.peers.has(e.peer) && e.method === 'PUT' && e.path === `/${SHIFT}/data/m1` && e.status !== null)
+  }, "A's held-up write answered")
+  assert.equal(entry.status, 401, "A's late write refused by the rules")
+  assert.equal((await rawGet(emu, ns, `${SHIFT}/data/m1`))?.owner, 'B', "B's value stands")
+  a.child.kill('SIGCONT')
+  const ao = await a.exited
+  assert.equal(ao.code, 3, ao.out)
+  const { lost, records } = await witness(ns)
+  assert.deepEqual(lost, [])
+  assert.deepEqual(
+    records.map((r) => [r.executorId, r.lockEpoch]),
+    [['pod-B', 2]],
+  )
 })
 
 test('campaign: rounds of 3 racing pods, a fault on the holder right before its writes (partition, SIGSTOP, held-up write + SIGSTOP, lost answer + partition); 0 lost updates, 0 writes after a lease', async () => {
