@@ -704,3 +704,145 @@ async fn nothing_pending_says_so() {
     prod.only_read().await;
     assert_eq!(prod.counts().await["total"], json!(report.source.requests));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Under production's rules
+
+/// The `/.settings/rules` requests production's journal saw, and whether everything it saw was
+/// a read.
+async fn rules_reads(prod: &Prod) -> (usize, bool) {
+    let j = common::lever(&prod.emu, reqwest::Method::GET, "journal", None).await;
+    let entries = j["entries"].as_array().cloned().unwrap_or_default();
+    let rules = entries
+        .iter()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("/.settings/rules")
+        })
+        .count();
+    (rules, entries.iter().all(|e| e["method"] == "GET"))
+}
+
+#[tokio::test]
+async fn under_the_override_a_write_production_rules_deny_fails_naming_the_migration_and_the_path()
+{
+    let mut prod = Prod::new().await;
+    // Production's rules: the migrator reads the shift and writes users and the runner's own
+    // nodes — not settings.
+    let rules = r#"{
+      // what the migrator may do
+      "rules": { "app": {
+        ".read": "auth.uid === 'migrator'",
+        "users": { ".write": "auth.uid === 'migrator'" },
+        "migrations": { ".write": "auth.uid === 'migrator'" },
+        "schema_version": { ".write": "auth.uid === 'migrator'" }
+      } }
+    }"#;
+    prod.emu.set_rules(
+        Some("prod"),
+        msr_firebase::rules::Rules::parse(rules).unwrap(),
+    );
+    let auth = json!({"uid": "migrator"});
+    prod.cfg.database_auth_variable_override = Some(auth.clone());
+    prod.add(RENAME, rename());
+    prod.add(THIRD, set("settings", json!({"theme": "dark"}), true));
+    let source = common::client_as(prod.cfg.database_url.as_deref().unwrap(), 1, Some(auth));
+    common::reset_counts(&prod.emu).await;
+    common::lever(&prod.emu, reqwest::Method::PUT, "journal", None).await;
+    let before = prod.data();
+
+    let report = prod
+        .rehearse(Source::Database(&source), RehearseOptions::default())
+        .await
+        .unwrap();
+
+    assert!(!report.success, "{report:#?}");
+    assert_eq!(report.rules.origin, rehearse::RulesOrigin::Production);
+    assert_eq!(report.rules.requests, 1);
+    assert!(!report.rules.as_admin);
+    let e = report.error.as_ref().unwrap();
+    assert_eq!(e.migration.as_deref(), Some(THIRD));
+    assert!(
+        e.message.contains(THIRD) && e.message.contains("PUT /app/settings"),
+        "{}",
+        e.message
+    );
+    let [renamed, third] = &report.migrations[..] else {
+        panic!("{:?}", report.migrations)
+    };
+    assert_eq!(renamed.outcome, Outcome::Succeeded, "{renamed:?}");
+    assert!(renamed.findings.denied.is_empty(), "{renamed:?}");
+    assert_eq!(third.outcome, Outcome::Failed);
+    assert_eq!(
+        third.findings.denied,
+        [rehearse::RefusedWrite {
+            method: "PUT".into(),
+            path: "/app/settings".into(),
+            status: 401
+        }]
+    );
+    // Production: untouched, read only; its rules read with one request.
+    assert_eq!(prod.data(), before);
+    prod.only_read().await;
+    assert_eq!(rules_reads(&prod).await, (1, true));
+}
+
+#[tokio::test]
+async fn data_a_validate_rule_refuses_after_a_migration_warns_and_fails_under_strict() {
+    let mut prod = Prod::new().await;
+    // Ages must be numbers; post titles too (p1's is not, but no migration touches it).
+    let file = prod.dir.path().join("database.rules.json");
+    std::fs::write(
+        &file,
+        r#"{ "rules": { ".read": true, ".write": true, "app": {
+             "users": { "$uid": { "age": { ".validate": "newData.isNumber()" } } },
+             "posts": { "$p": { "title": { ".validate": "newData.isNumber()" } } } } } }"#,
+    )
+    .unwrap();
+    prod.add(RENAME, set("users/u1/age", json!("thirty"), true));
+    let options = |strict| RehearseOptions {
+        rules: rehearse::RulesChoice::File(file.clone()),
+        strict,
+        ..Default::default()
+    };
+    common::reset_counts(&prod.emu).await;
+    let report = prod
+        .rehearse(Source::Database(&prod.client), options(false))
+        .await
+        .unwrap();
+    assert!(report.success, "{report:#?}");
+    assert_eq!(report.rules.origin, rehearse::RulesOrigin::File);
+    assert_eq!(report.rules.requests, 0);
+    assert_eq!(report.warnings, 1);
+    let f = &report.migrations[0].findings;
+    assert_eq!(
+        f.invalid,
+        [rehearse::InvalidData {
+            path: "/app/users/u1/age".into(),
+            rule: "newData.isNumber()".into(),
+            line: 2
+        }]
+    );
+    assert_eq!(f.invalid_total, 1);
+
+    let strict = prod
+        .rehearse(Source::Database(&prod.client), options(true))
+        .await
+        .unwrap();
+    assert!(!strict.success);
+    let e = strict.error.as_ref().unwrap();
+    assert_eq!(e.migration.as_deref(), Some(RENAME));
+    assert!(e.message.contains("/app/users/u1/age"), "{}", e.message);
+    assert_eq!(
+        strict
+            .failure()
+            .map(|e| msr_firebase::ExitStatus::of_failure(
+                e.code,
+                msr_firebase::ExitStatus::MigrationFailed
+            )),
+        Some(msr_firebase::ExitStatus::MigrationFailed)
+    );
+    prod.only_read().await;
+}

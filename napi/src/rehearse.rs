@@ -7,8 +7,8 @@ use napi_derive::napi;
 
 use super::results::count;
 use msr_firebase::rehearse::{
-    ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Outcome, RehearsalReport,
-    RehearsedMigration, Requests, SourceKind,
+    ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Findings, Outcome, RefusedWrite,
+    RehearsalReport, RehearsedMigration, Requests, RulesInfo, RulesOrigin, SourceKind,
 };
 
 /// Options of `rehearse()`.
@@ -27,6 +27,10 @@ pub struct RehearseOptionsJs {
     pub examples: Option<u32>,
     /// Run without the lock.
     pub no_lock: Option<bool>,
+    /// Rehearse under this rules file (default: the database's own rules).
+    pub rules: Option<String>,
+    /// Warnings (queries that need an index, data `.validate` refuses) fail the rehearsal.
+    pub strict: Option<bool>,
 }
 
 fn n(v: u64) -> f64 {
@@ -123,6 +127,143 @@ impl From<Requests> for NativeRequests {
     }
 }
 
+/// A query that needed the client-side fallback, and the rules line to add.
+#[napi(object)]
+pub struct NativeUnindexedQuery {
+    pub path: String,
+    pub child: String,
+    /// `".indexOn": "email"`, to add at `path`.
+    pub index_on: String,
+}
+
+/// A write the sandbox refused (401: denied by the rules).
+#[napi(object)]
+pub struct NativeRefusedWrite {
+    pub method: String,
+    pub path: String,
+    pub status: u32,
+}
+
+impl From<RefusedWrite> for NativeRefusedWrite {
+    fn from(w: RefusedWrite) -> Self {
+        NativeRefusedWrite {
+            method: w.method,
+            path: w.path,
+            status: u32::from(w.status),
+        }
+    }
+}
+
+/// A node deleted in chunks (too big for one request).
+#[napi(object)]
+pub struct NativeChunkedWrite {
+    pub path: String,
+    pub requests: f64,
+}
+
+/// Data a migration left that a `.validate` rule refuses.
+#[napi(object)]
+pub struct NativeInvalidData {
+    pub path: String,
+    pub rule: String,
+    pub line: u32,
+}
+
+/// Writes with and without `disableTriggers`.
+#[napi(object)]
+pub struct NativeTriggerWrites {
+    pub with_triggers: f64,
+    pub triggers_disabled: f64,
+}
+
+/// What production's rules, indexes and limits made of a migration.
+#[napi(object)]
+pub struct NativeFindings {
+    pub unindexed: Vec<NativeUnindexedQuery>,
+    pub denied: Vec<NativeRefusedWrite>,
+    pub refused: Vec<NativeRefusedWrite>,
+    pub chunked: Vec<NativeChunkedWrite>,
+    pub invalid: Vec<NativeInvalidData>,
+    pub invalid_total: f64,
+    pub triggers: Option<NativeTriggerWrites>,
+}
+
+impl From<Findings> for NativeFindings {
+    fn from(f: Findings) -> Self {
+        NativeFindings {
+            unindexed: f
+                .unindexed
+                .into_iter()
+                .map(|q| NativeUnindexedQuery {
+                    path: q.path,
+                    child: q.child,
+                    index_on: q.index_on,
+                })
+                .collect(),
+            denied: f.denied.into_iter().map(Into::into).collect(),
+            refused: f.refused.into_iter().map(Into::into).collect(),
+            chunked: f
+                .chunked
+                .into_iter()
+                .map(|c| NativeChunkedWrite {
+                    path: c.path,
+                    requests: n(c.requests),
+                })
+                .collect(),
+            invalid: f
+                .invalid
+                .into_iter()
+                .map(|i| NativeInvalidData {
+                    path: i.path,
+                    rule: i.rule,
+                    line: i.line,
+                })
+                .collect(),
+            invalid_total: n(f.invalid_total),
+            triggers: f.triggers.map(|t| NativeTriggerWrites {
+                with_triggers: n(t.with_triggers),
+                triggers_disabled: n(t.triggers_disabled),
+            }),
+        }
+    }
+}
+
+#[napi(string_enum = "lowercase")]
+pub enum NativeRulesOrigin {
+    Production,
+    File,
+    None,
+}
+
+/// The rules the sandbox applied, and as whom.
+#[napi(object)]
+pub struct NativeRulesInfo {
+    pub origin: NativeRulesOrigin,
+    pub file: Option<String>,
+    /// Requests sent to read production's rules.
+    pub requests: f64,
+    /// Why production's rules are not loaded.
+    pub note: Option<String>,
+    /// The scripts ran as an admin (no `databaseAuthVariableOverride`).
+    pub as_admin: bool,
+}
+
+impl From<RulesInfo> for NativeRulesInfo {
+    fn from(r: RulesInfo) -> Self {
+        NativeRulesInfo {
+            origin: match r.origin {
+                RulesOrigin::Production => NativeRulesOrigin::Production,
+                RulesOrigin::File => NativeRulesOrigin::File,
+                RulesOrigin::None => NativeRulesOrigin::None,
+            },
+            file: r.file.map(|f| f.to_string_lossy().into_owned()),
+            requests: n(r.requests),
+            note: r.note,
+            as_admin: r.as_admin,
+        }
+    }
+}
+
 #[napi(string_enum = "kebab-case")]
 pub enum NativeRehearsalOutcome {
     Succeeded,
@@ -142,6 +283,8 @@ pub struct NativeRehearsedMigration {
     /// What it changed (a failed one: what it had changed when it failed).
     pub changes: Option<NativeChanges>,
     pub error: Option<String>,
+    /// What production's rules, indexes and limits made of it.
+    pub findings: NativeFindings,
 }
 
 impl From<RehearsedMigration> for NativeRehearsedMigration {
@@ -159,6 +302,7 @@ impl From<RehearsedMigration> for NativeRehearsedMigration {
             requests: m.requests.into(),
             changes: m.changes.map(Into::into),
             error: m.error,
+            findings: m.findings.into(),
         }
     }
 }
@@ -287,6 +431,11 @@ pub struct NativeRehearsalReport {
     pub down: Option<NativeDownReport>,
     pub kept: Option<String>,
     pub error: Option<NativeRehearsalError>,
+    /// The rules the sandbox applied.
+    pub rules: NativeRulesInfo,
+    /// Warnings over all migrations (with `strict`, they fail the rehearsal).
+    pub warnings: f64,
+    pub strict: bool,
     pub duration_ms: f64,
 }
 
@@ -338,6 +487,9 @@ impl From<RehearsalReport> for NativeRehearsalReport {
                 message: e.message,
                 migration: e.migration,
             }),
+            rules: r.rules.into(),
+            warnings: n(r.warnings),
+            strict: r.strict,
             duration_ms: n(r.duration_ms),
         }
     }

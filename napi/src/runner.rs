@@ -22,7 +22,7 @@ use msr_firebase::config::Config;
 use msr_firebase::connection::{self, ConnectionInfo};
 use msr_firebase::lock::{LockOptions, WaitDefault, WaitPolicy};
 use msr_firebase::log::LogLine;
-use msr_firebase::rehearse::{Rehearsal, RehearseOptions, Source};
+use msr_firebase::rehearse::{Rehearsal, RehearseOptions, RulesChoice, Source};
 use msr_firebase::runner::plan::DownTo;
 use msr_firebase::runner::{RunOptions, Runner, StopFlag};
 
@@ -157,6 +157,11 @@ impl NativeRunner {
                 .examples
                 .map_or(msr_firebase::rehearse::DEFAULT_EXAMPLES, |e| e as usize),
             no_lock: o.no_lock.unwrap_or(false),
+            rules: match &o.rules {
+                Some(f) => RulesChoice::File(Config::resolve(&r.cwd, f)),
+                None => RulesChoice::Production,
+            },
+            strict: o.strict.unwrap_or(false),
             ..RehearseOptions::default()
         };
         let rehearsal = Rehearsal {

@@ -255,6 +255,12 @@ pub struct RehearseArgs {
     /// Example paths shown per migration
     #[arg(long, value_name = "N", default_value_t = crate::rehearse::DEFAULT_EXAMPLES)]
     pub examples: usize,
+    /// Rehearse under this rules file (the rules about to be deployed; default: firebase.json's database rules when present, else the database's own)
+    #[arg(long, value_name = "file")]
+    pub rules: Option<String>,
+    /// Warnings (queries that need an index, data the rules' .validate refuses) fail the rehearsal (exit 3)
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How `migrate` and `down` wait for a lock another process holds.

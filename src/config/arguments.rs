@@ -32,6 +32,8 @@ const CALLS: &[(&str, &[(&str, Kind)])] = &[
             ("keep", Kind::OptStr),
             ("examples", Kind::UInt("examples")),
             ("noLock", Kind::Bool),
+            ("rules", Kind::OptStr),
+            ("strict", Kind::Bool),
         ],
     ),
     ("runExclusive()", WAIT),

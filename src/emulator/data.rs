@@ -101,24 +101,30 @@ fn request_ns(req: &Request<Incoming>) -> String {
 
 /// A data request, journaled when the journal is on.
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Reply {
-    let seq = {
-        let mut l = state.levers();
-        if l.journal.is_on() {
-            let now = l.now_ms();
-            let path = journal_path(&req);
-            l.journal.arrive(now, &req, &request_ns(&req), &path)
-        } else {
-            None
-        }
-    };
+    let seq = arrive(state, &req);
     let res = answer(state, req).await;
+    answered(state, seq, res.as_ref().ok().map(|r| r.status().as_u16()));
+    res
+}
+
+/// A request arrived: its journal entry, when the journal is on.
+pub(super) fn arrive(state: &Arc<State>, req: &Request<Incoming>) -> Option<usize> {
+    let mut l = state.levers();
+    if !l.journal.is_on() {
+        return None;
+    }
+    let now = l.now_ms();
+    let path = journal_path(req);
+    l.journal.arrive(now, req, &request_ns(req), &path)
+}
+
+/// The request of journal entry `seq` was answered with `status` (`None`: dropped).
+pub(super) fn answered(state: &Arc<State>, seq: Option<usize>, status: Option<u16>) {
     if let Some(seq) = seq {
         let mut l = state.levers();
         let now = l.now_ms();
-        let status = res.as_ref().ok().map(|r| r.status().as_u16());
         l.journal.answered(seq, now, status);
     }
-    res
 }
 
 /// `/a/b` for `/a/b.json` (the path as given otherwise).
@@ -136,7 +142,14 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         *req.method(),
         Method::PUT | Method::PATCH | Method::POST | Method::DELETE
     );
+    let refusal = is_write.then(|| (req.method().to_string(), journal_path(&req)));
     let res = serve(state, req).await?;
+    let status = res.status();
+    if let Some((method, path)) =
+        refusal.filter(|_| status.is_client_error() && status != StatusCode::PRECONDITION_FAILED)
+    {
+        state.levers().refuse(&method, &path, status.as_u16());
+    }
     if is_write && res.status().is_success() {
         match state.levers().lose_response() {
             None => {}

@@ -97,7 +97,8 @@
 //!   served as usual — a request held up on the way. `GET` shows the settings, `delayed` (so
 //!   far) and `waiting` (now); `DELETE` turns it off and lets the requests waiting now go on
 //!   at once (a request held up until the test says so: set `ms` long, then `DELETE`).
-//! - `PUT /.emulator/journal`: from now on every data request is journaled (a new journal);
+//! - `PUT /.emulator/journal`: from now on every data request (and `/.settings/rules.json`
+//!   request, path `/.settings/rules`) is journaled (a new journal);
 //!   `GET` -> `{"on", "entries": [{"seq", "at", "doneAt", "method", "ns", "path", "peer",
 //!   "status"}], "overflow"}`: arrival and answer in server ms, the path as `/a/b`, the peer
 //!   address of the request's connection (the client), the answer's status (`null`: the
@@ -150,7 +151,8 @@ use state::{stopped, State};
 
 pub use crate::rules::firebase_json::RulesFile;
 pub use data::DEFAULT_NAMESPACE;
-pub use security::rules_file_beside;
+pub use security::{rules_file_beside, StoreData};
+pub use state::Refused;
 pub use store::{write_json, NodeRef, Obj};
 
 #[derive(Debug, Clone)]
@@ -283,7 +285,7 @@ impl Emulator {
     }
     /// Set the Security Rules of `namespace` (`None`: of every namespace without its own), as
     /// `PUT /.settings/rules.json` does.
-    pub fn set_rules(&self, namespace: Option<&str>, rules: crate::rules::Rules) {
+    pub fn set_rules(&self, namespace: Option<&str>, rules: impl Into<Arc<crate::rules::Rules>>) {
         self.state.rules().set(namespace, rules);
     }
     /// The rules of the namespaces that have some, in the form saved beside an export (see
@@ -398,6 +400,8 @@ impl StoreView {
             total: l.total,
             by_method: std::mem::take(&mut l.by_method),
             by_path: std::mem::take(&mut l.by_path),
+            refused: std::mem::take(&mut l.refused),
+            refused_total: l.refused_total,
         };
         l.reset_counts();
         counts
@@ -410,6 +414,9 @@ pub struct RequestCounts {
     pub total: u64,
     pub by_method: std::collections::BTreeMap<String, u64>,
     pub by_path: std::collections::BTreeMap<String, u64>,
+    /// Writes refused (4xx but 412; 401: denied by the rules): the first ones, and how many.
+    pub refused: Vec<Refused>,
+    pub refused_total: u64,
 }
 
 /// Accept connections until shutdown, then wait for every connection to finish.
@@ -464,7 +471,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> response::Reply {
         return Ok(levers::handle(&state, req).await);
     }
     if path == settings::RULES_PATH {
-        return Ok(settings::handle(&state, req).await);
+        let seq = data::arrive(&state, &req);
+        let res = settings::handle(&state, req).await;
+        data::answered(&state, seq, Some(res.status().as_u16()));
+        return Ok(res);
     }
     data::handle(&state, req).await
 }

@@ -45,9 +45,9 @@ impl RulesSet {
             .cloned()
     }
     /// Set the rules of `ns` (`None`: every namespace without rules of its own).
-    pub fn set(&mut self, ns: Option<&str>, rules: Rules) {
+    pub fn set(&mut self, ns: Option<&str>, rules: impl Into<Arc<Rules>>) {
         self.current
-            .insert(ns.unwrap_or(EVERY_NAMESPACE).to_string(), Arc::new(rules));
+            .insert(ns.unwrap_or(EVERY_NAMESPACE).to_string(), rules.into());
     }
     /// What the emulator starts with: the current rules, kept for `reset`.
     pub fn keep_as_initial(&mut self) {
@@ -234,7 +234,8 @@ impl Access {
 }
 
 /// Stored data as rules see it: a tree rooted at a namespace's root (or a value being written).
-struct StoreData<'a>(Option<NodeRef<'a>>);
+/// The store (a namespace's root node) as rules see it.
+pub struct StoreData<'a>(pub Option<NodeRef<'a>>);
 
 impl DataView for StoreData<'_> {
     fn at(&self, path: &[String]) -> Option<Found<'_>> {

@@ -115,6 +115,18 @@ pub struct LostResponses {
     pub lost: u64,
 }
 
+/// Refused writes kept in the counts (the rest only counted).
+pub const MAX_REFUSED: usize = 100;
+
+/// A write the database refused: its method, path (`/a/b`) and status (401: denied by the
+/// rules).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
 #[derive(Debug)]
 pub struct Levers {
     pub total: u64,
@@ -125,6 +137,10 @@ pub struct Levers {
     pub store_steps: u64,
     /// Connections that carried a data request (keep-alive reuse shows here).
     pub connections: u64,
+    /// Writes the database refused (a Security Rules denial, a bad request; never a 412): the
+    /// first `MAX_REFUSED` kept, all counted.
+    pub refused: Vec<Refused>,
+    pub refused_total: u64,
     /// ns (or `*`) -> denied paths (as segments).
     pub deny: HashMap<String, Vec<Vec<String>>>,
     /// ns (or `*`) -> the only subtrees a request may touch (allow-list rules).
@@ -161,6 +177,8 @@ impl Default for Levers {
             by_path: BTreeMap::new(),
             store_steps: 0,
             connections: 0,
+            refused: Vec::new(),
+            refused_total: 0,
             deny: HashMap::new(),
             allow: HashMap::new(),
             required_tokens: Vec::new(),
@@ -198,10 +216,25 @@ impl Levers {
         self.by_method.clear();
         self.by_path.clear();
         self.store_steps = 0;
+        self.refused.clear();
+        self.refused_total = 0;
+    }
+
+    /// A write answered `status` (4xx, not 412): kept while there is room, always counted.
+    pub fn refuse(&mut self, method: &str, path: &str, status: u16) {
+        self.refused_total += 1;
+        if self.refused.len() < MAX_REFUSED {
+            self.refused.push(Refused {
+                method: method.to_string(),
+                path: path.to_string(),
+                status,
+            });
+        }
     }
 
     pub fn counts_json(&self) -> Value {
-        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps, "connections": self.connections })
+        json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps, "connections": self.connections,
+                "refused": self.refused, "refusedTotal": self.refused_total })
     }
 
     /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it (reading

@@ -145,6 +145,8 @@ pub struct DiffInput<'s> {
     pub known: Option<&'s HashSet<u64>>,
     /// Collect the topmost differing paths (hashed) of this diff.
     pub collect: bool,
+    /// Hears each topmost difference (its path below the compared node, and its kind).
+    pub visit: Option<&'s dyn Fn(&[String], ChangeKind)>,
 }
 
 /// A diff's result: the changes, and (when asked) the hashed paths that differ.
@@ -217,6 +219,9 @@ impl Acc<'_> {
     fn record(&mut self, kind: ChangeKind, c: Counts) {
         if !c.any() {
             return;
+        }
+        if let Some(visit) = self.input.visit {
+            visit(&self.path, kind);
         }
         let ch = &mut self.out.changes;
         ch.added += c.added;
@@ -690,6 +695,7 @@ mod tests {
             examples: 10,
             known: None,
             collect: true,
+            visit: None,
         };
         let d = view.read("a", &segs, |n| diff(&snap[..], n, &input).unwrap());
         emu.stop().await.unwrap();

@@ -17,6 +17,14 @@
 //!    are the sandbox's counts for the step.
 //! 4. `down`: after the ups, the downs back to where the data started (newest first), each
 //!    compared with the snapshot taken before its `up`; a migration without `down()` stops them.
+//! 5. Production's rules (`RulesChoice`): read from the source database (one
+//!    `GET /.settings/rules.json` as an admin; refused or unreadable: said, and the rehearsal
+//!    goes on without them) or a rules file, loaded into the sandbox once the data is in, so the
+//!    scripts run under them as the configured identity (`databaseAuthVariableOverride`) as in
+//!    production, indexes included. Per migration (`Findings`): the client's notices
+//!    (`query.unindexed`, `write.chunked` log lines), the writes the sandbox refused (401:
+//!    denied by the rules, a failure), and the `.validate` rules the data it changed violates
+//!    (checked over the changed subtrees the diff finds, a warning). `strict`: warnings fail.
 
 pub mod diff;
 pub mod report;
@@ -32,18 +40,20 @@ use crate::config::Config;
 use crate::emulator::{Emulator, EmulatorOptions, StoreView};
 use crate::log::{LineFn, LogLine};
 use crate::rtdb::{path, Client};
+use crate::rules::Rules;
 use crate::runner::plan::{check_target, DownTo};
 use crate::runner::{EventFn, RunEvent, RunOptions, Runner, ScriptHost, StopFlag};
 use crate::time::ms;
 use crate::{Error, ErrorCode, Result};
 
 pub use report::{
-    ChangeKind, Changes, ChildChanges, DownCheck, DownOutcome, DownReport, Example, Outcome,
-    RehearsalReport, RehearsedMigration, ReportError, Requests, RollbackInfo, SourceInfo,
-    SourceKind, Totals,
+    ChangeKind, Changes, ChildChanges, ChunkedWrite, DownCheck, DownOutcome, DownReport, Example,
+    Findings, InvalidData, Outcome, RefusedWrite, RehearsalReport, RehearsedMigration, ReportError,
+    Requests, RollbackInfo, RulesInfo, RulesOrigin, SourceInfo, SourceKind, Totals, TriggerWrites,
+    UnindexedQuery,
 };
 use source::load;
-use watch::{Seen, Watch};
+use watch::{Seen, Validity, Watch};
 
 /// The sandbox's namespace.
 pub const NAMESPACE: &str = "rehearsal";
@@ -56,6 +66,18 @@ pub enum Source<'a> {
     Database(&'a Client),
     /// A backup file (no database is contacted).
     Backup(PathBuf),
+}
+
+/// The Security Rules to rehearse under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RulesChoice {
+    /// The source database's (a backup has none: the sandbox is then open).
+    #[default]
+    Production,
+    /// A rules file (the rules about to be deployed).
+    File(PathBuf),
+    /// None: the sandbox is open.
+    None,
 }
 
 /// What to rehearse and how.
@@ -73,6 +95,10 @@ pub struct RehearseOptions {
     pub no_lock: bool,
     /// How the source database is read.
     pub walk: WalkOptions,
+    /// The rules the sandbox applies.
+    pub rules: RulesChoice,
+    /// Warnings (unindexed queries, data `.validate` refuses) fail the rehearsal.
+    pub strict: bool,
 }
 
 impl Default for RehearseOptions {
@@ -84,6 +110,8 @@ impl Default for RehearseOptions {
             examples: DEFAULT_EXAMPLES,
             no_lock: false,
             walk: WalkOptions::default(),
+            rules: RulesChoice::default(),
+            strict: false,
         }
     }
 }
@@ -167,11 +195,90 @@ pub async fn rehearse<H: ScriptHost>(r: Rehearsal<'_>, host: H) -> Result<Rehear
         sandbox.client.remove(&lock_at).await?;
         source.lock_skipped = true;
     }
-    let outcome = run(&r, &emu, sandbox, host, source, &segs, work.path()).await;
+    let (rules, info) = match sandbox_rules(&r).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = emu.stop().await;
+            return Err(e);
+        }
+    };
+    let rules = rules.map(Arc::new);
+    if let Some(rules) = &rules {
+        emu.set_rules(Some(NAMESPACE), rules.clone());
+    }
+    let validity = rules.filter(|r| r.has_validate()).map(|rules| Validity {
+        rules,
+        auth: r
+            .cfg
+            .database_auth_variable_override
+            .clone()
+            .unwrap_or(serde_json::Value::Null),
+    });
+    let outcome = run(
+        &r,
+        &emu,
+        sandbox,
+        host,
+        (source, info),
+        validity,
+        &segs,
+        work.path(),
+    )
+    .await;
     let _ = emu.stop().await;
     let mut report = outcome?;
     report.duration_ms = ms(started.elapsed());
     Ok(report)
+}
+
+/// The rules to load into the sandbox, and what the report says of them. A rules file that
+/// cannot be read or does not parse is bad input (CONFIG); production's rules that cannot be
+/// read are a note, and the rehearsal goes on without them.
+async fn sandbox_rules(r: &Rehearsal<'_>) -> Result<(Option<Rules>, RulesInfo)> {
+    let mut info = RulesInfo {
+        origin: RulesOrigin::None,
+        file: None,
+        requests: 0,
+        note: None,
+        as_admin: r.cfg.database_auth_variable_override.is_none(),
+    };
+    match (&r.options.rules, &r.source) {
+        (RulesChoice::None, _) => Ok((None, info)),
+        (RulesChoice::File(file), _) => {
+            let rules = Rules::load(file)?;
+            info.origin = RulesOrigin::File;
+            info.file = Some(file.clone());
+            Ok((Some(rules), info))
+        }
+        (RulesChoice::Production, Source::Backup(_)) => {
+            info.note = Some(
+                "a backup holds no rules: give the rules file to rehearse under (--rules <file>)"
+                    .into(),
+            );
+            Ok((None, info))
+        }
+        (RulesChoice::Production, Source::Database(client)) => {
+            info.requests = 1;
+            let read = client.get_rules_text().await.and_then(|text| {
+                Rules::parse(&text).map_err(|e| {
+                    Error::new(ErrorCode::BadRequest, format!("they do not parse ({e})"))
+                })
+            });
+            match read {
+                Ok(rules) => {
+                    info.origin = RulesOrigin::Production;
+                    Ok((Some(rules), info))
+                }
+                Err(e) => {
+                    info.note = Some(format!(
+                        "production's rules could not be read ({}); rehearsing without rules (give them with --rules <file>)",
+                        e.message
+                    ));
+                    Ok((None, info))
+                }
+            }
+        }
+    }
 }
 
 /// `--keep`: a file in an existing folder.
@@ -192,7 +299,8 @@ async fn run<H: ScriptHost>(
     emu: &Emulator,
     sandbox: Sandbox,
     host: H,
-    source: SourceInfo,
+    (source, rules): (SourceInfo, RulesInfo),
+    validity: Option<Validity>,
     segs: &[String],
     dir: &Path,
 ) -> Result<RehearsalReport> {
@@ -221,10 +329,11 @@ async fn run<H: ScriptHost>(
             format!("/{}", crate::lock::lock_path(shift.as_deref())),
             format!("/{}", cfg.history_path()),
         ],
+        validity,
         seen: Mutex::new(Seen::default()),
     });
-    let (first, _) = watch
-        .step(None)
+    let (first, _, _) = watch
+        .step(None, false)
         .await
         .map_err(|e| internal("the first snapshot", e))?;
     watch.seen().current = Some(first.clone());
@@ -242,7 +351,9 @@ async fn run<H: ScriptHost>(
         })
     });
     let log = r.log.clone();
+    let hears = watch.clone();
     let marked: LineFn = Arc::new(move |l: &LogLine| {
+        hears.heard(l);
         let mut l = l.clone().with("rehearsal", true);
         l.message = format!("[rehearsal] {}", l.message);
         log(&l)
@@ -289,6 +400,7 @@ async fn run<H: ScriptHost>(
                 requests: u.requests.clone(),
                 changes: Some(u.changes.clone()),
                 error: u.error.clone(),
+                findings: u.findings.clone(),
             },
             None => RehearsedMigration {
                 name: m.name.clone(),
@@ -299,6 +411,7 @@ async fn run<H: ScriptHost>(
                 requests: Requests::default(),
                 changes: None,
                 error: None,
+                findings: Findings::default(),
             },
         })
         .collect();
@@ -310,6 +423,34 @@ async fn run<H: ScriptHost>(
             .find(|m| m.outcome == Outcome::Failed)
             .map(|m| m.name.clone()),
     });
+    // Writes the rules denied fail the rehearsal, as they fail in production (a script that
+    // caught the refusal included: production would not have the data it meant to write).
+    if let Some(m) = migrations.iter().find(|m| !m.findings.denied.is_empty()) {
+        let denied = denied_text(m);
+        error = Some(match error {
+            Some(mut e) if e.migration.as_deref() == Some(&m.name) => {
+                e.message = format!("{}; {denied}", e.message);
+                e
+            }
+            Some(e) => e,
+            None => ReportError {
+                code: ErrorCode::ScriptFailed.as_str().to_string(),
+                message: denied,
+                migration: Some(m.name.clone()),
+            },
+        });
+    }
+    let warnings: u64 = migrations.iter().map(|m| m.findings.warnings()).sum();
+    if error.is_none() && r.options.strict && warnings > 0 {
+        error = Some(ReportError {
+            code: ErrorCode::ScriptFailed.as_str().to_string(),
+            message: strict_text(&migrations, warnings),
+            migration: migrations
+                .iter()
+                .find(|m| m.findings.warnings() > 0)
+                .map(|m| m.name.clone()),
+        });
+    }
 
     let kept = match &r.options.keep {
         Some(file) => {
@@ -380,8 +521,61 @@ async fn run<H: ScriptHost>(
         down,
         kept,
         error,
+        rules,
+        warnings,
+        strict: r.options.strict,
         duration_ms: 0,
     })
+}
+
+/// `<migration>: the rules denied PUT /app/settings (and n more) — production would refuse it too`.
+fn denied_text(m: &RehearsedMigration) -> String {
+    let d = &m.findings.denied;
+    let first: Vec<String> = d
+        .iter()
+        .take(3)
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    let more = d.len().saturating_sub(first.len());
+    format!(
+        "{}: the rules denied {}{} — production would refuse {} too",
+        m.name,
+        first.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        if d.len() == 1 { "it" } else { "them" }
+    )
+}
+
+/// The failure of a `strict` rehearsal with warnings.
+fn strict_text(migrations: &[RehearsedMigration], warnings: u64) -> String {
+    let mut parts = Vec::new();
+    for m in migrations {
+        let f = &m.findings;
+        for q in &f.unindexed {
+            parts.push(format!(
+                "{}: a query on {} needs an index (add {} there)",
+                m.name, q.path, q.index_on
+            ));
+        }
+        if let Some(i) = f.invalid.first() {
+            parts.push(format!(
+                "{}: the data at {} fails .validate ({}){}",
+                m.name,
+                i.path,
+                i.rule,
+                if f.invalid_total > 1 {
+                    format!(" and {} more place(s)", f.invalid_total - 1)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    format!("{warnings} warning(s) under --strict: {}", parts.join("; "))
 }
 
 /// The downs back to where the data started (newest first, stopping at one without `down()`).

@@ -91,6 +91,116 @@ pub struct RehearsedMigration {
     pub changes: Option<Changes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What production's rules, indexes and limits made of it.
+    pub findings: Findings,
+}
+
+/// A query the database refused for want of an index, answered on the client instead (the
+/// `query.unindexed` notice): slow in production, and the line to add to the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnindexedQuery {
+    /// The queried location, `/app/users`.
+    pub path: String,
+    /// The child (or `.value`) it was ordered by.
+    pub child: String,
+    /// The rules line to add at `path`: `".indexOn": "email"`.
+    pub index_on: String,
+}
+
+/// A write the sandbox refused: 401 = denied by the rules (as production would), another 4xx
+/// (e.g. too big for one request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedWrite {
+    pub method: String,
+    /// `/app/settings`
+    pub path: String,
+    pub status: u16,
+}
+
+/// A node too big to delete in one request, deleted in chunks (the `write.chunked` notice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChunkedWrite {
+    pub path: String,
+    pub requests: u64,
+}
+
+/// Data a migration left that a `.validate` rule refuses: admin writes skip `.validate`, but a
+/// client writing there now is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidData {
+    /// Where the failing rule is, `/app/users/u1/age`.
+    pub path: String,
+    /// Its text and line in the rules.
+    pub rule: String,
+    pub line: u32,
+}
+
+/// Writes a migration sent to the sandbox, by whether they asked the database not to fire
+/// Cloud Functions triggers (`disableTriggers=true`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerWrites {
+    pub with_triggers: u64,
+    pub triggers_disabled: u64,
+}
+
+/// What production's rules, indexes and limits made of one migration's run in the sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Findings {
+    /// Queries that needed the client-side fallback (a warning each).
+    pub unindexed: Vec<UnindexedQuery>,
+    /// Writes the rules denied (a failure, as in production): the first 100.
+    pub denied: Vec<RefusedWrite>,
+    /// Other writes the sandbox refused (e.g. too big for one request).
+    pub refused: Vec<RefusedWrite>,
+    /// Nodes deleted in chunks because one request was too big.
+    pub chunked: Vec<ChunkedWrite>,
+    /// `.validate` rules the data violates after it (a warning each): the first ones, and how
+    /// many in all.
+    pub invalid: Vec<InvalidData>,
+    pub invalid_total: u64,
+    /// Writes with and without `disableTriggers`, when the sandbox counts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<TriggerWrites>,
+}
+
+impl Findings {
+    /// Warnings: unindexed queries and data the rules' `.validate` refuses.
+    pub fn warnings(&self) -> u64 {
+        self.unindexed.len() as u64 + self.invalid_total
+    }
+}
+
+/// Where the sandbox's Security Rules came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RulesOrigin {
+    /// Read from the source database (`GET /.settings/rules.json`).
+    Production,
+    /// A rules file (`--rules`, or firebase.json's `database.rules`).
+    File,
+    /// None: the sandbox was open (a backup without a rules file, or production's unreadable).
+    None,
+}
+
+/// The rules the rehearsal ran under, and as whom.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RulesInfo {
+    pub origin: RulesOrigin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Requests sent to the source database to read its rules (production: 1).
+    pub requests: u64,
+    /// Why production's rules are not loaded, when they were asked for and could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The scripts ran as an admin (no `databaseAuthVariableOverride`: rules other than
+    /// indexes do not apply to their writes, as in production).
+    pub as_admin: bool,
 }
 
 /// Where the data came from.
@@ -235,6 +345,12 @@ pub struct RehearsalReport {
     pub kept: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ReportError>,
+    /// The rules the sandbox applied.
+    pub rules: RulesInfo,
+    /// Warnings over all migrations (unindexed queries, data `.validate` refuses); with
+    /// `strict` they fail the rehearsal.
+    pub warnings: u64,
+    pub strict: bool,
     pub duration_ms: u64,
 }
 

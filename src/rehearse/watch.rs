@@ -2,17 +2,25 @@
 //! each step's end it writes the data to an on-disk snapshot and diffs the previous snapshot
 //! against the tree (`diff`), so memory holds the emulator's data and no second copy of it.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::emulator::{RequestCounts, StoreView};
+use serde_json::Value;
+
+use crate::emulator::{RequestCounts, StoreData, StoreView};
+use crate::log::LogLine;
+use crate::rules::{Context, Denial, Rules};
 use crate::runner::{Method, MigrationInfo, RunEvent};
 use crate::Error;
 
 use super::diff::{self, DiffInput, Exclusions};
-use super::{ms, Changes, DownCheck, DownOutcome, Outcome, Requests, RollbackInfo, NAMESPACE};
+use super::report::{ChunkedWrite, Findings, InvalidData, RefusedWrite, UnindexedQuery};
+use super::{
+    ms, ChangeKind, Changes, DownCheck, DownOutcome, Outcome, Requests, RollbackInfo, NAMESPACE,
+};
 
 /// A snapshot file and the sizes of its top-level children.
 #[derive(Debug, Clone)]
@@ -31,8 +39,15 @@ pub(super) struct Up {
     pub(super) requests: Requests,
     pub(super) changes: Changes,
     pub(super) error: Option<String>,
+    pub(super) findings: Findings,
     /// The data before it (kept for `down`).
     pub(super) before: Snap,
+}
+
+/// The `.validate` check of the data a migration changed: the rules and as whom.
+pub(super) struct Validity {
+    pub(super) rules: Arc<Rules>,
+    pub(super) auth: Value,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +65,8 @@ pub(super) struct Seen {
     pub(super) remaining: Option<Changes>,
     /// The first internal failure of the watcher (disk full, ...).
     pub(super) failure: Option<String>,
+    /// What the client's notices said since the current migration began.
+    pub(super) notices: Findings,
 }
 
 /// Hears the sandbox run's events, takes snapshots and diffs at each step's end.
@@ -64,7 +81,16 @@ pub(super) struct Watch {
     pub(super) has_before_migrate: bool,
     /// Paths whose requests are the runner's own (lock, history): `/a/b`.
     pub(super) own: Vec<String>,
+    /// With rules that have `.validate`: the data each up changed is checked against them.
+    pub(super) validity: Option<Validity>,
     pub(super) seen: Mutex<Seen>,
+}
+
+/// The `.validate` findings of one diff: the first `keep`, and how many.
+struct Invalid {
+    keep: usize,
+    found: Vec<InvalidData>,
+    total: u64,
 }
 
 impl Watch {
@@ -90,18 +116,27 @@ impl Watch {
         out
     }
 
-    /// Write the data to a new snapshot; with `against`, diff that snapshot with the data too.
+    /// Write the data to a new snapshot; with `against`, diff that snapshot with the data too
+    /// (`validate`: and check what differs against the rules' `.validate`).
     pub(super) async fn step(
         self: &Arc<Self>,
         against: Option<(Snap, Option<HashSet<u64>>)>,
-    ) -> std::result::Result<(Snap, Option<diff::DiffResult>), String> {
+        validate: bool,
+    ) -> std::result::Result<
+        (
+            Snap,
+            Option<diff::DiffResult>,
+            Option<(Vec<InvalidData>, u64)>,
+        ),
+        String,
+    > {
         let file = {
             let mut s = self.seen();
             s.next_file += 1;
             self.dir.join(format!("snapshot-{}.json", s.next_file))
         };
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.step_blocking(file, against))
+        tokio::task::spawn_blocking(move || me.step_blocking(file, against, validate))
             .await
             .map_err(|e| e.to_string())?
     }
@@ -110,9 +145,18 @@ impl Watch {
         &self,
         file: PathBuf,
         against: Option<(Snap, Option<HashSet<u64>>)>,
-    ) -> std::result::Result<(Snap, Option<diff::DiffResult>), String> {
+        validate: bool,
+    ) -> std::result::Result<
+        (
+            Snap,
+            Option<diff::DiffResult>,
+            Option<(Vec<InvalidData>, u64)>,
+        ),
+        String,
+    > {
         let io = |e: std::io::Error| format!("writing {}: {e}", file.display());
-        self.view.read(NAMESPACE, &self.segs, |node| {
+        self.view.read(NAMESPACE, &[], |root| {
+            let node = root.and_then(|r| r.descend(&self.segs));
             let f = std::fs::File::create(&file).map_err(io)?;
             let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
             let sizes = diff::write_snapshot(&mut w, node, &self.exclusions).map_err(io)?;
@@ -125,7 +169,37 @@ impl Watch {
                 sizes,
             };
             let Some((before, known)) = against else {
-                return Ok((snap, None));
+                return Ok((snap, None, None));
+            };
+            let validity = self.validity.as_ref().filter(|_| validate);
+            let invalid = RefCell::new(Invalid {
+                keep: self.examples.max(1),
+                found: Vec::new(),
+                total: 0,
+            });
+            let data = StoreData(root);
+            let check = |below: &[String], kind: ChangeKind| {
+                let Some(v) = validity else { return };
+                let path: Vec<String> = self.segs.iter().chain(below).cloned().collect();
+                let cx = Context {
+                    auth: &v.auth,
+                    now_ms: crate::runner::now_ms(),
+                };
+                let holds = kind != ChangeKind::Removed;
+                if let Err(Denial::Invalid { path, rule, pos }) =
+                    v.rules.check_valid(&cx, &data, [(&path[..], holds)])
+                {
+                    let mut i = invalid.borrow_mut();
+                    i.total += 1;
+                    let path = format!("/{path}");
+                    if i.found.len() < i.keep && !i.found.iter().any(|f| f.path == path) {
+                        i.found.push(InvalidData {
+                            path,
+                            rule,
+                            line: pos.line,
+                        });
+                    }
+                }
             };
             let input = DiffInput {
                 base: &self.base,
@@ -135,14 +209,51 @@ impl Watch {
                 examples: self.examples,
                 known: known.as_ref(),
                 collect: known.is_some(),
+                visit: validity.map(|_| &check as &dyn Fn(&[String], ChangeKind)),
             };
             let f = std::fs::File::open(&before.file)
                 .map_err(|e| format!("reading {}: {e}", before.file.display()))?;
             let mut d = diff::diff(f, node, &input)?;
             d.changes.bytes_before = before.bytes;
             d.changes.bytes_after = snap.bytes;
-            Ok((snap, Some(d)))
+            let i = invalid.into_inner();
+            Ok((snap, Some(d), validity.map(|_| (i.found, i.total))))
         })
+    }
+
+    /// A notice of the scripts' client, as the runner logged it: kept for the migration's
+    /// findings (`query.unindexed`: `path`, `child`, `indexOn`; `write.chunked`: `path`,
+    /// `requests`).
+    pub(super) fn heard(&self, line: &LogLine) {
+        let text = |k: &str| {
+            line.fields
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        match line.event {
+            "query.unindexed" => {
+                let q = UnindexedQuery {
+                    path: text("path"),
+                    child: text("child"),
+                    index_on: text("indexOn"),
+                };
+                let mut s = self.seen();
+                if !s.notices.unindexed.contains(&q) {
+                    s.notices.unindexed.push(q);
+                }
+            }
+            "write.chunked" => self.seen().notices.chunked.push(ChunkedWrite {
+                path: text("path"),
+                requests: line
+                    .fields
+                    .get("requests")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            }),
+            _ => {}
+        }
     }
 
     pub(super) fn fail(&self, why: String) {
@@ -167,8 +278,8 @@ impl Watch {
                 let Some(before) = self.seen().current.clone() else {
                     return;
                 };
-                match self.step(Some((before, None))).await {
-                    Ok((snap, d)) => {
+                match self.step(Some((before, None)), false).await {
+                    Ok((snap, d, _)) => {
                         let mut s = self.seen();
                         s.before_migrate = d.map(|d| d.changes);
                         self.advance(&mut s, snap, false);
@@ -178,6 +289,7 @@ impl Watch {
             }
             RunEvent::BeforeMigrate { .. } => {
                 self.view.take_request_counts();
+                self.seen().notices = Findings::default();
             }
             RunEvent::AfterMigrate {
                 script,
@@ -218,12 +330,29 @@ impl Watch {
         duration: Duration,
         error: Option<String>,
     ) {
-        let requests = self.requests(self.view.take_request_counts());
+        let counts = self.view.take_request_counts();
+        let mut findings = std::mem::take(&mut self.seen().notices);
+        for r in &counts.refused {
+            let w = RefusedWrite {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                status: r.status,
+            };
+            match r.status {
+                401 => findings.denied.push(w),
+                _ => findings.refused.push(w),
+            }
+        }
+        let requests = self.requests(counts);
         let Some(before) = self.seen().current.clone() else {
             return;
         };
-        match self.step(Some((before.clone(), None))).await {
-            Ok((snap, d)) => {
+        match self.step(Some((before.clone(), None)), true).await {
+            Ok((snap, d, invalid)) => {
+                if let Some((found, total)) = invalid {
+                    findings.invalid = found;
+                    findings.invalid_total = total;
+                }
                 let mut s = self.seen();
                 s.ups.push(Up {
                     version: script.timestamp,
@@ -236,6 +365,7 @@ impl Watch {
                     requests,
                     changes: d.map(|d| d.changes).unwrap_or_default(),
                     error,
+                    findings,
                     before,
                 });
                 self.advance(&mut s, snap, self.keep_snapshots);
@@ -273,8 +403,8 @@ impl Watch {
             let oldest = s.ups.first().map(|u| u.version) == Some(script.timestamp);
             (up.before.clone(), s.known.clone(), oldest)
         };
-        match self.step(Some((reference, Some(known)))).await {
-            Ok((snap, Some(d))) => {
+        match self.step(Some((reference, Some(known))), false).await {
+            Ok((snap, Some(d), _)) => {
                 let mut s = self.seen();
                 let outcome = if d.fresh > 0 {
                     DownOutcome::Differs
@@ -291,7 +421,7 @@ impl Watch {
                 s.known = d.paths;
                 let _ = std::fs::remove_file(&snap.file);
             }
-            Ok((snap, None)) => {
+            Ok((snap, None, _)) => {
                 let _ = std::fs::remove_file(&snap.file);
             }
             Err(e) => self.fail(e),

@@ -212,6 +212,14 @@ impl DatabaseUrl {
             )),
         }
     }
+    /// The database's name: an emulator's namespace, or `<db>` of `https://<db>.firebaseio.com`.
+    pub fn instance(&self) -> Option<String> {
+        if let Some(ns) = &self.namespace {
+            return Some(ns.clone());
+        }
+        let host = self.origin.split("://").nth(1)?;
+        host.split('.').next().map(str::to_string)
+    }
     /// Apply `FIREBASE_DATABASE_EMULATOR_HOST` (value `host:port`) to an optional configured URL.
     pub fn for_emulator_host(host: &str, configured: Option<&str>) -> Result<DatabaseUrl> {
         let h = host.trim();

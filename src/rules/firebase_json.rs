@@ -72,6 +72,27 @@ pub fn rules_files(file: &Path) -> Result<Vec<RulesFile>> {
     }
 }
 
+/// The rules file the firebase.json in `dir` names for database `instance`: the file of the
+/// one-database form, else the entry for that instance (or the only entry). `Ok(None)` without
+/// firebase.json or without rules for it.
+pub fn rules_file_for(dir: &Path, instance: Option<&str>) -> Result<Option<PathBuf>> {
+    let file = dir.join("firebase.json");
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let files = rules_files(&file)?;
+    let pick = files
+        .iter()
+        .find(|f| f.namespace.is_none())
+        .or_else(|| {
+            files
+                .iter()
+                .find(|f| instance.is_some() && f.namespace.as_deref() == instance)
+        })
+        .or_else(|| files.first().filter(|_| files.len() == 1));
+    Ok(pick.map(|f| f.path.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

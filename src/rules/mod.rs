@@ -149,6 +149,11 @@ impl Rules {
         Rules::parse(&text).map_err(|e| crate::Error::config(format!("{}:{e}", path.display())))
     }
 
+    /// Whether the rules have any `.validate` (else data never fails one).
+    pub fn has_validate(&self) -> bool {
+        self.root.has_validate()
+    }
+
     /// The document as it was given, comments included.
     pub fn text(&self) -> &str {
         &self.text
@@ -212,8 +217,36 @@ impl Rules {
                 });
             }
         }
-        // Each `.validate` above a written path once (the data after the write is the same
-        // for every path), then those in and below each written value.
+        self.validate(&ask, writes.iter().map(|(p, v)| (*p, v.is_some())))
+    }
+
+    /// Does `data`, as it is, satisfy the `.validate` rules a write at each of `paths` would
+    /// meet (those above the path, and — for a path that holds data, `true` — in and below it)?
+    /// What an admin's writes skip: `Err` names the first that fails, i.e. a location where
+    /// `cx` can no longer write the data as it is.
+    pub fn check_valid<'p>(
+        &self,
+        cx: &Context<'_>,
+        data: &dyn DataView,
+        paths: impl IntoIterator<Item = (&'p [String], bool)>,
+    ) -> Result<(), Denial> {
+        let after = Overlay::new(data, &[]);
+        let ask = Ask {
+            cx,
+            before: data,
+            after: &after,
+        };
+        self.validate(&ask, paths)
+    }
+
+    /// Each `.validate` above a written path once (the data after the write is the same for
+    /// every path), then those in and below each written value (`true`: not a delete).
+    fn validate<'p>(
+        &self,
+        ask: &Ask<'_>,
+        writes: impl IntoIterator<Item = (&'p [String], bool)>,
+    ) -> Result<(), Denial> {
+        let after = ask.after;
         let mut validated: HashSet<&[String]> = HashSet::new();
         for (path, value) in writes {
             let mut failed = None;
@@ -230,8 +263,8 @@ impl Rules {
             if let Some(denial) = failed {
                 return Err(denial);
             }
-            if let (Walk::Reached(node, mut captures), Some(_)) = (walked, value) {
-                validate_below(node, &mut path.to_vec(), &mut captures, &ask)?;
+            if let (Walk::Reached(node, mut captures), true) = (walked, value) {
+                validate_below(node, &mut path.to_vec(), &mut captures, ask)?;
             }
         }
         Ok(())

@@ -28,6 +28,15 @@ pub(super) struct Node {
 }
 
 impl Node {
+    /// Whether a `.validate` rule is here or below.
+    pub fn has_validate(&self) -> bool {
+        self.validate.is_some()
+            || self.children.values().any(Node::has_validate)
+            || self
+                .wildcard
+                .as_ref()
+                .is_some_and(|(_, w)| w.has_validate())
+    }
     /// The rules for child `key`: its literal key, else the wildcard (then `key` is captured).
     pub fn child<'n>(&'n self, key: &str) -> Option<(&'n Node, bool)> {
         if let Some(c) = self.children.get(key) {

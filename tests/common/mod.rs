@@ -48,6 +48,15 @@ pub fn emulator_client(
 /// A client on `url` (an emulator's namespace) acting as the database owner, retrying a failed
 /// request `max_retries` times after 5-20 ms.
 pub fn owner_client(url: &str, max_retries: u32) -> msr_firebase::rtdb::Client {
+    client_as(url, max_retries, None)
+}
+
+/// `owner_client`, acting as `auth` (`databaseAuthVariableOverride`; `None`: an admin).
+pub fn client_as(
+    url: &str,
+    max_retries: u32,
+    auth: Option<serde_json::Value>,
+) -> msr_firebase::rtdb::Client {
     msr_firebase::rtdb::Client::new(msr_firebase::rtdb::ClientOptions {
         url: msr_firebase::rtdb::DatabaseUrl::parse(url).expect("url"),
         auth: msr_firebase::rtdb::Auth::EmulatorOwner,
@@ -61,7 +70,7 @@ pub fn owner_client(url: &str, max_retries: u32) -> msr_firebase::rtdb::Client {
         connect_timeout: None,
         on_retry: None,
         clock: Arc::new(msr_firebase::rtdb::SystemClock),
-        auth_variable_override: None,
+        auth_variable_override: auth,
     })
     .expect("client")
 }

@@ -14,8 +14,8 @@ use crate::cli::output::Io;
 use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::rehearse::{
-    self, kind_word, Changes, DownOutcome, Outcome, Rehearsal, RehearsalReport, RehearseOptions,
-    Source, SourceKind,
+    self, kind_word, Changes, DownOutcome, Findings, Outcome, Rehearsal, RehearsalReport,
+    RehearseOptions, RulesChoice, RulesOrigin, Source, SourceKind,
 };
 use crate::rtdb::{Client, RetryObserver};
 use crate::{Error, ExitStatus};
@@ -56,6 +56,10 @@ pub async fn run<H: CliHost>(
             Source::Database(&client)
         }
     };
+    let rules = match rules_choice(args.rules.as_deref(), &cfg, cwd) {
+        Ok(r) => r,
+        Err(e) => return fail(io, &e),
+    };
     let held = Arc::new(Mutex::new(Vec::new()));
     let live = io.live.clone();
     // The read of the data (a walk of the database or the backup file) is a gauge.
@@ -74,6 +78,8 @@ pub async fn run<H: CliHost>(
             keep: args.keep.map(|k| Config::resolve(cwd, &k)),
             examples: args.examples,
             no_lock: flags.no_lock,
+            rules,
+            strict: args.strict,
             ..RehearseOptions::default()
         },
         log: log_fn(&cfg, held.clone(), live.clone()),
@@ -108,6 +114,25 @@ pub async fn run<H: CliHost>(
         None => ExitStatus::Success,
         Some(e) => io.fail_run("Rehearsal failed", e, OWN),
     }
+}
+
+/// `--rules <file>`, else firebase.json's rules for the configured database, else the source
+/// database's own.
+fn rules_choice(given: Option<&str>, cfg: &Config, cwd: &Path) -> crate::Result<RulesChoice> {
+    if let Some(f) = given {
+        return Ok(RulesChoice::File(Config::resolve(cwd, f)));
+    }
+    let instance = cfg
+        .database_url
+        .as_deref()
+        .and_then(|u| crate::rtdb::DatabaseUrl::parse(u).ok())
+        .and_then(|u| u.instance());
+    Ok(
+        match crate::rules::firebase_json::rules_file_for(cwd, instance.as_deref())? {
+            Some(file) => RulesChoice::File(file),
+            None => RulesChoice::Production,
+        },
+    )
 }
 
 fn fail(io: &mut Io, e: &Error) -> ExitStatus {
@@ -196,6 +221,7 @@ fn print_report(io: &mut Io, r: &RehearsalReport) {
     if s.lock_skipped {
         io.line("  The live migration lock in the data was not copied.");
     }
+    print_rules(io, r);
     if r.migrations.is_empty() {
         io.line(format!(
             "{} Nothing to rehearse: all {} migration(s) already executed in the data's history",
@@ -251,6 +277,7 @@ fn print_report(io: &mut Io, r: &RehearsalReport) {
         if let Some(c) = &m.changes {
             print_changes(io, c);
         }
+        print_findings(io, &m.findings);
     }
     if let Some(rb) = &r.rollback {
         io.line(format!(
@@ -336,11 +363,100 @@ fn print_report(io: &mut Io, r: &RehearsalReport) {
             s.requests, s.path
         ));
     }
+    if r.warnings > 0 && !r.strict {
+        io.line(format!(
+            "{} warning(s) above (--strict makes them fail the rehearsal)",
+            r.warnings
+        ));
+    }
     if r.success {
         io.line(format!(
             "{} Rehearsal passed: {} migration(s) would run",
             io.green("✓"),
             t.succeeded
+        ));
+    }
+}
+
+/// Which rules the sandbox applied, and as whom.
+fn print_rules(io: &mut Io, r: &RehearsalReport) {
+    let rules = &r.rules;
+    let who = if rules.as_admin {
+        "the scripts write as an admin (no databaseAuthVariableOverride): only indexes apply to them"
+    } else {
+        "the scripts write as databaseAuthVariableOverride, as in production"
+    };
+    match rules.origin {
+        RulesOrigin::Production => io.line(format!(
+            "  Rules: the database's own (read in {} request); {who}",
+            rules.requests
+        )),
+        RulesOrigin::File => io.line(format!(
+            "  Rules: {}; {who}",
+            rules
+                .file
+                .as_deref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        )),
+        RulesOrigin::None => io.line(format!(
+            "  Rules: none, the copy is open{}",
+            rules
+                .note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// What the rules, indexes and limits made of one migration, indented under it.
+fn print_findings(io: &mut Io, f: &Findings) {
+    for q in &f.unindexed {
+        io.line(format!(
+            "    ! a query on {} ordered by {} needs an index (answered on the client, slow in production): add {} at {}",
+            q.path, q.child, q.index_on, q.path
+        ));
+    }
+    for w in &f.denied {
+        io.line(format!(
+            "    {} denied by the rules: {} {}",
+            io.red("✗"),
+            w.method,
+            w.path
+        ));
+    }
+    for w in &f.refused {
+        io.line(format!(
+            "    {} refused ({}): {} {}",
+            io.red("✗"),
+            w.status,
+            w.method,
+            w.path
+        ));
+    }
+    for c in &f.chunked {
+        io.line(format!(
+            "    too big for one request: {} deleted in chunks ({} requests)",
+            c.path, c.requests
+        ));
+    }
+    for i in &f.invalid {
+        io.line(format!(
+            "    ! the data at {} fails .validate ({}, line {}): clients can no longer write there",
+            i.path, i.rule, i.line
+        ));
+    }
+    let more = f.invalid_total.saturating_sub(f.invalid.len() as u64);
+    if more > 0 {
+        io.line(format!(
+            "    ! ... and {more} more place(s) that fail .validate"
+        ));
+    }
+    if let Some(t) = &f.triggers {
+        io.line(format!(
+            "    writes: {} firing triggers, {} with disableTriggers",
+            t.with_triggers, t.triggers_disabled
         ));
     }
 }

@@ -194,6 +194,20 @@ impl Client {
         }
         Ok(self.read(req).await?.body)
     }
+    /// The database's Security Rules as stored (`GET /.settings/rules.json`: the text, comments
+    /// kept). One request, with the client's credentials and never its `auth_variable_override`:
+    /// only an admin may read the rules.
+    pub async fn get_rules_text(&self) -> Result<String> {
+        let mut req = Req::new(Method::GET, ".settings/rules");
+        req.as_admin = true;
+        let body = self.read(req).await?.body;
+        String::from_utf8(body.to_vec()).map_err(|_| {
+            Error::new(
+                ErrorCode::BadRequest,
+                format!("The rules of {} are not UTF-8 text", self.url()),
+            )
+        })
+    }
     /// GET `shallow=true`; the body as the server sent it.
     pub async fn get_shallow_raw(&self, path: &str) -> Result<Bytes> {
         let p = norm(path)?;

@@ -160,7 +160,11 @@ impl Client {
             .as_ref()
             .and_then(|g| g.claims())
             .map(|claims| with_claims(opts.auth_variable_override.as_ref(), claims));
-        if let Some(o) = merged.as_ref().or(self.inner.auth_override.as_ref()) {
+        if let Some(o) = merged
+            .as_ref()
+            .or(self.inner.auth_override.as_ref())
+            .filter(|_| !req.as_admin)
+        {
             pairs.push(("auth_variable_override", o));
         }
         pairs.extend(req.params.iter().map(|(k, v)| (*k, v.as_str())));
@@ -422,6 +426,9 @@ pub(super) struct Req {
     pub(super) streaming: bool,
     /// Asked before every attempt of this request (writes of a gated client).
     pub(super) gate: Option<Gate>,
+    /// Sent with the client's credentials alone, never an `auth_variable_override` (what only
+    /// an admin may do: the rules document).
+    pub(super) as_admin: bool,
 }
 
 impl Req {
@@ -434,6 +441,7 @@ impl Req {
             body: None,
             streaming: false,
             gate: None,
+            as_admin: false,
         }
     }
     /// Ok (with the time the answer may take, if bounded) when an attempt may leave now.
