@@ -276,6 +276,12 @@ export interface NativeChildChanges {
   bytesAfter: number
 }
 
+/** A node deleted in chunks (too big for one request). */
+export interface NativeChunkedWrite {
+  path: string
+  requests: number
+}
+
 /** `{ databaseUrl, shift, tableName, emulator }` */
 export interface NativeConnectionInfo {
   databaseUrl: string | null
@@ -327,6 +333,17 @@ export interface NativeExitStatus {
   signal?: string
 }
 
+/** What production's rules, indexes and limits made of a migration. */
+export interface NativeFindings {
+  unindexed: Array<NativeUnindexedQuery>
+  denied: Array<NativeRefusedWrite>
+  refused: Array<NativeRefusedWrite>
+  chunked: Array<NativeChunkedWrite>
+  invalid: Array<NativeInvalidData>
+  invalidTotal: number
+  triggers?: NativeTriggerWrites
+}
+
 /** What a health probe answers. */
 export interface NativeHealth {
   /** 200 or 503. */
@@ -336,6 +353,13 @@ export interface NativeHealth {
   reason: string | null
   /** The status it was judged on (null when there was none to be had). */
   runner: NativeRunnerStatus | null
+}
+
+/** Data a migration left that a `.validate` rule refuses. */
+export interface NativeInvalidData {
+  path: string
+  rule: string
+  line: number
 }
 
 export declare const enum NativeIssueType {
@@ -470,6 +494,13 @@ export interface NativePendingMigration {
   name: string
 }
 
+/** A write the sandbox refused (401: denied by the rules). */
+export interface NativeRefusedWrite {
+  method: string
+  path: string
+  status: number
+}
+
 export interface NativeRehearsalError {
   code: string
   message: string
@@ -494,6 +525,11 @@ export interface NativeRehearsalReport {
   down?: NativeDownReport
   kept?: string
   error?: NativeRehearsalError
+  /** The rules the sandbox applied. */
+  rules: NativeRulesInfo
+  /** Warnings over all migrations (with `strict`, they fail the rehearsal). */
+  warnings: number
+  strict: boolean
   durationMs: number
 }
 
@@ -539,6 +575,8 @@ export interface NativeRehearsedMigration {
   /** What it changed (a failed one: what it had changed when it failed). */
   changes?: NativeChanges
   error?: string
+  /** What production's rules, indexes and limits made of it. */
+  findings: NativeFindings
 }
 
 /** Requests a step sent to the sandbox (the runner's own lock checks and records left out). */
@@ -553,6 +591,24 @@ export interface NativeRollbackInfo {
   success: boolean
   /** What it did, in words. */
   done: string
+}
+
+/** The rules the sandbox applied, and as whom. */
+export interface NativeRulesInfo {
+  origin: NativeRulesOrigin
+  file?: string
+  /** Requests sent to read production's rules. */
+  requests: number
+  /** Why production's rules are not loaded. */
+  note?: string
+  /** The scripts ran as an admin (no `databaseAuthVariableOverride`). */
+  asAdmin: boolean
+}
+
+export declare const enum NativeRulesOrigin {
+  Production = 'production',
+  File = 'file',
+  None = 'none',
 }
 
 /** One step of a run. */
@@ -621,6 +677,20 @@ export interface NativeScriptValidation {
 export declare const enum NativeSourceKind {
   Database = 'database',
   Backup = 'backup',
+}
+
+/** Writes with and without `disableTriggers`. */
+export interface NativeTriggerWrites {
+  withTriggers: number
+  triggersDisabled: number
+}
+
+/** A query that needed the client-side fallback, and the rules line to add. */
+export interface NativeUnindexedQuery {
+  path: string
+  child: string
+  /** `".indexOn": "email"`, to add at `path`. */
+  indexOn: string
 }
 
 export interface NativeValidationIssue {
@@ -692,6 +762,10 @@ export interface RehearseOptionsJs {
   examples?: number
   /** Run without the lock. */
   noLock?: boolean
+  /** Rehearse under this rules file (default: the database's own rules). */
+  rules?: string
+  /** Warnings (queries that need an index, data `.validate` refuses) fail the rehearsal. */
+  strict?: boolean
 }
 
 /**

@@ -856,6 +856,7 @@ module.exports.NativeDownOutcome = nativeBinding.NativeDownOutcome
 module.exports.NativeIssueType = nativeBinding.NativeIssueType
 module.exports.NativeMigrationStatus = nativeBinding.NativeMigrationStatus
 module.exports.NativeRehearsalOutcome = nativeBinding.NativeRehearsalOutcome
+module.exports.NativeRulesOrigin = nativeBinding.NativeRulesOrigin
 module.exports.NativeSourceKind = nativeBinding.NativeSourceKind
 module.exports.newPushId = nativeBinding.newPushId
 module.exports.normalizePath = nativeBinding.normalizePath

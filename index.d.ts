@@ -21,6 +21,12 @@ export interface LockingConfig {
   executorId?: string | null
   /** While waiting for a held lock, log "still waiting" this often, in ms (default 30000). */
   waitLogInterval?: number
+  /**
+   * Default false. The scripts' writes carry the holder's lock epoch as `auth.msrLockEpoch` in
+   * their auth override, so the database's rules (`msr-firebase rules:fencing` prints them) refuse
+   * a write from a holder whose lock was taken over, even one that arrives late.
+   */
+  serverFencing?: boolean
 }
 
 export interface BackupConfig {
@@ -462,6 +468,27 @@ export interface RehearseOptions {
   examples?: number
   /** Run the rehearsal without the lock. */
   noLock?: boolean
+  /** Rehearse under this rules file (the rules about to be deployed); default: the database's own rules. */
+  rules?: string
+  /** Warnings (queries that need an index, data a `.validate` rule refuses) fail the rehearsal. */
+  strict?: boolean
+}
+
+/** What production's rules, indexes and limits made of one rehearsed migration. */
+export interface RehearsalFindings {
+  /** Queries refused for want of an index and answered on the client (a warning each), with the rules line to add at `path`. */
+  unindexed: Array<{ path: string; child: string; indexOn: string }>
+  /** Writes the rules denied (a failure, as in production); the first 100. */
+  denied: Array<{ method: string; path: string; status: number }>
+  /** Other writes the copy refused (e.g. too big for one request). */
+  refused: Array<{ method: string; path: string; status: number }>
+  /** Nodes too big to delete in one request, deleted in chunks. */
+  chunked: Array<{ path: string; requests: number }>
+  /** Data it left that a `.validate` rule refuses (a warning: clients can no longer write there); the first ones, and how many in all. */
+  invalid: Array<{ path: string; rule: string; line: number }>
+  invalidTotal: number
+  /** Writes with and without `disableTriggers`, when counted. */
+  triggers?: { withTriggers: number; triggersDisabled: number }
 }
 
 /** A difference's topmost node, e.g. `{ path: '/app/users/u1/fullName', kind: 'added' }`. */
@@ -494,6 +521,7 @@ export interface RehearsedMigration {
   /** What it changed (a failed one: what it had changed when it failed). */
   changes?: RehearsalChanges
   error?: string
+  findings: RehearsalFindings
 }
 
 export interface RehearsalDownCheck {
@@ -548,6 +576,11 @@ export interface RehearsalReport {
   /** The `keep` file. */
   kept?: string
   error?: { code: string; message: string; migration?: string }
+  /** The rules the copy applied: the database's own (`requests`: 1), a file, or none (`note` says why). */
+  rules: { origin: 'production' | 'file' | 'none'; file?: string; requests: number; note?: string; asAdmin: boolean }
+  /** Warnings over all migrations; with `strict` they fail the rehearsal. */
+  warnings: number
+  strict: boolean
   durationMs: number
 }
 

@@ -350,3 +350,30 @@ test('runner.rehearse(): a script abandoned after scriptTimeout gets its further
     process.chdir(cwd)
   }
 })
+
+test('rehearse under firebase.json rules: data a .validate refuses after a migration is a warning; --strict fails it (exit 3)', async () => {
+  const ageAsText = `module.exports = { async up(db, info, handler) { await db.database.ref(handler.cfg.buildPath('users/u1/age')).set('thirty') } }\n`
+  const { dir, ns } = await setUp({ [RENAME]: ageAsText })
+  fs.writeFileSync(
+    path.join(dir, 'database.rules.json'),
+    JSON.stringify({ rules: { '.read': true, '.write': true, app: { users: { $uid: { age: { '.validate': 'newData.isNumber()' } } } } } }),
+  )
+  fs.writeFileSync(path.join(dir, 'firebase.json'), JSON.stringify({ database: { rules: 'database.rules.json' } }))
+  const before = await h.rawGet(prod, ns, 'app')
+
+  const out = await run(dir, ns, ['rehearse'])
+  assert.equal(out.code, 0, out.stdout + out.stderr)
+  assert.match(out.stdout, /Rules: .*database\.rules\.json; the scripts write as an admin/)
+  assert.match(out.stdout, /! the data at \/app\/users\/u1\/age fails \.validate \(newData\.isNumber\(\), line 1\): clients can no longer write there/)
+  assert.match(out.stdout, /1 warning\(s\) above \(--strict makes them fail the rehearsal\)/)
+
+  const strict = await run(dir, ns, ['rehearse', '--strict', '--format', 'json'])
+  assert.equal(strict.code, 3, strict.stdout + strict.stderr)
+  const r = json(strict)
+  assert.equal(r.success, false)
+  assert.equal(r.warnings, 1)
+  assert.match(r.error.message, /--strict: V202501010002_rename_name\.js: the data at \/app\/users\/u1\/age fails \.validate/)
+  assert.deepEqual(r.migrations[0].findings.invalid, [{ path: '/app/users/u1/age', rule: 'newData.isNumber()', line: 1 }])
+  assert.deepEqual(await h.rawGet(prod, ns, 'app'), before)
+  await onlyReads()
+})

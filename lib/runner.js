@@ -161,7 +161,7 @@ class FirebaseRunner {
 
   /**
    * Rehearse the pending migrations on a copy of the data in an embedded emulator and report
-   * what each would change: `{ target, fromBackup, down, keep, examples, noLock }`. The database
+   * what each would change: `{ target, fromBackup, down, keep, examples, noLock, rules, strict }`. The database
    * is only read (a walk of the shift subtree), or not at all with `fromBackup`. Resolves with
    * the report (`success: false` when a migration failed or a down does not undo its up);
    * rejects when there is nothing to rehearse on (bad input, the source unreadable).
@@ -172,6 +172,7 @@ class FirebaseRunner {
     const opts = { ...options, target: target ?? undefined }
     if (opts.fromBackup != null) opts.fromBackup = String(opts.fromBackup)
     if (opts.keep != null) opts.keep = String(opts.keep)
+    if (opts.rules != null) opts.rules = String(opts.rules)
     return this._locked(() => call(() => this._native.rehearse(opts)))
   }
 

@@ -63,7 +63,9 @@
 //! - `GET /.emulator/requests` -> `{"total": n, "byMethod": {"GET": n}, "byPath": {"GET /a/b": n},
 //!   "storeSteps": n, "connections": n}` (storeSteps: the store work data requests did,
 //!   binary-search steps plus entries moved, a stable measure of their cost; connections: the
-//!   connections that carried a data request, so reuse shows)
+//!   connections that carried a data request, so reuse shows; `refused`: the first 100 writes
+//!   answered 4xx other than 412 — `{"method", "path", "status"}`, 401 a rules denial — and
+//!   `refusedTotal` all of them)
 //!   (every data request, whatever its outcome; paths without `.json` and `ns`);
 //!   `DELETE /.emulator/requests` resets the counts.
 //! - `PUT /.emulator/deny` `{"ns": "<namespace>", "paths": ["migrations/_lock"]}` replaces the deny

@@ -1,7 +1,9 @@
-//! `rehearse [target] [--from-backup file] [--down] [--keep file] [--examples N]`: the report of
-//! `crate::rehearse` as text (or `--format json`), and its exit code: 0 when every rehearsed
-//! migration succeeded (and, with `--down`, round-tripped), 3 when one failed, 2 for bad input,
-//! 7 when the source cannot be read.
+//! `rehearse [target] [--from-backup file] [--down] [--keep file] [--examples N] [--rules file]
+//! [--strict]`: the report of `crate::rehearse` as text (or `--format json`), and its exit code:
+//! 0 when every rehearsed migration succeeded (and, with `--down`, round-tripped), 3 when one
+//! failed, a write was denied by the rules or, with `--strict`, there were warnings; 2 for bad
+//! input, 7 when the source cannot be read. The rules: `--rules`, else firebase.json's for the
+//! configured database, else the database's own.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
