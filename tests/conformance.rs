@@ -1730,7 +1730,7 @@ async fn lever_request_counts() {
     let counts = t.lever(Method::GET, "requests", None).await;
     assert_eq!(
         counts,
-        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0})
+        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0, "refused": [], "refusedTotal": 0})
     );
     t.finish().await;
 }

@@ -407,11 +407,14 @@ mod tests {
         l.count("GET", "/a");
         l.count("GET", "/a");
         l.count("PUT", "/b");
+        l.refuse("PUT", "/b", 401);
         assert_eq!(
             l.counts_json(),
-            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0, "connections": 0})
+            json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0, "connections": 0,
+                   "refused": [{"method": "PUT", "path": "/b", "status": 401}], "refusedTotal": 1})
         );
         l.reset_counts();
         assert_eq!(l.counts_json()["total"], 0);
+        assert_eq!(l.counts_json()["refusedTotal"], 0);
     }
 }

@@ -135,7 +135,8 @@ pub struct DiffInput<'s> {
     /// The compared node's path, for example paths (`app` -> `/app/users/u1`).
     pub base: &'s str,
     pub exclusions: &'s [Vec<String>],
-    /// Top-level child sizes of the before snapshot and of the after side, in key order.
+    /// Top-level child sizes of the before snapshot and of the after side, in key order (the
+    /// after sizes may be empty, and filled in later with `DiffResult::sizes_after`).
     pub before_sizes: &'s [u64],
     pub after_sizes: &'s [u64],
     /// Example paths to keep at most.
@@ -146,7 +147,7 @@ pub struct DiffInput<'s> {
     /// Collect the topmost differing paths (hashed) of this diff.
     pub collect: bool,
     /// Hears each topmost difference (its path below the compared node, and its kind).
-    pub visit: Option<&'s dyn Fn(&[String], ChangeKind)>,
+    pub visit: Option<Visit<'s>>,
 }
 
 /// A diff's result: the changes, and (when asked) the hashed paths that differ.
@@ -158,7 +159,23 @@ pub struct DiffResult {
     pub paths: HashSet<u64>,
     /// Example paths whether known or not (`changes.examples` has the fresh ones).
     pub all_examples: Vec<Example>,
+    /// For each of `changes.children`, its index among the after side's top-level children
+    /// (`None`: not there after): for filling in `bytes_after` when the after sizes are known
+    /// only once the diff is done (see [`DiffResult::sizes_after`]).
+    pub after_index: Vec<Option<usize>>,
 }
+
+impl DiffResult {
+    /// Fill in the changed children's sizes after, from the after side's top-level child sizes.
+    pub fn sizes_after(&mut self, sizes: &[u64]) {
+        for (c, i) in self.changes.children.iter_mut().zip(&self.after_index) {
+            c.bytes_after = i.and_then(|i| sizes.get(i).copied()).unwrap_or(0);
+        }
+    }
+}
+
+/// Hears each topmost difference: its path below the compared node, and its kind.
+pub type Visit<'s> = &'s dyn Fn(&[String], ChangeKind);
 
 /// Compare the snapshot `before` with the tree `after` (see the module docs).
 pub fn diff(
@@ -209,7 +226,7 @@ struct Acc<'i> {
     path: Vec<String>,
     out: DiffResult,
     /// The top-level child being compared: its key, counts and sizes.
-    child: Option<(String, Counts, u64, u64)>,
+    child: Option<(String, Counts, u64, Option<usize>)>,
     before_index: usize,
     after_index: usize,
 }
@@ -275,7 +292,10 @@ impl Acc<'_> {
             s
         };
         let b = size(self.input.before_sizes, &mut self.before_index, before);
-        let a = size(self.input.after_sizes, &mut self.after_index, after);
+        let a = after.then(|| {
+            self.after_index += 1;
+            self.after_index - 1
+        });
         self.child = Some((key.to_string(), Counts::default(), b, a));
     }
 
@@ -288,8 +308,11 @@ impl Acc<'_> {
                     removed: c.removed,
                     changed: c.changed,
                     bytes_before: b,
-                    bytes_after: a,
+                    bytes_after: a
+                        .and_then(|i| self.input.after_sizes.get(i).copied())
+                        .unwrap_or(0),
                 });
+                self.out.after_index.push(a);
             }
         }
     }

@@ -219,8 +219,7 @@ pub async fn rehearse<H: ScriptHost>(r: Rehearsal<'_>, host: H) -> Result<Rehear
         &emu,
         sandbox,
         host,
-        (source, info),
-        validity,
+        (source, info, validity),
         &segs,
         work.path(),
     )
@@ -299,8 +298,7 @@ async fn run<H: ScriptHost>(
     emu: &Emulator,
     sandbox: Sandbox,
     host: H,
-    (source, rules): (SourceInfo, RulesInfo),
-    validity: Option<Validity>,
+    (source, rules, validity): (SourceInfo, RulesInfo, Option<Validity>),
     segs: &[String],
     dir: &Path,
 ) -> Result<RehearsalReport> {
@@ -332,10 +330,11 @@ async fn run<H: ScriptHost>(
         validity,
         seen: Mutex::new(Seen::default()),
     });
-    let (first, _, _) = watch
-        .step(None, false)
+    let first = watch
+        .step(None, false, true)
         .await
-        .map_err(|e| internal("the first snapshot", e))?;
+        .map_err(|e| internal("the first snapshot", e))?
+        .snap;
     watch.seen().current = Some(first.clone());
 
     let user = r.events.clone();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::emulator::{RequestCounts, StoreData, StoreView};
+use crate::emulator::{NodeRef, RequestCounts, StoreData, StoreView};
 use crate::log::LogLine;
 use crate::rules::{Context, Denial, Rules};
 use crate::runner::{Method, MigrationInfo, RunEvent};
@@ -67,6 +67,8 @@ pub(super) struct Seen {
     pub(super) failure: Option<String>,
     /// What the client's notices said since the current migration began.
     pub(super) notices: Findings,
+    /// Ups still to come (from the run's start).
+    pub(super) ups_left: Option<usize>,
 }
 
 /// Hears the sandbox run's events, takes snapshots and diffs at each step's end.
@@ -84,6 +86,30 @@ pub(super) struct Watch {
     /// With rules that have `.validate`: the data each up changed is checked against them.
     pub(super) validity: Option<Validity>,
     pub(super) seen: Mutex<Seen>,
+}
+
+/// What a step took: the new snapshot, and with a previous one to compare, the diff and the
+/// `.validate` findings (the first ones, and how many).
+pub(super) struct Stepped {
+    pub(super) snap: Snap,
+    pub(super) diff: Option<diff::DiffResult>,
+    pub(super) invalid: Option<Invalids>,
+}
+
+/// `.validate` findings: the first ones, and how many in all.
+pub(super) type Invalids = (Vec<InvalidData>, u64);
+
+/// A writer that only counts.
+struct Counted(u64);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The `.validate` findings of one diff: the first `keep`, and how many.
@@ -117,108 +143,147 @@ impl Watch {
     }
 
     /// Write the data to a new snapshot; with `against`, diff that snapshot with the data too
-    /// (`validate`: and check what differs against the rules' `.validate`).
+    /// (`validate`: and check what differs against the rules' `.validate`). `keep`: the snapshot
+    /// is needed later (else only its sizes are taken, nothing is written to disk).
     pub(super) async fn step(
         self: &Arc<Self>,
         against: Option<(Snap, Option<HashSet<u64>>)>,
         validate: bool,
-    ) -> std::result::Result<
-        (
-            Snap,
-            Option<diff::DiffResult>,
-            Option<(Vec<InvalidData>, u64)>,
-        ),
-        String,
-    > {
+        keep: bool,
+    ) -> std::result::Result<Stepped, String> {
         let file = {
             let mut s = self.seen();
             s.next_file += 1;
             self.dir.join(format!("snapshot-{}.json", s.next_file))
         };
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.step_blocking(file, against, validate))
+        tokio::task::spawn_blocking(move || me.step_blocking(file, against, validate, keep))
             .await
             .map_err(|e| e.to_string())?
     }
 
+    /// See [`Watch::step`]. The new snapshot is written on a thread of its own while this one
+    /// diffs the previous snapshot against the tree (both only read the store).
     pub(super) fn step_blocking(
         &self,
         file: PathBuf,
         against: Option<(Snap, Option<HashSet<u64>>)>,
         validate: bool,
-    ) -> std::result::Result<
-        (
-            Snap,
-            Option<diff::DiffResult>,
-            Option<(Vec<InvalidData>, u64)>,
-        ),
-        String,
-    > {
-        let io = |e: std::io::Error| format!("writing {}: {e}", file.display());
+        keep: bool,
+    ) -> std::result::Result<Stepped, String> {
         self.view.read(NAMESPACE, &[], |root| {
             let node = root.and_then(|r| r.descend(&self.segs));
-            let f = std::fs::File::create(&file).map_err(io)?;
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
-            let sizes = diff::write_snapshot(&mut w, node, &self.exclusions).map_err(io)?;
-            let f = w.into_inner().map_err(|e| io(e.into_error()))?;
-            let bytes = f.metadata().map_err(io)?.len();
-            drop(f);
-            let snap = Snap {
-                file: file.clone(),
-                bytes,
-                sizes,
-            };
+            let write = || self.write_snap(&file, node, keep);
             let Some((before, known)) = against else {
-                return Ok((snap, None, None));
+                return Ok(Stepped {
+                    snap: write()?,
+                    diff: None,
+                    invalid: None,
+                });
             };
-            let validity = self.validity.as_ref().filter(|_| validate);
-            let invalid = RefCell::new(Invalid {
-                keep: self.examples.max(1),
-                found: Vec::new(),
-                total: 0,
-            });
-            let data = StoreData(root);
-            let check = |below: &[String], kind: ChangeKind| {
-                let Some(v) = validity else { return };
-                let path: Vec<String> = self.segs.iter().chain(below).cloned().collect();
-                let cx = Context {
-                    auth: &v.auth,
-                    now_ms: crate::runner::now_ms(),
-                };
-                let holds = kind != ChangeKind::Removed;
-                if let Err(Denial::Invalid { path, rule, pos }) =
-                    v.rules.check_valid(&cx, &data, [(&path[..], holds)])
-                {
-                    let mut i = invalid.borrow_mut();
-                    i.total += 1;
-                    let path = format!("/{path}");
-                    if i.found.len() < i.keep && !i.found.iter().any(|f| f.path == path) {
-                        i.found.push(InvalidData {
-                            path,
-                            rule,
-                            line: pos.line,
-                        });
-                    }
-                }
-            };
-            let input = DiffInput {
-                base: &self.base,
-                exclusions: &self.exclusions,
-                before_sizes: &before.sizes,
-                after_sizes: &snap.sizes,
-                examples: self.examples,
-                known: known.as_ref(),
-                collect: known.is_some(),
-                visit: validity.map(|_| &check as &dyn Fn(&[String], ChangeKind)),
-            };
-            let f = std::fs::File::open(&before.file)
-                .map_err(|e| format!("reading {}: {e}", before.file.display()))?;
-            let mut d = diff::diff(f, node, &input)?;
-            d.changes.bytes_before = before.bytes;
-            d.changes.bytes_after = snap.bytes;
-            let i = invalid.into_inner();
-            Ok((snap, Some(d), validity.map(|_| (i.found, i.total))))
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(write);
+                let diffed = self.diff_against(root, node, &before, known.as_ref(), validate);
+                let snap = writer
+                    .join()
+                    .map_err(|_| "the snapshot writer failed".to_string())??;
+                let (mut d, invalid) = diffed?;
+                d.sizes_after(&snap.sizes);
+                d.changes.bytes_before = before.bytes;
+                d.changes.bytes_after = snap.bytes;
+                Ok(Stepped {
+                    snap,
+                    diff: Some(d),
+                    invalid,
+                })
+            })
         })
+    }
+
+    /// The data at the compared node as a snapshot file (`keep`), or only its sizes.
+    fn write_snap(
+        &self,
+        file: &std::path::Path,
+        node: Option<NodeRef<'_>>,
+        keep: bool,
+    ) -> std::result::Result<Snap, String> {
+        let io = |e: std::io::Error| format!("writing {}: {e}", file.display());
+        if !keep {
+            let mut sink = Counted(0);
+            let sizes = diff::write_snapshot(&mut sink, node, &self.exclusions).map_err(io)?;
+            return Ok(Snap {
+                file: file.to_path_buf(),
+                bytes: sink.0,
+                sizes,
+            });
+        }
+        let f = std::fs::File::create(file).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+        let sizes = diff::write_snapshot(&mut w, node, &self.exclusions).map_err(io)?;
+        let f = w.into_inner().map_err(|e| io(e.into_error()))?;
+        let bytes = f.metadata().map_err(io)?.len();
+        Ok(Snap {
+            file: file.to_path_buf(),
+            bytes,
+            sizes,
+        })
+    }
+
+    /// The snapshot `before` against the tree (`node`, under the namespace's `root`), with the
+    /// `.validate` check of each difference when `validate` and the rules have some.
+    fn diff_against(
+        &self,
+        root: Option<NodeRef<'_>>,
+        node: Option<NodeRef<'_>>,
+        before: &Snap,
+        known: Option<&HashSet<u64>>,
+        validate: bool,
+    ) -> std::result::Result<(diff::DiffResult, Option<Invalids>), String> {
+        let validity = self.validity.as_ref().filter(|_| validate);
+        let invalid = RefCell::new(Invalid {
+            keep: self.examples.max(1),
+            found: Vec::new(),
+            total: 0,
+        });
+        let data = StoreData(root);
+        let check = |below: &[String], kind: ChangeKind| {
+            let Some(v) = validity else { return };
+            let path: Vec<String> = self.segs.iter().chain(below).cloned().collect();
+            let cx = Context {
+                auth: &v.auth,
+                now_ms: crate::runner::now_ms(),
+            };
+            let holds = kind != ChangeKind::Removed;
+            if let Err(Denial::Invalid { path, rule, pos }) =
+                v.rules.check_valid(&cx, &data, [(&path[..], holds)])
+            {
+                let mut i = invalid.borrow_mut();
+                i.total += 1;
+                let path = format!("/{path}");
+                if i.found.len() < i.keep && !i.found.iter().any(|f| f.path == path) {
+                    i.found.push(InvalidData {
+                        path,
+                        rule,
+                        line: pos.line,
+                    });
+                }
+            }
+        };
+        let input = DiffInput {
+            base: &self.base,
+            exclusions: &self.exclusions,
+            before_sizes: &before.sizes,
+            after_sizes: &[],
+            examples: self.examples,
+            known,
+            collect: known.is_some(),
+            visit: validity.map(|_| &check as diff::Visit<'_>),
+        };
+        let f = std::fs::File::open(&before.file)
+            .map_err(|e| format!("reading {}: {e}", before.file.display()))?;
+        let d = diff::diff(f, node, &input)?;
+        let i = invalid.into_inner();
+        Ok((d, validity.map(|_| (i.found, i.total))))
     }
 
     /// A notice of the scripts' client, as the runner logged it: kept for the migration's
@@ -273,16 +338,20 @@ impl Watch {
     }
 
     pub(super) async fn on(self: Arc<Self>, ev: RunEvent) {
+        if let RunEvent::Start { pending, .. } = &ev {
+            let mut s = self.seen();
+            s.ups_left = s.ups_left.or(Some(*pending));
+        }
         match ev {
             RunEvent::Start { pending, .. } if self.has_before_migrate && pending > 0 => {
                 let Some(before) = self.seen().current.clone() else {
                     return;
                 };
-                match self.step(Some((before, None)), false).await {
-                    Ok((snap, d, _)) => {
+                match self.step(Some((before, None)), false, true).await {
+                    Ok(st) => {
                         let mut s = self.seen();
-                        s.before_migrate = d.map(|d| d.changes);
-                        self.advance(&mut s, snap, false);
+                        s.before_migrate = st.diff.map(|d| d.changes);
+                        self.advance(&mut s, st.snap, false);
                     }
                     Err(e) => self.fail(e),
                 }
@@ -347,8 +416,18 @@ impl Watch {
         let Some(before) = self.seen().current.clone() else {
             return;
         };
-        match self.step(Some((before.clone(), None)), true).await {
-            Ok((snap, d, invalid)) => {
+        // The data after the last up is needed again only by the downs.
+        let keep = {
+            let mut s = self.seen();
+            s.ups_left = s.ups_left.map(|n| n.saturating_sub(1));
+            self.keep_snapshots || s.ups_left != Some(0)
+        };
+        match self.step(Some((before.clone(), None)), true, keep).await {
+            Ok(Stepped {
+                snap,
+                diff: d,
+                invalid,
+            }) => {
                 if let Some((found, total)) = invalid {
                     findings.invalid = found;
                     findings.invalid_total = total;
@@ -403,8 +482,15 @@ impl Watch {
             let oldest = s.ups.first().map(|u| u.version) == Some(script.timestamp);
             (up.before.clone(), s.known.clone(), oldest)
         };
-        match self.step(Some((reference, Some(known))), false).await {
-            Ok((snap, Some(d), _)) => {
+        match self
+            .step(Some((reference, Some(known))), false, false)
+            .await
+        {
+            Ok(Stepped {
+                snap,
+                diff: Some(d),
+                ..
+            }) => {
                 let mut s = self.seen();
                 let outcome = if d.fresh > 0 {
                     DownOutcome::Differs
@@ -421,7 +507,7 @@ impl Watch {
                 s.known = d.paths;
                 let _ = std::fs::remove_file(&snap.file);
             }
-            Ok((snap, None, _)) => {
+            Ok(Stepped { snap, .. }) => {
                 let _ = std::fs::remove_file(&snap.file);
             }
             Err(e) => self.fail(e),
