@@ -5,7 +5,10 @@
 // run directly (`msr-firebase migrate`) against a copy of the same data in the same emulator:
 // wall time and peak RSS of each CLI process, the rehearsal's peak per byte of data and against
 // what a direct run needs (its client plus one copy's emulator store, which grows as the scripts'
-// writes unpack it), and what production received (reads only).
+// writes unpack it), and what production received (reads only). Both namespaces have the same
+// Security Rules (an index and a `.validate` on every user's new fields), so the rehearsal runs
+// under production's rules — read from production, loaded into its copy, each changed user
+// checked against `.validate` — and the direct run meets the same rules.
 //
 // Standalone: `node bench/rehearse.js`.
 
@@ -40,6 +43,19 @@ const renameCity = `module.exports = class RenameCity {
 }
 `
 
+const RULES = JSON.stringify({
+  rules: {
+    '.read': 'auth != null',
+    '.write': 'auth != null',
+    users: { '.indexOn': ['city'], $uid: { plan: { '.validate': 'newData.isString()' }, town: { '.validate': 'newData.isString()' } } },
+  },
+})
+
+async function putRules(emu, ns) {
+  const res = await fetch(`${emu.url}/.settings/rules.json?ns=${ns}`, { method: 'PUT', headers: { authorization: 'Bearer owner' }, body: RULES })
+  if (res.status !== 200) throw new Error(`rules: ${res.status} ${await res.text()}`)
+}
+
 function project(dir, name) {
   const cwd = path.join(dir, name)
   fs.mkdirSync(path.join(cwd, 'migrations'), { recursive: true })
@@ -60,11 +76,15 @@ async function rehearsal() {
     const emu = await startEmulatorProcess(file)
     fs.rmSync(file)
     try {
+      await putRules(emu, 'prod')
+      await putRules(emu, 'direct')
       await emu.lever('DELETE', 'requests')
       const rehearsed = await node([BIN, 'rehearse', '--format', 'json', '--database-url', emu.db('prod')], { cwd: project(dir, 'rehearse') })
       const report = JSON.parse(rehearsed.stdout)
       const seen = await emu.lever('GET', 'requests')
       if (!report.success) throw new Error(`the rehearsal failed: ${JSON.stringify(report.error)}`)
+      if (report.rules?.origin !== undefined && report.rules.origin !== 'production')
+        throw new Error(`the rehearsal ran without production's rules: ${JSON.stringify(report.rules)}`)
       const emuBefore = status(emu.pid).rssKb
       const direct = await node([BIN, 'migrate', '--database-url', emu.db('direct')], { cwd: project(dir, 'direct') })
       const emuAfter = status(emu.pid).rssKb
@@ -88,6 +108,11 @@ async function rehearsal() {
         figure: '  what the rehearsal found',
         value: `+${t.added} -${t.removed} ~${t.changed} values; ${mb(t.bytesBefore / 1024)} -> ${mb(t.bytesAfter / 1024)} MB`,
         ratio: `${report.migrations.map((m) => `${m.durationMs} ms`).join(' + ')} in scripts`,
+      })
+      rows.push({
+        figure: "  under production's rules",
+        value: report.rules ? `${report.rules.origin} (${report.rules.requests} request)` : 'none',
+        ratio: report.rules ? `${report.warnings} warning(s)` : '',
       })
       rows.push({
         figure: '  what production received',
