@@ -1,7 +1,8 @@
 //! `rules:fencing [path...]`: the Security Rules that make the database refuse a write from a
 //! lock holder that was taken over (`locking.serverFencing`), ready to merge — the document
 //! `lock::server_fence::rules_fragment` makes for the configured shift and the given paths
-//! (relative to it; none: the whole shift). `--format json`: `{ rules, rule, claim, paths }`.
+//! (relative to it; none: the whole shift). `--format json`: `{ document, rule, claim, paths }`
+//! (`document`: the rules document as plain JSON).
 
 use serde_json::json;
 
@@ -30,7 +31,7 @@ pub fn run(cfg: &Config, paths: &[String], io: &mut Io, json: bool) -> ExitStatu
     match Rules::parse(&text) {
         Ok(rules) => {
             io.json(&json!({
-                "rules": rules.strict(),
+                "document": rules.strict(),
                 "rule": write_rule(shift.as_deref()),
                 "claim": EPOCH_CLAIM,
                 "paths": paths,
