@@ -29,7 +29,7 @@ pub fn claims(epoch: u64) -> Map<String, Value> {
 /// The `.write` condition: the write carries the epoch of the lock as it is now (a request
 /// without the claim, or unauthenticated, never passes it).
 pub fn write_rule(shift: Option<&str>) -> String {
-    let epoch = format!("{}/epoch", super::lock_path(shift));
+    let epoch = format!("{}/epoch", super::record::lock_path(shift));
     format!("auth.{EPOCH_CLAIM} != null && auth.{EPOCH_CLAIM} === root.child('{epoch}').val()")
 }
 
