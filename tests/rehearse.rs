@@ -846,3 +846,46 @@ async fn data_a_validate_rule_refuses_after_a_migration_warns_and_fails_under_st
     );
     prod.only_read().await;
 }
+
+#[tokio::test]
+async fn production_rules_refused_are_said_and_the_rehearsal_goes_on_without_them() {
+    let mut prod = Prod::new().await;
+    prod.add(RENAME, rename());
+    // A production that serves the data but refuses its rules document.
+    let data = serde_json::to_string(&prod.data()).unwrap();
+    let fake = common::fake_server(Arc::new(move |s: &common::Seen, _| {
+        if s.uri.starts_with("/.settings/rules.json") {
+            common::answer(401, r#"{"error": "Permission denied"}"#)
+        } else {
+            common::answer(200, data.clone())
+        }
+    }))
+    .await;
+    prod.cfg.database_url = Some(fake.url());
+    prod.cfg.database_auth_variable_override = Some(json!({"uid": "migrator"}));
+    let source = common::client_as(&fake.url(), 1, Some(json!({"uid": "migrator"})));
+    let report = prod
+        .rehearse(Source::Database(&source), RehearseOptions::default())
+        .await
+        .unwrap();
+    assert!(report.success, "{report:#?}");
+    assert_eq!(report.rules.origin, rehearse::RulesOrigin::None);
+    assert_eq!(report.rules.requests, 1);
+    let note = report.rules.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("could not be read") && note.contains("--rules"),
+        "{note}"
+    );
+    // One request for the rules, as an admin: without the override the data reads carry.
+    let rules: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.uri.starts_with("/.settings/rules.json"))
+        .collect();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(
+        !rules[0].uri.contains("auth_variable_override"),
+        "{rules:?}"
+    );
+    assert!(fake.seen().iter().all(|s| s.method == "GET"));
+}

@@ -590,6 +590,23 @@ mod tests {
     }
 
     #[test]
+    fn server_fencing_needs_the_lock_and_an_identity() {
+        let ok = json!({"locking": {"enabled": true, "serverFencing": true}, "databaseAuthVariableOverride": {"uid": "m"}});
+        assert!(Config::from_value(&ok).unwrap().locking.server_fencing);
+        let e = Config::from_value(&json!({"locking": {"serverFencing": true}})).unwrap_err();
+        assert!(e.message.contains("locking.enabled"), "{}", e.message);
+        let e = Config::from_value(
+            &json!({"locking": {"enabled": true, "serverFencing": true}, "databaseAuthVariableOverride": null}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("databaseAuthVariableOverride is null"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn auth_override_is_unset_an_object_or_null() {
         assert_eq!(Config::default().database_auth_variable_override, None);
         assert!(Config::defaults_value()
