@@ -360,8 +360,12 @@ fn print_report(io: &mut Io, r: &RehearsalReport) {
         ));
     }
     if s.kind == SourceKind::Database {
+        let rules = match r.rules.requests {
+            0 => String::new(),
+            n => format!(" and {n} of its rules"),
+        };
         io.line(format!(
-            "The database was only read ({} GET request(s) under {}); nothing was written to it.",
+            "The database was only read ({} GET request(s) under {}{rules}); nothing was written to it.",
             s.requests, s.path
         ));
     }
