@@ -192,13 +192,13 @@ test("getInstance with locking on and the lock path denied rejects with the guid
   }
 })
 
-test("the README's least-privilege rules, evaluated: the migrator's auth migrates under the lock, any other auth is refused at the lock path", async () => {
+test("the least-privilege rules of docs/locking.md, evaluated: the migrator's auth migrates under the lock, any other auth is refused at the lock path", async () => {
   const dir = h.project(undefined, 'msr-auth-')
   const rulesFile = path.join(dir, 'database.rules.json')
   fs.writeFileSync(
     rulesFile,
     `{
-  // The README's rules: the migrator, and only under {shift}; plus the index the example
+  // docs/locking.md's rules: the migrator, and only under {shift}; plus the index the example
   // migration's orderByChild('post') query needs (the service refuses it without one).
   "rules": { "app": { ".read": "auth.uid === 'migrator'", ".write": "auth.uid === 'migrator'",
                       "comments": { ".indexOn": ["post"] } } }

@@ -5,7 +5,7 @@
 //
 // - emulator: import time and memory per stored JSON byte;
 // - read of 100k children: the db facade vs fetch().json() (time and peak RSS);
-// - "add a field to 1M users": the README recipe (children() + bulkWriter()) vs the same job
+// - "add a field to 1M users": the recipe of docs/scripts.md (children() + bulkWriter()) vs the same job
 //   written with fetch() (time and peak RSS);
 // - multi-path PATCH: 40k paths vs 4k paths vs the same data as one path (time ratios);
 // - backup create and restore of the 1M users (~240 MB) and of a quarter of them, under a 16 MB
@@ -164,7 +164,7 @@ async function bigData() {
     })
     rows.push({ figure: '  peak RSS, facade vs fetch', value: `${mb(facade.peakKb)} MB vs ${mb(plain.peakKb)} MB`, ratio: `${ratio(facade.peakKb, plain.peakKb)}x` })
 
-    // Add a field to every user: the README recipe vs the same job with fetch().
+    // Add a field to every user: the recipe of docs/scripts.md vs the same job with fetch().
     const t = []
     for (const [mode, field] of [
       ['helpers', 'planA'],

@@ -1,7 +1,7 @@
 'use strict'
 // One side of the "add a field to every user" bench, in its own process:
 // `node bench/transform.js helpers|fetch <databaseUrl> <path> <field>` prints { ms, writes }.
-// - helpers: the README recipe (ref.children() + db.bulkWriter()).
+// - helpers: the recipe of docs/scripts.md (ref.children() + db.bulkWriter()).
 // - fetch: the same job by hand with fetch(): key-ordered pages of 1000, multi-path PATCHes of
 //   10,000 paths, 4 in flight.
 const { FirebaseRunner } = require('..')

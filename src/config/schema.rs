@@ -272,7 +272,7 @@ fn unknown_key(dotted: &str, parent: &str, shown: &str) -> Error {
     };
     let fix = match suggestion {
         Some(s) => format!("did you mean `{s}`? Fix its name or remove it{why}."),
-        None if parent.is_empty() => "it is not a setting of msr-firebase; remove it (the settings are listed under Configuration in the README).".to_string(),
+        None if parent.is_empty() => "it is not a setting of msr-firebase; remove it (the settings are listed in docs/configuration.md).".to_string(),
         None => format!(
             "the settings of `{parent}` are: {}.",
             children(parent).collect::<Vec<_>>().join(", ")
@@ -436,7 +436,7 @@ fn unknown_env(name: &str) -> Error {
             format!("did you mean {k}? Fix its name or unset it{why}.")
         }
         None => "it is not a setting of msr-firebase: unset it. Every setting has a variable MSR_<SETTING> \
-                 (e.g. MSR_FOLDER, MSR_LOCKING_ENABLED; listed under Configuration in the README)."
+                 (e.g. MSR_FOLDER, MSR_LOCKING_ENABLED; listed in docs/configuration.md)."
             .to_string(),
     };
     Error::config(format!("unknown environment variable {name}; {fix}"))
