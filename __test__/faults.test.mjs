@@ -1,4 +1,4 @@
-// The fault campaign (issue 7; lock properties L10–L12 of shared/spec/product.md): the CLI under
+// The fault campaign (issue 7; lock properties L10–L12 of docs/lock-properties.md): the CLI under
 // the faults production has every week — lost responses for every write it makes, 50% 503s with
 // latency, outage windows, a database that dies, a holder paused past its lease (SIGSTOP), a
 // script's process.exit() and crashes, a second SIGINT/SIGTERM, SIGTERM while waiting, a

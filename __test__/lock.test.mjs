@@ -1,5 +1,5 @@
-// The distributed migration lock: the locking guide's examples and CLI output (shared/seed/
-// migration-locking.md) and lock properties L1–L9 (shared/spec/product.md §5), with real
+// The distributed migration lock: the locking guide's examples and CLI output (the user guide of
+// migration locking, quoted word for word) and lock properties L1–L9 (docs/lock-properties.md), with real
 // processes, real signals and one embedded emulator for the whole file.
 import test, { before, after } from 'node:test'
 import assert from 'node:assert/strict'

@@ -1,4 +1,4 @@
-//! REST conformance suite for the Realtime Database protocol of shared/spec/rtdb-rest.md, written
+//! REST conformance suite for the Realtime Database's REST protocol as the service speaks it, written
 //! with raw `reqwest` (not the crate's client) so it tests the server, not our client.
 //!
 //! By default every test starts its own embedded emulator (`msr_firebase::emulator`) on

@@ -1,5 +1,5 @@
 //! The distributed migration lock against the embedded emulator: properties L1–L7 and L9 of
-//! shared/spec/product.md §5, and the number of requests each operation costs. Every test starts
+//! docs/lock-properties.md, and the number of requests each operation costs. Every test starts
 //! its own emulator, so the tests are independent of each other.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

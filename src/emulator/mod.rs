@@ -1,8 +1,9 @@
-//! The embedded RTDB emulator: a hyper/tokio server on loopback speaking the REST protocol of
-//! shared/spec/rtdb-rest.md (namespaces, ETags, conditional PUT/DELETE, 412 bodies, `null_etag`,
-//! server values, `shallow`, `print`, queries, event streams, `{"error": ...}` bodies), plus test
-//! levers. It is the project's test server for a distributed lock, so it is never more lenient
-//! than the real service (where unsure, it refuses).
+//! The embedded RTDB emulator: a hyper/tokio server on loopback speaking the service's REST
+//! protocol (namespaces, ETags, conditional PUT/DELETE, 412 bodies, `null_etag`, server values,
+//! `shallow`, `print`, queries, event streams, `{"error": ...}` bodies, Security Rules and
+//! indexes; for users: docs/emulator.md), plus test levers. It is the project's test server for
+//! a distributed lock, so it is never more lenient than the real service (where unsure, it
+//! refuses).
 //!
 //! Modules: this file (start/stop, accepting connections, routing `/.emulator/...` vs data),
 //! `state` (the store, lever settings, push ids and the write feed, shared by every request),

@@ -1,5 +1,6 @@
-//! The distributed migration lock at `{shift}/migrations/_lock`. Properties L1–L12 of
-//! shared/spec/product.md §5.
+//! The distributed migration lock at `{shift}/migrations/_lock`. Its properties (L1–L12 and the
+//! later ones), each with the code that keeps it and the tests that prove it, are listed in
+//! docs/lock-properties.md.
 //!
 //! Design in short:
 //! - Every lock field lives in one node, changed only by conditional PUTs (ETag + `if-match`),

@@ -1,5 +1,6 @@
-//! Firebase Realtime Database REST client (shared/spec/rtdb-rest.md): URL forms, key validation,
-//! auth, retries, conditional writes, queries and event streams.
+//! Firebase Realtime Database REST client (the service's REST protocol: `<path>.json` requests,
+//! ETags and conditional writes, query parameters, server values, event streams): URL forms, key
+//! validation, auth, retries, conditional writes, queries and event streams.
 //!
 //! Sub-modules:
 //! - `database_url`: `DatabaseUrl` — the production and emulator URL forms,
