@@ -3,6 +3,8 @@
 //! - Within `lock/`, `runner/` and `cli/` the files' `use` graph has no cycle: every file can be
 //!   read knowing only the files below it.
 //! - ARCHITECTURE.md's table of `lock/` lists its files bottom up, each with the files it uses.
+//! - ARCHITECTURE.md's table under "Layers" lists what each top-level module uses (its shared
+//!   helpers aside), so the layer diagram stays true.
 //!
 //! The graph has one node per file (`mod.rs` is its folder's module) and an edge A -> B when A
 //! names something of B: `use super::b::X`, `super::b::f()`, `crate::lock::b::X`, in `mod.rs` a
@@ -709,6 +711,120 @@ fn architecture_lists_the_lock_files_bottom_up_with_what_they_use() {
                 "ARCHITECTURE.md's table of lock/: `{u}` must come before `{file}`, which uses it"
             );
         }
+    }
+}
+
+/// The shared helpers ARCHITECTURE.md's layer table leaves out: every layer may use them, and they
+/// use only each other.
+const HELPERS: &[&str] = &[
+    "error",
+    "exit_status",
+    "log",
+    "time",
+    "redact",
+    "choice",
+    "private_files",
+];
+
+/// What each top-level module of the crate uses: module -> (module it uses -> a file and line that
+/// says so). The crate root (`lib.rs`) and the tests-only `layering` are left out.
+fn top_level(all: &[Source], krate: &Crate) -> BTreeMap<String, BTreeMap<String, String>> {
+    let top = |idx: usize| all[idx].module.first().cloned();
+    let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (idx, src) in all.iter().enumerate() {
+        let Some(from) = top(idx).filter(|m| m != "layering" && m != "lib") else {
+            continue;
+        };
+        edges.entry(from.clone()).or_default();
+        let (refs, _, idents) = references(src, &krate.children);
+        let mut reached = refs;
+        for (ident, line) in idents {
+            if let Some(to) = krate.reexports.get(&(src.module.clone(), ident)) {
+                reached.push((to.clone(), line));
+            }
+        }
+        for (path, line) in reached {
+            let Some(to) = krate.file_of(&path).and_then(top) else {
+                continue;
+            };
+            if to != from {
+                edges
+                    .get_mut(&from)
+                    .expect("node")
+                    .entry(to)
+                    .or_insert_with(|| format!("{}:{line}", src.module.join("::")));
+            }
+        }
+    }
+    edges
+}
+
+/// ARCHITECTURE.md's table whose header starts with `header` after the line starting with
+/// `after`: (first cell, the backticked names of the second cell outside parentheses).
+fn named_table(doc: &str, after: &str, header: &str) -> Vec<(String, BTreeSet<String>)> {
+    let names = |cell: &str| -> BTreeSet<String> {
+        let mut depth = 0usize;
+        let mut plain = String::new();
+        for ch in cell.chars() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => plain.push(ch),
+                _ => {}
+            }
+        }
+        plain
+            .split(',')
+            .map(|n| n.trim().trim_matches('`').to_string())
+            .filter(|n| !n.is_empty() && n != "—")
+            .collect()
+    };
+    doc.lines()
+        .skip_while(|l| !l.starts_with(after))
+        .skip_while(|l| !l.trim_start().starts_with(header))
+        .skip(2)
+        .take_while(|l| l.trim_start().starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().splitn(4, '|').collect();
+            (
+                cells[1].trim().trim_matches('`').to_string(),
+                names(cells[2]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn architecture_lists_what_each_top_level_module_uses() {
+    let (all, krate) = load();
+    let edges = top_level(&all, &krate);
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("read ARCHITECTURE.md");
+    let rows = named_table(&doc, "## Layers", "| module |");
+    let helper = |m: &String| HELPERS.contains(&m.as_str());
+    let layered: BTreeSet<&String> = edges.keys().filter(|m| !helper(m)).collect();
+    let listed: BTreeSet<&String> = rows.iter().map(|(m, _)| m).collect();
+    assert_eq!(
+        listed, layered,
+        "ARCHITECTURE.md's layer table lists every top-level module but the shared helpers once"
+    );
+    for (module, uses) in &rows {
+        let actual: BTreeMap<&String, &String> =
+            edges[module].iter().filter(|(m, _)| !helper(m)).collect();
+        let actual_names: BTreeSet<String> = actual.keys().map(|m| m.to_string()).collect();
+        assert_eq!(
+            uses, &actual_names,
+            "ARCHITECTURE.md's layer table: `{module}` uses {actual:?} (module: where)"
+        );
+    }
+    for h in HELPERS {
+        let h = h.to_string();
+        let outside: Vec<&String> = edges[&h].keys().filter(|m| !helper(m)).collect();
+        assert!(
+            outside.is_empty(),
+            "`{h}` is a shared helper but uses {outside:?}"
+        );
     }
 }
 
