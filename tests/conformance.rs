@@ -1730,7 +1730,8 @@ async fn lever_request_counts() {
     let counts = t.lever(Method::GET, "requests", None).await;
     assert_eq!(
         counts,
-        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0, "refused": [], "refusedTotal": 0})
+        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0, "refused": [], "refusedTotal": 0,
+               "triggers": {"disabled": 0, "enabled": 0, "disabledByPath": {}}})
     );
     t.finish().await;
 }
@@ -2867,4 +2868,325 @@ async fn rules_load_at_start_are_saved_beside_an_export_and_survive_a_reset() {
         StatusCode::UNAUTHORIZED
     );
     other.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write-size limits and disableTriggers
+
+/// 40 users of about 130 bytes each: about 5.5 KB of JSON under `big`.
+fn big_users() -> Value {
+    Value::Object(
+        (0..40)
+            .map(|i| (format!("u{i:03}"), json!({"name": "x".repeat(100), "n": i})))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn write_size_limit_refuses_writes_over_the_budget_and_changes_nothing() {
+    let t = embedded_target().await;
+    // A fresh emulator: unlimited, the default budgets (1 MB per second of the service's time).
+    let mb = 1024 * 1024;
+    assert_eq!(
+        t.lever(Method::GET, "write-size-limit", None).await,
+        json!({"default": "unlimited", "namespaces": {},
+               "budgets": {"tiny": mb, "small": 10 * mb, "medium": 30 * mb, "large": 60 * mb}})
+    );
+    t.put("big", big_users()).await;
+    let whole = t.req(Method::GET, "big", "", &[], None).await.text.len();
+    assert!((5000..6000).contains(&whole), "{whole}");
+    // Budgets in bytes so small data is too big: large = 3000 bytes.
+    let set = t
+        .lever(
+            Method::PUT,
+            "write-size-limit",
+            Some(json!({"default": "large", "ns": t.ns,
+                        "budgets": {"tiny": 300, "small": 1000, "medium": 2000, "large": 3000}})),
+        )
+        .await;
+    assert_eq!(set["namespaces"][&t.ns], json!("large"));
+    assert_eq!(set["default"], json!("unlimited"));
+    let (before, tag) = t.get_etag("big").await;
+    let mut s = Sse::open(&t, "big").await;
+    s.next_data().await;
+    t.lever(Method::DELETE, "requests", None).await;
+
+    let too_big = "WRITE_TOO_BIG: Data to write exceeds the maximum size that can be modified with a single request.";
+    // A DELETE of the big node: refused although its body is empty; so are a PUT over it, a
+    // multi-path PATCH deleting it, and a conditional DELETE with the right ETag.
+    let r = t.req(Method::DELETE, "big", "", &[], None).await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    let r = t
+        .req(Method::PUT, "big", "", &[], Some(json!("small")))
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    let r = t
+        .req(
+            Method::PATCH,
+            "",
+            "",
+            &[],
+            Some(json!({"big": null, "x": 1})),
+        )
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    let r = t
+        .req(
+            Method::DELETE,
+            "big",
+            "",
+            &[("if-match", tag.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    // A body over the budget, even where nothing is replaced (a POST).
+    let r = t
+        .req(Method::POST, "list", "", &[], Some(json!("y".repeat(3100))))
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    // Asking for more than the default does not raise it.
+    let r = t
+        .req(Method::DELETE, "big", "writeSizeLimit=unlimited", &[], None)
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    // Nothing changed: data, ETag, no event (the next one is the write after them), and the
+    // counts name each refusal as too big.
+    assert_eq!(t.get_etag("big").await, (before.clone(), tag.clone()));
+    assert_eq!(t.get("x").await, Value::Null);
+    let counts = t.lever(Method::GET, "requests", None).await;
+    assert_eq!(counts["refusedTotal"], json!(6), "{counts}");
+    assert!(
+        counts["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == 400 && r["reason"] == "tooBig"),
+        "{counts}"
+    );
+    assert_eq!(
+        counts["refused"][0],
+        json!({"method": "DELETE", "path": "/big", "status": 400, "reason": "tooBig"})
+    );
+
+    // Under the budget: deleting one user, a multi-path PATCH of several, a PUT of a small
+    // value elsewhere, all succeed.
+    let r = t.req(Method::DELETE, "big/u000", "", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        s.next_data().await,
+        ("put".into(), json!({"path": "/u000", "data": null}))
+    );
+    let r = t
+        .req(
+            Method::PATCH,
+            "big",
+            "",
+            &[],
+            Some(json!({"u001": null, "u002": null, "u003/n": 7})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(t.get("big/u003/n").await, json!(7));
+    assert_eq!(t.get("big/u001").await, Value::Null);
+    // The PATCH's paths add up: each replaces a user, 20 users are over 2000 bytes (medium).
+    let twenty: serde_json::Map<String, Value> = (10..30)
+        .map(|i| (format!("u{i:03}"), Value::Null))
+        .collect();
+    let r = t
+        .req(
+            Method::PATCH,
+            "big",
+            "writeSizeLimit=medium",
+            &[],
+            Some(Value::Object(twenty.clone())),
+        )
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    assert_eq!(keys(&t.get("big").await).len(), 37);
+    // A request lowers the limit: 1000 bytes of body pass `large` (3000), not `tiny` (300).
+    let body = json!("z".repeat(1000));
+    let r = t
+        .req(
+            Method::PUT,
+            "w",
+            "writeSizeLimit=tiny",
+            &[],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    assert_eq!(t.get("w").await, Value::Null);
+    let r = t
+        .req(
+            Method::PUT,
+            "w",
+            "writeSizeLimit=large",
+            &[],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A bad level is a 400 naming the levels, nothing written.
+    let r = t
+        .req(Method::PUT, "w", "writeSizeLimit=huge", &[], Some(json!(1)))
+        .await;
+    let msg = r.assert_error(StatusCode::BAD_REQUEST);
+    assert!(
+        msg.contains("writeSizeLimit") && msg.contains("tiny, small, medium, large or unlimited"),
+        "{msg}"
+    );
+    assert_eq!(t.get("w").await, body);
+
+    // Other namespaces keep their own default (unlimited here).
+    let other = format!("{}/big.json?ns={}-other", t.base, t.ns);
+    let r = t
+        .send(
+            Method::PUT,
+            other.clone(),
+            &[],
+            Some(big_users().to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = t.send(Method::DELETE, other, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Bad lever bodies are refused and change nothing; DELETE resets to unlimited.
+    for bad in [
+        json!({"default": "huge"}),
+        json!({"ns": t.ns}),
+        json!({"budgets": {"tiny": 0}}),
+    ] {
+        let r = t
+            .send(
+                Method::PUT,
+                format!("{}/.emulator/write-size-limit", t.base),
+                &[],
+                Some(bad.to_string()),
+            )
+            .await;
+        r.assert_error(StatusCode::BAD_REQUEST);
+    }
+    let r = t.req(Method::DELETE, "big", "", &[], None).await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    let reset = t.lever(Method::DELETE, "write-size-limit", None).await;
+    assert_eq!(reset["namespaces"], json!({}));
+    let r = t.req(Method::DELETE, "big", "", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(t.get("big").await, Value::Null);
+    t.finish().await;
+}
+
+/// A default for every namespace (`ns` omitted), and the Rust API the rehearsal uses.
+#[tokio::test]
+async fn write_size_limit_for_every_namespace_and_from_rust() {
+    let t = embedded_target().await;
+    t.put("big", big_users()).await;
+    t.lever(
+        Method::PUT,
+        "write-size-limit",
+        Some(json!({"default": "small", "budgets": {"small": 2000}})),
+    )
+    .await;
+    let r = t.req(Method::DELETE, "big", "", &[], None).await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    t.lever(Method::DELETE, "write-size-limit", None).await;
+    let emu = t.emu.as_ref().unwrap();
+    emu.set_write_size_limit(
+        Some(&t.ns),
+        msr_firebase::emulator::WriteSizeLevel::Medium,
+        Some(msr_firebase::emulator::WriteBudgets {
+            tiny: 10,
+            small: 100,
+            medium: 1000,
+            large: 10_000,
+        }),
+    );
+    let r = t.req(Method::DELETE, "big", "", &[], None).await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    let r = t
+        .req(
+            Method::DELETE,
+            "big/u005",
+            "writeSizeLimit=medium",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn disable_triggers_is_accepted_on_writes_and_counted() {
+    let t = embedded_target().await;
+    t.lever(Method::PUT, "journal", None).await;
+    let q = "disableTriggers=true";
+    for (method, path, query, body) in [
+        (Method::PUT, "a", q, Some(json!(1))),
+        (Method::PATCH, "", q, Some(json!({"b": 2}))),
+        (Method::POST, "list", q, Some(json!(3))),
+        (Method::DELETE, "a", q, None),
+        (Method::PUT, "c", "disableTriggers=false", Some(json!(4))),
+        (Method::PUT, "d", "", Some(json!(5))),
+        (
+            Method::PUT,
+            "e",
+            "disableTriggers=true&writeSizeLimit=tiny&print=silent",
+            Some(json!(6)),
+        ),
+    ] {
+        let r = t.req(method.clone(), path, query, &[], body).await;
+        assert!(r.status.is_success(), "{method} {path}?{query}: {}", r.text);
+    }
+    // A bad value: 400, nothing written, in neither count.
+    let r = t
+        .req(Method::PUT, "f", "disableTriggers=yes", &[], Some(json!(7)))
+        .await;
+    let msg = r.assert_error(StatusCode::BAD_REQUEST);
+    assert!(
+        msg.contains("disableTriggers") && msg.contains("true or false"),
+        "{msg}"
+    );
+    assert_eq!(t.get("f").await, Value::Null);
+    // Reads are not writes: not counted.
+    let r = t.req(Method::GET, "b", q, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let counts = t.lever(Method::GET, "requests", None).await;
+    assert_eq!(
+        counts["triggers"],
+        json!({"disabled": 5, "enabled": 2,
+               "disabledByPath": {"PUT /a": 1, "PATCH /": 1, "POST /list": 1, "DELETE /a": 1, "PUT /e": 1}})
+    );
+    // The journal marks each write.
+    let j = t.lever(Method::GET, "journal", None).await;
+    let marks: Vec<(String, bool, Value)> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!(
+                    "{} {}",
+                    e["method"].as_str().unwrap(),
+                    e["path"].as_str().unwrap()
+                ),
+                e["disableTriggers"].as_bool().unwrap(),
+                e["writeSizeLimit"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(marks[0], ("PUT /a".into(), true, Value::Null));
+    assert_eq!(marks[4], ("PUT /c".into(), false, Value::Null));
+    assert_eq!(marks[5], ("PUT /d".into(), false, Value::Null));
+    assert_eq!(marks[6], ("PUT /e".into(), true, json!("tiny")));
+    assert_eq!(marks[9], ("GET /b".into(), false, Value::Null));
+    // Reset with the counts.
+    t.lever(Method::DELETE, "requests", None).await;
+    assert_eq!(
+        t.lever(Method::GET, "requests", None).await["triggers"],
+        json!({"disabled": 0, "enabled": 0, "disabledByPath": {}})
+    );
+    t.finish().await;
 }

@@ -17,8 +17,10 @@ use super::response::{
 };
 use super::security::{self, Access};
 use super::sse;
-use super::state::{FaultMode, State, WriteEvent};
+use super::state::{FaultMode, State, WriteEvent, TOO_BIG_REASON};
 use super::store::{self, NodeRef, Read};
+use super::triggers;
+use super::write_size::{self, WriteSizeLevel};
 use crate::rtdb::order::{Query, QUERY_PARAMS};
 use crate::rtdb::path::{self, MAX_DEPTH};
 
@@ -45,6 +47,28 @@ struct DataReq {
     if_none_match: Option<String>,
     /// Who the request is and its namespace's rules.
     access: Access,
+    /// The bytes a write may affect (`None`: unlimited): the namespace's write-size limit, or
+    /// the lower one the request asked for.
+    budget: Option<u64>,
+}
+
+/// Marks a response as the refusal of a write too big for one request (for the counts).
+#[derive(Debug, Clone, Copy)]
+struct TooBigWrite;
+
+/// The service's refusal of a write over its write-size limit.
+fn write_too_big() -> Response<Body> {
+    let mut res = bad_request(write_size::WRITE_TOO_BIG);
+    res.extensions_mut().insert(TooBigWrite);
+    res
+}
+
+/// Whether `method` writes.
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::PUT | Method::PATCH | Method::POST | Method::DELETE
+    )
 }
 
 pub(super) fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
@@ -138,17 +162,20 @@ fn journal_path(req: &Request<Incoming>) -> String {
 
 /// A data request, with the outage and lost-responses levers applied around it.
 async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Reply {
-    let is_write = matches!(
-        *req.method(),
-        Method::PUT | Method::PATCH | Method::POST | Method::DELETE
-    );
+    let is_write = is_write(req.method());
     let refusal = is_write.then(|| (req.method().to_string(), journal_path(&req)));
     let res = serve(state, req).await?;
     let status = res.status();
     if let Some((method, path)) =
         refusal.filter(|_| status.is_client_error() && status != StatusCode::PRECONDITION_FAILED)
     {
-        state.levers().refuse(&method, &path, status.as_u16());
+        let reason = res
+            .extensions()
+            .get::<TooBigWrite>()
+            .map(|_| TOO_BIG_REASON);
+        state
+            .levers()
+            .refuse(&method, &path, status.as_u16(), reason);
     }
     if is_write && res.status().is_success() {
         match state.levers().lose_response() {
@@ -174,7 +201,11 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
     let data_path = decoded.strip_suffix(".json");
     let parsed_segs = data_path.map(path::segments);
 
-    // Count, then latency, then an outage and injected faults: before anything else.
+    // Count, then latency, then an outage and injected faults: before anything else. A write
+    // is counted by what it said of triggers (a bad value: in neither count, refused below).
+    let no_triggers = is_write(&method)
+        .then(|| triggers::disabled(&query_params(&req)).ok())
+        .flatten();
     let (latency, fault_p) = {
         let mut l = state.levers();
         let key = match &parsed_segs {
@@ -182,6 +213,9 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
             _ => decoded.clone(),
         };
         l.count(method.as_str(), &key);
+        if let Some(disabled) = no_triggers {
+            l.triggers.count(method.as_str(), &key, disabled);
+        }
         (l.latency_ms, l.unavailable_probability)
     };
     if latency > 0 {
@@ -279,6 +313,21 @@ async fn serve_data(
         return error(StatusCode::UNAUTHORIZED, "Permission denied");
     }
     let access = Access::new(who, state.rules().of(&ns), state.levers().now_ms());
+    // Write parameters: `disableTriggers` (counted on arrival) and `writeSizeLimit`.
+    let mut budget = None;
+    if is_write(&method) {
+        if let Err(msg) = triggers::disabled(&params) {
+            return bad_request(msg);
+        }
+        let asked = match param("writeSizeLimit") {
+            None => None,
+            Some(v) => match WriteSizeLevel::parse(&v) {
+                Some(l) => Some(l),
+                None => return bad_request(write_size::bad_level(&v)),
+            },
+        };
+        budget = state.levers().write_size.budget(&ns, asked);
+    }
     let dr = DataReq {
         ns,
         segs,
@@ -289,6 +338,7 @@ async fn serve_data(
         if_none_match: header(&req, "if-none-match"),
         params,
         access,
+        budget,
     };
     // Only GET takes query parameters.
     if method != Method::GET
@@ -511,6 +561,9 @@ fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
         {
             return res;
         }
+        if write_size::too_big(dr.budget, body.len(), [current]) {
+            return write_too_big();
+        }
         if let Some(expected) = &dr.if_match {
             if *expected != etag(current) {
                 return precondition_failed(current, &dr);
@@ -536,8 +589,11 @@ fn delete(state: &Arc<State>, dr: DataReq) -> Response<Body> {
         if let Some(res) = dr.access.write(&store, &dr.ns, &dr.segs, &[(&[], None)]) {
             return res;
         }
+        let current = store.node(&dr.ns, &dr.segs);
+        if write_size::too_big(dr.budget, 0, [current]) {
+            return write_too_big();
+        }
         if let Some(expected) = &dr.if_match {
-            let current = store.node(&dr.ns, &dr.segs);
             if *expected != etag(current) {
                 return precondition_failed(current, &dr);
             }
@@ -575,6 +631,9 @@ fn post(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
             .write(&store, &dr.ns, &at, &[(&[], node.as_ref())])
         {
             return res;
+        }
+        if write_size::too_big(dr.budget, body.len(), []) {
+            return write_too_big();
         }
         let tag = dr.want_etag.then(|| etag(node.as_ref().map(|n| n.view())));
         publish(state, || WriteEvent::Put {
@@ -619,6 +678,15 @@ fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
             .collect();
         if let Some(res) = dr.access.write(&store, &dr.ns, &dr.segs, &writes) {
             return res;
+        }
+        if dr.budget.is_some() {
+            let replaced = entries.iter().map(|e| {
+                let full: Vec<String> = dr.segs.iter().chain(e.rel.iter()).cloned().collect();
+                store.node(&dr.ns, &full)
+            });
+            if write_size::too_big(dr.budget, body.len(), replaced) {
+                return write_too_big();
+            }
         }
         let echo = (!dr.silent).then(|| {
             let map: Map<String, Value> = entries

@@ -2,7 +2,7 @@
 //! logged with its arrival and its answer in server time, its method, namespace and path, and
 //! the client it came from (the peer address of its connection, so a test that gives each
 //! client a connection of its own, e.g. through a proxy per process, can tell clients apart),
-//! and how it ended. Bounded: past `MAX_ENTRIES`, requests are only counted (`overflow`).
+//! what a write asked for (`disableTriggers`, `writeSizeLimit`) and how it ended. Bounded: past `MAX_ENTRIES`, requests are only counted (`overflow`).
 
 use std::net::SocketAddr;
 
@@ -32,6 +32,10 @@ struct Entry {
     peer: Option<SocketAddr>,
     /// The answer's status; `None` when the connection was dropped (or still in flight).
     status: Option<u16>,
+    /// A write sent with `disableTriggers=true`.
+    disable_triggers: bool,
+    /// The `writeSizeLimit` a write asked for, as sent.
+    write_size_limit: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +64,15 @@ impl Journal {
             self.overflow += 1;
             return None;
         }
+        let params = super::data::query_params(req);
+        let param = |name: &str| {
+            params
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let write = req.method() != Method::GET;
         self.entries.push(Entry {
             at: now,
             done_at: None,
@@ -68,6 +81,8 @@ impl Journal {
             path: path.to_string(),
             peer: req.extensions().get::<Peer>().map(|p| p.0),
             status: None,
+            disable_triggers: write && param("disableTriggers").as_deref() == Some("true"),
+            write_size_limit: param("writeSizeLimit").filter(|_| write),
         });
         Some(self.entries.len() - 1)
     }
@@ -93,6 +108,8 @@ impl Journal {
                     "path": e.path,
                     "peer": e.peer.map(|p| p.to_string()),
                     "status": e.status,
+                    "disableTriggers": e.disable_triggers,
+                    "writeSizeLimit": e.write_size_limit,
                 })
             })
             .collect();
@@ -101,8 +118,8 @@ impl Journal {
 }
 
 /// `PUT /.emulator/journal` starts a new journal (the previous one is cleared); `GET` shows it
-/// (`{"on", "entries": [{"seq", "at", "doneAt", "method", "ns", "path", "peer", "status"}],
-/// "overflow"}`); `DELETE` turns it off and clears it.
+/// (`{"on", "entries": [{"seq", "at", "doneAt", "method", "ns", "path", "peer", "status",
+/// "disableTriggers", "writeSizeLimit"}], "overflow"}`); `DELETE` turns it off and clears it.
 pub fn lever(state: &State, method: &Method) -> Response<Body> {
     let mut levers = state.levers();
     let journal = &mut levers.journal;

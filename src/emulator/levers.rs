@@ -1,6 +1,6 @@
 //! The test levers' HTTP endpoint, `/.emulator/...` (documented in `mod.rs`): request counts,
 //! deny and allow rules, a required bearer token, latency, injected faults, the server clock offset, the keep-alive interval,
-//! export and reset. Lever requests are not counted, delayed or denied.
+//! the write-size limit (`write_size`), export and reset. Lever requests are not counted, delayed or denied.
 //! The request journal and the delay lever have modules of their own (`journal`, `delay`).
 
 use std::collections::HashMap;
@@ -171,6 +171,22 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
                     "limits: expected {\"responseBytes\": <positive integer>} (the largest response a read may have)",
                 ),
             },
+            Err(res) => res,
+        },
+        (Method::GET, "write-size-limit") => ok(state.levers().write_size.json()),
+        (Method::DELETE, "write-size-limit") => {
+            let mut l = state.levers();
+            l.write_size = Default::default();
+            ok(l.write_size.json())
+        }
+        (Method::PUT, "write-size-limit") => match read_json(req).await {
+            Ok(b) => {
+                let mut l = state.levers();
+                match l.write_size.apply(&b) {
+                    Ok(()) => ok(l.write_size.json()),
+                    Err(msg) => bad_request(msg),
+                }
+            }
             Err(res) => res,
         },
         (Method::GET, "streams") => ok(state.levers().streams_json()),

@@ -10,9 +10,10 @@
 //! `data` (data requests: parsing and one handler per method), `security` (the rules of each
 //! namespace, who a request acts as, the checks data requests make through `crate::rules`),
 //! `settings` (`/.settings/rules.json`), `levers` (the test levers' endpoint), `journal` (the
-//! request journal), `delay` (the delay lever), `sse` (event streams), `response` (response
-//! building, JSON bodies), `store` (data trees, validation, server values, pruning), `etag`. Push
-//! ids come from `crate::rtdb::push_id`.
+//! request journal), `delay` (the delay lever), `write_size` (write-size limits: levels,
+//! budgets, the estimate), `triggers` (`disableTriggers`: parsed and counted), `sse` (event
+//! streams), `response` (response building, JSON bodies), `store` (data trees, validation,
+//! server values, pruning, sizes), `etag`. Push ids come from `crate::rtdb::push_id`.
 //!
 //! # Addressing
 //! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
@@ -41,6 +42,25 @@
 //!   included); `$key` and `$priority` need no index. Event streams are checked when opened.
 //! - The deny and allow levers apply as well, before the rules.
 //!
+//! # Write-size limits and triggers (`write_size`, `triggers`)
+//! - Each namespace has a default write-size limit, `unlimited` in a fresh emulator (the
+//!   service's default for new databases is `large`: set it with the `write-size-limit` lever
+//!   or `Emulator::set_write_size_limit`). A write (PUT, PATCH, POST, DELETE) may ask for a
+//!   lower one with `?writeSizeLimit=tiny|small|medium|large|unlimited`; asking for a higher
+//!   one gets the default (the service lets a request ask for less). Another value is a 400
+//!   `Invalid writeSizeLimit parameter ...`.
+//! - The estimate is in bytes: the body plus what the write replaces (the stored subtree at the
+//!   path; each path's for a multi-path PATCH; nothing for a POST), so a DELETE of a big node is
+//!   big although its body is empty. Over the level's budget: 400 `{"error": "WRITE_TOO_BIG:
+//!   Data to write exceeds the maximum size that can be modified with a single request."}`
+//!   (the status is a choice: the service's is not documented; Google's CLI treats any 4xx of
+//!   a chunk as "too big"), checked after the rules and before an `if-match` comparison;
+//!   nothing is written, no event sent, the ETag unchanged. Budgets (a choice, 1 MB per second
+//!   of the service's target time): `tiny` 1 MB, `small` 10 MB, `medium` 30 MB, `large` 60 MB.
+//! - `?disableTriggers=true|false` is accepted on writes (another value: 400 `Invalid
+//!   disableTriggers parameter ...`); there are no functions to fire, but writes are counted by
+//!   it (`GET /.emulator/requests` -> `triggers`) and the journal marks each write.
+//!
 //! # Behaviour where the real service is unspecified (choices made here)
 //! - ETags are the hex SHA-256 of the value's JSON as the store writes it (children in key
 //!   order); `null_etag` for a missing node. They are sent when asked for with
@@ -65,8 +85,10 @@
 //!   "storeSteps": n, "connections": n}` (storeSteps: the store work data requests did,
 //!   binary-search steps plus entries moved, a stable measure of their cost; connections: the
 //!   connections that carried a data request, so reuse shows; `refused`: the first 100 writes
-//!   answered 4xx other than 412 — `{"method", "path", "status"}`, 401 a rules denial — and
-//!   `refusedTotal` all of them)
+//!   answered 4xx other than 412 — `{"method", "path", "status"}`, 401 a rules denial, plus
+//!   `"reason": "tooBig"` for `WRITE_TOO_BIG` — and `refusedTotal` all of them; `triggers`:
+//!   `{"disabled": n, "enabled": n, "disabledByPath": {"PATCH /a": n}}`, the writes sent with
+//!   `disableTriggers=true` and without it, as they arrived)
 //!   (every data request, whatever its outcome; paths without `.json` and `ns`);
 //!   `DELETE /.emulator/requests` resets the counts.
 //! - `PUT /.emulator/deny` `{"ns": "<namespace>", "paths": ["migrations/_lock"]}` replaces the deny
@@ -103,9 +125,11 @@
 //! - `PUT /.emulator/journal`: from now on every data request (and `/.settings/rules.json`
 //!   request, path `/.settings/rules`) is journaled (a new journal);
 //!   `GET` -> `{"on", "entries": [{"seq", "at", "doneAt", "method", "ns", "path", "peer",
-//!   "status"}], "overflow"}`: arrival and answer in server ms, the path as `/a/b`, the peer
-//!   address of the request's connection (the client), the answer's status (`null`: the
-//!   connection was dropped, or no answer yet); at most 100000 entries, later requests only
+//!   "status", "disableTriggers", "writeSizeLimit"}], "overflow"}`: arrival and answer in
+//!   server ms, the path as `/a/b`, the peer address of the request's connection (the client),
+//!   the answer's status (`null`: the connection was dropped, or no answer yet), whether a
+//!   write was sent with `disableTriggers=true`, the `writeSizeLimit` it asked for (`null`:
+//!   none); at most 100000 entries, later requests only
 //!   counted in `overflow`. `DELETE` turns it off and clears it.
 //! - `PUT /.emulator/clock` `{"offsetMs": n}`: shifts the server clock (server timestamps, push
 //!   ids). `GET` -> `{"offsetMs": n, "now": <server ms>}`.
@@ -119,6 +143,13 @@
 //! - `PUT /.emulator/limits` `{"responseBytes": n}`: reads whose response would pass n bytes are
 //!   refused (default 268435456, the service's 256 MB), so tests can use small data. `GET`
 //!   shows it.
+//! - `PUT /.emulator/write-size-limit` `{"default": "large", "ns": "<namespace>", "budgets":
+//!   {"tiny": 1000, "small": 5000, "medium": 20000, "large": 50000}}`: the default write-size
+//!   limit of that namespace (`ns` omitted: of every namespace without its own; `ns` needs a
+//!   `default`), and the bytes each level allows (for every namespace; levels not named keep
+//!   theirs), each part optional. `GET` -> `{"default": "<level>", "namespaces": {"<ns>":
+//!   "<level>"}, "budgets": {...}}`; `DELETE` goes back to `unlimited` everywhere and the
+//!   default budgets.
 //! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}`.
 //! - `POST /.emulator/reset`: clears all data, all levers and the counts; the rules go back to
 //!   those the emulator started with.
@@ -134,6 +165,8 @@ mod settings;
 mod sse;
 mod state;
 mod store;
+mod triggers;
+mod write_size;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -155,8 +188,10 @@ use state::{stopped, State};
 pub use crate::rules::firebase_json::RulesFile;
 pub use data::DEFAULT_NAMESPACE;
 pub use security::{rules_file_beside, StoreData};
-pub use state::Refused;
+pub use state::{Refused, TOO_BIG_REASON};
 pub use store::{write_json, NodeRef, Obj};
+pub use triggers::TriggerCounts;
+pub use write_size::{WriteBudgets, WriteSizeLevel, WRITE_TOO_BIG};
 
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
@@ -291,6 +326,21 @@ impl Emulator {
     pub fn set_rules(&self, namespace: Option<&str>, rules: impl Into<Arc<crate::rules::Rules>>) {
         self.state.rules().set(namespace, rules);
     }
+    /// Set the default write-size limit of `namespace` (`None`: of every namespace without its
+    /// own), as the `write-size-limit` lever does; `budgets`, when given, replace the bytes each
+    /// level allows.
+    pub fn set_write_size_limit(
+        &self,
+        namespace: Option<&str>,
+        level: WriteSizeLevel,
+        budgets: Option<WriteBudgets>,
+    ) {
+        let mut l = self.state.levers();
+        l.write_size.set_default(namespace, level);
+        if let Some(b) = budgets {
+            l.write_size.budgets = b;
+        }
+    }
     /// The rules of the namespaces that have some, in the form saved beside an export (see
     /// [`rules_file_beside`]): `{"<namespace or *>": "<rules text>"}`; `None` without rules.
     pub fn saved_rules(&self) -> Option<String> {
@@ -405,6 +455,7 @@ impl StoreView {
             by_path: std::mem::take(&mut l.by_path),
             refused: std::mem::take(&mut l.refused),
             refused_total: l.refused_total,
+            triggers: std::mem::take(&mut l.triggers),
         };
         l.reset_counts();
         counts
@@ -417,9 +468,12 @@ pub struct RequestCounts {
     pub total: u64,
     pub by_method: std::collections::BTreeMap<String, u64>,
     pub by_path: std::collections::BTreeMap<String, u64>,
-    /// Writes refused (4xx but 412; 401: denied by the rules): the first ones, and how many.
+    /// Writes refused (4xx but 412; 401: denied by the rules; `reason` [`TOO_BIG_REASON`]:
+    /// over the write-size limit): the first ones, and how many.
     pub refused: Vec<Refused>,
     pub refused_total: u64,
+    /// Writes by whether they were sent with `disableTriggers=true`.
+    pub triggers: TriggerCounts,
 }
 
 /// Accept connections until shutdown, then wait for every connection to finish.

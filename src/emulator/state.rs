@@ -119,13 +119,19 @@ pub struct LostResponses {
 pub const MAX_REFUSED: usize = 100;
 
 /// A write the database refused: its method, path (`/a/b`) and status (401: denied by the
-/// rules).
+/// rules), and why when the status alone does not say (`reason`: `"tooBig"` for
+/// `WRITE_TOO_BIG`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Refused {
     pub method: String,
     pub path: String,
     pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
+
+/// The `reason` of a write refused as too big for one request.
+pub const TOO_BIG_REASON: &str = "tooBig";
 
 #[derive(Debug)]
 pub struct Levers {
@@ -141,6 +147,10 @@ pub struct Levers {
     /// first `MAX_REFUSED` kept, all counted.
     pub refused: Vec<Refused>,
     pub refused_total: u64,
+    /// Writes by whether they asked for no triggers (`disableTriggers`).
+    pub triggers: super::triggers::TriggerCounts,
+    /// Each namespace's default write-size limit and the budgets (`write-size-limit`).
+    pub write_size: super::write_size::WriteSizeLimits,
     /// ns (or `*`) -> denied paths (as segments).
     pub deny: HashMap<String, Vec<Vec<String>>>,
     /// ns (or `*`) -> the only subtrees a request may touch (allow-list rules).
@@ -179,6 +189,8 @@ impl Default for Levers {
             connections: 0,
             refused: Vec::new(),
             refused_total: 0,
+            triggers: Default::default(),
+            write_size: Default::default(),
             deny: HashMap::new(),
             allow: HashMap::new(),
             required_tokens: Vec::new(),
@@ -218,23 +230,26 @@ impl Levers {
         self.store_steps = 0;
         self.refused.clear();
         self.refused_total = 0;
+        self.triggers = Default::default();
     }
 
-    /// A write answered `status` (4xx, not 412): kept while there is room, always counted.
-    pub fn refuse(&mut self, method: &str, path: &str, status: u16) {
+    /// A write answered `status` (4xx, not 412) for `reason`: kept while there is room, always
+    /// counted.
+    pub fn refuse(&mut self, method: &str, path: &str, status: u16, reason: Option<&'static str>) {
         self.refused_total += 1;
         if self.refused.len() < MAX_REFUSED {
             self.refused.push(Refused {
                 method: method.to_string(),
                 path: path.to_string(),
                 status,
+                reason,
             });
         }
     }
 
     pub fn counts_json(&self) -> Value {
         json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps, "connections": self.connections,
-                "refused": self.refused, "refusedTotal": self.refused_total })
+                "refused": self.refused, "refusedTotal": self.refused_total, "triggers": self.triggers.json() })
     }
 
     /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it (reading
@@ -407,14 +422,17 @@ mod tests {
         l.count("GET", "/a");
         l.count("GET", "/a");
         l.count("PUT", "/b");
-        l.refuse("PUT", "/b", 401);
+        l.refuse("PUT", "/b", 401, None);
+        l.triggers.count("PUT", "/b", true);
         assert_eq!(
             l.counts_json(),
             json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0, "connections": 0,
-                   "refused": [{"method": "PUT", "path": "/b", "status": 401}], "refusedTotal": 1})
+                   "refused": [{"method": "PUT", "path": "/b", "status": 401}], "refusedTotal": 1,
+                   "triggers": {"disabled": 1, "enabled": 0, "disabledByPath": {"PUT /b": 1}}})
         );
         l.reset_counts();
         assert_eq!(l.counts_json()["total"], 0);
         assert_eq!(l.counts_json()["refusedTotal"], 0);
+        assert_eq!(l.counts_json()["triggers"]["disabled"], 0);
     }
 }

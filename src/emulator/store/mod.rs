@@ -605,6 +605,43 @@ mod tests {
         );
     }
 
+    /// A subtree's size is its JSON's length, counted in place: packed records by their text,
+    /// large objects member by member, and the count stops once past its limit.
+    #[test]
+    fn sizes_are_the_json_length_and_stop_at_the_limit() {
+        let users: serde_json::Map<String, Value> = (0..3_000)
+            .map(|i| {
+                (
+                    format!("u{i:05}"),
+                    json!({"name": format!("User {i}"), "age": i % 90, "ok": i % 2 == 0, "x": -1.5}),
+                )
+            })
+            .collect();
+        let mut s = Store::new();
+        s.set(
+            "n",
+            &[],
+            node(json!({"users": users, "n": -42, "s": "hi", "t": true})),
+        );
+        for at in ["", "users", "users/u00042", "users/u00042/name", "n", "t"] {
+            let n = s.node("n", &segs(at));
+            let text = render(n, Read::Value, usize::MAX).unwrap();
+            assert_eq!(
+                n.unwrap().size_within(u64::MAX),
+                Some(text.len() as u64),
+                "{at}"
+            );
+        }
+        let root = s.node("n", &[]).unwrap();
+        let whole = root.size_within(u64::MAX).unwrap();
+        assert_eq!(root.size_within(whole), Some(whole));
+        assert_eq!(root.size_within(whole - 1), None);
+        // Stopping early: a small limit over a big object does little work.
+        let (over, steps) = measured(|| root.size_within(1_000));
+        assert_eq!(over, None);
+        assert!(steps < 100, "{steps} steps");
+    }
+
     /// A multi-path update's cost grows linearly with its key count: 10x the keys is about 10x
     /// the work (binary-search steps and entries moved), not 100x.
     #[test]

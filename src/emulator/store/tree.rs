@@ -796,3 +796,54 @@ fn sort_value(order: &OrderBy, child: NodeRef<'_>) -> Value {
         Some(v) => v.to_value(),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sizes
+
+impl<'a> NodeRef<'a> {
+    /// The bytes of this value's compact JSON in stored form (strings without their escapes,
+    /// numbers at most 17 digits), counted without writing anything: a packed subtree is its
+    /// text's length, an object the sum of its members. `None` as soon as the count passes
+    /// `limit`, so the cost of a count is bounded by what it may find, not by the subtree: a
+    /// write's estimate never walks more than its budget allows (the write-size limit).
+    pub fn size_within(self, limit: u64) -> Option<u64> {
+        let n = match self {
+            NodeRef::Bool(b) => 4 + u64::from(!b),
+            NodeRef::Num(n) => num_len(n),
+            NodeRef::Str(s) => s.len() as u64 + 2,
+            NodeRef::Json(t) => t.len() as u64,
+            NodeRef::Obj(o) => {
+                // `{` and `}`, then per member `"key":value` and a comma (one too many: the
+                // braces' count is one short of it).
+                let mut total = 1u64;
+                let mut seen = 0usize;
+                for (k, v) in o.iter() {
+                    seen += 1;
+                    total += k.len() as u64 + 4;
+                    if total > limit {
+                        step(seen);
+                        return None;
+                    }
+                    total += v.size_within(limit - total)?;
+                }
+                step(seen);
+                total
+            }
+        };
+        (n <= limit).then_some(n)
+    }
+}
+
+/// The length of a number as JSON, about: exact for integers, 17 for the rest (the digits a
+/// double needs at most, which is what most fractions print).
+fn num_len(n: f64) -> u64 {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        let i = n as i64;
+        let digits = i.unsigned_abs().checked_ilog10().map_or(1, |d| d + 1);
+        u64::from(digits) + u64::from(i < 0)
+    } else if n.is_finite() {
+        17
+    } else {
+        4
+    }
+}
