@@ -8,6 +8,7 @@ mod choice;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod discovery;
 pub mod emulator;
 pub mod error;
 pub mod exit_status;

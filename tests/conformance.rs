@@ -1866,6 +1866,65 @@ async fn lever_outage_fails_every_request_for_its_window_then_ends() {
 }
 
 #[tokio::test]
+async fn lever_outage_on_one_namespace_leaves_the_others_serving() {
+    let t = embedded_target().await;
+    let other = format!("{}-b", t.ns);
+    let other_url = |path: &str| format!("{}/{path}.json?ns={other}", t.base);
+    t.put("o", json!(1)).await;
+    let put_other = |v: Value| t.http.put(other_url("o")).body(v.to_string()).send();
+    assert!(put_other(json!(1)).await.unwrap().status().is_success());
+    let shown = t
+        .lever(
+            Method::PUT,
+            "outage",
+            Some(json!({"ms": 60_000, "mode": "500", "ns": t.ns})),
+        )
+        .await;
+    // Only that namespace is down: the every-namespace outage is off.
+    assert_eq!(shown["remainingMs"], json!(0), "{shown}");
+    assert!(shown["namespaces"][&t.ns]["remainingMs"].as_u64().unwrap() > 50_000);
+    assert_eq!(shown["namespaces"][&t.ns]["mode"], json!("500"));
+    t.req(Method::PUT, "o", "", &[], Some(json!(2)))
+        .await
+        .assert_error(StatusCode::INTERNAL_SERVER_ERROR);
+    t.req(Method::GET, "o", "", &[], None)
+        .await
+        .assert_error(StatusCode::INTERNAL_SERVER_ERROR);
+    // The other namespace serves reads and writes meanwhile.
+    assert!(put_other(json!(2)).await.unwrap().status().is_success());
+    let read = t.http.get(other_url("o")).send().await.unwrap();
+    assert_eq!(read.text().await.unwrap(), "2");
+    // A second namespace down too, its requests dropped.
+    t.lever(
+        Method::PUT,
+        "outage",
+        Some(json!({"ms": 60_000, "ns": other})),
+    )
+    .await;
+    assert!(
+        put_other(json!(3)).await.is_err(),
+        "dropped without an answer"
+    );
+    // DELETE ends them all: both serve, nothing of the outage was applied.
+    t.lever(Method::DELETE, "outage", None).await;
+    assert_eq!(t.get("o").await, json!(1));
+    let read = t.http.get(other_url("o")).send().await.unwrap();
+    assert_eq!(read.text().await.unwrap(), "2");
+    // A namespace that is not a string is refused.
+    let r = t
+        .send(
+            Method::PUT,
+            format!("{}/.emulator/outage", t.base),
+            &[],
+            Some(json!({"ms": 10, "ns": 7}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.error_message().contains("\"ns\""), "{}", r.text);
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn lever_lost_responses_apply_the_write_then_lose_its_answer() {
     let t = embedded_target().await;
     // The second write loses its response; the first and third are answered.

@@ -407,10 +407,12 @@ fn parse_env(field: &str, kind: Kind, raw: &str) -> Result<Value> {
 }
 
 /// `MSR_*` variables that are not settings: the config file's path, the emulator's
-/// authentication seam, and the clock-skew test lever.
-pub const OTHER_ENV: [&str; 3] = [
+/// authentication seam, the Management API's address (`discovery`), and the clock-skew test
+/// lever.
+pub const OTHER_ENV: [&str; 4] = [
     "MSR_CONFIG_FILE",
     "MSR_FIREBASE_EMULATOR_AUTH",
+    "MSR_FIREBASE_MANAGEMENT_API",
     "MSR_CLOCK_SKEW_MS",
 ];
 

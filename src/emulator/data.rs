@@ -242,7 +242,8 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
             d.done();
         }
     }
-    match state.levers().outage() {
+    let outage = state.levers().outage(&request_ns(&req));
+    match outage {
         None => {}
         Some(FaultMode::Drop) => return Err(Dropped),
         Some(FaultMode::ServerError) => {

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::response::{bad_request, error, json_response, read_json, Body};
-use super::state::{FaultMode, Levers, LostResponses, State, WriteEvent, ALL_NAMESPACES};
+use super::state::{FaultMode, Levers, LostResponses, Outage, State, WriteEvent, ALL_NAMESPACES};
 use crate::rtdb::path;
 
 /// `{"ns": "<namespace>", "paths": ["a/b", ...]}` (`ns` omitted: every namespace).
@@ -227,22 +227,27 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
         (Method::PUT, "outage") => match read_json(req).await {
             Ok(b) => {
                 let mode = FaultMode::parse(b.get("mode").and_then(Value::as_str));
-                match (b.get("ms").and_then(Value::as_u64), mode) {
-                    (Some(ms), Some(mode)) => {
+                let ns = match b.get("ns") {
+                    None | Some(Value::Null) => Some(ALL_NAMESPACES.to_string()),
+                    Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                    Some(_) => None,
+                };
+                match (b.get("ms").and_then(Value::as_u64), mode, ns) {
+                    (Some(ms), Some(mode), Some(ns)) => {
                         let mut l = state.levers();
-                        l.outage_until = Some(Instant::now() + Duration::from_millis(ms));
-                        l.outage_mode = mode;
+                        let until = Instant::now() + Duration::from_millis(ms);
+                        l.outages.insert(ns, Outage { until, mode });
                         ok(l.outage_json())
                     }
                     _ => bad_request(
-                        "outage: expected {\"ms\": <non-negative integer>, \"mode\": \"drop\" (default) or \"500\"}",
+                        "outage: expected {\"ms\": <non-negative integer>, \"mode\": \"drop\" (default) or \"500\", \"ns\": \"<namespace>\" (default: every namespace)}",
                     ),
                 }
             }
             Err(res) => res,
         },
         (Method::DELETE, "outage") => {
-            state.levers().outage_until = None;
+            state.levers().outages.clear();
             ok(state.levers().outage_json())
         }
         (Method::GET, "lost-responses") => ok(state.levers().lost_responses_json()),

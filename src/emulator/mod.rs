@@ -106,10 +106,12 @@
 //! - `PUT /.emulator/latency` `{"ms": n}`: every data request waits n ms first. `GET` shows it.
 //! - `PUT /.emulator/faults` `{"unavailableProbability": p}` (0..=1): each data request fails with
 //!   503 `{"error": "..."}` with that probability before doing anything. `GET` shows it.
-//! - `PUT /.emulator/outage` `{"ms": n, "mode": "drop"}`: an outage of n ms from now: every data
-//!   request (of any method) fails before doing anything — its connection is closed without an
-//!   answer (`"drop"`, the default) or it gets 500 (`"500"`). `GET` -> `{"remainingMs", "mode"}`;
-//!   `DELETE` ends it.
+//! - `PUT /.emulator/outage` `{"ms": n, "mode": "drop", "ns": "<namespace>"}`: an outage of n ms
+//!   from now: every data request (of any method) fails before doing anything — its connection
+//!   is closed without an answer (`"drop"`, the default) or it gets 500 (`"500"`). With `ns`,
+//!   only that namespace (one database of many) is down, the others serve; without it, every
+//!   namespace. `GET` -> `{"remainingMs", "mode"}` of the every-namespace outage and
+//!   `"namespaces": {"<ns>": {"remainingMs", "mode"}}` of those on one; `DELETE` ends them all.
 //! - `PUT /.emulator/lost-responses` `{"skip": k, "count": n, "probability": p, "mode": "drop"}`:
 //!   "write applied but response lost". Of the successful writes (PUT, PATCH, POST, DELETE) from
 //!   now on, the first `k` (default 0) pass; then each of the next `n` (default 1; `null`: all)

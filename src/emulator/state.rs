@@ -100,6 +100,13 @@ impl FaultMode {
     }
 }
 
+/// An outage on one namespace or all (the `outage` lever).
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    pub until: std::time::Instant,
+    pub mode: FaultMode,
+}
+
 /// "Write applied but response lost": which writes (PUT, PATCH, POST, DELETE on data paths)
 /// are applied and then answered with `mode` instead of their response.
 #[derive(Debug, Clone)]
@@ -169,9 +176,9 @@ pub struct Levers {
     pub stream_close_after_ms: Option<u64>,
     /// Reads whose response would be larger are refused (as the service does).
     pub max_response_bytes: usize,
-    /// An outage: until then, every data request fails per `outage_mode` before doing anything.
-    pub outage_until: Option<std::time::Instant>,
-    pub outage_mode: FaultMode,
+    /// Outages per namespace (`*`: every namespace): until its end, every data request there
+    /// fails per its mode before doing anything.
+    pub outages: HashMap<String, Outage>,
     pub lost_responses: Option<LostResponses>,
     /// The next requests matching it wait before they are served (`delay`).
     pub delay: Option<super::delay::Delay>,
@@ -202,8 +209,7 @@ impl Default for Levers {
             stream_refusal: None,
             stream_close_after_ms: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            outage_until: None,
-            outage_mode: FaultMode::Drop,
+            outages: HashMap::new(),
             lost_responses: None,
             delay: None,
             journal: Default::default(),
@@ -292,22 +298,36 @@ impl Levers {
         json!({ "tokens": self.required_tokens.len(), "lastOverride": self.last_override })
     }
 
-    /// The outage's fault, while one is on.
-    pub fn outage(&self) -> Option<FaultMode> {
-        self.outage_until
-            .filter(|t| std::time::Instant::now() < *t)
-            .map(|_| self.outage_mode)
+    /// The fault of an outage on `ns` (its own, else every namespace's), while one is on.
+    pub fn outage(&self, ns: &str) -> Option<FaultMode> {
+        let now = std::time::Instant::now();
+        [ns, ALL_NAMESPACES]
+            .iter()
+            .filter_map(|n| self.outages.get(*n))
+            .find(|o| now < o.until)
+            .map(|o| o.mode)
     }
 
+    /// `{"remainingMs", "mode"}` of the every-namespace outage, and `namespaces`: each
+    /// namespace's own.
     pub fn outage_json(&self) -> Value {
-        let left = self
-            .outage_until
-            .map(|t| {
-                t.saturating_duration_since(std::time::Instant::now())
-                    .as_millis() as u64
-            })
-            .unwrap_or(0);
-        json!({ "remainingMs": left, "mode": self.outage_mode.name() })
+        let now = std::time::Instant::now();
+        let one = |o: Option<&Outage>| {
+            let left = o
+                .map(|o| o.until.saturating_duration_since(now).as_millis() as u64)
+                .unwrap_or(0);
+            let mode = o.map(|o| o.mode).unwrap_or(FaultMode::Drop);
+            json!({ "remainingMs": left, "mode": mode.name() })
+        };
+        let mut all = one(self.outages.get(ALL_NAMESPACES));
+        let namespaces: serde_json::Map<String, Value> = self
+            .outages
+            .iter()
+            .filter(|(ns, o)| ns.as_str() != ALL_NAMESPACES && now < o.until)
+            .map(|(ns, o)| (ns.clone(), one(Some(o))))
+            .collect();
+        all["namespaces"] = Value::Object(namespaces);
+        all
     }
 
     /// Whether this write loses its response (and how), per the lost-responses lever.

@@ -24,7 +24,7 @@ pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod database_url;
-mod http_error;
+pub(crate) mod http_error;
 pub mod order;
 pub mod page;
 pub mod path;

@@ -6,7 +6,13 @@
 //! `Metadata-Flavor: Google` requests, and saying so in its answer).
 //!
 //! Every grant hands out `state.token` (tokens asked for with the cloud-platform scope, which
-//! only feed an impersonation, get `src-` in front), so a test decides what the database sees.
+//! only feed an impersonation, get `src-` in front; those with the firebase.readonly scope get
+//! `ro-`), so a test decides what the database sees.
+//!
+//! It is also the Firebase Realtime Database Management API's instance list
+//! (`/v1beta/projects/<project>/locations/-/instances`, `state.instances` served
+//! `state.page_size` at a time with page tokens, only to a `ro-` token; `state.refusals` are
+//! answered first, one per request).
 
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +34,7 @@ pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 pub const DB_SCOPES: &str =
     "https://www.googleapis.com/auth/firebase.database https://www.googleapis.com/auth/userinfo.email";
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+pub const FIREBASE_READONLY: &str = "https://www.googleapis.com/auth/firebase.readonly";
 
 pub fn test_key_pem() -> String {
     std::fs::read_to_string(concat!(
@@ -48,6 +55,12 @@ pub struct State {
     pub sts_scopes: Vec<String>,
     /// How many more metadata token requests get a 503 (a metadata server still starting).
     pub metadata_unavailable: u32,
+    /// The Management API: the project whose instances are listed, the instances, how many a
+    /// page holds (0: all), and answers given instead of a page, one per request, first.
+    pub project: String,
+    pub instances: Vec<Value>,
+    pub page_size: usize,
+    pub refusals: std::collections::VecDeque<(u16, Value)>,
 }
 
 pub struct FakeGoogle {
@@ -178,6 +191,8 @@ fn grant_error(why: &str) -> Answer {
 fn issue(st: &mut State, scope: &str) -> Answer {
     let token = if scope == CLOUD_PLATFORM {
         format!("src-{}", st.token)
+    } else if scope == FIREBASE_READONLY {
+        format!("ro-{}", st.token)
     } else {
         st.token.clone()
     };
@@ -305,18 +320,71 @@ fn route(s: &Seen, base: &str, public: &[u8], st: &mut State) -> Answer {
                         .into_owned()
                 })
                 .unwrap_or_default();
-            if scopes.replace(',', " ") != DB_SCOPES {
+            let scopes = scopes.replace(',', " ");
+            if scopes != DB_SCOPES && scopes != FIREBASE_READONLY {
                 return answer(400, format!("unexpected scopes {scopes}"));
             }
-            let mut a = json_answer(
-                200,
-                json!({"access_token": st.token, "expires_in": st.expires_in, "token_type": "Bearer"}),
-            );
+            let mut a = issue(st, &scopes);
             a.headers.push(("Metadata-Flavor", "Google".into()));
             a
         }
+        ("GET", p) if p.starts_with("/v1beta/projects/") => {
+            st.calls.push("instances".into());
+            management(s, p, st)
+        }
         _ => answer(404, "not found"),
     }
+}
+
+/// The Management API's `instances.list`.
+fn management(s: &Seen, path: &str, st: &mut State) -> Answer {
+    if let Some((status, body)) = st.refusals.pop_front() {
+        return json_answer(status, body);
+    }
+    if s.header("authorization") != Some(format!("Bearer ro-{}", st.token).as_str()) {
+        return json_answer(
+            401,
+            json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}}),
+        );
+    }
+    if path != format!("/v1beta/projects/{}/locations/-/instances", st.project) {
+        return json_answer(
+            403,
+            json!({"error": {"code": 403, "message": "The caller does not have permission", "status": "PERMISSION_DENIED"}}),
+        );
+    }
+    let query: std::collections::HashMap<String, String> = s
+        .uri
+        .split_once('?')
+        .map(|(_, q)| form(q))
+        .unwrap_or_default();
+    let start: usize = match query.get("pageToken") {
+        None => 0,
+        Some(t) => match t.strip_prefix("after-").and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => {
+                return json_answer(
+                    400,
+                    json!({"error": {"code": 400, "message": "Invalid page token", "status": "INVALID_ARGUMENT"}}),
+                )
+            }
+        },
+    };
+    let asked: usize = query
+        .get("pageSize")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let size = if st.page_size == 0 {
+        asked
+    } else {
+        st.page_size.min(asked)
+    };
+    let end = (start + size).min(st.instances.len());
+    let mut page = json!({"instances": st.instances[start..end]});
+    if end < st.instances.len() {
+        page["nextPageToken"] = json!(format!("after-{end}"));
+    }
+    json_answer(200, page)
 }
 
 /// Verify a JWT-bearer assertion; returns its scope.
@@ -351,7 +419,7 @@ fn check_assertion(a: Option<&String>, base: &str, public: &[u8]) -> Result<Stri
         return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.".into());
     }
     let scope = claims["scope"].as_str().unwrap_or("").to_string();
-    if scope != DB_SCOPES && scope != CLOUD_PLATFORM {
+    if scope != DB_SCOPES && scope != CLOUD_PLATFORM && scope != FIREBASE_READONLY {
         return Err(format!("unexpected scope {scope}"));
     }
     Ok(scope)

@@ -42,6 +42,11 @@ pub const SCOPES: [&str; 2] = [
     "https://www.googleapis.com/auth/userinfo.email",
 ];
 
+/// The OAuth2 scope for reading a project's Firebase resources (the Realtime Database
+/// Management API's instance list, `discovery`): read-only.
+pub const FIREBASE_READONLY_SCOPES: [&str; 1] =
+    ["https://www.googleapis.com/auth/firebase.readonly"];
+
 #[derive(Clone)]
 pub enum Auth {
     /// The emulator: `Authorization: Bearer owner`.
@@ -55,15 +60,29 @@ impl Auth {
     /// `GOOGLE_APPLICATION_CREDENTIALS`), then the chain over `env`. No request is made here;
     /// the first token is fetched with the first database request.
     pub fn application_default(explicit: Option<&Path>, env: &Env) -> Result<Auth> {
+        Auth::application_default_for(explicit, env, &SCOPES)
+    }
+
+    /// `application_default`, for a Google API other than the database: tokens with `scopes`
+    /// (a cache of their own, so a database token is never sent elsewhere nor the other way).
+    pub fn application_default_for(
+        explicit: Option<&Path>,
+        env: &Env,
+        scopes: &'static [&'static str],
+    ) -> Result<Auth> {
         let (p, key) = adc::resolve(explicit, env)?;
-        Ok(Auth::shared(key, p))
+        Ok(Auth::shared(key, p, scopes))
     }
 
     /// One credentials file of any supported type (errors name the file and the problem,
     /// never its contents).
     pub fn from_file(path: &Path, env: &Env) -> Result<Auth> {
         let f = file::read(path, "")?;
-        Ok(Auth::shared(f.key.clone(), file::provider(&f, env)?))
+        Ok(Auth::shared(
+            f.key.clone(),
+            file::provider(&f, env)?,
+            &SCOPES,
+        ))
     }
 
     /// The metadata server at `host` (what `GCE_METADATA_HOST` names).
@@ -71,12 +90,14 @@ impl Auth {
         Auth::shared(
             format!("metadata:{host}"),
             provider::Provider::Metadata(metadata::MetadataServer::new(host.to_string(), None)),
+            &SCOPES,
         )
     }
 
     /// One token cache per credential in the process: the CLI's runner and its scripts' `db`,
     /// or several runners in one app, share a token instead of each fetching their own.
-    fn shared(key: String, p: provider::Provider) -> Auth {
+    fn shared(key: String, p: provider::Provider, scopes: &'static [&'static str]) -> Auth {
+        let key = format!("{key}|{}", scopes.join(" "));
         static SOURCES: OnceLock<Mutex<HashMap<String, Weak<TokenSource>>>> = OnceLock::new();
         let mut sources = SOURCES
             .get_or_init(Default::default)
@@ -86,7 +107,7 @@ impl Auth {
         if let Some(existing) = sources.get(&key).and_then(Weak::upgrade) {
             return Auth::Google(existing);
         }
-        let source = Arc::new(TokenSource::new(p));
+        let source = Arc::new(TokenSource::new(p, scopes));
         sources.insert(key, Arc::downgrade(&source));
         Auth::Google(source)
     }

@@ -34,6 +34,8 @@ struct Cached {
 /// A credential plus its cached token.
 pub struct TokenSource {
     provider: Provider,
+    /// What its tokens are for (the database's scopes, or another Google API's).
+    scopes: &'static [&'static str],
     cache: Mutex<Option<Cached>>,
 }
 
@@ -51,9 +53,10 @@ impl std::fmt::Debug for Bearer {
 }
 
 impl TokenSource {
-    pub(crate) fn new(provider: Provider) -> TokenSource {
+    pub(crate) fn new(provider: Provider, scopes: &'static [&'static str]) -> TokenSource {
         TokenSource {
             provider,
+            scopes,
             cache: Mutex::new(None),
         }
     }
@@ -69,7 +72,7 @@ impl TokenSource {
                 });
             }
         }
-        let token = self.provider.fetch(&super::SCOPES).await?;
+        let token = self.provider.fetch(self.scopes).await?;
         let margin = REFRESH_MARGIN.min(token.lifetime / 2);
         let header = format!("Bearer {}", token.secret);
         *cache = Some(Cached {
