@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use strum::VariantNames;
 
+use crate::config::UnindexedQueries;
 use crate::log::LogFormat;
 use crate::ExitStatus;
 
@@ -82,6 +83,14 @@ pub struct GlobalFlags {
     /// Longest time one migration script may run, in ms (default: no limit; scriptTimeout)
     #[arg(long, global = true, value_name = "ms")]
     pub script_timeout: Option<u64>,
+    /// A script's query the database refuses for want of an index: answered on the client with a warning (fallback, the default, as firebase-admin does) or failed naming the .indexOn to add (error) (queries.unindexed)
+    #[arg(long, global = true, value_name = "fallback|error", value_parser = unindexed_queries())]
+    pub unindexed_queries: Option<UnindexedQueries>,
+}
+
+/// `--unindexed-queries`: one of `UnindexedQueries`' names.
+fn unindexed_queries() -> impl TypedValueParser<Value = UnindexedQueries> {
+    PossibleValuesParser::new(UnindexedQueries::VARIANTS).map(|s| s.parse().unwrap_or_default())
 }
 
 /// `--log-format`: one of `LogFormat`'s names.
@@ -129,6 +138,9 @@ impl GlobalFlags {
         }
         if self.server_fencing {
             put("locking.serverFencing", true.into());
+        }
+        if let Some(v) = self.unindexed_queries {
+            put("queries.unindexed", v.to_string().into());
         }
         crate::config::layer_from_pairs(pairs)
     }

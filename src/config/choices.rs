@@ -60,6 +60,19 @@ choice! {
     }
 }
 
+choice! {
+    /// `queries.unindexed`: what the scripts' `db` does with a query the database refuses for want
+    /// of an index (`Index not defined`).
+    UnindexedQueries {
+        /// Download the node and filter it on the client, as firebase-admin does, with its
+        /// warning once per location and child (the default).
+        #[default]
+        Fallback,
+        /// Fail the query, naming the `.indexOn` to add and where.
+        Error,
+    }
+}
+
 impl RollbackStrategy {
     /// The strategy restores the backup (`backup`, and `both` as its fallback).
     pub fn restores_backup(self) -> bool {
@@ -90,6 +103,7 @@ mod tests {
         names_round_trip::<LogLevel>();
         names_round_trip::<LogFormat>();
         names_round_trip::<RollbackStrategy>();
+        names_round_trip::<UnindexedQueries>();
         names_round_trip::<BackupMode>();
         names_round_trip::<ChecksumAlgorithm>();
         names_round_trip::<DuplicateTimestampMode>();

@@ -22,6 +22,7 @@ use crate::{Error, Result};
 
 pub use choices::{
     BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
+    UnindexedQueries,
 };
 pub use layer::{deep_merge, layer_from_pairs};
 pub use schema::{env_layer, env_name, kind_of, Kind, SCHEMA};
@@ -66,6 +67,16 @@ pub struct Config {
     pub script_timeout: Option<u64>,
     pub locking: LockingConfig,
     pub network: NetworkConfig,
+    pub queries: QueriesConfig,
+}
+
+/// How the scripts' `db` answers queries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QueriesConfig {
+    /// A query refused for want of an index: answered on the client (`fallback`, the default,
+    /// as firebase-admin does) or failed naming the `.indexOn` to add (`error`).
+    pub unindexed: UnindexedQueries,
 }
 
 /// Deadlines of requests to the database, in ms.
@@ -182,6 +193,7 @@ impl Default for Config {
             script_timeout: None,
             locking: LockingConfig::default(),
             network: NetworkConfig::default(),
+            queries: QueriesConfig::default(),
         }
     }
 }

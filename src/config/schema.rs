@@ -7,6 +7,7 @@ use strum::VariantNames;
 
 use super::choices::{
     BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
+    UnindexedQueries,
 };
 use super::layer::{deep_merge, layer_from_pairs};
 use crate::{Error, Result};
@@ -84,6 +85,8 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("locking.waitLogInterval", Kind::UInt("ms")),
     ("locking.serverFencing", Kind::Bool),
     ("locking.tableName", Kind::Legacy),
+    ("queries", Kind::Object),
+    ("queries.unindexed", Kind::Enum(UnindexedQueries::VARIANTS)),
     ("network", Kind::Object),
     ("network.connectTimeout", Kind::UInt("ms")),
     ("network.responseTimeout", Kind::UInt("ms")),

@@ -17,6 +17,9 @@
 //!   makes its POST ids with it too).
 //! - `client`: `Client`, the HTTP client (facade, transport, settling unknown outcomes, the
 //!   `WriteGate` every attempt of a gated write passes, streams).
+//! - `unindexed`: queries refused for want of an index (`Index not defined`), answered on the
+//!   client as firebase-admin does or failed naming the `.indexOn` to add (`Unindexed`,
+//!   `MissingIndex`).
 //! - `page`: `PageQuery` — queries with exclusive bounds (`startAfter`, `endBefore`), which REST
 //!   lacks, and limits without an ordering (by key).
 
@@ -30,6 +33,7 @@ pub mod page;
 pub mod path;
 pub mod push_id;
 pub mod retry;
+pub mod unindexed;
 
 pub use auth::Auth;
 pub use client::{
@@ -41,6 +45,7 @@ pub use order::{OrderBy, Query};
 pub use page::{PageQuery, RawPage};
 pub use push_id::{PushIdGenerator, PUSH_CHARS};
 pub use retry::{RetryNotice, RetryObserver, RetryPolicy};
+pub use unindexed::{MissingIndex, Unindexed};
 
 /// The ETag RTDB gives a missing node; `if-match: null_etag` means "create only if absent".
 pub const NULL_ETAG: &str = "null_etag";

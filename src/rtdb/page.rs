@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::order::{compare_keys, compare_values, OrderBy, Query};
+use super::unindexed::{self, MissingIndex};
 use super::Client;
 use crate::{Error, ErrorCode, Result};
 
@@ -56,6 +57,44 @@ impl PageQuery {
             }
         }
         Ok(())
+    }
+}
+
+impl PageQuery {
+    /// The query sent: exclusive bounds as inclusive ones (their ties dropped on arrival), limits
+    /// without an ordering by key.
+    pub(super) fn wire(&self) -> Result<Query> {
+        let mut wire = self.query.clone();
+        if self.start_after.is_some() {
+            wire.start_at = self.start_after.clone();
+        }
+        if self.end_before.is_some() {
+            wire.end_at = self.end_before.clone();
+        }
+        if wire.order_by.is_none() {
+            let filtered =
+                wire.start_at.is_some() || wire.end_at.is_some() || wire.equal_to.is_some();
+            if filtered {
+                return Err(bad(
+                    "startAt(), endAt(), equalTo(), startAfter() and endBefore() need an ordering first: \
+                     orderByKey(), orderByChild(path) or orderByValue() (priorities are not supported)",
+                ));
+            }
+            // Limits alone order by key, as the SDKs do (every priority being null).
+            if !wire.is_empty() {
+                wire.order_by = Some(OrderBy::Key);
+            }
+        }
+        Ok(wire)
+    }
+
+    /// Is a child (its key and the value it is ordered by) equal to one of the exclusive bounds
+    /// (dropped: the wire query includes them)?
+    pub(super) fn is_bound(&self, order: &OrderBy, key: &str, sort: &Value) -> bool {
+        [&self.start_after, &self.end_before]
+            .into_iter()
+            .flatten()
+            .any(|b| ties(order, b, key, sort))
     }
 }
 
@@ -148,7 +187,24 @@ pub struct RawPage {
 }
 
 /// One child of a response: key, the value it is ordered by, where its JSON is in the body.
-type Row = (String, Value, Range<usize>);
+pub(super) type Row = (String, Value, Range<usize>);
+
+/// The value a child (its JSON) is ordered by, for comparing: `null` for `$key` and `$priority`
+/// (ordered by key) and for a missing child, objects and arrays as `{}` (all equal).
+pub(super) fn row_sort(order: &OrderBy, raw: &str) -> Result<Value> {
+    Ok(match order {
+        OrderBy::Key | OrderBy::Priority => Value::Null,
+        other => {
+            let v: Value = serde_json::from_str(raw)
+                .map_err(|e| Error::new(ErrorCode::BadRequest, format!("query results: {e}")))?;
+            match sort_value(other, &v) {
+                None => Value::Null,
+                Some(Value::Object(_) | Value::Array(_)) => Value::Object(Default::default()),
+                Some(x) => x.clone(),
+            }
+        }
+    })
+}
 
 /// The children of a response, sorted, filtered and limited by `wire` as RTDB would.
 fn select(body: &[u8], wire: &Query) -> Result<Vec<Row>> {
@@ -156,19 +212,7 @@ fn select(body: &[u8], wire: &Query) -> Result<Vec<Row>> {
     let base = body.as_ptr() as usize;
     let mut items = Vec::new();
     for (k, raw) in members(body)? {
-        let sort = match &order {
-            OrderBy::Key | OrderBy::Priority => Value::Null,
-            other => {
-                let v: Value = serde_json::from_str(raw.get()).map_err(|e| {
-                    Error::new(ErrorCode::BadRequest, format!("query results: {e}"))
-                })?;
-                match sort_value(other, &v) {
-                    None => Value::Null,
-                    Some(Value::Object(_) | Value::Array(_)) => Value::Object(Default::default()),
-                    Some(x) => x.clone(),
-                }
-            }
-        };
+        let sort = row_sort(&order, raw.get())?;
         let start = raw.get().as_ptr() as usize - base;
         items.push((k, sort, start..start + raw.get().len()));
     }
@@ -213,37 +257,39 @@ impl Client {
         Ok(RawPage { keys, json })
     }
 
-    /// The rows of a page query in RTDB order, with the response body they point into.
-    async fn page_rows(&self, path: &str, page: &PageQuery) -> Result<(Bytes, Vec<Row>)> {
+    /// The rows of a page query in RTDB order, with the response body they point into. A query
+    /// refused for want of an index is answered on the client or fails, as the client's
+    /// `Unindexed` policy says (`rtdb::unindexed`).
+    pub(super) async fn page_rows(&self, path: &str, page: &PageQuery) -> Result<(Bytes, Vec<Row>)> {
         page.check()?;
-        let mut wire = page.query.clone();
-        if page.start_after.is_some() {
-            wire.start_at = page.start_after.clone();
-        }
-        if page.end_before.is_some() {
-            wire.end_at = page.end_before.clone();
-        }
-        if wire.order_by.is_none() {
-            let filtered =
-                wire.start_at.is_some() || wire.end_at.is_some() || wire.equal_to.is_some();
-            if filtered {
-                return Err(bad(
-                    "startAt(), endAt(), equalTo(), startAfter() and endBefore() need an ordering first: \
-                     orderByKey(), orderByChild(path) or orderByValue() (priorities are not supported)",
-                ));
+        let wire = page.wire()?;
+        match self.indexed_rows(path, page, wire.clone()).await {
+            Err(e) if unindexed::is_refusal(&e) => {
+                let Some(missing) = MissingIndex::of(&super::path::normalize(path)?, &wire.order())
+                else {
+                    return Err(e);
+                };
+                match &self.unindexed {
+                    Some(policy) if policy.fallback => {
+                        policy.notice(&missing);
+                        self.answer_on_client(path, page, &wire).await
+                    }
+                    policy => Err(missing.error(policy.is_some())),
+                }
             }
-            // Limits alone order by key, as the SDKs do (every priority being null).
-            if !wire.is_empty() {
-                wire.order_by = Some(OrderBy::Key);
-            }
+            answered => answered,
         }
+    }
+
+    /// `page_rows` as the database answers it (with its indexes).
+    pub(super) async fn indexed_rows(
+        &self,
+        path: &str,
+        page: &PageQuery,
+        mut wire: Query,
+    ) -> Result<(Bytes, Vec<Row>)> {
         let order = wire.order();
-        let is_bound = |k: &str, sort: &Value| {
-            [&page.start_after, &page.end_before]
-                .into_iter()
-                .flatten()
-                .any(|b| ties(&order, b, k, sort))
-        };
+        let is_bound = |k: &str, sort: &Value| page.is_bound(&order, k, sort);
         // The limit the dropped children can eat into, if any.
         let eaten = match (
             page.query.limit_to_first,

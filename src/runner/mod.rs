@@ -237,6 +237,7 @@ impl<H: ScriptHost> Runner<H> {
                 &self.fence,
                 self.lock_service(),
                 self.live.lock.clone(),
+                self.log.clone(),
             )
         })
     }

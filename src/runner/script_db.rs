@@ -10,10 +10,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, UnindexedQueries};
 use crate::lock::live::LiveCell;
 use crate::lock::{Fence, LockService};
-use crate::rtdb::Client;
+use crate::log::{LineFn, LogLevel, LogLine};
+use crate::rtdb::{Client, MissingIndex, Unindexed};
 
 /// Ids tell runners apart (a host builds a script context once per id); no database is kept here.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -23,7 +24,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ScriptDb {
     /// The same for the runner's whole life, different for every runner in the process.
     pub id: u64,
-    /// The runner's connection, [`ScriptDb::fence`] the gate of each attempt of each write.
+    /// The runner's connection, [`ScriptDb::fence`] the gate of each attempt of each write; a
+    /// query refused for want of an index is answered as `queries.unindexed` says (see
+    /// [`unindexed`]).
     pub client: Client,
     /// The runner's fence (held by its lease during a locked run).
     pub fence: Fence,
@@ -39,18 +42,21 @@ pub struct ScriptDb {
 }
 
 impl ScriptDb {
-    /// The `db` of the runner with this configuration, connection, fence, lock service and live
-    /// view of the lock node (`Runner::script_db`, once per runner).
+    /// The `db` of the runner with this configuration, connection, fence, lock service, live
+    /// view of the lock node and log (`Runner::script_db`, once per runner).
     pub(crate) fn new(
         cfg: &Config,
         client: &Client,
         fence: &Fence,
         lock: Option<LockService>,
         live_lock: LiveCell,
+        log: LineFn,
     ) -> ScriptDb {
         ScriptDb {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            client: client.gated(Arc::new(fence.clone())),
+            client: client
+                .gated(Arc::new(fence.clone()))
+                .with_unindexed(unindexed(cfg, log)),
             fence: fence.clone(),
             check_path: cfg.history_path(),
             lock,
@@ -58,4 +64,20 @@ impl ScriptDb {
             cfg: Arc::new(cfg.clone()),
         }
     }
+}
+
+/// The scripts' policy for queries the database refuses for want of an index
+/// (`queries.unindexed`): answered on the client, as firebase-admin does, with its warning once per
+/// location and child as a `query.unindexed` line of the runner's log (fields `path`, `child`,
+/// `indexOn`; the rehearsal turns it into a finding), or failed naming the `.indexOn` to add.
+pub fn unindexed(cfg: &Config, log: LineFn) -> Arc<Unindexed> {
+    Unindexed::new(
+        cfg.queries.unindexed == UnindexedQueries::Fallback,
+        Arc::new(move |m: &MissingIndex| {
+            log(&LogLine::new(LogLevel::Warn, "query.unindexed", m.warning())
+                .with("path", &m.path)
+                .with("child", &m.child)
+                .with("indexOn", m.index_on()))
+        }),
+    )
 }

@@ -21,6 +21,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::retry::RetryObserver;
+use super::unindexed::Unindexed;
 use super::{path, Auth, Clock, DatabaseUrl, Query, RetryPolicy, ServerClock};
 use crate::{Error, ErrorCode, Result};
 use settle::{matches_written, Settled};
@@ -79,6 +80,8 @@ pub struct Client {
     inner: Arc<Inner>,
     /// Carried by every write request this client builds (see `gated`).
     gate: Option<Gate>,
+    /// What its queries do when refused for want of an index (see `with_unindexed`).
+    pub(crate) unindexed: Option<Arc<Unindexed>>,
 }
 
 struct Inner {
@@ -128,6 +131,7 @@ impl Client {
                 auth_override,
             }),
             gate: None,
+            unindexed: None,
         })
     }
     /// This client (same connections, credentials and server clock) with `gate` on every write
@@ -138,6 +142,18 @@ impl Client {
         Client {
             inner: self.inner.clone(),
             gate: Some(gate),
+            unindexed: self.unindexed.clone(),
+        }
+    }
+    /// This client (same connections, gate and credentials) answering the queries the database
+    /// refuses for want of an index as `policy` says: on the client (firebase-admin's way, with
+    /// one notice per location and ordering) or with an error naming the `.indexOn` to add.
+    /// Without a policy such a query fails with that error.
+    pub fn with_unindexed(&self, policy: Arc<Unindexed>) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            gate: self.gate.clone(),
+            unindexed: Some(policy),
         }
     }
     /// A client with the same options on connections of its own (nothing shared but the
