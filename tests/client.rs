@@ -9,11 +9,12 @@ use std::time::Duration;
 mod common;
 
 use common::{answer, fake_server, lever, with_etag, Answer};
+use futures_util::StreamExt;
 use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
     Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, PageQuery, Query, RetryPolicy,
-    StreamEvent, SystemClock, Versioned, WriteGate, NULL_ETAG,
+    MissingIndex, StreamEvent, SystemClock, Unindexed, Versioned, WriteGate, NULL_ETAG,
 };
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
@@ -72,6 +73,285 @@ async fn reset_counts(emu: &Emulator) {
         0,
         "reset did not clear the counts"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries refused for want of an index (`Index not defined`)
+
+/// Children whose `v` (and, in `vals`, whose values) cover every type in RTDB's order, with ties
+/// and integer-like keys; the same data in `indexed/` (rules with `.indexOn`) and `bare/`
+/// (none), so every query can be asked of both.
+fn mixed() -> (Value, Value) {
+    let items = json!({
+        "a": {"w": 1}, "b": {"v": false}, "c": {"v": true}, "d": {"v": 1}, "e": {"v": 1.5},
+        "f": {"v": -3}, "g": {"v": 1}, "h": {"v": "a"}, "i": {"v": "m"}, "j": {"v": "a"},
+        "k": {"v": {"x": 1}}, "l": {"v": {"y": 2}}, "1": {"v": 1}, "10": {"v": "a"},
+        "2": {"v": true}, "m": 5, "n": "a", "o": true, "p": {"v": 0}, "q": {"v": ""},
+        "r": {"v": false}, "s": {"v": [1, 2]}, "-1": {"v": -3}, "t": {"v": 1e20}
+    });
+    let vals = json!({
+        "a": 1, "b": "x", "c": true, "d": false, "e": {"z": 1}, "f": 1, "g": -2.5, "h": "a",
+        "10": 1, "2": "x", "i": 0, "j": {"y": 0}, "k": "", "l": true, "-5": false, "m": 1.5
+    });
+    (items, vals)
+}
+
+const MIXED_RULES: &str = r#"{"rules": {".read": true, ".write": true,
+    "indexed": {"items": {".indexOn": ["v"]}, "vals": {".indexOn": ".value"}, "big": {".indexOn": ["v"]}}}}"#;
+
+/// A client answering unindexed queries as `fallback` says; the notices it gave.
+fn with_policy(c: &Client, fallback: bool) -> (Client, Arc<std::sync::Mutex<Vec<MissingIndex>>>) {
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = heard.clone();
+    let policy = Unindexed::new(
+        fallback,
+        Arc::new(move |m: &MissingIndex| h.lock().unwrap().push(m.clone())),
+    );
+    (c.with_unindexed(policy), heard)
+}
+
+async fn mixed_emulator() -> (Emulator, String, Client) {
+    let (emu, url) = emulator().await;
+    let c = client(&url, 0);
+    let (items, vals) = mixed();
+    for root in ["indexed", "bare"] {
+        c.set(&format!("{root}/items"), &items).await.unwrap();
+        c.set(&format!("{root}/vals"), &vals).await.unwrap();
+    }
+    emu.set_rules(
+        Some("test-client"),
+        msr_firebase::rules::Rules::parse(MIXED_RULES).unwrap(),
+    );
+    (emu, url, c)
+}
+
+#[tokio::test]
+async fn unindexed_queries_answered_on_the_client_equal_the_indexed_ones_on_mixed_types() {
+    let (emu, _url, owner) = mixed_emulator().await;
+    let (c, heard) = with_policy(&owner, true);
+    let bounds = [
+        json!(null),
+        json!(false),
+        json!(true),
+        json!(-3),
+        json!(0),
+        json!(1),
+        json!(1.5),
+        json!(""),
+        json!("a"),
+        json!("m"),
+        json!("zz"),
+    ];
+    let limits: [(Option<u32>, Option<u32>); 6] = [
+        (None, None),
+        (Some(1), None),
+        (Some(3), None),
+        (None, Some(1)),
+        (None, Some(3)),
+        (Some(100), None),
+    ];
+    let mut queries: Vec<PageQuery> = Vec::new();
+    for (first, last) in limits {
+        let base = PageQuery {
+            query: Query {
+                limit_to_first: first,
+                limit_to_last: last,
+                ..Query::default()
+            },
+            ..PageQuery::default()
+        };
+        queries.push(base.clone());
+        for b in &bounds {
+            let mut q = base.clone();
+            q.query.start_at = Some(b.clone());
+            queries.push(q.clone());
+            q.query.start_at = None;
+            q.query.end_at = Some(b.clone());
+            queries.push(q.clone());
+            q.query.end_at = None;
+            q.query.equal_to = Some(b.clone());
+            queries.push(q.clone());
+            q.query.equal_to = None;
+            q.start_after = Some(b.clone());
+            queries.push(q.clone());
+            q.start_after = None;
+            q.end_before = Some(b.clone());
+            queries.push(q.clone());
+        }
+        for (lo, hi) in [(0, 10), (1, 5), (3, 8), (6, 6), (8, 2)] {
+            let mut q = base.clone();
+            q.query.start_at = Some(bounds[lo].clone());
+            q.query.end_at = Some(bounds[hi].clone());
+            queries.push(q.clone());
+            q.query.start_at = None;
+            q.start_after = Some(bounds[lo].clone());
+            queries.push(q);
+        }
+    }
+    let mut all = Vec::new();
+    for (node, order) in [
+        ("items", OrderBy::Child("v".into())),
+        ("vals", OrderBy::Value),
+    ] {
+        for (i, q) in queries.iter().enumerate() {
+            let mut q = q.clone();
+            q.query.order_by = Some(order.clone());
+            all.push((node, q, i % 10 == 0));
+        }
+    }
+    let compared = all.len();
+    let answers = futures_util::stream::iter(all.into_iter().map(|(node, q, pairs)| {
+        let c = c.clone();
+        async move {
+            let indexed = c
+                .query_page_raw(&format!("indexed/{node}"), &q)
+                .await
+                .unwrap_or_else(|e| panic!("indexed {node} {q:?}: {e}"));
+            let local = c
+                .query_page_raw(&format!("bare/{node}"), &q)
+                .await
+                .unwrap_or_else(|e| panic!("bare {node} {q:?}: {e}"));
+            assert_eq!(local.keys, indexed.keys, "{node} {q:?}");
+            let parse = |j: &str| serde_json::from_str::<Value>(j).unwrap();
+            assert_eq!(parse(&local.json), parse(&indexed.json), "{node} {q:?}");
+            if pairs {
+                // The same answer as values (`query_page`).
+                let values = c.query_page(&format!("bare/{node}"), &q).await.unwrap();
+                assert_eq!(
+                    values.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+                    indexed.keys
+                );
+            }
+            !indexed.keys.is_empty()
+        }
+    }))
+    .buffer_unordered(8)
+    .collect::<Vec<bool>>()
+    .await;
+    let non_empty = answers.iter().filter(|x| **x).count();
+    assert!(compared > 700 && non_empty > compared / 2, "{compared} {non_empty}");
+    // One notice per location and ordering, however many queries.
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(
+        heard,
+        vec![
+            MissingIndex {
+                path: "/bare/items".into(),
+                child: "v".into()
+            },
+            MissingIndex {
+                path: "/bare/vals".into(),
+                child: ".value".into()
+            }
+        ]
+    );
+    emu.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unindexed_query_costs_the_refusal_and_one_read_or_its_pages_when_too_big() {
+    let (emu, _url, owner) = mixed_emulator().await;
+    let (c, heard) = with_policy(&owner, true);
+    let by_v = |eq: Value| PageQuery {
+        query: Query {
+            order_by: Some(OrderBy::Child("v".into())),
+            equal_to: Some(eq),
+            ..Query::default()
+        },
+        ..PageQuery::default()
+    };
+    reset_counts(&emu).await;
+    let page = c.query_page_raw("bare/items", &by_v(json!(1))).await.unwrap();
+    assert_eq!(page.keys, ["1", "d", "g"]);
+    // The refused query, then one GET of the node.
+    assert_eq!(request_total(&emu).await, 2);
+    assert_eq!(heard.lock().unwrap().len(), 1);
+
+    // A node the database will not send in one response: read by key in pages.
+    let big: serde_json::Map<String, Value> = (0..250)
+        .map(|i| {
+            (
+                format!("k{i:04}"),
+                json!({"v": i % 7, "pad": "x".repeat(30)}),
+            )
+        })
+        .collect();
+    let big = Value::Object(big);
+    for root in ["indexed", "bare"] {
+        owner.set(&format!("{root}/big"), &big).await.unwrap();
+    }
+    let whole = big.to_string().len();
+    assert!(whole > 12_000, "{whole}");
+    lever(
+        &emu,
+        reqwest::Method::PUT,
+        "limits",
+        Some(json!({"responseBytes": 10_000})),
+    )
+    .await;
+    let mut want = by_v(json!(3));
+    want.query.limit_to_last = Some(20);
+    let indexed = c.query_page_raw("indexed/big", &want).await.unwrap();
+    assert_eq!(indexed.keys.len(), 20);
+    reset_counts(&emu).await;
+    let local = c.query_page_raw("bare/big", &want).await.unwrap();
+    assert_eq!(local.keys, indexed.keys);
+    assert_eq!(
+        serde_json::from_str::<Value>(&local.json).unwrap(),
+        serde_json::from_str::<Value>(&indexed.json).unwrap()
+    );
+    // The refused query, the GET refused as too big, a first page of 128 children by key, then
+    // the other 122 in one page sized from the first.
+    assert_eq!(request_total(&emu).await, 4);
+    assert_eq!(
+        heard.lock().unwrap().last().map(|m| m.path.clone()),
+        Some("/bare/big".to_string())
+    );
+    emu.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unindexed_queries_fail_naming_the_index_under_the_error_policy_or_no_policy() {
+    let (emu, _url, owner) = mixed_emulator().await;
+    let (c, heard) = with_policy(&owner, false);
+    let q = PageQuery {
+        query: Query {
+            order_by: Some(OrderBy::Child("v".into())),
+            equal_to: Some(json!(1)),
+            ..Query::default()
+        },
+        ..PageQuery::default()
+    };
+    reset_counts(&emu).await;
+    let e = c.query_page_raw("bare/items", &q).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(
+        e.message
+            .contains("add \".indexOn\": \"v\" at /bare/items to the rules")
+            && e.message.contains("queries.unindexed is 'error'"),
+        "{}",
+        e.message
+    );
+    assert_eq!(request_total(&emu).await, 1, "no read after the refusal");
+    assert!(heard.lock().unwrap().is_empty());
+    let e = owner.query_page("bare/items", &q).await.unwrap_err();
+    assert!(
+        e.message.contains("add \".indexOn\": \"v\" at /bare/items"),
+        "{}",
+        e.message
+    );
+    // `$key` needs no index.
+    let by_key = PageQuery {
+        query: Query {
+            order_by: Some(OrderBy::Key),
+            limit_to_first: Some(2),
+            ..Query::default()
+        },
+        ..PageQuery::default()
+    };
+    assert_eq!(c.query_page_raw("bare/items", &by_key).await.unwrap().keys, ["-1", "1"]);
+    emu.stop().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
