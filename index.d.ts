@@ -47,6 +47,17 @@ export interface NetworkConfig {
   retryWindow?: number
 }
 
+/** How the scripts' `db` answers queries. */
+export interface QueriesConfig {
+  /**
+   * A query the database refuses for want of an index (`Index not defined`, a child or value
+   * ordering without `.indexOn`): 'fallback' (default) downloads the node and filters it on the
+   * client as firebase-admin does, warning once per location and child (`query.unindexed`);
+   * 'error' fails the query naming the `.indexOn` to add.
+   */
+  unindexed?: 'fallback' | 'error'
+}
+
 export declare class FirebaseConfig {
   constructor(values?: Partial<FirebaseConfig>)
   folder: string
@@ -79,6 +90,7 @@ export declare class FirebaseConfig {
   scriptTimeout?: number | null
   locking: LockingConfig
   network: NetworkConfig
+  queries: QueriesConfig
   assign(values: Partial<FirebaseConfig>): this
   /** `p` under the shift; with no shift, `p` itself. */
   buildPath(p: string): string

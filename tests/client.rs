@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use msr_firebase::emulator::Emulator;
 use msr_firebase::rtdb::auth::Env;
 use msr_firebase::rtdb::{
-    Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, OrderBy, PageQuery, Query, RetryPolicy,
-    MissingIndex, StreamEvent, SystemClock, Unindexed, Versioned, WriteGate, NULL_ETAG,
+    Auth, CasOutcome, Client, ClientOptions, DatabaseUrl, MissingIndex, OrderBy, PageQuery, Query,
+    RetryPolicy, StreamEvent, SystemClock, Unindexed, Versioned, WriteGate, NULL_ETAG,
 };
 use msr_firebase::ErrorCode;
 use serde_json::{json, Value};
@@ -229,7 +229,10 @@ async fn unindexed_queries_answered_on_the_client_equal_the_indexed_ones_on_mixe
     .collect::<Vec<bool>>()
     .await;
     let non_empty = answers.iter().filter(|x| **x).count();
-    assert!(compared > 700 && non_empty > compared / 2, "{compared} {non_empty}");
+    assert!(
+        compared > 700 && non_empty > compared / 2,
+        "{compared} {non_empty}"
+    );
     // One notice per location and ordering, however many queries.
     let mut heard = heard.lock().unwrap().clone();
     heard.sort_by(|a, b| a.path.cmp(&b.path));
@@ -262,7 +265,10 @@ async fn an_unindexed_query_costs_the_refusal_and_one_read_or_its_pages_when_too
         ..PageQuery::default()
     };
     reset_counts(&emu).await;
-    let page = c.query_page_raw("bare/items", &by_v(json!(1))).await.unwrap();
+    let page = c
+        .query_page_raw("bare/items", &by_v(json!(1)))
+        .await
+        .unwrap();
     assert_eq!(page.keys, ["1", "d", "g"]);
     // The refused query, then one GET of the node.
     assert_eq!(request_total(&emu).await, 2);
@@ -350,7 +356,10 @@ async fn unindexed_queries_fail_naming_the_index_under_the_error_policy_or_no_po
         },
         ..PageQuery::default()
     };
-    assert_eq!(c.query_page_raw("bare/items", &by_key).await.unwrap().keys, ["-1", "1"]);
+    assert_eq!(
+        c.query_page_raw("bare/items", &by_key).await.unwrap().keys,
+        ["-1", "1"]
+    );
     emu.stop().await.unwrap();
 }
 

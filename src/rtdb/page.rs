@@ -260,7 +260,11 @@ impl Client {
     /// The rows of a page query in RTDB order, with the response body they point into. A query
     /// refused for want of an index is answered on the client or fails, as the client's
     /// `Unindexed` policy says (`rtdb::unindexed`).
-    pub(super) async fn page_rows(&self, path: &str, page: &PageQuery) -> Result<(Bytes, Vec<Row>)> {
+    pub(super) async fn page_rows(
+        &self,
+        path: &str,
+        page: &PageQuery,
+    ) -> Result<(Bytes, Vec<Row>)> {
         page.check()?;
         let wire = page.wire()?;
         match self.indexed_rows(path, page, wire.clone()).await {

@@ -50,7 +50,10 @@ impl MissingIndex {
 
     /// The rules line to add at `path`: `".indexOn": "email"`.
     pub fn index_on(&self) -> String {
-        format!("\".indexOn\": {}", serde_json::Value::from(self.child.as_str()))
+        format!(
+            "\".indexOn\": {}",
+            serde_json::Value::from(self.child.as_str())
+        )
     }
 
     /// firebase-admin's warning, word for word.
@@ -239,7 +242,10 @@ impl Client {
             let got = rows.len();
             for (k, _, at) in rows {
                 let raw = std::str::from_utf8(&body[at]).map_err(|_| {
-                    Error::new(ErrorCode::BadRequest, "The server sent a child that is not UTF-8")
+                    Error::new(
+                        ErrorCode::BadRequest,
+                        "The server sent a child that is not UTF-8",
+                    )
                 })?;
                 if let Some(sort) = local.keeps(&k, raw)? {
                     kept.push((k.clone(), sort, raw.as_bytes().to_vec()));
@@ -287,7 +293,8 @@ mod tests {
         assert!(MissingIndex::of("users", &OrderBy::Key).is_none());
         let e = m.error(true);
         assert!(
-            e.message.contains("add \".indexOn\": \"email\" at /users to the rules")
+            e.message
+                .contains("add \".indexOn\": \"email\" at /users to the rules")
                 && e.message.contains("queries.unindexed is 'error'"),
             "{}",
             e.message

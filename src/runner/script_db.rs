@@ -74,10 +74,12 @@ pub fn unindexed(cfg: &Config, log: LineFn) -> Arc<Unindexed> {
     Unindexed::new(
         cfg.queries.unindexed == UnindexedQueries::Fallback,
         Arc::new(move |m: &MissingIndex| {
-            log(&LogLine::new(LogLevel::Warn, "query.unindexed", m.warning())
-                .with("path", &m.path)
-                .with("child", &m.child)
-                .with("indexOn", m.index_on()))
+            log(
+                &LogLine::new(LogLevel::Warn, "query.unindexed", m.warning())
+                    .with("path", &m.path)
+                    .with("child", &m.child)
+                    .with("indexOn", m.index_on()),
+            )
         }),
     )
 }
