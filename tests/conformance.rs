@@ -3249,3 +3249,452 @@ async fn disable_triggers_is_accepted_on_writes_and_counted() {
     );
     t.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Priorities (`.priority` / `.value`, `format=export`, `$priority`, `getPriority()`)
+
+impl Target {
+    /// GET `path?format=export` (the data with priorities).
+    async fn export_get(&self, path: &str) -> Value {
+        let r = self
+            .req(Method::GET, path, "format=export", &[], None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.text);
+        r.json()
+    }
+}
+
+#[tokio::test]
+async fn priorities_are_written_kept_and_read_with_format_export_only() {
+    let t = embedded_target().await;
+    t.put(
+        "users",
+        json!({"a": {"n": 1, ".priority": 2}, "b": {".value": "x", ".priority": "p"}, "c": 3, "d": {".value": 4}}),
+    )
+    .await;
+    // A plain read leaves them out; format=export has them.
+    assert_eq!(
+        t.get("users").await,
+        json!({"a": {"n": 1}, "b": "x", "c": 3, "d": 4})
+    );
+    assert_eq!(
+        t.export_get("users").await,
+        json!({"a": {"n": 1, ".priority": 2}, "b": {".value": "x", ".priority": "p"}, "c": 3, "d": 4})
+    );
+    assert_eq!(t.get("users/b").await, json!("x"));
+    assert_eq!(
+        t.export_get("users/b").await,
+        json!({".value": "x", ".priority": "p"})
+    );
+    // The priority at its own path.
+    assert_eq!(t.get("users/a/.priority").await, json!(2));
+    assert_eq!(t.get("users/b/.priority").await, json!("p"));
+    assert_eq!(t.get("users/c/.priority").await, Value::Null);
+    assert_eq!(t.get("missing/.priority").await, Value::Null);
+    // A priority is not a child: shallow reads and queries do not list it.
+    let r = t.req(Method::GET, "users", "shallow=true", &[], None).await;
+    assert_eq!(
+        r.json(),
+        json!({"a": true, "b": true, "c": true, "d": true})
+    );
+    let r = t
+        .req(
+            Method::GET,
+            "users/a",
+            &format!("orderBy={}", enc("\"$key\"")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.json(), json!({"n": 1}));
+
+    // POST and PATCH write them too.
+    let r = t
+        .req(
+            Method::POST,
+            "users",
+            "",
+            &[],
+            Some(json!({"n": 5, ".priority": 1.5})),
+        )
+        .await;
+    let name = r.json()["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        t.export_get(&format!("users/{name}")).await,
+        json!({"n": 5, ".priority": 1.5})
+    );
+    let r = t
+        .req(
+            Method::PATCH,
+            "users",
+            "",
+            &[],
+            Some(json!({"e": {".value": true, ".priority": 7}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        t.export_get("users/e").await,
+        json!({".value": true, ".priority": 7})
+    );
+    assert_eq!(t.get("users/e").await, json!(true));
+
+    // A priority on nothing is nothing; null is no priority.
+    t.put("lonely", json!({".priority": 1})).await;
+    assert_eq!(t.export_get("lonely").await, Value::Null);
+    t.put("plain", json!({"x": 1, ".priority": null})).await;
+    assert_eq!(t.export_get("plain").await, json!({"x": 1}));
+
+    // Refused: a priority that is not a number or a string, `.value` beside data, a push under
+    // `.priority`, an unknown format. Nothing changes.
+    for (path, body) in [
+        ("users/a", json!({"n": 1, ".priority": {"x": 1}})),
+        ("users/a", json!({"n": 1, ".priority": true})),
+        ("users/a", json!({".value": 1, "k": 2})),
+        ("users/a", json!({".value": {"k": 2}, ".priority": 1})),
+        ("users/a/.priority", json!({"x": 1})),
+    ] {
+        let r = t.req(Method::PUT, path, "", &[], Some(body.clone())).await;
+        let msg = r.assert_error(StatusCode::BAD_REQUEST);
+        assert!(
+            msg.contains("priority") || msg.contains(".value"),
+            "{body}: {msg}"
+        );
+    }
+    let r = t
+        .req(Method::POST, "users/a/.priority", "", &[], Some(json!(1)))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    let r = t.req(Method::GET, "users", "format=nope", &[], None).await;
+    assert!(r.assert_error(StatusCode::BAD_REQUEST).contains("export"));
+    assert_eq!(
+        t.export_get("users/a").await,
+        json!({"n": 1, ".priority": 2})
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_priority_is_set_and_removed_at_its_path_and_follows_writes_as_the_service_keeps_it() {
+    let t = embedded_target().await;
+    t.put("n", json!({"obj": {"x": 1}, "prim": 3, "arr": ["a", "b"]}))
+        .await;
+    // PUT <path>/.priority: an object gets a `.priority`, a primitive becomes `.value` + it.
+    assert_eq!(t.put("n/obj/.priority", json!("k")).await, json!("k"));
+    t.put("n/prim/.priority", json!(9)).await;
+    t.put("n/arr/.priority", json!(1)).await;
+    assert_eq!(
+        t.export_get("n").await,
+        json!({"obj": {"x": 1, ".priority": "k"}, "prim": {".value": 3, ".priority": 9}, "arr": {"0": "a", "1": "b", ".priority": 1}})
+    );
+    assert_eq!(
+        t.get("n").await,
+        json!({"obj": {"x": 1}, "prim": 3, "arr": ["a", "b"]})
+    );
+    // On a missing node it does nothing.
+    t.put("n/missing/.priority", json!(1)).await;
+    assert_eq!(t.get("n/missing").await, Value::Null);
+    // DELETE <path>/.priority removes it; the data stays.
+    let r = t
+        .req(Method::DELETE, "n/prim/.priority", "", &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(t.export_get("n/prim").await, json!(3));
+    // Writing below a node keeps its priority (a prioritised primitive that gets children
+    // keeps the priority, not the value); replacing the node replaces it.
+    t.put("n/prim/.priority", json!(9)).await;
+    t.put("n/prim/child", json!(1)).await;
+    assert_eq!(
+        t.export_get("n/prim").await,
+        json!({"child": 1, ".priority": 9})
+    );
+    t.req(Method::DELETE, "n/prim/child", "", &[], None).await;
+    assert_eq!(t.export_get("n/prim").await, Value::Null);
+    t.put("n/obj", json!({"y": 2})).await;
+    assert_eq!(t.export_get("n/obj").await, json!({"y": 2}));
+    // PATCH keys may end in `.priority`; they apply after the update's data, so a node the
+    // update creates gets its priority.
+    let r = t
+        .req(
+            Method::PATCH,
+            "n",
+            "",
+            &[],
+            Some(json!({"obj/.priority": 4, "fresh/v": 1, "fresh/.priority": "f", "ghost/.priority": 1})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(t.export_get("n/obj").await, json!({"y": 2, ".priority": 4}));
+    assert_eq!(
+        t.export_get("n/fresh").await,
+        json!({"v": 1, ".priority": "f"})
+    );
+    assert_eq!(t.get("n/ghost").await, Value::Null);
+    let r = t
+        .req(
+            Method::PATCH,
+            "n/obj",
+            "",
+            &[],
+            Some(json!({".priority": {"no": 1}})),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST);
+    // The namespace's root has one too.
+    t.put(".priority", json!(0)).await;
+    assert_eq!(t.get(".priority").await, json!(0));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn order_by_priority_puts_none_first_then_numbers_then_strings_ties_by_key() {
+    let t = embedded_target().await;
+    t.put(
+        "q",
+        json!({
+            "s-b": {".value": 1, ".priority": "b"},
+            "s-a": {"x": 1, ".priority": "a"},
+            "n-2": {"x": 1, ".priority": 2},
+            "n-1b": {"x": 1, ".priority": 1},
+            "n-1a": {".value": "v", ".priority": 1},
+            "none-b": {"x": 1},
+            "none-a": 5,
+        }),
+    )
+    .await;
+    let query = |q: &str| format!("orderBy={}{q}", enc("\"$priority\""));
+    let keys_in_order = |text: &str| -> Vec<String> {
+        // The emulator writes a query's results in its order; the keys in the text show it.
+        let v: Value = serde_json::from_str(text).unwrap();
+        let mut ks: Vec<(usize, String)> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| (text.find(&format!("\"{k}\":")).unwrap(), k.clone()))
+            .collect();
+        ks.sort();
+        ks.into_iter().map(|(_, k)| k).collect()
+    };
+    let r = t.req(Method::GET, "q", &query(""), &[], None).await;
+    assert_eq!(
+        keys_in_order(&r.text),
+        ["none-a", "none-b", "n-1a", "n-1b", "n-2", "s-a", "s-b"]
+    );
+    // Plain values in the results; with format=export, their priorities.
+    assert_eq!(r.json()["n-1a"], json!("v"));
+    let r = t
+        .req(
+            Method::GET,
+            "q",
+            &(query("&limitToFirst=3") + "&format=export"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"none-a": 5, "none-b": {"x": 1}, "n-1a": {".value": "v", ".priority": 1}})
+    );
+    for (q, want) in [
+        ("&limitToFirst=2", vec!["none-a", "none-b"]),
+        ("&limitToLast=2", vec!["s-a", "s-b"]),
+        ("&startAt=1&endAt=2", vec!["n-1a", "n-1b", "n-2"]),
+        ("&equalTo=1", vec!["n-1a", "n-1b"]),
+        (&format!("&startAt={}", enc("\"a\"")), vec!["s-a", "s-b"]),
+        ("&startAt=2&limitToFirst=2", vec!["n-2", "s-a"]),
+    ] {
+        let r = t.req(Method::GET, "q", &query(q), &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+        assert_eq!(keys_in_order(&r.text), want, "{q}");
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_priority_change_changes_the_etag() {
+    let t = embedded_target().await;
+    t.put("e", json!({"x": 1})).await;
+    let (_, plain) = t.get_etag("e").await;
+    t.put("e/.priority", json!(3)).await;
+    let (v, with) = t.get_etag("e").await;
+    assert_eq!(v, json!({"x": 1}));
+    assert_ne!(plain, with, "a priority change changes the ETag");
+    // A conditional write with the ETag from before the priority changed is refused.
+    let r = t
+        .req(
+            Method::PUT,
+            "e",
+            "",
+            &[("if-match", &plain)],
+            Some(json!({"x": 2})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.text);
+    assert_eq!(r.json(), json!({"x": 1}));
+    assert_eq!(r.etag(), with);
+    // Back without it: the same ETag as before (equal data, equal ETags).
+    t.req(Method::DELETE, "e/.priority", "", &[], None).await;
+    assert_eq!(t.get_etag("e").await.1, plain);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn rules_get_priority_reads_stored_and_written_priorities() {
+    let t = embedded_target().await;
+    t.put(
+        "items",
+        json!({"open": {"v": 1, ".priority": "open"}, "shut": {"v": 1, ".priority": "shut"}, "none": {"v": 1}}),
+    )
+    .await;
+    let rules = r#"{"rules": {
+        "items": {"$id": {
+            ".write": "data.getPriority() === 'open' || !data.exists()",
+            ".validate": "newData.getPriority() === null || newData.getPriority() === 'open' || newData.getPriority() === 'shut'"
+        }},
+        "ranked": {".read": "data.child('x').getPriority() === 5"}
+    }}"#;
+    let r = t.put_rules(rules).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let user = json!({"uid": "u1"});
+    // The stored priority decides `.write`.
+    let r = t
+        .as_user(&user, Method::PUT, "items/open/v", "", Some(json!(2)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for id in ["shut", "none"] {
+        let r = t
+            .as_user(
+                &user,
+                Method::PUT,
+                &format!("items/{id}/v"),
+                "",
+                Some(json!(2)),
+            )
+            .await;
+        assert_eq!(
+            r.assert_error(StatusCode::UNAUTHORIZED),
+            "Permission denied",
+            "{id}"
+        );
+    }
+    // The written priority decides `.validate`, for data with a priority and for a write at
+    // `<path>/.priority` (a write of the node: its own `.write` and `.validate` rules).
+    let r = t
+        .as_user(
+            &user,
+            Method::PUT,
+            "items/new",
+            "",
+            Some(json!({"v": 1, ".priority": "nope"})),
+        )
+        .await;
+    r.assert_error(StatusCode::UNAUTHORIZED);
+    let r = t
+        .as_user(
+            &user,
+            Method::PUT,
+            "items/new",
+            "",
+            Some(json!({"v": 1, ".priority": "shut"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = t
+        .as_user(
+            &user,
+            Method::PUT,
+            "items/open/.priority",
+            "",
+            Some(json!("nope")),
+        )
+        .await;
+    r.assert_error(StatusCode::UNAUTHORIZED);
+    let r = t
+        .as_user(
+            &user,
+            Method::PUT,
+            "items/open/.priority",
+            "",
+            Some(json!("shut")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Now shut: the same user can no longer write it.
+    let r = t
+        .as_user(&user, Method::PUT, "items/open/v", "", Some(json!(3)))
+        .await;
+    r.assert_error(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.export_get("items/open").await,
+        json!({"v": 2, ".priority": "shut"})
+    );
+    // A primitive's priority, read by `.read`.
+    t.put("ranked/x", json!({".value": "y", ".priority": 4}))
+        .await;
+    let r = t.as_user(&user, Method::GET, "ranked", "", None).await;
+    r.assert_error(StatusCode::UNAUTHORIZED);
+    t.put("ranked/x/.priority", json!(5)).await;
+    let r = t.as_user(&user, Method::GET, "ranked", "", None).await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"x": "y"})));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn imports_exports_and_streamed_imports_keep_priorities() {
+    let data = json!({"a": {"x": 1, ".priority": 1}, "b": {".value": "s", ".priority": "p"}});
+    let emu = Emulator::start(EmulatorOptions {
+        import: Some(json!({"db": data.clone()})),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let t = Target {
+        base: emu.url(),
+        ns: "db".into(),
+        http: http_client(),
+        emu: Some(emu),
+    };
+    assert_eq!(t.export_get("").await, data);
+    assert_eq!(
+        t.lever(Method::GET, "export", None).await,
+        json!({"db": data.clone()})
+    );
+    // Export-on-exit's writer, imported again from the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("saved.json");
+    let mut out = Vec::new();
+    t.emu.as_ref().unwrap().write_export(&mut out).unwrap();
+    std::fs::write(&file, out).unwrap();
+    // A streamed import (what a rehearsal's copy uses), in pieces cut anywhere.
+    let text = serde_json::to_vec(&json!({"c": {"y": 2, ".priority": 3}})).unwrap();
+    let pieces: Vec<msr_firebase::Result<bytes::Bytes>> = text
+        .chunks(5)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    t.emu
+        .as_ref()
+        .unwrap()
+        .import_stream("db", "more", futures_util::stream::iter(pieces))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.export_get("more").await,
+        json!({"c": {"y": 2, ".priority": 3}})
+    );
+    t.finish().await;
+    let emu = Emulator::start(EmulatorOptions {
+        import_file: Some(file),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let again = Target {
+        base: emu.url(),
+        ns: "db".into(),
+        http: http_client(),
+        emu: Some(emu),
+    };
+    assert_eq!(again.export_get("").await, data);
+    assert_eq!(again.get("").await, json!({"a": {"x": 1}, "b": "s"}));
+    again.finish().await;
+}

@@ -18,7 +18,7 @@ use super::response::{
 use super::security::{self, Access};
 use super::sse;
 use super::state::{FaultMode, State, WriteEvent, TOO_BIG_REASON};
-use super::store::{self, NodeRef, Read};
+use super::store::{self, Form, NodeRef, Read, PRIORITY};
 use super::triggers;
 use super::write_size::{self, WriteSizeLevel};
 use crate::rtdb::order::{Query, QUERY_PARAMS};
@@ -154,7 +154,7 @@ pub(super) fn answered(state: &Arc<State>, seq: Option<usize>, status: Option<u1
 /// `/a/b` for `/a/b.json` (the path as given otherwise).
 fn journal_path(req: &Request<Incoming>) -> String {
     let decoded = percent_decode_str(req.uri().path()).decode_utf8_lossy();
-    match decoded.strip_suffix(".json").map(path::segments) {
+    match decoded.strip_suffix(".json").map(path::data_segments) {
         Some(Ok(segs)) => format!("/{}", segs.join("/")),
         _ => decoded.into_owned(),
     }
@@ -199,7 +199,7 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         .decode_utf8_lossy()
         .into_owned();
     let data_path = decoded.strip_suffix(".json");
-    let parsed_segs = data_path.map(path::segments);
+    let parsed_segs = data_path.map(path::data_segments);
 
     // Count, then latency, then an outage and injected faults: before anything else. A write
     // is counted by what it said of triggers (a bad value: in neither count, refused below).
@@ -415,7 +415,7 @@ fn pretty(json: Vec<u8>, pretty: bool) -> Vec<u8> {
 
 /// A stored value (null when missing) as the request's JSON.
 fn value_json(node: Option<NodeRef<'_>>, dr: &DataReq) -> Vec<u8> {
-    let json = store::render(node, Read::Value, usize::MAX).expect("no limit");
+    let json = store::render(node, Read::Value, Form::Plain, usize::MAX).expect("no limit");
     pretty(json, dr.pretty)
 }
 
@@ -486,6 +486,21 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
         Ok(q) => q,
         Err(e) => return bad_request(e.message),
     };
+    let form = match dr
+        .params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str())
+    {
+        None => Form::Plain,
+        Some("export") => Form::Export,
+        Some(other) => {
+            return bad_request(format!(
+                "Invalid format parameter {other:?}: use \"export\" (the data with priorities)"
+            ))
+        }
+    };
     let (body, tag) = {
         let store = state.store();
         if let Some(res) = dr.access.read(&store, &dr.ns, &dr.segs, Some(&query)) {
@@ -508,7 +523,7 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
                 Read::Query(&query)
             };
             let limit = state.levers().max_response_bytes;
-            match store::render(node, read, limit) {
+            match store::render(node, read, form, limit) {
                 Ok(json) => pretty(json, dr.pretty),
                 Err(store::TooBig) => return bad_request(TOO_BIG),
             }
@@ -540,12 +555,24 @@ fn stored(node: &Option<store::Node>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A write at `<path>/.priority` must write a priority.
+fn check_priority_write(dr: &DataReq, node: Option<&store::Node>) -> Option<Response<Body>> {
+    if dr.segs.last().map(String::as_str) != Some(PRIORITY) {
+        return None;
+    }
+    let msg = store::check_priority(node?).err()?;
+    Some(bad_request(msg))
+}
+
 fn put(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
     // Parse outside the lock; resolve and apply under it.
     let parsed = match store::parse(body, dr.segs.len()) {
         Ok(p) => p,
         Err(e) => return bad_request(e.0),
     };
+    if let Some(res) = check_priority_write(&dr, parsed.node.as_ref()) {
+        return res;
+    }
     let mut node = parsed.node;
     let (echo, tag) = {
         let mut store = state.store();
@@ -610,6 +637,9 @@ fn delete(state: &Arc<State>, dr: DataReq) -> Response<Body> {
 }
 
 fn post(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
+    if dr.segs.last().map(String::as_str) == Some(PRIORITY) {
+        return bad_request("Invalid path: nothing can be pushed under .priority (a priority is a number or a string: PUT it)");
+    }
     if dr.segs.len() + 1 >= MAX_DEPTH {
         return bad_request(format!("Invalid path: a pushed child would be {} levels deep; paths must be fewer than {MAX_DEPTH} levels deep", dr.segs.len() + 1));
     }

@@ -1,6 +1,9 @@
 //! ETags: a content hash of the value at a location, the hex SHA-256 of its compact JSON as the
-//! store writes it for a read (children in RTDB key order, numbers as stored), so equal values always have
-//! equal ETags whatever the order of writes. A missing node's ETag is the literal `null_etag`.
+//! store writes it for a `format=export` read (children in RTDB key order, numbers as stored,
+//! priorities included), so equal values always have equal ETags whatever the order of writes,
+//! and a change of priority alone changes the ETag (the service's node hashes cover priorities).
+//! Data without priorities hashes as its plain JSON. A missing node's ETag is the literal
+//! `null_etag`.
 
 use sha2::{Digest, Sha256};
 

@@ -61,9 +61,31 @@
 //!   disableTriggers parameter ...`); there are no functions to fire, but writes are counted by
 //!   it (`GET /.emulator/requests` -> `triggers`) and the journal marks each write.
 //!
+//! # Priorities (as the service keeps them)
+//! - Written data may carry them in the export form: `".priority": p` in an object, and
+//!   `{".value": v, ".priority": p}` for a primitive (PUT, PATCH, POST, imports). A priority is a
+//!   number or a string (or a server value); `null` is none; `.value` with other children, a
+//!   `.priority` that is an object or a boolean, are 400s. A priority on nothing is nothing.
+//! - `<path>/.priority` is the node's priority: GET reads it (`null`: none), PUT sets it, DELETE
+//!   removes it, a PATCH key may end in it (applied after the update's data); it does nothing
+//!   to a missing node. Rules see such a write as a write of the node (`.write` at and above
+//!   it, the `.validate` rules at and above it).
+//! - Replacing a node (PUT) replaces its priority; writing below a node keeps its priority (a
+//!   prioritised primitive that gets children keeps the priority, not the value).
+//! - A plain GET leaves them out; `format=export` returns them (queries and shallow reads too);
+//!   `/.emulator/export`, export-on-exit and `Emulator::write_export` keep them. Event streams
+//!   carry plain data.
+//! - `orderBy="$priority"`: children without a priority first, then numbers, then strings
+//!   (`startAt`/`endAt`/`equalTo` compare priorities), ties by key. Rules' `getPriority()`
+//!   reads them.
+//! - Stored in the node they belong to, as the export form says (a `.priority` member; a
+//!   primitive with one becomes that small object): nothing for data without priorities.
+//!
 //! # Behaviour where the real service is unspecified (choices made here)
-//! - ETags are the hex SHA-256 of the value's JSON as the store writes it (children in key
-//!   order); `null_etag` for a missing node. They are sent when asked for with
+//! - ETags are the hex SHA-256 of the value's JSON as the store writes it, in the export form
+//!   (children in key order, priorities included: a priority change changes the ETag, as the
+//!   service's node hashes include priorities; data without priorities hashes as plain JSON);
+//!   `null_etag` for a missing node. They are sent when asked for with
 //!   `X-Firebase-ETag: true` and on every response to a conditional request (`if-match` PUT or
 //!   DELETE, `if-none-match` GET), asked for or not, as the service does.
 //! - A read whose response would pass the response-size limit (256 MB, lowered with the
@@ -73,7 +95,6 @@
 //!   but GET, and query parameters (`shallow`, `orderBy`, ...) on anything but GET are 400s.
 //! - A 412 always carries the current value as its body, even under `print=silent`.
 //! - `print=silent` gives 204 on every method, DELETE included.
-//! - Priorities (`.priority`, `.value`) cannot be written (400); `$priority` orders by key.
 //! - Query results are a JSON object; a query on a primitive returns the primitive, on a missing
 //!   node `null`. Queries on event streams are a 400.
 //! - Overlapping PATCH paths (`"a"` and `"a/b"`) are a 400.
@@ -152,7 +173,8 @@
 //!   theirs), each part optional. `GET` -> `{"default": "<level>", "namespaces": {"<ns>":
 //!   "<level>"}, "budgets": {...}}`; `DELETE` goes back to `unlimited` everywhere and the
 //!   default budgets.
-//! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}`.
+//! - `GET /.emulator/export` -> every namespace's data `{"<ns>": <tree>}` (priorities kept,
+//!   as `format=export`).
 //! - `POST /.emulator/reset`: clears all data, all levers and the counts; the rules go back to
 //!   those the emulator started with.
 
@@ -191,7 +213,7 @@ pub use crate::rules::firebase_json::RulesFile;
 pub use data::DEFAULT_NAMESPACE;
 pub use security::{rules_file_beside, StoreData};
 pub use state::{Refused, TOO_BIG_REASON};
-pub use store::{write_json, NodeRef, Obj};
+pub use store::{write_json, write_json_plain, NodeRef, Obj};
 pub use triggers::TriggerCounts;
 pub use write_size::{WriteBudgets, WriteSizeLevel, WRITE_TOO_BIG};
 

@@ -245,7 +245,8 @@ impl DataView for StoreData<'_> {
     fn each_child(&self, path: &[String], f: &mut dyn FnMut(&str) -> ControlFlow<()>) {
         match self.0.and_then(|n| n.descend(path)) {
             Some(NodeRef::Obj(o)) => {
-                for (k, _) in o.iter() {
+                // A priority (`.priority`, `.value`) is not a child.
+                for (k, _) in o.iter().filter(|(k, _)| !k.starts_with('.')) {
                     if f(k).is_break() {
                         return;
                     }
@@ -262,14 +263,15 @@ impl DataView for StoreData<'_> {
         }
     }
 
-    /// The store keeps no priorities yet: every node has none. (Where priorities are wired in.)
-    fn priority(&self, _path: &[String]) -> Option<Found<'_>> {
-        None
+    /// The priority stored with the node (`getPriority()`).
+    fn priority(&self, path: &[String]) -> Option<Found<'_>> {
+        Some(found(self.0?.descend(path)?.priority()?))
     }
 }
 
 fn found(n: NodeRef<'_>) -> Found<'_> {
-    match n {
+    // A primitive with a priority is that primitive.
+    match n.unwrapped() {
         NodeRef::Bool(b) => Found::Bool(b),
         NodeRef::Num(x) => Found::Num(x),
         NodeRef::Str(s) => Found::Str(s.into()),

@@ -8,7 +8,8 @@
 //! became an object (or the reverse) counts as removed and its replacement as added. Example
 //! paths name the topmost node that differs (an added subtree once, not each of its leaves).
 //! The history node and the lock node are left out of both sides: they are the runner's
-//! bookkeeping, not data.
+//! bookkeeping, not data. So are priorities: snapshots and comparisons see the data as a plain
+//! read does.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -20,7 +21,7 @@ use std::iter::Peekable;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::report::{ChangeKind, Changes, ChildChanges, Example};
-use crate::emulator::{write_json, NodeRef};
+use crate::emulator::{write_json_plain as write_json, NodeRef};
 use crate::rtdb::order::compare_keys;
 
 /// Paths (relative to the compared node, as segments) left out of snapshots and diffs.
@@ -28,10 +29,14 @@ pub type Exclusions = Vec<Vec<String>>;
 
 type Kids<'a> = Peekable<Box<dyn Iterator<Item = (Cow<'a, str>, NodeRef<'a>)> + 'a>>;
 
-/// The children of a node in key order (none for a primitive).
+/// The children of a node in key order (none for a primitive; a priority is not a child).
 fn kids(n: NodeRef<'_>) -> Box<dyn Iterator<Item = (Cow<'_, str>, NodeRef<'_>)> + '_> {
     match n {
-        NodeRef::Obj(o) => Box::new(o.iter().map(|(k, v)| (Cow::Borrowed(k), v))),
+        NodeRef::Obj(o) => Box::new(
+            o.iter()
+                .filter(|(k, _)| !k.starts_with('.'))
+                .map(|(k, v)| (Cow::Borrowed(k), v)),
+        ),
         other => Box::new(other.children().into_iter()),
     }
 }
@@ -337,7 +342,7 @@ enum Leaf<'a> {
 }
 
 fn leaf_of(n: NodeRef<'_>) -> Option<Leaf<'_>> {
-    match n {
+    match n.unwrapped() {
         NodeRef::Bool(b) => Some(Leaf::Bool(b)),
         NodeRef::Num(x) => Some(Leaf::Num(x)),
         NodeRef::Str(s) => Some(Leaf::Str(Cow::Borrowed(s))),

@@ -31,6 +31,23 @@ pub fn segments(path: &str) -> Result<Vec<String>> {
     Ok(segs)
 }
 
+/// `segments`, with a last segment `.priority` allowed: the path of a node's priority (a read,
+/// a write or a delete of the priority alone, as the service allows).
+pub fn data_segments(path: &str) -> Result<Vec<String>> {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.strip_suffix(".priority") {
+        Some(rest) if rest.is_empty() || rest.ends_with('/') => {
+            let mut segs = segments(rest)?;
+            if segs.len() + 1 >= MAX_DEPTH {
+                return segments(path);
+            }
+            segs.push(".priority".into());
+            Ok(segs)
+        }
+        _ => segments(path),
+    }
+}
+
 /// Validate one key.
 pub fn validate_key(key: &str) -> Result<()> {
     let bad = |why: String| {

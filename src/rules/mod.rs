@@ -206,6 +206,11 @@ impl Rules {
             after: &after,
         };
         for (path, _) in writes {
+            // A write of a node's priority (`<path>/.priority`) is a write of that node.
+            let path = match path.split_last() {
+                Some((last, node)) if last == ".priority" => node,
+                _ => path,
+            };
             let walked = self.walk(path, |node, at, captures| {
                 node.write
                     .as_ref()
@@ -217,7 +222,14 @@ impl Rules {
                 });
             }
         }
-        self.validate(&ask, writes.iter().map(|(p, v)| (*p, v.is_some())))
+        // A priority write meets the `.validate` rules at and above its node, none below.
+        let is_priority = |p: &[String]| p.last().is_some_and(|k| k == ".priority");
+        self.validate(
+            &ask,
+            writes
+                .iter()
+                .map(|(p, v)| (*p, v.is_some() && !is_priority(p))),
+        )
     }
 
     /// Does `data`, as it is, satisfy the `.validate` rules a write at each of `paths` would

@@ -135,6 +135,18 @@ impl<'a> Overlay<'a> {
             .count();
         &self.writes[start..start + n]
     }
+
+    /// The write of the priority of the node at `path` (`<path>/.priority`), if any.
+    fn priority_write(&self, path: &[String]) -> Option<&Write<'a>> {
+        self.writes
+            .iter()
+            .find(|(at, _)| at.len() == path.len() + 1 && is_priority(at) && at.starts_with(path))
+    }
+}
+
+/// A write of a node's priority (`<path>/.priority`), not of data.
+fn is_priority(path: &[String]) -> bool {
+    path.last().is_some_and(|k| k == ".priority")
 }
 
 impl DataView for Overlay<'_> {
@@ -143,14 +155,13 @@ impl DataView for Overlay<'_> {
             return value.as_ref()?.at(&path[at.len()..]);
         }
         let below = self.below(path);
-        if below.is_empty() {
+        if below.iter().all(|(at, _)| is_priority(at)) {
             return self.base.at(path);
         }
-        // Over written paths: an object if anything is written below, else what survives.
-        if below
-            .iter()
-            .any(|(at, v)| v.is_some_and(|v| v.at(&[]).is_some()) && at.len() > path.len())
-        {
+        // Over written paths: an object if any data is written below, else what survives.
+        if below.iter().any(|(at, v)| {
+            v.is_some_and(|v| v.at(&[]).is_some()) && at.len() > path.len() && !is_priority(at)
+        }) {
             return Some(Found::Object);
         }
         match self.base.at(path)? {
@@ -181,11 +192,12 @@ impl DataView for Overlay<'_> {
             return;
         }
         let below = self.below(path);
-        if below.is_empty() {
+        if below.iter().all(|(at, _)| is_priority(at)) {
             return self.base.each_child(path, f);
         }
         let mut touched: Vec<&str> = below
             .iter()
+            .filter(|(at, _)| !(at.len() == path.len() + 1 && is_priority(at)))
             .map(|(at, _)| at[path.len()].as_str())
             .collect();
         touched.dedup();
@@ -212,6 +224,10 @@ impl DataView for Overlay<'_> {
     }
 
     fn priority(&self, path: &[String]) -> Option<Found<'_>> {
+        if let Some((_, value)) = self.priority_write(path) {
+            // A priority on nothing is nothing.
+            return value.as_ref()?.at(&[]).filter(|_| self.at(path).is_some());
+        }
         match self.covering(path) {
             Some((at, value)) => value.as_ref()?.priority(&path[at.len()..]),
             None => self.base.priority(path),

@@ -67,34 +67,93 @@ pub fn write_limited(
     }
 }
 
-/// Write `node` as compact JSON in output form.
+/// Write `node` as compact JSON in output form, as stored: priorities included (the
+/// `format=export` form, also what ETags hash and exports save).
 pub fn write(out: &mut impl Write, node: NodeRef<'_>) -> std::io::Result<()> {
+    write_as(out, node, Form::Export)
+}
+
+/// Write `node` as a plain read returns it: without priorities (`.priority` members left out,
+/// `{".priority": p, ".value": v}` as `v`).
+pub fn write_plain(out: &mut impl Write, node: NodeRef<'_>) -> std::io::Result<()> {
+    write_as(out, node, Form::Plain)
+}
+
+/// With or without priorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// What a plain GET returns.
+    Plain,
+    /// `format=export`: `.priority` members, `{".priority": p, ".value": v}` for a primitive.
+    Export,
+}
+
+/// Keys starting with '.' are a node's priority and a prioritised primitive's value (`.priority`,
+/// `.value`): data keys never do (see `crate::rtdb::path::validate_key`).
+pub fn is_meta(key: &str) -> bool {
+    key.starts_with('.')
+}
+
+/// Does packed text hold a priority anywhere? `".priority":` can only be a key there: data keys
+/// cannot hold a '.', and a string value is never followed by ':'.
+pub fn has_meta(t: &str) -> bool {
+    memchr::memmem::find(t.as_bytes(), b"\".priority\":").is_some()
+}
+
+fn write_as(out: &mut impl Write, node: NodeRef<'_>, form: Form) -> std::io::Result<()> {
     match node {
         NodeRef::Bool(b) => out.write_all(if b { b"true" } else { b"false" }),
         NodeRef::Num(n) => write_num(out, n),
         NodeRef::Str(s) => write_str(out, s),
+        NodeRef::Json(t) if form == Form::Plain && has_meta(t) => {
+            // Rare (data with priorities): parsed back, written without them.
+            match super::parse::parse(t.as_bytes(), 0)
+                .expect("packed JSON parses back")
+                .node
+            {
+                Some(n) => write_as(out, n.view(), form),
+                None => out.write_all(b"null"),
+            }
+        }
         NodeRef::Json(t) => out.write_all(t.as_bytes()),
-        NodeRef::Obj(o) => match o.array_len() {
-            Some(len) => {
-                out.write_all(b"[")?;
-                let mut next = 0usize;
-                for (k, v) in o.iter() {
-                    let i = super::tree::array_index(k).unwrap_or(next);
-                    while next < i {
-                        out.write_all(if next == 0 { b"null" } else { b",null" })?;
-                        next += 1;
-                    }
-                    if next > 0 {
-                        out.write_all(b",")?;
-                    }
-                    write(out, v)?;
+        NodeRef::Obj(o) if form == Form::Plain && o.priority().is_some() => {
+            if let Some(v) = o.get(".value") {
+                return write_as(out, v, form);
+            }
+            let kids: Vec<(&str, NodeRef<'_>)> = o.iter().filter(|(k, _)| !is_meta(k)).collect();
+            let array = super::tree::array_len_of(kids.iter().map(|(k, _)| *k), kids.len());
+            write_children(out, kids.into_iter(), array, form)
+        }
+        NodeRef::Obj(o) => write_children(out, o.iter(), o.array_len(), form),
+    }
+}
+
+fn write_children<'a>(
+    out: &mut impl Write,
+    kids: impl Iterator<Item = (&'a str, NodeRef<'a>)>,
+    array: Option<usize>,
+    form: Form,
+) -> std::io::Result<()> {
+    match array {
+        Some(len) => {
+            out.write_all(b"[")?;
+            let mut next = 0usize;
+            for (k, v) in kids {
+                let i = super::tree::array_index(k).unwrap_or(next);
+                while next < i {
+                    out.write_all(if next == 0 { b"null" } else { b",null" })?;
                     next += 1;
                 }
-                debug_assert_eq!(next, len);
-                out.write_all(b"]")
+                if next > 0 {
+                    out.write_all(b",")?;
+                }
+                write_as(out, v, form)?;
+                next += 1;
             }
-            None => write_members(out, o.iter()),
-        },
+            debug_assert_eq!(next, len);
+            out.write_all(b"]")
+        }
+        None => write_members(out, kids, form),
     }
 }
 
@@ -102,6 +161,7 @@ pub fn write(out: &mut impl Write, node: NodeRef<'_>) -> std::io::Result<()> {
 pub fn write_members<'a>(
     out: &mut impl Write,
     members: impl IntoIterator<Item = (&'a str, NodeRef<'a>)>,
+    form: Form,
 ) -> std::io::Result<()> {
     out.write_all(b"{")?;
     for (i, (k, v)) in members.into_iter().enumerate() {
@@ -110,7 +170,7 @@ pub fn write_members<'a>(
         }
         write_str(out, k)?;
         out.write_all(b":")?;
-        write(out, v)?;
+        write_as(out, v, form)?;
     }
     out.write_all(b"}")
 }
@@ -260,8 +320,13 @@ pub fn has_children(t: &str) -> bool {
     matches!(t.as_bytes().first(), Some(b'{' | b'['))
 }
 
-/// The packed text as a value (output form).
+/// The packed text as a value (output form, as a plain read returns it).
 pub fn to_value(t: &str) -> Value {
+    if has_meta(t) {
+        let mut buf = Vec::new();
+        write_plain(&mut buf, NodeRef::Json(t)).expect("writing to memory");
+        return serde_json::from_slice(&buf).unwrap_or(Value::Null);
+    }
     serde_json::from_str(t).unwrap_or(Value::Null)
 }
 

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-pub use json::{write as write_json, TooBig};
-pub use parse::{import_reader, parse, parse_reader, parse_update, parse_value};
+pub use json::{write as write_json, write_plain as write_json_plain, Form, TooBig};
+pub use parse::{check_priority, import_reader, parse, parse_reader, parse_update, parse_value};
 pub use tree::{Node, NodeRef, Obj, ServerValue};
 
 use crate::rtdb::order::Query;
@@ -48,6 +48,9 @@ pub fn measured<R>(f: impl FnOnce() -> R) -> (R, u64) {
     (r, STEPS.with(Cell::get) - before)
 }
 
+/// The last path segment that addresses a node's priority.
+pub const PRIORITY: &str = ".priority";
+
 #[derive(Debug, Default)]
 pub struct Store {
     dbs: BTreeMap<String, Node>,
@@ -70,8 +73,24 @@ impl Store {
             .unwrap_or(Value::Null)
     }
 
-    /// Replace the value at `segs` with resolved data (`None` deletes and prunes).
+    /// Replace the value at `segs` with resolved data (`None` deletes and prunes). A last
+    /// segment `.priority` sets (or removes) the priority of the node above it: nothing happens
+    /// to a missing node, and a primitive keeps its priority as `{".priority": p, ".value": v}`.
     pub fn set(&mut self, ns: &str, segs: &[String], node: Option<Node>) {
+        if let Some((last, parents)) = segs.split_last().filter(|(l, _)| *l == PRIORITY) {
+            match self.node(ns, parents) {
+                None => return,
+                Some(n) if !n.has_children() && n.priority().is_none() => {
+                    let Some(p) = node else { return };
+                    let mut b = tree::Builder::default();
+                    b.push(last, p, true);
+                    b.push(".value", n.to_node(), true);
+                    let wrapped = b.finish().map(|o| Node::Obj(Box::new(o)));
+                    return self.set(ns, parents, wrapped);
+                }
+                Some(_) => {}
+            }
+        }
         let Some((last, parents)) = segs.split_last() else {
             match node {
                 Some(n) => {
@@ -93,15 +112,21 @@ impl Store {
             unreachable!("the namespace root is an object")
         };
         set_in(root, parents, last, node);
-        if root.is_empty() {
+        if root.tidy_priority() {
             self.dbs.remove(ns);
+        } else if let Some(v) = root.lone_value() {
+            self.dbs.insert(ns.to_string(), v);
         }
     }
 
     /// Apply a multi-path update at `base`: each `(relative path, data)` replaces that node
     /// (`None` deletes). The paths must not overlap (see `check_disjoint`).
+    /// Priorities (`.../.priority`) are set last, so a node the same update creates gets its.
     pub fn update(&mut self, ns: &str, base: &[String], entries: Vec<(Vec<String>, Option<Node>)>) {
-        for (rel, node) in entries {
+        let (prios, data): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|(rel, _)| rel.last().is_some_and(|k| k == PRIORITY));
+        for (rel, node) in data.into_iter().chain(prios) {
             let full: Vec<String> = base.iter().chain(rel.iter()).cloned().collect();
             self.set(ns, &full, node);
         }
@@ -115,12 +140,12 @@ impl Store {
         self.dbs.keys().cloned().collect()
     }
 
-    /// `{ "<ns>": <tree> }` in output form.
+    /// `{ "<ns>": <tree> }` in output form, priorities included (`format=export`).
     pub fn export(&self) -> Value {
         Value::Object(
             self.dbs
                 .iter()
-                .map(|(k, v)| (k.clone(), v.view().to_value()))
+                .map(|(k, v)| (k.clone(), v.view().to_export_value()))
                 .collect(),
         )
     }
@@ -183,8 +208,14 @@ pub enum Read<'q> {
     Query(&'q Query),
 }
 
-/// The JSON a read of `node` returns (`null` when missing), at most `limit` bytes.
-pub fn render(node: Option<NodeRef<'_>>, read: Read<'_>, limit: usize) -> Result<Vec<u8>, TooBig> {
+/// The JSON a read of `node` returns (`null` when missing) in `form` (plain, or with priorities
+/// for `format=export`), at most `limit` bytes.
+pub fn render(
+    node: Option<NodeRef<'_>>,
+    read: Read<'_>,
+    form: Form,
+    limit: usize,
+) -> Result<Vec<u8>, TooBig> {
     let mut out = Vec::new();
     let mut w = json::Limited {
         inner: &mut out,
@@ -198,12 +229,14 @@ pub fn render(node: Option<NodeRef<'_>>, read: Read<'_>, limit: usize) -> Result
             n.children()
                 .iter()
                 .map(|(k, _)| (k.as_ref(), NodeRef::Bool(true))),
+            form,
         ),
         (Some(n), Read::Query(q)) if n.has_children() && !q.is_empty() => {
             let selected = n.query(q);
-            json::write_members(&mut w, selected.iter().map(|(k, v)| (k.as_ref(), *v)))
+            json::write_members(&mut w, selected.iter().map(|(k, v)| (k.as_ref(), *v)), form)
         }
-        (Some(n), _) => json::write(&mut w, n),
+        (Some(n), _) if form == Form::Export => json::write(&mut w, n),
+        (Some(n), _) => json::write_plain(&mut w, n),
     };
     match res {
         Ok(()) => Ok(out),
@@ -234,6 +267,7 @@ pub fn resolve(node: &mut Node, current: Option<NodeRef<'_>>, now_ms: i64) {
 }
 
 fn sv_value(sv: ServerValue, current: Option<NodeRef<'_>>, now_ms: i64) -> f64 {
+    let current = current.map(NodeRef::unwrapped);
     match sv {
         ServerValue::Timestamp => now_ms as f64,
         ServerValue::Increment(d) => match current {
@@ -329,7 +363,8 @@ mod tests {
         for bad in [
             json!({"a.b": 1}),
             json!({"ok": {"$bad": 1}}),
-            json!({".priority": 1}),
+            json!({"x": 1, ".priority": {"a": 1}}),
+            json!({".value": 1, "x": 1}),
         ] {
             assert!(parse_value(&bad, 0).is_err(), "{bad}");
         }
@@ -625,7 +660,7 @@ mod tests {
         );
         for at in ["", "users", "users/u00042", "users/u00042/name", "n", "t"] {
             let n = s.node("n", &segs(at));
-            let text = render(n, Read::Value, usize::MAX).unwrap();
+            let text = render(n, Read::Value, Form::Plain, usize::MAX).unwrap();
             assert_eq!(
                 n.unwrap().size_within(u64::MAX),
                 Some(text.len() as u64),

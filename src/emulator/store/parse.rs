@@ -187,6 +187,11 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
         let mut b = Builder::default();
         let mut sv: Option<ServerValue> = None;
         let mut seen_other = false;
+        // Priorities (the `format=export` form): `.priority` is kept as a member; a `.value`
+        // makes this a primitive with that priority.
+        let mut priority = false;
+        let mut value: Option<Node> = None;
+        let mut members = 0usize;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == ".sv" {
                 if seen_other || sv.is_some() {
@@ -217,6 +222,30 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
                 ));
             }
             seen_other = true;
+            if key == ".priority" || key == ".value" {
+                let before = std::mem::take(&mut self.ctx.has_sv);
+                let child = map.next_value_seed(NodeSeed {
+                    depth: self.depth,
+                    ctx: &mut *self.ctx,
+                })?;
+                let sv = self.ctx.has_sv;
+                self.ctx.has_sv |= before;
+                if key == ".priority" {
+                    if let Some(p) = child {
+                        check_priority(&p).map_err(|msg| self.ctx.fail(msg))?;
+                        priority = true;
+                        b.push(&key, p, !sv);
+                    }
+                } else if let Some(v) = child {
+                    if matches!(v, Node::Obj(_)) {
+                        return Err(self.ctx.fail(
+                            "Invalid data; \".value\" must be a string, a number or a boolean (an object cannot have a .value)".into(),
+                        ));
+                    }
+                    value = Some(v);
+                }
+                continue;
+            }
             if let Err(e) = validate_key(&key) {
                 return Err(self.ctx.fail(format!("Invalid data; {}", e.message)));
             }
@@ -229,13 +258,34 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
             let sv = self.ctx.has_sv;
             self.ctx.has_sv |= before;
             if let Some(n) = child {
+                members += 1;
                 b.push(&key, n, !sv);
             }
         }
         if let Some(sv) = sv {
             return Ok(Some(Node::Sv(sv)));
         }
-        Ok(wrap(b))
+        match value {
+            Some(_) if members > 0 => Err(self.ctx.fail(
+                "Invalid data; \".value\" cannot have siblings other than \".priority\"".into(),
+            )),
+            Some(v) if priority => {
+                b.push(".value", v, true);
+                Ok(wrap(b))
+            }
+            Some(v) => Ok(Some(v)),
+            // A priority on nothing is nothing.
+            None if members == 0 => Ok(None),
+            None => Ok(wrap(b)),
+        }
+    }
+}
+
+/// A priority must be a number or a string (`null`: none; a server value resolves to a number).
+pub fn check_priority(p: &Node) -> Result<(), String> {
+    match p {
+        Node::Num(_) | Node::Str(_) | Node::Sv(_) => Ok(()),
+        _ => Err("Invalid data; a priority (.priority) must be a number, a string or null".into()),
     }
 }
 
@@ -271,7 +321,7 @@ pub fn parse_update(json: &[u8], depth: usize) -> Result<Vec<UpdateEntry>, DataE
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(key) = map.next_key::<String>()? {
-                let rel = match crate::rtdb::path::segments(&key) {
+                let rel = match crate::rtdb::path::data_segments(&key) {
                     Ok(rel) if !rel.is_empty() => rel,
                     Ok(_) => {
                         return Err(self
@@ -290,6 +340,9 @@ pub fn parse_update(json: &[u8], depth: usize) -> Result<Vec<UpdateEntry>, DataE
                 })?;
                 let has_sv = self.ctx.has_sv;
                 self.ctx.has_sv = before || has_sv;
+                if let (Some(n), Some(".priority")) = (&node, rel.last().map(String::as_str)) {
+                    check_priority(n).map_err(|msg| self.ctx.fail::<A::Error>(msg))?;
+                }
                 out.push(UpdateEntry {
                     key,
                     rel,

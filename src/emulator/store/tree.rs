@@ -483,12 +483,16 @@ impl Obj {
         let Ok((ci, i)) = self.locate(key) else {
             return;
         };
-        let empty = match &self.chunks[ci].entries[i].slot {
-            Slot::Obj(o) => o.is_empty(),
+        let (empty, lone_value) = match &mut self.chunks[ci].entries[i].slot {
+            Slot::Obj(o) => (o.tidy_priority(), o.lone_value()),
             _ => return,
         };
         if empty {
             self.put(key, None);
+            return;
+        }
+        if let Some(v) = lone_value {
+            self.chunks[ci].replace(i, v);
             return;
         }
         let c = &mut self.chunks[ci];
@@ -502,11 +506,46 @@ impl Obj {
     /// Objects whose keys are all array indexes, more than half of them present up to the
     /// largest: the array length.
     pub(super) fn array_len(&self) -> Option<usize> {
-        // Integer keys sort first and numerically: when the last key is an index all keys are
-        // integers, and when the first is an index none is negative.
-        array_index(self.chunks.first()?.key(0))?;
-        let hi = array_index(self.chunks.last()?.last_key())?;
-        (hi < 2 * self.len()).then_some(hi + 1)
+        let first = self.chunks.first()?.key(0);
+        array_len_of(
+            [first, self.chunks.last()?.last_key()].into_iter(),
+            self.len(),
+        )
+    }
+
+    /// The priority (`.priority`), if the object has one.
+    pub fn priority(&self) -> Option<NodeRef<'_>> {
+        self.get(".priority")
+    }
+
+    /// After a change inside, keep priorities as the service does: a prioritised primitive
+    /// (`.priority` + `.value`) that gained children keeps its priority and loses its value;
+    /// a priority left alone is nothing. True when nothing is left.
+    pub(super) fn tidy_priority(&mut self) -> bool {
+        // Only an object of at most 3 children can need it (a priority and a value that just
+        // got a child, or a priority alone): nothing to look up for any other.
+        if self.chunks.len() > 1 || self.chunks.first().is_some_and(|c| c.len() > 3) {
+            return false;
+        }
+        if self.priority().is_none() {
+            return self.is_empty();
+        }
+        let value = self.get(".value").is_some();
+        let metas = 1 + usize::from(value);
+        if self.len() > metas && value {
+            self.put(".value", None);
+        } else if self.len() == 1 {
+            self.put(".priority", None);
+        }
+        self.is_empty()
+    }
+
+    /// A `.value` left without its priority: the primitive it stands for.
+    pub(super) fn lone_value(&self) -> Option<Node> {
+        if self.chunks.len() != 1 || self.chunks[0].len() != 1 {
+            return None;
+        }
+        self.get(".value").map(NodeRef::to_node)
     }
 
     pub(super) fn heap_bytes_boxed(&self) -> usize {
@@ -610,6 +649,22 @@ impl Chunk {
     }
 }
 
+/// The array length of children with these keys (in key order: the first and the last are
+/// enough), when they are all array indexes with more than half of them present up to the
+/// largest.
+pub(super) fn array_len_of<'k>(
+    mut keys: impl DoubleEndedIterator<Item = &'k str>,
+    len: usize,
+) -> Option<usize> {
+    // Integer keys sort first and numerically: when the last key is an index all keys are
+    // integers, and when the first is an index none is negative.
+    let first = keys.next()?;
+    let last = keys.next_back().unwrap_or(first);
+    array_index(first)?;
+    let hi = array_index(last)?;
+    (hi < 2 * len).then_some(hi + 1)
+}
+
 pub(super) fn array_index(k: &str) -> Option<usize> {
     if k == "0" || (!k.starts_with('0') && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())) {
         k.parse::<i32>().ok().map(|i| i as usize)
@@ -640,8 +695,16 @@ impl<'a> NodeRef<'a> {
         Some(cur)
     }
 
-    /// Children in key order (an array's non-null elements keyed by index).
+    /// Children in key order (an array's non-null elements keyed by index); a priority is not
+    /// a child.
     pub fn children(self) -> Vec<(Cow<'a, str>, NodeRef<'a>)> {
+        let mut kids = self.entries();
+        kids.retain(|(k, _)| !json::is_meta(k));
+        kids
+    }
+
+    /// Children in key order as stored: `.priority` and `.value` included (see `children`).
+    pub fn entries(self) -> Vec<(Cow<'a, str>, NodeRef<'a>)> {
         match self {
             NodeRef::Obj(o) => o.iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect(),
             NodeRef::Json(t) => {
@@ -656,24 +719,75 @@ impl<'a> NodeRef<'a> {
         }
     }
 
+    /// An object (a prioritised primitive, `{".priority": p, ".value": v}`, is not one).
     pub fn has_children(self) -> bool {
         match self {
-            NodeRef::Obj(_) => true,
+            NodeRef::Obj(o) => o.iter().any(|(k, _)| !json::is_meta(k)),
+            // Keys in order: a prioritised primitive's text starts with its priority.
+            NodeRef::Json(t) if t.starts_with(PRIORITY_FIRST) => json::child(t, ".value").is_none(),
             NodeRef::Json(t) => json::has_children(t),
             _ => false,
         }
     }
 
-    /// In output form (arrays where RTDB shows arrays).
+    /// The node's priority (None: it has none).
+    pub fn priority(self) -> Option<NodeRef<'a>> {
+        match self {
+            NodeRef::Obj(o) => o.priority(),
+            NodeRef::Json(t) if t.starts_with('{') && json::has_meta(t) => {
+                json::child(t, ".priority").map(NodeRef::Json)
+            }
+            _ => None,
+        }
+    }
+
+    /// A prioritised primitive (`{".priority": p, ".value": v}`) as its value `v`; anything else
+    /// as is.
+    pub fn unwrapped(self) -> NodeRef<'a> {
+        let value = match self {
+            NodeRef::Obj(o) if o.len() == 2 => o.get(".value"),
+            NodeRef::Json(t) if t.starts_with(PRIORITY_FIRST) => {
+                json::child(t, ".value").map(NodeRef::Json)
+            }
+            _ => None,
+        };
+        value.unwrap_or(self)
+    }
+
+    /// An owned copy (as stored: priorities kept).
+    pub fn to_node(self) -> Node {
+        match self {
+            NodeRef::Bool(b) => Node::Bool(b),
+            NodeRef::Num(n) => Node::Num(n),
+            NodeRef::Str(s) => Node::Str(s.into()),
+            other => {
+                let mut buf = Vec::new();
+                json::write(&mut buf, other).expect("writing to memory");
+                super::parse::parse(&buf, 0)
+                    .expect("stored JSON parses back")
+                    .node
+                    .expect("a stored value is never null")
+            }
+        }
+    }
+
+    /// In output form (arrays where RTDB shows arrays), as a plain read returns it.
     pub fn to_value(self) -> Value {
         match self {
             NodeRef::Json(t) => json::to_value(t),
             other => {
                 let mut buf = Vec::new();
-                json::write(&mut buf, other).expect("writing to memory");
+                json::write_plain(&mut buf, other).expect("writing to memory");
                 serde_json::from_slice(&buf).unwrap_or(Value::Null)
             }
         }
+    }
+
+    /// In output form with priorities (`format=export`).
+    pub fn to_export_value(self) -> Value {
+        let mut buf = Vec::new();
+        json::write(&mut buf, self).expect("writing to memory");
+        serde_json::from_slice(&buf).unwrap_or(Value::Null)
     }
 
     /// In stored form (objects only), as event streams describe writes.
@@ -721,6 +835,10 @@ impl<'a> NodeRef<'a> {
     }
 }
 
+/// How packed text with a priority first starts: a prioritised primitive always does (its keys
+/// are `.priority` and `.value`, in that order).
+const PRIORITY_FIRST: &str = "{\".priority\":";
+
 /// A `$key` query by binary search and a walk over the range: O(log n + result).
 fn key_range<'a>(o: &'a Obj, q: &Query) -> Vec<(&'a str, NodeRef<'a>)> {
     let lo = q
@@ -754,6 +872,7 @@ fn key_range<'a>(o: &'a Obj, q: &Query) -> Vec<(&'a str, NodeRef<'a>)> {
                 let upto = if ci == end.0 { end.1 } else { c.len() };
                 (0..upto).rev().map(move |i| (c.key(i), c.view(i)))
             })
+            .filter(|(k, _)| !json::is_meta(k))
             .take_while(|(k, _)| above_lo(k))
             .take(n as usize)
             .collect();
@@ -775,6 +894,7 @@ fn key_range<'a>(o: &'a Obj, q: &Query) -> Vec<(&'a str, NodeRef<'a>)> {
             let from = if ci == start.0 { start.1 } else { 0 };
             (from..c.len()).map(move |i| (c.key(i), c.view(i)))
         })
+        .filter(|(k, _)| !json::is_meta(k))
         .take_while(|(k, _)| below_hi(k))
         .take(limit)
         .collect()
@@ -783,8 +903,9 @@ fn key_range<'a>(o: &'a Obj, q: &Query) -> Vec<(&'a str, NodeRef<'a>)> {
 /// The value a child is ordered by, for value and child orderings (objects all compare equal).
 fn sort_value(order: &OrderBy, child: NodeRef<'_>) -> Value {
     let target = match order {
-        OrderBy::Key | OrderBy::Priority => return Value::Null,
-        OrderBy::Value => Some(child),
+        OrderBy::Key => return Value::Null,
+        OrderBy::Priority => return child.priority().map_or(Value::Null, NodeRef::to_value),
+        OrderBy::Value => Some(child.unwrapped()),
         OrderBy::Child(path) => path
             .split('/')
             .filter(|s| !s.is_empty())
