@@ -88,6 +88,25 @@ impl ExitStatus {
         format!("Exit codes: {}.", each.join(", "))
     }
 
+    /// How severe a status is, for a run over many databases that ends with the most severe of
+    /// theirs: a rollback that failed (data maybe half-changed) first, then a restore, a backup,
+    /// a migration that failed (rolled back), an unreachable database, a refused input, anything
+    /// else; success last.
+    pub fn severity(self) -> u8 {
+        use ExitStatus as S;
+        match self {
+            S::Success => 0,
+            S::GeneralError => 1,
+            S::ValidationError => 2,
+            S::DatabaseConnectionError => 3,
+            S::MigrationFailed => 4,
+            S::BackupFailed => 5,
+            S::RestoreFailed => 6,
+            S::RollbackFailed => 7,
+            S::SecondSigint | S::SecondSigterm => 8,
+        }
+    }
+
     /// The one failure-code map: the status of a command that failed with `code`, where `own` is
     /// the command's own failure status (`migrate`: 3, `down`: 4, `validate`: 2, ...), taken for
     /// the codes that have no status of their own.

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod emulator;
 pub mod error;
 pub mod exit_status;
+pub mod fleet;
 pub mod history;
 #[cfg(test)]
 mod layering;

@@ -50,9 +50,18 @@ pub struct GlobalFlags {
     /// Path prefix for all data (e.g. production); default: the database root
     #[arg(long, global = true, value_name = "path")]
     pub shift: Option<String>,
-    /// Database URL (https://<db>.firebaseio.com, https://<db>.<region>.firebasedatabase.app, http://host:port?ns=<ns>)
+    /// Database URL (https://<db>.firebaseio.com, https://<db>.<region>.firebasedatabase.app, http://host:port?ns=<ns>); repeat it to run on several databases (databaseUrls)
     #[arg(long, global = true, value_name = "url")]
-    pub database_url: Option<String>,
+    pub database_url: Vec<String>,
+    /// Run on this database of the set only (databases / databaseUrls; repeatable; default: all)
+    #[arg(long = "database", global = true, value_name = "name")]
+    pub databases: Vec<String>,
+    /// How many databases of the set run at a time (concurrency; default: 4)
+    #[arg(long, global = true, value_name = "n")]
+    pub concurrency: Option<u64>,
+    /// After one database of the set fails, start no other and stop the running ones after their current migration (failFast)
+    #[arg(long, global = true)]
+    pub fail_fast: bool,
     /// Credentials file (a service account key or another ADC file); unset: GOOGLE_APPLICATION_CREDENTIALS, gcloud's file, the metadata server
     #[arg(long, global = true, value_name = "path")]
     pub credentials: Option<String>,
@@ -112,8 +121,16 @@ impl GlobalFlags {
         if let Some(v) = &self.shift {
             put("shift", v.clone().into());
         }
-        if let Some(v) = &self.database_url {
-            put("databaseUrl", v.clone().into());
+        match self.database_url.as_slice() {
+            [] => {}
+            [one] => put("databaseUrl", one.clone().into()),
+            many => put("databaseUrls", many.to_vec().into()),
+        }
+        if let Some(v) = self.concurrency {
+            put("concurrency", v.into());
+        }
+        if self.fail_fast {
+            put("failFast", true.into());
         }
         if let Some(v) = &self.credentials {
             put("applicationCredentials", v.clone().into());
@@ -150,7 +167,7 @@ impl GlobalFlags {
     }
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run pending migrations
     #[command(visible_alias = "up")]
@@ -250,7 +267,7 @@ pub enum Command {
 }
 
 // `rehearse`'s arguments (its help text is the variant's).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RehearseArgs {
     /// Stop at this version (e.g. 202501010002)
     #[arg(value_name = "targetVersion")]
@@ -286,7 +303,7 @@ pub struct WaitArgs {
     pub wait_timeout: Option<u64>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum BackupCommand {
     /// Back up the shift subtree (the database root without a shift) to a JSON file
     Create,

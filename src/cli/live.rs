@@ -12,6 +12,10 @@
 //!   (`backup.progress` / `restore.progress` with the counters). When the operation is over
 //!   (`Progress::finish`, or `stop`) a gauge that was shown prints its last line.
 //!
+//! - **lanes** (`lane`): a run over many databases draws, on a terminal, one line per running
+//!   database (`shard-1  [2/3] V..._add_roles  1.2 s`) under the log; each database's steps
+//!   go to its own lane (a `Live` from `lane(name)`), which its log lines name.
+//!
 //! stdout is never touched, so `--format json` output stays one JSON document.
 
 use std::io::Write;
@@ -53,6 +57,8 @@ impl Mode {
 #[derive(Clone)]
 pub struct Live {
     state: Arc<Mutex<State>>,
+    /// The database this handle draws for (a run over many databases).
+    lane: Option<Arc<str>>,
 }
 
 enum Current {
@@ -74,6 +80,10 @@ struct State {
     current: Option<Current>,
     /// The live line is on screen (the cursor is at its end).
     drawn: bool,
+    /// Lines drawn below the first (the lanes of a run over many databases).
+    extra: usize,
+    /// Each running database's step, in the order they started.
+    lanes: Vec<(Arc<str>, String, Instant)>,
     out: Box<dyn Write + Send>,
 }
 
@@ -83,7 +93,11 @@ impl State {
     fn clear(&mut self) {
         if self.drawn {
             let _ = write!(self.out, "{CLEAR}");
+            for _ in 0..self.extra {
+                let _ = write!(self.out, "\x1b[1A{CLEAR}");
+            }
             self.drawn = false;
+            self.extra = 0;
         }
     }
 
@@ -100,6 +114,18 @@ impl State {
                 shown: true,
                 ..
             }) => super::progress::render(what, &progress.snapshot()),
+            None if !self.lanes.is_empty() => {
+                let width = self.lanes.iter().map(|(n, ..)| n.len()).max().unwrap_or(0);
+                let lines: Vec<String> = self
+                    .lanes
+                    .iter()
+                    .map(|(n, text, since)| {
+                        format!("{n:<width$}  {text}  {}", human(since.elapsed()))
+                    })
+                    .collect();
+                self.extra = lines.len() - 1;
+                lines.join("\n")
+            }
             _ => return,
         };
         let _ = write!(self.out, "{CLEAR}{text}");
@@ -118,6 +144,10 @@ impl State {
         };
         match &mut self.current {
             Some(Current::Step { .. }) => self.redraw(),
+            None if !self.lanes.is_empty() => {
+                self.clear();
+                self.redraw()
+            }
             Some(Current::Gauge { next, shown, .. }) if now >= *next => {
                 *shown = true;
                 *next = now + every;
@@ -195,9 +225,25 @@ impl Live {
                 mode,
                 current: None,
                 drawn: false,
+                extra: 0,
+                lanes: Vec::new(),
                 out,
             })),
+            lane: None,
         }
+    }
+
+    /// The same output, drawing for database `name` (its steps on a line of its own).
+    pub fn lane(&self, name: &str) -> Live {
+        Live {
+            state: self.state.clone(),
+            lane: Some(name.into()),
+        }
+    }
+
+    /// The database this handle draws for.
+    pub fn lane_name(&self) -> Option<&str> {
+        self.lane.as_deref()
     }
 
     /// On the process's stderr.
@@ -232,6 +278,13 @@ impl Live {
     /// A step started: show it live (a gauge still running ends first).
     pub fn start(&self, text: String) {
         let mut s = self.lock();
+        if let Some(name) = &self.lane {
+            s.clear();
+            s.lanes.retain(|(n, ..)| n != name);
+            s.lanes.push((name.clone(), text, Instant::now()));
+            s.redraw();
+            return;
+        }
         s.end();
         s.current = Some(Current::Step {
             text,
@@ -242,6 +295,10 @@ impl Live {
 
     /// An operation counted in `progress` started, about `what` (e.g. `/prod`): show its gauge.
     pub fn gauge(&self, what: &str, progress: Arc<Progress>) {
+        if self.lane.is_some() {
+            // Many databases at once: their steps are drawn, not their transfers' gauges.
+            return;
+        }
         let mut s = self.lock();
         s.end();
         s.current = Some(Current::Gauge {
@@ -254,7 +311,17 @@ impl Live {
 
     /// The step or operation ended.
     pub fn stop(&self) {
-        self.lock().end();
+        let mut s = self.lock();
+        if let Some(name) = &self.lane {
+            if s.lanes.iter().any(|(n, ..)| n == name) {
+                s.clear();
+                s.lanes.retain(|(n, ..)| n != name);
+                s.redraw();
+                let _ = s.out.flush();
+            }
+            return;
+        }
+        s.end();
     }
 
     /// Redraw what is due (a step's clock moves on; a gauge's counters).
@@ -309,6 +376,28 @@ mod tests {
             "a line\n",
             "no control characters off a terminal"
         );
+    }
+
+    #[test]
+    fn each_running_database_has_a_line_of_its_own() {
+        let out = Captured::default();
+        let live = Live::new(Box::new(out.clone()), Mode::Terminal);
+        let (a, b) = (live.lane("shard-1"), live.lane("s2"));
+        a.start("[1/3] V1_a.js".into());
+        b.start("[2/3] V2_b.js".into());
+        a.line("[shard-1] a log line");
+        b.stop();
+        a.stop();
+        let text = out.text();
+        assert!(
+            text.contains("shard-1  [1/3] V1_a.js  0.0 s\ns2       [2/3] V2_b.js  0.0 s"),
+            "two lines: {text:?}"
+        );
+        assert!(
+            text.contains("\x1b[1A\r\x1b[2K[shard-1] a log line\n"),
+            "both cleared before a log line: {text:?}"
+        );
+        assert!(live.lock().lanes.is_empty() && !live.lock().drawn);
     }
 
     fn counted(bytes: u64) -> Arc<Progress> {

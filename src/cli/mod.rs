@@ -40,7 +40,7 @@ fn wants_json(argv: &[String]) -> bool {
 }
 
 /// Parse `argv` (without the program name) and run the command. Returns the exit code.
-pub async fn run<H: CliHost>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
+pub async fn run<H: CliHost + 'static>(argv: Vec<String>, host: H, io: &mut Io) -> i32 {
     io.format_json = wants_json(&argv);
     let cli = match Cli::try_parse_from(std::iter::once("msr-firebase".to_string()).chain(argv)) {
         Ok(cli) => cli,

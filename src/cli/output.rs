@@ -38,6 +38,9 @@ pub struct Io {
     pub err_tty: bool,
     /// Progress on stderr, with the log lines and notices printed above it.
     pub live: Live,
+    /// What the command found or did, as `--format json` has it (a `migrate`/`down` result,
+    /// `list`), kept for the report of a run over many databases.
+    pub result: Option<Value>,
 }
 
 impl Io {
@@ -55,6 +58,7 @@ impl Io {
             log_json: false,
             err_tty: std::io::stderr().is_terminal(),
             live: Live::stderr(Mode::of(std::io::stderr().is_terminal(), false)),
+            result: None,
         }
     }
 
@@ -78,6 +82,7 @@ impl Io {
                 log_json: false,
                 err_tty: false,
                 live: Live::new(Box::new(err.clone()), Mode::Plain),
+                result: None,
             },
             out,
             err,

@@ -7,6 +7,7 @@
 
 pub mod arguments;
 pub mod choices;
+pub mod databases;
 pub mod file;
 mod layer;
 mod schema;
@@ -24,6 +25,7 @@ pub use choices::{
     BackupMode, ChecksumAlgorithm, DuplicateTimestampMode, LogFormat, LogLevel, RollbackStrategy,
     UnindexedQueries,
 };
+pub use databases::{DatabaseEntry, Member};
 pub use layer::{deep_merge, layer_from_pairs};
 pub use schema::{env_layer, env_name, kind_of, Kind, SCHEMA};
 
@@ -37,6 +39,18 @@ pub struct Config {
     pub table_name: String,
     pub shift: Option<String>,
     pub database_url: Option<String>,
+    /// Many databases in one run (see `databases`): each `{ name, databaseUrl, shift?,
+    /// credentials? }`, the rest of the config shared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<DatabaseEntry>,
+    /// The plain form of `databases`: URLs only, names taken from them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub database_urls: Vec<String>,
+    /// How many databases of a set run at a time.
+    pub concurrency: u64,
+    /// After one database of a set fails, start no other and stop the running ones after
+    /// their current migration.
+    pub fail_fast: bool,
     pub application_credentials: Option<String>,
     /// firebase-admin's `databaseAuthVariableOverride` (REST `auth_variable_override`): unset =
     /// full admin access; an object = act as that `auth` under Security Rules; `null` = act as
@@ -170,6 +184,10 @@ impl Default for Config {
             table_name: "schema_version".into(),
             shift: None,
             database_url: None,
+            databases: Vec::new(),
+            database_urls: Vec::new(),
+            concurrency: 4,
+            fail_fast: false,
             application_credentials: None,
             database_auth_variable_override: None,
             file_patterns: DEFAULT_FILE_PATTERNS
@@ -247,6 +265,8 @@ impl Config {
 
     fn merge_layers(layers: &[(&str, Value)]) -> Result<Config> {
         let mut merged = Config::defaults_value();
+        // What the layers set (without the defaults), for the contradictions between them.
+        let mut given = Value::Object(Default::default());
         for (source, layer) in layers {
             match layer {
                 Value::Null => {}
@@ -255,6 +275,7 @@ impl Config {
                     schema::normalize_enums(&mut layer);
                     schema::check_layer(&layer)
                         .map_err(|e| e.context(format!("Invalid configuration in {source}")))?;
+                    deep_merge(&mut given, &layer);
                     deep_merge(&mut merged, &layer);
                 }
                 other => {
@@ -265,6 +286,7 @@ impl Config {
                 }
             }
         }
+        databases::check_contradiction(&given)?;
         Config::from_value(&merged)
     }
 
@@ -274,6 +296,7 @@ impl Config {
         let mut layer = value.clone();
         schema::normalize_enums(&mut layer);
         schema::check_layer(&layer).map_err(|e| e.context("Invalid configuration"))?;
+        databases::check_contradiction(&layer)?;
         deep_merge(&mut merged, &layer);
         let cfg: Config = serde_json::from_value(merged)
             .map_err(|e| Error::config(format!("Invalid configuration: {e}")))?;
@@ -288,6 +311,7 @@ impl Config {
     /// Cross-field and semantic checks (types and enums are checked by the schema).
     pub fn validate(&self) -> Result<()> {
         self.check_not_everything()?;
+        self.check_databases()?;
         for (i, p) in self.file_patterns.iter().enumerate() {
             file_pattern(p).map_err(|why| {
                 Error::config(format!(

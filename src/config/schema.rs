@@ -32,6 +32,10 @@ pub enum Kind {
     Object,
     /// A JSON object or null, taken whole (not a group of settings).
     OptObject,
+    /// `databases`: an array of `{ name, databaseUrl, shift?, credentials? }`.
+    Databases,
+    /// `databaseUrls`: an array of database URLs.
+    UrlList,
     /// A setting of the TypeScript predecessor that has no effect here; accepted (whatever its
     /// value) so that its configuration files still load.
     Legacy,
@@ -44,6 +48,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("tableName", Kind::Str),
     ("shift", Kind::OptStr),
     ("databaseUrl", Kind::OptStr),
+    ("databases", Kind::Databases),
+    ("databaseUrls", Kind::UrlList),
+    ("concurrency", Kind::UInt("databases")),
+    ("failFast", Kind::Bool),
     ("applicationCredentials", Kind::OptStr),
     ("databaseAuthVariableOverride", Kind::OptObject),
     ("filePatterns", Kind::StrList),
@@ -213,6 +221,8 @@ pub(super) fn check_field(field: &str, kind: Kind, v: &Value) -> Result<()> {
         Kind::OptObject if !(v.is_object() || v.is_null()) => {
             bad("an object such as { uid: 'migrator' }, or null".into())
         }
+        Kind::Databases => super::databases::check_entries(field, v),
+        Kind::UrlList => super::databases::check_urls(field, v),
         Kind::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s.to_ascii_lowercase().as_str()) => Ok(()),
             _ => Err(Error::config(format!(
@@ -376,6 +386,23 @@ fn parse_env(field: &str, kind: Kind, raw: &str) -> Result<Value> {
             _ => Value::Array(
                 raw.split(',')
                     .map(|s| Value::String(s.trim().to_string()))
+                    .collect(),
+            ),
+        },
+        Kind::Databases => match serde_json::from_str::<Value>(raw_t) {
+            Ok(v @ Value::Array(_)) => v,
+            _ => {
+                return Err(Error::config(format!(
+                    "{name} must be a JSON array such as [{{\"name\":\"shard-1\",\"databaseUrl\":\"https://shard-1.firebaseio.com\"}}] (got '{raw}')"
+                )))
+            }
+        },
+        Kind::UrlList => match serde_json::from_str::<Value>(raw_t) {
+            Ok(v @ Value::Array(_)) => v,
+            _ => Value::Array(
+                raw.split(',')
+                    .map(|s| Value::String(s.trim().to_string()))
+                    .filter(|s| s.as_str() != Some(""))
                     .collect(),
             ),
         },

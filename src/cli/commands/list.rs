@@ -41,10 +41,12 @@ fn print_list(io: &mut Io, mut list: MigrationList, limit: usize, json: bool) {
         // list is in version order, so they are its tail.
         list.migrations.drain(..total.saturating_sub(limit));
     }
+    let doc = serde_json::to_value(&list).unwrap_or_default();
     if json {
-        io.json(&serde_json::to_value(&list).unwrap_or_default());
+        io.json(&doc);
         return;
     }
+    io.result = Some(doc);
     if list.migrations.is_empty() {
         io.line("No migrations found.");
         return;

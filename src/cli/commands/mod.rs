@@ -7,6 +7,7 @@ mod create;
 mod down;
 mod emulator;
 mod firebase;
+mod fleet;
 mod list;
 mod lock;
 mod migrate;
@@ -17,16 +18,23 @@ mod validate;
 
 use std::path::Path;
 
-use super::args::{BackupCommand, Cli, Command};
+use super::args::{BackupCommand, Cli, Command, GlobalFlags};
 use super::configure::{configure, env_file};
 use super::host::CliHost;
 use super::output::Io;
+use super::signals::SIGNALS;
+use crate::config::Config;
 use crate::connection;
+use crate::runner::StopFlag;
 use crate::{ErrorCode, ExitStatus};
 
-pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -> ExitStatus {
+pub async fn dispatch<H: CliHost + 'static>(
+    cli: Cli,
+    host: &H,
+    io: &mut Io,
+    cwd: &Path,
+) -> ExitStatus {
     let Cli { global, command } = cli;
-    let json = global.json();
     // A command that needs neither configuration nor a database.
     if let Command::LockRelease { force: false } = &command {
         return lock::release_needs_force(io);
@@ -54,18 +62,59 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Ok(cfg) => cfg,
         Err(status) => return status,
     };
+    if cfg.is_many() {
+        return fleet::run(command, &global, cfg, host, io, cwd, own).await;
+    }
+    // One database: `--database` may name it (and nothing else).
+    if let Err(e) = cfg.pick(&global.databases) {
+        return io.fail_plain("Configuration error", &e, ExitStatus::ValidationError);
+    }
+    one(
+        command,
+        &global,
+        cfg,
+        host,
+        io,
+        cwd,
+        own,
+        SIGNALS.stop.clone(),
+    )
+    .await
+    .0
+}
+
+/// A command on one database (`cfg`'s), stopped by `stop`: its status and the requests it sent.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn one<H: CliHost>(
+    command: Command,
+    global: &GlobalFlags,
+    cfg: Config,
+    host: &H,
+    io: &mut Io,
+    cwd: &Path,
+    own: ExitStatus,
+    stop: StopFlag,
+) -> (ExitStatus, u64) {
+    let json = global.json();
     // Retry notices print above the progress line, like the log.
     let shown = io.live.clone();
     let format = cfg.log_format;
     let notice = connection::retry_reporter(move |line| {
+        let line = match shown.lane_name() {
+            Some(name) => runner::of_database(line, name, format),
+            None => line.clone(),
+        };
         shown.line(&line.render(format, crate::runner::now_ms()))
     });
     let command = match command {
-        Command::Create { name, ext } => return create::run(&cfg, &name, &ext, io, cwd, json),
-        Command::FirebaseInfo => return firebase::info(&cfg, io, json),
-        Command::RulesFencing { paths } => return rules_fencing::run(&cfg, &paths, io, json),
+        Command::Create { name, ext } => return (create::run(&cfg, &name, &ext, io, cwd, json), 0),
+        Command::FirebaseInfo => return (firebase::info(&cfg, io, json), 0),
+        Command::RulesFencing { paths } => return (rules_fencing::run(&cfg, &paths, io, json), 0),
         Command::Rehearse(args) => {
-            return rehearse::run(args, &global, cfg, host, io, cwd, notice).await
+            return (
+                rehearse::run(args, global, cfg, host, io, cwd, notice).await,
+                0,
+            )
         }
         other => other,
     };
@@ -76,10 +125,13 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
                 ErrorCode::ConfigInvalid => "Configuration error",
                 _ => "Connection error",
             };
-            return io.fail_plain(what, &e, ExitStatus::DatabaseConnectionError);
+            return (
+                io.fail_plain(what, &e, ExitStatus::DatabaseConnectionError),
+                0,
+            );
         }
     };
-    match command {
+    let status = match command {
         Command::LockStatus => lock::status(&cfg.lock_service(&client), io, json).await,
         Command::LockRelease { .. } => lock::release(&cfg.lock_service(&client), io, json).await,
         Command::FirebaseTestConnection => firebase::test_connection(&client, &cfg, io, json).await,
@@ -90,7 +142,8 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
         Command::Backup(cmd) => backup::run(cmd, &client, &cfg, io, json, cwd, own).await,
         // The commands that run scripts: through the runner.
         command => {
-            let session = runner::Session::start(&global, cfg, client, host, io, cwd, own);
+            let session =
+                runner::Session::start(global, cfg, client.clone(), host, io, cwd, own, stop);
             match command {
                 Command::Migrate {
                     target,
@@ -107,7 +160,8 @@ pub async fn dispatch<H: CliHost>(cli: Cli, host: &H, io: &mut Io, cwd: &Path) -
                 _ => ExitStatus::GeneralError,
             }
         }
-    }
+    };
+    (status, client.requests_sent())
 }
 
 /// A command's own failure status: what a failure without a status of its own ends it with.

@@ -14,7 +14,6 @@ use crate::cli::args::{GlobalFlags, WaitArgs};
 use crate::cli::host::CliHost;
 use crate::cli::live::Live;
 use crate::cli::output::Io;
-use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::lock::{WaitDefault, WaitPolicy, WaitRequest};
 use crate::log::{LineFn, LogFormat, LogLevel, LogLine};
@@ -43,6 +42,7 @@ pub struct Session<H: CliHost> {
 impl<H: CliHost> Session<H> {
     /// Build the runner: its log lines and progress on stderr; its scripts get its `db`
     /// (`Runner::script_db`: its connection, fenced by its lease).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         flags: &GlobalFlags,
         cfg: Config,
@@ -51,6 +51,7 @@ impl<H: CliHost> Session<H> {
         io: &Io,
         cwd: &Path,
         own: ExitStatus,
+        stop: crate::runner::StopFlag,
     ) -> Session<H> {
         let held = Arc::new(Mutex::new(Vec::new()));
         let live = io.live.clone();
@@ -63,7 +64,7 @@ impl<H: CliHost> Session<H> {
             .with_log_lines(log_fn(&cfg, held.clone(), live.clone()))
             .with_events(progress(live.clone(), Some((shown, gauge.clone()))))
             .with_backups(Arc::new(DefaultBackups::with_progress(gauge)))
-            .with_stop(SIGNALS.stop.clone());
+            .with_stop(stop);
         Session {
             runner,
             own,
@@ -107,6 +108,7 @@ impl<H: CliHost> Session<H> {
         let outcome = self.live.while_running(work).await;
         flush_errors(io, &self.runner.cfg, &self.held, outcome.error.as_ref());
         let r = &outcome.result;
+        io.result = Some(to_json(r));
         match &outcome.error {
             // Under `--format json` the partial result goes with the error.
             Some(e) => {
@@ -165,6 +167,14 @@ pub fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -
     let max = cfg.log_level;
     let format = cfg.log_format;
     Arc::new(move |line: &LogLine| {
+        let tagged;
+        let line = match live.lane_name() {
+            Some(name) => {
+                tagged = of_database(line, name, format);
+                &tagged
+            }
+            None => line,
+        };
         if line.level == LogLevel::Error {
             held_errors
                 .lock()
@@ -184,6 +194,16 @@ pub fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -
         }
         live.line(&line.render(format, now_ms()));
     })
+}
+
+/// A log line of database `name` in a run over many: its `database` field, and in text the
+/// name before the message.
+pub fn of_database(line: &LogLine, name: &str, format: LogFormat) -> LogLine {
+    let mut l = line.clone().with("database", name);
+    if format == LogFormat::Text {
+        l.message = format!("[{name}] {}", l.message);
+    }
+    l
 }
 
 /// The CLI's listener: the live line follows the running script, and the runner's backup and

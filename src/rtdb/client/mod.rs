@@ -94,6 +94,8 @@ struct Inner {
     server_clock: ServerClock,
     /// `auth_variable_override` as sent (compact JSON).
     auth_override: Option<String>,
+    /// HTTP requests sent (every attempt and redirect), for a run's report.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl Client {
@@ -129,10 +131,20 @@ impl Client {
                 http_stream,
                 server_clock,
                 auth_override,
+                sent: Default::default(),
             }),
             gate: None,
             unindexed: None,
         })
+    }
+    /// How many HTTP requests this client (and its gated copies) has sent.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    pub(super) fn count_request(&self) {
+        self.inner
+            .sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     /// This client (same connections, credentials and server clock) with `gate` on every write
     /// it makes: each attempt of each write — first send, retries, re-sends after an unknown

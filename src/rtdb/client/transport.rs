@@ -209,6 +209,7 @@ impl Client {
                     seconds(opts.request_timeout)
                 ))
             };
+            self.count_request();
             let sent = if req.streaming {
                 match tokio::time::timeout(opts.request_timeout, rb.send()).await {
                     Ok(r) => r,
