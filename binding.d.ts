@@ -53,6 +53,21 @@ export declare class NativeEmulator {
   stop(): Promise<void>
 }
 
+export declare class NativeFleet {
+  /** The databases' names, in configured order. */
+  get names(): Array<string>
+  /** What database `name`'s scripts get (its `getHandler(name)` is built on it). */
+  scriptDb(name: string): NativeScriptDb
+  /** SIGINT/SIGTERM: every running database stops after its current step. */
+  requestStop(): void
+  migrate(options?: RunOptionsJs | undefined | null, databases?: Array<string> | undefined | null): Promise<NativeFleetRun>
+  /** `down()` on each database: `options.target` or `options.steps`, exactly one. */
+  down(options?: RunOptionsJs | undefined | null, databases?: Array<string> | undefined | null): Promise<NativeFleetRun>
+  list(databases?: Array<string> | undefined | null): Promise<NativeFleetList>
+  /** `rehearse()` on each database (each on a copy of its own data). */
+  rehearse(options?: RehearseOptionsJs | undefined | null, databases?: Array<string> | undefined | null): Promise<NativeFleetRehearsal>
+}
+
 export declare class NativeLock {
   get path(): string
   acquireLock(executorId: string): Promise<boolean>
@@ -188,6 +203,13 @@ export declare function checkOptions(call: string, options: unknown): void
 export declare function cliSignal(): void
 
 /**
+ * Validate the config (a set of databases), connect to each database and build its runner.
+ * `log` gets each log line (naming its database), `events` each step of a run (with its
+ * `database`).
+ */
+export declare function createFleet(config: any, cwd: string, host: (request: any, db?: NativeScriptDb) => Promise<any>, log?: (level: string, message: string) => void, events?: (event: NativeRunEvent) => Promise<void>): Promise<NativeFleet>
+
+/**
  * Validate the config, connect (one real round trip on the runner's own paths), and build the
  * runner. `log` gets each log line (as text, or as a JSON object's text with
  * `logFormat: 'json'`); `events` each step of a run (lib/hooks.js calls the hooks and metrics
@@ -290,6 +312,64 @@ export interface NativeConnectionInfo {
   emulator: boolean
 }
 
+/** An error of one database (`code`, `message`, the exit status it stands for). */
+export interface NativeDatabaseError {
+  code: string
+  message: string
+  exitCode: number
+}
+
+/** r" One database's `list()`. */
+export interface NativeDatabaseList {
+  name: string
+  databaseUrl: string
+  /** `succeeded`, `failed`, `stopped` (failFast), `not_started` (failFast). */
+  status: string
+  durationMs: number
+  /** HTTP requests sent to this database. */
+  requests: number
+  /** Migrations this run executed (rolled back, for `down()`). */
+  executed?: number
+  /** Migrations left pending. */
+  pending?: number
+  result?: NativeMigrationList
+  error?: NativeDatabaseError
+}
+
+/** r" One database's `rehearse()`. */
+export interface NativeDatabaseRehearsal {
+  name: string
+  databaseUrl: string
+  /** `succeeded`, `failed`, `stopped` (failFast), `not_started` (failFast). */
+  status: string
+  durationMs: number
+  /** HTTP requests sent to this database. */
+  requests: number
+  /** Migrations this run executed (rolled back, for `down()`). */
+  executed?: number
+  /** Migrations left pending. */
+  pending?: number
+  result?: NativeRehearsalReport
+  error?: NativeDatabaseError
+}
+
+/** r" One database's `migrate()` / `down()`. */
+export interface NativeDatabaseRun {
+  name: string
+  databaseUrl: string
+  /** `succeeded`, `failed`, `stopped` (failFast), `not_started` (failFast). */
+  status: string
+  durationMs: number
+  /** HTTP requests sent to this database. */
+  requests: number
+  /** Migrations this run executed (rolled back, for `down()`). */
+  executed?: number
+  /** Migrations left pending. */
+  pending?: number
+  result?: NativeMigrationResult
+  error?: NativeDatabaseError
+}
+
 /** One migration's round trip. */
 export interface NativeDownCheck {
   name: string
@@ -342,6 +422,37 @@ export interface NativeFindings {
   invalid: Array<NativeInvalidData>
   invalidTotal: number
   triggers?: NativeTriggerWrites
+}
+
+/** Every database's part, and the counts. */
+export interface NativeFleetList {
+  databases: Array<NativeDatabaseList>
+  summary: NativeFleetSummary
+}
+
+/** Every database's part, and the counts. */
+export interface NativeFleetRehearsal {
+  databases: Array<NativeDatabaseRehearsal>
+  summary: NativeFleetSummary
+}
+
+/** Every database's part, and the counts. */
+export interface NativeFleetRun {
+  databases: Array<NativeDatabaseRun>
+  summary: NativeFleetSummary
+}
+
+/** The run's counts. */
+export interface NativeFleetSummary {
+  databases: number
+  succeeded: number
+  failed: Array<string>
+  stopped: Array<string>
+  notStarted: Array<string>
+  /** 0 when every database succeeded, else the most severe of their statuses. */
+  exitCode: number
+  durationMs: number
+  requests: number
 }
 
 /** What a health probe answers. */
@@ -636,6 +747,8 @@ export interface NativeRunEvent {
   /** What a rollback did, in words. */
   outcome?: string
   lock?: NativeLockInfo
+  /** The database of a run over many (`databases`): hooks and collectors get it. */
+  database?: string
 }
 
 /** `runner.status()`. */

@@ -64,6 +64,14 @@ export declare class FirebaseConfig {
   tableName: string
   shift?: string | null
   databaseUrl?: string | null
+  /** Many databases in one run: each `{ name, databaseUrl, shift?, credentials? }`, the rest shared. */
+  databases?: DatabaseEntry[]
+  /** The plain form of `databases`: URLs only, each named after its instance. */
+  databaseUrls?: string[]
+  /** How many databases of a set run at a time (default 4). */
+  concurrency: number
+  /** After one database of a set fails, start no other and stop the running ones after their current migration (default false). */
+  failFast: boolean
   applicationCredentials?: string | null
   /**
    * firebase-admin's option: act as this `auth` under Security Rules (e.g. `{ uid: 'migrator' }`);
@@ -402,23 +410,28 @@ export interface LockEventInfo {
  * changes: onLockWait (when a wait starts, every locking.waitLogInterval, and when it gives up),
  * onLockAcquired, onLockRenewed, onLockLost, onLockReleased, onForceRelease.
  */
+/** In a run over many databases, every hook and collector method gets this after its own arguments. */
+export interface DatabaseContext {
+  database: string
+}
+
 export interface MigrationHooks {
-  onStart?(total: number, pending: number): void | Promise<void>
-  onBeforeMigrate?(script: MigrationInfo): void | Promise<void>
-  onAfterMigrate?(script: MigrationInfo, result: unknown): void | Promise<void>
-  onMigrationError?(script: MigrationInfo, error: MigrationError): void | Promise<void>
-  onComplete?(result: MigrationResult): void | Promise<void>
-  onError?(error: MigrationError): void | Promise<void>
-  onBeforeBackup?(): void | Promise<void>
-  onAfterBackup?(backupPath: string): void | Promise<void>
-  onBeforeRestore?(): void | Promise<void>
-  onAfterRestore?(): void | Promise<void>
-  onLockWait?(info: LockEventInfo): void | Promise<void>
-  onLockAcquired?(info: LockEventInfo): void | Promise<void>
-  onLockRenewed?(info: LockEventInfo): void | Promise<void>
-  onLockLost?(info: LockEventInfo): void | Promise<void>
-  onLockReleased?(info: LockEventInfo): void | Promise<void>
-  onForceRelease?(info: LockEventInfo): void | Promise<void>
+  onStart?(total: number, pending: number, database?: DatabaseContext): void | Promise<void>
+  onBeforeMigrate?(script: MigrationInfo, database?: DatabaseContext): void | Promise<void>
+  onAfterMigrate?(script: MigrationInfo, result: unknown, database?: DatabaseContext): void | Promise<void>
+  onMigrationError?(script: MigrationInfo, error: MigrationError, database?: DatabaseContext): void | Promise<void>
+  onComplete?(result: MigrationResult, database?: DatabaseContext): void | Promise<void>
+  onError?(error: MigrationError, database?: DatabaseContext): void | Promise<void>
+  onBeforeBackup?(database?: DatabaseContext): void | Promise<void>
+  onAfterBackup?(backupPath: string, database?: DatabaseContext): void | Promise<void>
+  onBeforeRestore?(database?: DatabaseContext): void | Promise<void>
+  onAfterRestore?(database?: DatabaseContext): void | Promise<void>
+  onLockWait?(info: LockEventInfo, database?: DatabaseContext): void | Promise<void>
+  onLockAcquired?(info: LockEventInfo, database?: DatabaseContext): void | Promise<void>
+  onLockRenewed?(info: LockEventInfo, database?: DatabaseContext): void | Promise<void>
+  onLockLost?(info: LockEventInfo, database?: DatabaseContext): void | Promise<void>
+  onLockReleased?(info: LockEventInfo, database?: DatabaseContext): void | Promise<void>
+  onForceRelease?(info: LockEventInfo, database?: DatabaseContext): void | Promise<void>
 }
 
 export interface MigrationContext {
@@ -430,17 +443,17 @@ export interface MigrationContext {
 
 /** The predecessor's IMetricsCollector: every method optional; errors are isolated. */
 export interface MetricsCollector {
-  recordMigrationStart?(context: MigrationContext): void | Promise<void>
-  recordMigrationComplete?(result: MigrationResult, duration: number): void | Promise<void>
-  recordScriptStart?(script: MigrationInfo): void | Promise<void>
-  recordScriptComplete?(script: MigrationInfo, duration: number): void | Promise<void>
-  recordScriptError?(script: MigrationInfo, error: MigrationError): void | Promise<void>
+  recordMigrationStart?(context: MigrationContext, database?: DatabaseContext): void | Promise<void>
+  recordMigrationComplete?(result: MigrationResult, duration: number, database?: DatabaseContext): void | Promise<void>
+  recordScriptStart?(script: MigrationInfo, database?: DatabaseContext): void | Promise<void>
+  recordScriptComplete?(script: MigrationInfo, duration: number, database?: DatabaseContext): void | Promise<void>
+  recordScriptError?(script: MigrationInfo, error: MigrationError, database?: DatabaseContext): void | Promise<void>
   /** `outcome`: what the rollback did, in words (e.g. "restored the backup ...", "nothing was undone (...)"). */
-  recordRollback?(strategy: RollbackStrategy, success: boolean, duration?: number, outcome?: string): void | Promise<void>
-  recordValidationErrors?(errors: Error[]): void | Promise<void>
-  recordBackup?(backupPath: string, duration: number): void | Promise<void>
-  recordError?(error: MigrationError): void | Promise<void>
-  close?(): void | Promise<void>
+  recordRollback?(strategy: RollbackStrategy, success: boolean, duration?: number, outcome?: string, database?: DatabaseContext): void | Promise<void>
+  recordValidationErrors?(errors: Error[], database?: DatabaseContext): void | Promise<void>
+  recordBackup?(backupPath: string, duration: number, database?: DatabaseContext): void | Promise<void>
+  recordError?(error: MigrationError, database?: DatabaseContext): void | Promise<void>
+  close?(database?: DatabaseContext): void | Promise<void>
 }
 
 export declare class LoggerMetricsCollector implements MetricsCollector {
@@ -596,7 +609,79 @@ export interface RehearsalReport {
   durationMs: number
 }
 
+export interface DatabaseEntry {
+  /** 1–128 letters, digits, '-' or '_': names the database in reports, log lines and `--database`. */
+  name: string
+  databaseUrl: string
+  /** This database's shift (default: the shared `shift`). */
+  shift?: string | null
+  /** This database's credentials file (default: the shared `applicationCredentials`). */
+  credentials?: string | null
+}
+
+/** A config naming a set of databases: `getInstance()` then returns a `FirebaseFleetRunner`. */
+export type FleetConfig = Partial<FirebaseConfig> & ({ databases: DatabaseEntry[] } | { databaseUrls: string[] })
+
+/** An error of one database of a run over many. */
+export interface DatabaseError extends Error {
+  code: string
+  /** The exit status it stands for (3 a failed migration, 4 a failed rollback, ...). */
+  exitCode: number
+}
+
+/** One database's part of a run over many. */
+export interface DatabaseOutcome<T> {
+  name: string
+  databaseUrl: string
+  status: 'succeeded' | 'failed' | 'stopped' | 'not_started'
+  durationMs: number
+  /** HTTP requests sent to this database. */
+  requests: number
+  /** Migrations this run executed (rolled back, for `down()`). */
+  executed?: number
+  /** Migrations left pending. */
+  pending?: number
+  result?: T
+  error?: DatabaseError
+}
+
+export interface FleetSummary {
+  databases: number
+  succeeded: number
+  failed: string[]
+  stopped: string[]
+  notStarted: string[]
+  /** 0 when every database succeeded, else the most severe of their statuses. */
+  exitCode: number
+  durationMs: number
+  requests: number
+}
+
+export interface FleetResult<T> {
+  databases: Array<DatabaseOutcome<T>>
+  summary: FleetSummary
+}
+
+/** Which databases a call runs on (a name or names; default all). */
+export interface FleetPick {
+  databases?: string | string[]
+}
+
+/** `getInstance()` with `databases` / `databaseUrls`: one runner per database, results per database. */
+export declare class FirebaseFleetRunner {
+  /** The databases' names, in configured order. */
+  readonly databases: string[]
+  /** One database's handler (its `db`, `lockingService`, `cfg`); without a name when there is one database. */
+  getHandler(name?: string): FirebaseHandler
+  migrate(targetVersion?: number | string | null, options?: RunOptions & FleetPick): Promise<FleetResult<MigrationResult>>
+  up(targetVersion?: number | string | null, options?: RunOptions & FleetPick): Promise<FleetResult<MigrationResult>>
+  down(targetVersion: number | string | null, options?: RunOptions & FleetPick): Promise<FleetResult<MigrationResult>>
+  list(options?: FleetPick): Promise<FleetResult<Awaited<ReturnType<FirebaseRunner['list']>>>>
+  rehearse(options?: RehearseOptions & FleetPick): Promise<FleetResult<RehearsalReport>>
+}
+
 export declare class FirebaseRunner {
+  static getInstance(options: RunnerOptions & { config: FleetConfig }): Promise<FirebaseFleetRunner>
   static getInstance(options?: RunnerOptions): Promise<FirebaseRunner>
   getHandler(): FirebaseHandler
   getDatabase(): Database

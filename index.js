@@ -3,6 +3,7 @@
 
 const { FirebaseConfig } = require('./lib/config.js')
 const { FirebaseRunner } = require('./lib/runner.js')
+const { FirebaseFleetRunner } = require('./lib/fleet.js')
 const { FirebaseLockingService } = require('./lib/locking.js')
 const { EntityService, FirebaseDataService } = require('./lib/entity-service.js')
 const { Database, Reference, Query, DataSnapshot, ServerValue } = require('./lib/database.js')
@@ -15,6 +16,7 @@ const ExitCode = Object.freeze(Object.fromEntries(native.exitStatuses().flatMap(
 
 module.exports = {
   FirebaseRunner,
+  FirebaseFleetRunner,
   FirebaseConfig,
   FirebaseLockingService,
   EntityService,

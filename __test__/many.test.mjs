@@ -28,11 +28,14 @@ const script = (name, node, bad) =>
 function fleet(n, { bad, config = {} } = {}) {
   const nss = Array.from({ length: n }, () => h.uniqueNs('shard'))
   const badNs = bad === undefined ? undefined : nss[bad]
-  const dir = h.project({
-    'V202501010001_a.js': script('a', 'a'),
-    'V202501010002_b.js': script('b', 'b', badNs),
-    'V202501010003_c.js': script('c', 'c'),
-  }, 'msr-many-')
+  const dir = h.project(
+    {
+      'V202501010001_a.js': script('a', 'a'),
+      'V202501010002_b.js': script('b', 'b', badNs),
+      'V202501010003_c.js': script('c', 'c'),
+    },
+    'msr-many-',
+  )
   const cfg = { databaseUrls: nss.map((ns) => shared.emu.databaseUrl(ns)), locking: { enabled: true }, ...config }
   fs.writeFileSync(path.join(dir, 'msr.config.json'), JSON.stringify(cfg))
   return { dir, nss, badNs }
@@ -58,12 +61,7 @@ async function state(ns) {
 
 test('5 databases, 3 pending migrations, 4 pods at once on each: every migration once per database, one report over the 5', async () => {
   const { dir, nss } = fleet(5)
-  const pods = [
-    run(dir, ['migrate']),
-    run(dir, ['migrate']),
-    run(dir, ['migrate']),
-    run(dir, ['migrate', '--format', 'json', '--concurrency', '5']),
-  ]
+  const pods = [run(dir, ['migrate']), run(dir, ['migrate']), run(dir, ['migrate']), run(dir, ['migrate', '--format', 'json', '--concurrency', '5'])]
   const outs = await Promise.all(pods)
   for (const o of outs) assert.equal(o.code, 0, `${o.stdout}\n${o.stderr}`)
   for (const ns of nss) {
@@ -77,7 +75,10 @@ test('5 databases, 3 pending migrations, 4 pods at once on each: every migration
   for (const ns of nss) assert.match(text, new RegExp(`── ${ns} \\(`), text)
   assert.match(text, /5 of 5 database\(s\) succeeded/)
   const doc = json(outs[3])
-  assert.deepEqual(doc.databases.map((d) => d.name), nss)
+  assert.deepEqual(
+    doc.databases.map((d) => d.name),
+    nss,
+  )
   assert.equal(doc.summary.databases, 5)
   assert.equal(doc.summary.exitCode, 0)
   for (const d of doc.databases) {
@@ -92,9 +93,19 @@ test('5 databases, 3 pending migrations, 4 pods at once on each: every migration
   // Log lines name their database.
   const logged = await run(dir, ['migrate', '--database', nss[2], '--log-level', 'debug', '--log-format', 'json'])
   assert.equal(logged.code, 0, logged.stderr)
-  const lines = logged.stderr.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
-  assert.ok(lines.some((l) => l.database === nss[2]), logged.stderr)
-  assert.ok(lines.every((l) => l.database === undefined || l.database === nss[2]), logged.stderr)
+  const lines = logged.stderr
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+  assert.ok(
+    lines.some((l) => l.database === nss[2]),
+    logged.stderr,
+  )
+  assert.ok(
+    lines.every((l) => l.database === undefined || l.database === nss[2]),
+    logged.stderr,
+  )
 })
 
 test('one database failing: the other 4 migrated, it rolled back with its lock released, exit 3, the summary names it', async () => {
@@ -113,10 +124,19 @@ test('one database failing: the other 4 migrated, it rolled back with its lock r
   assert.equal(s.data.a, undefined, 'the backup restored: the first migration undone')
   assert.equal(s.held, false, 'its lock released')
   const lock = json(await run(dir, ['lock:status', '--database', badNs, '--format', 'json']))
-  assert.deepEqual(lock.databases.map((d) => [d.name, d.result.locked]), [[badNs, false]])
+  assert.deepEqual(
+    lock.databases.map((d) => [d.name, d.result.locked]),
+    [[badNs, false]],
+  )
   // Picking: one database, an unknown one, the commands that need one named.
   const listed = json(await run(dir, ['list', '--format', 'json', '--database', badNs, '--database', nss[0]]))
-  assert.deepEqual(listed.databases.map((d) => [d.name, d.pending]), [[nss[0], 0], [badNs, 3]])
+  assert.deepEqual(
+    listed.databases.map((d) => [d.name, d.pending]),
+    [
+      [nss[0], 0],
+      [badNs, 3],
+    ],
+  )
   const unknown = await run(dir, ['list', '--database', 'nope'])
   assert.equal(unknown.code, 2)
   assert.match(unknown.stderr, /--database "nope" is not a database of this configuration; the databases of the set are: /)
@@ -130,7 +150,10 @@ test('failFast: after a failure no later database starts; --format json is one d
   const out = await run(dir, ['migrate', '--format', 'json'])
   assert.equal(out.code, 3, out.stderr)
   const doc = json(out)
-  assert.deepEqual(doc.databases.map((d) => d.status), ['succeeded', 'failed', 'not_started', 'not_started'])
+  assert.deepEqual(
+    doc.databases.map((d) => d.status),
+    ['succeeded', 'failed', 'not_started', 'not_started'],
+  )
   assert.equal(doc.databases[1].name, badNs)
   assert.match(doc.databases[1].error.message, /boom on/)
   assert.deepEqual(doc.summary.failed, [badNs])
@@ -138,4 +161,66 @@ test('failFast: after a failure no later database starts; --format json is one d
   assert.equal(doc.summary.exitCode, 3)
   for (const ns of nss.slice(2)) assert.deepEqual(await state(ns), { runs: {}, history: [], held: false, data: {} }, `${ns} never touched`)
   assert.equal((await state(nss[0])).history.length, 3)
+})
+
+test('JS API: getInstance with databases runs each database and resolves per database; getHandler(name); hooks get the database', async () => {
+  const { FirebaseRunner } = require('..')
+  const { dir, nss, badNs } = fleet(3, { bad: 1 })
+  const seen = []
+  const hooks = { onComplete: (result, ctx) => seen.push(['complete', ctx.database]), onMigrationError: (script, err, ctx) => seen.push(['error', ctx.database]) }
+  const runner = await FirebaseRunner.getInstance({
+    config: {
+      databaseUrls: nss.map((ns) => shared.emu.databaseUrl(ns)),
+      folder: path.join(dir, 'migrations'),
+      backup: { folder: path.join(dir, 'backups') },
+      locking: { enabled: true },
+    },
+    hooks,
+    logger: () => {},
+  })
+  assert.deepEqual(runner.databases, nss)
+  const run = await runner.migrate()
+  assert.deepEqual(
+    run.databases.map((d) => [d.name, d.status, d.executed]),
+    [
+      [nss[0], 'succeeded', 3],
+      [badNs, 'failed', 1],
+      [nss[2], 'succeeded', 3],
+    ],
+  )
+  assert.equal(run.databases[1].error.code, 'SCRIPT_FAILED')
+  assert.equal(run.databases[1].error.exitCode, 3)
+  assert.match(run.databases[1].error.message, /boom on/)
+  assert.equal(run.databases[0].result.executed.length, 3)
+  assert.ok(run.databases.every((d) => d.requests > 0 && d.databaseUrl === shared.emu.databaseUrl(d.name)))
+  assert.deepEqual(run.summary.failed, [badNs])
+  assert.equal(run.summary.exitCode, 3)
+  assert.deepEqual(
+    seen.sort(),
+    [
+      ['complete', nss[0]],
+      ['complete', nss[2]],
+      ['error', badNs],
+    ].sort(),
+  )
+  assert.ok(fs.readdirSync(path.join(dir, 'backups', badNs)).length > 0, 'each database backs up into its own folder')
+  // One database's handler: its own lock service and settings.
+  const handler = runner.getHandler(badNs)
+  assert.equal(handler.cfg.databaseUrl, shared.emu.databaseUrl(badNs))
+  assert.equal(await handler.lockingService.getLockStatus(), null)
+  assert.throws(() => runner.getHandler(), /this runner has 3 databases/)
+  const listed = await runner.list({ databases: [nss[0], badNs] })
+  assert.deepEqual(
+    listed.databases.map((d) => [d.name, d.result.pending]),
+    [
+      [nss[0], 0],
+      [badNs, 3],
+    ],
+  )
+  const down = await runner.down(null, { steps: 1, databases: nss[0] })
+  assert.deepEqual(
+    down.databases.map((d) => [d.name, d.status, d.executed]),
+    [[nss[0], 'succeeded', 1]],
+  )
+  assert.deepEqual((await state(nss[0])).history.length, 2)
 })

@@ -60,6 +60,11 @@ const METRIC_ARGS = {
   close: () => [],
 }
 
+/** In a run over many databases, every hook and collector method gets `{ database }` after its own arguments. */
+function withDatabase(args, event) {
+  return event.database ? [...args, { database: event.database }] : args
+}
+
 function nameOf(o) {
   return (o && o.constructor && o.constructor.name !== 'Object' && o.constructor.name) || 'hooks'
 }
@@ -105,10 +110,10 @@ function createDispatcher({ hooks, metricsCollectors, warn }) {
     try {
       for (const m of event.metrics) {
         const args = METRIC_ARGS[m]
-        if (args) await callCollectors(m, args(event))
+        if (args) await callCollectors(m, withDatabase(args(event), event))
       }
       const args = event.hook && HOOK_ARGS[event.hook]
-      if (args) await callHooks(event.hook, args(event))
+      if (args) await callHooks(event.hook, withDatabase(args(event), event))
     } catch (err) {
       warn(`Hooks for ${event.event} failed: ${err && err.message ? err.message : err}`)
     }

@@ -8,6 +8,7 @@ const { createScriptHost } = require('./host.js')
 const { scriptContext } = require('./script-context.js')
 const { createDispatcher } = require('./hooks.js')
 const signals = require('./signals.js')
+const { FirebaseFleetRunner, isFleet } = require('./fleet.js')
 
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 }
 
@@ -61,6 +62,12 @@ class FirebaseRunner {
     const host = createScriptHost({ context: (nativeDb) => runner._scriptContext(nativeDb) })
     const log = toLogFn(options.logger, settings.logLevel)
     const events = createDispatcher({ hooks: options.hooks, metricsCollectors: options.metricsCollectors, warn: (m) => log('warn', m) })
+    if (isFleet(settings)) {
+      // Many databases: one runner per database, results per database (lib/fleet.js).
+      const nat = await call(() => native.createFleet(settings, process.cwd(), host, log, events))
+      runner = new FirebaseFleetRunner(nat, log)
+      return runner
+    }
     const nat = await call(() => native.createRunner(settings, process.cwd(), host, log, events))
     runner = new FirebaseRunner(nat, config)
     runner._log = log

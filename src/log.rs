@@ -92,6 +92,16 @@ impl LogLine {
     }
 }
 
+/// A log line of database `name` in a run over many: its `database` field, and in text the
+/// name before the message (`[shard-1] Processing...`).
+pub fn of_database(line: &LogLine, name: &str, format: LogFormat) -> LogLine {
+    let mut l = line.clone().with("database", name);
+    if format == LogFormat::Text {
+        l.message = format!("[{name}] {}", l.message);
+    }
+    l
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

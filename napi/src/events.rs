@@ -73,6 +73,8 @@ pub struct NativeRunEvent {
     /// What a rollback did, in words.
     pub outcome: Option<String>,
     pub lock: Option<NativeLockInfo>,
+    /// The database of a run over many (`databases`): hooks and collectors get it.
+    pub database: Option<String>,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -166,6 +168,7 @@ impl From<&RunEvent> for NativeRunEvent {
             success: None,
             outcome: None,
             lock: None,
+            database: None,
         };
         let error = |e: &msr_firebase::Error| NativeErrorInfo {
             code: e.code.as_str().to_string(),
@@ -243,12 +246,13 @@ impl From<&RunEvent> for NativeRunEvent {
 
 /// The runner's listener that hands each event to `callback` (queued at once, in order) and
 /// resolves when the JS side has run the user's functions for it.
-pub fn event_fn(callback: EventCallback) -> EventFn {
-    let callback = Arc::new(callback);
+pub fn event_fn(callback: Arc<EventCallback>, database: Option<String>) -> EventFn {
     Arc::new(move |ev: &RunEvent| {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut native = NativeRunEvent::from(ev);
+        native.database = database.clone();
         let status = callback.call_with_return_value(
-            NativeRunEvent::from(ev),
+            native,
             ThreadsafeFunctionCallMode::NonBlocking,
             move |ret: napi::Result<Promise<()>>, _env| {
                 let _ = tx.send(ret);

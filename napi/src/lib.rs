@@ -7,6 +7,7 @@ pub mod database;
 pub mod emulator;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod host;
 pub mod lock;
 pub mod rehearse;

@@ -13,7 +13,7 @@ use msr_firebase::rehearse::{
 
 /// Options of `rehearse()`.
 #[napi(object)]
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RehearseOptionsJs {
     /// Stop at this version.
     pub target: Option<f64>,

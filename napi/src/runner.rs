@@ -62,7 +62,7 @@ pub struct RunOptionsJs {
 }
 
 impl RunOptionsJs {
-    fn run_options(&self, lock: &LockOptions) -> RunOptions {
+    pub(crate) fn run_options(&self, lock: &LockOptions) -> RunOptions {
         let req = wait_request(
             self.wait,
             self.wait_timeout,
@@ -143,38 +143,7 @@ impl NativeRunner {
         &self,
         options: Option<RehearseOptionsJs>,
     ) -> napi::Result<NativeRehearsalReport> {
-        let o = options.unwrap_or_default();
-        let r = &self.runner;
-        let source = match &o.from_backup {
-            Some(f) => Source::Backup(Config::resolve(&r.cwd, f)),
-            None => Source::Database(&r.client),
-        };
-        let options = RehearseOptions {
-            target: o.target.map(|t| t.max(0.0) as u64),
-            down: o.down.unwrap_or(false),
-            keep: o.keep.as_deref().map(|k| Config::resolve(&r.cwd, k)),
-            examples: o
-                .examples
-                .map_or(msr_firebase::rehearse::DEFAULT_EXAMPLES, |e| e as usize),
-            no_lock: o.no_lock.unwrap_or(false),
-            rules: match &o.rules {
-                Some(f) => RulesChoice::File(Config::resolve(&r.cwd, f)),
-                None => RulesChoice::Production,
-            },
-            strict: o.strict.unwrap_or(false),
-            ..RehearseOptions::default()
-        };
-        let rehearsal = Rehearsal {
-            cfg: &r.cfg,
-            cwd: &r.cwd,
-            source,
-            options,
-            log: r.log.clone(),
-            events: None,
-            stop: self.stop.clone(),
-            progress: None,
-        };
-        let report = msr_firebase::rehearse::rehearse(rehearsal, r.host.clone()).await;
+        let report = rehearse_on(&self.runner, &self.stop, options.unwrap_or_default()).await;
         Ok(report.napi()?.into())
     }
     /// Path of the new backup file.
@@ -226,12 +195,45 @@ pub async fn create_runner(
     events: Option<EventCallback>,
 ) -> napi::Result<NativeRunner> {
     let cfg = Config::from_value(&config).napi()?;
-    let cwd = PathBuf::from(cwd);
+    let log = log.map(Arc::new);
+    let events = events.map(Arc::new);
+    let (runner, stop) = build_runner(
+        cfg,
+        PathBuf::from(cwd),
+        JsHost::new(host),
+        log,
+        events,
+        None,
+    )
+    .await?;
+    Ok(NativeRunner { runner, stop })
+}
+
+/// A library runner for `cfg`: connected (one real round trip on the runner's own paths), its
+/// log lines to `log`, its events to `events`; with `database` (one of a run over many), its log
+/// lines and events name it.
+pub(crate) async fn build_runner(
+    cfg: Config,
+    cwd: PathBuf,
+    host: JsHost,
+    log: Option<Arc<LogCallback>>,
+    events: Option<Arc<EventCallback>>,
+    database: Option<String>,
+) -> napi::Result<(Arc<Runner<JsHost>>, StopFlag)> {
     let format = cfg.log_format;
     // The runner's log lines go to the logger, and so do retries of a failing request (as
     // warnings).
+    let name = database.clone();
     let log_line = log.map(|log| {
         Arc::new(move |line: &LogLine| {
+            let tagged;
+            let line = match &name {
+                Some(n) => {
+                    tagged = msr_firebase::log::of_database(line, n, format);
+                    &tagged
+                }
+                None => line,
+            };
             log.call(
                 (
                     line.level.as_str().to_string(),
@@ -255,17 +257,53 @@ pub async fn create_runner(
         None => connection::check(&client, &cfg).await.napi()?,
     }
     let stop = StopFlag::default();
-    let mut runner = Runner::new(cfg, client, JsHost::new(host), cwd)
+    let mut runner = Runner::new(cfg, client, host, cwd)
         .with_lock(lock)
         .with_stop(stop.clone());
     if let Some(f) = log_line {
         runner = runner.with_log_lines(f);
     }
     if let Some(events) = events {
-        runner = runner.with_events(event_fn(events));
+        runner = runner.with_events(event_fn(events, database));
     }
-    Ok(NativeRunner {
-        runner: Arc::new(runner),
-        stop,
-    })
+    Ok((Arc::new(runner), stop))
+}
+
+/// `rehearse()` of one runner (a library runner, or one database's of a run over many).
+pub(crate) async fn rehearse_on(
+    runner: &Runner<JsHost>,
+    stop: &StopFlag,
+    o: RehearseOptionsJs,
+) -> msr_firebase::Result<msr_firebase::rehearse::RehearsalReport> {
+    let r = runner;
+    let source = match &o.from_backup {
+        Some(f) => Source::Backup(Config::resolve(&r.cwd, f)),
+        None => Source::Database(&r.client),
+    };
+    let options = RehearseOptions {
+        target: o.target.map(|t| t.max(0.0) as u64),
+        down: o.down.unwrap_or(false),
+        keep: o.keep.as_deref().map(|k| Config::resolve(&r.cwd, k)),
+        examples: o
+            .examples
+            .map_or(msr_firebase::rehearse::DEFAULT_EXAMPLES, |e| e as usize),
+        no_lock: o.no_lock.unwrap_or(false),
+        rules: match &o.rules {
+            Some(f) => RulesChoice::File(Config::resolve(&r.cwd, f)),
+            None => RulesChoice::Production,
+        },
+        strict: o.strict.unwrap_or(false),
+        ..RehearseOptions::default()
+    };
+    let rehearsal = Rehearsal {
+        cfg: &r.cfg,
+        cwd: &r.cwd,
+        source,
+        options,
+        log: r.log.clone(),
+        events: None,
+        stop: stop.clone(),
+        progress: None,
+    };
+    msr_firebase::rehearse::rehearse(rehearsal, r.host.clone()).await
 }

@@ -306,7 +306,10 @@ impl Config {
                 }
                 // Each database's backups in a folder of its own, so two files never share a
                 // name and a restore never takes another database's data.
-                cfg.backup.folder = crate::rtdb::path::join(&cfg.backup.folder, &e.name);
+                cfg.backup.folder = std::path::Path::new(&cfg.backup.folder)
+                    .join(&e.name)
+                    .to_string_lossy()
+                    .into_owned();
                 Member { name: e.name, cfg }
             })
             .collect()
@@ -374,6 +377,11 @@ mod tests {
             Some("./sa.json")
         );
         assert_eq!(m[0].cfg.backup.folder, "./backups/eu");
+        let abs = Config::from_value(
+            &json!({"databaseUrls": ["https://a.firebaseio.com"], "backup": {"folder": "/srv/b"}}),
+        )
+        .unwrap();
+        assert_eq!(abs.members()[0].cfg.backup.folder, "/srv/b/a");
         assert_eq!(m[1].cfg.shift.as_deref(), Some("live"));
         assert_eq!(
             m[1].cfg.application_credentials.as_deref(),

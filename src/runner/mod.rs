@@ -70,28 +70,45 @@ pub use crate::log::{LineFn, LogLevel, LogLine};
 pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// Set by SIGINT/SIGTERM: the runner stops after the current step, and a wait for the lock
-/// ends at once.
+/// ends at once. A library runner of a run over many databases is asked to stop by `failFast`
+/// and `reset` before its next run.
 #[derive(Clone, Default)]
 pub struct StopFlag {
+    current: Arc<std::sync::Mutex<Stop>>,
+}
+
+#[derive(Clone, Default)]
+struct Stop {
     flag: Arc<AtomicBool>,
     token: CancellationToken,
 }
 
 impl StopFlag {
+    fn now(&self) -> Stop {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
     pub fn request(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        self.token.cancel()
+        let s = self.now();
+        s.flag.store(true, Ordering::SeqCst);
+        s.token.cancel()
     }
     pub fn is_requested(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
+        self.now().flag.load(Ordering::SeqCst)
     }
     /// Cancelled when a stop is requested (for waits that must end at once).
     pub fn token(&self) -> CancellationToken {
-        self.token.clone()
+        self.now().token
     }
     /// The flag itself, for code below the runner that checks it (backups, restores).
     pub fn shared(&self) -> Arc<AtomicBool> {
-        self.flag.clone()
+        self.now().flag
+    }
+    /// A fresh start: no stop requested (what was handed out before stays as it was).
+    pub fn reset(&self) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Stop::default();
     }
 }
 

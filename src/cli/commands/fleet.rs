@@ -68,6 +68,18 @@ pub async fn run<H: CliHost + 'static>(
             return io.fail_plain("Error", &e, ExitStatus::GeneralError);
         }
     }
+    if let Command::Rehearse(args) = &command {
+        if args.keep.is_some() && members.len() > 1 {
+            let e = Error::new(
+                ErrorCode::Usage,
+                format!(
+                    "rehearse --keep writes one file: pick one database with --database <name> (the databases of the set: {}); nothing was done",
+                    names()
+                ),
+            );
+            return io.fail_plain("Error", &e, ExitStatus::GeneralError);
+        }
+    }
     // Commands that touch no database: once (their settings are shared).
     if matches!(
         command,
@@ -75,7 +87,7 @@ pub async fn run<H: CliHost + 'static>(
     ) {
         let first = members[0].cfg.clone();
         let stop = SIGNALS.stop.clone();
-        return super::one(command, global, first, host, io, cwd, own, stop)
+        return super::one::run(command, global, first, host, io, cwd, own, stop)
             .await
             .0;
     }
@@ -103,7 +115,7 @@ pub async fn run<H: CliHost + 'static>(
             mine.fancy = fancy;
             mine.live = live;
             let (status, requests) =
-                super::one(command, &global, m.cfg, &host, &mut mine, &cwd, own, stop).await;
+                super::one::run(command, &global, m.cfg, &host, &mut mine, &cwd, own, stop).await;
             let printed = Printed {
                 out: out.text(),
                 err: err.text(),

@@ -44,9 +44,11 @@ fn print_list(io: &mut Io, mut list: MigrationList, limit: usize, json: bool) {
     let doc = serde_json::to_value(&list).unwrap_or_default();
     if json {
         io.json(&doc);
-        return;
     }
     io.result = Some(doc);
+    if json {
+        return;
+    }
     if list.migrations.is_empty() {
         io.line("No migrations found.");
         return;

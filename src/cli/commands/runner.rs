@@ -196,15 +196,7 @@ pub fn log_fn(cfg: &Config, held_errors: Arc<Mutex<Vec<LogLine>>>, live: Live) -
     })
 }
 
-/// A log line of database `name` in a run over many: its `database` field, and in text the
-/// name before the message.
-pub fn of_database(line: &LogLine, name: &str, format: LogFormat) -> LogLine {
-    let mut l = line.clone().with("database", name);
-    if format == LogFormat::Text {
-        l.message = format!("[{name}] {}", l.message);
-    }
-    l
-}
+pub use crate::log::of_database;
 
 /// The CLI's listener: the live line follows the running script, and the runner's backup and
 /// restore (counted into `gauge`, about `/<shift>`).
