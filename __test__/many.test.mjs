@@ -90,6 +90,13 @@ test('5 databases, 3 pending migrations, 4 pods at once on each: every migration
   for (const o of outs.slice(0, 3)) executed += (o.stdout.match(/^ {2}- V2025/gm) ?? []).length
   executed += doc.databases.reduce((n, d) => n + d.executed, 0)
   assert.equal(executed, 15, 'the pods ran 15 migrations between them')
+  // Nothing left: one request per database (the history read), as a single run.
+  const again = json(await run(dir, ['migrate', '--format', 'json']))
+  assert.deepEqual(
+    again.databases.map((d) => [d.requests, d.executed]),
+    nss.map(() => [1, 0]),
+  )
+  assert.equal(again.summary.requests, 5)
   // Log lines name their database.
   const logged = await run(dir, ['migrate', '--database', nss[2], '--log-level', 'debug', '--log-format', 'json'])
   assert.equal(logged.code, 0, logged.stderr)
@@ -223,4 +230,29 @@ test('JS API: getInstance with databases runs each database and resolves per dat
     [[nss[0], 'succeeded', 1]],
   )
   assert.deepEqual((await state(nss[0])).history.length, 2)
+})
+
+test('backup create and firebase:info over the set: a backup per database in its own folder, one JSON document', async () => {
+  const { dir, nss } = fleet(2)
+  for (const ns of nss) await h.rawPut(shared.emu, ns, 'data', { owner: ns })
+  const backup = await run(dir, ['backup', 'create', '--format', 'json'])
+  assert.equal(backup.code, 0, backup.stderr)
+  const doc = json(backup)
+  assert.deepEqual(
+    doc.databases.map((d) => d.name),
+    nss,
+  )
+  for (const ns of nss) {
+    const files = fs.readdirSync(path.join(dir, 'backups', ns))
+    assert.equal(files.length, 1, `${ns}: one backup in its folder`)
+    assert.match(fs.readFileSync(path.join(dir, 'backups', ns, files[0]), 'utf8'), new RegExp(`"owner":\\s*"${ns}"`))
+  }
+  const info = json(await run(dir, ['firebase:info', '--format', 'json']))
+  assert.deepEqual(
+    info.databases.map((d) => [d.name, d.status]),
+    nss.map((n) => [n, 'succeeded']),
+  )
+  const restore = await run(dir, ['backup', 'restore', 'x.json'])
+  assert.equal(restore.code, 1)
+  assert.match(restore.stderr, /backup restore acts on one database: name it with --database <name>/)
 })
