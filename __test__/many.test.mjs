@@ -230,6 +230,12 @@ test('JS API: getInstance with databases runs each database and resolves per dat
     [[nss[0], 'succeeded', 1]],
   )
   assert.deepEqual((await state(nss[0])).history.length, 2)
+  const rehearsed = await runner.rehearse({ databases: [nss[0]] })
+  assert.deepEqual(
+    rehearsed.databases.map((d) => [d.name, d.status, d.result.success, d.result.migrations.length]),
+    [[nss[0], 'succeeded', true, 1]],
+  )
+  assert.deepEqual((await state(nss[0])).history.length, 2, 'a rehearsal only reads')
 })
 
 test('backup create and firebase:info over the set: a backup per database in its own folder, one JSON document', async () => {
@@ -247,6 +253,11 @@ test('backup create and firebase:info over the set: a backup per database in its
     assert.equal(files.length, 1, `${ns}: one backup in its folder`)
     assert.match(fs.readFileSync(path.join(dir, 'backups', ns, files[0]), 'utf8'), new RegExp(`"owner":\\s*"${ns}"`))
   }
+  const rehearsed = json(await run(dir, ['rehearse', '--format', 'json']))
+  assert.deepEqual(
+    rehearsed.databases.map((d) => [d.name, d.status, d.result.migrations.length]),
+    nss.map((n) => [n, 'succeeded', 3]),
+  )
   const info = json(await run(dir, ['firebase:info', '--format', 'json']))
   assert.deepEqual(
     info.databases.map((d) => [d.name, d.status]),
