@@ -109,8 +109,16 @@ test('--log-format json: one JSON object per stderr line with time, level, event
           throw new Error(`not a JSON line: ${l}\n${stderr}`)
         }
       })
-  const waiting = run(dir, ['migrate', '--log-format', 'json', '--format', 'json'], { MSR_LOCKING_WAIT_LOG_INTERVAL: '200' })
-  await sleep(700)
+  // hold the lock until the waiting pod has logged an update while waiting (bounded: 30 s)
+  let child
+  const waiting = h.runNode([h.BIN, 'migrate', '--log-format', 'json', '--format', 'json'], {
+    cwd: dir,
+    env: { ...emuEnv(), MSR_LOCKING_WAIT_LOG_INTERVAL: '200' },
+    onSpawn: (c) => (child = c),
+  })
+  let seen = ''
+  child.stderr.on('data', (d) => (seen += d))
+  for (let i = 0; i < 300 && !seen.includes('"lock.still-waiting"'); i++) await sleep(100)
   await ls.releaseLock('holder-pod')
   let out = await waiting
   assert.equal(out.code, 0, out.stderr)
