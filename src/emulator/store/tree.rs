@@ -4,6 +4,14 @@
 //! its compact JSON in output form lives in the arena (see `json`), so a small record costs its
 //! JSON text plus one entry; a larger one is an `Obj` of its own. Looking a key up is two binary
 //! searches; inserting or removing one moves at most `CHUNK_MAX` entries.
+//!
+//! Memory under rewrites: changing a packed child appends its new JSON and leaves the old as
+//! garbage, so during a write an arena may grow (or be compacted in place when a quarter of it is
+//! garbage). Every chunk a write changed is marked (`touched`, up the path), and once the write is
+//! done `Obj::tidy` visits the marked chunks only and gives back their garbage and spare room:
+//! exactly the live text after a chunk was much rewritten, 1/64 of room after a few changes. A
+//! store rewritten record by record thus holds its data plus what the data grew, not up to twice
+//! the data.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -70,6 +78,10 @@ pub(super) struct Chunk {
     entries: Vec<Entry>,
     /// Bytes of `text` no longer referenced.
     dead: usize,
+    /// Bytes appended to `text` since the last `tidy`.
+    fresh: usize,
+    /// Changed, here or in an object below, since the last `tidy`.
+    touched: bool,
 }
 
 /// An object: non-empty chunks in key order.
@@ -102,8 +114,7 @@ impl Builder {
         }
         if !self.unsorted && self.cur.len() >= CHUNK_FILL {
             let mut full = std::mem::take(&mut self.cur);
-            full.text.shrink_to_fit();
-            full.entries.shrink_to_fit();
+            full.fit();
             self.done.push(full);
         }
         self.cur.push(key, node, pack);
@@ -112,8 +123,7 @@ impl Builder {
     pub(super) fn finish(mut self) -> Option<Obj> {
         if !self.unsorted {
             if !self.cur.entries.is_empty() {
-                self.cur.text.shrink_to_fit();
-                self.cur.entries.shrink_to_fit();
+                self.cur.fit();
                 self.done.push(self.cur);
             }
             if self.done.is_empty() {
@@ -128,10 +138,10 @@ impl Builder {
         let mut all = Chunk::default();
         for mut c in self.done.into_iter().chain(std::iter::once(self.cur)) {
             for e in std::mem::take(&mut c.entries) {
-                let key = all.push_text(c.str(e.key));
+                let key = all.append(c.str(e.key));
                 let slot = match e.slot {
-                    Slot::Str(s) => Slot::Str(all.push_text(c.str(s))),
-                    Slot::Json(s) => Slot::Json(all.push_text(c.str(s))),
+                    Slot::Str(s) => Slot::Str(all.append(c.str(s))),
+                    Slot::Json(s) => Slot::Json(all.append(c.str(s))),
                     other => other,
                 };
                 all.entries.push(Entry { key, slot });
@@ -172,9 +182,20 @@ fn span_of(slot: &Slot) -> Option<Span> {
 }
 
 impl Chunk {
-    fn push_text(&mut self, s: &str) -> Span {
+    /// Add `s` to the arena. When it does not fit and a quarter of the arena is garbage, the
+    /// garbage is dropped first (in place) rather than the arena grown. Any span taken before
+    /// this call and not yet in `entries` would be left stale: take spans one call at a time.
+    fn append(&mut self, s: &str) -> Span {
+        if self.text.len() + s.len() > self.text.capacity()
+            && self.dead >= s.len()
+            && self.dead * 4 >= self.text.len()
+        {
+            self.compact();
+        }
         let off = self.text.len() as u32;
         self.text.push_str(s);
+        self.fresh += s.len();
+        self.touched = true;
         Span {
             off,
             len: s.len() as u32,
@@ -199,18 +220,10 @@ impl Chunk {
         if obj.is_empty() || obj.len() > PACK_MAX / 6 {
             return None; // every member takes at least 6 bytes: cannot fit
         }
-        let start = self.text.len();
         let mut buf = Vec::with_capacity(128);
         match json::write_limited(&mut buf, NodeRef::Obj(obj), PACK_MAX) {
-            Ok(_) => {
-                // JSON written from valid strings is valid UTF-8.
-                self.text
-                    .push_str(std::str::from_utf8(&buf).expect("JSON is UTF-8"));
-                Some(Span {
-                    off: start as u32,
-                    len: (self.text.len() - start) as u32,
-                })
-            }
+            // JSON written from valid strings is valid UTF-8.
+            Ok(_) => Some(self.append(std::str::from_utf8(&buf).expect("JSON is UTF-8"))),
             Err(json::TooBig) => None,
         }
     }
@@ -221,7 +234,7 @@ impl Chunk {
         match node {
             Node::Bool(b) => Slot::Bool(b),
             Node::Num(n) => Slot::Num(n),
-            Node::Str(s) => Slot::Str(self.push_text(&s)),
+            Node::Str(s) => Slot::Str(self.append(&s)),
             Node::Obj(o) => match pack.then(|| self.try_pack(&o)).flatten() {
                 Some(span) => Slot::Json(span),
                 None => Slot::Obj(o),
@@ -232,9 +245,14 @@ impl Chunk {
 
     /// Add a child while building (any order; `Obj::build` sorts).
     pub(super) fn push(&mut self, key: &str, node: Node, pack: bool) {
-        let key = self.push_text(key);
+        let key = self.append(key);
+        self.entries.push(Entry {
+            key,
+            slot: Slot::Bool(false),
+        });
+        // The key's span is in `entries` before the value is added (`append` may compact).
         let slot = self.slot_of(node, pack);
-        self.entries.push(Entry { key, slot });
+        self.entries.last_mut().expect("just pushed").slot = slot;
     }
 
     fn view(&self, i: usize) -> NodeRef<'_> {
@@ -247,79 +265,117 @@ impl Chunk {
             Slot::Sv(_) => NodeRef::Num(0.0),
         }
     }
+    /// Text that is garbage now (`touched`: the tidy after the write gives it back).
     fn forget(&mut self, slot: &Slot) {
         if let Some(s) = span_of(slot) {
             self.dead += s.len as usize;
         }
+        self.touched = true;
     }
     /// Replace entry `i`'s value.
     fn replace(&mut self, i: usize, node: Node) {
         let slot = self.slot_of(node, true);
         let old = std::mem::replace(&mut self.entries[i].slot, slot);
         self.forget(&old);
-        self.maybe_compact();
     }
     fn insert(&mut self, i: usize, key: &str, node: Node) {
-        let key = self.push_text(key);
-        let slot = self.slot_of(node, true);
+        let key = self.append(key);
         step(self.entries.len() - i);
-        self.entries.insert(i, Entry { key, slot });
+        self.entries.insert(
+            i,
+            Entry {
+                key,
+                slot: Slot::Bool(false),
+            },
+        );
+        // The key's span is in `entries` before the value is added (`append` may compact).
+        self.entries[i].slot = self.slot_of(node, true);
     }
     fn remove(&mut self, i: usize) {
         step(self.entries.len() - i);
         let e = self.entries.remove(i);
         self.dead += e.key.len as usize;
         self.forget(&e.slot);
-        self.maybe_compact();
     }
-    /// Rebuild the arena once more than a quarter of it is garbage, with room for half as much
-    /// again: a chunk whose records are rewritten over and over stays within 1.5x its live text
-    /// (the garbage reaches a quarter before the room runs out, so the arena never doubles).
-    fn maybe_compact(&mut self) {
-        if self.dead > 64 && self.dead * 4 > self.text.len() {
-            let live = self.text.len() - self.dead;
-            let mut text = String::with_capacity(live + live / 2);
-            let old = std::mem::take(&mut self.text);
-            let copy = |s: &mut Span, text: &mut String| {
-                let v = &old[s.off as usize..(s.off + s.len) as usize];
-                *s = Span {
-                    off: text.len() as u32,
-                    len: v.len() as u32,
-                };
-                text.push_str(v);
-            };
-            for e in &mut self.entries {
-                copy(&mut e.key, &mut text);
-                if let Slot::Str(s) | Slot::Json(s) = &mut e.slot {
-                    copy(s, &mut text);
-                }
-            }
-            self.text = text;
-            self.dead = 0;
+    /// Drop the garbage from the arena in place: the live text moves down in arena order, the
+    /// spans follow it; the allocation is kept (`tidy` gives back what is left over).
+    fn compact(&mut self) {
+        if self.dead == 0 {
+            return;
         }
+        let mut spans: Vec<&mut Span> = Vec::with_capacity(2 * self.entries.len());
+        for e in &mut self.entries {
+            spans.push(&mut e.key);
+            if let Slot::Str(s) | Slot::Json(s) = &mut e.slot {
+                spans.push(s);
+            }
+        }
+        spans.sort_unstable_by_key(|s| s.off);
+        let mut bytes = std::mem::take(&mut self.text).into_bytes();
+        let mut at = 0;
+        for s in spans {
+            let (from, len) = (s.off as usize, s.len as usize);
+            bytes.copy_within(from..from + len, at);
+            s.off = at as u32;
+            at += len;
+        }
+        debug_assert_eq!(at, bytes.len() - self.dead);
+        bytes.truncate(at);
+        // Whole strings, moved whole: still UTF-8.
+        self.text = String::from_utf8(bytes).expect("live text is UTF-8");
+        self.dead = 0;
     }
-    /// Move entries `from..` into a new chunk with its own arena.
+    /// After a write: give back the garbage and the spare room a change left in the arena and
+    /// the entry list, keeping a little room (1/64 of the live text) where only a few children
+    /// changed, so the next few small changes need no new allocation, and none where much of the
+    /// chunk was rewritten (a bulk rewrite leaves every chunk it went through exactly its size).
+    fn tidy(&mut self) {
+        let live = self.text.len() - self.dead;
+        if self.text.capacity() > live + live / 32 + 64 {
+            let room = if self.fresh * 8 >= live { 0 } else { live / 64 };
+            self.compact();
+            self.text.shrink_to(live + room);
+        }
+        let n = self.entries.len();
+        if self.entries.capacity() > n + n / 32 + 4 {
+            self.entries.shrink_to(n + n / 64);
+        }
+        self.fresh = 0;
+        self.touched = false;
+    }
+    /// Exactly its size (a chunk just built).
+    fn fit(&mut self) {
+        self.compact();
+        self.text.shrink_to_fit();
+        self.entries.shrink_to_fit();
+        self.fresh = 0;
+        self.touched = false;
+    }
+    /// Move entries `from..` into a new chunk with its own arena (exactly its size); the text
+    /// they leave here is garbage until the next `tidy`.
     fn split_off(&mut self, from: usize) -> Chunk {
         let moved: Vec<Entry> = self.entries.drain(from..).collect();
         step(moved.len());
-        let mut out = Chunk::default();
+        let bytes: usize = moved
+            .iter()
+            .map(|e| (e.key.len + span_of(&e.slot).map_or(0, |s| s.len)) as usize)
+            .sum();
+        let mut out = Chunk {
+            text: String::with_capacity(bytes),
+            entries: Vec::with_capacity(moved.len()),
+            ..Chunk::default()
+        };
+        self.dead += bytes;
+        self.touched = true;
         for e in moved {
-            let key = out.push_text(self.str(e.key));
-            self.dead += e.key.len as usize;
+            let key = out.append(self.str(e.key));
             let slot = match e.slot {
-                Slot::Str(s) => {
-                    self.dead += s.len as usize;
-                    Slot::Str(out.push_text(self.str(s)))
-                }
-                Slot::Json(s) => {
-                    self.dead += s.len as usize;
-                    Slot::Json(out.push_text(self.str(s)))
-                }
+                Slot::Str(s) => Slot::Str(out.append(self.str(s))),
+                Slot::Json(s) => Slot::Json(out.append(self.str(s))),
                 other => other,
             };
             out.entries.push(Entry { key, slot });
         }
-        self.maybe_compact();
         out
     }
     fn heap_bytes(&self) -> usize {
@@ -437,6 +493,7 @@ impl Obj {
                 if let Some(Node::Obj(o)) = parsed {
                     c.entries[i].slot = Slot::Obj(o);
                     c.dead += s.len as usize;
+                    c.touched = true;
                 }
             }
         }
@@ -496,11 +553,24 @@ impl Obj {
             return;
         }
         let c = &mut self.chunks[ci];
+        // Changed below: the next `tidy` looks inside.
+        c.touched = true;
         if let Some(span) = c.try_pack_at(i) {
             c.entries[i].slot = Slot::Json(span);
         }
-        // The packed JSON it had before the change (`unpack`) is garbage now.
-        c.maybe_compact();
+    }
+
+    /// After a write: tidy every chunk changed since the last tidy, here and in the objects
+    /// below them (`Chunk::tidy`). Only changed chunks are looked into.
+    pub(super) fn tidy(&mut self) {
+        for c in self.chunks.iter_mut().filter(|c| c.touched) {
+            for e in &mut c.entries {
+                if let Slot::Obj(o) = &mut e.slot {
+                    o.tidy();
+                }
+            }
+            c.tidy();
+        }
     }
 
     /// Objects whose keys are all array indexes, more than half of them present up to the
@@ -618,9 +688,10 @@ impl Obj {
                 rest.push(first.split_off(at));
             }
         }
-        first.maybe_compact();
-        first.text.shrink_to_fit();
-        first.entries.shrink_to_fit();
+        first.fit();
+        for c in &mut rest {
+            c.touched = false;
+        }
         let mut chunks = SmallVec::new();
         chunks.push(first);
         chunks.extend(rest.into_iter().rev());
@@ -639,13 +710,7 @@ impl Chunk {
         }
         let mut buf = Vec::with_capacity(128);
         json::write_limited(&mut buf, NodeRef::Obj(o), PACK_MAX).ok()?;
-        let start = self.text.len();
-        self.text
-            .push_str(std::str::from_utf8(&buf).expect("JSON is UTF-8"));
-        Some(Span {
-            off: start as u32,
-            len: buf.len() as u32,
-        })
+        Some(self.append(std::str::from_utf8(&buf).expect("JSON is UTF-8")))
     }
 }
 
