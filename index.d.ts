@@ -35,6 +35,22 @@ export interface BackupConfig {
   suffix?: string
   extension?: string
   existingBackupPath?: string | null
+  /**
+   * Default false: restores (`backup restore`, a rollback's restore) send `disableTriggers=true`,
+   * so restored data does not fire Cloud Functions triggers as if users wrote it again. True: they
+   * fire them.
+   */
+  restoreTriggers?: boolean
+}
+
+/** How the runner writes. */
+export interface WritesConfig {
+  /**
+   * Default false. Every write of a run — the scripts' `db`, `bulkWriter()`, the lock, the history —
+   * sends `disableTriggers=true`: the database fires no Cloud Functions triggers for them (for
+   * backfills; leave it off for migrations whose functions must run).
+   */
+  disableTriggers?: boolean
 }
 
 /** Deadlines of requests to the database, in ms. */
@@ -99,6 +115,7 @@ export declare class FirebaseConfig {
   locking: LockingConfig
   network: NetworkConfig
   queries: QueriesConfig
+  writes: WritesConfig
   assign(values: Partial<FirebaseConfig>): this
   /** `p` under the shift; with no shift, `p` itself. */
   buildPath(p: string): string
@@ -254,9 +271,15 @@ export interface Reference extends Query {
   readonly root: Reference
   /** Throws INVALID_PATH (firebase-admin's message) for keys RTDB cannot store. */
   child(path: string): Reference
-  /** Throws synchronously for data RTDB cannot store (undefined, NaN, functions, invalid keys). */
+  /**
+   * Throws synchronously for data RTDB cannot store (undefined, NaN, functions, invalid keys).
+   * Replacing a node too big for one write rejects with WRITE_TOO_BIG (naming its size and the bulk
+   * helpers); `set(null)` deletes like remove().
+   */
   set(value: unknown, onComplete?: (err: Error | null) => void): Promise<void>
+  /** Rejects with WRITE_TOO_BIG when it would change more data than one write may. */
   update(values: Record<string, unknown>, onComplete?: (err: Error | null) => void): Promise<void>
+  /** A node too big for one write (WRITE_TOO_BIG) is deleted in chunks (a `write.chunked` log line). */
   remove(onComplete?: (err: Error | null) => void): Promise<void>
   push(value?: unknown, onComplete?: (err: Error | null) => void): ThenableReference
   transaction(
@@ -282,6 +305,11 @@ export interface BulkWriterOptions {
   logEveryMs?: number
   /** Where progress goes (default: the runner's logger). */
   log?: (level: LogLevel, message: string) => void
+  /**
+   * Send `disableTriggers=true` on this writer's PATCHes (true) or not (false), whatever
+   * `writes.disableTriggers` says; default: as the runner's `db` does.
+   */
+  disableTriggers?: boolean
 }
 
 export interface BulkWriterStats {

@@ -3,10 +3,11 @@
 // - `ref.children({ pageSize })`: the children in key order as an async iterator of snapshots,
 //   read one page at a time (the firebase-admin paging loop, orderByKey().startAfter(last)
 //   .limitToFirst(n)), the next page read while the current one is used; memory holds two pages.
-// - `db.bulkWriter({ maxBytes, maxEntries, inFlight })`: set/update/remove queued as multi-path
-//   update entries, packed into PATCHes up to a byte and entry budget, a few in flight, in order
-//   wherever paths overlap; progress and a summary go to the runner's logger. Shaped like
-//   firebase-admin's Firestore BulkWriter (set/update/delete, flush, close).
+// - `db.bulkWriter({ maxBytes, maxEntries, inFlight, disableTriggers })`: set/update/remove queued
+//   as multi-path update entries, packed into PATCHes up to a byte and entry budget, a few in
+//   flight, in order wherever paths overlap; progress and a summary go to the runner's logger;
+//   `disableTriggers` (true/false) overrides `writes.disableTriggers` for this writer's PATCHes.
+//   Shaped like firebase-admin's Firestore BulkWriter (set/update/delete, flush, close).
 
 const { call, codedError } = require('./native.js')
 
@@ -130,6 +131,12 @@ class BulkWriter {
     this._inFlight = positive('bulkWriter(): inFlight', options.inFlight, 4)
     this._logEvery = positive('bulkWriter(): logEveryMs', options.logEveryMs, 10000)
     this._log = typeof options.log === 'function' ? options.log : db._log
+    const triggers = options.disableTriggers
+    if (triggers !== undefined && typeof triggers !== 'boolean') {
+      throw codedError('CONFIG_INVALID', `bulkWriter(): disableTriggers must be true or false, got ${typeof triggers} ${String(triggers)}`)
+    }
+    // The connection this writer's PATCHes go through: the db's, or the same with its own trigger setting.
+    this._native = triggers === undefined ? db._native : db._native.withDisableTriggers(triggers)
     this._current = new Batch()
     this._queue = [] // sealed, not sent yet
     this._running = new Set() // batches in flight
@@ -219,7 +226,7 @@ class BulkWriter {
   _send(batch) {
     this._running.add(batch)
     const body = batch.body()
-    call(() => this._db._native.updateJson('', body)).then(
+    call(() => this._native.updateJson('', body)).then(
       () => {
         this._running.delete(batch)
         this._stats.writes += batch.size

@@ -1,5 +1,6 @@
 //! Turning a `Config` into a connected `Client`: the database URL (or the emulator named by
-//! `FIREBASE_DATABASE_EMULATOR_HOST`), the credentials, and the clock.
+//! `FIREBASE_DATABASE_EMULATOR_HOST`), the credentials, the clock, and whether its writes send
+//! `disableTriggers=true` (`writes.disableTriggers`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -58,7 +59,8 @@ pub fn client_with(cfg: &Config, cwd: &Path, on_retry: Option<RetryObserver>) ->
             .filter(|p| Some(p) != env.credentials_file.as_ref());
         Auth::application_default(explicit.as_deref(), &env)?
     };
-    Client::new(options(cfg, url, auth, on_retry))
+    Ok(Client::new(options(cfg, url, auth, on_retry))?
+        .with_disable_triggers(cfg.writes.disable_triggers))
 }
 
 /// The client options for `cfg`'s network settings.
@@ -131,7 +133,10 @@ pub fn sandbox_client(url: &str, cfg: &Config) -> Result<Client> {
             "{url} is not a loopback emulator URL; a sandbox lives on 127.0.0.1"
         )));
     }
-    Client::new(options(cfg, parsed, Auth::EmulatorOwner, None))
+    Ok(
+        Client::new(options(cfg, parsed, Auth::EmulatorOwner, None))?
+            .with_disable_triggers(cfg.writes.disable_triggers),
+    )
 }
 
 /// Prove the database answers and lets this identity in, with one cheap request on one of the

@@ -37,6 +37,9 @@ pub enum ErrorCode {
     WriteOutcomeUnknown,
     /// A read refused because its response would pass the service's size limit (256 MB).
     TooBig,
+    /// A write refused because it would change more data than the service lets one request
+    /// change (its write-size limit; a delete of a big node counts the data it removes).
+    WriteTooBig,
     /// The migration lock is held by another process.
     LockHeld,
     /// The lock was lost (force-released, taken over) while work was running under it.
@@ -146,6 +149,7 @@ mod tests {
                 "BAD_REQUEST",
                 "WRITE_OUTCOME_UNKNOWN",
                 "TOO_BIG",
+                "WRITE_TOO_BIG",
                 "LOCK_HELD",
                 "LOCK_LOST",
                 "LOCK_ERROR",

@@ -108,6 +108,20 @@ impl NativeDatabase {
     pub fn url(&self) -> String {
         self.client.url().to_string()
     }
+    /// Whether this connection's writes send `disableTriggers=true`.
+    #[napi(getter)]
+    pub fn disables_triggers(&self) -> bool {
+        self.client.disables_triggers()
+    }
+    /// The same connection (gate and notices included) with its writes sending
+    /// `disableTriggers=true` (`disabled`) or not: a `bulkWriter({ disableTriggers })`.
+    #[napi]
+    pub fn with_disable_triggers(&self, disabled: bool) -> NativeDatabase {
+        NativeDatabase {
+            client: self.client.with_disable_triggers(disabled),
+            check_path: self.check_path.clone(),
+        }
+    }
     #[napi(ts_return_type = "Promise<unknown>")]
     pub async fn get(&self, path: String) -> napi::Result<Value> {
         self.client.get(&path).await.napi()
@@ -185,6 +199,7 @@ impl NativeDatabase {
             .napi(),
         }
     }
+    /// DELETE; a node too big for one request is deleted in chunks (`write.chunked` notice).
     #[napi]
     pub async fn remove(&self, path: String) -> napi::Result<()> {
         self.client.remove(&path).await.napi()

@@ -398,6 +398,9 @@ pub async fn restore_with(
         let mut shredder = restore::Shredder::new(budget, guard, counted.clone(), send);
         file::scan(Counted::new(f, counted), file::Mode::Shred(&mut shredder))
     });
+    // A restore puts back data users wrote once: it fires no Cloud Functions triggers unless
+    // `backup.restoreTriggers` asks for them.
+    let client = &client.with_disable_triggers(!cfg.backup.restore_triggers);
     let mut writer = restore::Writer::new(client, opts.chunk_limit, progress.clone());
     let stopped = || {
         opts.stop

@@ -31,6 +31,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::{Map, Value};
 
 use super::progress::Progress;
+use crate::rtdb::client::ChunkingOptions;
 use crate::rtdb::{path, Client};
 use crate::{Error, ErrorCode, Result};
 
@@ -48,6 +49,9 @@ pub struct RestoreReport {
     pub bytes: usize,
     /// The last path written (relative to the restored path), for messages.
     pub last: Option<String>,
+    /// Requests of chunked deletes (among `writes` and `reads`): live nodes too big to delete
+    /// or replace in one write, deleted in chunks first.
+    pub chunked: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -482,11 +486,40 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
-    /// Send one PATCH of restored data at `at`.
+    /// Send one PATCH of restored data at `at`. Refused as too big (it replaces live nodes
+    /// too big for one write), the nodes it replaces are deleted in chunks first, then it is
+    /// sent again.
     pub(crate) async fn patch(&mut self, at: &str, body: Vec<u8>, last: String) -> Result<()> {
         let n = body.len();
-        self.client.update_raw(at, Bytes::from(body)).await?;
+        let body = Bytes::from(body);
+        match self.client.update_raw(at, body.clone()).await {
+            Err(e) if e.code == ErrorCode::WriteTooBig => {
+                let entries: Map<String, Value> = serde_json::from_slice(&body)
+                    .map_err(|e| Error::internal(format!("a restore's PATCH: {e}")))?;
+                let paths: Vec<String> = entries.into_iter().map(|(k, _)| k).collect();
+                self.clear_chunked(at, &paths).await?;
+                self.client.update_raw(at, body).await?;
+            }
+            other => other?,
+        }
         self.wrote(n, Some(last));
+        Ok(())
+    }
+
+    /// Delete `keys` (paths below `at`) in chunks: what one PATCH could not delete or replace
+    /// because the live data there is too big for one write.
+    async fn clear_chunked(&mut self, at: &str, keys: &[String]) -> Result<()> {
+        let done = self
+            .client
+            .delete_children_chunked(at, keys, &ChunkingOptions::default())
+            .await?;
+        self.report.writes += done.requests as usize;
+        self.report.chunked += done.requests as usize;
+        if let Some(p) = &self.progress {
+            for _ in 0..done.requests {
+                p.write();
+            }
+        }
         Ok(())
     }
 
@@ -579,13 +612,20 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
+    /// Delete the children queued in `batch`; in chunks when one PATCH of them is too big.
     async fn flush(&mut self, batch: &mut Batch) -> Result<()> {
         if batch.map.is_empty() {
             return Ok(());
         }
         let map = std::mem::take(&mut batch.map);
         let bytes = std::mem::replace(&mut batch.bytes, 2);
-        self.client.update(&batch.at, &map).await?;
+        match self.client.update(&batch.at, &map).await {
+            Err(e) if e.code == ErrorCode::WriteTooBig => {
+                let keys: Vec<String> = map.into_iter().map(|(k, _)| k).collect();
+                self.clear_chunked(&batch.at, &keys).await?;
+            }
+            other => other?,
+        }
         self.wrote(bytes, None);
         Ok(())
     }

@@ -74,6 +74,12 @@ pub struct GlobalFlags {
     /// The scripts' writes carry the lock's epoch for the database's rules to check (locking.serverFencing; see rules:fencing)
     #[arg(long, global = true)]
     pub server_fencing: bool,
+    /// Every write of the run (the scripts' db, bulkWriter, the lock, the history) asks the database not to fire Cloud Functions triggers (writes.disableTriggers)
+    #[arg(long, global = true)]
+    pub disable_triggers: bool,
+    /// Restores (backup restore, a rollback's restore) fire Cloud Functions triggers; by default they do not (backup.restoreTriggers)
+    #[arg(long, global = true)]
+    pub restore_triggers: bool,
     /// Output format
     #[arg(long, global = true, value_enum, value_name = "format")]
     pub format: Option<Format>,
@@ -158,6 +164,12 @@ impl GlobalFlags {
         }
         if let Some(v) = self.unindexed_queries {
             put("queries.unindexed", v.to_string().into());
+        }
+        if self.disable_triggers {
+            put("writes.disableTriggers", true.into());
+        }
+        if self.restore_triggers {
+            put("backup.restoreTriggers", true.into());
         }
         crate::config::layer_from_pairs(pairs)
     }

@@ -82,6 +82,7 @@ pub struct Config {
     pub locking: LockingConfig,
     pub network: NetworkConfig,
     pub queries: QueriesConfig,
+    pub writes: WritesConfig,
 }
 
 /// How the scripts' `db` answers queries.
@@ -91,6 +92,15 @@ pub struct QueriesConfig {
     /// A query refused for want of an index: answered on the client (`fallback`, the default,
     /// as firebase-admin does) or failed naming the `.indexOn` to add (`error`).
     pub unindexed: UnindexedQueries,
+}
+
+/// How the runner writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WritesConfig {
+    /// Every write of a run (the scripts' `db`, `bulkWriter`, the lock and the history) sends
+    /// `disableTriggers=true`: the database fires no Cloud Functions triggers for them.
+    pub disable_triggers: bool,
 }
 
 /// Deadlines of requests to the database, in ms.
@@ -123,6 +133,9 @@ pub struct BackupConfig {
     pub suffix: String,
     pub extension: String,
     pub existing_backup_path: Option<String>,
+    /// Restores (`backup restore`, a rollback's) fire Cloud Functions triggers; by default they
+    /// send `disableTriggers=true`, so restored data does not look like new writes to functions.
+    pub restore_triggers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +170,7 @@ impl Default for BackupConfig {
             suffix: String::new(),
             extension: "json".into(),
             existing_backup_path: None,
+            restore_triggers: false,
         }
     }
 }
@@ -212,6 +226,7 @@ impl Default for Config {
             locking: LockingConfig::default(),
             network: NetworkConfig::default(),
             queries: QueriesConfig::default(),
+            writes: WritesConfig::default(),
         }
     }
 }

@@ -68,6 +68,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("backup.suffix", Kind::Str),
     ("backup.extension", Kind::Str),
     ("backup.existingBackupPath", Kind::OptStr),
+    ("backup.restoreTriggers", Kind::Bool),
     ("backup.timestamp", Kind::Legacy),
     ("backup.deleteBackup", Kind::Legacy),
     ("backup.custom", Kind::Legacy),
@@ -99,6 +100,8 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("network.connectTimeout", Kind::UInt("ms")),
     ("network.responseTimeout", Kind::UInt("ms")),
     ("network.retryWindow", Kind::UInt("ms")),
+    ("writes", Kind::Object),
+    ("writes.disableTriggers", Kind::Bool),
     // The predecessor's settings for features this runner does not have.
     ("transaction", Kind::Legacy),
     ("logging", Kind::Legacy),

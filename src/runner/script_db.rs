@@ -26,7 +26,7 @@ pub struct ScriptDb {
     pub id: u64,
     /// The runner's connection, [`ScriptDb::fence`] the gate of each attempt of each write; a
     /// query refused for want of an index is answered as `queries.unindexed` says (see
-    /// [`unindexed`]).
+    /// [`unindexed`]); its writes send `disableTriggers=true` under `writes.disableTriggers`.
     pub client: Client,
     /// The runner's fence (held by its lease during a locked run).
     pub fence: Fence,
@@ -43,7 +43,8 @@ pub struct ScriptDb {
 
 impl ScriptDb {
     /// The `db` of the runner with this configuration, connection, fence, lock service, live
-    /// view of the lock node and log (`Runner::script_db`, once per runner).
+    /// view of the lock node and log (`Runner::script_db`, once per runner). The connection's
+    /// notices (a node deleted in chunks: `write.chunked`) go to the runner's log.
     pub(crate) fn new(
         cfg: &Config,
         client: &Client,
@@ -56,7 +57,8 @@ impl ScriptDb {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             client: client
                 .gated(Arc::new(fence.clone()))
-                .with_unindexed(unindexed(cfg, log)),
+                .with_unindexed(unindexed(cfg, log.clone()))
+                .with_notices(log),
             fence: fence.clone(),
             check_path: cfg.history_path(),
             lock,

@@ -7,7 +7,10 @@
 //! - `settle`: writes whose outcome is unknown, settled by reading the node back.
 //! - `gate`: `WriteGate`, what every attempt of a gated client's writes must pass (the fence).
 //! - `stream`: event streams and streamed reads.
+//! - `chunked`: deleting a node too big for one write in chunks, and the error for a write too
+//!   big to split.
 
+mod chunked;
 mod gate;
 mod settle;
 mod stream;
@@ -23,10 +26,12 @@ use serde_json::Value;
 use super::retry::RetryObserver;
 use super::unindexed::Unindexed;
 use super::{path, Auth, Clock, DatabaseUrl, Query, RetryPolicy, ServerClock};
+use crate::log::LineFn;
 use crate::{Error, ErrorCode, Result};
 use settle::{matches_written, Settled};
 use transport::{norm, show, truncate, Req, WriteError, ETAG_REQUEST_HEADER};
 
+pub use chunked::{ChunkedDelete, ChunkingOptions};
 pub use gate::{Gate, WriteGate};
 pub use stream::{EventStream, StreamEvent};
 
@@ -82,6 +87,12 @@ pub struct Client {
     gate: Option<Gate>,
     /// What its queries do when refused for want of an index (see `with_unindexed`).
     pub(crate) unindexed: Option<Arc<Unindexed>>,
+    /// Every write this client builds asks the database not to fire Cloud Functions triggers
+    /// (`disableTriggers=true`; see `with_disable_triggers`).
+    disable_triggers: bool,
+    /// Where the client's notices go (a node deleted in chunks: `write.chunked`); see
+    /// `with_notices`.
+    notices: Option<LineFn>,
 }
 
 struct Inner {
@@ -135,6 +146,8 @@ impl Client {
             }),
             gate: None,
             unindexed: None,
+            disable_triggers: false,
+            notices: None,
         })
     }
     /// How many HTTP requests this client (and its gated copies) has sent.
@@ -152,9 +165,8 @@ impl Client {
     /// the gate allows (see `WriteGate`). Reads are never gated.
     pub fn gated(&self, gate: Gate) -> Client {
         Client {
-            inner: self.inner.clone(),
             gate: Some(gate),
-            unindexed: self.unindexed.clone(),
+            ..self.clone()
         }
     }
     /// This client (same connections, gate and credentials) answering the queries the database
@@ -163,16 +175,39 @@ impl Client {
     /// Without a policy such a query fails with that error.
     pub fn with_unindexed(&self, policy: Arc<Unindexed>) -> Client {
         Client {
-            inner: self.inner.clone(),
-            gate: self.gate.clone(),
             unindexed: Some(policy),
+            ..self.clone()
+        }
+    }
+    /// This client with every write it makes sending `disableTriggers=true` (`disabled`), or
+    /// none of them (the database fires its Cloud Functions triggers as for any write).
+    pub fn with_disable_triggers(&self, disabled: bool) -> Client {
+        Client {
+            disable_triggers: disabled,
+            ..self.clone()
+        }
+    }
+    /// Whether this client's writes send `disableTriggers=true`.
+    pub fn disables_triggers(&self) -> bool {
+        self.disable_triggers
+    }
+    /// This client with its notices (log lines: a node deleted in chunks) going to `notices`
+    /// (the runner's log for the scripts' `db`); without, they are dropped.
+    pub fn with_notices(&self, notices: LineFn) -> Client {
+        Client {
+            notices: Some(notices),
+            ..self.clone()
         }
     }
     /// A client with the same options on connections of its own (nothing shared but the
-    /// credentials; no gate): for work on another runtime, e.g. releasing the lock as the
-    /// process exits.
+    /// credentials; no gate; the same trigger setting and notices): for work on another
+    /// runtime, e.g. releasing the lock as the process exits.
     pub fn detached(&self) -> Result<Client> {
-        Client::new(self.inner.opts.clone())
+        Ok(Client {
+            disable_triggers: self.disable_triggers,
+            notices: self.notices.clone(),
+            ..Client::new(self.inner.opts.clone())?
+        })
     }
     pub fn url(&self) -> &DatabaseUrl {
         &self.inner.opts.url
@@ -253,6 +288,15 @@ impl Client {
         req.body = Some(json.clone());
         match self.write_raw(req.clone(), &json).await {
             Ok(()) => Ok(()),
+            // `set(null)` is a delete: too big for one request, it is deleted in chunks.
+            Err(WriteError::Failed(e))
+                if e.code == ErrorCode::WriteTooBig && json.trim_ascii() == b"null" =>
+            {
+                self.remove_after_refusal(&p, 1).await
+            }
+            Err(WriteError::Failed(e)) if e.code == ErrorCode::WriteTooBig => {
+                Err(self.too_big_to_split("set()", &p, e).await)
+            }
             Err(WriteError::Failed(e)) => Err(e),
             Err(WriteError::Unknown(why)) => {
                 let value = parse_body(&json)?;
@@ -270,6 +314,9 @@ impl Client {
         req.body = Some(json.clone());
         match self.write_raw(req.clone(), &json).await {
             Ok(()) => Ok(()),
+            Err(WriteError::Failed(e)) if e.code == ErrorCode::WriteTooBig => {
+                Err(self.too_big_to_split("update()", &p, e).await)
+            }
             Err(WriteError::Failed(e)) => Err(e),
             Err(WriteError::Unknown(why)) => {
                 let Value::Object(patch) = parse_body(&json)? else {
@@ -288,9 +335,19 @@ impl Client {
             .write_req(Method::PUT, &p)
             .param("print", "silent")
             .json_body(value)?;
-        self.idempotent_write(req, &p, |current| matches_written(value, current))
+        match self
+            .idempotent_write(req, &p, |current| matches_written(value, current))
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::WriteTooBig && value.is_null() => {
+                self.remove_after_refusal(&p, 1).await
+            }
+            Err(e) if e.code == ErrorCode::WriteTooBig => {
+                Err(self.too_big_to_split("set()", &p, e).await)
+            }
+            Err(e) => Err(e),
+        }
     }
     /// PUT returning the echo (server values resolved).
     pub async fn set_echo(&self, path: &str, value: &Value) -> Result<Value> {
@@ -370,23 +427,40 @@ impl Client {
             .write_req(Method::PATCH, &p)
             .param("print", "silent")
             .json_body(&body)?;
-        self.idempotent_write(req, &p, |current| patch_landed(patch, current))
+        match self
+            .idempotent_write(req, &p, |current| patch_landed(patch, current))
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::WriteTooBig => {
+                Err(self.too_big_to_split("update()", &p, e).await)
+            }
+            Err(e) => Err(e),
+        }
     }
-    /// DELETE.
+    /// DELETE. A node too big for one request (`WRITE_TOO_BIG`) is deleted in chunks instead
+    /// (see `remove_chunked`), with a `write.chunked` notice.
     pub async fn remove(&self, path: &str) -> Result<()> {
         let p = norm(path)?;
-        self.idempotent_write(self.write_req(Method::DELETE, &p), &p, Value::is_null)
+        match self
+            .idempotent_write(self.write_req(Method::DELETE, &p), &p, Value::is_null)
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::WriteTooBig => self.remove_after_refusal(&p, 1).await,
+            Err(e) => Err(e),
+        }
     }
     // ---- internals ----
 
-    /// A write request, carrying this client's gate.
+    /// A write request, carrying this client's gate (and `disableTriggers=true` when this
+    /// client sends it).
     fn write_req(&self, method: Method, p: &str) -> Req {
         let mut req = Req::new(method, p);
         req.gate = self.gate.clone();
+        if self.disable_triggers {
+            req = req.param("disableTriggers", "true");
+        }
         req
     }
 

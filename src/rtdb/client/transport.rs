@@ -310,6 +310,14 @@ impl Client {
     fn status_failure(&self, status: StatusCode, body: &[u8], p: &str) -> Failure {
         let text = server_error_text(body);
         match status.as_u16() {
+            // The service's write-size limit (a delete counts the data it removes).
+            400..=499 if text.contains("WRITE_TOO_BIG") => Failure::Fatal(Error::new(
+                ErrorCode::WriteTooBig,
+                format!(
+                    "Writing {} was refused as too big for one request (HTTP {status}: {text})",
+                    self.at(p)
+                ),
+            )),
             503 | 429 => Failure::NotSent(format!("HTTP {status}{}", suffix(&text))),
             // Any 401 but a rules denial refuses the token itself (after a fresh one was tried):
             // name who we are, never the token.
