@@ -49,8 +49,8 @@ pub struct RestoreReport {
     pub bytes: usize,
     /// The last path written (relative to the restored path), for messages.
     pub last: Option<String>,
-    /// Requests of chunked deletes (among `writes` and `reads`): live nodes too big to delete
-    /// or replace in one write, deleted in chunks first.
+    /// Requests of chunked deletes (counted in `writes` and `reads` too): live nodes too big to
+    /// delete or replace in one write, deleted in chunks first.
     pub chunked: usize,
 }
 
@@ -513,10 +513,12 @@ impl<'c> Writer<'c> {
             .client
             .delete_children_chunked(at, keys, &ChunkingOptions::default())
             .await?;
-        self.report.writes += done.requests as usize;
+        let writes = (done.requests - done.listings) as usize;
+        self.report.writes += writes;
+        self.report.reads += done.listings as usize;
         self.report.chunked += done.requests as usize;
         if let Some(p) = &self.progress {
-            for _ in 0..done.requests {
+            for _ in 0..writes {
                 p.write();
             }
         }

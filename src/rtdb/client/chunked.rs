@@ -56,6 +56,8 @@ impl Default for ChunkingOptions {
 pub struct ChunkedDelete {
     /// Requests sent: shallow listings and PATCHes (refused ones included).
     pub requests: u64,
+    /// The shallow listings among them.
+    pub listings: u64,
     /// Nodes deleted by name in the PATCHes that were accepted.
     pub deleted: u64,
 }
@@ -90,6 +92,7 @@ pub(crate) struct Chunker<'d, D: Deleter> {
     opts: ChunkingOptions,
     permits: Semaphore,
     requests: AtomicU64,
+    listings: AtomicU64,
     deleted: AtomicU64,
 }
 
@@ -104,6 +107,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
             },
             permits: Semaphore::new(opts.in_flight.max(1)),
             requests: AtomicU64::new(0),
+            listings: AtomicU64::new(0),
             deleted: AtomicU64::new(0),
         }
     }
@@ -111,6 +115,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
     pub(crate) fn report(&self) -> ChunkedDelete {
         ChunkedDelete {
             requests: self.requests.load(Ordering::SeqCst),
+            listings: self.listings.load(Ordering::SeqCst),
             deleted: self.deleted.load(Ordering::SeqCst),
         }
     }
@@ -118,6 +123,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
     async fn list(&self, at: &str) -> Result<Option<Vec<Child>>> {
         let _permit = self.permits.acquire().await.expect("never closed");
         self.requests.fetch_add(1, Ordering::SeqCst);
+        self.listings.fetch_add(1, Ordering::SeqCst);
         self.db.children(at).await
     }
 
@@ -365,6 +371,7 @@ impl Client {
     /// and what to do, since a replacement cannot be split without losing its atomicity.
     pub(super) async fn too_big_to_split(&self, op: &str, p: &str, e: Error) -> Error {
         let size = match self.get_shallow(p).await {
+            Ok(Value::Object(m)) if m.len() == 1 => format!("{} holds 1 child", show(p)),
             Ok(Value::Object(m)) => format!("{} holds {} children", show(p), group(m.len())),
             Ok(_) => format!("{} holds a plain value", show(p)),
             Err(_) => format!("{} holds more than one read returns", show(p)),
@@ -573,6 +580,7 @@ mod tests {
             c.report(),
             ChunkedDelete {
                 requests: 13,
+                listings: 1,
                 deleted: 1000
             }
         );
