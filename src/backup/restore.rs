@@ -497,6 +497,7 @@ impl<'c> Writer<'c> {
                 let entries: Map<String, Value> = serde_json::from_slice(&body)
                     .map_err(|e| Error::internal(format!("a restore's PATCH: {e}")))?;
                 let paths: Vec<String> = entries.into_iter().map(|(k, _)| k).collect();
+                self.report.writes += 1; // the refused one
                 self.clear_chunked(at, &paths).await?;
                 self.client.update_raw(at, body).await?;
             }
@@ -624,6 +625,7 @@ impl<'c> Writer<'c> {
         match self.client.update(&batch.at, &map).await {
             Err(e) if e.code == ErrorCode::WriteTooBig => {
                 let keys: Vec<String> = map.into_iter().map(|(k, _)| k).collect();
+                self.report.writes += 1; // the refused one
                 self.clear_chunked(&batch.at, &keys).await?;
             }
             other => other?,

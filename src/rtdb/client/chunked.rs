@@ -7,10 +7,10 @@
 //! `null` under `writeSizeLimit=tiny`; a refused chunk is split in two, a child too big on its
 //! own is deleted the same way, its children first (deepest first), and a plain value too big
 //! under `tiny` is deleted under the database's own limit. The chunk size is found on the first
-//! chunks, one at a time (doubled while they are accepted, up to `max_chunk`; after a refusal,
-//! the largest piece that was accepted), then the rest go at that size, at most `in_flight`
-//! requests at a time — so the requests a delete takes depend only on the data and the limit,
-//! never on timing. Every chunk is a write of the client that makes it: it carries the client's
+//! chunks, one at a time: doubled while they are accepted (up to `max_chunk`), halved while
+//! refused, and the first size accepted after a refusal is kept; the rest go at that size, at
+//! most `in_flight` requests at a time, each refused one split in halves — so the requests a
+//! delete takes depend only on the data and the limit, never on timing. Every chunk is a write of the client that makes it: it carries the client's
 //! gate (a stale lock holder stops deleting) and its `disableTriggers`.
 //!
 //! A replacement (`set`, `update`) cannot be split without losing its atomicity: refused, it is
@@ -167,21 +167,31 @@ impl<'d, D: Deleter> Chunker<'d, D> {
     /// the rest at that size, `in_flight` at a time.
     pub(crate) async fn children(&self, at: &str, children: &[Child]) -> Result<()> {
         let mut size = self.opts.first_chunk;
+        let mut refused = false;
         let mut rest = children;
-        // Finding the size: each chunk alone, doubled while accepted.
+        // Finding the size, one chunk at a time: doubled while accepted, halved while refused;
+        // accepted after a refusal, it is the size.
         while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
-            let whole = chunk.len() == size;
-            rest = tail;
-            match self.chunk(at, chunk).await? {
-                Some(largest) => {
-                    size = largest.max(1);
+            let n = size.min(rest.len());
+            let keys: Vec<String> = rest[..n].iter().map(|c| c.key.clone()).collect();
+            if self.send(at, &keys, true).await? {
+                rest = &rest[n..];
+                if refused {
                     break;
                 }
-                None if whole && size < self.opts.max_chunk => {
-                    size = (size * 2).min(self.opts.max_chunk)
+                if n == size {
+                    size = (size * 2).min(self.opts.max_chunk);
                 }
-                None => break,
+            } else if n > 1 {
+                size = n / 2;
+                refused = true;
+            } else {
+                // One child too big on its own: its children first; then the size is found
+                // again for the children after it.
+                self.alone(at, &rest[0]).await?;
+                rest = &rest[1..];
+                size = self.opts.first_chunk;
+                refused = false;
             }
         }
         // The rest, at that size.
@@ -195,41 +205,37 @@ impl<'d, D: Deleter> Chunker<'d, D> {
                 }
             }
             match running.next().await {
-                Some(done) => done.map(|_| ())?,
+                Some(done) => done?,
                 None => return Ok(()),
             }
         }
     }
 
-    /// One chunk of children of `at`, split while refused. `Ok(None)`: deleted in one request;
-    /// `Ok(Some(n))`: it was split, and `n` children is the largest piece that was accepted.
-    fn chunk<'a>(
-        &'a self,
-        at: &'a str,
-        chunk: &'a [Child],
-    ) -> BoxFuture<'a, Result<Option<usize>>> {
+    /// One chunk of children of `at`, split in halves while refused.
+    fn chunk<'a>(&'a self, at: &'a str, chunk: &'a [Child]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let keys: Vec<String> = chunk.iter().map(|c| c.key.clone()).collect();
             if self.send(at, &keys, true).await? {
-                return Ok(None);
+                return Ok(());
             }
             if let [child] = chunk {
-                // Too big alone: its own children first.
-                let below = path::join(at, &child.key);
-                if child.object {
-                    self.node(&below).await?;
-                } else {
-                    self.value(&below).await?;
-                }
-                return Ok(Some(0));
+                return self.alone(at, child).await;
             }
             let (a, b) = chunk.split_at(chunk.len() / 2);
-            let mut largest = 0;
-            for half in [a, b] {
-                largest = largest.max(self.chunk(at, half).await?.unwrap_or(half.len()));
-            }
-            Ok(Some(largest))
+            self.chunk(at, a).await?;
+            self.chunk(at, b).await
         })
+    }
+
+    /// A child of `at` too big to delete on its own under `tiny`: its own children first
+    /// (deepest first), or, a plain value, under the database's own limit.
+    async fn alone(&self, at: &str, child: &Child) -> Result<()> {
+        let below = path::join(at, &child.key);
+        if child.object {
+            self.node(&below).await
+        } else {
+            self.value(&below).await
+        }
     }
 }
 
