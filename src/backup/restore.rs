@@ -625,7 +625,6 @@ impl<'c> Writer<'c> {
         match self.client.update(&batch.at, &map).await {
             Err(e) if e.code == ErrorCode::WriteTooBig => {
                 let keys: Vec<String> = map.into_iter().map(|(k, _)| k).collect();
-                self.report.writes += 1; // the refused one
                 self.clear_chunked(&batch.at, &keys).await?;
             }
             other => other?,
