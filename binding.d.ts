@@ -12,6 +12,13 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeDatabase {
   /** The database URL (never with credentials). */
   get url(): string
+  /** Whether this connection's writes send `disableTriggers=true`. */
+  get disablesTriggers(): boolean
+  /**
+   * The same connection (gate and notices included) with its writes sending
+   * `disableTriggers=true` (`disabled`) or not: a `bulkWriter({ disableTriggers })`.
+   */
+  withDisableTriggers(disabled: boolean): NativeDatabase
   get(path: string): Promise<unknown>
   getVersioned(path: string): Promise<NativeVersioned>
   getShallow(path: string): Promise<unknown>
@@ -30,6 +37,7 @@ export declare class NativeDatabase {
   updateJson(path: string, json: string): Promise<void>
   set(path: string, value: any): Promise<void>
   update(path: string, patch: any): Promise<void>
+  /** DELETE; a node too big for one request is deleted in chunks (`write.chunked` notice). */
   remove(path: string): Promise<void>
   /** New child with a time-ordered push id; returns the id. */
   push(path: string, value: any): Promise<string>

@@ -379,6 +379,10 @@ impl Client {
         let size = match self.get_shallow(p).await {
             Ok(Value::Object(m)) if m.len() == 1 => format!("{} holds 1 child", show(p)),
             Ok(Value::Object(m)) => format!("{} holds {} children", show(p), group(m.len())),
+            Ok(Value::Null) => format!(
+                "{} holds nothing: the data written is too big on its own",
+                show(p)
+            ),
             Ok(_) => format!("{} holds a plain value", show(p)),
             Err(_) => format!("{} holds more than one read returns", show(p)),
         };
@@ -402,7 +406,7 @@ fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
