@@ -425,6 +425,7 @@ export interface NativeExitStatus {
 export interface NativeFindings {
   unindexed: Array<NativeUnindexedQuery>
   denied: Array<NativeRefusedWrite>
+  tooBig: Array<NativeTooBigWrite>
   refused: Array<NativeRefusedWrite>
   chunked: Array<NativeChunkedWrite>
   invalid: Array<NativeInvalidData>
@@ -798,6 +799,21 @@ export interface NativeScriptValidation {
 export declare const enum NativeSourceKind {
   Database = 'database',
   Backup = 'backup',
+}
+
+export declare const enum NativeTooBigHandling {
+  Chunked = 'chunked',
+  Failed = 'failed',
+}
+
+/** Writes refused as too big for one request (`WRITE_TOO_BIG`), by method and path. */
+export interface NativeTooBigWrite {
+  method: string
+  path: string
+  /** How many such requests were refused. */
+  refusals: number
+  /** `chunked`: the node was deleted in chunks instead; `failed`: not written. */
+  handled: NativeTooBigHandling
 }
 
 /** Writes with and without `disableTriggers`. */

@@ -860,6 +860,7 @@ module.exports.NativeMigrationStatus = nativeBinding.NativeMigrationStatus
 module.exports.NativeRehearsalOutcome = nativeBinding.NativeRehearsalOutcome
 module.exports.NativeRulesOrigin = nativeBinding.NativeRulesOrigin
 module.exports.NativeSourceKind = nativeBinding.NativeSourceKind
+module.exports.NativeTooBigHandling = nativeBinding.NativeTooBigHandling
 module.exports.newPushId = nativeBinding.newPushId
 module.exports.normalizePath = nativeBinding.normalizePath
 module.exports.parseTarget = nativeBinding.parseTarget

@@ -533,14 +533,16 @@ export interface RehearsalFindings {
   unindexed: Array<{ path: string; child: string; indexOn: string }>
   /** Writes the rules denied (a failure, as in production); the first 100. */
   denied: Array<{ method: string; path: string; status: number }>
-  /** Other writes the copy refused (e.g. too big for one request). */
+  /** Writes refused as too big for one request (`WRITE_TOO_BIG` under production's write-size limit, `large` by default), by method and path: `chunked` = the node was deleted in chunks instead, `failed` = not written (a failure, as in production). */
+  tooBig: Array<{ method: string; path: string; refusals: number; handled: 'chunked' | 'failed' }>
+  /** Other writes the copy refused (bad requests). */
   refused: Array<{ method: string; path: string; status: number }>
   /** Nodes too big to delete in one request, deleted in chunks. */
   chunked: Array<{ path: string; requests: number }>
   /** Data it left that a `.validate` rule refuses (a warning: clients can no longer write there); the first ones, and how many in all. */
   invalid: Array<{ path: string; rule: string; line: number }>
   invalidTotal: number
-  /** Writes with and without `disableTriggers`, when counted. */
+  /** The scripts' writes with and without `disableTriggers` (the runner's own lock and history writes left out). */
   triggers?: { withTriggers: number; triggersDisabled: number }
 }
 

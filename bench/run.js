@@ -4,8 +4,9 @@
 // 0/20/50 ms of emulator latency against the ideal (bench/floors.js); the crowd figure, real
 // processes waiting for a holder (bench/crowd.js); then the big-data figures (bench/big.js), as
 // ratios measured side by side; then a rehearsal vs the same migrations run directly
-// (bench/rehearse.js); the cost of Security Rules per write (bench/rules.js); an unindexed query
-// answered on the client vs the indexed one (bench/unindexed.js); then the fault
+// (bench/rehearse.js); the cost of Security Rules per write (bench/rules.js) and of the write-size
+// estimate (bench/write-size.js); an unindexed query answered on the client vs the indexed one
+// (bench/unindexed.js); then the fault
 // campaign and the fence campaign at a larger scale than CI runs them, with their figures.
 
 const fs = require('node:fs')
@@ -36,6 +37,10 @@ async function main() {
   if (process.env.BENCH_RULES !== '0') {
     console.log('\nSecurity Rules (BENCH_RULES_USERS users per namespace, default BENCH_USERS; BENCH_RULES=0 skips this part):')
     console.table(await require('./rules.js').rulesCost())
+  }
+  if (process.env.BENCH_WRITE_SIZE !== '0') {
+    console.log('\nWrite-size limits (BENCH_WRITE_SIZE_USERS users per namespace, default BENCH_USERS; BENCH_WRITE_SIZE=0 skips this part):')
+    console.table(await require('./write-size.js').writeSizeCost())
   }
   if (process.env.BENCH_UNINDEXED !== '0') {
     console.log('\nUnindexed query (BENCH_UNINDEXED_USERS users, default 100000; BENCH_UNINDEXED=0 skips this part): answered on the client vs the indexed query:')

@@ -889,3 +889,161 @@ async fn production_rules_refused_are_said_and_the_rehearsal_goes_on_without_the
     );
     assert!(fake.seen().iter().all(|s| s.method == "GET"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Under production's write-size limit, and what the scripts said of triggers
+
+/// 40 users of about 130 bytes each: about 5.5 KB of JSON.
+fn big_node() -> Value {
+    Value::Object(
+        (0..40)
+            .map(|i| (format!("u{i:03}"), json!({"name": "x".repeat(100), "n": i})))
+            .collect(),
+    )
+}
+
+/// Budgets so small that replacing `big_node()` in one request is too big at `large`.
+fn small_budgets() -> rehearse::WriteBudgets {
+    rehearse::WriteBudgets {
+        tiny: 300,
+        small: 1000,
+        medium: 2000,
+        large: 3000,
+    }
+}
+
+#[tokio::test]
+async fn a_write_too_big_for_one_request_fails_the_rehearsal_as_production_would() {
+    let mut prod = Prod::new().await;
+    prod.client.set("app/big", &big_node()).await.unwrap();
+    // No rollback: the copy's restore would clear the big node in one request, too big as well.
+    prod.cfg.rollback_strategy = msr_firebase::config::RollbackStrategy::None;
+    prod.add(RENAME, rename());
+    prod.add(THIRD, set("big", json!("replaced in one request"), true));
+    common::reset_counts(&prod.emu).await;
+    let before = prod.data();
+
+    let report = prod
+        .rehearse(
+            Source::Database(&prod.client),
+            RehearseOptions {
+                write_budgets: small_budgets(),
+                ..RehearseOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    assert!(!report.success, "{report:#?}");
+    let e = report.error.as_ref().unwrap();
+    assert_eq!(e.migration.as_deref(), Some(THIRD));
+    assert!(
+        e.message.contains("WRITE_TOO_BIG")
+            && e.message.contains(&format!(
+                "{THIRD}: PUT /app/big was too big for one request (WRITE_TOO_BIG under production's large write-size limit)"
+            )),
+        "{}",
+        e.message
+    );
+    let [renamed, third] = &report.migrations[..] else {
+        panic!("{:?}", report.migrations)
+    };
+    assert_eq!(renamed.outcome, Outcome::Succeeded, "{renamed:?}");
+    assert!(renamed.findings.too_big.is_empty(), "{renamed:?}");
+    assert_eq!(third.outcome, Outcome::Failed);
+    assert_eq!(
+        third.findings.too_big,
+        [rehearse::TooBigWrite {
+            method: "PUT".into(),
+            path: "/app/big".into(),
+            refusals: 1,
+            handled: rehearse::TooBigHandling::Failed,
+        }]
+    );
+    assert!(third.findings.refused.is_empty(), "{third:?}");
+    // Nothing was written: the copy still has the big node as it was.
+    assert!(third.changes.as_ref().unwrap().is_empty(), "{third:?}");
+    // Each migration's writes, by triggers: the rename's one PATCH, the refused PUT (sent all
+    // the same); the runner's lock and history writes left out.
+    let writes = |with, disabled| {
+        Some(rehearse::TriggerWrites {
+            with_triggers: with,
+            triggers_disabled: disabled,
+        })
+    };
+    assert_eq!(renamed.findings.triggers, writes(1, 0));
+    assert_eq!(third.findings.triggers, writes(1, 0));
+    // In JSON.
+    let j = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        j["migrations"][1]["findings"]["tooBig"],
+        json!([{"method": "PUT", "path": "/app/big", "refusals": 1, "handled": "failed"}])
+    );
+    assert_eq!(
+        j["migrations"][0]["findings"]["triggers"],
+        json!({"withTriggers": 1, "triggersDisabled": 0})
+    );
+    // Production: untouched, read only.
+    assert_eq!(prod.data(), before);
+    prod.only_read().await;
+}
+
+#[tokio::test]
+async fn under_the_default_large_limit_ordinary_writes_pass_and_disable_triggers_is_counted() {
+    let mut prod = Prod::new().await;
+    prod.client.set("app/big", &big_node()).await.unwrap();
+    // A script that writes twice with disableTriggers=true (as Google's CLI does) and once
+    // without: a client sending the parameter itself, to the copy it was given.
+    prod.add(
+        RENAME,
+        Script {
+            up: step(|c: Client| async move {
+                let http = reqwest::Client::new();
+                for (path, body) in [
+                    ("app/flags", json!({"a": 1})),
+                    ("app/more", json!({"b": 2})),
+                ] {
+                    let url = format!(
+                        "{}?ns={}&disableTriggers=true",
+                        c.url().data_url(path),
+                        rehearse::NAMESPACE
+                    );
+                    let res = http
+                        .patch(url)
+                        .header("Authorization", "Bearer owner")
+                        .body(body.to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+                }
+                c.set("app/big", &json!("replaced")).await?;
+                Ok(Value::Null)
+            }),
+            down: None,
+        },
+    );
+    common::reset_counts(&prod.emu).await;
+    let before = prod.data();
+
+    let report = prod
+        .rehearse(Source::Database(&prod.client), RehearseOptions::default())
+        .await
+        .unwrap();
+
+    assert!(report.success, "{report:#?}");
+    let [m] = &report.migrations[..] else {
+        panic!("{:?}", report.migrations)
+    };
+    // 5.5 KB is far below `large` (60 MB): replaced in one request.
+    assert!(m.findings.too_big.is_empty(), "{m:?}");
+    assert_eq!(
+        m.findings.triggers,
+        Some(rehearse::TriggerWrites {
+            with_triggers: 1,
+            triggers_disabled: 2,
+        })
+    );
+    assert_eq!(prod.data(), before);
+    prod.only_read().await;
+}

@@ -9,6 +9,7 @@ use super::results::count;
 use msr_firebase::rehearse::{
     ChangeKind, Changes, DownCheck, DownOutcome, DownReport, Findings, Outcome, RefusedWrite,
     RehearsalReport, RehearsedMigration, Requests, RulesInfo, RulesOrigin, SourceKind,
+    TooBigHandling,
 };
 
 /// Options of `rehearse()`.
@@ -154,6 +155,23 @@ impl From<RefusedWrite> for NativeRefusedWrite {
     }
 }
 
+/// Writes refused as too big for one request (`WRITE_TOO_BIG`), by method and path.
+#[napi(object)]
+pub struct NativeTooBigWrite {
+    pub method: String,
+    pub path: String,
+    /// How many such requests were refused.
+    pub refusals: f64,
+    /// `chunked`: the node was deleted in chunks instead; `failed`: not written.
+    pub handled: NativeTooBigHandling,
+}
+
+#[napi(string_enum = "lowercase")]
+pub enum NativeTooBigHandling {
+    Chunked,
+    Failed,
+}
+
 /// A node deleted in chunks (too big for one request).
 #[napi(object)]
 pub struct NativeChunkedWrite {
@@ -181,6 +199,7 @@ pub struct NativeTriggerWrites {
 pub struct NativeFindings {
     pub unindexed: Vec<NativeUnindexedQuery>,
     pub denied: Vec<NativeRefusedWrite>,
+    pub too_big: Vec<NativeTooBigWrite>,
     pub refused: Vec<NativeRefusedWrite>,
     pub chunked: Vec<NativeChunkedWrite>,
     pub invalid: Vec<NativeInvalidData>,
@@ -201,6 +220,19 @@ impl From<Findings> for NativeFindings {
                 })
                 .collect(),
             denied: f.denied.into_iter().map(Into::into).collect(),
+            too_big: f
+                .too_big
+                .into_iter()
+                .map(|t| NativeTooBigWrite {
+                    method: t.method,
+                    path: t.path,
+                    refusals: n(t.refusals),
+                    handled: match t.handled {
+                        TooBigHandling::Chunked => NativeTooBigHandling::Chunked,
+                        TooBigHandling::Failed => NativeTooBigHandling::Failed,
+                    },
+                })
+                .collect(),
             refused: f.refused.into_iter().map(Into::into).collect(),
             chunked: f
                 .chunked

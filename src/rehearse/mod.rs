@@ -23,8 +23,13 @@
 //!    scripts run under them as the configured identity (`databaseAuthVariableOverride`) as in
 //!    production, indexes included. Per migration (`Findings`): the client's notices
 //!    (`query.unindexed`, `write.chunked` log lines), the writes the sandbox refused (401:
-//!    denied by the rules, a failure), and the `.validate` rules the data it changed violates
-//!    (checked over the changed subtrees the diff finds, a warning). `strict`: warnings fail.
+//!    denied by the rules, a failure; `WRITE_TOO_BIG`: too big for one request, deleted in
+//!    chunks or a failure), the writes sent with and without `disableTriggers`, and the
+//!    `.validate` rules the data it changed violates (checked over the changed subtrees the
+//!    diff finds, a warning). `strict`: warnings fail.
+//! 6. Production's write-size limit: the sandbox refuses writes over `large` (production's
+//!    default for new databases; `RehearseOptions::write_size_limit`), so a `remove()` or
+//!    `set()` of a node too big for one request shows here as it would there.
 
 pub mod diff;
 pub mod report;
@@ -46,11 +51,12 @@ use crate::runner::{EventFn, RunEvent, RunOptions, Runner, ScriptHost, StopFlag}
 use crate::time::ms;
 use crate::{Error, ErrorCode, Result};
 
+pub use crate::emulator::{WriteBudgets, WriteSizeLevel};
 pub use report::{
     ChangeKind, Changes, ChildChanges, ChunkedWrite, DownCheck, DownOutcome, DownReport, Example,
     Findings, InvalidData, Outcome, RefusedWrite, RehearsalReport, RehearsedMigration, ReportError,
-    Requests, RollbackInfo, RulesInfo, RulesOrigin, SourceInfo, SourceKind, Totals, TriggerWrites,
-    UnindexedQuery,
+    Requests, RollbackInfo, RulesInfo, RulesOrigin, SourceInfo, SourceKind, TooBigHandling,
+    TooBigWrite, Totals, TriggerWrites, UnindexedQuery,
 };
 use source::load;
 use watch::{Seen, Validity, Watch};
@@ -99,6 +105,13 @@ pub struct RehearseOptions {
     pub rules: RulesChoice,
     /// Warnings (unindexed queries, data `.validate` refuses) fail the rehearsal.
     pub strict: bool,
+    /// The sandbox's write-size limit, production's default for new databases (`large`): a
+    /// write that affects more than its budget is refused with `WRITE_TOO_BIG`, as production
+    /// refuses it.
+    pub write_size_limit: WriteSizeLevel,
+    /// The bytes each write-size level allows in the sandbox (the emulator's model of the
+    /// service's target times: 1 MB per second).
+    pub write_budgets: WriteBudgets,
 }
 
 impl Default for RehearseOptions {
@@ -112,6 +125,8 @@ impl Default for RehearseOptions {
             walk: WalkOptions::default(),
             rules: RulesChoice::default(),
             strict: false,
+            write_size_limit: WriteSizeLevel::Large,
+            write_budgets: WriteBudgets::default(),
         }
     }
 }
@@ -168,6 +183,11 @@ pub async fn rehearse<H: ScriptHost>(r: Rehearsal<'_>, host: H) -> Result<Rehear
         .tempdir()
         .map_err(|e| internal("cannot create a folder for its snapshots", e))?;
     let emu = Emulator::start(EmulatorOptions::default()).await?;
+    emu.set_write_size_limit(
+        Some(NAMESPACE),
+        r.options.write_size_limit,
+        Some(r.options.write_budgets),
+    );
     let url = format!("{}?ns={NAMESPACE}", emu.url());
     let mut sandbox_cfg = r.cfg.clone();
     sandbox_cfg.database_url = Some(url.clone());
@@ -422,10 +442,18 @@ async fn run<H: ScriptHost>(
             .find(|m| m.outcome == Outcome::Failed)
             .map(|m| m.name.clone()),
     });
-    // Writes the rules denied fail the rehearsal, as they fail in production (a script that
-    // caught the refusal included: production would not have the data it meant to write).
-    if let Some(m) = migrations.iter().find(|m| !m.findings.denied.is_empty()) {
-        let denied = denied_text(m);
+    // Writes the rules denied, and writes too big for one request that nothing replaced, fail
+    // the rehearsal, as they fail in production (a script that caught the refusal included:
+    // production would not have the data it meant to write).
+    let unwritten = |m: &RehearsedMigration| {
+        !m.findings.denied.is_empty()
+            || m.findings
+                .too_big
+                .iter()
+                .any(|t| t.handled == TooBigHandling::Failed)
+    };
+    if let Some(m) = migrations.iter().find(|m| unwritten(m)) {
+        let denied = unwritten_text(m, r.options.write_size_limit);
         error = Some(match error {
             Some(mut e) if e.migration.as_deref() == Some(&m.name) => {
                 e.message = format!("{}; {denied}", e.message);
@@ -525,6 +553,34 @@ async fn run<H: ScriptHost>(
         strict: r.options.strict,
         duration_ms: 0,
     })
+}
+
+/// `<migration>: the rules denied PUT /app/settings (and n more) — production would refuse it
+/// too`, and/or `PUT /app/users was too big for one request (WRITE_TOO_BIG under production's
+/// large write-size limit) — ...`.
+fn unwritten_text(m: &RehearsedMigration, limit: WriteSizeLevel) -> String {
+    let too_big: Vec<String> = m
+        .findings
+        .too_big
+        .iter()
+        .filter(|t| t.handled == TooBigHandling::Failed)
+        .map(|t| format!("{} {}", t.method, t.path))
+        .collect();
+    let too_big = (!too_big.is_empty()).then(|| {
+        format!(
+            "{} {} too big for one request (WRITE_TOO_BIG under production's {} write-size limit) — production would refuse {} too; delete big nodes in chunks, write big data in several updates",
+            too_big.join(", "),
+            if too_big.len() == 1 { "was" } else { "were" },
+            limit.name(),
+            if too_big.len() == 1 { "it" } else { "them" }
+        )
+    });
+    match (m.findings.denied.is_empty(), too_big) {
+        (false, Some(t)) => format!("{}; {t}", denied_text(m)),
+        (false, None) => denied_text(m),
+        (true, Some(t)) => format!("{}: {t}", m.name),
+        (true, None) => String::new(),
+    }
 }
 
 /// `<migration>: the rules denied PUT /app/settings (and n more) — production would refuse it too`.

@@ -109,13 +109,37 @@ pub struct UnindexedQuery {
 }
 
 /// A write the sandbox refused: 401 = denied by the rules (as production would), another 4xx
-/// (e.g. too big for one request).
+/// (a bad request; writes too big for one request are `TooBigWrite`s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RefusedWrite {
     pub method: String,
     /// `/app/settings`
     pub path: String,
     pub status: u16,
+}
+
+/// What became of a write refused as too big for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TooBigHandling {
+    /// The client deleted the node in chunks instead (its `write.chunked` notice): the same
+    /// end state, in more requests.
+    Chunked,
+    /// Nothing took its place: the write did not happen (production would refuse it too).
+    Failed,
+}
+
+/// Writes the sandbox refused with `WRITE_TOO_BIG` (production's write-size limit: the data
+/// they affect, e.g. the node a DELETE removes, is more than one request may change), by method
+/// and path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TooBigWrite {
+    pub method: String,
+    /// `/app/users`
+    pub path: String,
+    /// How many such requests were refused.
+    pub refusals: u64,
+    pub handled: TooBigHandling,
 }
 
 /// A node too big to delete in one request, deleted in chunks (the `write.chunked` notice).
@@ -154,7 +178,9 @@ pub struct Findings {
     pub unindexed: Vec<UnindexedQuery>,
     /// Writes the rules denied (a failure, as in production): the first 100.
     pub denied: Vec<RefusedWrite>,
-    /// Other writes the sandbox refused (e.g. too big for one request).
+    /// Writes refused as too big for one request, and how each was handled.
+    pub too_big: Vec<TooBigWrite>,
+    /// Other writes the sandbox refused (bad requests).
     pub refused: Vec<RefusedWrite>,
     /// Nodes deleted in chunks because one request was too big.
     pub chunked: Vec<ChunkedWrite>,
@@ -162,7 +188,8 @@ pub struct Findings {
     /// many in all.
     pub invalid: Vec<InvalidData>,
     pub invalid_total: u64,
-    /// Writes with and without `disableTriggers`, when the sandbox counts them.
+    /// Writes with and without `disableTriggers` (the runner's own lock and history writes
+    /// left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triggers: Option<TriggerWrites>,
 }

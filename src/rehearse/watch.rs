@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::emulator::{NodeRef, RequestCounts, StoreData, StoreView};
+use crate::emulator::{NodeRef, RequestCounts, StoreData, StoreView, TOO_BIG_REASON};
 use crate::log::LogLine;
 use crate::rules::{Context, Denial, Rules};
 use crate::runner::{Method, MigrationInfo, RunEvent};
 use crate::Error;
 
 use super::diff::{self, DiffInput, Exclusions};
-use super::report::{ChunkedWrite, Findings, InvalidData, RefusedWrite, UnindexedQuery};
+use super::report::{
+    ChunkedWrite, Findings, InvalidData, RefusedWrite, TooBigHandling, TooBigWrite, TriggerWrites,
+    UnindexedQuery,
+};
 use super::{
     ms, ChangeKind, Changes, DownCheck, DownOutcome, Outcome, Requests, RollbackInfo, NAMESPACE,
 };
@@ -124,22 +127,45 @@ impl Watch {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a request at `p` (`/a/b`) is the runner's own (lock, history).
+    fn is_own(&self, p: &str) -> bool {
+        self.own
+            .iter()
+            .any(|o| p == o || p.starts_with(&format!("{o}/")))
+    }
+
     pub(super) fn requests(&self, counts: RequestCounts) -> Requests {
         let mut out = Requests::default();
         for (key, n) in counts.by_path {
             let Some((method, p)) = key.split_once(' ') else {
                 continue;
             };
-            let own = self
-                .own
-                .iter()
-                .any(|o| p == o || p.starts_with(&format!("{o}/")));
-            if !own {
+            if !self.is_own(p) {
                 out.total += n;
                 *out.by_method.entry(method.to_string()).or_default() += n;
             }
         }
         out
+    }
+
+    /// The scripts' writes by whether they were sent with `disableTriggers=true` (the
+    /// runner's own left out; every write sent, refused ones included).
+    fn trigger_writes(&self, counts: &RequestCounts) -> TriggerWrites {
+        let scripts = |by_path: &std::collections::BTreeMap<String, u64>| -> u64 {
+            by_path
+                .iter()
+                .filter_map(|(key, n)| {
+                    let (method, p) = key.split_once(' ')?;
+                    let write = matches!(method, "PUT" | "PATCH" | "POST" | "DELETE");
+                    (write && !self.is_own(p)).then_some(*n)
+                })
+                .sum()
+        };
+        let disabled = scripts(&counts.triggers.disabled_by_path);
+        TriggerWrites {
+            with_triggers: scripts(&counts.by_path).saturating_sub(disabled),
+            triggers_disabled: disabled,
+        }
     }
 
     /// Write the data to a new snapshot; with `against`, diff that snapshot with the data too
@@ -407,11 +433,13 @@ impl Watch {
                 path: r.path.clone(),
                 status: r.status,
             };
-            match r.status {
-                401 => findings.denied.push(w),
+            match (r.status, r.reason) {
+                (_, Some(TOO_BIG_REASON)) => too_big(&mut findings, w),
+                (401, _) => findings.denied.push(w),
                 _ => findings.refused.push(w),
             }
         }
+        findings.triggers = Some(self.trigger_writes(&counts));
         let requests = self.requests(counts);
         let Some(before) = self.seen().current.clone() else {
             return;
@@ -512,5 +540,87 @@ impl Watch {
             }
             Err(e) => self.fail(e),
         }
+    }
+}
+
+/// A write refused as too big for one request, counted with the others of its method and path;
+/// handled by chunks when the client deleted a node at or over its path in chunks.
+fn too_big(findings: &mut Findings, w: RefusedWrite) {
+    let trimmed = |p: &str| p.trim_matches('/').to_string();
+    let at = trimmed(&w.path);
+    let chunked = findings.chunked.iter().any(|c| {
+        let c = trimmed(&c.path);
+        c.is_empty() || at == c || at.starts_with(&format!("{c}/"))
+    });
+    let handled = if chunked {
+        TooBigHandling::Chunked
+    } else {
+        TooBigHandling::Failed
+    };
+    match findings
+        .too_big
+        .iter_mut()
+        .find(|t| t.method == w.method && t.path == w.path)
+    {
+        Some(t) => {
+            t.refusals += 1;
+            t.handled = handled;
+        }
+        None => findings.too_big.push(TooBigWrite {
+            method: w.method,
+            path: w.path,
+            refusals: 1,
+            handled,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(method: &str, path: &str) -> RefusedWrite {
+        RefusedWrite {
+            method: method.into(),
+            path: path.into(),
+            status: 400,
+        }
+    }
+
+    /// Refusals at or under a node the client deleted in chunks were handled by the chunks;
+    /// the others failed. Repeats are counted.
+    #[test]
+    fn too_big_writes_are_grouped_and_matched_with_chunked_deletes() {
+        let mut f = Findings {
+            chunked: vec![ChunkedWrite {
+                path: "/app/logs".into(),
+                requests: 5,
+            }],
+            ..Findings::default()
+        };
+        for (m, p) in [
+            ("DELETE", "/app/logs"),
+            ("PATCH", "/app/logs"),
+            ("PATCH", "/app/logs"),
+            ("PATCH", "/app/logs/2024"),
+            ("PUT", "/app/logsx"),
+        ] {
+            too_big(&mut f, refused(m, p));
+        }
+        let got: Vec<(&str, &str, u64, TooBigHandling)> = f
+            .too_big
+            .iter()
+            .map(|t| (t.method.as_str(), t.path.as_str(), t.refusals, t.handled))
+            .collect();
+        use TooBigHandling::{Chunked, Failed};
+        assert_eq!(
+            got,
+            [
+                ("DELETE", "/app/logs", 1, Chunked),
+                ("PATCH", "/app/logs", 2, Chunked),
+                ("PATCH", "/app/logs/2024", 1, Chunked),
+                ("PUT", "/app/logsx", 1, Failed),
+            ]
+        );
     }
 }

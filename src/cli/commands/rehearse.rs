@@ -1,7 +1,8 @@
 //! `rehearse [target] [--from-backup file] [--down] [--keep file] [--examples N] [--rules file]
 //! [--strict]`: the report of `crate::rehearse` as text (or `--format json`), and its exit code:
 //! 0 when every rehearsed migration succeeded (and, with `--down`, round-tripped), 3 when one
-//! failed, a write was denied by the rules or, with `--strict`, there were warnings; 2 for bad
+//! failed, a write was denied by the rules or refused as too big for one request (and not done
+//! in chunks) or, with `--strict`, there were warnings; 2 for bad
 //! input, 7 when the source cannot be read. The rules: `--rules`, else firebase.json's for the
 //! configured database, else the database's own.
 
@@ -17,7 +18,7 @@ use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::rehearse::{
     self, kind_word, Changes, DownOutcome, Findings, Outcome, Rehearsal, RehearsalReport,
-    RehearseOptions, RulesChoice, RulesOrigin, Source, SourceKind,
+    RehearseOptions, RulesChoice, RulesOrigin, Source, SourceKind, TooBigHandling,
 };
 use crate::rtdb::{Client, RetryObserver};
 use crate::{Error, ExitStatus};
@@ -441,11 +442,45 @@ fn print_findings(io: &mut Io, f: &Findings) {
             w.path
         ));
     }
+    let same = |a: &str, b: &str| a.trim_matches('/') == b.trim_matches('/');
+    for t in &f.too_big {
+        let times = if t.refusals > 1 {
+            format!(", refused {} times", t.refusals)
+        } else {
+            String::new()
+        };
+        match t.handled {
+            TooBigHandling::Chunked => {
+                let chunks = f
+                    .chunked
+                    .iter()
+                    .find(|c| same(&c.path, &t.path))
+                    .map(|c| format!(" ({} requests)", c.requests))
+                    .unwrap_or_default();
+                io.line(format!(
+                    "    too big for one request: {} {}{times} — deleted in chunks instead{chunks}",
+                    t.method, t.path
+                ));
+            }
+            TooBigHandling::Failed => io.line(format!(
+                "    {} too big for one request (WRITE_TOO_BIG, production's write-size limit): {} {}{times} — not written",
+                io.red("✗"),
+                t.method,
+                t.path
+            )),
+        }
+    }
     for c in &f.chunked {
-        io.line(format!(
-            "    too big for one request: {} deleted in chunks ({} requests)",
-            c.path, c.requests
-        ));
+        let said = f
+            .too_big
+            .iter()
+            .any(|t| t.handled == TooBigHandling::Chunked && same(&c.path, &t.path));
+        if !said {
+            io.line(format!(
+                "    too big for one request: {} deleted in chunks ({} requests)",
+                c.path, c.requests
+            ));
+        }
     }
     for i in &f.invalid {
         io.line(format!(
@@ -464,5 +499,57 @@ fn print_findings(io: &mut Io, f: &Findings) {
             "    writes: {} firing triggers, {} with disableTriggers",
             t.with_triggers, t.triggers_disabled
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rehearse::{ChunkedWrite, TooBigWrite, TriggerWrites};
+
+    /// Too-big writes say how they were handled (with the chunks' requests when deleted in
+    /// chunks), and the writes by triggers.
+    #[test]
+    fn findings_say_too_big_writes_and_triggers() {
+        let (mut io, out, _) = Io::capture();
+        let f = Findings {
+            too_big: vec![
+                TooBigWrite {
+                    method: "DELETE".into(),
+                    path: "/app/logs".into(),
+                    refusals: 1,
+                    handled: TooBigHandling::Chunked,
+                },
+                TooBigWrite {
+                    method: "PUT".into(),
+                    path: "/app/users".into(),
+                    refusals: 2,
+                    handled: TooBigHandling::Failed,
+                },
+            ],
+            chunked: vec![
+                ChunkedWrite {
+                    path: "/app/logs".into(),
+                    requests: 12,
+                },
+                ChunkedWrite {
+                    path: "/app/old".into(),
+                    requests: 3,
+                },
+            ],
+            triggers: Some(TriggerWrites {
+                with_triggers: 4,
+                triggers_disabled: 7,
+            }),
+            ..Findings::default()
+        };
+        print_findings(&mut io, &f);
+        assert_eq!(
+            out.text(),
+            "    too big for one request: DELETE /app/logs — deleted in chunks instead (12 requests)\n\
+             \x20   ✗ too big for one request (WRITE_TOO_BIG, production's write-size limit): PUT /app/users, refused 2 times — not written\n\
+             \x20   too big for one request: /app/old deleted in chunks (3 requests)\n\
+             \x20   writes: 4 firing triggers, 7 with disableTriggers\n"
+        );
     }
 }
