@@ -1047,3 +1047,57 @@ async fn under_the_default_large_limit_ordinary_writes_pass_and_disable_triggers
     assert_eq!(prod.data(), before);
     prod.only_read().await;
 }
+
+#[tokio::test]
+async fn a_delete_too_big_for_one_request_goes_in_chunks_in_the_copy_and_the_report_says_so() {
+    let mut prod = Prod::new().await;
+    prod.client.set("app/big", &big_node()).await.unwrap();
+    prod.add(
+        RENAME,
+        Script {
+            up: step(|c: Client| async move {
+                c.remove("app/big").await?;
+                Ok(Value::Null)
+            }),
+            down: None,
+        },
+    );
+    common::reset_counts(&prod.emu).await;
+    let before = prod.data();
+
+    let report = prod
+        .rehearse(
+            Source::Database(&prod.client),
+            RehearseOptions {
+                write_budgets: small_budgets(),
+                ..RehearseOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    assert!(report.success, "{report:#?}");
+    let [m] = &report.migrations[..] else {
+        panic!("{:?}", report.migrations)
+    };
+    let f = &m.findings;
+    assert_eq!(
+        (f.too_big[0].method.as_str(), f.too_big[0].path.as_str()),
+        ("DELETE", "/app/big"),
+        "{f:?}"
+    );
+    assert!(
+        f.too_big
+            .iter()
+            .all(|t| t.handled == rehearse::TooBigHandling::Chunked),
+        "{f:?}"
+    );
+    let [chunked] = &f.chunked[..] else {
+        panic!("{f:?}")
+    };
+    assert_eq!(chunked.path, "/app/big");
+    assert!(chunked.requests > 2, "{chunked:?}");
+    assert_eq!(m.changes.as_ref().unwrap().removed, 80, "{m:?}");
+    assert_eq!(prod.data(), before);
+    prod.only_read().await;
+}
