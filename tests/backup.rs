@@ -116,7 +116,7 @@ async fn create_writes_metadata_and_the_exact_subtree_into_a_new_folder() {
     assert!(re.is_match(name), "{name}");
     let v = read_json(&path);
     let m = &v["metadata"];
-    assert_eq!(m["version"], 1);
+    assert_eq!(m["version"], 2);
     assert_eq!(m["tool"], "msr-firebase");
     assert_eq!(m["shift"], "prod");
     assert_eq!(m["path"], "/prod");
@@ -479,7 +479,7 @@ async fn bad_files_are_refused_before_anything_is_written() {
     assert_refused(&e, &cfg, &bad_key, "al.ice").await;
 
     let version = e.cwd().join("version.json");
-    std::fs::write(&version, text.replacen("\"version\":1", "\"version\":7", 1)).unwrap();
+    std::fs::write(&version, text.replacen("\"version\":2", "\"version\":7", 1)).unwrap();
     assert_refused(&e, &cfg, &version, "version is 7").await;
 
     // Same file, other shift: refused with both paths named.
@@ -632,5 +632,163 @@ async fn a_restore_the_server_refuses_is_restore_failed_with_the_cause() {
         "{msg}"
     );
     assert!(!msg.contains("owner"), "no credentials in messages: {msg}");
+    e.emu.stop().await.unwrap();
+}
+
+impl Env {
+    /// The data at `path` with priorities (`format=export`), as the emulator holds it.
+    async fn exported(&self, path: &str) -> Value {
+        self.http
+            .get(format!(
+                "{}/{path}.json?ns=backup-test&format=export",
+                self.emu.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+    /// A PUT of JSON text (priorities are written this way: the crate's client writes data).
+    async fn put_text(&self, path: &str, body: &str) {
+        let r = self
+            .http
+            .put(format!("{}/{path}.json?ns=backup-test", self.emu.url()))
+            .header("Authorization", "Bearer owner")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    async fn responses_up_to(&self, bytes: u64) {
+        self.http
+            .put(format!("{}/.emulator/limits", self.emu.url()))
+            .body(json!({ "responseBytes": bytes }).to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Data with priorities everywhere they can be: on the shift's node, on objects, on primitives
+/// (`.value`), with numbers and strings.
+fn prioritised() -> Value {
+    let many: serde_json::Map<String, Value> = (0..30)
+        .map(|i| {
+            (
+                format!("p{i:02}"),
+                json!({"n": i, "text": "y".repeat(20), ".priority": 100 - i}),
+            )
+        })
+        .collect();
+    json!({
+        ".priority": 7,
+        "users": {
+            ".priority": "users",
+            "alice": {"name": "Alice", ".priority": 1},
+            "bob": {".value": "just a name", ".priority": "b"},
+            "carol": {"name": "Carol"}
+        },
+        "many": Value::Object(many),
+        "flag": {".value": true, ".priority": 0.5},
+        "migrations": {"note": "keep"}
+    })
+}
+
+/// A backup of data with priorities, restored into another emulator, has them all back; one
+/// GET made the backup (`format=export` adds no request), and a walk in pages (a node too big
+/// for one response) and a restore in small chunks keep them too.
+#[tokio::test]
+async fn a_backup_keeps_priorities_and_a_restore_into_another_database_puts_them_back() {
+    let src = env().await;
+    src.put_text("prod", &prioritised().to_string()).await;
+    let cfg = shifted("prod");
+    let live = src.exported("prod").await;
+    assert_eq!(live, prioritised(), "the emulator keeps them");
+
+    src.reset_counts().await;
+    let file = backup::create(&src.client, &cfg, src.cwd()).await.unwrap();
+    let counts = src.counts().await;
+    assert_eq!(
+        counts["total"], 1,
+        "one GET, as without priorities: {counts}"
+    );
+    assert_eq!(counts["byPath"]["GET /prod"], 1);
+    let v = read_json(&file);
+    assert_eq!(v["metadata"]["version"], 2);
+    assert_eq!(
+        v["data"], live,
+        "the file holds the data with its priorities"
+    );
+
+    // Restored into another database (emulator to emulator): exactly the same, priorities
+    // included; then again with small chunks (nodes opened, their priorities as entries).
+    let dst = env().await;
+    dst.put_text(
+        "prod",
+        r#"{"stale": 1, "users": {"alice": {"name": "Old"}}}"#,
+    )
+    .await;
+    backup::restore(&dst.client, &cfg, &file).await.unwrap();
+    assert_eq!(dst.exported("prod").await, live);
+    for chunk_limit in [120, 400] {
+        dst.put_text("prod", r#"{"stale": 1}"#).await;
+        let opts = RestoreOptions {
+            chunk_limit,
+            ..RestoreOptions::default()
+        };
+        let report = backup::restore_with(&dst.client, &cfg, &file, &opts)
+            .await
+            .unwrap();
+        assert!(report.writes > 3, "{report:?}");
+        assert_eq!(
+            dst.exported("prod").await,
+            live,
+            "chunk limit {chunk_limit}"
+        );
+    }
+
+    // A walk in pages: the node's own priority is read once more, and kept.
+    src.responses_up_to(600).await;
+    src.reset_counts().await;
+    let paged = backup::create(&src.client, &cfg, src.cwd()).await.unwrap();
+    let counts = src.counts().await;
+    assert!(counts["total"].as_u64().unwrap() > 3, "{counts}");
+    assert_eq!(counts["byPath"]["GET /prod/.priority"], 1, "{counts}");
+    assert_eq!(read_json(&paged)["data"], live);
+    dst.put_text("prod", r#"{"stale": 1}"#).await;
+    backup::restore(&dst.client, &cfg, &paged).await.unwrap();
+    assert_eq!(dst.exported("prod").await, live);
+    src.emu.stop().await.unwrap();
+    dst.emu.stop().await.unwrap();
+}
+
+/// A backup written before priorities were kept (format version 1, plain data) still restores.
+#[tokio::test]
+async fn an_old_backup_without_priorities_still_restores() {
+    let e = env().await;
+    e.client.set("prod", &seed()).await.unwrap();
+    let cfg = shifted("prod");
+    let file = backup::create(&e.client, &cfg, e.cwd()).await.unwrap();
+    let backed_up = e.client.get("prod").await.unwrap();
+    let mut old = read_json(&file);
+    old["metadata"]["version"] = json!(1);
+    let old_file = e.cwd().join("backups").join("old.json");
+    std::fs::write(&old_file, serde_json::to_vec(&old).unwrap()).unwrap();
+
+    e.put_text("prod/users/.priority", "3").await;
+    e.client
+        .set("prod/users/alice/name", &json!("Modified"))
+        .await
+        .unwrap();
+    backup::restore(&e.client, &cfg, &old_file).await.unwrap();
+    assert_eq!(e.client.get("prod").await.unwrap(), backed_up);
+    assert_eq!(
+        e.exported("prod/users/.priority").await,
+        Value::Null,
+        "the old backup's data replaced the node, priority and all"
+    );
     e.emu.stop().await.unwrap();
 }

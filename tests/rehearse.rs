@@ -1100,4 +1100,78 @@ async fn a_delete_too_big_for_one_request_goes_in_chunks_in_the_copy_and_the_rep
     assert_eq!(m.changes.as_ref().unwrap().removed, 80, "{m:?}");
     assert_eq!(prod.data(), before);
     prod.only_read().await;
+
+/// A PUT of JSON text at `path` of production (priorities: the crate's client writes data).
+async fn put_text(prod: &Prod, path: &str, body: &str) {
+    let r = reqwest::Client::new()
+        .put(format!("{}/{path}.json?ns=prod", prod.emu.url()))
+        .header("Authorization", "Bearer owner")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// The rehearsal's copy keeps priorities (it reads with `format=export`): the sandbox has them,
+/// so the kept file has them and a restore of it puts them back. A small subtree is still one
+/// GET; one read in pages costs one more, for the split node's own priority.
+#[tokio::test]
+async fn the_copy_keeps_priorities_and_a_small_subtree_is_still_one_read() {
+    let mut prod = Prod::new().await;
+    prod.add(THIRD, set("settings", json!({"theme": "dark"}), true));
+    let ranked = json!({"a": {"score": 1, ".priority": 2}, "b": {".value": "x", ".priority": "p"}});
+    put_text(&prod, "app/ranked", &ranked.to_string()).await;
+    put_text(&prod, "app/.priority", "7").await;
+    let keep = prod.dir.path().join("rehearsed.json");
+    for paged in [false, true] {
+        if paged {
+            common::lever(
+                &prod.emu,
+                reqwest::Method::PUT,
+                "limits",
+                Some(json!({"responseBytes": 300})),
+            )
+            .await;
+        }
+        common::reset_counts(&prod.emu).await;
+        let report = prod
+            .rehearse(
+                Source::Database(&prod.client),
+                RehearseOptions {
+                    keep: Some(keep.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(report.success, "{report:#?}");
+        let counts = prod.counts().await;
+        if paged {
+            assert_eq!(counts["byPath"]["GET /app/.priority"], 1, "{counts}");
+        } else {
+            assert_eq!(report.source.requests, 1, "{:?}", report.source);
+            assert_eq!(counts["byPath"]["GET /app"], 1, "{counts}");
+        }
+        prod.only_read().await;
+        // Priorities are not data changes: the migration's diff is the settings it added.
+        let c = report.migrations[0].changes.as_ref().unwrap();
+        assert_eq!((c.added, c.removed, c.changed), (1, 0, 0), "{c:?}");
+
+        let kept: Value = serde_json::from_slice(&std::fs::read(&keep).unwrap()).unwrap();
+        assert_eq!(kept["data"]["ranked"], ranked, "paged: {paged}");
+        assert_eq!(kept["data"][".priority"], 7, "paged: {paged}");
+        assert_eq!(kept["metadata"]["version"], 2);
+
+        let staging = common::emulator().await;
+        let staging_client = client_for(&format!("{}?ns=staging", staging.url()));
+        msr_firebase::backup::restore(&staging_client, &prod.cfg, &keep)
+            .await
+            .unwrap();
+        let app = &staging.export()["staging"]["app"];
+        assert_eq!(app["ranked"], ranked);
+        assert_eq!(app[".priority"], 7);
+        assert_eq!(app["settings"], json!({"theme": "dark"}));
+        staging.stop().await.unwrap();
+    }
 }

@@ -3,7 +3,7 @@
 //! A backup file is one JSON object:
 //!
 //! ```json
-//! {"metadata": {"version": 1, "tool": "msr-firebase", "createdAt": "2024-05-01T10:00:00.123Z",
+//! {"metadata": {"version": 2, "tool": "msr-firebase", "createdAt": "2024-05-01T10:00:00.123Z",
 //!               "databaseUrl": "https://db.firebaseio.com", "shift": "prod", "path": "/prod",
 //!               "excluded": ["migrations/_lock"]},
 //!  "data": <the subtree exactly as the server sent it>}
@@ -14,6 +14,11 @@
 //! `excluded` lists paths (relative to `path`) that a restore never touches: the lock node is kept
 //! in the file as it was at backup time (for inspection), but a restore skips it and leaves the
 //! live lock alone.
+//!
+//! Versions: 2 (this one) holds the data as a `format=export` read returns it, priorities
+//! included — a node's `".priority"` member, a primitive with one as `{".value": v,
+//! ".priority": p}` — and a restore writes them back. Version 1 files (plain data, no
+//! priorities) are still read and restored; a file of a later version is refused.
 //!
 //! The readers are streaming (`serde_json` over a `BufReader`, one pass per use):
 //! - `Mode::Head` stops as soon as the metadata block is read (listing);
@@ -34,8 +39,10 @@ use serde::{Deserialize, Serialize};
 use super::restore::Shredder;
 use crate::rtdb::path;
 
-/// Current format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current format version (2: the data in the export form, with priorities).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this one reads (1: plain data, without priorities).
+pub const OLDEST_VERSION: u32 = 1;
 /// The `tool` field of every backup this crate writes.
 pub const TOOL: &str = "msr-firebase";
 /// Paths (relative to the backed-up path) that a restore never writes: the live migration lock.
@@ -155,9 +162,9 @@ pub fn check_metadata(m: &Metadata) -> Result<(), String> {
     if m.tool != TOOL {
         return Err(format!("it was written by \"{}\", not by {TOOL}", m.tool));
     }
-    if m.version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&m.version) {
         return Err(format!(
-            "its format version is {} but this version of {TOOL} reads version {FORMAT_VERSION}",
+            "its format version is {} but this version of {TOOL} reads versions {OLDEST_VERSION} to {FORMAT_VERSION}",
             m.version
         ));
     }
@@ -261,7 +268,9 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
             } else {
                 map.next_value_seed(KeyCheck)?;
             }
-            keys.push(key);
+            if !is_meta(&key) {
+                keys.push(key);
+            }
         }
         self.st.top_keys = Some(keys);
         Ok(())
@@ -314,7 +323,9 @@ impl<'de> Visitor<'de> for ChildKeys {
         while let Some(key) = map.next_key::<String>()? {
             check_key(&key)?;
             map.next_value_seed(KeyCheck)?;
-            keys.push(key);
+            if !is_meta(&key) {
+                keys.push(key);
+            }
         }
         Ok(Some(keys))
     }
@@ -342,7 +353,15 @@ impl<'de> Visitor<'de> for ChildKeys {
     }
 }
 
+/// A priority (`.priority`) or a prioritised primitive's value (`.value`): not a child.
+pub(crate) fn is_meta(key: &str) -> bool {
+    key == ".priority" || key == ".value"
+}
+
 fn check_key<E: de::Error>(key: &str) -> Result<(), E> {
+    if is_meta(key) {
+        return Ok(());
+    }
     path::validate_key(key).map_err(|e| {
         E::custom(format!(
             "the data holds a key RTDB cannot store: {}",

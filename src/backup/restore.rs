@@ -11,6 +11,12 @@
 //! inside the other (RTDB refuses those), and PATCHes are sent in order, one at a time, while
 //! the next one is being parsed.
 //!
+//! Priorities (a version 2 file holds the data in the export form) are written back with their
+//! nodes: a node written whole carries its `".priority"` (a primitive its `{".value",
+//! ".priority"}`); an opened node gets its priority as an entry of its own,
+//! `"<path>/.priority"`, after its children (a primitive's value and priority as one entry
+//! `"<path>": {".value", ".priority"}`), so it is set on the data it belongs to.
+//!
 //! The restored path itself and the live lock's parent (`migrations`) are never replaced whole:
 //! their live children that the backup does not have are deleted (`null`s, from a shallow
 //! read), and the lock node (`migrations/_lock`) is never written or deleted, whatever the
@@ -74,6 +80,23 @@ struct Frame {
     open: bool,
     text: Vec<u8>,
     count: usize,
+    /// Its `.priority` (JSON; written again when it is finished if it was opened) and, once
+    /// open, its `.value`.
+    priority: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+}
+
+impl Frame {
+    fn new(path: Vec<String>, open: bool) -> Frame {
+        Frame {
+            path,
+            open,
+            text: Vec::new(),
+            count: 0,
+            priority: None,
+            value: None,
+        }
+    }
 }
 
 /// Turns the `data` value of a backup file into `Piece`s (see the module docs).
@@ -163,6 +186,17 @@ impl Shredder {
             p.nodes(1);
         }
         let top = self.frames.last_mut().expect("inside an object");
+        if key == ".priority" {
+            // Kept in case the node is opened before it has data to carry it.
+            top.priority = Some(json.to_vec());
+            if top.open {
+                return Ok(());
+            }
+        }
+        if top.open && key == ".value" {
+            top.value = Some(json.to_vec());
+            return Ok(());
+        }
         if top.open {
             let mut path = top.path.clone();
             path.push(key.to_string());
@@ -206,6 +240,30 @@ impl Shredder {
         Ok(())
     }
 
+    /// An opened node is finished: its priority, after its children (with its value, for a
+    /// primitive: one entry replacing the node). The restored path's own value goes whole.
+    fn finish_open<E: de::Error>(&mut self, f: Frame) -> Result<(), E> {
+        match (f.value, f.priority) {
+            (Some(v), p) => {
+                let json = match p {
+                    Some(p) => [&b"{\".value\":"[..], &v, b",\".priority\":", &p, b"}"].concat(),
+                    None => v,
+                };
+                if f.path.is_empty() {
+                    self.flush()?;
+                    return self.hand(Piece::Whole(json));
+                }
+                self.entry(&f.path, &json)
+            }
+            (None, Some(p)) => {
+                let mut path = f.path;
+                path.push(".priority".into());
+                self.entry(&path, &p)
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
     fn is_protected_parent(&self, path: &[String], key: &str) -> bool {
         self.protect.len() > 1 && path.is_empty() && key == self.protect[0]
     }
@@ -231,14 +289,10 @@ impl Top<'_> {
     /// `data` is an object (or array): the restored path is open from the start.
     fn root<E: de::Error>(self, read: impl FnOnce(Children<'_>) -> Result<(), E>) -> Result<(), E> {
         let sh = self.0;
-        sh.frames.push(Frame {
-            path: Vec::new(),
-            open: true,
-            text: Vec::new(),
-            count: 0,
-        });
+        sh.frames.push(Frame::new(Vec::new(), true));
         read(Children { sh: &mut *sh })?;
-        sh.frames.pop();
+        let f = sh.frames.pop().expect("pushed above");
+        sh.finish_open(f)?;
         sh.flush()
     }
 }
@@ -347,17 +401,16 @@ impl ChildSeed<'_> {
         let mut path = parent.path.clone();
         let protected_parent = sh.is_protected_parent(&parent.path, &self.key);
         path.push(self.key.clone());
-        sh.frames.push(Frame {
-            path,
-            // The lock's parent is never replaced whole: its children are written one by one.
-            open: protected_parent,
-            text: Vec::new(),
-            count: 0,
-        });
+        // The lock's parent is never replaced whole: its children are written one by one.
+        sh.frames.push(Frame::new(path, protected_parent));
         read(Children { sh: &mut *sh })?;
         let f = sh.frames.pop().expect("pushed above");
-        if f.open || f.count == 0 {
-            // Written already (open), or empty (nothing to keep: RTDB has no empty objects).
+        if f.open {
+            // Written already, but for its priority.
+            return sh.finish_open(f);
+        }
+        if f.count == 0 {
+            // Empty (nothing to keep: RTDB has no empty objects).
             return Ok(());
         }
         sh.kept -= f.text.len();

@@ -11,6 +11,12 @@
 //! node's value (children of split objects come in key order, page by page); a small node costs
 //! exactly one GET, the same as before.
 //!
+//! Every read is a `format=export` read (the same requests, the data with its priorities: a
+//! node's `.priority`, a primitive with one as `{".value": v, ".priority": p}`), so a copy is
+//! lossless. The pages of a split node carry its children's priorities, not its own: that one
+//! is read with one more GET (`<path>/.priority`), only for a node that had to be split, and
+//! placed among the children in key order.
+//!
 //! Unlike one GET, a walk is not a snapshot: writes made while it runs may or may not be in it.
 //!
 //! The stream is the seam for consumers: `backup::create` writes it to a file, and an emulator
@@ -32,7 +38,7 @@ use tokio::sync::mpsc;
 use super::progress::{KeyCounter, Progress};
 use crate::rtdb::order::compare_keys;
 use crate::rtdb::page::members;
-use crate::rtdb::{path, Client, OrderBy, Query};
+use crate::rtdb::{path, Client, Format, OrderBy, Query};
 use crate::{Error, ErrorCode, Result};
 
 /// How a walk reads.
@@ -133,7 +139,7 @@ impl Walker {
     fn node(&mut self, p: String) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             self.progress.request();
-            match self.client.get_stream(&p).await {
+            match self.client.get_stream(&p, Format::Export).await {
                 Ok(mut body) => {
                     let mut any = false;
                     while let Some(chunk) = body.next().await {
@@ -167,6 +173,7 @@ impl Walker {
     /// Children of `p` read in key-range pages, the keys known.
     async fn keyed(&mut self, p: &str, mut keys: Keys) -> Result<()> {
         keys.sort();
+        let mut priority = self.priority(p).await?;
         self.emit(Bytes::from_static(b"{")).await?;
         let mut first = true;
         let mut sizer = Sizer::new(self.opts.page_bytes);
@@ -195,7 +202,7 @@ impl Walker {
                 };
                 self.progress.request();
                 in_flight.push(tokio::spawn(async move {
-                    (range, client.get_raw(&path, &q).await)
+                    (range, client.get_raw_as(&path, &q, Format::Export).await)
                 }));
             }
             let Some(done) = in_flight.next().await else {
@@ -207,7 +214,7 @@ impl Walker {
                 Ok(body) => {
                     sizer.saw(range.1 - range.0, body.len());
                     let mut out = BytesMut::with_capacity(body.len());
-                    put_members(&mut out, &members(&body)?, None, &mut first);
+                    put_members(&mut out, &members(&body)?, None, &mut first, &mut priority);
                     drop(body);
                     if !out.is_empty() {
                         self.emit(out.freeze()).await?;
@@ -223,6 +230,7 @@ impl Walker {
                     // One child too big for a response: walk it on its own.
                     let key = keys.get(range.0);
                     let mut head = BytesMut::new();
+                    put_priority(&mut head, Some(key), &mut first, &mut priority);
                     if !first {
                         head.extend_from_slice(b",");
                     }
@@ -235,12 +243,28 @@ impl Walker {
                 Err(e) => return Err(e),
             }
         }
-        self.emit(Bytes::from_static(b"}")).await
+        self.close(first, priority).await
+    }
+
+    /// The priority of a node that is split (its pages do not carry it): `"<json>"` or none.
+    async fn priority(&mut self, p: &str) -> Result<Option<Vec<u8>>> {
+        self.progress.request();
+        let v = self.client.get_priority(p).await?;
+        Ok((!v.is_null()).then(|| serde_json::to_vec(&v).expect("JSON serialises")))
+    }
+
+    /// The end of a split node: its priority if it comes after every child, then `}`.
+    async fn close(&mut self, mut first: bool, mut priority: Option<Vec<u8>>) -> Result<()> {
+        let mut out = BytesMut::new();
+        put_priority(&mut out, None, &mut first, &mut priority);
+        out.extend_from_slice(b"}");
+        self.emit(out.freeze()).await
     }
 
     /// Children of `p` read one page after another (`startAt` the last key, `limitToFirst`),
     /// for a node whose keys are too many to list.
     async fn unkeyed(&mut self, p: &str) -> Result<()> {
+        let mut priority = self.priority(p).await?;
         self.emit(Bytes::from_static(b"{")).await?;
         let mut first = true;
         let mut sizer = Sizer::new(self.opts.page_bytes);
@@ -255,7 +279,7 @@ impl Walker {
                 ..Query::default()
             };
             self.progress.request();
-            let body = match self.client.get_raw(p, &q).await {
+            let body = match self.client.get_raw_as(p, &q, Format::Export).await {
                 Ok(b) => b,
                 Err(e) if too_big(&e) && n > 1 => {
                     sizer.refused(n);
@@ -278,7 +302,13 @@ impl Walker {
             let members = members(&body)?;
             let got = members.len();
             let mut out = BytesMut::with_capacity(body.len());
-            put_members(&mut out, &members, after.as_deref(), &mut first);
+            put_members(
+                &mut out,
+                &members,
+                after.as_deref(),
+                &mut first,
+                &mut priority,
+            );
             let next = members
                 .iter()
                 .map(|(k, _)| k.as_str())
@@ -293,7 +323,7 @@ impl Walker {
             }
             after = next;
         }
-        self.emit(Bytes::from_static(b"}")).await
+        self.close(first, priority).await
     }
 }
 
@@ -420,18 +450,42 @@ fn bad_answer(what: &str, e: &serde_json::Error) -> Error {
     )
 }
 
+/// The split node's own priority (`".priority":<json>`), once, where it goes in key order:
+/// before `next` (the member about to be written) when it sorts first, or at the end (`None`).
+fn put_priority(
+    out: &mut BytesMut,
+    next: Option<&str>,
+    first: &mut bool,
+    priority: &mut Option<Vec<u8>>,
+) {
+    if priority.is_none()
+        || next.is_some_and(|k| compare_keys(".priority", k) != std::cmp::Ordering::Less)
+    {
+        return;
+    }
+    let json = priority.take().expect("checked");
+    if !*first {
+        out.extend_from_slice(b",");
+    }
+    *first = false;
+    out.extend_from_slice(b"\".priority\":");
+    out.extend_from_slice(&json);
+}
+
 /// Append `"k":v` for each member (but `skip`) to `out`, a comma before each but the first of
-/// the object (`first` tracks that across pages).
+/// the object (`first` tracks that across pages); the split node's `priority` where it goes.
 fn put_members(
     out: &mut BytesMut,
     members: &[(String, &RawValue)],
     skip: Option<&str>,
     first: &mut bool,
+    priority: &mut Option<Vec<u8>>,
 ) {
     for (k, v) in members {
         if skip == Some(k.as_str()) {
             continue;
         }
+        put_priority(out, Some(k), first, priority);
         if !*first {
             out.extend_from_slice(b",");
         }
@@ -472,9 +526,35 @@ mod tests {
         let body = br#" {"a":{"x":[1,2]},"b":"}"} "#;
         let mut out = BytesMut::new();
         let mut first = true;
-        put_members(&mut out, &members(body).unwrap(), Some("b"), &mut first);
-        put_members(&mut out, &members(br#"{"c":3}"#).unwrap(), None, &mut first);
+        let mut none = None;
+        put_members(
+            &mut out,
+            &members(body).unwrap(),
+            Some("b"),
+            &mut first,
+            &mut none,
+        );
+        put_members(
+            &mut out,
+            &members(br#"{"c":3}"#).unwrap(),
+            None,
+            &mut first,
+            &mut none,
+        );
         assert_eq!(&out[..], br#""a":{"x":[1,2]},"c":3"#);
+        // A split node's priority goes where its key sorts: after integer keys, before "a".
+        let mut out = BytesMut::new();
+        let mut first = true;
+        let mut priority = Some(b"5".to_vec());
+        put_members(
+            &mut out,
+            &members(br#"{"1":1,"b":2}"#).unwrap(),
+            None,
+            &mut first,
+            &mut priority,
+        );
+        assert_eq!(&out[..], br#""1":1,".priority":5,"b":2"#);
+        assert!(priority.is_none());
         assert!(members(b"null").unwrap().is_empty());
         assert!(members(b"{nope").is_err());
     }

@@ -37,7 +37,7 @@ pub mod unindexed;
 
 pub use auth::Auth;
 pub use client::{
-    CasOutcome, Client, ClientOptions, EventStream, Gate, StreamEvent, Versioned, WriteGate,
+    CasOutcome, Client, ClientOptions, EventStream, Format, Gate, StreamEvent, Versioned, WriteGate,
 };
 pub use clock::{Clock, ServerClock, SystemClock};
 pub use database_url::DatabaseUrl;

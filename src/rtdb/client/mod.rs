@@ -33,6 +33,25 @@ use transport::{norm, show, truncate, Req, WriteError, ETAG_REQUEST_HEADER};
 
 pub use chunked::{ChunkedDelete, ChunkingOptions};
 pub use gate::{Gate, WriteGate};
+
+/// How a read returns the data: as a plain GET does, or with priorities (`format=export`: a
+/// node's `.priority`, a primitive with one as `{".value": v, ".priority": p}`), which is what
+/// a copy needs to be lossless. Same requests either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Plain,
+    Export,
+}
+
+impl Format {
+    fn apply(self, req: Req) -> Req {
+        match self {
+            Format::Plain => req,
+            Format::Export => req.param("format", "export"),
+        }
+    }
+}
 pub use stream::{EventStream, StreamEvent};
 
 /// Options for building a client.
@@ -250,12 +269,26 @@ impl Client {
     }
     /// GET with query parameters; the body as the server sent it (JSON text, not parsed).
     pub async fn get_raw(&self, path: &str, query: &Query) -> Result<Bytes> {
+        self.get_raw_as(path, query, Format::Plain).await
+    }
+    /// `get_raw` in a `Format` (`Export`: with priorities).
+    pub async fn get_raw_as(&self, path: &str, query: &Query, format: Format) -> Result<Bytes> {
         let p = norm(path)?;
-        let mut req = Req::new(Method::GET, &p);
+        let mut req = format.apply(Req::new(Method::GET, &p));
         for (k, v) in query.to_params() {
             req = req.param(k, &v);
         }
         Ok(self.read(req).await?.body)
+    }
+    /// GET `<path>/.priority`: the node's priority (`Value::Null`: none, or no node).
+    pub async fn get_priority(&self, path: &str) -> Result<Value> {
+        let p = norm(path)?;
+        let at = if p.is_empty() {
+            ".priority".to_string()
+        } else {
+            format!("{p}/.priority")
+        };
+        self.read(Req::new(Method::GET, &at)).await?.json()
     }
     /// The database's Security Rules as stored (`GET /.settings/rules.json`: the text, comments
     /// kept). One request, with the client's credentials and never its `auth_variable_override`:

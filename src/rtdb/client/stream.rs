@@ -76,12 +76,14 @@ impl Client {
     /// GET `path` and hand back the JSON body chunk by chunk, never buffered whole. Failures before
     /// the body starts are retried and mapped like `get`'s; a body that breaks off, or sends
     /// nothing for `request_timeout`, ends the stream with a CONNECTION_FAILED error.
+    /// `format` `Export`: with priorities (`format=export`).
     pub async fn get_stream(
         &self,
         path: &str,
+        format: super::Format,
     ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static> {
         let p = norm(path)?;
-        let mut req = Req::new(Method::GET, &p);
+        let mut req = format.apply(Req::new(Method::GET, &p));
         req.streaming = true;
         let resp = match self.attempts(&req, true).await {
             Ok(Reply::Stream(r)) => r,
