@@ -1100,6 +1100,7 @@ async fn a_delete_too_big_for_one_request_goes_in_chunks_in_the_copy_and_the_rep
     assert_eq!(m.changes.as_ref().unwrap().removed, 80, "{m:?}");
     assert_eq!(prod.data(), before);
     prod.only_read().await;
+}
 
 /// A PUT of JSON text at `path` of production (priorities: the crate's client writes data).
 async fn put_text(prod: &Prod, path: &str, body: &str) {
