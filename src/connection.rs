@@ -45,22 +45,30 @@ pub fn client_with(cfg: &Config, cwd: &Path, on_retry: Option<RetryObserver>) ->
     let auth = if url.emulator && !emulator_uses_credentials() {
         Auth::EmulatorOwner
     } else {
-        let env = auth::Env {
-            credentials_file: env_path(auth::CREDENTIALS_ENV, cwd),
-            ..auth::Env::from_process()
-        };
-        // `applicationCredentials` defaults to GOOGLE_APPLICATION_CREDENTIALS; only a different
-        // value is the explicit first step of the chain.
-        let explicit = cfg
-            .application_credentials
-            .as_deref()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| Config::resolve(cwd, p))
-            .filter(|p| Some(p) != env.credentials_file.as_ref());
+        let (explicit, env) = credentials_chain(cfg, cwd);
         Auth::application_default(explicit.as_deref(), &env)?
     };
     Ok(Client::new(options(cfg, url, auth, on_retry))?
         .with_disable_triggers(cfg.writes.disable_triggers))
+}
+
+/// The Application Default Credentials chain of `cfg`: its explicit first step (the configured
+/// credentials file, when it is not simply `GOOGLE_APPLICATION_CREDENTIALS`) and the environment,
+/// relative paths resolved against `cwd`. The database client and `discovery` both start there.
+pub fn credentials_chain(cfg: &Config, cwd: &Path) -> (Option<std::path::PathBuf>, auth::Env) {
+    let env = auth::Env {
+        credentials_file: env_path(auth::CREDENTIALS_ENV, cwd),
+        ..auth::Env::from_process()
+    };
+    // `applicationCredentials` defaults to GOOGLE_APPLICATION_CREDENTIALS; only a different
+    // value is the explicit first step of the chain.
+    let explicit = cfg
+        .application_credentials
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| Config::resolve(cwd, p))
+        .filter(|p| Some(p) != env.credentials_file.as_ref());
+    (explicit, env)
 }
 
 /// The client options for `cfg`'s network settings.

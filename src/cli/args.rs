@@ -62,6 +62,12 @@ pub struct GlobalFlags {
     /// After one database of the set fails, start no other and stop the running ones after their current migration (failFast)
     #[arg(long, global = true)]
     pub fail_fast: bool,
+    /// Run on every active Realtime Database instance of --project, as the Firebase Realtime Database Management API lists them, instead of configured databases
+    #[arg(long, global = true, requires = "project")]
+    pub all_instances: bool,
+    /// The Firebase project whose instances --all-instances runs on (its id, e.g. my-app-1234)
+    #[arg(long, global = true, value_name = "id", requires = "all_instances")]
+    pub project: Option<String>,
     /// Credentials file (a service account key or another ADC file); unset: GOOGLE_APPLICATION_CREDENTIALS, gcloud's file, the metadata server
     #[arg(long, global = true, value_name = "path")]
     pub credentials: Option<String>,

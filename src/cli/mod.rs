@@ -6,6 +6,7 @@
 //! The files below import one another downwards only: `run` (here) -> `commands` (dispatch, then
 //! one file per command) -> `configure`, `output`, `live`, `args`, ...; nothing imports this file.
 
+mod all_instances;
 mod args;
 mod captured;
 mod commands;

@@ -19,6 +19,7 @@ mod validate;
 
 use std::path::Path;
 
+use super::all_instances;
 use super::args::{BackupCommand, Cli, Command};
 use super::configure::{configure, env_file};
 use super::host::CliHost;
@@ -59,6 +60,18 @@ pub async fn dispatch<H: CliHost + 'static>(
     let cfg = match configure(&global, host, io, cwd, own).await {
         Ok(cfg) => cfg,
         Err(status) => return status,
+    };
+    // `--all-instances --project <id>`: the set is the project's instances (not for the
+    // commands that touch no database).
+    let cfg = match (&global.project, &command) {
+        (_, Command::Create { .. } | Command::RulesFencing { .. }) => cfg,
+        (Some(project), _) if global.all_instances => {
+            match all_instances::resolve(project, cfg, io, cwd).await {
+                Ok(cfg) => cfg,
+                Err(status) => return status,
+            }
+        }
+        _ => cfg,
     };
     if cfg.is_many() {
         return fleet::run(command, &global, cfg, host, io, cwd, own).await;
