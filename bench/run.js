@@ -7,7 +7,9 @@
 // (bench/rehearse.js); the cost of Security Rules per write (bench/rules.js) and of the write-size
 // estimate (bench/write-size.js); an unindexed query answered on the client vs the indexed one
 // (bench/unindexed.js); then the fault
-// campaign and the fence campaign at a larger scale than CI runs them, with their figures.
+// campaign and the fence campaign at a larger scale than CI runs them, with their figures; many
+// databases in one run: 20 databases at 50 ms, concurrency 1/4/20 vs the ideal, memory vs one
+// database (bench/shards.js).
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -33,6 +35,12 @@ async function main() {
   if (process.env.BENCH_REHEARSE !== '0') {
     console.log('\nRehearsal (BENCH_REHEARSE_USERS users, default BENCH_USERS; BENCH_REHEARSE=0 skips this part):')
     console.table(await require('./rehearse.js').rehearsal())
+  }
+  if (process.env.BENCH_SHARDS !== '0') {
+    console.log(
+      '\nMany databases (BENCH_SHARDS databases, default 20; BENCH_SHARDS=0 skips): 10 no-op migrations each at 50 ms latency, `migrate` with concurrency 1/4/20 vs the ideal (floor x latency x ceil(databases / concurrency)); peak RSS vs one database:',
+    )
+    console.table(await require('./shards.js').shards())
   }
   if (process.env.BENCH_RULES !== '0') {
     console.log('\nSecurity Rules (BENCH_RULES_USERS users per namespace, default BENCH_USERS; BENCH_RULES=0 skips this part):')
