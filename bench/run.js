@@ -6,7 +6,7 @@
 // ratios measured side by side; then a rehearsal vs the same migrations run directly
 // (bench/rehearse.js); the cost of Security Rules per write (bench/rules.js) and of the write-size
 // estimate (bench/write-size.js); an unindexed query answered on the client vs the indexed one
-// (bench/unindexed.js); then the fault
+// (bench/unindexed.js); a chunked delete of 1M users vs one DELETE (bench/chunked.js); then the fault
 // campaign and the fence campaign at a larger scale than CI runs them, with their figures; many
 // databases in one run: 20 databases at 50 ms, concurrency 1/4/20 vs the ideal, memory vs one
 // database (bench/shards.js).
@@ -53,6 +53,10 @@ async function main() {
   if (process.env.BENCH_UNINDEXED !== '0') {
     console.log('\nUnindexed query (BENCH_UNINDEXED_USERS users, default 100000; BENCH_UNINDEXED=0 skips this part): answered on the client vs the indexed query:')
     console.table(await require('./unindexed.js').unindexedCost())
+  }
+  if (process.env.BENCH_CHUNKED !== '0') {
+    console.log('\nChunked delete (BENCH_CHUNKED_USERS users, default BENCH_USERS; BENCH_CHUNKED=0 skips this part): remove() over the write-size limit vs one DELETE:')
+    console.table(await require('./chunked.js').chunkedCost())
   }
   faultCampaign()
   fenceCampaign()
