@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
@@ -367,14 +367,26 @@ async fn serve_data(
             if accept.contains("text/event-stream") {
                 return stream(state, dr);
             }
-            counted(state, || get(state, dr))
+            let res = counted(state, || get(state, dr));
+            if let Some(bytes) = res.body().size_hint().exact() {
+                state.trim.after(bytes);
+            }
+            res
         }
         Method::PUT => match read_body(req).await {
-            Ok(body) => counted(state, || put(state, dr, &body)),
+            Ok(body) => {
+                let res = counted(state, || put(state, dr, &body));
+                state.trim.after(body.len() as u64);
+                res
+            }
             Err(res) => res,
         },
         Method::POST => match read_body(req).await {
-            Ok(body) => counted(state, || post(state, dr, &body)),
+            Ok(body) => {
+                let res = counted(state, || post(state, dr, &body));
+                state.trim.after(body.len() as u64);
+                res
+            }
             Err(res) => res,
         },
         Method::PATCH => {
@@ -384,7 +396,11 @@ async fn serve_data(
                 );
             }
             match read_body(req).await {
-                Ok(body) => counted(state, || patch(state, dr, &body)),
+                Ok(body) => {
+                    let res = counted(state, || patch(state, dr, &body));
+                    state.trim.after(body.len() as u64);
+                    res
+                }
                 Err(res) => res,
             }
         }

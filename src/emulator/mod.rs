@@ -11,9 +11,10 @@
 //! namespace, who a request acts as, the checks data requests make through `crate::rules`),
 //! `settings` (`/.settings/rules.json`), `levers` (the test levers' endpoint), `journal` (the
 //! request journal), `delay` (the delay lever), `write_size` (write-size limits: levels,
-//! budgets, the estimate), `triggers` (`disableTriggers`: parsed and counted), `sse` (event
-//! streams), `response` (response building, JSON bodies), `store` (data trees, validation,
-//! server values, pruning, sizes), `etag`. Push ids come from `crate::rtdb::push_id`.
+//! budgets, the estimate), `triggers` (`disableTriggers`: parsed and counted), `trim` (free
+//! memory given back after a burst of traffic), `sse` (event streams), `response` (response
+//! building, JSON bodies), `store` (data trees, validation, server values, pruning, sizes),
+//! `etag`. Push ids come from `crate::rtdb::push_id`.
 //!
 //! # Addressing
 //! - Data: `/<path>.json?ns=<namespace>`. Any other path (outside `/.emulator/`) is a 404.
@@ -190,6 +191,7 @@ mod sse;
 mod state;
 mod store;
 mod triggers;
+mod trim;
 mod write_size;
 
 use std::net::SocketAddr;

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::security::RulesSet;
 use super::store::Store;
+use super::trim::Trim;
 use crate::rtdb::PushIdGenerator;
 
 pub struct State {
@@ -21,6 +22,8 @@ pub struct State {
     pub push_ids: Mutex<PushIdGenerator>,
     pub events: broadcast::Sender<Arc<WriteEvent>>,
     pub shutdown: watch::Receiver<bool>,
+    /// When to give freed memory back to the system.
+    pub trim: Trim,
 }
 
 impl State {
@@ -32,6 +35,7 @@ impl State {
             push_ids: Mutex::new(PushIdGenerator::new()),
             events: broadcast::channel(4096).0,
             shutdown,
+            trim: Trim::default(),
         }
     }
     pub(super) fn levers(&self) -> MutexGuard<'_, Levers> {
