@@ -253,6 +253,23 @@ test('progress on a terminal: the running script is a live line redrawn in place
   assert.match(down.transcript, /\[1\/1\] V202501010002_slow\.js rolled back \(0\.[7-9] s\)/)
 })
 
+test('progress on a terminal over many databases: one live line per running database, redrawn together', async () => {
+  const [a, b] = [h.uniqueNs('lanea'), h.uniqueNs('laneb')]
+  const dir = h.project({ 'V202501010001_a.js': okScript('a'), 'V202501010002_slow.js': okScript('slow', 900) }, 'msr-obs-')
+  const r = await underPty(dir, ['migrate', '--database-url', emu.databaseUrl(a), '--database-url', emu.databaseUrl(b)], {})
+  assert.equal(r.code, 0, r.transcript)
+  const t = r.transcript
+  // one redraw holds both lanes, each named, each with its step and a moving clock
+  const lane = (ns) => `${ns} +\\[2\\/2\\] V202501010002_slow\\.js {2}\\d+\\.\\d s`
+  const both = new RegExp(`\\x1b\\[2K(?:${lane(a)}\\r?\\n${lane(b)}|${lane(b)}\\r?\\n${lane(a)})`)
+  assert.match(t, both, `no redraw with both databases' lines: ${JSON.stringify(t)}`)
+  for (const ns of [a, b]) {
+    const clocks = [...t.matchAll(new RegExp(`${ns} +\\[2\\/2\\] V202501010002_slow\\.js {2}(\\d+\\.\\d) s`, 'g'))].map((m) => Number(m[1]))
+    assert.ok(clocks.length >= 2 && clocks[clocks.length - 1] > clocks[0], `${ns}'s line is not redrawn: ${JSON.stringify(t)}`)
+  }
+  for (const ns of [a, b]) assert.equal(Object.keys((await nsData(ns)).schema_version).length, 2, ns)
+})
+
 test('library hooks and metrics collectors: names, arguments and order of the predecessor; a throwing hook or collector does not break the run', async () => {
   const ns = h.uniqueNs('hooks')
   const dir = h.project({ 'V202501010001_a.js': okScript('a'), 'V202501010002_b.js': okScript('b') }, 'msr-obs-')
