@@ -170,6 +170,46 @@ test('failFast: after a failure no later database starts; --format json is one d
   assert.equal((await state(nss[0])).history.length, 3)
 })
 
+test('failFast: a database already running finishes its current migration, then stops with its lock released', async () => {
+  const [bad, busy] = [h.uniqueNs('shard'), h.uniqueNs('shard')]
+  const dir = h.project({}, 'msr-many-')
+  const failed = path.join(dir, 'failed-marker')
+  const on = (ns) => `h.cfg.databaseUrl.endsWith('ns=${ns}')`
+  // the busy database's first migration goes on until the bad one has failed, and then some
+  const first = `module.exports = { async up(db, info, h) {
+    if (${on(busy)}) {
+      for (let i = 0; i < 400 && !require('fs').existsSync(${JSON.stringify(failed)}); i++) await new Promise((r) => setTimeout(r, 50))
+      await new Promise((r) => setTimeout(r, 3000))
+    }
+    await db.database.ref(h.cfg.buildPath('a')).set(true)
+  } }\n`
+  const second = `module.exports = { async up(db, info, h) {
+    if (${on(bad)}) { require('fs').writeFileSync(${JSON.stringify(failed)}, ''); throw new Error('boom on the bad one') }
+    await db.database.ref(h.cfg.buildPath('b')).set(true)
+  } }\n`
+  fs.writeFileSync(path.join(dir, 'migrations', 'V202501010001_a.js'), first)
+  fs.writeFileSync(path.join(dir, 'migrations', 'V202501010002_b.js'), second)
+  fs.writeFileSync(path.join(dir, 'migrations', 'V202501010003_c.js'), script('c', 'c'))
+  const cfg = { databaseUrls: [bad, busy].map((ns) => shared.emu.databaseUrl(ns)), locking: { enabled: true }, failFast: true, concurrency: 2 }
+  fs.writeFileSync(path.join(dir, 'msr.config.json'), JSON.stringify(cfg))
+  const out = await run(dir, ['migrate', '--format', 'json'])
+  assert.equal(out.code, 3, out.stderr)
+  const doc = json(out)
+  assert.deepEqual(
+    doc.databases.map((d) => [d.name, d.status]),
+    [
+      [bad, 'failed'],
+      [busy, 'stopped'],
+    ],
+  )
+  const s = await state(busy)
+  assert.deepEqual(s.history, ['v202501010001'], 'the running migration finished and was recorded, no later one started')
+  assert.equal(s.data.a, true)
+  assert.equal(s.data.b, undefined)
+  assert.equal(s.held, false, 'its lock given back')
+  assert.equal((await state(bad)).held, false)
+})
+
 test('JS API: getInstance with databases runs each database and resolves per database; getHandler(name); hooks get the database', async () => {
   const { FirebaseRunner } = require('..')
   const { dir, nss, badNs } = fleet(3, { bad: 1 })
