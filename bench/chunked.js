@@ -19,7 +19,7 @@ async function side(emu, ns) {
   if (out.left) throw new Error(`${ns}: users still there after remove()`)
   const c = await emu.lever('GET', 'requests')
   const users = Object.entries(c.byPath)
-    .filter(([k]) => / \/users$/.test(k))
+    .filter(([k]) => k.endsWith(' /users'))
     .reduce((n, [, v]) => n + v, 0)
   return { ...out, peakKb: r.peakKb, requests: users - 1 } // the check that it is gone left out
 }
