@@ -277,14 +277,7 @@ impl NativeFleet {
             Box::pin(async move {
                 let to = match DownTo::new(opts.target, steps) {
                     Ok(to) => to,
-                    Err(e) => {
-                        return Done {
-                            result: None,
-                            error: Some(e),
-                            status: None,
-                            requests: 0,
-                        }
-                    }
+                    Err(e) => return Done::failed(e),
                 };
                 let out = db.runner.down_to_outcome(to, opts).await;
                 Done {
@@ -304,12 +297,7 @@ impl NativeFleet {
                 Box::pin(async move {
                     match db.runner.list().await {
                         Ok(l) => Done::ok(l, 0),
-                        Err(e) => Done {
-                            result: None,
-                            error: Some(e),
-                            status: None,
-                            requests: 0,
-                        },
+                        Err(e) => Done::failed(e),
                     }
                 })
             })
@@ -364,12 +352,7 @@ impl NativeFleet {
                                     requests: 0,
                                 }
                             }
-                            Err(e) => Done {
-                                result: None,
-                                error: Some(e),
-                                status: None,
-                                requests: 0,
-                            },
+                            Err(e) => Done::failed(e),
                         }
                     })
                 },

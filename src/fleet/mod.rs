@@ -43,6 +43,16 @@ impl<T> Done<T> {
             requests,
         }
     }
+
+    /// Work that failed before it had a result or sent a request.
+    pub fn failed(error: Error) -> Done<T> {
+        Done {
+            result: None,
+            error: Some(error),
+            status: None,
+            requests: 0,
+        }
+    }
 }
 
 /// Where one database of the run ended.
