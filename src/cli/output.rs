@@ -23,6 +23,39 @@ pub fn error_json(e: &Error, status: ExitStatus) -> Value {
     json!({ "code": e.code.as_str(), "message": e.message, "exitCode": status.code() })
 }
 
+/// A table as the CLI prints it: each column as wide as its widest cell (in characters), two
+/// spaces between columns, no trailing spaces.
+pub struct Table {
+    /// The header line.
+    pub header: String,
+    /// A rule of dashes under each column, as wide as the column.
+    pub rule: String,
+    /// One line per row.
+    pub rows: Vec<String>,
+}
+
+/// `header` and `rows` laid out as a `Table`.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Table {
+    let mut widths = header.map(|h| h.chars().count());
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells.zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    Table {
+        header: line(&mut header.into_iter()),
+        rule: widths.map(|w| "-".repeat(w)).join("  "),
+        rows: rows
+            .iter()
+            .map(|r| line(&mut r.iter().map(String::as_str)))
+            .collect(),
+    }
+}
+
 pub struct Io {
     pub out: Box<dyn Write + Send>,
     pub err: Box<dyn Write + Send>,
@@ -189,5 +222,38 @@ impl Io {
         } else {
             plain
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_pads_each_column_to_its_widest_cell_in_characters() {
+        let rows = [
+            ["1".to_string(), "añadir".to_string(), String::new()],
+            [
+                "202501010002".to_string(),
+                "b".to_string(),
+                "done".to_string(),
+            ],
+        ];
+        let t = table(["Version", "Name", "Status"], &rows);
+        assert_eq!(t.header, "Version       Name    Status");
+        assert_eq!(t.rule, "------------  ------  ------");
+        // "añadir" is 6 characters (7 bytes): the column is 6 wide; an empty last cell leaves
+        // no trailing spaces.
+        assert_eq!(
+            t.rows,
+            ["1             añadir", "202501010002  b       done"]
+        );
+    }
+
+    #[test]
+    fn table_of_no_rows_is_its_header() {
+        let t = table(["A", "Bb"], &[]);
+        assert_eq!((t.header.as_str(), t.rule.as_str()), ("A  Bb", "-  --"));
+        assert!(t.rows.is_empty());
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::args::{BackupCommand, Command, GlobalFlags};
 use crate::cli::host::CliHost;
-use crate::cli::output::Io;
+use crate::cli::output::{self, Io};
 use crate::cli::signals::SIGNALS;
 use crate::config::Config;
 use crate::fleet::{self, Done, Outcome, State};
@@ -324,25 +324,10 @@ fn table(io: &mut Io, outcomes: &[Outcome<Printed>]) {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let row = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths.iter())
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
+    let t = output::table(header, &rows);
     io.line("");
-    io.line(row(&header.map(String::from)));
-    for r in &rows {
-        io.line(row(r));
+    io.line(t.header);
+    for r in t.rows {
+        io.line(r);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::runner::Session;
 use crate::cli::host::CliHost;
-use crate::cli::output::Io;
+use crate::cli::output::{table, Io};
 use crate::runner::MigrationList;
 use crate::time::iso_millis;
 use crate::{Error, ErrorCode, ExitStatus};
@@ -71,33 +71,11 @@ fn print_list(io: &mut Io, mut list: MigrationList, limit: usize, json: bool) {
             ]
         })
         .collect();
-    let header = ["Version", "Name", "Status", "Executed", "Duration"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let fmt_row = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths.iter())
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    io.line(fmt_row(&header.map(String::from)));
-    io.line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("  "),
-    );
-    for r in &rows {
-        io.line(fmt_row(r));
+    let t = table(["Version", "Name", "Status", "Executed", "Duration"], &rows);
+    io.line(t.header);
+    io.line(t.rule);
+    for r in t.rows {
+        io.line(r);
     }
     io.line("");
     let shown = if list.migrations.len() < total {
