@@ -248,15 +248,7 @@ impl NativeFleet {
         let options = Arc::new(options.unwrap_or_default());
         self.run(databases, ExitStatus::MigrationFailed, move |db| {
             let opts = options.run_options(&db.runner.cfg.lock_options());
-            Box::pin(async move {
-                let out = db.runner.migrate_outcome(opts).await;
-                Done {
-                    result: Some(out.result),
-                    error: out.error,
-                    status: None,
-                    requests: 0,
-                }
-            })
+            Box::pin(async move { Done::from_outcome(db.runner.migrate_outcome(opts).await) })
         })
         .await
     }
@@ -279,13 +271,7 @@ impl NativeFleet {
                     Ok(to) => to,
                     Err(e) => return Done::failed(e),
                 };
-                let out = db.runner.down_to_outcome(to, opts).await;
-                Done {
-                    result: Some(out.result),
-                    error: out.error,
-                    status: None,
-                    requests: 0,
-                }
+                Done::from_outcome(db.runner.down_to_outcome(to, opts).await)
             })
         })
         .await

@@ -21,7 +21,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::config::Member;
-use crate::runner::StopFlag;
+use crate::runner::{MigrationResult, RunOutcome, StopFlag};
 use crate::{Error, ErrorCode, ExitStatus};
 
 /// What one database's work returns: its result (also a partial one beside an error), its error,
@@ -49,6 +49,19 @@ impl<T> Done<T> {
         Done {
             result: None,
             error: Some(error),
+            status: None,
+            requests: 0,
+        }
+    }
+}
+
+impl Done<MigrationResult> {
+    /// A migrate or down run: its result (a partial one beside an error) and its error; the
+    /// status from the error, the requests counted by the caller.
+    pub fn from_outcome(out: RunOutcome) -> Self {
+        Done {
+            result: Some(out.result),
+            error: out.error,
             status: None,
             requests: 0,
         }
