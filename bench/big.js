@@ -59,11 +59,11 @@ async function writeImport(file, namespaces) {
   await new Promise((r) => out.end(r))
 }
 
-/** Run `node [-r peak.js] args`; resolves { code, stdout, stderr, peakKb, ms }. */
-function node(args, { cwd = ROOT } = {}) {
+/** Run `node [-r peak.js] args` (`env` added to this process's); resolves { code, stdout, stderr, peakKb, ms }. */
+function node(args, { cwd = ROOT, env = {} } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint()
-    const child = spawn(process.execPath, ['-r', PEAK, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } })
+    const child = spawn(process.execPath, ['-r', PEAK, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -76,6 +76,17 @@ function node(args, { cwd = ROOT } = {}) {
       resolve({ code, stdout, stderr, peakKb: peak ? Number(peak[1]) : NaN, ms })
     })
   })
+}
+
+/**
+ * One side of a side-by-side figure: the emulator's request counts reset, then `node args` (a
+ * side script printing one JSON line last) in its own process; resolves { out: that line parsed,
+ * peakKb: the side's peak RSS }.
+ */
+async function side(emu, args) {
+  await emu.lever('DELETE', 'requests')
+  const r = await node(args)
+  return { out: JSON.parse(r.stdout.trim().split('\n').pop()), peakKb: r.peakKb }
 }
 
 function status(pid) {
@@ -249,4 +260,4 @@ async function bigData() {
   return rows
 }
 
-module.exports = { bigData, writeImport, node, startEmulatorProcess, status, mb, ratio }
+module.exports = { bigData, writeImport, node, side, startEmulatorProcess, status, mb, ratio }

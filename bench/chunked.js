@@ -8,20 +8,18 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { writeImport, startEmulatorProcess, node, mb, ratio } = require('./big.js')
+const { writeImport, startEmulatorProcess, side, mb, ratio } = require('./big.js')
 
 const SIDE = path.join(__dirname, 'chunked-remove.js')
 
-async function side(emu, ns) {
-  await emu.lever('DELETE', 'requests')
-  const r = await node([SIDE, emu.db(ns)])
-  const out = JSON.parse(r.stdout.trim().split('\n').pop())
+async function remove(emu, ns) {
+  const { out, peakKb } = await side(emu, [SIDE, emu.db(ns)])
   if (out.left) throw new Error(`${ns}: users still there after remove()`)
   const c = await emu.lever('GET', 'requests')
   const users = Object.entries(c.byPath)
     .filter(([k]) => k.endsWith(' /users'))
     .reduce((n, [, v]) => n + v, 0)
-  return { ...out, peakKb: r.peakKb, requests: users - 1 } // the check that it is gone left out
+  return { ...out, peakKb, requests: users - 1 } // the check that it is gone left out
 }
 
 async function chunkedCost() {
@@ -42,8 +40,8 @@ async function chunkedCost() {
         ns: 'limited',
         budgets: { tiny: Math.round(1024 * 1024 * scale), small: Math.round(10 * 1024 * 1024 * scale) },
       })
-      const plain = await side(emu, 'plain')
-      const limited = await side(emu, 'limited')
+      const plain = await remove(emu, 'plain')
+      const limited = await remove(emu, 'limited')
       if (limited.chunked !== limited.requests) throw new Error(`the log says ${limited.chunked} requests, the emulator counted ${limited.requests}`)
       return [
         {

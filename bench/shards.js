@@ -9,12 +9,11 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
 const { startEmulator } = require('..')
 const { noOps } = require('./floors.js')
+const { node } = require('./big.js')
 
 const BIN = path.join(__dirname, '..', 'bin', 'msr-firebase.js')
-const PEAK = path.join(__dirname, 'peak.js')
 const DATABASES = Number(process.env.BENCH_SHARDS || 20)
 const MIGRATIONS = 10
 const LATENCY = 50
@@ -27,21 +26,9 @@ async function lever(emu, method, name, body) {
 }
 
 /** `msr-firebase migrate --format json` in `dir`, with its peak RSS (KB) and the wall time of the process. */
-function migrate(dir, args) {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint()
-    const child = spawn(process.execPath, ['-r', PEAK, BIN, 'migrate', '--format', 'json', ...args], { cwd: dir, env: { ...process.env, MSR_LOG_LEVEL: 'error' } })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('close', (code) => {
-      const wallMs = Number(process.hrtime.bigint() - t0) / 1e6
-      if (code !== 0) return reject(new Error(`migrate exited ${code}:\n${out}\n${err}`))
-      const peak = /PEAK_RSS_KB=(\d+)/.exec(err)
-      resolve({ doc: JSON.parse(out), wallMs, rssKb: peak ? Number(peak[1]) : NaN })
-    })
-  })
+async function migrate(dir, args) {
+  const r = await node([BIN, 'migrate', '--format', 'json', ...args], { cwd: dir, env: { MSR_LOG_LEVEL: 'error' } })
+  return { doc: JSON.parse(r.stdout), wallMs: r.ms, rssKb: r.peakKb }
 }
 
 /** A project over `n` fresh namespaces (`databaseUrls`; one: `databaseUrl`). */

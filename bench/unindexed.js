@@ -9,7 +9,7 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { writeImport, startEmulatorProcess, node, mb, ratio } = require('./big.js')
+const { writeImport, startEmulatorProcess, side, mb, ratio } = require('./big.js')
 
 const ROUNDS = 3
 const SIDE = path.join(__dirname, 'unindexed-query.js')
@@ -28,11 +28,9 @@ async function userRequests(emu) {
     .reduce((n, [, v]) => n + v, 0)
 }
 
-async function side(emu, ns, email) {
-  await emu.lever('DELETE', 'requests')
-  const r = await node([SIDE, emu.db(ns), email, String(ROUNDS)])
-  const out = JSON.parse(r.stdout.trim().split('\n').pop())
-  return { ms: median(out.ms), peakKb: r.peakKb, found: out.found, warnings: out.warnings, requests: (await userRequests(emu)) / ROUNDS }
+async function query(emu, ns, email) {
+  const { out, peakKb } = await side(emu, [SIDE, emu.db(ns), email, String(ROUNDS)])
+  return { ms: median(out.ms), peakKb, found: out.found, warnings: out.warnings, requests: (await userRequests(emu)) / ROUNDS }
 }
 
 async function unindexedCost() {
@@ -54,7 +52,7 @@ async function unindexedCost() {
         ['indexed', 'bare'],
         ['bare', 'indexed'],
       ]) {
-        for (const ns of order) s[ns].push(await side(emu, ns, email))
+        for (const ns of order) s[ns].push(await query(emu, ns, email))
       }
       const pick = (xs, k) => median(xs.map((x) => x[k]))
       const [ix, fb] = [s.indexed, s.bare]
@@ -71,7 +69,7 @@ async function unindexedCost() {
       })
       const { responseBytes } = await emu.lever('GET', 'limits')
       await emu.lever('PUT', 'limits', { responseBytes: 16 * 1024 * 1024 })
-      const paged = [await side(emu, 'bare', email), await side(emu, 'bare', email)]
+      const paged = [await query(emu, 'bare', email), await query(emu, 'bare', email)]
       await emu.lever('PUT', 'limits', { responseBytes })
       if (JSON.stringify(paged[0].found) !== JSON.stringify(ix[0].found)) throw new Error(`different answers when paged: ${paged[0].found}`)
       rows.push({
