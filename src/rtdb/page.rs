@@ -5,11 +5,13 @@
 //! children would eat into it, so the limit is sent larger and raised again while ties fill it:
 //! for `$key` (keys are unique) one extra child is always enough.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Range;
 
 use bytes::Bytes;
-use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -98,21 +100,6 @@ impl PageQuery {
     }
 }
 
-/// The value a child is ordered by (as `order::Query::apply` orders it).
-fn sort_value<'a>(order: &OrderBy, child: &'a Value) -> Option<&'a Value> {
-    match order {
-        OrderBy::Key | OrderBy::Priority => None,
-        OrderBy::Value => Some(child),
-        OrderBy::Child(path) => {
-            let mut cur = child;
-            for seg in path.split('/').filter(|s| !s.is_empty()) {
-                cur = cur.get(seg)?;
-            }
-            Some(cur)
-        }
-    }
-}
-
 /// Is a child (its key and the value it is ordered by) equal to a bound?
 fn ties(order: &OrderBy, bound: &Value, key: &str, sort: &Value) -> bool {
     match order {
@@ -125,56 +112,99 @@ fn ties(order: &OrderBy, bound: &Value, key: &str, sort: &Value) -> bool {
 /// The children of a read's response: `(key, raw JSON)` in document order (an array's non-null
 /// elements keyed by index; nothing for null or a primitive). Shared with the backup walk.
 pub(crate) fn members(body: &[u8]) -> Result<Vec<(String, &RawValue)>> {
-    struct Members;
-    impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(String, &'de RawValue)>;
+    let mut out = Vec::new();
+    each_member(body, |k, v| {
+        out.push((k.to_string(), v));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `members` one at a time, nothing kept: `f(key, raw JSON)` for each child, in document order;
+/// the first error of `f` stops the walk and is returned.
+pub(crate) fn each_member<'b>(
+    body: &'b [u8],
+    mut f: impl FnMut(&str, &'b RawValue) -> Result<()>,
+) -> Result<()> {
+    struct Each<'f, F> {
+        f: &'f mut F,
+        failed: &'f mut Option<Error>,
+    }
+    impl<'f, F> Each<'f, F> {
+        fn give<'b, E: de::Error>(&mut self, k: &str, v: &'b RawValue) -> Result<(), E>
+        where
+            F: FnMut(&str, &'b RawValue) -> Result<()>,
+        {
+            (self.f)(k, v).map_err(|e| {
+                *self.failed = Some(e);
+                E::custom("stopped")
+            })
+        }
+    }
+    impl<'b, F: FnMut(&str, &'b RawValue) -> Result<()>> Visitor<'b> for Each<'_, F> {
+        type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("query results")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(k) = map.next_key::<String>()? {
-                out.push((k, map.next_value::<&RawValue>()?));
+        fn visit_map<A: MapAccess<'b>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(k) = map.next_key::<Key<'b>>()? {
+                let v = map.next_value::<&RawValue>()?;
+                self.give(&k.0, v)?;
             }
-            Ok(out)
+            Ok(())
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
+        fn visit_seq<A: SeqAccess<'b>>(mut self, mut seq: A) -> Result<(), A::Error> {
             let mut i = 0usize;
             while let Some(v) = seq.next_element::<&RawValue>()? {
                 if v.get() != "null" {
-                    out.push((i.to_string(), v));
+                    self.give(&i.to_string(), v)?;
                 }
                 i += 1;
             }
-            Ok(out)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(Vec::new())
+            Ok(())
         }
     }
+    let mut failed = None;
     let mut de = serde_json::Deserializer::from_slice(body);
-    de.deserialize_any(Members).map_err(|e| {
-        Error::new(
+    let walked = match body.trim_ascii_start().first() {
+        Some(b'{' | b'[') => de.deserialize_any(Each {
+            f: &mut f,
+            failed: &mut failed,
+        }),
+        // null or a plain value: no children.
+        _ => IgnoredAny::deserialize(&mut de).map(|_| ()),
+    }
+    .and_then(|()| de.end());
+    match (failed, walked) {
+        (Some(e), _) => Err(e),
+        (None, Ok(())) => Ok(()),
+        (None, Err(e)) => Err(Error::new(
             ErrorCode::BadRequest,
             format!("The server's answer to a query is not JSON ({e})"),
-        )
-    })
+        )),
+    }
+}
+
+/// A key as the response has it: borrowed from it unless it has escapes.
+struct Key<'b>(Cow<'b, str>);
+
+impl<'b> Deserialize<'b> for Key<'b> {
+    fn deserialize<D: Deserializer<'b>>(d: D) -> Result<Self, D::Error> {
+        struct KeyText;
+        impl<'b> Visitor<'b> for KeyText {
+            type Value = Key<'b>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'b str) -> Result<Key<'b>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'b>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyText)
+    }
 }
 
 /// Query results in RTDB order, as JSON text.
@@ -190,20 +220,109 @@ pub struct RawPage {
 pub(super) type Row = (String, Value, Range<usize>);
 
 /// The value a child (its JSON) is ordered by, for comparing: `null` for `$key` and `$priority`
-/// (ordered by key) and for a missing child, objects and arrays as `{}` (all equal).
+/// (ordered by key) and for a missing child, objects and arrays as `{}` (all equal). Only the
+/// ordered value is made: the rest of the child is read past, not built.
 pub(super) fn row_sort(order: &OrderBy, raw: &str) -> Result<Value> {
-    Ok(match order {
-        OrderBy::Key | OrderBy::Priority => Value::Null,
-        other => {
-            let v: Value = serde_json::from_str(raw)
-                .map_err(|e| Error::new(ErrorCode::BadRequest, format!("query results: {e}")))?;
-            match sort_value(other, &v) {
-                None => Value::Null,
-                Some(Value::Object(_) | Value::Array(_)) => Value::Object(Default::default()),
-                Some(x) => x.clone(),
+    let path = match order {
+        OrderBy::Key | OrderBy::Priority => return Ok(Value::Null),
+        OrderBy::Value => "",
+        OrderBy::Child(path) => path.as_str(),
+    };
+    let mut de = serde_json::Deserializer::from_str(raw);
+    SortAt(path)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| Error::new(ErrorCode::BadRequest, format!("query results: {e}")))
+}
+
+/// The value at a child path (`a/b`; `""`: the value itself) as `row_sort` compares it.
+struct SortAt<'p>(&'p str);
+
+impl SortAt<'_> {
+    /// The first segment of the path and the rest; `None` at its end.
+    fn step(&self) -> Option<(&str, &str)> {
+        let p = self.0.trim_start_matches('/');
+        (!p.is_empty()).then(|| p.split_once('/').unwrap_or((p, "")))
+    }
+    /// A plain value: itself at the end of the path, else nothing there.
+    fn plain(&self, v: impl FnOnce() -> Value) -> Value {
+        match self.step() {
+            None => v(),
+            Some(_) => Value::Null,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for SortAt<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SortAt<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a child")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(self.plain(|| Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(self.plain(|| Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(self.plain(|| Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(self.plain(|| Value::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(self.plain(|| Value::from(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let Some((seg, rest)) = self.step() else {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Value::Object(Default::default()));
+        };
+        // The last of equal keys counts, as when the child is parsed whole.
+        let mut found = Value::Null;
+        while let Some(here) = map.next_key_seed(KeyIs(seg))? {
+            if here {
+                found = map.next_value_seed(SortAt(rest))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-    })
+        Ok(found)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(self.plain(|| Value::Object(Default::default())))
+    }
+}
+
+/// Is the next key this one? (Compared without keeping it.)
+struct KeyIs<'s>(&'s str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
 }
 
 /// The children of a response, sorted, filtered and limited by `wire` as RTDB would.
@@ -343,5 +462,97 @@ impl Client {
             }
             return Ok((body, kept));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `row_sort` as it was: the child parsed whole, then the path followed.
+    fn parsed_whole(order: &OrderBy, raw: &str) -> Value {
+        let v: Value = serde_json::from_str(raw).unwrap();
+        let at = match order {
+            OrderBy::Key | OrderBy::Priority => return Value::Null,
+            OrderBy::Value => Some(&v),
+            OrderBy::Child(path) => path
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .try_fold(&v, |cur, seg| cur.get(seg)),
+        };
+        match at {
+            None => Value::Null,
+            Some(Value::Object(_) | Value::Array(_)) => Value::Object(Default::default()),
+            Some(x) => x.clone(),
+        }
+    }
+
+    #[test]
+    fn row_sort_reads_only_the_ordered_value_and_finds_what_a_whole_parse_finds() {
+        let children = [
+            "null",
+            "true",
+            "-7",
+            "18446744073709551615",
+            "2.5e3",
+            r#""text""#,
+            r#"[1, {"a": 2}]"#,
+            r#"{}"#,
+            r#"{"email": "a@b", "age": 30, "tags": {"x": true}}"#,
+            r#"{"email": null, "age": "30"}"#,
+            r#"{"profile": {"age": 41, "name": "n"}, "age": [1]}"#,
+            r#"{"profile": 5}"#,
+            r#"{"profile": {"age": {"deep": 1}}}"#,
+            r#"{"age": 1, "age": 2}"#,
+            r#"{"a\"ge": 3, "\u0061ge": 9}"#,
+            r#"{"profile": [ {"age": 1} ]}"#,
+        ];
+        let orders = [
+            OrderBy::Key,
+            OrderBy::Priority,
+            OrderBy::Value,
+            OrderBy::Child("age".into()),
+            OrderBy::Child("email".into()),
+            OrderBy::Child("profile/age".into()),
+            OrderBy::Child("/profile//age/".into()),
+            OrderBy::Child("tags/x".into()),
+            OrderBy::Child("profile/0".into()),
+        ];
+        for raw in children {
+            for order in &orders {
+                assert_eq!(
+                    row_sort(order, raw).unwrap(),
+                    parsed_whole(order, raw),
+                    "{order:?} of {raw}"
+                );
+            }
+        }
+        assert!(row_sort(&OrderBy::Value, "{\"a\": 1} x").is_err());
+        assert!(row_sort(&OrderBy::Child("a".into()), "{\"a\": ").is_err());
+    }
+
+    #[test]
+    fn each_member_borrows_keys_and_stops_at_the_first_error() {
+        let body = br#"{"a": 1, "b\u0041": {"x": [1]}, "c": null}"#;
+        let mut seen = Vec::new();
+        each_member(body, |k, v| {
+            seen.push(format!("{k}={}", v.get()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["a=1", r#"bA={"x": [1]}"#, "c=null"]);
+        let mut n = 0;
+        let e = each_member(body, |_, _| {
+            n += 1;
+            Err(Error::new(ErrorCode::TooBig, "enough"))
+        })
+        .unwrap_err();
+        assert_eq!((n, e.code), (1, ErrorCode::TooBig));
+        assert!(each_member(b"{nope", |_, _| Ok(())).is_err());
+        assert_eq!(members(b"[1, null, 3]").unwrap().len(), 2);
+        for plain in [&b" null "[..], b"5", br#""s""#, b"true"] {
+            assert!(members(plain).unwrap().is_empty());
+        }
+        assert!(members(b"5 6").is_err());
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::order::{compare_keys, compare_values, OrderBy, Query};
-use super::page::{members, row_sort, PageQuery, Row};
+use super::page::{each_member, row_sort, PageQuery, Row};
 use super::Client;
 use crate::{Error, ErrorCode, Result};
 
@@ -188,7 +188,9 @@ impl Client {
     /// `page` (sent as `wire`) answered on the client, as the database answers it with an
     /// index: one GET of the node; when the database refuses it as too big, the node in pages of
     /// children by key (`orderBy="$key"`, `startAfter` the last key, `limitToFirst`, halved when
-    /// refused). Memory holds the node (or one page) and the result.
+    /// refused). Of each child only the value it is ordered by is parsed (`row_sort`), and only
+    /// the children the query keeps are listed: memory holds the node's text (or one page's)
+    /// and the result.
     pub(super) async fn answer_on_client(
         &self,
         path: &str,
@@ -200,12 +202,13 @@ impl Client {
             Ok(body) => {
                 let base = body.as_ptr() as usize;
                 let mut rows = Vec::new();
-                for (k, raw) in members(&body)? {
-                    if let Some(sort) = local.keeps(&k, raw.get())? {
+                each_member(&body, |k, raw| {
+                    if let Some(sort) = local.keeps(k, raw.get())? {
                         let start = raw.get().as_ptr() as usize - base;
-                        rows.push((k, sort, start..start + raw.get().len()));
+                        rows.push((k.to_string(), sort, start..start + raw.get().len()));
                     }
-                }
+                    Ok(())
+                })?;
                 local.finish(&mut rows);
                 Ok((body, rows))
             }

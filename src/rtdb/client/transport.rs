@@ -20,6 +20,9 @@ use std::time::Duration;
 
 pub(super) const ETAG_REQUEST_HEADER: &str = "X-Firebase-ETag";
 const MAX_REDIRECTS: usize = 5;
+/// The most room reserved ahead for a body by its `Content-Length` (a response is at most
+/// 256 MB; a longer one grows as it comes).
+const MAX_RESERVED: u64 = 256 * 1024 * 1024;
 pub(super) const MAX_ERROR_TEXT: usize = 500;
 /// Everything but RFC 3986 unreserved characters is escaped in query values.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -256,7 +259,7 @@ impl Client {
                 .get("etag")
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.trim().to_string());
-            let body = match resp.bytes().await {
+            let body = match body_of(resp).await {
                 Ok(b) => b,
                 Err(e) => {
                     return Err(Failure::Unknown(format!(
@@ -606,6 +609,17 @@ pub(super) fn suffix(text: &str) -> String {
     } else {
         format!(" ({text})")
     }
+}
+
+/// A response's whole body in one buffer, sized by its `Content-Length` when it has one: a big
+/// body is held once, not gathered in pieces and then copied whole.
+async fn body_of(mut resp: reqwest::Response) -> reqwest::Result<Bytes> {
+    let expected = resp.content_length().unwrap_or(0).min(MAX_RESERVED);
+    let mut body = Vec::with_capacity(expected as usize);
+    while let Some(piece) = resp.chunk().await? {
+        body.extend_from_slice(&piece);
+    }
+    Ok(Bytes::from(body))
 }
 
 #[cfg(test)]
