@@ -3,19 +3,21 @@
 //! a big node is a big write although its body is empty), and writes nothing.
 //!
 //! A delete can be split without changing its outcome, as Google's CLI does (`database:remove`):
-//! the node's children are listed (one shallow read) and deleted with multi-path PATCHes of
-//! `null` under `writeSizeLimit=tiny`; a refused chunk is split in two, a child too big on its
-//! own is deleted the same way, its children first (deepest first), and a plain value too big
-//! under `tiny` is deleted under the database's own limit. The chunk size is found on the first
-//! chunks, one at a time: doubled while they are accepted (up to `max_chunk`), halved while
-//! refused, and the first size accepted after a refusal is kept; the rest go at that size, at
-//! most `in_flight` requests at a time, each refused one split in halves — so the requests a
-//! delete takes depend only on the data and the limit, never on timing. Every chunk is a write of the client that makes it: it carries the client's
-//! gate (a stale lock holder stops deleting) and its `disableTriggers`.
+//! the node's children are listed (one shallow read, their keys packed end to end in one string:
+//! a `Listing`) and deleted with multi-path PATCHes of `null` under `writeSizeLimit=tiny`; a
+//! refused chunk is split in two, a child too big on its own is deleted the same way, its
+//! children first (deepest first), and a plain value too big under `tiny` is deleted under the
+//! database's own limit. The chunk size is found on the first chunks, one at a time: doubled
+//! while they are accepted (up to `max_chunk`), halved while refused, and the first size accepted
+//! after a refusal is kept; the rest go at that size, at most `in_flight` requests at a time,
+//! each refused one split in halves — so the requests a delete takes depend only on the data and
+//! the limit, never on timing. Every chunk is a write of the client that makes it: it carries
+//! the client's gate (a stale lock holder stops deleting) and its `disableTriggers`.
 //!
 //! A replacement (`set`, `update`) cannot be split without losing its atomicity: refused, it is
 //! an error naming the node's size and the bulk helpers (`too_big_to_split`).
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::BoxFuture;
@@ -27,6 +29,7 @@ use tokio::sync::Semaphore;
 use super::transport::{show, Reply, WriteError};
 use super::Client;
 use crate::log::{LogLevel, LogLine};
+use crate::rtdb::page::each_member;
 use crate::rtdb::path;
 use crate::{Error, ErrorCode, Result};
 
@@ -62,19 +65,60 @@ pub struct ChunkedDelete {
     pub deleted: u64,
 }
 
-/// A child as a shallow listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Child {
-    pub key: String,
-    /// It has children of its own (a shallow listing shows `true`), rather than a plain value.
-    pub object: bool,
+/// A node's children as a shallow listing shows them, packed: their keys end to end in one
+/// string, so a listing of 1M children holds about its keys' bytes, not 1M strings and values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Listing {
+    keys: String,
+    /// Where each key ends in `keys`.
+    ends: Vec<usize>,
+    /// Whether each has children of its own (a shallow listing shows `true`), rather than a
+    /// plain value.
+    objects: Vec<bool>,
+}
+
+impl Listing {
+    pub(crate) fn push(&mut self, key: &str, object: bool) {
+        self.keys.push_str(key);
+        self.ends.push(self.keys.len());
+        self.objects.push(object);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn key(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.keys[start..self.ends[i]]
+    }
+
+    /// The keys of the children in `at`.
+    fn keys(&self, at: Range<usize>) -> Vec<String> {
+        at.map(|i| self.key(i).to_string()).collect()
+    }
+
+    /// A shallow listing's JSON: `None` for a plain value.
+    fn parse(body: &[u8]) -> Result<Option<Listing>> {
+        match body.trim_ascii_start().first() {
+            Some(b'{') | None => {}
+            Some(b'n') if body.trim_ascii() == b"null" => {}
+            Some(_) => return Ok(None),
+        }
+        let mut listing = Listing::default();
+        each_member(body, |k, v| {
+            listing.push(k, v.get() == "true");
+            Ok(())
+        })?;
+        Ok(Some(listing))
+    }
 }
 
 /// What the algorithm needs from a database (the client; a tree in memory in the tests).
 pub(crate) trait Deleter: Sync {
     /// The children of the node at `at` (a shallow read): none when there is nothing there;
     /// `None` when it holds a plain value.
-    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Vec<Child>>>>;
+    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Listing>>>;
     /// One multi-path PATCH at `at` setting each of `keys` to `null`, under the `tiny`
     /// write-size limit (`tiny == false`: under the database's own). `Ok(false)`: refused as too
     /// big, nothing deleted.
@@ -120,7 +164,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         }
     }
 
-    async fn list(&self, at: &str) -> Result<Option<Vec<Child>>> {
+    async fn list(&self, at: &str) -> Result<Option<Listing>> {
         let _permit = self.permits.acquire().await.expect("never closed");
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.listings.fetch_add(1, Ordering::SeqCst);
@@ -141,7 +185,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
     pub(crate) fn node<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             match self.list(at).await? {
-                Some(children) => self.children(at, &children).await,
+                Some(listing) => self.children(at, &listing).await,
                 None => self.value(at).await,
             }
         })
@@ -165,17 +209,17 @@ impl<'d, D: Deleter> Chunker<'d, D> {
 
     /// Delete `children` of `at`: the chunk size found on the first chunks one at a time, then
     /// the rest at that size, `in_flight` at a time.
-    pub(crate) async fn children(&self, at: &str, children: &[Child]) -> Result<()> {
+    pub(crate) async fn children(&self, at: &str, listing: &Listing) -> Result<()> {
         let mut size = self.opts.first_chunk;
         let mut refused = false;
-        let mut rest = children;
+        let mut rest = 0..listing.len();
         // Finding the size, one chunk at a time: doubled while accepted, halved while refused;
         // accepted after a refusal, it is the size.
         while !rest.is_empty() {
             let n = size.min(rest.len());
-            let keys: Vec<String> = rest[..n].iter().map(|c| c.key.clone()).collect();
+            let keys = listing.keys(rest.start..rest.start + n);
             if self.send(at, &keys, true).await? {
-                rest = &rest[n..];
+                rest.start += n;
                 if refused {
                     break;
                 }
@@ -188,19 +232,22 @@ impl<'d, D: Deleter> Chunker<'d, D> {
             } else {
                 // One child too big on its own: its children first; then the size is found
                 // again for the children after it.
-                self.alone(at, &rest[0]).await?;
-                rest = &rest[1..];
+                self.alone(at, listing, rest.start).await?;
+                rest.start += 1;
                 size = self.opts.first_chunk;
                 refused = false;
             }
         }
         // The rest, at that size.
-        let mut chunks = rest.chunks(size);
+        let end = rest.end;
+        let mut chunks = rest
+            .step_by(size)
+            .map(|start| start..(start + size).min(end));
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < self.opts.in_flight {
                 match chunks.next() {
-                    Some(chunk) => running.push(self.chunk(at, chunk)),
+                    Some(chunk) => running.push(self.chunk(at, listing, chunk)),
                     None => break,
                 }
             }
@@ -211,27 +258,32 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         }
     }
 
-    /// One chunk of children of `at`, split in halves while refused.
-    fn chunk<'a>(&'a self, at: &'a str, chunk: &'a [Child]) -> BoxFuture<'a, Result<()>> {
+    /// One chunk of children of `at` (those of `listing` in `chunk`), split in halves while
+    /// refused.
+    fn chunk<'a>(
+        &'a self,
+        at: &'a str,
+        listing: &'a Listing,
+        chunk: Range<usize>,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let keys: Vec<String> = chunk.iter().map(|c| c.key.clone()).collect();
-            if self.send(at, &keys, true).await? {
+            if self.send(at, &listing.keys(chunk.clone()), true).await? {
                 return Ok(());
             }
-            if let [child] = chunk {
-                return self.alone(at, child).await;
+            if chunk.len() == 1 {
+                return self.alone(at, listing, chunk.start).await;
             }
-            let (a, b) = chunk.split_at(chunk.len() / 2);
-            self.chunk(at, a).await?;
-            self.chunk(at, b).await
+            let mid = chunk.start + chunk.len() / 2;
+            self.chunk(at, listing, chunk.start..mid).await?;
+            self.chunk(at, listing, mid..chunk.end).await
         })
     }
 
-    /// A child of `at` too big to delete on its own under `tiny`: its own children first
+    /// The child `i` of `at`, too big to delete on its own under `tiny`: its own children first
     /// (deepest first), or, a plain value, under the database's own limit.
-    async fn alone(&self, at: &str, child: &Child) -> Result<()> {
-        let below = path::join(at, &child.key);
-        if child.object {
+    async fn alone(&self, at: &str, listing: &Listing, i: usize) -> Result<()> {
+        let below = path::join(at, listing.key(i));
+        if listing.objects[i] {
             self.node(&below).await
         } else {
             self.value(&below).await
@@ -240,21 +292,8 @@ impl<'d, D: Deleter> Chunker<'d, D> {
 }
 
 impl Deleter for Client {
-    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Vec<Child>>>> {
-        Box::pin(async move {
-            Ok(match self.get_shallow(at).await? {
-                Value::Object(m) => Some(
-                    m.into_iter()
-                        .map(|(key, v)| Child {
-                            key,
-                            object: v == Value::Bool(true),
-                        })
-                        .collect(),
-                ),
-                Value::Null => Some(Vec::new()),
-                _ => None,
-            })
-        })
+    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Listing>>> {
+        Box::pin(async move { Listing::parse(&self.get_shallow_raw(at).await?) })
     }
 
     fn delete<'a>(
@@ -312,15 +351,12 @@ impl Client {
         let p = super::transport::norm(at)?;
         let chunker = Chunker::new(self, *opts);
         // Whether each is an object is not known: a child refused alone is listed.
-        let children: Vec<Child> = keys
-            .iter()
-            .map(|k| Child {
-                key: k.clone(),
-                object: true,
-            })
-            .collect();
+        let mut listing = Listing::default();
+        for k in keys {
+            listing.push(k, true);
+        }
         chunker
-            .children(&p, &children)
+            .children(&p, &listing)
             .await
             .map_err(|e| self.stopped(&p, &chunker, e))?;
         Ok(chunker.report())
@@ -479,20 +515,19 @@ mod tests {
     }
 
     impl Deleter for Tree {
-        fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Vec<Child>>>> {
+        fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Listing>>> {
             Box::pin(async move {
                 self.enter().await?;
                 let root = self.root.lock().unwrap();
                 let out = match Tree::at(&root, at) {
-                    Some(Value::Object(m)) => Some(
-                        m.iter()
-                            .map(|(k, v)| Child {
-                                key: k.clone(),
-                                object: v.is_object(),
-                            })
-                            .collect(),
-                    ),
-                    None => Some(Vec::new()),
+                    Some(Value::Object(m)) => {
+                        let mut listing = Listing::default();
+                        for (k, v) in m {
+                            listing.push(k, v.is_object());
+                        }
+                        Some(listing)
+                    }
+                    None => Some(Listing::default()),
                     _ => None,
                 };
                 self.log.lock().unwrap().push(format!("list /{at}"));
@@ -676,6 +711,21 @@ mod tests {
         let c = Chunker::new(&tree, opts(8, 2));
         c.node("gone").await.unwrap();
         assert_eq!(c.report().requests, 1, "{:?}", tree.log.lock().unwrap());
+    }
+
+    #[test]
+    fn a_shallow_listing_is_packed_key_by_key() {
+        let l = Listing::parse(br#"{"a": true, "b\u00e9": 5, "c": "true", "": true}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.keys(0..4), ["a", "bé", "c", ""]);
+        assert_eq!(l.objects, [true, false, false, true]);
+        assert_eq!(l.keys(1..3), ["bé", "c"]);
+        assert_eq!(Listing::parse(b" null ").unwrap(), Some(Listing::default()));
+        assert_eq!(Listing::parse(b"12").unwrap(), None);
+        assert_eq!(Listing::parse(br#""text""#).unwrap(), None);
+        assert!(Listing::parse(b"{\"a\": tr").is_err());
     }
 
     #[test]
