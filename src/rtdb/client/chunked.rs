@@ -3,33 +3,33 @@
 //! a big node is a big write although its body is empty), and writes nothing.
 //!
 //! A delete can be split without changing its outcome, as Google's CLI does (`database:remove`):
-//! the node's children are listed (one shallow read, their keys packed end to end in one string:
-//! a `Listing`) and deleted with multi-path PATCHes of `null` under `writeSizeLimit=tiny`; a
-//! refused chunk is split in two, a child too big on its own is deleted the same way, its
-//! children first (deepest first), and a plain value too big under `tiny` is deleted under the
-//! database's own limit. The chunk size is found on the first chunks, one at a time: doubled
-//! while they are accepted (up to `max_chunk`), halved while refused, and the first size accepted
-//! after a refusal is kept; the rest go at that size, at most `in_flight` requests at a time,
-//! each refused one split in halves — so the requests a delete takes depend only on the data and
-//! the limit, never on timing. Every chunk is a write of the client that makes it: it carries
-//! the client's gate (a stale lock holder stops deleting) and its `disableTriggers`.
+//! the node's children are listed (one shallow read, taken as they are needed: `listing`) and
+//! deleted with multi-path PATCHes of `null` under `writeSizeLimit=tiny`; a refused chunk is
+//! split in two, a child too big on its own is deleted the same way, its children first (deepest
+//! first), and a plain value too big under `tiny` is deleted under the database's own limit. The
+//! chunk size is found on the first chunks, one at a time: doubled while they are accepted (up
+//! to `max_chunk`), halved while refused, and the first size accepted after a refusal is kept;
+//! the rest go at that size, at most `in_flight` requests at a time, each refused one split in
+//! halves — so the requests a delete takes depend only on the data and the limit, never on
+//! timing. Every chunk is a write of the client that makes it: it carries the client's gate (a
+//! stale lock holder stops deleting) and its `disableTriggers`.
 //!
 //! A replacement (`set`, `update`) cannot be split without losing its atomicity: refused, it is
 //! an error naming the node's size and the bulk helpers (`too_big_to_split`).
 
-use std::ops::Range;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
+use super::listing::{Child, Children, Listed};
 use super::transport::{show, Reply, WriteError};
 use super::Client;
 use crate::log::{LogLevel, LogLine};
-use crate::rtdb::page::each_member;
 use crate::rtdb::path;
 use crate::{Error, ErrorCode, Result};
 
@@ -65,60 +65,32 @@ pub struct ChunkedDelete {
     pub deleted: u64,
 }
 
-/// A node's children as a shallow listing shows them, packed: their keys end to end in one
-/// string, so a listing of 1M children holds about its keys' bytes, not 1M strings and values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Listing {
-    keys: String,
-    /// Where each key ends in `keys`.
-    ends: Vec<usize>,
-    /// Whether each has children of its own (a shallow listing shows `true`), rather than a
-    /// plain value.
-    objects: Vec<bool>,
+/// Children taken from a listing and not deleted yet.
+#[derive(Default)]
+struct Taken {
+    ahead: VecDeque<Child>,
+    /// The listing has ended.
+    listed: bool,
 }
 
-impl Listing {
-    pub(crate) fn push(&mut self, key: &str, object: bool) {
-        self.keys.push_str(key);
-        self.ends.push(self.keys.len());
-        self.objects.push(object);
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn key(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.keys[start..self.ends[i]]
-    }
-
-    /// The keys of the children in `at`.
-    fn keys(&self, at: Range<usize>) -> Vec<String> {
-        at.map(|i| self.key(i).to_string()).collect()
-    }
-
-    /// A shallow listing's JSON: `None` for a plain value.
-    fn parse(body: &[u8]) -> Result<Option<Listing>> {
-        match body.trim_ascii_start().first() {
-            Some(b'{') | None => {}
-            Some(b'n') if body.trim_ascii() == b"null" => {}
-            Some(_) => return Ok(None),
+impl Taken {
+    /// At least `n` children ahead, unless the listing ends first.
+    async fn fill(&mut self, children: &mut Children, n: usize) -> Result<()> {
+        while self.ahead.len() < n && !self.listed {
+            match children.next().await {
+                Some(child) => self.ahead.push_back(child?),
+                None => self.listed = true,
+            }
         }
-        let mut listing = Listing::default();
-        each_member(body, |k, v| {
-            listing.push(k, v.get() == "true");
-            Ok(())
-        })?;
-        Ok(Some(listing))
+        Ok(())
     }
 }
 
 /// What the algorithm needs from a database (the client; a tree in memory in the tests).
 pub(crate) trait Deleter: Sync {
-    /// The children of the node at `at` (a shallow read): none when there is nothing there;
-    /// `None` when it holds a plain value.
-    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Listing>>>;
+    /// The children of the node at `at` (a shallow read), as they come: none when there is
+    /// nothing there; `None` when it holds a plain value.
+    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Children>>>;
     /// One multi-path PATCH at `at` setting each of `keys` to `null`, under the `tiny`
     /// write-size limit (`tiny == false`: under the database's own). `Ok(false)`: refused as too
     /// big, nothing deleted.
@@ -164,7 +136,8 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         }
     }
 
-    async fn list(&self, at: &str) -> Result<Option<Listing>> {
+    /// A listing of `at`: a request in flight until its answer starts (then it streams).
+    async fn list(&self, at: &str) -> Result<Option<Children>> {
         let _permit = self.permits.acquire().await.expect("never closed");
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.listings.fetch_add(1, Ordering::SeqCst);
@@ -185,7 +158,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
     pub(crate) fn node<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             match self.list(at).await? {
-                Some(listing) => self.children(at, &listing).await,
+                Some(children) => self.children(at, children).await,
                 None => self.value(at).await,
             }
         })
@@ -207,19 +180,24 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         ))
     }
 
-    /// Delete `children` of `at`: the chunk size found on the first chunks one at a time, then
-    /// the rest at that size, `in_flight` at a time.
-    pub(crate) async fn children(&self, at: &str, listing: &Listing) -> Result<()> {
+    /// Delete `children` of `at`, taken from the listing as they are needed (at most
+    /// `in_flight` chunks of them held): the chunk size found on the first chunks one at a time,
+    /// then the rest at that size, `in_flight` at a time.
+    pub(crate) async fn children(&self, at: &str, mut children: Children) -> Result<()> {
+        let mut taken = Taken::default();
         let mut size = self.opts.first_chunk;
         let mut refused = false;
-        let mut rest = 0..listing.len();
         // Finding the size, one chunk at a time: doubled while accepted, halved while refused;
         // accepted after a refusal, it is the size.
-        while !rest.is_empty() {
-            let n = size.min(rest.len());
-            let keys = listing.keys(rest.start..rest.start + n);
+        loop {
+            taken.fill(&mut children, size).await?;
+            if taken.ahead.is_empty() {
+                return Ok(());
+            }
+            let n = size.min(taken.ahead.len());
+            let keys: Vec<String> = taken.ahead.iter().take(n).map(|c| c.key.clone()).collect();
             if self.send(at, &keys, true).await? {
-                rest.start += n;
+                taken.ahead.drain(..n);
                 if refused {
                     break;
                 }
@@ -232,24 +210,23 @@ impl<'d, D: Deleter> Chunker<'d, D> {
             } else {
                 // One child too big on its own: its children first; then the size is found
                 // again for the children after it.
-                self.alone(at, listing, rest.start).await?;
-                rest.start += 1;
+                let child = taken.ahead.pop_front().expect("one child");
+                self.alone(at, &child).await?;
                 size = self.opts.first_chunk;
                 refused = false;
             }
         }
         // The rest, at that size.
-        let end = rest.end;
-        let mut chunks = rest
-            .step_by(size)
-            .map(|start| start..(start + size).min(end));
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < self.opts.in_flight {
-                match chunks.next() {
-                    Some(chunk) => running.push(self.chunk(at, listing, chunk)),
-                    None => break,
+                taken.fill(&mut children, size).await?;
+                if taken.ahead.is_empty() {
+                    break;
                 }
+                let n = size.min(taken.ahead.len());
+                let chunk: Vec<Child> = taken.ahead.drain(..n).collect();
+                running.push(async move { self.chunk(at, &chunk).await });
             }
             match running.next().await {
                 Some(done) => done?,
@@ -258,32 +235,27 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         }
     }
 
-    /// One chunk of children of `at` (those of `listing` in `chunk`), split in halves while
-    /// refused.
-    fn chunk<'a>(
-        &'a self,
-        at: &'a str,
-        listing: &'a Listing,
-        chunk: Range<usize>,
-    ) -> BoxFuture<'a, Result<()>> {
+    /// One chunk of children of `at`, split in halves while refused.
+    fn chunk<'a>(&'a self, at: &'a str, chunk: &'a [Child]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if self.send(at, &listing.keys(chunk.clone()), true).await? {
+            let keys: Vec<String> = chunk.iter().map(|c| c.key.clone()).collect();
+            if self.send(at, &keys, true).await? {
                 return Ok(());
             }
-            if chunk.len() == 1 {
-                return self.alone(at, listing, chunk.start).await;
+            if let [child] = chunk {
+                return self.alone(at, child).await;
             }
-            let mid = chunk.start + chunk.len() / 2;
-            self.chunk(at, listing, chunk.start..mid).await?;
-            self.chunk(at, listing, mid..chunk.end).await
+            let (a, b) = chunk.split_at(chunk.len() / 2);
+            self.chunk(at, a).await?;
+            self.chunk(at, b).await
         })
     }
 
-    /// The child `i` of `at`, too big to delete on its own under `tiny`: its own children first
+    /// A child of `at` too big to delete on its own under `tiny`: its own children first
     /// (deepest first), or, a plain value, under the database's own limit.
-    async fn alone(&self, at: &str, listing: &Listing, i: usize) -> Result<()> {
-        let below = path::join(at, listing.key(i));
-        if listing.objects[i] {
+    async fn alone(&self, at: &str, child: &Child) -> Result<()> {
+        let below = path::join(at, &child.key);
+        if child.object {
             self.node(&below).await
         } else {
             self.value(&below).await
@@ -292,8 +264,8 @@ impl<'d, D: Deleter> Chunker<'d, D> {
 }
 
 impl Deleter for Client {
-    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Listing>>> {
-        Box::pin(async move { Listing::parse(&self.get_shallow_raw(at).await?) })
+    fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Children>>> {
+        Box::pin(async move { Listed::start(self.get_shallow_stream(at).await?).await })
     }
 
     fn delete<'a>(
@@ -351,12 +323,17 @@ impl Client {
         let p = super::transport::norm(at)?;
         let chunker = Chunker::new(self, *opts);
         // Whether each is an object is not known: a child refused alone is listed.
-        let mut listing = Listing::default();
-        for k in keys {
-            listing.push(k, true);
-        }
+        let children: Vec<Result<Child>> = keys
+            .iter()
+            .map(|k| {
+                Ok(Child {
+                    key: k.clone(),
+                    object: true,
+                })
+            })
+            .collect();
         chunker
-            .children(&p, &listing)
+            .children(&p, stream::iter(children).boxed())
             .await
             .map_err(|e| self.stopped(&p, &chunker, e))?;
         Ok(chunker.report())
@@ -515,25 +492,28 @@ mod tests {
     }
 
     impl Deleter for Tree {
-        fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Listing>>> {
+        fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Children>>> {
             Box::pin(async move {
                 self.enter().await?;
                 let root = self.root.lock().unwrap();
-                let out = match Tree::at(&root, at) {
-                    Some(Value::Object(m)) => {
-                        let mut listing = Listing::default();
-                        for (k, v) in m {
-                            listing.push(k, v.is_object());
-                        }
-                        Some(listing)
-                    }
-                    None => Some(Listing::default()),
+                let out: Option<Vec<Result<Child>>> = match Tree::at(&root, at) {
+                    Some(Value::Object(m)) => Some(
+                        m.iter()
+                            .map(|(k, v)| {
+                                Ok(Child {
+                                    key: k.clone(),
+                                    object: v.is_object(),
+                                })
+                            })
+                            .collect(),
+                    ),
+                    None => Some(Vec::new()),
                     _ => None,
                 };
                 self.log.lock().unwrap().push(format!("list /{at}"));
                 drop(root);
                 self.leave();
-                Ok(out)
+                Ok(out.map(|children| stream::iter(children).boxed()))
             })
         }
         fn delete<'a>(
@@ -711,21 +691,6 @@ mod tests {
         let c = Chunker::new(&tree, opts(8, 2));
         c.node("gone").await.unwrap();
         assert_eq!(c.report().requests, 1, "{:?}", tree.log.lock().unwrap());
-    }
-
-    #[test]
-    fn a_shallow_listing_is_packed_key_by_key() {
-        let l = Listing::parse(br#"{"a": true, "b\u00e9": 5, "c": "true", "": true}"#)
-            .unwrap()
-            .unwrap();
-        assert_eq!(l.len(), 4);
-        assert_eq!(l.keys(0..4), ["a", "bé", "c", ""]);
-        assert_eq!(l.objects, [true, false, false, true]);
-        assert_eq!(l.keys(1..3), ["bé", "c"]);
-        assert_eq!(Listing::parse(b" null ").unwrap(), Some(Listing::default()));
-        assert_eq!(Listing::parse(b"12").unwrap(), None);
-        assert_eq!(Listing::parse(br#""text""#).unwrap(), None);
-        assert!(Listing::parse(b"{\"a\": tr").is_err());
     }
 
     #[test]

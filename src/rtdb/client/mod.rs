@@ -12,6 +12,7 @@
 
 mod chunked;
 mod gate;
+mod listing;
 mod settle;
 mod stream;
 mod transport;

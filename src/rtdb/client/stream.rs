@@ -83,7 +83,25 @@ impl Client {
         format: super::Format,
     ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static> {
         let p = norm(path)?;
-        let mut req = format.apply(Req::new(Method::GET, &p));
+        self.stream_body(format.apply(Req::new(Method::GET, &p)))
+            .await
+    }
+
+    /// A shallow listing of `path` (`shallow=true`), streamed as `get_stream` streams a body.
+    pub async fn get_shallow_stream(
+        &self,
+        path: &str,
+    ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static> {
+        let p = norm(path)?;
+        self.stream_body(Req::new(Method::GET, &p).param("shallow", "true"))
+            .await
+    }
+
+    async fn stream_body(
+        &self,
+        mut req: Req,
+    ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static> {
+        let p = req.path.clone();
         req.streaming = true;
         let resp = match self.attempts(&req, true).await {
             Ok(Reply::Stream(r)) => r,
