@@ -56,6 +56,8 @@ async function putRules(emu, ns) {
   if (res.status !== 200) throw new Error(`rules: ${res.status} ${await res.text()}`)
 }
 
+const settle = () => new Promise((resolve) => setTimeout(resolve, 1000))
+
 function project(dir, name) {
   const cwd = path.join(dir, name)
   fs.mkdirSync(path.join(cwd, 'migrations'), { recursive: true })
@@ -85,8 +87,12 @@ async function rehearsal() {
       if (!report.success) throw new Error(`the rehearsal failed: ${JSON.stringify(report.error)}`)
       if (report.rules?.origin !== undefined && report.rules.origin !== 'production')
         throw new Error(`the rehearsal ran without production's rules: ${JSON.stringify(report.rules)}`)
+      // The emulator's memory once it has been quiet for a second (it gives free memory back
+      // when the traffic stops), before and after the direct run.
+      await settle()
       const emuBefore = status(emu.pid).rssKb
       const direct = await node([BIN, 'migrate', '--database-url', emu.db('direct')], { cwd: project(dir, 'direct') })
+      await settle()
       const emuAfter = status(emu.pid).rssKb
       const t = report.totals
       rows.push({

@@ -2,34 +2,95 @@
 //! many large buffers (request bodies, responses, chunks of the store that grow and are then
 //! shrunk to fit) on several threads; glibc's allocator keeps what they freed in each thread's
 //! arena, so the process's resident memory stays at the burst's peak although the store itself
-//! grew only by what the data grew. After every `EVERY_BYTES` of request and response bodies the
-//! emulator asks the allocator to return its free pages to the system (`malloc_trim`, on a
-//! blocking thread; on other allocators nothing is asked). It only gives back memory that is
-//! already free, so it changes no data and no answer.
+//! grew only by what the data grew. The emulator asks the allocator to return its free pages to
+//! the system (`malloc_trim`, on a blocking thread; on other allocators nothing is asked) after
+//! every `EVERY_BYTES` of request and response bodies, and once more when the traffic stops
+//! (`QUIET` without a body, at least `QUIET_BYTES` since memory was last given back), so what the
+//! last bodies of a run freed is not kept either. It only gives back memory that is already free,
+//! so it changes no data and no answer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes of bodies after which free memory is given back.
 pub const EVERY_BYTES: u64 = 16 << 20;
+/// Time without a body after which the traffic has stopped.
+pub const QUIET: Duration = Duration::from_millis(250);
+/// Bytes of bodies since memory was last given back that are worth giving back for when the
+/// traffic stops (below that, what they freed is too little to ask for).
+pub const QUIET_BYTES: u64 = 1 << 20;
 
-/// The bodies' bytes since memory was last given back.
+/// The bodies' bytes, counted to know when to give memory back.
 #[derive(Debug, Default)]
 pub struct Trim {
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// Bytes since memory was last given back.
     since: AtomicU64,
+    /// Bytes ever (tells whether any body came during a quiet wait).
+    total: AtomicU64,
+    /// A wait for the traffic to stop is under way.
+    waiting: AtomicBool,
+}
+
+impl Counts {
+    /// `bytes` of a body went through: true (and the count starts again) when it is time to give
+    /// memory back.
+    fn passed(&self, bytes: u64) -> bool {
+        self.total.fetch_add(bytes, Ordering::Relaxed);
+        let since = self.since.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        since >= EVERY_BYTES && self.since.swap(0, Ordering::Relaxed) >= EVERY_BYTES
+    }
+
+    /// A quiet wait began when `total` bytes had gone through: true (and the count starts again)
+    /// when no body came since and enough came before to give memory back for.
+    fn settled(&self, total: u64) -> bool {
+        self.total.load(Ordering::Relaxed) == total
+            && self.since.load(Ordering::Relaxed) >= QUIET_BYTES
+            && self.since.swap(0, Ordering::Relaxed) >= QUIET_BYTES
+    }
 }
 
 impl Trim {
-    /// `bytes` of a body went through: true (and the count starts again) when it is time to give
-    /// memory back.
-    pub fn passed(&self, bytes: u64) -> bool {
-        let total = self.since.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        total >= EVERY_BYTES && self.since.swap(0, Ordering::Relaxed) >= EVERY_BYTES
+    /// `passed`, then the memory given back on a blocking thread when it is time; and a wait
+    /// for the traffic to stop, unless one is under way.
+    pub fn after(&self, bytes: u64) {
+        if self.counts.passed(bytes) {
+            tokio::task::spawn_blocking(give_back);
+        }
+        if !self.counts.waiting.swap(true, Ordering::AcqRel) {
+            tokio::spawn(until_quiet(Arc::clone(&self.counts)));
+        }
     }
 
-    /// `passed`, then the memory given back on a blocking thread when it is time.
-    pub fn after(&self, bytes: u64) {
-        if self.passed(bytes) {
+    #[cfg(test)]
+    fn passed(&self, bytes: u64) -> bool {
+        self.counts.passed(bytes)
+    }
+}
+
+/// Wait until no body came for `QUIET`, give memory back if enough came before, and end (the
+/// next body starts another wait).
+async fn until_quiet(counts: Arc<Counts>) {
+    loop {
+        let total = counts.total.load(Ordering::Relaxed);
+        tokio::time::sleep(QUIET).await;
+        if counts.total.load(Ordering::Relaxed) != total {
+            continue;
+        }
+        if counts.settled(total) {
             tokio::task::spawn_blocking(give_back);
+        }
+        counts.waiting.store(false, Ordering::Release);
+        // A body that came between the last look and now found a wait under way: wait for it.
+        if counts.total.load(Ordering::Relaxed) == total
+            || counts.waiting.swap(true, Ordering::AcqRel)
+        {
+            return;
         }
     }
 }
@@ -57,5 +118,22 @@ mod tests {
             [false, false, false, true, false, false, false, true, false]
         );
         assert!(t.passed(EVERY_BYTES), "one body as big as the interval");
+    }
+
+    #[test]
+    fn the_traffic_stopping_gives_back_what_came_since_the_last_time() {
+        let c = Counts::default();
+        c.passed(QUIET_BYTES / 2);
+        let seen = c.total.load(Ordering::Relaxed);
+        assert!(!c.settled(seen), "too little to give back for");
+        c.passed(QUIET_BYTES / 2);
+        assert!(!c.settled(seen), "a body came during the wait");
+        let seen = c.total.load(Ordering::Relaxed);
+        assert!(c.settled(seen), "quiet after a MB of bodies");
+        assert!(!c.settled(seen), "given back once: nothing came since");
+        assert!(
+            !c.passed(EVERY_BYTES - 1),
+            "the count started again when the traffic stopped"
+        );
     }
 }
