@@ -65,6 +65,9 @@ pub struct ChunkedDelete {
     pub deleted: u64,
 }
 
+/// How many times in a row a listing that broke off is read again.
+const RELISTS: u32 = 3;
+
 /// Children taken from a listing and not deleted yet.
 #[derive(Default)]
 struct Taken {
@@ -190,7 +193,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         // Finding the size, one chunk at a time: doubled while accepted, halved while refused;
         // accepted after a refusal, it is the size.
         loop {
-            taken.fill(&mut children, size).await?;
+            self.fill(at, &mut taken, &mut children, size).await?;
             if taken.ahead.is_empty() {
                 return Ok(());
             }
@@ -220,7 +223,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < self.opts.in_flight {
-                taken.fill(&mut children, size).await?;
+                self.fill(at, &mut taken, &mut children, size).await?;
                 if taken.ahead.is_empty() {
                     break;
                 }
@@ -231,6 +234,33 @@ impl<'d, D: Deleter> Chunker<'d, D> {
             match running.next().await {
                 Some(done) => done?,
                 None => return Ok(()),
+            }
+        }
+    }
+
+    /// `taken.fill`, listing `at` again (at most `RELISTS` times) when its listing broke off: the
+    /// children deleted since are gone from the new listing, and those taken but not deleted
+    /// are taken again from it (a chunk still in flight may be sent twice, which deletes
+    /// nothing more).
+    async fn fill(
+        &self,
+        at: &str,
+        taken: &mut Taken,
+        children: &mut Children,
+        n: usize,
+    ) -> Result<()> {
+        let mut relisted = 0;
+        loop {
+            match taken.fill(children, n).await {
+                Err(e) if e.code == ErrorCode::ConnectionFailed && relisted < RELISTS => {
+                    relisted += 1;
+                    let Some(again) = self.list(at).await? else {
+                        return Err(e);
+                    };
+                    *children = again;
+                    *taken = Taken::default();
+                }
+                done => return done,
             }
         }
     }
@@ -444,6 +474,8 @@ mod tests {
         most: AtomicU64,
         /// Fail every request after this many (a gate that closed).
         fail_after: Option<u64>,
+        /// The first listing breaks off after this many children.
+        cut_listing: Mutex<Option<usize>>,
         sent: AtomicU64,
     }
 
@@ -457,6 +489,7 @@ mod tests {
                 in_flight: AtomicU64::new(0),
                 most: AtomicU64::new(0),
                 fail_after: None,
+                cut_listing: Mutex::new(None),
                 sent: AtomicU64::new(0),
             }
         }
@@ -513,7 +546,17 @@ mod tests {
                 self.log.lock().unwrap().push(format!("list /{at}"));
                 drop(root);
                 self.leave();
-                Ok(out.map(|children| stream::iter(children).boxed()))
+                let cut = self.cut_listing.lock().unwrap().take();
+                Ok(out.map(|mut children| {
+                    if let Some(n) = cut {
+                        children.truncate(n);
+                        children.push(Err(Error::new(
+                            ErrorCode::ConnectionFailed,
+                            "the listing broke off",
+                        )));
+                    }
+                    stream::iter(children).boxed()
+                }))
             })
         }
         fn delete<'a>(
@@ -683,6 +726,19 @@ mod tests {
             .as_object()
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_breaks_off_is_read_again_for_what_is_left() {
+        let tree = Tree::new(json!({"users": users(1000), "keep": 1}), 3000);
+        *tree.cut_listing.lock().unwrap() = Some(420);
+        let c = Chunker::new(&tree, opts(50, 4));
+        c.node("users").await.unwrap();
+        assert_eq!(*tree.root.lock().unwrap(), json!({"keep": 1}));
+        let log = tree.log.lock().unwrap().clone();
+        let lists: Vec<&String> = log.iter().filter(|l| l.starts_with("list")).collect();
+        assert_eq!(lists, ["list /users", "list /users"], "{log:#?}");
+        assert_eq!(c.report().listings, 2);
     }
 
     #[tokio::test]
