@@ -419,14 +419,25 @@ impl Client {
     /// `set()`/`update()` of `p` refused as too big (`e`): the error says how big the node is
     /// and what to do, since a replacement cannot be split without losing its atomicity.
     pub(super) async fn too_big_to_split(&self, op: &str, p: &str, e: Error) -> Error {
-        let size = match self.get_shallow(p).await {
-            Ok(Value::Object(m)) if m.len() == 1 => format!("{} holds 1 child", show(p)),
-            Ok(Value::Object(m)) => format!("{} holds {} children", show(p), group(m.len())),
-            Ok(Value::Null) => format!(
+        // Counted as the listing streams by, never held.
+        let counted = match self.children(p).await {
+            Ok(Some(children)) => children
+                .fold(Ok(0usize), |n, c| async move {
+                    n.and_then(|n| c.map(|_| n + 1))
+                })
+                .await
+                .map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let size = match counted {
+            Ok(Some(0)) => format!(
                 "{} holds nothing: the data written is too big on its own",
                 show(p)
             ),
-            Ok(_) => format!("{} holds a plain value", show(p)),
+            Ok(Some(1)) => format!("{} holds 1 child", show(p)),
+            Ok(Some(n)) => format!("{} holds {} children", show(p), group(n)),
+            Ok(None) => format!("{} holds a plain value", show(p)),
             Err(_) => format!("{} holds more than one read returns", show(p)),
         };
         Error::new(
