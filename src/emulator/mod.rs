@@ -213,7 +213,7 @@ use state::{stopped, State};
 
 pub use crate::rules::firebase_json::RulesFile;
 pub use data::DEFAULT_NAMESPACE;
-pub use security::{rules_file_beside, StoreData};
+pub use security::{rules_file_beside, CachedStoreData, StoreData};
 pub use state::{Refused, TOO_BIG_REASON};
 pub use store::{write_json, write_json_plain, NodeRef, Obj};
 pub use triggers::TriggerCounts;

@@ -254,6 +254,14 @@ impl Acc<'_> {
             cc.removed += c.removed;
             cc.changed += c.changed;
         }
+        let examples = self.input.examples;
+        let wanted =
+            self.out.all_examples.len() < examples || self.out.changes.examples.len() < examples;
+        if self.input.known.is_none() && !self.input.collect && !wanted {
+            // Every difference is fresh, and neither its path nor its hash is needed.
+            self.out.fresh += 1;
+            return;
+        }
         let shown = format!(
             "/{}",
             self.base
@@ -346,11 +354,16 @@ fn leaf_of(n: NodeRef<'_>) -> Option<Leaf<'_>> {
         NodeRef::Bool(b) => Some(Leaf::Bool(b)),
         NodeRef::Num(x) => Some(Leaf::Num(x)),
         NodeRef::Str(s) => Some(Leaf::Str(Cow::Borrowed(s))),
-        NodeRef::Json(t) => match serde_json::from_str::<serde_json::Value>(t).ok()? {
-            serde_json::Value::Bool(b) => Some(Leaf::Bool(b)),
-            serde_json::Value::Number(x) => x.as_f64().map(Leaf::Num),
-            serde_json::Value::String(s) => Some(Leaf::Str(Cow::Owned(s))),
-            _ => None,
+        // Packed JSON (compact, as the store writes it): read in place where it can be.
+        NodeRef::Json(t) => match t.as_bytes().first()? {
+            b'{' | b'[' | b'n' => None,
+            b't' => Some(Leaf::Bool(true)),
+            b'f' => Some(Leaf::Bool(false)),
+            b'"' if !t.contains('\\') => Some(Leaf::Str(Cow::Borrowed(&t[1..t.len() - 1]))),
+            b'"' => serde_json::from_str::<String>(t)
+                .ok()
+                .map(|s| Leaf::Str(Cow::Owned(s))),
+            _ => serde_json::from_str::<f64>(t).ok().map(Leaf::Num),
         },
         NodeRef::Obj(_) => None,
     }
@@ -382,7 +395,13 @@ impl<'a> Level<'a> {
                 return Err(format!("keys out of order ({p:?} before {key:?})"));
             }
         }
-        self.prev = Some(key.to_string());
+        match &mut self.prev {
+            Some(p) => {
+                p.clear();
+                p.push_str(key);
+            }
+            None => self.prev = Some(key.to_string()),
+        }
         while let Some((k, _)) = self.kids.peek() {
             match compare_keys(k, key) {
                 std::cmp::Ordering::Less => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::emulator::{NodeRef, RequestCounts, StoreData, StoreView, TOO_BIG_REASON};
+use crate::emulator::{CachedStoreData, NodeRef, RequestCounts, StoreView, TOO_BIG_REASON};
 use crate::log::LogLine;
 use crate::rules::{Context, Denial, Rules};
 use crate::runner::{Method, MigrationInfo, RunEvent};
@@ -271,7 +271,8 @@ impl Watch {
             found: Vec::new(),
             total: 0,
         });
-        let data = StoreData(root);
+        // The changed paths come in key order: most lookups start where the last one ended.
+        let data = CachedStoreData::new(root);
         let check = |below: &[String], kind: ChangeKind| {
             let Some(v) = validity else { return };
             let path: Vec<String> = self.segs.iter().chain(below).cloned().collect();
