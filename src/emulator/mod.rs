@@ -290,6 +290,7 @@ fn import_file(path: &std::path::Path) -> Result<store::Store> {
 
 impl Emulator {
     pub async fn start(opts: EmulatorOptions) -> Result<Emulator> {
+        trim::own_pages_for_large_blocks();
         let st = match (&opts.import, &opts.import_file) {
             (Some(data), _) => import(data)?,
             (None, Some(path)) => {

@@ -7,7 +7,8 @@
 //! every `EVERY_BYTES` of request and response bodies, and once more when the traffic stops
 //! (`QUIET` without a body, at least `QUIET_BYTES` since memory was last given back), so what the
 //! last bodies of a run freed is not kept either. It only gives back memory that is already free,
-//! so it changes no data and no answer.
+//! so it changes no data and no answer. Large blocks (a chunk's text) get pages of their own
+//! (`own_pages_for_large_blocks`), so what a rewrite frees goes back whole.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -92,6 +93,31 @@ async fn until_quiet(counts: Arc<Counts>) {
         {
             return;
         }
+    }
+}
+
+/// Blocks of at least this many bytes get pages of their own (glibc's mmap threshold).
+pub const OWN_PAGES_BYTES: i32 = 64 << 10;
+
+/// At most this many blocks have pages of their own (each is a mapping, and the kernel allows
+/// 65530 per process by default: about 2,600 per million records); past it, blocks go to the heap.
+pub const OWN_PAGES_MAX: i32 = 32 << 10;
+
+/// Give every block of `OWN_PAGES_BYTES` or more pages of its own (glibc; nothing elsewhere),
+/// for the whole process, from the first emulator started. A chunk's text (tens of KB) moves to a
+/// larger block while a write rewrites it and back to its size after: in glibc's heap, the blocks
+/// it left were too small for the next chunk's and stayed as holes that `malloc_trim` cannot
+/// return whole (rewriting every record of 1M users left the process 27 MB bigger for 13 MB of
+/// data grown, 11 MB with this). With pages of their own, a freed text goes back to the system
+/// at once and a growing one is remapped, not copied. glibc's default threshold starts at 128 KB
+/// and rises to the largest block freed, so nearly every chunk lived in the heap. Past
+/// `OWN_PAGES_MAX` such blocks, new ones go to the heap as before.
+pub fn own_pages_for_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; blocks already allocated keep theirs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_PAGES_BYTES);
+        libc::mallopt(libc::M_MMAP_MAX, OWN_PAGES_MAX);
     }
 }
 
