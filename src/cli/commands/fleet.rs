@@ -8,13 +8,13 @@
 //! database has a progress line of its own (`Live::lane`).
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::args::{BackupCommand, Command, GlobalFlags};
+use super::invocation::Invocation;
+use crate::cli::args::{BackupCommand, Command};
 use crate::cli::host::CliHost;
 use crate::cli::output::{self, Io};
 use crate::cli::signals::SIGNALS;
@@ -32,13 +32,16 @@ struct Printed {
 
 pub async fn run<H: CliHost + 'static>(
     command: Command,
-    global: &GlobalFlags,
+    inv: Invocation<'_, H>,
     cfg: Config,
-    host: &H,
     io: &mut Io,
-    cwd: &Path,
-    own: ExitStatus,
 ) -> ExitStatus {
+    let Invocation {
+        global,
+        host,
+        cwd,
+        own,
+    } = inv;
     let members = match cfg.pick(&global.databases) {
         Ok(m) => m,
         Err(e) => return io.fail_plain("Configuration error", &e, ExitStatus::ValidationError),
@@ -87,9 +90,7 @@ pub async fn run<H: CliHost + 'static>(
     ) {
         let first = members[0].cfg.clone();
         let stop = SIGNALS.stop.clone();
-        return super::one::run(command, global, first, host, io, cwd, own, stop)
-            .await
-            .0;
+        return super::one::run(command, inv, first, io, stop).await.0;
     }
     let plan = fleet::Plan {
         concurrency: usize::try_from(cfg.concurrency).unwrap_or(usize::MAX),
@@ -114,8 +115,13 @@ pub async fn run<H: CliHost + 'static>(
             mine.log_json = log_json;
             mine.fancy = fancy;
             mine.live = live;
-            let (status, requests) =
-                super::one::run(command, &global, m.cfg, &host, &mut mine, &cwd, own, stop).await;
+            let inv = Invocation {
+                global: &global,
+                host: &host,
+                cwd: &cwd,
+                own,
+            };
+            let (status, requests) = super::one::run(command, inv, m.cfg, &mut mine, stop).await;
             let printed = Printed {
                 out: out.text(),
                 err: err.text(),

@@ -8,6 +8,7 @@ mod down;
 mod emulator;
 mod firebase;
 mod fleet;
+mod invocation;
 mod list;
 mod lock;
 mod migrate;
@@ -26,6 +27,7 @@ use super::host::CliHost;
 use super::output::Io;
 use super::signals::SIGNALS;
 use crate::ExitStatus;
+use invocation::Invocation;
 
 pub async fn dispatch<H: CliHost + 'static>(
     cli: Cli,
@@ -73,25 +75,22 @@ pub async fn dispatch<H: CliHost + 'static>(
         }
         _ => cfg,
     };
+    let inv = Invocation {
+        global: &global,
+        host,
+        cwd,
+        own,
+    };
     if cfg.is_many() {
-        return fleet::run(command, &global, cfg, host, io, cwd, own).await;
+        return fleet::run(command, inv, cfg, io).await;
     }
     // One database: `--database` may name it (and nothing else).
     if let Err(e) = cfg.pick(&global.databases) {
         return io.fail_plain("Configuration error", &e, ExitStatus::ValidationError);
     }
-    one::run(
-        command,
-        &global,
-        cfg,
-        host,
-        io,
-        cwd,
-        own,
-        SIGNALS.stop.clone(),
-    )
-    .await
-    .0
+    one::run(command, inv, cfg, io, SIGNALS.stop.clone())
+        .await
+        .0
 }
 
 /// A command's own failure status: what a failure without a status of its own ends it with.

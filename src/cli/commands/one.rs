@@ -1,12 +1,11 @@
 //! A command on one database: the config's, or one database's of a run over many (`fleet`).
 //! Builds its client (counting its requests) and hands the command what it needs.
 
-use std::path::Path;
-
+use super::invocation::Invocation;
 use super::{
     backup, create, down, firebase, list, lock, migrate, rehearse, rules_fencing, runner, validate,
 };
-use crate::cli::args::{Command, GlobalFlags};
+use crate::cli::args::Command;
 use crate::cli::host::CliHost;
 use crate::cli::output::Io;
 use crate::config::Config;
@@ -15,17 +14,19 @@ use crate::runner::StopFlag;
 use crate::{ErrorCode, ExitStatus};
 
 /// A command on one database (`cfg`'s), stopped by `stop`: its status and the requests it sent.
-#[allow(clippy::too_many_arguments)]
 pub async fn run<H: CliHost>(
     command: Command,
-    global: &GlobalFlags,
+    inv: Invocation<'_, H>,
     cfg: Config,
-    host: &H,
     io: &mut Io,
-    cwd: &Path,
-    own: ExitStatus,
     stop: StopFlag,
 ) -> (ExitStatus, u64) {
+    let Invocation {
+        global,
+        host,
+        cwd,
+        own,
+    } = inv;
     let json = global.json();
     // Retry notices print above the progress line, like the log.
     let shown = io.live.clone();
@@ -73,8 +74,7 @@ pub async fn run<H: CliHost>(
         Command::Backup(cmd) => backup::run(cmd, &client, &cfg, io, json, cwd, own).await,
         // The commands that run scripts: through the runner.
         command => {
-            let session =
-                runner::Session::start(global, cfg, client.clone(), host, io, cwd, own, stop);
+            let session = runner::Session::start(inv, cfg, client.clone(), io, stop);
             match command {
                 Command::Migrate {
                     target,

@@ -3,14 +3,14 @@
 //! progress listener themselves (`rehearse` uses them too), and the report of a `migrate`/`down`
 //! run: the error, the JSON result, the dry run's plan, or the command's own success text.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::invocation::Invocation;
 use crate::backup::Progress;
-use crate::cli::args::{GlobalFlags, WaitArgs};
+use crate::cli::args::WaitArgs;
 use crate::cli::host::CliHost;
 use crate::cli::live::Live;
 use crate::cli::output::Io;
@@ -42,17 +42,19 @@ pub struct Session<H: CliHost> {
 impl<H: CliHost> Session<H> {
     /// Build the runner: its log lines and progress on stderr; its scripts get its `db`
     /// (`Runner::script_db`: its connection, fenced by its lease).
-    #[allow(clippy::too_many_arguments)]
     pub fn start(
-        flags: &GlobalFlags,
+        inv: Invocation<'_, H>,
         cfg: Config,
         client: Client,
-        host: &H,
         io: &Io,
-        cwd: &Path,
-        own: ExitStatus,
         stop: crate::runner::StopFlag,
     ) -> Session<H> {
+        let Invocation {
+            global: flags,
+            host,
+            cwd,
+            own,
+        } = inv;
         let held = Arc::new(Mutex::new(Vec::new()));
         let live = io.live.clone();
         let lock = cfg.locking.enabled.then(|| cfg.lock_service(&client));
