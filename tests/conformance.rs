@@ -1576,7 +1576,7 @@ async fn lever_limits_refuses_reads_over_the_response_size() {
     let t = embedded_target().await;
     assert_eq!(
         t.lever(Method::GET, "limits", None).await,
-        json!({"responseBytes": 268435456})
+        json!({"responseBytes": 268435456, "streamAboveBytes": 4194304})
     );
     let users: serde_json::Map<String, Value> = (0..100)
         .map(|i| (format!("u{i:03}"), json!({"name": "x".repeat(90)})))
@@ -1658,8 +1658,177 @@ async fn lever_limits_refuses_reads_over_the_response_size() {
     t.lever(Method::POST, "reset", None).await;
     assert_eq!(
         t.lever(Method::GET, "limits", None).await,
-        json!({"responseBytes": 268435456})
+        json!({"responseBytes": 268435456, "streamAboveBytes": 4194304})
     );
+    t.finish().await;
+}
+
+/// Records of every kind a read writes out: objects too big to be packed (a long `bio`) and
+/// small ones, arrays, fractions, escaped and non-ASCII text, priorities on objects and on
+/// primitives; about 0.9 KB each.
+fn mixed_records(n: usize) -> Value {
+    let users: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            let v = match i % 4 {
+                0 => json!({"name": format!("Zoë \"{i}\"\n"), "score": i as f64 / 7.0,
+                            "tags": ["a", "b", i], "bio": "z".repeat(1100), ".priority": i}),
+                1 => {
+                    json!({"name": format!("u{i}"), "score": -(i as f64), "bio": "y".repeat(1150)})
+                }
+                2 => json!({".value": format!("only {i}"), ".priority": format!("p{i}")}),
+                _ => json!({"n": i, "deep": {"a": {"b": [true, false]}}, "bio": "x".repeat(1200)}),
+            };
+            (format!("u{i:05}"), v)
+        })
+        .collect();
+    Value::Object(users)
+}
+
+/// The reads the streamed-read tests compare, each with `X-Firebase-ETag: true`.
+async fn whole_reads(t: &Target) -> Vec<Resp> {
+    let mut out = Vec::new();
+    for path in ["big", "big/users"] {
+        for query in ["", "format=export"] {
+            let r = t
+                .req(
+                    Method::GET,
+                    path,
+                    query,
+                    &[("X-Firebase-ETag", "true")],
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{path}?{query}: {}", r.text);
+            out.push(r);
+        }
+    }
+    out
+}
+
+async fn streamed_reads(t: &Target) -> u64 {
+    t.lever(Method::GET, "requests", None).await["streamedReads"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A plain read of an object whose JSON passes the `limits` lever's `streamAboveBytes` is
+/// streamed from a snapshot (counted in `streamedReads`) and answers exactly what the same read
+/// answers unstreamed — status, bytes, content type, ETag — plain and `format=export`; smaller
+/// nodes, shallow reads, queries and `print=pretty` are rendered whole as before.
+#[tokio::test]
+async fn lever_limits_big_reads_are_streamed_with_the_same_bytes() {
+    let t = embedded_target().await;
+    t.put("big/users", mixed_records(2_000)).await;
+    t.put("big/n", json!(1.5)).await;
+    // About 1.8 MB: under the default 4 MB, rendered whole.
+    let whole = whole_reads(&t).await;
+    assert_eq!(streamed_reads(&t).await, 0);
+    assert!(whole[0].text.len() > 1_500_000, "{}", whole[0].text.len());
+    assert_ne!(whole[0].text, whole[1].text, "export keeps the priorities");
+    t.lever(
+        Method::PUT,
+        "limits",
+        Some(json!({"streamAboveBytes": 100_000})),
+    )
+    .await;
+    assert_eq!(
+        t.lever(Method::GET, "limits", None).await,
+        json!({"responseBytes": 268435456, "streamAboveBytes": 100_000})
+    );
+    let streamed = whole_reads(&t).await;
+    assert_eq!(streamed_reads(&t).await, 4);
+    for (a, b) in whole.iter().zip(&streamed) {
+        assert!(a.text == b.text, "the streamed bytes differ");
+        assert_eq!((&a.etag, &a.content_type), (&b.etag, &b.content_type));
+    }
+    // Not streamed: a small node, a shallow read, a query, print=pretty.
+    for (path, query) in [
+        ("big/users/u00003", ""),
+        ("big", "shallow=true"),
+        ("big/users", "orderBy=%22%24key%22&limitToFirst=1500"),
+        ("big/users", "print=pretty"),
+    ] {
+        let r = t.req(Method::GET, path, query, &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}?{query}: {}", r.text);
+    }
+    assert_eq!(streamed_reads(&t).await, 4);
+    t.finish().await;
+}
+
+/// A streamed read over the response-size limit is refused with the same 400 as an unstreamed
+/// one, before any byte of the data is sent; at exactly the limit it is answered.
+#[tokio::test]
+async fn streamed_reads_over_the_response_size_are_the_same_400() {
+    let t = embedded_target().await;
+    t.put("big/users", mixed_records(500)).await;
+    let size = t.req(Method::GET, "big", "", &[], None).await.text.len();
+    let limits = |response: usize, stream: usize| json!({"responseBytes": response, "streamAboveBytes": stream});
+    t.lever(Method::PUT, "limits", Some(limits(size - 1, 1 << 30)))
+        .await;
+    let unstreamed = t.req(Method::GET, "big", "", &[], None).await;
+    t.lever(Method::PUT, "limits", Some(limits(size - 1, 1_000)))
+        .await;
+    let streamed = t.req(Method::GET, "big", "", &[], None).await;
+    assert_eq!(
+        streamed.assert_error(StatusCode::BAD_REQUEST),
+        "The data requested exceeds the maximum size that can be accessed with a single request."
+    );
+    assert_eq!(
+        (streamed.status, &streamed.text, &streamed.content_type),
+        (
+            unstreamed.status,
+            &unstreamed.text,
+            &unstreamed.content_type
+        )
+    );
+    assert_eq!(streamed_reads(&t).await, 0);
+    t.lever(Method::PUT, "limits", Some(limits(size, 1_000)))
+        .await;
+    let r = t.req(Method::GET, "big", "", &[], None).await;
+    assert_eq!((r.status, r.text.len()), (StatusCode::OK, size));
+    assert_eq!(streamed_reads(&t).await, 1);
+    t.finish().await;
+}
+
+/// A big read's body shows the data as it was when the read arrived: writes sent while its body
+/// is still unread (12 MB, far more than the pieces in flight) complete at once, and the body
+/// read afterwards has none of them; the next read has them all.
+#[tokio::test]
+async fn a_streamed_read_shows_the_data_as_it_was_while_writes_go_on() {
+    let t = embedded_target().await;
+    let users: serde_json::Map<String, Value> = (0..6_000)
+        .map(|i| {
+            let user = json!({"name": format!("User {i}"), "bio": "b".repeat(2_000)});
+            (format!("u{i:05}"), user)
+        })
+        .collect();
+    t.put("big/users", Value::Object(users.clone())).await;
+    let res = t
+        .http
+        .get(t.url("big/users", ""))
+        .send()
+        .await
+        .expect("the read's answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    // The body unread: writes at its start, middle and end, and a new member.
+    t.put("big/users/u00000/name", json!("changed")).await;
+    t.put("big/users/u05999/name", json!("changed")).await;
+    let r = t
+        .req(Method::DELETE, "big/users/u03000", "", &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    t.put("big/users/u99999", json!({"name": "new"})).await;
+    let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert!(
+        body == Value::Object(users),
+        "the body changed under the read"
+    );
+    let now = t.get("big/users").await;
+    assert_eq!(now["u00000"]["name"], json!("changed"));
+    assert_eq!(now["u05999"]["name"], json!("changed"));
+    assert_eq!(now.get("u03000"), None);
+    assert_eq!(now["u99999"]["name"], json!("new"));
+    assert_eq!(streamed_reads(&t).await, 2);
     t.finish().await;
 }
 
@@ -1730,7 +1899,7 @@ async fn lever_request_counts() {
     let counts = t.lever(Method::GET, "requests", None).await;
     assert_eq!(
         counts,
-        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0, "refused": [], "refusedTotal": 0,
+        json!({"total": 0, "byMethod": {}, "byPath": {}, "storeSteps": 0, "connections": 0, "streamedReads": 0, "refused": [], "refusedTotal": 0,
                "triggers": {"disabled": 0, "enabled": 0, "disabledByPath": {}}})
     );
     t.finish().await;

@@ -19,6 +19,7 @@ use super::security::{self, Access};
 use super::sse;
 use super::state::{FaultMode, State, WriteEvent, TOO_BIG_REASON};
 use super::store::{self, Form, NodeRef, Read, PRIORITY};
+use super::streamed::{BigRead, Refusal};
 use super::triggers;
 use super::write_size::{self, WriteSizeLevel};
 use crate::rtdb::order::{Query, QUERY_PARAMS};
@@ -367,7 +368,10 @@ async fn serve_data(
             if accept.contains("text/event-stream") {
                 return stream(state, dr);
             }
-            let res = counted(state, || get(state, dr));
+            let res = match counted(state, || get(state, dr)) {
+                Got::Answer(res) => res,
+                Got::Big { read, dr, tag } => big_read(state, read, &dr, tag).await,
+            };
             if let Some(bytes) = res.body().size_hint().exact() {
                 state.trim.after(bytes);
             }
@@ -413,7 +417,7 @@ async fn serve_data(
 }
 
 /// Run a handler and add the store work it did to the request counts (`storeSteps`).
-fn counted(state: &State, handler: impl FnOnce() -> Response<Body>) -> Response<Body> {
+fn counted<R>(state: &State, handler: impl FnOnce() -> R) -> R {
     let (res, steps) = store::measured(handler);
     state.levers().store_steps += steps;
     res
@@ -436,7 +440,18 @@ fn value_json(node: Option<NodeRef<'_>>, dr: &DataReq) -> Vec<u8> {
 }
 
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    respond(status, full(body), Some("application/json; charset=utf-8"))
+    json_body(status, full(body))
+}
+
+fn json_body(status: StatusCode, body: Body) -> Response<Body> {
+    respond(status, body, Some("application/json; charset=utf-8"))
+}
+
+/// Whether a response carries the ETag: asked for with `X-Firebase-ETag: true`, or a
+/// conditional request (`if-match`, `if-none-match`), which the service answers with the ETag
+/// whether asked or not.
+fn sends_etag(dr: &DataReq) -> bool {
+    dr.want_etag || dr.if_match.is_some() || dr.if_none_match.is_some()
 }
 
 /// 200 with the value (204 under `print=silent`), plus the ETag when asked for with
@@ -448,8 +463,48 @@ fn ok_json(dr: &DataReq, body: impl FnOnce() -> Vec<u8>, tag: Option<String>) ->
     } else {
         json_bytes(StatusCode::OK, body())
     };
-    let send = dr.want_etag || dr.if_match.is_some() || dr.if_none_match.is_some();
-    with_etag(res, if send { tag } else { None })
+    with_etag(res, if sends_etag(dr) { tag } else { None })
+}
+
+/// What a GET's handler decided under the store's lock: its answer, or a big read to stream
+/// from a snapshot once the lock is released (`streamed`).
+enum Got {
+    Answer(Response<Body>),
+    Big {
+        read: BigRead,
+        dr: DataReq,
+        tag: Option<String>,
+    },
+}
+
+impl From<Response<Body>> for Got {
+    fn from(res: Response<Body>) -> Self {
+        Got::Answer(res)
+    }
+}
+
+/// A big read's answer: 200 with the streamed body (and the ETag taken under the lock), or the
+/// same 400 as an unstreamed read over the response-size limit.
+async fn big_read(
+    state: &State,
+    read: BigRead,
+    dr: &DataReq,
+    tag: Option<String>,
+) -> Response<Body> {
+    match read.body().await {
+        Ok(body) => {
+            state.levers().streamed_reads += 1;
+            with_etag(
+                json_body(StatusCode::OK, body),
+                if sends_etag(dr) { tag } else { None },
+            )
+        }
+        Err(Refusal::TooBig) => bad_request(TOO_BIG),
+        Err(Refusal::Failed) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error: the emulator failed to write the response",
+        ),
+    }
 }
 
 /// The service's answer to a read whose response would pass its size limit.
@@ -475,7 +530,7 @@ fn stream(state: &Arc<State>, dr: DataReq) -> Response<Body> {
     respond(StatusCode::OK, body, Some("text/event-stream"))
 }
 
-fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
+fn get(state: &Arc<State>, dr: DataReq) -> Got {
     let shallow = match dr
         .params
         .iter()
@@ -486,7 +541,7 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
-            return bad_request(format!("Invalid shallow parameter {other:?}: use true"))
+            return bad_request(format!("Invalid shallow parameter {other:?}: use true")).into()
         }
     };
     if shallow {
@@ -495,12 +550,12 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
             .iter()
             .find(|(k, _)| k != "shallow" && !NEUTRAL_PARAMS.contains(&k.as_str()))
         {
-            return bad_request(format!("Mixing 'shallow' and '{k}' is not allowed: shallow cannot be combined with other query parameters"));
+            return bad_request(format!("Mixing 'shallow' and '{k}' is not allowed: shallow cannot be combined with other query parameters")).into();
         }
     }
     let query = match Query::from_params(&dr.params) {
         Ok(q) => q,
-        Err(e) => return bad_request(e.message),
+        Err(e) => return bad_request(e.message).into(),
     };
     let form = match dr
         .params
@@ -515,12 +570,13 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
             return bad_request(format!(
                 "Invalid format parameter {other:?}: use \"export\" (the data with priorities)"
             ))
+            .into()
         }
     };
     let (body, tag) = {
         let store = state.store();
         if let Some(res) = dr.access.read(&store, &dr.ns, &dr.segs, Some(&query)) {
-            return res;
+            return res.into();
         }
         let node = store.node(&dr.ns, &dr.segs);
         let tag = (dr.want_etag || dr.if_none_match.is_some()).then(|| etag(node));
@@ -528,7 +584,28 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
             return with_etag(
                 respond(StatusCode::NOT_MODIFIED, full(Bytes::new()), None),
                 tag,
-            );
+            )
+            .into();
+        }
+        let (limit, stream_above) = {
+            let l = state.levers();
+            (l.max_response_bytes, l.stream_above_bytes)
+        };
+        // A plain read of a big object: streamed from a snapshot after the lock is released
+        // (`streamed`); `print=pretty` is re-indented whole, as before.
+        if !dr.silent && !dr.pretty && !shallow && query.is_empty() {
+            if let Some(n @ NodeRef::Obj(_)) = node {
+                if n.size_within(stream_above as u64).is_none() {
+                    let snapshot = store.snapshot(&dr.ns, &dr.segs).expect("the node is there");
+                    drop(store);
+                    let read = BigRead {
+                        snapshot,
+                        form,
+                        limit,
+                    };
+                    return Got::Big { read, dr, tag };
+                }
+            }
         }
         let body = if dr.silent {
             Vec::new()
@@ -538,15 +615,14 @@ fn get(state: &Arc<State>, dr: DataReq) -> Response<Body> {
             } else {
                 Read::Query(&query)
             };
-            let limit = state.levers().max_response_bytes;
             match store::render(node, read, form, limit) {
                 Ok(json) => pretty(json, dr.pretty),
-                Err(store::TooBig) => return bad_request(TOO_BIG),
+                Err(store::TooBig) => return bad_request(TOO_BIG).into(),
             }
         };
         (body, tag)
     };
-    ok_json(&dr, || body, tag)
+    ok_json(&dr, || body, tag).into()
 }
 
 /// The 412 for a failed `if-match`: the current value as plain JSON and its ETag.

@@ -161,16 +161,25 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
         },
         (Method::GET, "limits") => ok(limits_json(&state.levers())),
         (Method::PUT, "limits") => match read_json(req).await {
-            Ok(b) => match b.get("responseBytes").and_then(Value::as_u64).filter(|n| *n > 0) {
-                Some(n) => {
-                    let mut l = state.levers();
-                    l.max_response_bytes = n as usize;
-                    ok(limits_json(&l))
+            Ok(b) => {
+                let response = b.get("responseBytes").map(|v| v.as_u64().filter(|n| *n > 0));
+                let stream = b.get("streamAboveBytes").map(Value::as_u64);
+                match (response, stream) {
+                    (Some(None), _) | (_, Some(None)) | (None, None) => bad_request(
+                        "limits: expected {\"responseBytes\": <positive integer>} (the largest response a read may have) and/or {\"streamAboveBytes\": <integer>} (plain reads larger than that are streamed)",
+                    ),
+                    (response, stream) => {
+                        let mut l = state.levers();
+                        if let Some(Some(n)) = response {
+                            l.max_response_bytes = n as usize;
+                        }
+                        if let Some(Some(n)) = stream {
+                            l.stream_above_bytes = n as usize;
+                        }
+                        ok(limits_json(&l))
+                    }
                 }
-                None => bad_request(
-                    "limits: expected {\"responseBytes\": <positive integer>} (the largest response a read may have)",
-                ),
-            },
+            }
             Err(res) => res,
         },
         (Method::GET, "write-size-limit") => ok(state.levers().write_size.json()),
@@ -298,7 +307,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
 }
 
 fn limits_json(l: &Levers) -> Value {
-    json!({ "responseBytes": l.max_response_bytes })
+    json!({ "responseBytes": l.max_response_bytes, "streamAboveBytes": l.stream_above_bytes })
 }
 
 /// The lost-responses lever's settings from its JSON body.

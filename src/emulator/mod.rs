@@ -12,8 +12,8 @@
 //! `settings` (`/.settings/rules.json`), `levers` (the test levers' endpoint), `journal` (the
 //! request journal), `delay` (the delay lever), `write_size` (write-size limits: levels,
 //! budgets, the estimate), `triggers` (`disableTriggers`: parsed and counted), `trim` (free
-//! memory given back after a burst of traffic), `sse` (event streams), `response` (response
-//! building, JSON bodies), `store` (data trees, validation, server values, pruning, sizes),
+//! memory given back after a burst of traffic), `sse` (event streams), `streamed` (big reads
+//! streamed from a snapshot of the store), `response` (response building, JSON bodies), `store` (data trees, validation, server values, pruning, sizes),
 //! `etag`. Push ids come from `crate::rtdb::push_id`.
 //!
 //! # Addressing
@@ -92,6 +92,9 @@
 //! - A read whose response would pass the response-size limit (256 MB, lowered with the
 //!   `limits` lever) is a 400 with the service's text, "The data requested exceeds the maximum
 //!   size that can be accessed with a single request." (shallow reads and queries included).
+//! - A read's body shows the data as it was when the read arrived, however long the client
+//!   takes to read it; writes meanwhile are not held up by it (a big read is sent from a
+//!   snapshot, `streamed`).
 //! - `X-Firebase-ETag: true` on PATCH, `if-match` on GET/POST/PATCH, `if-none-match` on anything
 //!   but GET, and query parameters (`shallow`, `orderBy`, ...) on anything but GET are 400s.
 //! - A 412 always carries the current value as its body, even under `print=silent`.
@@ -104,9 +107,10 @@
 //!
 //! # Test levers (`/.emulator/...`; JSON in and out; not counted, not delayed, not denied)
 //! - `GET /.emulator/requests` -> `{"total": n, "byMethod": {"GET": n}, "byPath": {"GET /a/b": n},
-//!   "storeSteps": n, "connections": n}` (storeSteps: the store work data requests did,
-//!   binary-search steps plus entries moved, a stable measure of their cost; connections: the
-//!   connections that carried a data request, so reuse shows; `refused`: the first 100 writes
+//!   "storeSteps": n, "connections": n, "streamedReads": n}` (storeSteps: the store work data
+//!   requests did, binary-search steps plus entries moved, a stable measure of their cost;
+//!   connections: the connections that carried a data request, so reuse shows; streamedReads:
+//!   the reads whose body was streamed from a snapshot, see the `limits` lever; `refused`: the first 100 writes
 //!   answered 4xx other than 412 — `{"method", "path", "status"}`, 401 a rules denial, plus
 //!   `"reason": "tooBig"` for `WRITE_TOO_BIG` — and `refusedTotal` all of them; `triggers`:
 //!   `{"disabled": n, "enabled": n, "disabledByPath": {"PATCH /a": n}}`, the writes sent with
@@ -164,9 +168,12 @@
 //!   opened from then on are ended by the server after n ms (`null`: never). `GET` shows the
 //!   settings, `DELETE` clears them. Events on a stream arrive half the latency lever's delay
 //!   after the write (one way of a round trip).
-//! - `PUT /.emulator/limits` `{"responseBytes": n}`: reads whose response would pass n bytes are
-//!   refused (default 268435456, the service's 256 MB), so tests can use small data. `GET`
-//!   shows it.
+//! - `PUT /.emulator/limits` `{"responseBytes": n, "streamAboveBytes": m}` (either or both):
+//!   reads whose response would pass n bytes are refused (default 268435456, the service's
+//!   256 MB), so tests can use small data; plain reads (no `shallow`, no query, no `print`) of
+//!   an object whose JSON passes about m bytes (default 4194304) are streamed from a snapshot
+//!   taken when the read arrives (`streamed`: the same bytes, memory bounded, writers not held
+//!   up while it is sent), so tests can stream small data. `GET` shows both.
 //! - `PUT /.emulator/write-size-limit` `{"default": "large", "ns": "<namespace>", "budgets":
 //!   {"tiny": 1000, "small": 5000, "medium": 20000, "large": 50000}}`: the default write-size
 //!   limit of that namespace (`ns` omitted: of every namespace without its own; `ns` needs a
@@ -190,6 +197,7 @@ mod settings;
 mod sse;
 mod state;
 mod store;
+mod streamed;
 mod triggers;
 mod trim;
 mod write_size;

@@ -154,6 +154,8 @@ pub struct Levers {
     pub store_steps: u64,
     /// Connections that carried a data request (keep-alive reuse shows here).
     pub connections: u64,
+    /// Reads answered with a body streamed from a snapshot (`super::streamed`).
+    pub streamed_reads: u64,
     /// Writes the database refused (a Security Rules denial, a bad request; never a 412): the
     /// first `MAX_REFUSED` kept, all counted.
     pub refused: Vec<Refused>,
@@ -180,6 +182,9 @@ pub struct Levers {
     pub stream_close_after_ms: Option<u64>,
     /// Reads whose response would be larger are refused (as the service does).
     pub max_response_bytes: usize,
+    /// Plain reads whose JSON passes this many bytes are streamed from a snapshot
+    /// (`super::streamed`).
+    pub stream_above_bytes: usize,
     /// Outages per namespace (`*`: every namespace): until its end, every data request there
     /// fails per its mode before doing anything.
     pub outages: HashMap<String, Outage>,
@@ -198,6 +203,7 @@ impl Default for Levers {
             by_path: BTreeMap::new(),
             store_steps: 0,
             connections: 0,
+            streamed_reads: 0,
             refused: Vec::new(),
             refused_total: 0,
             triggers: Default::default(),
@@ -213,6 +219,7 @@ impl Default for Levers {
             stream_refusal: None,
             stream_close_after_ms: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            stream_above_bytes: super::streamed::DEFAULT_STREAM_ABOVE_BYTES,
             outages: HashMap::new(),
             lost_responses: None,
             delay: None,
@@ -241,6 +248,7 @@ impl Levers {
         self.refused.clear();
         self.refused_total = 0;
         self.triggers = Default::default();
+        self.streamed_reads = 0;
     }
 
     /// A write answered `status` (4xx, not 412) for `reason`: kept while there is room, always
@@ -259,7 +267,7 @@ impl Levers {
 
     pub fn counts_json(&self) -> Value {
         json!({ "total": self.total, "byMethod": self.by_method, "byPath": self.by_path, "storeSteps": self.store_steps, "connections": self.connections,
-                "refused": self.refused, "refusedTotal": self.refused_total, "triggers": self.triggers.json() })
+                "streamedReads": self.streamed_reads, "refused": self.refused, "refusedTotal": self.refused_total, "triggers": self.triggers.json() })
     }
 
     /// A request at `segs` in `ns` is denied when a deny rule is at, under or over it (reading
@@ -451,7 +459,7 @@ mod tests {
         assert_eq!(
             l.counts_json(),
             json!({"total": 3, "byMethod": {"GET": 2, "PUT": 1}, "byPath": {"GET /a": 2, "PUT /b": 1}, "storeSteps": 0, "connections": 0,
-                   "refused": [{"method": "PUT", "path": "/b", "status": 401}], "refusedTotal": 1,
+                   "streamedReads": 0, "refused": [{"method": "PUT", "path": "/b", "status": 401}], "refusedTotal": 1,
                    "triggers": {"disabled": 1, "enabled": 0, "disabledByPath": {"PUT /b": 1}}})
         );
         l.reset_counts();

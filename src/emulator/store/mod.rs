@@ -66,6 +66,22 @@ impl Store {
         self.dbs.get(ns)?.view().descend(segs)
     }
 
+    /// An owned copy of the value at `segs` (None when missing), to read after the lock on the
+    /// store is released while writers go on: an object shares its chunks with the store
+    /// (taken in O(chunks at its top level); a later write copies the chunks it changes, so
+    /// the snapshot keeps showing the value as it was), a value inside packed JSON or a
+    /// primitive is copied (at most `PACK_MAX` bytes, or one string).
+    pub fn snapshot(&self, ns: &str, segs: &[String]) -> Option<Snapshot> {
+        let owned = match self.node(ns, segs)? {
+            NodeRef::Bool(b) => Owned::Bool(b),
+            NodeRef::Num(n) => Owned::Num(n),
+            NodeRef::Str(s) => Owned::Str(s.into()),
+            NodeRef::Json(t) => Owned::Json(t.into()),
+            NodeRef::Obj(o) => Owned::Obj(o.clone()),
+        };
+        Some(Snapshot(owned))
+    }
+
     /// The value at `segs` in output form (null when missing).
     pub fn get(&self, ns: &str, segs: &[String]) -> Value {
         self.node(ns, segs)
@@ -195,6 +211,31 @@ impl Store {
     }
 }
 
+/// A stored value as it was when `Store::snapshot` took it.
+#[derive(Debug)]
+pub struct Snapshot(Owned);
+
+#[derive(Debug)]
+enum Owned {
+    Bool(bool),
+    Num(f64),
+    Str(Box<str>),
+    Json(Box<str>),
+    Obj(Obj),
+}
+
+impl Snapshot {
+    pub fn view(&self) -> NodeRef<'_> {
+        match &self.0 {
+            Owned::Bool(b) => NodeRef::Bool(*b),
+            Owned::Num(n) => NodeRef::Num(*n),
+            Owned::Str(s) => NodeRef::Str(s),
+            Owned::Json(t) => NodeRef::Json(t),
+            Owned::Obj(o) => NodeRef::Obj(o),
+        }
+    }
+}
+
 /// Set `last` under `parents` of `obj`, pruning what a delete empties and packing what a change
 /// left small.
 fn set_in(obj: &mut Obj, parents: &[String], last: &str, node: Option<Node>) {
@@ -250,11 +291,36 @@ pub fn render(
             let selected = n.query(q);
             json::write_members(&mut w, selected.iter().map(|(k, v)| (k.as_ref(), *v)), form)
         }
-        (Some(n), _) if form == Form::Export => json::write(&mut w, n),
-        (Some(n), _) => json::write_plain(&mut w, n),
+        (Some(n), _) => render_value(&mut w, n, form),
     };
     match res {
         Ok(()) => Ok(out),
+        Err(_) => Err(TooBig),
+    }
+}
+
+/// What `render` writes for a plain read (`Read::Value`) of a stored value, written to `out`.
+pub fn render_value(
+    out: &mut impl std::io::Write,
+    node: NodeRef<'_>,
+    form: Form,
+) -> std::io::Result<()> {
+    match form {
+        Form::Export => json::write(out, node),
+        Form::Plain => json::write_plain(out, node),
+    }
+}
+
+/// The length of what `render` returns for a plain read of `node`, counted without keeping it
+/// (`TooBig` past `limit`).
+pub fn rendered_len(node: NodeRef<'_>, form: Form, limit: usize) -> Result<usize, TooBig> {
+    let mut w = json::Limited {
+        inner: &mut std::io::sink(),
+        written: 0,
+        limit,
+    };
+    match render_value(&mut w, node, form) {
+        Ok(()) => Ok(w.written),
         Err(_) => Err(TooBig),
     }
 }
@@ -720,6 +786,72 @@ mod tests {
         let mut out = Vec::new();
         s.write_export(&mut out).unwrap();
         out.len()
+    }
+
+    /// A snapshot shares the store's chunks: taking one copies nothing, a write afterwards
+    /// copies only the chunks on its path (the one chunk of `users` holding the record, and
+    /// above it), the snapshot still reads and renders the old value, and the store grows by
+    /// about one chunk, not by the data.
+    #[test]
+    fn snapshots_share_chunks_and_a_write_copies_only_what_it_changes() {
+        let mut s = imported_users(5_000);
+        let users = |s: &Store| match s.node("db", &segs("users")) {
+            Some(NodeRef::Obj(o)) => o.clone(),
+            other => panic!("{other:?}"),
+        };
+        let before = render(
+            s.node("db", &segs("users")),
+            Read::Value,
+            Form::Export,
+            usize::MAX,
+        );
+        let snap = s.snapshot("db", &segs("users")).unwrap();
+        let NodeRef::Obj(old) = snap.view() else {
+            panic!()
+        };
+        let (shared, total) = users(&s).shared_chunks(old);
+        assert!(total > 10, "{total} chunks");
+        assert_eq!(shared, total);
+        let heap = s.heap_bytes();
+        s.set("db", &segs("users/u0002500/name"), node(json!("Changed")));
+        let (shared, total) = users(&s).shared_chunks(old);
+        assert_eq!(total - shared, 1, "only the record's chunk is copied");
+        let grew = s.heap_bytes() - heap;
+        assert!(grew < 200_000, "the store grew by {grew} bytes");
+        assert_eq!(s.get("db", &segs("users/u0002500/name")), json!("Changed"));
+        let name = snap.view().descend(&segs("u0002500/name")).unwrap();
+        assert_eq!(name.to_value(), json!("User 2500"));
+        assert_eq!(
+            render(Some(snap.view()), Read::Value, Form::Export, usize::MAX),
+            before
+        );
+        // More writes (an insert that splits a chunk, a delete), then the snapshot is gone: the
+        // store's chunks are its own and a tidy gives back what the writes left over.
+        let entries = (0..600)
+            .map(|i| (segs(&format!("users/u0001000x{i:03}")), node(json!(i))))
+            .collect();
+        s.update("db", &[], entries);
+        s.set("db", &segs("users/u0004000"), None);
+        assert_eq!(
+            render(Some(snap.view()), Read::Value, Form::Export, usize::MAX),
+            before
+        );
+        drop(snap);
+        let again = s.snapshot("db", &segs("")).unwrap();
+        let NodeRef::Obj(root) = again.view() else {
+            panic!()
+        };
+        let NodeRef::Obj(live) = s.node("db", &[]).unwrap() else {
+            panic!()
+        };
+        let (shared, total) = live.clone().shared_chunks(root);
+        assert_eq!(shared, total);
+        assert_eq!(s.get("db", &segs("users/u0001000x599")), json!(599));
+        assert_eq!(s.get("db", &segs("users/u0004000")), Value::Null);
+        // A snapshot of a value inside a packed record, and of nothing.
+        let age = s.snapshot("db", &segs("users/u0000007/age")).unwrap();
+        assert_eq!(age.view().to_value(), json!(25));
+        assert!(s.snapshot("db", &segs("users/nobody")).is_none());
     }
 
     /// A migration's rewrite of every record — a field added with one multi-path update per

@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use serde_json::Value;
 use smallvec::SmallVec;
@@ -56,7 +57,7 @@ pub(super) struct Span {
 }
 
 /// A child inside a chunk (16 bytes); strings and packed JSON live in the chunk's arena.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Slot {
     Bool(bool),
     Num(f64),
@@ -66,13 +67,13 @@ pub(super) enum Slot {
     Sv(ServerValue),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Entry {
     key: Span,
     slot: Slot,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Chunk {
     text: String,
     entries: Vec<Entry>,
@@ -84,10 +85,13 @@ pub(super) struct Chunk {
     touched: bool,
 }
 
-/// An object: non-empty chunks in key order.
-#[derive(Debug, Default)]
+/// An object: non-empty chunks in key order. Chunks are shared (copy on write): a clone of an
+/// object is a list of the same chunks, O(chunks at its top level), and a change to a chunk
+/// another clone also holds copies that chunk first (`Obj::chunk_mut`), so a clone taken under
+/// the store's lock stays as it was while writers go on (`super::Snapshot`).
+#[derive(Debug, Default, Clone)]
 pub struct Obj {
-    chunks: SmallVec<[Chunk; 1]>,
+    chunks: SmallVec<[Arc<Chunk>; 1]>,
 }
 
 /// Builds an object from children pushed one by one. Children arriving in key order (exports,
@@ -131,7 +135,7 @@ impl Builder {
             }
             step(self.done.iter().map(Chunk::len).sum());
             return Some(Obj {
-                chunks: self.done.into_iter().collect(),
+                chunks: self.done.into_iter().map(Arc::new).collect(),
             });
         }
         // Out of order: everything into one chunk, sorted there.
@@ -408,13 +412,43 @@ impl Obj {
         self.chunks.is_empty()
     }
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(Chunk::len).sum()
+        self.chunks.iter().map(|c| c.len()).sum()
     }
 
     /// Chunk sizes (for tests of the representation).
     #[cfg(test)]
     pub(super) fn chunk_sizes(&self) -> Vec<usize> {
-        self.chunks.iter().map(Chunk::len).collect()
+        self.chunks.iter().map(|c| c.len()).collect()
+    }
+
+    /// How many of this object's chunks, and of those of the objects below it, `other` holds
+    /// too (the same allocation), and how many there are in all (for tests of the sharing).
+    #[cfg(test)]
+    pub(super) fn shared_chunks(&self, other: &Obj) -> (usize, usize) {
+        fn all(o: &Obj, out: &mut Vec<*const Chunk>) {
+            for c in &o.chunks {
+                out.push(Arc::as_ptr(c));
+                for e in &c.entries {
+                    if let Slot::Obj(child) = &e.slot {
+                        all(child, out);
+                    }
+                }
+            }
+        }
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        all(self, &mut mine);
+        all(other, &mut theirs);
+        let theirs: std::collections::HashSet<_> = theirs.into_iter().collect();
+        (
+            mine.iter().filter(|c| theirs.contains(c)).count(),
+            mine.len(),
+        )
+    }
+
+    /// The chunk at `ci` for a change: copied first when another clone of the object holds it
+    /// too (copy on write; the copy's objects below share their chunks in turn).
+    fn chunk_mut(&mut self, ci: usize) -> &mut Chunk {
+        Arc::make_mut(&mut self.chunks[ci])
     }
 
     fn locate(&self, key: &str) -> Pos {
@@ -458,24 +492,26 @@ impl Obj {
     /// Replace, insert (`Some`) or remove (`None`) the child `key`.
     pub fn put(&mut self, key: &str, node: Option<Node>) {
         match (self.locate(key), node) {
-            (Ok((ci, i)), Some(n)) => self.chunks[ci].replace(i, n),
+            (Ok((ci, i)), Some(n)) => self.chunk_mut(ci).replace(i, n),
             (Ok((ci, i)), None) => {
-                self.chunks[ci].remove(i);
-                if self.chunks[ci].entries.is_empty() {
+                let c = self.chunk_mut(ci);
+                c.remove(i);
+                if c.entries.is_empty() {
                     self.chunks.remove(ci);
                 }
             }
             (Err(_), None) => {}
             (Err((ci, i)), Some(n)) => {
                 if self.chunks.is_empty() {
-                    self.chunks.push(Chunk::default());
+                    self.chunks.push(Arc::default());
                 }
-                self.chunks[ci].insert(i, key, n);
-                if self.chunks[ci].len() > CHUNK_MAX {
-                    let half = self.chunks[ci].len() / 2;
-                    let tail = self.chunks[ci].split_off(half);
+                let c = self.chunk_mut(ci);
+                c.insert(i, key, n);
+                if c.len() > CHUNK_MAX {
+                    let half = c.len() / 2;
+                    let tail = c.split_off(half);
                     step(self.chunks.len() - ci);
-                    self.chunks.insert(ci + 1, tail);
+                    self.chunks.insert(ci + 1, Arc::new(tail));
                 }
             }
         }
@@ -483,7 +519,7 @@ impl Obj {
 
     /// Turn a packed object child into an `Obj` so it can be changed in place.
     fn unpack(&mut self, ci: usize, i: usize) {
-        let c = &mut self.chunks[ci];
+        let c = self.chunk_mut(ci);
         if let Slot::Json(s) = c.entries[i].slot {
             let text = c.str(s);
             if json::has_children(text) {
@@ -506,7 +542,7 @@ impl Obj {
             Ok((ci, i)) => {
                 self.unpack(ci, i);
                 if !matches!(self.chunks[ci].entries[i].slot, Slot::Obj(_)) {
-                    let c = &mut self.chunks[ci];
+                    let c = self.chunk_mut(ci);
                     let old = std::mem::replace(&mut c.entries[i].slot, Slot::Obj(Box::default()));
                     c.forget(&old);
                 }
@@ -518,7 +554,7 @@ impl Obj {
                 self.locate(key).expect("just inserted")
             }
         };
-        match &mut self.chunks[ci].entries[i].slot {
+        match &mut self.chunk_mut(ci).entries[i].slot {
             Slot::Obj(o) => o,
             _ => unreachable!("child is an object"),
         }
@@ -528,7 +564,7 @@ impl Obj {
     pub(super) fn child_obj_existing(&mut self, key: &str) -> Option<&mut Obj> {
         let (ci, i) = self.locate(key).ok()?;
         self.unpack(ci, i);
-        match &mut self.chunks[ci].entries[i].slot {
+        match &mut self.chunk_mut(ci).entries[i].slot {
             Slot::Obj(o) => Some(o),
             _ => None,
         }
@@ -540,7 +576,8 @@ impl Obj {
         let Ok((ci, i)) = self.locate(key) else {
             return;
         };
-        let (empty, lone_value) = match &mut self.chunks[ci].entries[i].slot {
+        // Only ever after a change below `key`: its chunk is this object's own by now.
+        let (empty, lone_value) = match &mut self.chunk_mut(ci).entries[i].slot {
             Slot::Obj(o) => (o.tidy_priority(), o.lone_value()),
             _ => return,
         };
@@ -549,10 +586,10 @@ impl Obj {
             return;
         }
         if let Some(v) = lone_value {
-            self.chunks[ci].replace(i, v);
+            self.chunk_mut(ci).replace(i, v);
             return;
         }
-        let c = &mut self.chunks[ci];
+        let c = self.chunk_mut(ci);
         // Changed below: the next `tidy` looks inside.
         c.touched = true;
         if let Some(span) = c.try_pack_at(i) {
@@ -561,9 +598,13 @@ impl Obj {
     }
 
     /// After a write: tidy every chunk changed since the last tidy, here and in the objects
-    /// below them (`Chunk::tidy`). Only changed chunks are looked into.
+    /// below them (`Chunk::tidy`). Only changed chunks are looked into, and only those this
+    /// object holds alone: a chunk a clone holds too has not changed since the clone was taken
+    /// (a change copies it first), so it waits for a tidy after the clone is gone rather than
+    /// being copied for it.
     pub(super) fn tidy(&mut self) {
         for c in self.chunks.iter_mut().filter(|c| c.touched) {
+            let Some(c) = Arc::get_mut(c) else { continue };
             for e in &mut c.entries {
                 if let Slot::Obj(o) = &mut e.slot {
                     o.tidy();
@@ -621,15 +662,23 @@ impl Obj {
     pub(super) fn heap_bytes_boxed(&self) -> usize {
         let mut n = malloc(std::mem::size_of::<Obj>());
         if self.chunks.spilled() {
-            n += malloc(self.chunks.capacity() * std::mem::size_of::<Chunk>());
+            n += malloc(self.chunks.capacity() * std::mem::size_of::<Arc<Chunk>>());
         }
-        n + self.chunks.iter().map(Chunk::heap_bytes).sum::<usize>()
+        // Each chunk in an allocation of its own, with the two reference counts (a chunk a
+        // clone shares is counted by each holder).
+        let each = malloc(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Chunk>());
+        n + self
+            .chunks
+            .iter()
+            .map(|c| each + c.heap_bytes())
+            .sum::<usize>()
     }
 
     /// Resolve server values in place (see `super::resolve`), packing children that become
     /// plain data.
     pub(super) fn resolve(&mut self, current: Option<NodeRef<'_>>, now_ms: i64) {
         for c in self.chunks.iter_mut() {
+            let c = Arc::make_mut(c);
             for i in 0..c.entries.len() {
                 let cur = current.and_then(|n| n.child(c.key(i)));
                 let packed = match &mut c.entries[i].slot {
@@ -693,8 +742,8 @@ impl Obj {
             c.touched = false;
         }
         let mut chunks = SmallVec::new();
-        chunks.push(first);
-        chunks.extend(rest.into_iter().rev());
+        chunks.push(Arc::new(first));
+        chunks.extend(rest.into_iter().rev().map(Arc::new));
         Some(Obj { chunks })
     }
 }
