@@ -1,6 +1,7 @@
 //! Data requests (`/<path>.json`): the journal, counting, latency, a delay and injected faults first, then parsing
 //! (namespace, `print`, ETag headers), deny rules, and one handler per method, each reading and
-//! writing the store under its lock and publishing what it wrote for the event streams.
+//! writing the store under its lock and publishing what it wrote for the event streams; a big
+//! plain read is answered after the lock is released, from a snapshot (`super::streamed`).
 
 use std::sync::Arc;
 use std::time::Duration;
