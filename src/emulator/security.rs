@@ -298,7 +298,16 @@ impl<'a> CachedStoreData<'a> {
         let parent = path.len().saturating_sub(1);
         if parent > skip {
             let p = from.and_then(|n| n.descend(&path[skip..parent]));
-            *near = Some((path[..parent].to_vec(), p));
+            // The remembered path's buffers are reused.
+            let (at, n) = near.get_or_insert_with(|| (Vec::new(), None));
+            at.truncate(parent);
+            for (i, s) in path[..parent].iter().enumerate() {
+                match at.get_mut(i) {
+                    Some(a) => a.clone_from(s),
+                    None => at.push(s.clone()),
+                }
+            }
+            *n = p;
             return p.and_then(|n| n.descend(&path[parent..]));
         }
         from.and_then(|n| n.descend(&path[skip..]))

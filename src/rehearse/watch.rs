@@ -273,16 +273,26 @@ impl Watch {
         });
         // The changed paths come in key order: most lookups start where the last one ended.
         let data = CachedStoreData::new(root);
+        // The path checked, its segments' buffers reused from one check to the next.
+        let path = RefCell::new(self.segs.clone());
         let check = |below: &[String], kind: ChangeKind| {
             let Some(v) = validity else { return };
-            let path: Vec<String> = self.segs.iter().chain(below).cloned().collect();
+            let mut path = path.borrow_mut();
+            let n = self.segs.len() + below.len();
+            for (i, s) in below.iter().enumerate() {
+                match path.get_mut(self.segs.len() + i) {
+                    Some(p) => p.clone_from(s),
+                    None => path.push(s.clone()),
+                }
+            }
+            let path = &path[..n];
             let cx = Context {
                 auth: &v.auth,
                 now_ms: crate::runner::now_ms(),
             };
             let holds = kind != ChangeKind::Removed;
             if let Err(Denial::Invalid { path, rule, pos }) =
-                v.rules.check_valid(&cx, &data, [(&path[..], holds)])
+                v.rules.check_valid(&cx, &data, [(path, holds)])
             {
                 let mut i = invalid.borrow_mut();
                 i.total += 1;
