@@ -270,47 +270,67 @@ impl DataView for StoreData<'_> {
 }
 
 /// [`StoreData`] for many lookups close to each other (a rehearsal's `.validate` check of every
-/// path a migration changed, in key order): it remembers the parent of the last path it looked
-/// up and starts from there when the next path is below it, instead of from the root. The same
-/// answers as `StoreData`; for a store that does not change while it is used.
+/// path a migration changed, in key order): it remembers the nodes on the way to the parent of
+/// the last path it looked up and starts from the deepest one the next path shares, instead of
+/// from the root (`users/u2/town` after `users/u1/town`: from `users`). The same answers as
+/// `StoreData`; for a store that does not change while it is used.
 pub struct CachedStoreData<'a> {
     root: Option<NodeRef<'a>>,
-    /// A path and the node there (`None`: nothing there, so nothing below it either).
-    near: std::cell::RefCell<Option<(Vec<String>, Option<NodeRef<'a>>)>>,
+    near: std::cell::RefCell<Near<'a>>,
+}
+
+/// The remembered way down: the first `len` of `chain`, each a segment and the node there
+/// (`None`: nothing there, so nothing below it either); the rest are spare buffers.
+struct Near<'a> {
+    chain: Vec<(String, Option<NodeRef<'a>>)>,
+    len: usize,
 }
 
 impl<'a> CachedStoreData<'a> {
     pub fn new(root: Option<NodeRef<'a>>) -> Self {
         CachedStoreData {
             root,
-            near: std::cell::RefCell::new(None),
+            near: std::cell::RefCell::new(Near {
+                chain: Vec::new(),
+                len: 0,
+            }),
         }
     }
 
-    /// The node at `path`, from the remembered node when `path` is at or below it; the parent
-    /// of a path deeper than that is remembered.
+    /// The node at `path`, from the deepest remembered node on its way; the way to its parent
+    /// is remembered.
     fn node(&self, path: &[String]) -> Option<NodeRef<'a>> {
-        let mut near = self.near.borrow_mut();
-        let (from, skip) = match &*near {
-            Some((at, n)) if path.starts_with(at) => (*n, at.len()),
-            _ => (self.root, 0),
+        let Some((last, parent)) = path.split_last() else {
+            return self.root;
         };
-        let parent = path.len().saturating_sub(1);
-        if parent > skip {
-            let p = from.and_then(|n| n.descend(&path[skip..parent]));
-            // The remembered path's buffers are reused.
-            let (at, n) = near.get_or_insert_with(|| (Vec::new(), None));
-            at.truncate(parent);
-            for (i, s) in path[..parent].iter().enumerate() {
-                match at.get_mut(i) {
-                    Some(a) => a.clone_from(s),
-                    None => at.push(s.clone()),
+        let mut near = self.near.borrow_mut();
+        let Near { chain, len } = &mut *near;
+        let shared = chain[..*len]
+            .iter()
+            .zip(parent)
+            .take_while(|((seg, _), p)| seg == *p)
+            .count();
+        *len = shared;
+        for seg in &parent[shared..] {
+            let up = match *len {
+                0 => self.root,
+                n => chain[n - 1].1,
+            };
+            let here = up.and_then(|u| u.child(seg));
+            match chain.get_mut(*len) {
+                Some(c) => {
+                    c.0.clone_from(seg);
+                    c.1 = here;
                 }
+                None => chain.push((seg.clone(), here)),
             }
-            *n = p;
-            return p.and_then(|n| n.descend(&path[parent..]));
+            *len += 1;
         }
-        from.and_then(|n| n.descend(&path[skip..]))
+        let up = match *len {
+            0 => self.root,
+            n => chain[n - 1].1,
+        };
+        up.and_then(|n| n.child(last))
     }
 }
 

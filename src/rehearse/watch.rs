@@ -273,6 +273,8 @@ impl Watch {
         });
         // The changed paths come in key order: most lookups start where the last one ended.
         let data = CachedStoreData::new(root);
+        // `now` in the rules: when the step began (the data does not change meanwhile).
+        let now = crate::runner::now_ms();
         // The path checked, its segments' buffers reused from one check to the next.
         let path = RefCell::new(self.segs.clone());
         let check = |below: &[String], kind: ChangeKind| {
@@ -288,7 +290,7 @@ impl Watch {
             let path = &path[..n];
             let cx = Context {
                 auth: &v.auth,
-                now_ms: crate::runner::now_ms(),
+                now_ms: now,
             };
             let holds = kind != ChangeKind::Removed;
             if let Err(Denial::Invalid { path, rule, pos }) =
