@@ -287,6 +287,12 @@ fn import_file(path: &std::path::Path) -> Result<store::Store> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
     let now = crate::rtdb::Clock::now_ms(&crate::rtdb::SystemClock);
+    if let Some(st) = store::import_reader_fast(f, now) {
+        return Ok(st);
+    }
+    // Refused: read again the way that words the error (line and column included).
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("Cannot read {}", path.display()), e))?;
     store::import_reader(f, now).map_err(|e| {
         Error::config(format!(
             "Emulator import {}: {}",
@@ -391,17 +397,36 @@ impl Emulator {
         path: &str,
         reader: R,
     ) -> Result<()> {
+        self.import_json_read(ns, path, reader)
+            .await
+            .map_err(|(e, _)| e)
+    }
+    /// `import_json`; an error says whether the reader failed (rather than the data being
+    /// refused).
+    async fn import_json_read<R: std::io::Read + Send + 'static>(
+        &self,
+        ns: &str,
+        path: &str,
+        reader: R,
+    ) -> std::result::Result<(), (Error, bool)> {
         if !crate::rtdb::database_url::valid_namespace(ns) {
-            return Err(Error::config(format!(
-                "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
-            )));
+            return Err((
+                Error::config(format!(
+                    "Invalid namespace {ns:?}: use letters, digits, '-' and '_'"
+                )),
+                false,
+            ));
         }
-        let segs = crate::rtdb::path::segments(path)?;
+        let segs = crate::rtdb::path::segments(path).map_err(|e| (e, false))?;
         let depth = segs.len();
         let parsed = tokio::task::spawn_blocking(move || store::parse_reader(reader, depth))
             .await
-            .map_err(|e| Error::internal(format!("The import failed: {e}")))?
-            .map_err(|e| Error::config(format!("Import at /{}: {}", segs.join("/"), e.0)))?;
+            .map_err(|e| (Error::internal(format!("The import failed: {e}")), false))?
+            .map_err(|e| {
+                let read = e.is_read_failure();
+                let msg = format!("Import at /{}: {}", segs.join("/"), e.0);
+                (Error::config(msg), read)
+            })?;
         let mut node = parsed.node;
         let mut st = self.state.store.lock().expect("store lock");
         if let Some(n) = &mut node {
@@ -435,12 +460,14 @@ impl Emulator {
             cur: bytes::Bytes::new(),
             failure: failure.clone(),
         };
-        let res = self.import_json(ns, path, reader).await;
+        let res = self.import_json_read(ns, path, reader).await;
         feed.abort();
         let stream_error = failure.lock().expect("failure lock").take();
         match (stream_error, res) {
-            (Some(e), _) => Err(e),
-            (None, res) => res,
+            // The stream's own error when the parse stopped on it (the parse reads ahead, so
+            // it may have seen the failure after data it refused first).
+            (Some(e), Ok(()) | Err((_, true))) => Err(e),
+            (_, res) => res.map_err(|(e, _)| e),
         }
     }
     /// A read-only view of the stored data, for in-process consumers that walk it without

@@ -13,6 +13,7 @@
 
 mod json;
 mod parse;
+mod stream;
 mod tree;
 
 use std::cell::Cell;
@@ -21,7 +22,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use json::{write as write_json, write_plain as write_json_plain, Form, TooBig};
-pub use parse::{check_priority, import_reader, parse, parse_reader, parse_update, parse_value};
+pub use parse::{check_priority, import_reader, parse, parse_update, parse_value};
+pub use stream::{import_reader_fast, parse_reader};
 pub use tree::{Node, NodeRef, Obj, ServerValue};
 
 use crate::rtdb::order::Query;

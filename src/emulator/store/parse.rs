@@ -25,7 +25,7 @@ pub struct Parsed {
     pub has_sv: bool,
 }
 
-const BAD_JSON: &str = "Invalid data; couldn't parse JSON object, array, or value.";
+pub(super) const BAD_JSON: &str = "Invalid data; couldn't parse JSON object, array, or value.";
 
 /// Parse JSON written at a location `depth` levels below the root, validating as RTDB does.
 pub fn parse(json: &[u8], depth: usize) -> Result<Parsed, DataError> {
@@ -33,8 +33,10 @@ pub fn parse(json: &[u8], depth: usize) -> Result<Parsed, DataError> {
     parse_with(&mut de, depth)
 }
 
-/// `parse` from a reader (imports of any size).
-pub fn parse_reader(r: impl Read, depth: usize) -> Result<Parsed, DataError> {
+/// `parse` from a reader driven by serde_json (what `stream::parse_reader` replaced; kept to
+/// check that it gives the same results and errors).
+#[cfg(test)]
+pub(super) fn parse_reader_serde(r: impl Read, depth: usize) -> Result<Parsed, DataError> {
     let mut de =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(256 * 1024, r));
     parse_with(&mut de, depth)
@@ -80,9 +82,9 @@ fn parse_with<'de, R: serde_json::de::Read<'de>>(
 }
 
 #[derive(Default)]
-struct Ctx {
-    has_sv: bool,
-    error: Option<String>,
+pub(super) struct Ctx {
+    pub(super) has_sv: bool,
+    pub(super) error: Option<String>,
 }
 
 impl Ctx {
@@ -93,9 +95,9 @@ impl Ctx {
     }
 }
 
-struct NodeSeed<'c> {
-    depth: usize,
-    ctx: &'c mut Ctx,
+pub(super) struct NodeSeed<'c> {
+    pub(super) depth: usize,
+    pub(super) ctx: &'c mut Ctx,
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
@@ -115,19 +117,170 @@ impl NodeSeed<'_> {
         }
         Ok(Some(Node::Str(v.into())))
     }
-    fn child_depth<E: de::Error>(&mut self, key: &str) -> Result<usize, E> {
-        if self.depth + 1 >= MAX_DEPTH {
-            return Err(self.ctx.fail(format!(
-                "Invalid data; key \"{key}\" is {} levels deep; data must be fewer than {MAX_DEPTH} levels deep",
-                self.depth + 1
-            )));
+}
+
+/// The depth of a child `key` of an object `depth` levels deep, or why it is too deep.
+pub(super) fn child_depth(depth: usize, key: &str) -> Result<usize, String> {
+    if depth + 1 >= MAX_DEPTH {
+        return Err(format!(
+            "Invalid data; key \"{key}\" is {} levels deep; data must be fewer than {MAX_DEPTH} levels deep",
+            depth + 1
+        ));
+    }
+    Ok(depth + 1)
+}
+
+pub(super) fn wrap(b: Builder) -> Option<Node> {
+    b.finish().map(|o| Node::Obj(Box::new(o)))
+}
+
+const SV_ALONE: &str = "Invalid data; a server value {\".sv\": ...} cannot have other keys";
+
+/// What a member of an object is, known from its key (before its value is read).
+pub(super) enum Member {
+    /// `.sv`: the object is a server value.
+    Sv,
+    /// `.priority` or `.value`, read at the object's own depth.
+    Meta,
+    /// A data key; its value is this many levels deep.
+    Data(usize),
+}
+
+/// An object being read member by member (the rules of `NodeSeed::visit_map`, shared with the
+/// streamed reader in `stream`).
+#[derive(Default)]
+pub(super) struct MapState {
+    pub(super) b: Builder,
+    sv: Option<ServerValue>,
+    seen_other: bool,
+    // Priorities (the `format=export` form): `.priority` is kept as a member; a `.value`
+    // makes this a primitive with that priority.
+    priority: bool,
+    value: Option<Node>,
+    members: usize,
+}
+
+impl MapState {
+    /// A key of an object `depth` levels deep, checked before its value is read.
+    pub(super) fn key(&mut self, depth: usize, key: &str) -> Result<Member, String> {
+        if key == ".sv" {
+            if self.seen_other || self.sv.is_some() {
+                return Err(SV_ALONE.into());
+            }
+            return Ok(Member::Sv);
         }
-        Ok(self.depth + 1)
+        if self.sv.is_some() {
+            return Err(SV_ALONE.into());
+        }
+        self.seen_other = true;
+        if key == ".priority" || key == ".value" {
+            return Ok(Member::Meta);
+        }
+        if let Err(e) = validate_key(key) {
+            return Err(format!("Invalid data; {}", e.message));
+        }
+        child_depth(depth, key).map(Member::Data)
+    }
+    /// The value of `.sv`.
+    pub(super) fn sv_value(&mut self, v: &Value) -> Result<(), String> {
+        self.sv = Some(match v {
+            Value::String(s) if s == "timestamp" => ServerValue::Timestamp,
+            Value::Object(o)
+                if o.len() == 1 && o.get("increment").is_some_and(Value::is_number) =>
+            {
+                ServerValue::Increment(o["increment"].as_f64().unwrap_or(0.0))
+            }
+            other => return Err(format!("Invalid data; unsupported server value {other}")),
+        });
+        Ok(())
+    }
+    /// The value of `.priority` or `.value` (`sv`: it holds server values).
+    pub(super) fn meta_value(
+        &mut self,
+        key: &str,
+        child: Option<Node>,
+        sv: bool,
+    ) -> Result<(), String> {
+        if key == ".priority" {
+            if let Some(p) = child {
+                check_priority(&p)?;
+                self.priority = true;
+                self.b.push(key, p, !sv);
+            }
+        } else if let Some(v) = child {
+            if matches!(v, Node::Obj(_)) {
+                return Err(
+                    "Invalid data; \".value\" must be a string, a number or a boolean (an object cannot have a .value)".into(),
+                );
+            }
+            self.value = Some(v);
+        }
+        Ok(())
+    }
+    /// The value of a data key (`sv`: it holds server values).
+    pub(super) fn data_value(&mut self, key: &str, child: Option<Node>, sv: bool) {
+        if let Some(n) = child {
+            self.members += 1;
+            self.b.push(key, n, !sv);
+        }
+    }
+    /// The value of a data key given as packed text (`stream::pack` wrote it).
+    pub(super) fn data_packed(&mut self, key: &str, json: &str) {
+        self.members += 1;
+        self.b.push_packed(key, json);
+    }
+    pub(super) fn finish(self) -> Result<Option<Node>, String> {
+        let mut b = self.b;
+        if let Some(sv) = self.sv {
+            return Ok(Some(Node::Sv(sv)));
+        }
+        match self.value {
+            Some(_) if self.members > 0 => {
+                Err("Invalid data; \".value\" cannot have siblings other than \".priority\"".into())
+            }
+            Some(v) if self.priority => {
+                b.push(".value", v, true);
+                Ok(wrap(b))
+            }
+            Some(v) => Ok(Some(v)),
+            // A priority on nothing is nothing.
+            None if self.members == 0 => Ok(None),
+            None => Ok(wrap(b)),
+        }
     }
 }
 
-fn wrap(b: Builder) -> Option<Node> {
-    b.finish().map(|o| Node::Obj(Box::new(o)))
+/// An array being read element by element (stored as an object keyed by index).
+#[derive(Default)]
+pub(super) struct SeqState {
+    pub(super) b: Builder,
+    i: usize,
+}
+
+impl SeqState {
+    /// The next element of an array `depth` levels deep (`sv`: it holds server values).
+    pub(super) fn element(
+        &mut self,
+        depth: usize,
+        child: Option<Node>,
+        sv: bool,
+    ) -> Result<(), String> {
+        if let Some(n) = child {
+            let key = self.i.to_string();
+            child_depth(depth, &key)?;
+            self.b.push(&key, n, !sv);
+        }
+        self.i += 1;
+        Ok(())
+    }
+    /// The next element given as packed text (`stream::pack` wrote it).
+    pub(super) fn element_packed(&mut self, depth: usize, json: &str) -> Result<(), String> {
+        let key = self.i.to_string();
+        child_depth(depth, &key)?;
+        self.b.push_packed(&key, json);
+        self.i += 1;
+        Ok(())
+    }
 }
 
 impl<'de> Visitor<'de> for NodeSeed<'_> {
@@ -159,9 +312,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
     fn visit_string<E: de::Error>(self, v: String) -> Result<Option<Node>, E> {
         self.string(&v)
     }
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Option<Node>, A::Error> {
-        let mut b = Builder::default();
-        let mut i = 0usize;
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Node>, A::Error> {
+        let mut st = SeqState::default();
         loop {
             let before = std::mem::take(&mut self.ctx.has_sv);
             let Some(child) = seq.next_element_seed(NodeSeed {
@@ -174,110 +326,48 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
             };
             let sv = self.ctx.has_sv;
             self.ctx.has_sv |= before;
-            if let Some(n) = child {
-                let key = i.to_string();
-                self.child_depth::<A::Error>(&key)?;
-                b.push(&key, n, !sv);
-            }
-            i += 1;
+            st.element(self.depth, child, sv)
+                .map_err(|msg| self.ctx.fail::<A::Error>(msg))?;
         }
-        Ok(wrap(b))
+        Ok(wrap(st.b))
     }
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Option<Node>, A::Error> {
-        let mut b = Builder::default();
-        let mut sv: Option<ServerValue> = None;
-        let mut seen_other = false;
-        // Priorities (the `format=export` form): `.priority` is kept as a member; a `.value`
-        // makes this a primitive with that priority.
-        let mut priority = false;
-        let mut value: Option<Node> = None;
-        let mut members = 0usize;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Node>, A::Error> {
+        let mut m = MapState::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == ".sv" {
-                if seen_other || sv.is_some() {
-                    return Err(self.ctx.fail(
-                        "Invalid data; a server value {\".sv\": ...} cannot have other keys".into(),
-                    ));
+            match m
+                .key(self.depth, &key)
+                .map_err(|msg| self.ctx.fail::<A::Error>(msg))?
+            {
+                Member::Sv => {
+                    let v: Value = map.next_value()?;
+                    m.sv_value(&v)
+                        .map_err(|msg| self.ctx.fail::<A::Error>(msg))?;
+                    self.ctx.has_sv = true;
                 }
-                let v: Value = map.next_value()?;
-                sv = Some(match &v {
-                    Value::String(s) if s == "timestamp" => ServerValue::Timestamp,
-                    Value::Object(o)
-                        if o.len() == 1 && o.get("increment").is_some_and(Value::is_number) =>
-                    {
-                        ServerValue::Increment(o["increment"].as_f64().unwrap_or(0.0))
-                    }
-                    other => {
-                        return Err(self
-                            .ctx
-                            .fail(format!("Invalid data; unsupported server value {other}")))
-                    }
-                });
-                self.ctx.has_sv = true;
-                continue;
-            }
-            if sv.is_some() {
-                return Err(self.ctx.fail(
-                    "Invalid data; a server value {\".sv\": ...} cannot have other keys".into(),
-                ));
-            }
-            seen_other = true;
-            if key == ".priority" || key == ".value" {
-                let before = std::mem::take(&mut self.ctx.has_sv);
-                let child = map.next_value_seed(NodeSeed {
-                    depth: self.depth,
-                    ctx: &mut *self.ctx,
-                })?;
-                let sv = self.ctx.has_sv;
-                self.ctx.has_sv |= before;
-                if key == ".priority" {
-                    if let Some(p) = child {
-                        check_priority(&p).map_err(|msg| self.ctx.fail(msg))?;
-                        priority = true;
-                        b.push(&key, p, !sv);
-                    }
-                } else if let Some(v) = child {
-                    if matches!(v, Node::Obj(_)) {
-                        return Err(self.ctx.fail(
-                            "Invalid data; \".value\" must be a string, a number or a boolean (an object cannot have a .value)".into(),
-                        ));
-                    }
-                    value = Some(v);
+                Member::Meta => {
+                    let before = std::mem::take(&mut self.ctx.has_sv);
+                    let child = map.next_value_seed(NodeSeed {
+                        depth: self.depth,
+                        ctx: &mut *self.ctx,
+                    })?;
+                    let sv = self.ctx.has_sv;
+                    self.ctx.has_sv |= before;
+                    m.meta_value(&key, child, sv)
+                        .map_err(|msg| self.ctx.fail::<A::Error>(msg))?;
                 }
-                continue;
-            }
-            if let Err(e) = validate_key(&key) {
-                return Err(self.ctx.fail(format!("Invalid data; {}", e.message)));
-            }
-            let depth = self.child_depth(&key)?;
-            let before = std::mem::take(&mut self.ctx.has_sv);
-            let child = map.next_value_seed(NodeSeed {
-                depth,
-                ctx: &mut *self.ctx,
-            })?;
-            let sv = self.ctx.has_sv;
-            self.ctx.has_sv |= before;
-            if let Some(n) = child {
-                members += 1;
-                b.push(&key, n, !sv);
+                Member::Data(depth) => {
+                    let before = std::mem::take(&mut self.ctx.has_sv);
+                    let child = map.next_value_seed(NodeSeed {
+                        depth,
+                        ctx: &mut *self.ctx,
+                    })?;
+                    let sv = self.ctx.has_sv;
+                    self.ctx.has_sv |= before;
+                    m.data_value(&key, child, sv);
+                }
             }
         }
-        if let Some(sv) = sv {
-            return Ok(Some(Node::Sv(sv)));
-        }
-        match value {
-            Some(_) if members > 0 => Err(self.ctx.fail(
-                "Invalid data; \".value\" cannot have siblings other than \".priority\"".into(),
-            )),
-            Some(v) if priority => {
-                b.push(".value", v, true);
-                Ok(wrap(b))
-            }
-            Some(v) => Ok(Some(v)),
-            // A priority on nothing is nothing.
-            None if members == 0 => Ok(None),
-            None => Ok(wrap(b)),
-        }
+        m.finish().map_err(|msg| self.ctx.fail(msg))
     }
 }
 

@@ -107,6 +107,26 @@ pub(super) struct Builder {
 
 impl Builder {
     pub(super) fn push(&mut self, key: &str, node: Node, pack: bool) {
+        self.before_push(key);
+        self.cur.push(key, node, pack);
+    }
+
+    /// `push` of a child object given as its packed text: compact JSON in output form, at most
+    /// `PACK_MAX` bytes, exactly what packing the parsed object would store (the caller checks).
+    pub(super) fn push_packed(&mut self, key: &str, json: &str) {
+        self.before_push(key);
+        let c = &mut self.cur;
+        let key = c.append(key);
+        c.entries.push(Entry {
+            key,
+            slot: Slot::Bool(false),
+        });
+        // As `Chunk::push`: the key's span is in `entries` before the value is added.
+        let slot = Slot::Json(c.append(json));
+        c.entries.last_mut().expect("just pushed").slot = slot;
+    }
+
+    fn before_push(&mut self, key: &str) {
         let last = self
             .cur
             .entries
@@ -121,7 +141,6 @@ impl Builder {
             full.fit();
             self.done.push(full);
         }
-        self.cur.push(key, node, pack);
     }
 
     pub(super) fn finish(mut self) -> Option<Obj> {
