@@ -847,6 +847,66 @@ async fn data_a_validate_rule_refuses_after_a_migration_warns_and_fails_under_st
     prod.only_read().await;
 }
 
+/// Many changed paths (more than the diff hands the `.validate` check at a time): every
+/// violation counted, the first ones listed in key order.
+#[tokio::test]
+async fn validate_findings_over_many_changed_paths_come_in_key_order() {
+    let mut prod = Prod::new().await;
+    let file = prod.dir.path().join("database.rules.json");
+    std::fs::write(
+        &file,
+        r#"{ "rules": { ".read": true, ".write": true, "app": {
+             "bulk": { "$k": { "age": { ".validate": "newData.isNumber()" } } } } } }"#,
+    )
+    .unwrap();
+    let n = 9000;
+    let key = |i: usize| format!("k{i:05}");
+    let before: Map<String, Value> = (0..n)
+        .map(|i| (key(i), json!({"age": 1, "n": i})))
+        .collect();
+    prod.client
+        .set("app/bulk", &Value::Object(before))
+        .await
+        .unwrap();
+    // Every record changed; every 7th age made a string.
+    let after: Map<String, Value> = (0..n)
+        .map(|i| {
+            let age = if i % 7 == 3 { json!("old") } else { json!(2) };
+            (key(i), json!({"age": age, "n": i}))
+        })
+        .collect();
+    prod.add(RENAME, set("bulk", Value::Object(after), true));
+    let report = prod
+        .rehearse(
+            Source::Database(&prod.client),
+            RehearseOptions {
+                rules: rehearse::RulesChoice::File(file.clone()),
+                examples: 4,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(report.success, "{report:#?}");
+    let m = &report.migrations[0];
+    assert_eq!(m.changes.as_ref().unwrap().changed, n as u64);
+    let f = &m.findings;
+    assert_eq!(
+        f.invalid_total,
+        (0..n).filter(|i| i % 7 == 3).count() as u64
+    );
+    let paths: Vec<&str> = f.invalid.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/app/bulk/k00003/age",
+            "/app/bulk/k00010/age",
+            "/app/bulk/k00017/age",
+            "/app/bulk/k00024/age"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn production_rules_refused_are_said_and_the_rehearsal_goes_on_without_them() {
     let mut prod = Prod::new().await;

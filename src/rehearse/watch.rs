@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -112,6 +112,34 @@ impl std::io::Write for Counted {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Changed paths handed to the `.validate` check at a time.
+const PATHS_BATCH: usize = 4096;
+
+/// Changed paths on their way to the `.validate` check: their segments end to end, and each
+/// path's kind and number of segments.
+#[derive(Default)]
+struct Paths {
+    text: String,
+    ends: Vec<usize>,
+    each: Vec<(ChangeKind, usize)>,
+}
+
+impl Paths {
+    fn push(&mut self, below: &[String], kind: ChangeKind) {
+        for s in below {
+            self.text.push_str(s);
+            self.ends.push(self.text.len());
+        }
+        self.each.push((kind, below.len()));
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.each.clear();
     }
 }
 
@@ -265,49 +293,8 @@ impl Watch {
         known: Option<&HashSet<u64>>,
         validate: bool,
     ) -> std::result::Result<(diff::DiffResult, Option<Invalids>), String> {
-        let validity = self.validity.as_ref().filter(|_| validate);
-        let invalid = RefCell::new(Invalid {
-            keep: self.examples.max(1),
-            found: Vec::new(),
-            total: 0,
-        });
-        // The changed paths come in key order: most lookups start where the last one ended.
-        let data = CachedStoreData::new(root);
-        // `now` in the rules: when the step began (the data does not change meanwhile).
-        let now = crate::runner::now_ms();
-        // The path checked, its segments' buffers reused from one check to the next.
-        let path = RefCell::new(self.segs.clone());
-        let check = |below: &[String], kind: ChangeKind| {
-            let Some(v) = validity else { return };
-            let mut path = path.borrow_mut();
-            let n = self.segs.len() + below.len();
-            for (i, s) in below.iter().enumerate() {
-                match path.get_mut(self.segs.len() + i) {
-                    Some(p) => p.clone_from(s),
-                    None => path.push(s.clone()),
-                }
-            }
-            let path = &path[..n];
-            let cx = Context {
-                auth: &v.auth,
-                now_ms: now,
-            };
-            let holds = kind != ChangeKind::Removed;
-            if let Err(Denial::Invalid { path, rule, pos }) =
-                v.rules.check_valid(&cx, &data, [(path, holds)])
-            {
-                let mut i = invalid.borrow_mut();
-                i.total += 1;
-                let path = format!("/{path}");
-                if i.found.len() < i.keep && !i.found.iter().any(|f| f.path == path) {
-                    i.found.push(InvalidData {
-                        path,
-                        rule,
-                        line: pos.line,
-                    });
-                }
-            }
-        };
+        let f = std::fs::File::open(&before.file)
+            .map_err(|e| format!("reading {}: {e}", before.file.display()))?;
         let input = DiffInput {
             base: &self.base,
             exclusions: &self.exclusions,
@@ -316,13 +303,101 @@ impl Watch {
             examples: self.examples,
             known,
             collect: known.is_some(),
-            visit: validity.map(|_| &check as diff::Visit<'_>),
+            visit: None,
         };
-        let f = std::fs::File::open(&before.file)
-            .map_err(|e| format!("reading {}: {e}", before.file.display()))?;
-        let d = diff::diff(f, node, &input)?;
-        let i = invalid.into_inner();
-        Ok((d, validity.map(|_| (i.found, i.total))))
+        let Some(v) = self.validity.as_ref().filter(|_| validate) else {
+            return Ok((diff::diff(f, node, &input)?, None));
+        };
+        // The `.validate` check runs on a thread of its own, handed the changed paths in
+        // batches, in the order the diff finds them (so its findings come in that order too).
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = mpsc::sync_channel::<Paths>(2);
+            let (empty_tx, empty_rx) = mpsc::channel::<Paths>();
+            let checker = scope.spawn(move || self.check_paths(v, root, full_rx, empty_tx));
+            let pending = RefCell::new(Paths::default());
+            let visit = |below: &[String], kind: ChangeKind| {
+                let mut p = pending.borrow_mut();
+                p.push(below, kind);
+                if p.each.len() >= PATHS_BATCH {
+                    let next = empty_rx.try_recv().unwrap_or_default();
+                    let _ = full_tx.send(std::mem::replace(&mut *p, next));
+                }
+            };
+            let input = DiffInput {
+                visit: Some(&visit),
+                ..input
+            };
+            let d = diff::diff(f, node, &input);
+            let _ = full_tx.send(pending.into_inner());
+            drop(full_tx);
+            let i = checker
+                .join()
+                .map_err(|_| "the .validate check failed".to_string())?;
+            Ok((d?, Some((i.found, i.total))))
+        })
+    }
+
+    /// The `.validate` check of each changed path handed over (below the compared node), in
+    /// order: the first findings and how many.
+    fn check_paths(
+        &self,
+        v: &Validity,
+        root: Option<NodeRef<'_>>,
+        full: mpsc::Receiver<Paths>,
+        empty: mpsc::Sender<Paths>,
+    ) -> Invalid {
+        let mut invalid = Invalid {
+            keep: self.examples.max(1),
+            found: Vec::new(),
+            total: 0,
+        };
+        // The changed paths come in key order: most lookups start where the last one ended.
+        let data = CachedStoreData::new(root);
+        let cx = Context {
+            auth: &v.auth,
+            // `now` in the rules: when the step began (the data does not change meanwhile).
+            now_ms: crate::runner::now_ms(),
+        };
+        // The path checked, its segments' buffers reused from one check to the next.
+        let mut path = self.segs.clone();
+        let base = self.segs.len();
+        for mut batch in full {
+            let (mut seg, mut start) = (0, 0);
+            for &(kind, n) in &batch.each {
+                for i in 0..n {
+                    let end = batch.ends[seg];
+                    let s = &batch.text[start..end];
+                    (seg, start) = (seg + 1, end);
+                    match path.get_mut(base + i) {
+                        Some(p) => {
+                            p.clear();
+                            p.push_str(s);
+                        }
+                        None => path.push(s.to_string()),
+                    }
+                }
+                let holds = kind != ChangeKind::Removed;
+                if let Err(Denial::Invalid { path, rule, pos }) =
+                    v.rules
+                        .check_valid(&cx, &data, [(&path[..base + n], holds)])
+                {
+                    invalid.total += 1;
+                    let path = format!("/{path}");
+                    if invalid.found.len() < invalid.keep
+                        && !invalid.found.iter().any(|f| f.path == path)
+                    {
+                        invalid.found.push(InvalidData {
+                            path,
+                            rule,
+                            line: pos.line,
+                        });
+                    }
+                }
+            }
+            batch.clear();
+            let _ = empty.send(batch);
+        }
+        invalid
     }
 
     /// A notice of the scripts' client, as the runner logged it: kept for the migration's
