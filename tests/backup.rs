@@ -1,6 +1,8 @@
 //! Backups against the embedded emulator: create, restore (exact, chunked, lock-safe), listing,
 //! failures, list_nodes/backup_nodes.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -789,6 +791,41 @@ async fn an_old_backup_without_priorities_still_restores() {
         e.exported("prod/users/.priority").await,
         Value::Null,
         "the old backup's data replaced the node, priority and all"
+    );
+    e.emu.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restore_whose_listing_breaks_off_reads_it_again_and_ends_exact() {
+    let e = env().await;
+    let users: serde_json::Map<String, Value> = (0..300)
+        .map(|i| (format!("u{i:04}"), json!({"n": i})))
+        .collect();
+    e.client.set("prod", &Value::Object(users)).await.unwrap();
+    let cfg = shifted("prod");
+    let path = backup::create(&e.client, &cfg, e.cwd()).await.unwrap();
+    let backed_up = e.client.get("prod").await.unwrap();
+    // Children the backup does not have, on both sides of the listing's cut.
+    for k in ["a000", "u0150x", "zzz"] {
+        e.client
+            .set(&format!("prod/{k}"), &json!({"extra": true}))
+            .await
+            .unwrap();
+    }
+    // The first shallow listing of /prod (the restored path, whose live children the backup does
+    // not have are deleted) breaks off half way through its body.
+    let (proxy, picked) = common::cutting_proxy(e.emu.url().to_string(), 1, |m, uri| {
+        m == "GET" && uri.starts_with("/prod.json") && uri.contains("shallow=true")
+    })
+    .await;
+    let through = common::owner_client(&format!("{proxy}?ns=backup-test"), 0);
+    backup::restore(&through, &cfg, &path).await.unwrap();
+    assert_eq!(e.client.get("prod").await.unwrap(), backed_up);
+    let picked = picked.lock().unwrap().clone();
+    assert_eq!(
+        picked.len(),
+        2,
+        "the listing that broke off was read once more: {picked:?}"
     );
     e.emu.stop().await.unwrap();
 }

@@ -33,6 +33,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -40,6 +41,9 @@ use super::progress::Progress;
 use crate::rtdb::client::ChunkingOptions;
 use crate::rtdb::{path, Client};
 use crate::{Error, ErrorCode, Result};
+
+/// How many times a restore reads a shallow listing that breaks off before it fails.
+const LISTING_READS: u32 = 3;
 
 /// Default upper bound for the JSON size of one write (RTDB's hard limit is 256 MB).
 pub const DEFAULT_CHUNK_LIMIT: usize = 8 * 1024 * 1024;
@@ -632,40 +636,60 @@ impl<'c> Writer<'c> {
     }
 
     /// Queue `null`s for live children of `batch.at` that are not in `keys`; a protected child
-    /// is emptied around the protected node instead of deleted.
+    /// is emptied around the protected node instead of deleted. The live children come from a
+    /// shallow listing read as it arrives (a node of 1M children is never held as one listing);
+    /// a listing that breaks off is read again, up to `LISTING_READS` times in all (the `null`s
+    /// already queued or sent for its first part are harmless to send again).
     async fn remove_missing(
         &mut self,
         batch: &mut Batch,
         keys: &HashSet<String>,
         protect: &[String],
     ) -> Result<()> {
-        self.report.reads += 1;
-        if let Some(p) = &self.progress {
-            p.request();
-        }
-        let live = self.client.get_shallow(&batch.at).await?;
-        let Value::Object(live) = live else {
-            return Ok(());
-        };
-        for k in live.keys() {
-            if keys.contains(k) {
-                continue;
+        let mut reads = 0;
+        loop {
+            reads += 1;
+            self.report.reads += 1;
+            if let Some(p) = &self.progress {
+                p.request();
             }
-            if protect.first() == Some(k) {
-                if protect.len() > 1 {
-                    let at = path::join(&batch.at, k);
-                    self.clear(&at, &protect[1..]).await?;
+            let Some(mut live) = self.client.list_children(&batch.at).await? else {
+                return Ok(());
+            };
+            let mut broke = None;
+            while let Some(child) = live.next().await {
+                let k = match child {
+                    Ok(c) => c.key,
+                    Err(e) => {
+                        broke = Some(e);
+                        break;
+                    }
+                };
+                if keys.contains(&k) {
+                    continue;
                 }
-                continue;
+                if protect.first() == Some(&k) {
+                    if protect.len() > 1 {
+                        let at = path::join(&batch.at, &k);
+                        self.clear(&at, &protect[1..]).await?;
+                    }
+                    continue;
+                }
+                let entry = k.len() + 8;
+                if !batch.map.is_empty() && batch.bytes + entry > self.chunk_limit {
+                    self.flush(batch).await?;
+                }
+                batch.bytes += entry;
+                batch.map.insert(k, Value::Null);
             }
-            let entry = k.len() + 8;
-            if !batch.map.is_empty() && batch.bytes + entry > self.chunk_limit {
-                self.flush(batch).await?;
+            match broke {
+                None => return Ok(()),
+                Some(e) if e.code != ErrorCode::ConnectionFailed || reads >= LISTING_READS => {
+                    return Err(e)
+                }
+                Some(_) => continue,
             }
-            batch.bytes += entry;
-            batch.map.insert(k.clone(), Value::Null);
         }
-        Ok(())
     }
 
     /// Delete the children queued in `batch`; in chunks when one PATCH of them is too big.

@@ -234,3 +234,83 @@ pub async fn fake_server(script: Script) -> Fake {
     });
     Fake { base, seen }
 }
+
+/// A proxy on 127.0.0.1 in front of `target` (`http://host:port`) that passes every request on
+/// and its answer back, except that the first `cuts` answers to requests `cut` picks end half way
+/// through their body: the connection is dropped there, as a network that breaks off does.
+/// Returns its base URL and the URIs of the requests `cut` picked.
+pub async fn cutting_proxy(
+    target: String,
+    cuts: usize,
+    cut: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    use futures_util::{stream, StreamExt};
+    use http_body_util::StreamBody;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let picked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (picked2, cut) = (picked.clone(), Arc::new(cut));
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            let (picked, cut, http, target) =
+                (picked2.clone(), cut.clone(), http.clone(), target.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (picked, cut, http, target) =
+                        (picked.clone(), cut.clone(), http.clone(), target.clone());
+                    async move {
+                        let method = req.method().clone();
+                        let uri = req.uri().to_string();
+                        let headers = req.headers().clone();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let mut fwd = http.request(method.clone(), format!("{target}{uri}"));
+                        for (k, v) in headers.iter() {
+                            if !["host", "content-length", "transfer-encoding", "connection"]
+                                .contains(&k.as_str())
+                            {
+                                fwd = fwd.header(k, v);
+                            }
+                        }
+                        let res = fwd.body(body).send().await.unwrap();
+                        let status = res.status();
+                        let mut out = hyper::Response::builder().status(status.as_u16());
+                        for (k, v) in res.headers() {
+                            if k != "content-length" && k != "transfer-encoding" {
+                                out = out.header(k, v);
+                            }
+                        }
+                        let text = res.bytes().await.unwrap();
+                        let cutting = cut(method.as_str(), &uri) && {
+                            let mut p = picked.lock().unwrap();
+                            p.push(uri.clone());
+                            p.len() <= cuts
+                        };
+                        let body = if cutting {
+                            // The first half goes out (given time to be sent), then the
+                            // connection is dropped.
+                            let half = hyper::body::Frame::data(text.slice(..text.len() / 2));
+                            let cut = async {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                Err(std::io::Error::other("cut"))
+                            };
+                            let pieces = stream::iter([Ok(half)]).chain(stream::once(cut));
+                            BodyExt::boxed(StreamBody::new(pieces))
+                        } else {
+                            Full::new(text).map_err(|never| match never {}).boxed()
+                        };
+                        Ok::<_, std::io::Error>(out.body(body).unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), svc)
+                    .await;
+            });
+        }
+    });
+    (base, picked)
+}

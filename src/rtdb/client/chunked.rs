@@ -26,7 +26,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-use super::listing::{Child, Children, Listed};
+use super::listing::{Child, Children};
 use super::transport::{show, Reply, WriteError};
 use super::Client;
 use crate::log::{LogLevel, LogLine};
@@ -295,7 +295,7 @@ impl<'d, D: Deleter> Chunker<'d, D> {
 
 impl Deleter for Client {
     fn children<'a>(&'a self, at: &'a str) -> BoxFuture<'a, Result<Option<Children>>> {
-        Box::pin(async move { Listed::start(self.get_shallow_stream(at).await?).await })
+        Box::pin(self.list_children(at))
     }
 
     fn delete<'a>(

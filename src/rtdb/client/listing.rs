@@ -83,6 +83,14 @@ fn plain_end(t: &[u8], i: usize) -> Result<Option<usize>> {
     Ok((j < t.len()).then_some(j))
 }
 
+impl super::Client {
+    /// The children of `path` from its shallow listing, taken as they arrive (one request; the
+    /// text of one child held at a time): none for a missing node, `None` for a plain value.
+    pub(crate) async fn list_children(&self, path: &str) -> Result<Option<Children>> {
+        Listed::start(self.get_shallow_stream(path).await?).await
+    }
+}
+
 impl Listed {
     /// The listing of `body`: `None` when it is a plain value (the rest is not read).
     pub(crate) async fn start(

@@ -9,6 +9,7 @@
 //! - `stream`: event streams and streamed reads.
 //! - `chunked`: deleting a node too big for one write in chunks, and the error for a write too
 //!   big to split.
+//! - `listing`: a shallow listing read child by child as it arrives (`Client::list_children`).
 
 mod chunked;
 mod gate;
