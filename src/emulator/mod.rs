@@ -223,6 +223,7 @@ pub use crate::rules::firebase_json::RulesFile;
 pub use data::DEFAULT_NAMESPACE;
 pub use security::{rules_file_beside, CachedStoreData, StoreData};
 pub use state::{Refused, TOO_BIG_REASON};
+pub(crate) use store::{skip_json, skip_json_str, unquote_json};
 pub use store::{write_json, write_json_plain, NodeRef, Obj};
 pub use triggers::TriggerCounts;
 pub use write_size::{WriteBudgets, WriteSizeLevel, WRITE_TOO_BIG};

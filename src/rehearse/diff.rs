@@ -18,7 +18,10 @@ use std::io::{Read, Write};
 use std::iter::Peekable;
 
 use super::report::{ChangeKind, Changes, ChildChanges, Example};
-use crate::emulator::{write_json_plain as write_json, NodeRef};
+use crate::emulator::{
+    skip_json as skip, skip_json_str as skip_str, unquote_json as unquote,
+    write_json_plain as write_json, NodeRef,
+};
 use crate::rtdb::order::compare_keys;
 
 /// Paths (relative to the compared node, as segments) left out of snapshots and diffs.
@@ -960,60 +963,6 @@ impl<'a> Iterator for TextKids<'a> {
             }
             return Some((key, NodeRef::Json(v)));
         }
-    }
-}
-
-/// The byte after the value starting at `i` (the text is compact, valid JSON).
-fn skip(b: &[u8], mut i: usize) -> usize {
-    match b[i] {
-        b'"' => skip_str(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                match b[i] {
-                    b'"' => {
-                        i = skip_str(b, i);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return i + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') {
-                i += 1;
-            }
-            i
-        }
-    }
-}
-
-/// The byte after the string starting at `i`.
-fn skip_str(b: &[u8], i: usize) -> usize {
-    let mut i = i + 1;
-    loop {
-        match memchr::memchr2(b'"', b'\\', &b[i..]) {
-            Some(j) if b[i + j] == b'"' => return i + j + 1,
-            Some(j) => i += j + 2,
-            None => return b.len(),
-        }
-    }
-}
-
-fn unquote(t: &str) -> Cow<'_, str> {
-    let inner = &t[1..t.len() - 1];
-    if inner.contains('\\') {
-        Cow::Owned(serde_json::from_str(t).unwrap_or_default())
-    } else {
-        Cow::Borrowed(inner)
     }
 }
 

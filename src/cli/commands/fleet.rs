@@ -36,12 +36,7 @@ pub async fn run<H: CliHost + 'static>(
     cfg: Config,
     io: &mut Io,
 ) -> ExitStatus {
-    let Invocation {
-        global,
-        host,
-        cwd,
-        own,
-    } = inv;
+    let (global, own) = (inv.global, inv.own);
     let members = match cfg.pick(&global.databases) {
         Ok(m) => m,
         Err(e) => return io.fail_plain("Configuration error", &e, ExitStatus::ValidationError),
@@ -103,7 +98,7 @@ pub async fn run<H: CliHost + 'static>(
     let t0 = Instant::now();
     // The work owns what it uses (no borrow in the closure: an `async` block borrowing through
     // a closure is not provably `Send` for every lifetime, which napi requires).
-    let (host, cwd, global) = (host.clone(), cwd.to_path_buf(), global.clone());
+    let (host, cwd, global) = (inv.host.clone(), inv.cwd.to_path_buf(), global.clone());
     let work = move |m: crate::config::Member,
                      stop|
           -> Pin<Box<dyn Future<Output = Done<Printed>> + Send>> {

@@ -194,7 +194,7 @@ pub fn write_num(out: &mut impl Write, n: f64) -> std::io::Result<()> {
 // Walking packed text
 
 /// The byte after the value starting at `i` (the text is compact, valid JSON).
-fn skip(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip(b: &[u8], mut i: usize) -> usize {
     match b[i] {
         b'"' => skip_str(b, i),
         b'{' | b'[' => {
@@ -226,16 +226,20 @@ fn skip(b: &[u8], mut i: usize) -> usize {
     }
 }
 
-/// The byte after the string starting at `i`.
-fn skip_str(b: &[u8], mut i: usize) -> usize {
-    i += 1;
-    while b[i] != b'"' {
-        i += if b[i] == b'\\' { 2 } else { 1 };
+/// The byte after the string starting at `i` (the end of the text when it is not closed).
+pub(crate) fn skip_str(b: &[u8], i: usize) -> usize {
+    let mut i = i + 1;
+    loop {
+        match memchr::memchr2(b'"', b'\\', &b[i..]) {
+            Some(j) if b[i + j] == b'"' => return i + j + 1,
+            Some(j) => i += j + 2,
+            None => return b.len(),
+        }
     }
-    i + 1
 }
 
-fn unquote(t: &str) -> Cow<'_, str> {
+/// A JSON string's text without its quotes, unescaped when it has escapes.
+pub(crate) fn unquote(t: &str) -> Cow<'_, str> {
     let inner = &t[1..t.len() - 1];
     if inner.contains('\\') {
         Cow::Owned(serde_json::from_str(t).unwrap_or_default())

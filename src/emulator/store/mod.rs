@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+/// Walking compact JSON text (packed records, snapshots) without parsing it.
+pub(crate) use json::{skip as skip_json, skip_str as skip_json_str, unquote as unquote_json};
 pub use json::{write as write_json, write_plain as write_json_plain, Form, TooBig};
 pub use parse::{check_priority, import_reader, parse, parse_update, parse_value};
 pub use stream::{import_reader_fast, parse_reader};
