@@ -224,7 +224,7 @@ pub use data::DEFAULT_NAMESPACE;
 pub use security::{rules_file_beside, CachedStoreData, StoreData};
 pub use state::{Refused, TOO_BIG_REASON};
 pub(crate) use store::{skip_json, skip_json_str, unquote_json};
-pub use store::{write_json, write_json_plain, NodeRef, Obj};
+pub use store::{write_json, write_json_plain, NodeRef, Obj, Snapshot};
 pub use triggers::TriggerCounts;
 pub use write_size::{WriteBudgets, WriteSizeLevel, WRITE_TOO_BIG};
 
@@ -508,6 +508,12 @@ impl StoreView {
     ) -> R {
         let st = self.0.store.lock().expect("store lock");
         f(st.node(ns, segs))
+    }
+    /// An owned copy of the value at `segs` in `ns` (None when missing), taken under the store's
+    /// lock in O(chunks at its top level) and read after it is released while writers go on
+    /// (it shares the store's chunks; a write afterwards copies the chunks it changes).
+    pub fn snapshot(&self, ns: &str, segs: &[String]) -> Option<Snapshot> {
+        self.0.store.lock().expect("store lock").snapshot(ns, segs)
     }
     /// See [`Emulator::take_request_counts`].
     pub fn take_request_counts(&self) -> RequestCounts {

@@ -14,7 +14,10 @@
 //! 3. The report: the runner's events mark each migration's start and end; at each end the
 //!    data is written to a snapshot file (on disk) and the previous snapshot is compared with
 //!    the tree (`diff`), so memory holds the emulator's data and no second copy of it. Requests
-//!    are the sandbox's counts for the step.
+//!    are the sandbox's counts for the step. A step reads a snapshot of the sandbox's store
+//!    taken at the migration's end (it shares the store's chunks; the next migration's writes
+//!    copy those they change), so the run goes on while an up's step works; the next event that
+//!    needs its result, and the run's end, wait for it (`Watch::settle`).
 //! 4. `down`: after the ups, the downs back to where the data started (newest first), each
 //!    compared with the snapshot taken before its `up`; a migration without `down()` stops them.
 //! 5. Production's rules (`RulesChoice`): read from the source database (one
@@ -349,6 +352,7 @@ async fn run<H: ScriptHost>(
         ],
         validity,
         seen: Mutex::new(Seen::default()),
+        pending: Mutex::new(None),
     });
     let first = watch
         .step(None, false, true)
@@ -399,6 +403,8 @@ async fn run<H: ScriptHost>(
         mark_applied: false,
     };
     let outcome = runner.migrate_outcome(opts.clone()).await;
+    // The last up's step may still be running.
+    watch.settle().await;
     if let Some(f) = watch.seen().failure.clone() {
         return Err(internal("recording what the migrations changed", f));
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::emulator::{CachedStoreData, NodeRef, RequestCounts, StoreView, TOO_BIG_REASON};
+use crate::emulator::{
+    CachedStoreData, NodeRef, RequestCounts, Snapshot, StoreView, TOO_BIG_REASON,
+};
 use crate::log::LogLine;
 use crate::rules::{Context, Denial, Rules};
 use crate::runner::{Method, MigrationInfo, RunEvent};
@@ -89,6 +91,8 @@ pub(super) struct Watch {
     /// With rules that have `.validate`: the data each up changed is checked against them.
     pub(super) validity: Option<Validity>,
     pub(super) seen: Mutex<Seen>,
+    /// The step of the last up, still running while the run goes on (`Watch::settle`).
+    pub(super) pending: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What a step took: the new snapshot, and with a previous one to compare, the diff and the
@@ -198,58 +202,82 @@ impl Watch {
 
     /// Write the data to a new snapshot; with `against`, diff that snapshot with the data too
     /// (`validate`: and check what differs against the rules' `.validate`). `keep`: the snapshot
-    /// is needed later (else only its sizes are taken, nothing is written to disk).
-    pub(super) async fn step(
+    /// is needed later (else only its sizes are taken, nothing is written to disk). The data is
+    /// the sandbox's as it is when this is called (a snapshot of the store, taken before the
+    /// returned future first runs), so the run may go on while the step works.
+    pub(super) fn step(
         self: &Arc<Self>,
         against: Option<(Snap, Option<HashSet<u64>>)>,
         validate: bool,
         keep: bool,
-    ) -> std::result::Result<Stepped, String> {
+    ) -> impl std::future::Future<Output = std::result::Result<Stepped, String>> + Send + 'static
+    {
+        let data = self.view.snapshot(NAMESPACE, &[]);
         let file = {
             let mut s = self.seen();
             s.next_file += 1;
             self.dir.join(format!("snapshot-{}.json", s.next_file))
         };
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.step_blocking(file, against, validate, keep))
+        async move {
+            tokio::task::spawn_blocking(move || {
+                me.step_blocking(
+                    data.as_ref().map(Snapshot::view),
+                    file,
+                    against,
+                    validate,
+                    keep,
+                )
+            })
             .await
             .map_err(|e| e.to_string())?
+        }
+    }
+
+    /// The step of the last up, if it is still running: wait for it (its findings and snapshot
+    /// are in `seen` afterwards).
+    pub(super) async fn settle(&self) {
+        let job = self.pending.lock().expect("pending step").take();
+        if let Some(job) = job {
+            if let Err(e) = job.await {
+                self.fail(format!("a step failed: {e}"));
+            }
+        }
     }
 
     /// See [`Watch::step`]. The new snapshot is written on a thread of its own while this one
-    /// diffs the previous snapshot against the tree (both only read the store).
+    /// diffs the previous snapshot against `root` (the namespace as the snapshot has it).
     pub(super) fn step_blocking(
         &self,
+        root: Option<NodeRef<'_>>,
         file: PathBuf,
         against: Option<(Snap, Option<HashSet<u64>>)>,
         validate: bool,
         keep: bool,
     ) -> std::result::Result<Stepped, String> {
-        self.view.read(NAMESPACE, &[], |root| {
-            let node = root.and_then(|r| r.descend(&self.segs));
-            let write = || self.write_snap(&file, node, keep);
-            let Some((before, known)) = against else {
-                return Ok(Stepped {
-                    snap: write()?,
-                    diff: None,
-                    invalid: None,
-                });
-            };
-            std::thread::scope(|scope| {
-                let writer = scope.spawn(write);
-                let diffed = self.diff_against(root, node, &before, known.as_ref(), validate);
-                let snap = writer
-                    .join()
-                    .map_err(|_| "the snapshot writer failed".to_string())??;
-                let (mut d, invalid) = diffed?;
-                d.sizes_after(&snap.sizes);
-                d.changes.bytes_before = before.bytes;
-                d.changes.bytes_after = snap.bytes;
-                Ok(Stepped {
-                    snap,
-                    diff: Some(d),
-                    invalid,
-                })
+        let node = root.and_then(|r| r.descend(&self.segs));
+        let write = || self.write_snap(&file, node, keep);
+        let Some((before, known)) = against else {
+            return Ok(Stepped {
+                snap: write()?,
+                diff: None,
+                invalid: None,
+            });
+        };
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(write);
+            let diffed = self.diff_against(root, node, &before, known.as_ref(), validate);
+            let snap = writer
+                .join()
+                .map_err(|_| "the snapshot writer failed".to_string())??;
+            let (mut d, invalid) = diffed?;
+            d.sizes_after(&snap.sizes);
+            d.changes.bytes_before = before.bytes;
+            d.changes.bytes_after = snap.bytes;
+            Ok(Stepped {
+                snap,
+                diff: Some(d),
+                invalid,
             })
         })
     }
@@ -513,6 +541,7 @@ impl Watch {
         duration: Duration,
         error: Option<String>,
     ) {
+        self.settle().await;
         let counts = self.view.take_request_counts();
         let mut findings = std::mem::take(&mut self.seen().notices);
         for r in &counts.refused {
@@ -538,35 +567,42 @@ impl Watch {
             s.ups_left = s.ups_left.map(|n| n.saturating_sub(1));
             self.keep_snapshots || s.ups_left != Some(0)
         };
-        match self.step(Some((before.clone(), None)), true, keep).await {
-            Ok(Stepped {
-                snap,
-                diff: d,
-                invalid,
-            }) => {
-                if let Some((found, total)) = invalid {
-                    findings.invalid = found;
-                    findings.invalid_total = total;
+        // The step runs while the run goes on (the next migration's scripts, or the run's end);
+        // the next event that needs its result waits for it (`settle`).
+        let stepping = self.step(Some((before.clone(), None)), true, keep);
+        let me = self.clone();
+        let job = tokio::spawn(async move {
+            match stepping.await {
+                Ok(Stepped {
+                    snap,
+                    diff: d,
+                    invalid,
+                }) => {
+                    if let Some((found, total)) = invalid {
+                        findings.invalid = found;
+                        findings.invalid_total = total;
+                    }
+                    let mut s = me.seen();
+                    s.ups.push(Up {
+                        version: script.timestamp,
+                        outcome: if error.is_some() {
+                            Outcome::Failed
+                        } else {
+                            Outcome::Succeeded
+                        },
+                        duration_ms: ms(duration),
+                        requests,
+                        changes: d.map(|d| d.changes).unwrap_or_default(),
+                        error,
+                        findings,
+                        before,
+                    });
+                    me.advance(&mut s, snap, me.keep_snapshots);
                 }
-                let mut s = self.seen();
-                s.ups.push(Up {
-                    version: script.timestamp,
-                    outcome: if error.is_some() {
-                        Outcome::Failed
-                    } else {
-                        Outcome::Succeeded
-                    },
-                    duration_ms: ms(duration),
-                    requests,
-                    changes: d.map(|d| d.changes).unwrap_or_default(),
-                    error,
-                    findings,
-                    before,
-                });
-                self.advance(&mut s, snap, self.keep_snapshots);
+                Err(e) => me.fail(e),
             }
-            Err(e) => self.fail(e),
-        }
+        });
+        *self.pending.lock().expect("pending step") = Some(job);
     }
 
     /// A down ran (or threw): compare the data with the data before its up.
@@ -576,6 +612,7 @@ impl Watch {
         duration: Duration,
         error: Option<Error>,
     ) {
+        self.settle().await;
         let check = |outcome, changes, error| DownCheck {
             name: script.name.clone(),
             version: script.timestamp,
