@@ -355,7 +355,7 @@ async fn run<H: ScriptHost>(
         pending: Mutex::new(None),
     });
     let first = watch
-        .step(None, false, true)
+        .step(None, false, true, false)
         .await
         .map_err(|e| internal("the first snapshot", e))?
         .snap;

@@ -204,12 +204,15 @@ impl Watch {
     /// (`validate`: and check what differs against the rules' `.validate`). `keep`: the snapshot
     /// is needed later (else only its sizes are taken, nothing is written to disk). The data is
     /// the sandbox's as it is when this is called (a snapshot of the store, taken before the
-    /// returned future first runs), so the run may go on while the step works.
+    /// returned future first runs), so the run may go on while the step works. `behind`: the
+    /// step shares the cores with the scripts of the next migration, so its threads run behind
+    /// them ([`behind_the_scripts`]).
     pub(super) fn step(
         self: &Arc<Self>,
         against: Option<(Snap, Option<HashSet<u64>>)>,
         validate: bool,
         keep: bool,
+        behind: bool,
     ) -> impl std::future::Future<Output = std::result::Result<Stepped, String>> + Send + 'static
     {
         let data = self.view.snapshot(NAMESPACE, &[]);
@@ -220,17 +223,25 @@ impl Watch {
         };
         let me = self.clone();
         async move {
-            tokio::task::spawn_blocking(move || {
-                me.step_blocking(
-                    data.as_ref().map(Snapshot::view),
-                    file,
-                    against,
-                    validate,
-                    keep,
-                )
-            })
-            .await
-            .map_err(|e| e.to_string())?
+            // A thread of its own (not tokio's blocking pool, whose threads are reused): its
+            // priority, and that of the threads it starts, ends with it.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("msr-rehearsal-step".into())
+                .spawn(move || {
+                    if behind {
+                        behind_the_scripts();
+                    }
+                    let _ = tx.send(me.step_blocking(
+                        data.as_ref().map(Snapshot::view),
+                        file,
+                        against,
+                        validate,
+                        keep,
+                    ));
+                })
+                .map_err(|e| format!("cannot start a thread for the step: {e}"))?;
+            rx.await.map_err(|_| "the step failed".to_string())?
         }
     }
 
@@ -489,7 +500,7 @@ impl Watch {
                 let Some(before) = self.seen().current.clone() else {
                     return;
                 };
-                match self.step(Some((before, None)), false, true).await {
+                match self.step(Some((before, None)), false, true, false).await {
                     Ok(st) => {
                         let mut s = self.seen();
                         s.before_migrate = st.diff.map(|d| d.changes);
@@ -562,14 +573,15 @@ impl Watch {
             return;
         };
         // The data after the last up is needed again only by the downs.
-        let keep = {
+        let (keep, last) = {
             let mut s = self.seen();
             s.ups_left = s.ups_left.map(|n| n.saturating_sub(1));
-            self.keep_snapshots || s.ups_left != Some(0)
+            let last = s.ups_left == Some(0);
+            (self.keep_snapshots || !last, last)
         };
-        // The step runs while the run goes on (the next migration's scripts, or the run's end);
-        // the next event that needs its result waits for it (`settle`).
-        let stepping = self.step(Some((before.clone(), None)), true, keep);
+        // The step runs while the run goes on (the next migration's scripts, behind them, or the
+        // run's end); the next event that needs its result waits for it (`settle`).
+        let stepping = self.step(Some((before.clone(), None)), true, keep, !last);
         let me = self.clone();
         let job = tokio::spawn(async move {
             match stepping.await {
@@ -636,7 +648,7 @@ impl Watch {
             (up.before.clone(), s.known.clone(), oldest)
         };
         match self
-            .step(Some((reference, Some(known))), false, false)
+            .step(Some((reference, Some(known))), false, false, false)
             .await
         {
             Ok(Stepped {
@@ -665,6 +677,23 @@ impl Watch {
             }
             Err(e) => self.fail(e),
         }
+    }
+}
+
+/// Nice value of a step that runs beside the scripts: the lowest priority. The scripts' pipeline
+/// (the runtime's main thread, the client, the sandbox's server) leaves part of the cores idle;
+/// at this priority the step runs there, and the scripts lose almost nothing to it.
+const BEHIND_NICE: i32 = 19;
+
+/// Lower the calling thread's priority to [`BEHIND_NICE`] (Linux, where the nice value is each
+/// thread's own and threads started from it inherit it; elsewhere nothing is asked). A thread
+/// cannot raise it again, so only threads that end with the step call this.
+fn behind_the_scripts() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read and set this thread's scheduling attributes.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BEHIND_NICE);
     }
 }
 
@@ -710,6 +739,32 @@ mod tests {
             path: path.into(),
             status: 400,
         }
+    }
+
+    /// This thread's nice value.
+    #[cfg(target_os = "linux")]
+    fn nice() -> i32 {
+        // SAFETY: reads this thread's scheduling attribute only.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    /// A step beside the scripts runs behind them, and so do the threads it starts (its
+    /// snapshot writer and `.validate` check); the thread that started it keeps its priority.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_step_beside_the_scripts_runs_behind_them_with_the_threads_it_starts() {
+        let caller = nice();
+        if caller >= BEHIND_NICE {
+            return; // the tests themselves run that far behind: nothing to see
+        }
+        let (own, started) = std::thread::spawn(|| {
+            behind_the_scripts();
+            (nice(), std::thread::spawn(nice).join().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((own, started), (BEHIND_NICE, BEHIND_NICE));
+        assert_eq!(nice(), caller);
     }
 
     /// Refusals at or under a node the client deleted in chunks were handled by the chunks;
