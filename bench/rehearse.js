@@ -10,7 +10,7 @@
 // under production's rules — read from production, loaded into its copy, each changed user
 // checked against `.validate` — and the direct run meets the same rules.
 //
-// The two sides take turns, BENCH_REHEARSE_RUNS times each (default 2; each direct run on a copy
+// The two sides take turns, BENCH_REHEARSE_RUNS times each (default 3; each direct run on a copy
 // of its own): a single pair of runs on a small shared machine varies by 10-20% from one run to
 // the next (the scripts' own speed), so the ratio is taken of the best run of each side, and of
 // the medians, with every run's time shown.
@@ -82,7 +82,7 @@ const times = (runs) => runs.map((r) => seconds(r.ms)).join(', ')
 
 async function rehearsal() {
   const users = Number(process.env.BENCH_REHEARSE_USERS || process.env.BENCH_USERS || 1_000_000)
-  const runs = Math.max(1, Number(process.env.BENCH_REHEARSE_RUNS || 2))
+  const runs = Math.max(1, Number(process.env.BENCH_REHEARSE_RUNS || 3))
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'msr-bench-rehearse-'))
   const rows = []
   try {
