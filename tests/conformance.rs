@@ -3158,6 +3158,21 @@ async fn write_size_limit_refuses_writes_over_the_budget_and_changes_nothing() {
         )
         .await;
     assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    // The same below the root: a PATCH at `big` replacing 30 of its users (about 3.5 KB), and
+    // one replacing a user's name at each of them (each found from the PATCH's location).
+    let all: serde_json::Map<String, Value> =
+        (0..30).map(|i| (format!("u{i:03}"), json!(1))).collect();
+    let r = t
+        .req(Method::PATCH, "big", "", &[], Some(Value::Object(all)))
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
+    let names: serde_json::Map<String, Value> = (0..30)
+        .map(|i| (format!("u{i:03}/name"), json!("y")))
+        .collect();
+    let r = t
+        .req(Method::PATCH, "big", "", &[], Some(Value::Object(names)))
+        .await;
+    assert_eq!(r.assert_error(StatusCode::BAD_REQUEST), too_big);
     let r = t
         .req(
             Method::DELETE,
@@ -3183,7 +3198,7 @@ async fn write_size_limit_refuses_writes_over_the_budget_and_changes_nothing() {
     assert_eq!(t.get_etag("big").await, (before.clone(), tag.clone()));
     assert_eq!(t.get("x").await, Value::Null);
     let counts = t.lever(Method::GET, "requests", None).await;
-    assert_eq!(counts["refusedTotal"], json!(6), "{counts}");
+    assert_eq!(counts["refusedTotal"], json!(8), "{counts}");
     assert!(
         counts["refused"]
             .as_array()

@@ -804,10 +804,9 @@ fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
             return res;
         }
         if dr.budget.is_some() {
-            let replaced = entries.iter().map(|e| {
-                let full: Vec<String> = dr.segs.iter().chain(e.rel.iter()).cloned().collect();
-                store.node(&dr.ns, &full)
-            });
+            // Each entry's node, found from the update's location (looked up once).
+            let at = store.node(&dr.ns, &dr.segs);
+            let replaced = entries.iter().map(|e| at.and_then(|n| n.descend(&e.rel)));
             if write_size::too_big(dr.budget, body.len(), replaced) {
                 return write_too_big();
             }
