@@ -74,7 +74,7 @@ impl Default for RestoreOptions {
 }
 
 /// The lock node relative to the backed-up path, as segments.
-fn protected() -> Vec<String> {
+pub(crate) fn protected() -> Vec<String> {
     EXCLUDED[0].split('/').map(String::from).collect()
 }
 

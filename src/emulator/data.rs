@@ -790,10 +790,11 @@ fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
     let echo = {
         let mut store = state.store();
         let now = state.levers().now_ms();
+        // The update's location, looked up once: each entry's node is found from there.
+        let at = store.node(&dr.ns, &dr.segs);
         for e in entries.iter_mut().filter(|e| e.data.has_sv) {
-            let full: Vec<String> = dr.segs.iter().chain(e.rel.iter()).cloned().collect();
             if let Some(n) = &mut e.data.node {
-                store::resolve(n, store.node(&dr.ns, &full), now);
+                store::resolve(n, at.and_then(|a| a.descend(&e.rel)), now);
             }
         }
         let writes: Vec<_> = entries
@@ -804,8 +805,6 @@ fn patch(state: &Arc<State>, dr: DataReq, body: &[u8]) -> Response<Body> {
             return res;
         }
         if dr.budget.is_some() {
-            // Each entry's node, found from the update's location (looked up once).
-            let at = store.node(&dr.ns, &dr.segs);
             let replaced = entries.iter().map(|e| at.and_then(|n| n.descend(&e.rel)));
             if write_size::too_big(dr.budget, body.len(), replaced) {
                 return write_too_big();

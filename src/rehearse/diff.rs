@@ -973,11 +973,16 @@ mod tests {
     use serde_json::{json, Value};
 
     /// Diff `before` against `after` (both loaded into an emulator, as the rehearsal sees them).
-    async fn changes(before: Value, after: Value, excl: &[&str]) -> DiffResult {
-        let excl: Exclusions = excl
+    /// Exclusions given as `a/b` paths.
+    fn exclusions(paths: &[&str]) -> Exclusions {
+        paths
             .iter()
             .map(|p| p.split('/').map(String::from).collect())
-            .collect();
+            .collect()
+    }
+
+    async fn changes(before: Value, after: Value, excl: &[&str]) -> DiffResult {
+        let excl = exclusions(excl);
         let emu = Emulator::start(EmulatorOptions {
             import: Some(json!({"b": {"app": before}, "a": {"app": after}})),
             ..Default::default()
@@ -1342,10 +1347,7 @@ mod tests {
         .unwrap();
         let view = emu.view();
         let segs = vec!["app".to_string()];
-        let excl_segs: Exclusions = excl
-            .iter()
-            .map(|p| p.split('/').map(String::from).collect())
-            .collect();
+        let excl_segs = exclusions(&excl);
         for (i, (b, a)) in cases.iter().enumerate() {
             let mut expected = Vec::new();
             model(

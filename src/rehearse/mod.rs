@@ -335,13 +335,7 @@ async fn run<H: ScriptHost>(
         view: emu.view(),
         segs: segs.to_vec(),
         base: shift.clone().unwrap_or_default(),
-        exclusions: vec![
-            vec![cfg.table_name.clone()],
-            crate::backup::EXCLUDED[0]
-                .split('/')
-                .map(String::from)
-                .collect(),
-        ],
+        exclusions: vec![vec![cfg.table_name.clone()], crate::backup::protected()],
         dir: dir.to_path_buf(),
         examples: r.options.examples,
         keep_snapshots: r.options.down,
